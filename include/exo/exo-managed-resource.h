@@ -1,0 +1,89 @@
+/* exo-managed-resource.h: retries, health checks, recovery, restart limits.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#if !defined(EXO_INSIDE) && !defined(EXO_COMPILATION)
+# error "Only <exo/exo.h> can be included directly."
+#endif
+
+#include <exo/exo-resource.h>
+#include <exo/exo-retry-policy.h>
+
+G_BEGIN_DECLS
+
+#define EXO_TYPE_MANAGED_RESOURCE (exo_managed_resource_get_type ())
+
+EXO_AVAILABLE_IN_ALL
+G_DECLARE_DERIVABLE_TYPE (ExoManagedResource, exo_managed_resource, EXO, MANAGED_RESOURCE, ExoResource)
+
+/**
+ * ExoManagedResourceClass:
+ * @is_retryable: whether @error is worth another attempt; the default is
+ *   exo_error_is_retryable()
+ */
+struct _ExoManagedResourceClass
+{
+  ExoResourceClass parent_class;
+
+  gboolean (*is_retryable) (ExoManagedResource *self,
+                            const GError       *error);
+
+  /*< private >*/
+  gpointer padding[8];
+};
+
+/**
+ * ExoOperationFunc:
+ * @resource: the resource the operation runs on, usable when called
+ * @cancellable: cancelled when the attempt times out or the caller cancels
+ * @task: complete it with g_task_return_pointer() or g_task_return_error()
+ * @user_data: the data given to the runner
+ *
+ * One attempt of an asynchronous operation.  The runner waits for @task to
+ * complete before it decides on a retry: nothing is left unawaited.
+ */
+typedef void (*ExoOperationFunc) (ExoResource  *resource,
+                                  GCancellable *cancellable,
+                                  GTask        *task,
+                                  gpointer      user_data);
+
+EXO_AVAILABLE_IN_ALL
+ExoRetryPolicy *exo_managed_resource_get_retry_policy   (ExoManagedResource   *self);
+EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_set_retry_policy   (ExoManagedResource   *self,
+                                                         const ExoRetryPolicy *policy);
+EXO_AVAILABLE_IN_ALL
+guint           exo_managed_resource_get_health_check_interval (ExoManagedResource *self);
+EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_set_health_check_interval (ExoManagedResource *self,
+                                                                guint               interval_ms);
+EXO_AVAILABLE_IN_ALL
+gboolean        exo_managed_resource_get_auto_recover   (ExoManagedResource   *self);
+EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_set_auto_recover   (ExoManagedResource   *self,
+                                                         gboolean              auto_recover);
+EXO_AVAILABLE_IN_ALL
+guint           exo_managed_resource_get_restarts       (ExoManagedResource   *self);
+EXO_AVAILABLE_IN_ALL
+gboolean        exo_managed_resource_is_recovery_pending (ExoManagedResource  *self);
+EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_seed_jitter        (ExoManagedResource   *self,
+                                                         guint32               seed);
+
+EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_run_async          (ExoManagedResource   *self,
+                                                         ExoOperationFunc      func,
+                                                         gpointer              func_data,
+                                                         GDestroyNotify        result_destroy,
+                                                         guint                 attempt_timeout_ms,
+                                                         GCancellable         *cancellable,
+                                                         GAsyncReadyCallback   callback,
+                                                         gpointer              user_data);
+EXO_AVAILABLE_IN_ALL
+gpointer        exo_managed_resource_run_finish         (ExoManagedResource   *self,
+                                                         GAsyncResult         *result,
+                                                         GError              **error);
+
+G_END_DECLS

@@ -1,0 +1,174 @@
+/* exo-resource.h: the abstract base that implements ExoAsyncResource once.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#if !defined(EXO_INSIDE) && !defined(EXO_COMPILATION)
+# error "Only <exo/exo.h> can be included directly."
+#endif
+
+#include <exo/exo-async-resource.h>
+
+G_BEGIN_DECLS
+
+#define EXO_TYPE_RESOURCE (exo_resource_get_type ())
+
+EXO_AVAILABLE_IN_ALL
+G_DECLARE_DERIVABLE_TYPE (ExoResource, exo_resource, EXO, RESOURCE, GObject)
+
+/**
+ * ExoResourceClass:
+ * @do_initialize: make the resource.  Complete @task with
+ *   g_task_return_boolean() or g_task_return_error(); honour
+ *   g_task_get_cancellable().  A synchronous implementation completes @task
+ *   before returning.
+ * @do_cleanup: release what @do_initialize made (also a half-made resource
+ *   after a failed, cancelled or timed-out attempt).  Same completion rules.
+ * @do_check_health: optional; complete @task with %TRUE (healthy) or an error
+ *   that says what is wrong.  Without it a usable resource is healthy.
+ * @collect_metrics: add type-specific metrics; chain up first.
+ * @retry_delay: after failed attempt number @attempt (1-based) of one
+ *   initialize, return the delay in ms before the next attempt, or -1 to
+ *   give up.  The base class never retries; #ExoManagedResource does.
+ * @reset: clear failure state (last error, counters, restart limit).
+ *
+ * Subclasses implement only @do_initialize, @do_cleanup and optionally
+ * @do_check_health.  Each receives a #GTask whose source object is the
+ * resource; state, statistics, timeouts, single-flight and cancellation are
+ * handled here.
+ */
+struct _ExoResourceClass
+{
+  GObjectClass parent_class;
+
+  void     (*do_initialize)   (ExoResource     *self,
+                               GTask           *task);
+  void     (*do_cleanup)      (ExoResource     *self,
+                               GTask           *task);
+  void     (*do_check_health) (ExoResource     *self,
+                               GTask           *task);
+  void     (*collect_metrics) (ExoResource     *self,
+                               GVariantDict    *metrics);
+  gint64   (*retry_delay)     (ExoResource     *self,
+                               guint            attempt,
+                               const GError    *error);
+  void     (*reset)           (ExoResource     *self);
+
+  /*< private >*/
+  gpointer padding[12];
+};
+
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_class_set_resource_type (ExoResourceClass *klass,
+                                                        const char       *resource_type);
+
+EXO_AVAILABLE_IN_ALL
+const char       *exo_resource_get_id               (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+const char       *exo_resource_get_resource_type    (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+const char       *exo_resource_get_display_name     (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_set_display_name     (ExoResource  *self,
+                                                     const char   *display_name);
+EXO_AVAILABLE_IN_ALL
+ExoResourceState  exo_resource_get_state            (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_is_usable            (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_is_healthy           (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+const GError     *exo_resource_get_last_error       (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+guint             exo_resource_get_error_count      (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+guint             exo_resource_get_attempts         (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+gint64            exo_resource_get_state_changed_at (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+gint64            exo_resource_get_initialized_at   (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+guint             exo_resource_get_init_timeout     (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_set_init_timeout     (ExoResource  *self,
+                                                     guint         timeout_ms);
+EXO_AVAILABLE_IN_ALL
+GMainContext     *exo_resource_get_context          (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
+GVariant         *exo_resource_get_metrics          (ExoResource  *self);
+
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_initialize_async     (ExoResource         *self,
+                                                     GCancellable        *cancellable,
+                                                     GAsyncReadyCallback  callback,
+                                                     gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_initialize_finish    (ExoResource         *self,
+                                                     GAsyncResult        *result,
+                                                     GError             **error);
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_cleanup_async        (ExoResource         *self,
+                                                     GCancellable        *cancellable,
+                                                     GAsyncReadyCallback  callback,
+                                                     gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_cleanup_finish       (ExoResource         *self,
+                                                     GAsyncResult        *result,
+                                                     GError             **error);
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_check_health_async   (ExoResource         *self,
+                                                     GCancellable        *cancellable,
+                                                     GAsyncReadyCallback  callback,
+                                                     gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_check_health_finish  (ExoResource         *self,
+                                                     GAsyncResult        *result,
+                                                     GError             **error);
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_ensure_ready_async   (ExoResource         *self,
+                                                     GCancellable        *cancellable,
+                                                     GAsyncReadyCallback  callback,
+                                                     gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_ensure_ready_finish  (ExoResource         *self,
+                                                     GAsyncResult        *result,
+                                                     GError             **error);
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_restart_async        (ExoResource         *self,
+                                                     GCancellable        *cancellable,
+                                                     GAsyncReadyCallback  callback,
+                                                     gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_restart_finish       (ExoResource         *self,
+                                                     GAsyncResult        *result,
+                                                     GError             **error);
+
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_reset                (ExoResource  *self);
+
+/* For subclasses: report what happened to a ready resource. */
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_report_error         (ExoResource  *self,
+                                                     const GError *error);
+EXO_AVAILABLE_IN_ALL
+void              exo_resource_report_health        (ExoResource  *self,
+                                                     gboolean      healthy,
+                                                     const GError *error);
+
+/* For subclasses and runtimes built on libexo (groups, pools). */
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_transition           (ExoResource      *self,
+                                                     ExoResourceState  new_state,
+                                                     const GError     *error);
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_state_transition_is_legal (ExoResourceState from,
+                                                          ExoResourceState to);
+
+/* Helpers for do_* implementations. */
+EXO_AVAILABLE_IN_ALL
+void              exo_task_return_result            (GTask        *task,
+                                                     gboolean      ok,
+                                                     GError       *error);
+
+G_END_DECLS

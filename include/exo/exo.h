@@ -1,0 +1,19 @@
+/* exo.h: the only header users of libexo include.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#define EXO_INSIDE
+#include <exo/exo-version.h>
+#include <exo/exo-types.h>
+#include <exo/exo-error.h>
+#include <exo/exo-retry-policy.h>
+#include <exo/exo-async-resource.h>
+#include <exo/exo-resource.h>
+#include <exo/exo-managed-resource.h>
+#include <exo/exo-network-resource.h>
+#include <exo/exo-task-manager.h>
+#include <exo/exo-registry.h>
+#include <exo/exo-scope.h>
+#undef EXO_INSIDE

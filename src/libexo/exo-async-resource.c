@@ -1,0 +1,240 @@
+/* exo-async-resource.c: the lifecycle interface.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/**
+ * ExoAsyncResource:
+ *
+ * The lifecycle contract of an asynchronous resource: states, the
+ * #ExoAsyncResource::state-changed signal, and asynchronous initialize,
+ * cleanup and health check.  #ExoResource implements it.
+ */
+
+G_DEFINE_INTERFACE (ExoAsyncResource, exo_async_resource, G_TYPE_OBJECT)
+
+static guint iface_signal_state_changed;
+
+static void
+exo_async_resource_default_init (ExoAsyncResourceInterface *iface)
+{
+  /**
+   * ExoAsyncResource:id:
+   *
+   * The resource's id, unique within a node.
+   */
+  g_object_interface_install_property (iface,
+    g_param_spec_string ("id", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+  /**
+   * ExoAsyncResource:resource-type:
+   *
+   * The type name used in configs, e.g. `"udp-discovery"`.
+   */
+  g_object_interface_install_property (iface,
+    g_param_spec_string ("resource-type", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+  /**
+   * ExoAsyncResource:display-name:
+   *
+   * A name for people.
+   */
+  g_object_interface_install_property (iface,
+    g_param_spec_string ("display-name", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY));
+  /**
+   * ExoAsyncResource:state:
+   *
+   * The current state.
+   */
+  g_object_interface_install_property (iface,
+    g_param_spec_enum ("state", NULL, NULL,
+                       EXO_TYPE_RESOURCE_STATE, EXO_RESOURCE_STATE_UNINITIALIZED,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY));
+
+  /**
+   * ExoAsyncResource::state-changed:
+   * @self: the resource
+   * @old_state: the state left
+   * @new_state: the state entered
+   *
+   * Emitted after every transition, in the resource's main context.
+   */
+  iface_signal_state_changed =
+    g_signal_new ("state-changed",
+                  G_TYPE_FROM_INTERFACE (iface),
+                  G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (ExoAsyncResourceInterface, state_changed),
+                  NULL, NULL, NULL,
+                  G_TYPE_NONE, 2, EXO_TYPE_RESOURCE_STATE, EXO_TYPE_RESOURCE_STATE);
+}
+
+const char *
+exo_async_resource_get_id (ExoAsyncResource *self)
+{
+  g_return_val_if_fail (EXO_IS_ASYNC_RESOURCE (self), NULL);
+
+  if (EXO_IS_RESOURCE (self))
+    return exo_resource_get_id (EXO_RESOURCE (self));
+
+  /* Other implementations: the id lives in qdata so that we can return it
+   * without transferring ownership. */
+  {
+    static GQuark q;
+    char *id = NULL;
+
+    if (q == 0)
+      q = g_quark_from_static_string ("exo-async-resource-id");
+    g_object_get (self, "id", &id, NULL);
+    g_object_set_qdata_full (G_OBJECT (self), q, id, g_free);
+    return id;
+  }
+}
+
+ExoResourceState
+exo_async_resource_get_state (ExoAsyncResource *self)
+{
+  ExoResourceState state = EXO_RESOURCE_STATE_UNINITIALIZED;
+
+  g_return_val_if_fail (EXO_IS_ASYNC_RESOURCE (self), state);
+
+  if (EXO_IS_RESOURCE (self))
+    return exo_resource_get_state (EXO_RESOURCE (self));
+
+  g_object_get (self, "state", &state, NULL);
+  return state;
+}
+
+/**
+ * exo_async_resource_initialize_async:
+ * @self: a resource
+ * @cancellable: (nullable): a cancellable
+ * @callback: called when the attempt (shared by concurrent callers) ends
+ * @user_data: data for @callback
+ *
+ * Initializes @self.  Concurrent callers share one attempt and all receive
+ * its result.
+ */
+void
+exo_async_resource_initialize_async (ExoAsyncResource    *self,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_ASYNC_RESOURCE (self));
+  EXO_ASYNC_RESOURCE_GET_IFACE (self)->initialize_async (self, cancellable, callback, user_data);
+}
+
+gboolean
+exo_async_resource_initialize_finish (ExoAsyncResource  *self,
+                                      GAsyncResult      *result,
+                                      GError           **error)
+{
+  g_return_val_if_fail (EXO_IS_ASYNC_RESOURCE (self), FALSE);
+  return EXO_ASYNC_RESOURCE_GET_IFACE (self)->initialize_finish (self, result, error);
+}
+
+void
+exo_async_resource_cleanup_async (ExoAsyncResource    *self,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_ASYNC_RESOURCE (self));
+  EXO_ASYNC_RESOURCE_GET_IFACE (self)->cleanup_async (self, cancellable, callback, user_data);
+}
+
+gboolean
+exo_async_resource_cleanup_finish (ExoAsyncResource  *self,
+                                   GAsyncResult      *result,
+                                   GError           **error)
+{
+  g_return_val_if_fail (EXO_IS_ASYNC_RESOURCE (self), FALSE);
+  return EXO_ASYNC_RESOURCE_GET_IFACE (self)->cleanup_finish (self, result, error);
+}
+
+void
+exo_async_resource_check_health_async (ExoAsyncResource    *self,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_ASYNC_RESOURCE (self));
+  EXO_ASYNC_RESOURCE_GET_IFACE (self)->check_health_async (self, cancellable, callback, user_data);
+}
+
+gboolean
+exo_async_resource_check_health_finish (ExoAsyncResource  *self,
+                                        GAsyncResult      *result,
+                                        GError           **error)
+{
+  g_return_val_if_fail (EXO_IS_ASYNC_RESOURCE (self), FALSE);
+  return EXO_ASYNC_RESOURCE_GET_IFACE (self)->check_health_finish (self, result, error);
+}
+
+static void
+ensure_ready_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (exo_async_resource_initialize_finish (EXO_ASYNC_RESOURCE (source), result, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+/**
+ * exo_async_resource_ensure_ready_async:
+ * @self: a resource
+ * @cancellable: (nullable): a cancellable
+ * @callback: called when @self is usable or cannot be made so
+ * @user_data: data for @callback
+ *
+ * Completes at once when @self is `ready` or `degraded`; fails at once with
+ * %EXO_RESOURCE_ERROR_CLOSED when it is `closing` or `closed`; otherwise
+ * initializes it (joining an attempt already running).
+ */
+void
+exo_async_resource_ensure_ready_async (ExoAsyncResource    *self,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  ExoResourceState state;
+
+  g_return_if_fail (EXO_IS_ASYNC_RESOURCE (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, exo_async_resource_ensure_ready_async);
+
+  state = exo_async_resource_get_state (self);
+  if (exo_resource_state_is_usable (state))
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+  if (state == EXO_RESOURCE_STATE_CLOSING || state == EXO_RESOURCE_STATE_CLOSED)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
+                               "resource '%s' is %s",
+                               exo_async_resource_get_id (self),
+                               exo_resource_state_to_string (state));
+      return;
+    }
+
+  exo_async_resource_initialize_async (self, cancellable, ensure_ready_cb, g_steal_pointer (&task));
+}
+
+gboolean
+exo_async_resource_ensure_ready_finish (ExoAsyncResource  *self,
+                                        GAsyncResult      *result,
+                                        GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}

@@ -1,0 +1,860 @@
+/* exo-managed-resource.c: retries, health checks, recovery, restart limits.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/**
+ * ExoManagedResource:
+ *
+ * A resource that looks after itself:
+ *
+ * - initialize retries with exponential backoff and jitter
+ *   (#ExoManagedResource:retry-policy) while the error is retryable;
+ * - a periodic health check on a #GSource in the resource's main context
+ *   (#ExoManagedResource:health-check-interval);
+ * - automatic recovery: when the resource falls from usable to `degraded`
+ *   or `error`, it is re-initialized after a backoff delay;
+ * - a restart limit (burst within interval, as systemd's StartLimitBurst):
+ *   over it, the resource stays in `error` with
+ *   %EXO_RESOURCE_ERROR_RESTART_LIMIT until exo_resource_reset();
+ * - an operation runner: exo_managed_resource_run_async().
+ */
+
+typedef struct
+{
+  ExoRetryPolicy    *policy;
+  ExoRestartLimiter *limiter;
+  GSource           *health_source;
+  GSource           *recover_source;
+  GCancellable      *health_cancellable;
+  guint              health_interval_ms;
+  guint              restarts;
+  guint              recover_streak;     /* recoveries since the last success */
+  guint              prev_delay_ms;
+  guint              recover_prev_ms;
+  guint              auto_recover : 1;
+  guint              health_running : 1;
+  guint              recovering : 1;
+  guint              limit_hit : 1;
+} ExoManagedResourcePrivate;
+
+enum {
+  PROP_0,
+  PROP_RETRY_POLICY,
+  PROP_HEALTH_CHECK_INTERVAL,
+  PROP_AUTO_RECOVER,
+  PROP_RESTARTS,
+  N_PROPS,
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ExoManagedResource, exo_managed_resource, EXO_TYPE_RESOURCE)
+
+#define PRIV(self) ((ExoManagedResourcePrivate *) exo_managed_resource_get_instance_private (EXO_MANAGED_RESOURCE (self)))
+
+static void schedule_recovery (ExoManagedResource *self);
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static GSource *
+attach_timeout (ExoManagedResource *self,
+                guint               ms,
+                GSourceFunc         func)
+{
+  GSource *source = g_timeout_source_new (ms);
+
+  g_source_set_callback (source, func, self, NULL);
+  g_source_set_static_name (source, "[exo] managed resource timer");
+  g_source_attach (source, exo_resource_get_context (EXO_RESOURCE (self)));
+  return source;
+}
+
+/* --- retries ----------------------------------------------------------- */
+
+static gint64
+exo_managed_resource_retry_delay (ExoResource  *resource,
+                                  guint         attempt,
+                                  const GError *error)
+{
+  ExoManagedResource *self = EXO_MANAGED_RESOURCE (resource);
+  ExoManagedResourcePrivate *priv = PRIV (self);
+  guint delay;
+
+  if (attempt <= 1)
+    priv->prev_delay_ms = 0;
+
+  if (!EXO_MANAGED_RESOURCE_GET_CLASS (self)->is_retryable (self, error))
+    return -1;
+  if (priv->policy->max_retries != G_MAXUINT && attempt > priv->policy->max_retries)
+    return -1;
+
+  delay = exo_retry_policy_next_delay (priv->policy, attempt, priv->prev_delay_ms,
+                                       _exo_resource_get_rand (resource));
+  priv->prev_delay_ms = delay;
+  return delay;
+}
+
+static gboolean
+exo_managed_resource_real_is_retryable (ExoManagedResource *self,
+                                        const GError       *error)
+{
+  return exo_error_is_retryable (error);
+}
+
+/* --- health checks ----------------------------------------------------- */
+
+static void
+health_cb (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  ExoManagedResource *self = user_data;
+  ExoManagedResourcePrivate *priv = PRIV (self);
+
+  exo_resource_check_health_finish (EXO_RESOURCE (source), result, NULL);
+  priv->health_running = FALSE;
+  g_object_unref (self);
+}
+
+static gboolean
+health_tick_cb (gpointer data)
+{
+  ExoManagedResource *self = data;
+  ExoManagedResourcePrivate *priv = PRIV (self);
+
+  if (!priv->health_running && exo_resource_is_usable (EXO_RESOURCE (self))
+      && !_exo_resource_is_busy (EXO_RESOURCE (self)))
+    {
+      priv->health_running = TRUE;
+      if (priv->health_cancellable == NULL)
+        priv->health_cancellable = g_cancellable_new ();
+      exo_resource_check_health_async (EXO_RESOURCE (self), priv->health_cancellable,
+                                       health_cb, g_object_ref (self));
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+update_health_timer (ExoManagedResource *self)
+{
+  ExoManagedResourcePrivate *priv = PRIV (self);
+  gboolean want = priv->health_interval_ms > 0
+                  && exo_resource_is_usable (EXO_RESOURCE (self));
+
+  if (want && priv->health_source == NULL)
+    priv->health_source = attach_timeout (self, priv->health_interval_ms, health_tick_cb);
+  else if (!want && priv->health_source != NULL)
+    {
+      clear_source (&priv->health_source);
+      if (priv->health_cancellable != NULL)
+        {
+          g_cancellable_cancel (priv->health_cancellable);
+          g_clear_object (&priv->health_cancellable);
+        }
+    }
+}
+
+/* --- recovery ---------------------------------------------------------- */
+
+static void
+recover_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  ExoManagedResource *self = user_data;
+  ExoManagedResourcePrivate *priv = PRIV (self);
+  g_autoptr(GError) error = NULL;
+
+  priv->recovering = FALSE;
+  if (exo_resource_initialize_finish (EXO_RESOURCE (source), result, &error))
+    priv->recover_streak = 0;
+  else if (exo_resource_get_state (EXO_RESOURCE (self)) == EXO_RESOURCE_STATE_ERROR)
+    schedule_recovery (self);
+
+  g_object_unref (self);
+}
+
+static gboolean
+recover_tick_cb (gpointer data)
+{
+  ExoManagedResource *self = data;
+  ExoManagedResourcePrivate *priv = PRIV (self);
+  ExoResourceState state = exo_resource_get_state (EXO_RESOURCE (self));
+
+  g_clear_pointer (&priv->recover_source, g_source_unref);
+
+  if (state != EXO_RESOURCE_STATE_DEGRADED && state != EXO_RESOURCE_STATE_ERROR)
+    return G_SOURCE_REMOVE;
+
+  if (!exo_restart_limiter_try (priv->limiter, g_get_monotonic_time ()))
+    {
+      g_autoptr(GError) error = NULL;
+
+      priv->limit_hit = TRUE;
+      error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT,
+                           "resource '%s' restarted %u times within %u ms: "
+                           "giving up until it is reset",
+                           exo_resource_get_id (EXO_RESOURCE (self)),
+                           priv->policy->restart_burst, priv->policy->restart_interval_ms);
+      if (state == EXO_RESOURCE_STATE_DEGRADED)
+        exo_resource_transition (EXO_RESOURCE (self), EXO_RESOURCE_STATE_ERROR, error);
+      else
+        exo_resource_report_error (EXO_RESOURCE (self), error);
+      return G_SOURCE_REMOVE;
+    }
+
+  priv->restarts++;
+  priv->recover_streak++;
+  priv->recovering = TRUE;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
+  _exo_resource_reinitialize_async (EXO_RESOURCE (self), recover_cb, g_object_ref (self));
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_recovery (ExoManagedResource *self)
+{
+  ExoManagedResourcePrivate *priv = PRIV (self);
+  guint delay;
+
+  if (!priv->auto_recover || priv->limit_hit || priv->recovering || priv->recover_source != NULL)
+    return;
+
+  delay = exo_retry_policy_next_delay (priv->policy, priv->recover_streak + 1,
+                                       priv->recover_prev_ms,
+                                       _exo_resource_get_rand (EXO_RESOURCE (self)));
+  priv->recover_prev_ms = delay;
+  priv->recover_source = attach_timeout (self, delay, recover_tick_cb);
+}
+
+static void
+state_changed_cb (ExoManagedResource *self,
+                  ExoResourceState    old_state,
+                  ExoResourceState    new_state,
+                  gpointer            user_data)
+{
+  ExoManagedResourcePrivate *priv = PRIV (self);
+
+  update_health_timer (self);
+
+  switch (new_state)
+    {
+    case EXO_RESOURCE_STATE_READY:
+      if (old_state == EXO_RESOURCE_STATE_INITIALIZING)
+        {
+          priv->recover_streak = 0;
+          priv->recover_prev_ms = 0;
+        }
+      clear_source (&priv->recover_source);
+      break;
+
+    case EXO_RESOURCE_STATE_DEGRADED:
+      schedule_recovery (self);
+      break;
+
+    case EXO_RESOURCE_STATE_ERROR:
+      /* Recover what fell from usable, and what failed while recovering;
+       * a first initialize that failed is its caller's to retry. */
+      if (exo_resource_state_is_usable (old_state) || priv->recover_streak > 0)
+        schedule_recovery (self);
+      break;
+
+    case EXO_RESOURCE_STATE_CLOSING:
+    case EXO_RESOURCE_STATE_CLOSED:
+      clear_source (&priv->recover_source);
+      break;
+
+    case EXO_RESOURCE_STATE_UNINITIALIZED:
+    case EXO_RESOURCE_STATE_INITIALIZING:
+    default:
+      break;
+    }
+}
+
+static void
+exo_managed_resource_reset (ExoResource *resource)
+{
+  ExoManagedResource *self = EXO_MANAGED_RESOURCE (resource);
+  ExoManagedResourcePrivate *priv = PRIV (self);
+  gboolean was_held = priv->limit_hit;
+
+  EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->reset (resource);
+
+  exo_restart_limiter_reset (priv->limiter);
+  priv->limit_hit = FALSE;
+  priv->recover_streak = 0;
+  priv->recover_prev_ms = 0;
+  if (priv->restarts != 0)
+    {
+      priv->restarts = 0;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
+    }
+
+  if (was_held && exo_resource_get_state (resource) == EXO_RESOURCE_STATE_ERROR)
+    schedule_recovery (self);
+}
+
+static void
+exo_managed_resource_collect_metrics (ExoResource  *resource,
+                                      GVariantDict *metrics)
+{
+  ExoManagedResourcePrivate *priv = PRIV (resource);
+
+  if (EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->collect_metrics != NULL)
+    EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->collect_metrics (resource, metrics);
+
+  g_variant_dict_insert (metrics, "restarts", "u", priv->restarts);
+  g_variant_dict_insert (metrics, "restart-limit-hit", "b", (gboolean) priv->limit_hit);
+  g_variant_dict_insert (metrics, "recovery-pending", "b", priv->recover_source != NULL);
+}
+
+/* --- operation runner -------------------------------------------------- */
+
+typedef struct
+{
+  ExoOperationFunc  func;
+  gpointer          func_data;
+  GDestroyNotify    result_destroy;
+  guint             timeout_ms;
+  guint             attempt;
+  guint             prev_delay_ms;
+  GCancellable     *attempt_cancellable;
+  GSource          *timer;
+  gulong            cancel_id;
+  gboolean          timed_out;
+} RunData;
+
+static void run_attempt (GTask *task);
+
+static void
+run_data_free (RunData *data)
+{
+  clear_source (&data->timer);
+  g_clear_object (&data->attempt_cancellable);
+  g_free (data);
+}
+
+static gboolean
+run_attempt_timeout_cb (gpointer user_data)
+{
+  RunData *data = user_data;
+
+  g_clear_pointer (&data->timer, g_source_unref);
+  data->timed_out = TRUE;
+  g_cancellable_cancel (data->attempt_cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+run_retry_cb (gpointer user_data)
+{
+  GTask *task = user_data;
+  RunData *data = g_task_get_task_data (task);
+
+  g_clear_pointer (&data->timer, g_source_unref);
+  run_attempt (task);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+run_attempt_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  GTask *task = user_data;   /* owned */
+  RunData *data = g_task_get_task_data (task);
+  ExoManagedResource *self = g_task_get_source_object (task);
+  ExoManagedResourcePrivate *priv = PRIV (self);
+  GCancellable *outer = g_task_get_cancellable (task);
+  GError *error = NULL;
+  gpointer value;
+
+  clear_source (&data->timer);
+  if (data->cancel_id != 0)
+    {
+      g_cancellable_disconnect (outer, data->cancel_id);
+      data->cancel_id = 0;
+    }
+  value = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (error == NULL)
+    {
+      g_task_return_pointer (task, value, data->result_destroy);
+      g_object_unref (task);
+      return;
+    }
+
+  if (data->timed_out && !(outer != NULL && g_cancellable_is_cancelled (outer)))
+    {
+      g_clear_error (&error);
+      error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                           "operation on '%s' timed out after %u ms (attempt %u)",
+                           exo_resource_get_id (EXO_RESOURCE (self)), data->timeout_ms,
+                           data->attempt);
+    }
+
+  if ((outer != NULL && g_cancellable_is_cancelled (outer))
+      || !EXO_MANAGED_RESOURCE_GET_CLASS (self)->is_retryable (self, error)
+      || (priv->policy->max_retries != G_MAXUINT && data->attempt > priv->policy->max_retries))
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  g_clear_error (&error);
+  {
+    guint delay = exo_retry_policy_next_delay (priv->policy, data->attempt, data->prev_delay_ms,
+                                               _exo_resource_get_rand (EXO_RESOURCE (self)));
+    data->prev_delay_ms = delay;
+    data->timer = g_timeout_source_new (delay);
+    g_source_set_callback (data->timer, run_retry_cb, task, g_object_unref);
+    g_source_set_static_name (data->timer, "[exo] operation retry");
+    g_source_attach (data->timer, g_task_get_context (task));
+  }
+}
+
+static void
+run_outer_cancelled (GCancellable *cancellable,
+                     gpointer      user_data)
+{
+  GCancellable *attempt = user_data;
+
+  g_cancellable_cancel (attempt);
+}
+
+static void
+run_ready_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GTask *task = user_data;   /* owned */
+  RunData *data = g_task_get_task_data (task);
+  GError *error = NULL;
+  GTask *inner;
+
+  if (!exo_resource_ensure_ready_finish (EXO_RESOURCE (source), result, &error))
+    {
+      ExoManagedResource *self = g_task_get_source_object (task);
+      GCancellable *outer = g_task_get_cancellable (task);
+
+      if ((outer != NULL && g_cancellable_is_cancelled (outer))
+          || !EXO_MANAGED_RESOURCE_GET_CLASS (self)->is_retryable (self, error)
+          || (PRIV (self)->policy->max_retries != G_MAXUINT
+              && data->attempt > PRIV (self)->policy->max_retries))
+        {
+          g_task_return_error (task, error);
+          g_object_unref (task);
+          return;
+        }
+      /* Let run_attempt_done schedule a retry. */
+      inner = g_task_new (source, NULL, run_attempt_done, task);
+      g_task_return_error (inner, error);
+      g_object_unref (inner);
+      return;
+    }
+
+  g_clear_object (&data->attempt_cancellable);
+  data->attempt_cancellable = g_cancellable_new ();
+  data->timed_out = FALSE;
+  if (g_task_get_cancellable (task) != NULL)
+    data->cancel_id = g_cancellable_connect (g_task_get_cancellable (task),
+                                             G_CALLBACK (run_outer_cancelled),
+                                             data->attempt_cancellable, NULL);
+
+  if (data->timeout_ms > 0)
+    {
+      data->timer = g_timeout_source_new (data->timeout_ms);
+      g_source_set_callback (data->timer, run_attempt_timeout_cb, data, NULL);
+      g_source_set_static_name (data->timer, "[exo] operation timeout");
+      g_source_attach (data->timer, g_task_get_context (task));
+    }
+
+  inner = g_task_new (source, data->attempt_cancellable, run_attempt_done, task);
+  g_task_set_source_tag (inner, run_ready_cb);
+  data->func (EXO_RESOURCE (source), data->attempt_cancellable, inner, data->func_data);
+  g_object_unref (inner);
+}
+
+static void
+run_attempt (GTask *task)
+{
+  RunData *data = g_task_get_task_data (task);
+  ExoResource *resource = g_task_get_source_object (task);
+
+  data->attempt++;
+  exo_resource_ensure_ready_async (resource, g_task_get_cancellable (task),
+                                   run_ready_cb, task);
+}
+
+/* Shared with ExoNetworkResource. */
+void
+_exo_managed_resource_run (ExoManagedResource  *self,
+                           ExoOperationFunc     func,
+                           gpointer             func_data,
+                           GDestroyNotify       result_destroy,
+                           guint                attempt_timeout_ms,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data,
+                           gpointer             source_tag)
+{
+  GTask *task;
+  RunData *data;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, source_tag);
+
+  data = g_new0 (RunData, 1);
+  data->func = func;
+  data->func_data = func_data;
+  data->result_destroy = result_destroy;
+  data->timeout_ms = attempt_timeout_ms;
+  g_task_set_task_data (task, data, (GDestroyNotify) run_data_free);
+
+  run_attempt (task);
+}
+
+/**
+ * exo_managed_resource_run_async:
+ * @self: a managed resource
+ * @func: one attempt of the operation
+ * @func_data: data for @func (owned by the caller; must live until @callback)
+ * @result_destroy: (nullable): frees the pointer @func returns, if nobody takes it
+ * @attempt_timeout_ms: time limit of each attempt, 0 = none
+ * @cancellable: (nullable): cancels the whole operation
+ * @callback: called with the result of the last attempt
+ * @user_data: data for @callback
+ *
+ * Runs @func on @self: makes sure @self is usable, runs one attempt, and
+ * waits for it to complete.  A retryable error is retried after a backoff
+ * delay from #ExoManagedResource:retry-policy; a fatal one (see
+ * #ExoManagedResourceClass.is_retryable) ends the operation at once.  An
+ * attempt that times out is cancelled and counts as %G_IO_ERROR_TIMED_OUT.
+ */
+void
+exo_managed_resource_run_async (ExoManagedResource  *self,
+                                ExoOperationFunc     func,
+                                gpointer             func_data,
+                                GDestroyNotify       result_destroy,
+                                guint                attempt_timeout_ms,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+  g_return_if_fail (func != NULL);
+
+  _exo_managed_resource_run (self, func, func_data, result_destroy, attempt_timeout_ms,
+                             cancellable, callback, user_data, exo_managed_resource_run_async);
+}
+
+/**
+ * exo_managed_resource_run_finish:
+ * @self: a managed resource
+ * @result: the result given to the callback
+ * @error: return location for the last attempt's error
+ *
+ * Returns: (transfer full) (nullable): what the successful attempt returned
+ */
+gpointer
+exo_managed_resource_run_finish (ExoManagedResource  *self,
+                                 GAsyncResult        *result,
+                                 GError             **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* --- accessors --------------------------------------------------------- */
+
+/**
+ * exo_managed_resource_get_retry_policy:
+ * @self: a managed resource
+ *
+ * Returns: (transfer full): a copy of the retry policy
+ */
+ExoRetryPolicy *
+exo_managed_resource_get_retry_policy (ExoManagedResource *self)
+{
+  g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), NULL);
+  return exo_retry_policy_copy (PRIV (self)->policy);
+}
+
+/**
+ * exo_managed_resource_set_retry_policy:
+ * @self: a managed resource
+ * @policy: the new policy (copied); must pass exo_retry_policy_validate()
+ */
+void
+exo_managed_resource_set_retry_policy (ExoManagedResource   *self,
+                                       const ExoRetryPolicy *policy)
+{
+  ExoManagedResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+  g_return_if_fail (policy != NULL);
+  g_return_if_fail (exo_retry_policy_validate (policy, NULL));
+  priv = PRIV (self);
+
+  exo_retry_policy_free (priv->policy);
+  priv->policy = exo_retry_policy_copy (policy);
+  exo_restart_limiter_free (priv->limiter);
+  priv->limiter = exo_restart_limiter_new (policy->restart_burst, policy->restart_interval_ms);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRY_POLICY]);
+}
+
+guint
+exo_managed_resource_get_health_check_interval (ExoManagedResource *self)
+{
+  g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
+  return PRIV (self)->health_interval_ms;
+}
+
+/**
+ * exo_managed_resource_set_health_check_interval:
+ * @self: a managed resource
+ * @interval_ms: time between health checks while usable, 0 = none
+ */
+void
+exo_managed_resource_set_health_check_interval (ExoManagedResource *self,
+                                                guint               interval_ms)
+{
+  ExoManagedResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+  priv = PRIV (self);
+
+  if (priv->health_interval_ms == interval_ms)
+    return;
+  priv->health_interval_ms = interval_ms;
+  clear_source (&priv->health_source);
+  update_health_timer (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HEALTH_CHECK_INTERVAL]);
+}
+
+gboolean
+exo_managed_resource_get_auto_recover (ExoManagedResource *self)
+{
+  g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), FALSE);
+  return PRIV (self)->auto_recover;
+}
+
+/**
+ * exo_managed_resource_set_auto_recover:
+ * @self: a managed resource
+ * @auto_recover: whether @self re-initializes itself after failing
+ *
+ * A supervisor that restarts its members itself (a group) turns this off.
+ */
+void
+exo_managed_resource_set_auto_recover (ExoManagedResource *self,
+                                       gboolean            auto_recover)
+{
+  ExoManagedResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+  priv = PRIV (self);
+
+  auto_recover = !!auto_recover;
+  if (priv->auto_recover == (guint) auto_recover)
+    return;
+  priv->auto_recover = auto_recover;
+  if (!auto_recover)
+    clear_source (&priv->recover_source);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_AUTO_RECOVER]);
+}
+
+/**
+ * exo_managed_resource_get_restarts:
+ * @self: a managed resource
+ *
+ * Returns: automatic recoveries started since made or reset
+ */
+guint
+exo_managed_resource_get_restarts (ExoManagedResource *self)
+{
+  g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
+  return PRIV (self)->restarts;
+}
+
+gboolean
+exo_managed_resource_is_recovery_pending (ExoManagedResource *self)
+{
+  g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), FALSE);
+  return PRIV (self)->recover_source != NULL || PRIV (self)->recovering;
+}
+
+/**
+ * exo_managed_resource_seed_jitter:
+ * @self: a managed resource
+ * @seed: a seed
+ *
+ * Makes the jitter of @self's delays repeatable (for tests).
+ */
+void
+exo_managed_resource_seed_jitter (ExoManagedResource *self,
+                                  guint32             seed)
+{
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+  _exo_resource_seed_rand (EXO_RESOURCE (self), seed);
+}
+
+/* --- GObject ----------------------------------------------------------- */
+
+static void
+exo_managed_resource_dispose (GObject *object)
+{
+  ExoManagedResourcePrivate *priv = PRIV (object);
+
+  clear_source (&priv->health_source);
+  clear_source (&priv->recover_source);
+  if (priv->health_cancellable != NULL)
+    g_cancellable_cancel (priv->health_cancellable);
+  g_clear_object (&priv->health_cancellable);
+
+  G_OBJECT_CLASS (exo_managed_resource_parent_class)->dispose (object);
+}
+
+static void
+exo_managed_resource_finalize (GObject *object)
+{
+  ExoManagedResourcePrivate *priv = PRIV (object);
+
+  g_clear_pointer (&priv->policy, exo_retry_policy_free);
+  g_clear_pointer (&priv->limiter, exo_restart_limiter_free);
+
+  G_OBJECT_CLASS (exo_managed_resource_parent_class)->finalize (object);
+}
+
+static void
+exo_managed_resource_get_property (GObject    *object,
+                                   guint       prop_id,
+                                   GValue     *value,
+                                   GParamSpec *pspec)
+{
+  ExoManagedResource *self = EXO_MANAGED_RESOURCE (object);
+  ExoManagedResourcePrivate *priv = PRIV (self);
+
+  switch (prop_id)
+    {
+    case PROP_RETRY_POLICY:
+      g_value_set_boxed (value, priv->policy);
+      break;
+    case PROP_HEALTH_CHECK_INTERVAL:
+      g_value_set_uint (value, priv->health_interval_ms);
+      break;
+    case PROP_AUTO_RECOVER:
+      g_value_set_boolean (value, priv->auto_recover);
+      break;
+    case PROP_RESTARTS:
+      g_value_set_uint (value, priv->restarts);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_managed_resource_set_property (GObject      *object,
+                                   guint         prop_id,
+                                   const GValue *value,
+                                   GParamSpec   *pspec)
+{
+  ExoManagedResource *self = EXO_MANAGED_RESOURCE (object);
+
+  switch (prop_id)
+    {
+    case PROP_RETRY_POLICY:
+      if (g_value_get_boxed (value) != NULL)
+        exo_managed_resource_set_retry_policy (self, g_value_get_boxed (value));
+      break;
+    case PROP_HEALTH_CHECK_INTERVAL:
+      exo_managed_resource_set_health_check_interval (self, g_value_get_uint (value));
+      break;
+    case PROP_AUTO_RECOVER:
+      exo_managed_resource_set_auto_recover (self, g_value_get_boolean (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_managed_resource_class_init (ExoManagedResourceClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  ExoResourceClass *resource_class = EXO_RESOURCE_CLASS (klass);
+
+  object_class->dispose = exo_managed_resource_dispose;
+  object_class->finalize = exo_managed_resource_finalize;
+  object_class->get_property = exo_managed_resource_get_property;
+  object_class->set_property = exo_managed_resource_set_property;
+
+  resource_class->retry_delay = exo_managed_resource_retry_delay;
+  resource_class->reset = exo_managed_resource_reset;
+  resource_class->collect_metrics = exo_managed_resource_collect_metrics;
+
+  klass->is_retryable = exo_managed_resource_real_is_retryable;
+
+  /**
+   * ExoManagedResource:retry-policy:
+   *
+   * Backoff, retries and the restart limit.
+   */
+  properties[PROP_RETRY_POLICY] =
+    g_param_spec_boxed ("retry-policy", NULL, NULL, EXO_TYPE_RETRY_POLICY,
+                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoManagedResource:health-check-interval:
+   *
+   * Milliseconds between health checks while usable; 0 = none.
+   */
+  properties[PROP_HEALTH_CHECK_INTERVAL] =
+    g_param_spec_uint ("health-check-interval", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoManagedResource:auto-recover:
+   *
+   * Whether the resource re-initializes itself after it fails.
+   */
+  properties[PROP_AUTO_RECOVER] =
+    g_param_spec_boolean ("auto-recover", NULL, NULL, TRUE,
+                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoManagedResource:restarts:
+   *
+   * Automatic recoveries since made or reset.
+   */
+  properties[PROP_RESTARTS] =
+    g_param_spec_uint ("restarts", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+exo_managed_resource_init (ExoManagedResource *self)
+{
+  ExoManagedResourcePrivate *priv = PRIV (self);
+
+  priv->policy = exo_retry_policy_new ();
+  priv->limiter = exo_restart_limiter_new (priv->policy->restart_burst,
+                                           priv->policy->restart_interval_ms);
+  priv->auto_recover = TRUE;
+
+  g_signal_connect (self, "state-changed", G_CALLBACK (state_changed_cb), NULL);
+}

@@ -1,0 +1,515 @@
+/* exo-network-resource.c: a managed resource that is a connection.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/**
+ * ExoNetworkResource:
+ *
+ * A managed resource that is a connection to #ExoNetworkResource:address.
+ * Subclasses implement #ExoNetworkResourceClass.do_connect and
+ * #ExoNetworkResourceClass.do_disconnect; initialize connects, cleanup
+ * disconnects.  It counts connection attempts, successes and failures and
+ * the times of the last connection and the last successful operation (all
+ * in exo_resource_get_metrics()).
+ *
+ * When a connection drops (exo_network_resource_report_connection_lost(), or
+ * an operation run with exo_network_resource_run_async() fails with a
+ * connection error) the resource enters `error`, and the next attempt of the
+ * runner — or the managed recovery — reconnects.
+ */
+
+typedef struct
+{
+  char    *address;
+  guint64  connect_attempts;
+  guint64  connect_successes;
+  guint64  connect_failures;
+  guint64  operations;
+  guint64  operation_failures;
+  guint64  reconnects;
+  gint64   last_connected;
+  gint64   last_success;
+} ExoNetworkResourcePrivate;
+
+enum {
+  PROP_0,
+  PROP_ADDRESS,
+  N_PROPS,
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ExoNetworkResource, exo_network_resource, EXO_TYPE_MANAGED_RESOURCE)
+
+#define PRIV(self) ((ExoNetworkResourcePrivate *) exo_network_resource_get_instance_private (EXO_NETWORK_RESOURCE (self)))
+
+/**
+ * exo_error_is_connection_error:
+ * @error: an error
+ *
+ * Returns: %TRUE when @error means the peer cannot be reached or the
+ *   connection broke, so that reconnecting may help
+ */
+gboolean
+exo_error_is_connection_error (const GError *error)
+{
+  if (error == NULL || error->domain != G_IO_ERROR)
+    return FALSE;
+
+  switch (error->code)
+    {
+    case G_IO_ERROR_CONNECTION_REFUSED:
+    case G_IO_ERROR_CONNECTION_CLOSED:
+    case G_IO_ERROR_NOT_CONNECTED:
+    case G_IO_ERROR_HOST_UNREACHABLE:
+    case G_IO_ERROR_NETWORK_UNREACHABLE:
+    case G_IO_ERROR_HOST_NOT_FOUND:
+    case G_IO_ERROR_TIMED_OUT:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+static void
+connect_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExoNetworkResourcePrivate *priv = PRIV (source);
+  GError *error = NULL;
+
+  if (g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      priv->connect_successes++;
+      priv->last_connected = g_get_real_time ();
+      g_task_return_boolean (task, TRUE);
+    }
+  else
+    {
+      priv->connect_failures++;
+      g_task_return_error (task, error);
+    }
+}
+
+static void
+exo_network_resource_do_initialize (ExoResource *resource,
+                                    GTask       *task)
+{
+  ExoNetworkResource *self = EXO_NETWORK_RESOURCE (resource);
+  ExoNetworkResourceClass *klass = EXO_NETWORK_RESOURCE_GET_CLASS (self);
+  ExoNetworkResourcePrivate *priv = PRIV (self);
+  GTask *inner;
+
+  priv->connect_attempts++;
+
+  if (klass->do_connect == NULL)
+    {
+      priv->connect_failures++;
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               "%s does not implement do_connect", G_OBJECT_TYPE_NAME (self));
+      return;
+    }
+
+  inner = g_task_new (self, g_task_get_cancellable (task), connect_cb, g_object_ref (task));
+  g_task_set_source_tag (inner, exo_network_resource_do_initialize);
+  klass->do_connect (self, inner);
+  g_object_unref (inner);
+}
+
+static void
+disconnect_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (g_task_propagate_boolean (G_TASK (result), &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+exo_network_resource_do_cleanup (ExoResource *resource,
+                                 GTask       *task)
+{
+  ExoNetworkResource *self = EXO_NETWORK_RESOURCE (resource);
+  ExoNetworkResourceClass *klass = EXO_NETWORK_RESOURCE_GET_CLASS (self);
+  GTask *inner;
+
+  if (klass->do_disconnect == NULL)
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  inner = g_task_new (self, NULL, disconnect_cb, g_object_ref (task));
+  g_task_set_source_tag (inner, exo_network_resource_do_cleanup);
+  klass->do_disconnect (self, inner);
+  g_object_unref (inner);
+}
+
+static gboolean
+exo_network_resource_real_is_connection_error (ExoNetworkResource *self,
+                                               const GError       *error)
+{
+  return exo_error_is_connection_error (error);
+}
+
+static void
+exo_network_resource_collect_metrics (ExoResource  *resource,
+                                      GVariantDict *metrics)
+{
+  ExoNetworkResourcePrivate *priv = PRIV (resource);
+
+  EXO_RESOURCE_CLASS (exo_network_resource_parent_class)->collect_metrics (resource, metrics);
+
+  g_variant_dict_insert (metrics, "address", "s", priv->address ? priv->address : "");
+  g_variant_dict_insert (metrics, "connect-attempts", "t", priv->connect_attempts);
+  g_variant_dict_insert (metrics, "connect-successes", "t", priv->connect_successes);
+  g_variant_dict_insert (metrics, "connect-failures", "t", priv->connect_failures);
+  g_variant_dict_insert (metrics, "reconnects", "t", priv->reconnects);
+  g_variant_dict_insert (metrics, "operations", "t", priv->operations);
+  g_variant_dict_insert (metrics, "operation-failures", "t", priv->operation_failures);
+  g_variant_dict_insert (metrics, "last-connected", "x", priv->last_connected);
+  g_variant_dict_insert (metrics, "last-success", "x", priv->last_success);
+}
+
+/**
+ * exo_network_resource_report_connection_lost:
+ * @self: a network resource
+ * @error: what happened
+ *
+ * Says the connection is gone: @self enters `error`; the next operation, or
+ * the managed recovery, reconnects.
+ */
+void
+exo_network_resource_report_connection_lost (ExoNetworkResource *self,
+                                             const GError       *error)
+{
+  g_return_if_fail (EXO_IS_NETWORK_RESOURCE (self));
+  g_return_if_fail (error != NULL);
+
+  if (exo_resource_is_usable (EXO_RESOURCE (self)))
+    PRIV (self)->reconnects++;
+  exo_resource_report_error (EXO_RESOURCE (self), error);
+}
+
+/* --- runner ------------------------------------------------------------ */
+
+typedef struct
+{
+  ExoOperationFunc func;
+  gpointer         func_data;
+} NetOp;
+
+static void
+net_op_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  GTask *outer = user_data;   /* owned: the runner's attempt task */
+  ExoNetworkResource *self = EXO_NETWORK_RESOURCE (source);
+  ExoNetworkResourcePrivate *priv = PRIV (self);
+  GError *error = NULL;
+  gpointer value;
+
+  value = g_task_propagate_pointer (G_TASK (result), &error);
+  if (error == NULL)
+    {
+      priv->operations++;
+      priv->last_success = g_get_real_time ();
+      g_task_return_pointer (outer, value, NULL);
+    }
+  else
+    {
+      priv->operations++;
+      priv->operation_failures++;
+      if (EXO_NETWORK_RESOURCE_GET_CLASS (self)->is_connection_error (self, error))
+        exo_network_resource_report_connection_lost (self, error);
+      g_task_return_error (outer, error);
+    }
+  g_object_unref (outer);
+}
+
+static void
+net_op_attempt (ExoResource  *resource,
+                GCancellable *cancellable,
+                GTask        *task,
+                gpointer      user_data)
+{
+  NetOp *op = user_data;
+  GTask *inner;
+
+  inner = g_task_new (resource, cancellable, net_op_done, g_object_ref (task));
+  g_task_set_source_tag (inner, net_op_attempt);
+  op->func (resource, cancellable, inner, op->func_data);
+  g_object_unref (inner);
+}
+
+static void
+net_run_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GTask *task = user_data;   /* owned */
+  GError *error = NULL;
+  gpointer value;
+
+  value = exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (source), result, &error);
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, value, g_task_get_task_data (task));
+  g_object_unref (task);
+}
+
+/**
+ * exo_network_resource_run_async:
+ * @self: a network resource
+ * @func: one attempt of the operation
+ * @func_data: data for @func (must live until @callback)
+ * @result_destroy: (nullable): frees the pointer @func returns, if nobody takes it
+ * @attempt_timeout_ms: time limit of each attempt, 0 = none
+ * @cancellable: (nullable): cancels the whole operation
+ * @callback: called with the result
+ * @user_data: data for @callback
+ *
+ * Like exo_managed_resource_run_async(), but an attempt that fails with a
+ * connection error (see #ExoNetworkResourceClass.is_connection_error) marks
+ * the connection lost, and the next attempt reconnects first.
+ */
+void
+exo_network_resource_run_async (ExoNetworkResource  *self,
+                                ExoOperationFunc     func,
+                                gpointer             func_data,
+                                GDestroyNotify       result_destroy,
+                                guint                attempt_timeout_ms,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  GTask *task;
+  NetOp *op;
+
+  g_return_if_fail (EXO_IS_NETWORK_RESOURCE (self));
+  g_return_if_fail (func != NULL);
+
+  op = g_new0 (NetOp, 1);
+  op->func = func;
+  op->func_data = func_data;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, exo_network_resource_run_async);
+  /* task data: the result's destroy notify */
+  g_task_set_task_data (task, (gpointer) result_destroy, NULL);
+  g_object_set_data_full (G_OBJECT (task), "exo-net-op", op, g_free);
+
+  _exo_managed_resource_run (EXO_MANAGED_RESOURCE (self), net_op_attempt, op, result_destroy,
+                             attempt_timeout_ms, cancellable, net_run_done, task,
+                             exo_network_resource_run_async);
+}
+
+/**
+ * exo_network_resource_run_finish:
+ * @self: a network resource
+ * @result: the result given to the callback
+ * @error: return location for the last attempt's error
+ *
+ * Returns: (transfer full) (nullable): what the successful attempt returned
+ */
+gpointer
+exo_network_resource_run_finish (ExoNetworkResource  *self,
+                                 GAsyncResult        *result,
+                                 GError             **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* --- accessors --------------------------------------------------------- */
+
+const char *
+exo_network_resource_get_address (ExoNetworkResource *self)
+{
+  g_return_val_if_fail (EXO_IS_NETWORK_RESOURCE (self), NULL);
+  return PRIV (self)->address;
+}
+
+/**
+ * exo_network_resource_set_address:
+ * @self: a network resource
+ * @address: (nullable): `host:port`, `[v6]:port` or a host name
+ *
+ * The new address is used at the next connect.
+ */
+void
+exo_network_resource_set_address (ExoNetworkResource *self,
+                                  const char         *address)
+{
+  ExoNetworkResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_NETWORK_RESOURCE (self));
+  priv = PRIV (self);
+
+  if (g_strcmp0 (priv->address, address) == 0)
+    return;
+  g_free (priv->address);
+  priv->address = g_strdup (address);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ADDRESS]);
+}
+
+/**
+ * exo_network_resource_get_connectable:
+ * @self: a network resource
+ * @default_port: the port when the address names none
+ * @error: return location for a parse error
+ *
+ * Returns: (transfer full): the address as a #GSocketConnectable
+ */
+GSocketConnectable *
+exo_network_resource_get_connectable (ExoNetworkResource  *self,
+                                      guint16              default_port,
+                                      GError             **error)
+{
+  ExoNetworkResourcePrivate *priv;
+
+  g_return_val_if_fail (EXO_IS_NETWORK_RESOURCE (self), NULL);
+  priv = PRIV (self);
+
+  if (priv->address == NULL || priv->address[0] == '\0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "resource '%s' has no address", exo_resource_get_id (EXO_RESOURCE (self)));
+      return NULL;
+    }
+  return g_network_address_parse (priv->address, default_port, error);
+}
+
+guint64
+exo_network_resource_get_connect_attempts (ExoNetworkResource *self)
+{
+  g_return_val_if_fail (EXO_IS_NETWORK_RESOURCE (self), 0);
+  return PRIV (self)->connect_attempts;
+}
+
+guint64
+exo_network_resource_get_connect_successes (ExoNetworkResource *self)
+{
+  g_return_val_if_fail (EXO_IS_NETWORK_RESOURCE (self), 0);
+  return PRIV (self)->connect_successes;
+}
+
+guint64
+exo_network_resource_get_connect_failures (ExoNetworkResource *self)
+{
+  g_return_val_if_fail (EXO_IS_NETWORK_RESOURCE (self), 0);
+  return PRIV (self)->connect_failures;
+}
+
+/**
+ * exo_network_resource_get_last_connected:
+ * @self: a network resource
+ *
+ * Returns: when the last connect succeeded, µs since the Unix epoch, 0 = never
+ */
+gint64
+exo_network_resource_get_last_connected (ExoNetworkResource *self)
+{
+  g_return_val_if_fail (EXO_IS_NETWORK_RESOURCE (self), 0);
+  return PRIV (self)->last_connected;
+}
+
+/**
+ * exo_network_resource_get_last_success:
+ * @self: a network resource
+ *
+ * Returns: when the last operation succeeded, µs since the Unix epoch, 0 = never
+ */
+gint64
+exo_network_resource_get_last_success (ExoNetworkResource *self)
+{
+  g_return_val_if_fail (EXO_IS_NETWORK_RESOURCE (self), 0);
+  return PRIV (self)->last_success;
+}
+
+/* --- GObject ----------------------------------------------------------- */
+
+static void
+exo_network_resource_finalize (GObject *object)
+{
+  g_clear_pointer (&PRIV (object)->address, g_free);
+
+  G_OBJECT_CLASS (exo_network_resource_parent_class)->finalize (object);
+}
+
+static void
+exo_network_resource_get_property (GObject    *object,
+                                   guint       prop_id,
+                                   GValue     *value,
+                                   GParamSpec *pspec)
+{
+  switch (prop_id)
+    {
+    case PROP_ADDRESS:
+      g_value_set_string (value, PRIV (object)->address);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_network_resource_set_property (GObject      *object,
+                                   guint         prop_id,
+                                   const GValue *value,
+                                   GParamSpec   *pspec)
+{
+  switch (prop_id)
+    {
+    case PROP_ADDRESS:
+      exo_network_resource_set_address (EXO_NETWORK_RESOURCE (object), g_value_get_string (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_network_resource_class_init (ExoNetworkResourceClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  ExoResourceClass *resource_class = EXO_RESOURCE_CLASS (klass);
+
+  object_class->finalize = exo_network_resource_finalize;
+  object_class->get_property = exo_network_resource_get_property;
+  object_class->set_property = exo_network_resource_set_property;
+
+  resource_class->do_initialize = exo_network_resource_do_initialize;
+  resource_class->do_cleanup = exo_network_resource_do_cleanup;
+  resource_class->collect_metrics = exo_network_resource_collect_metrics;
+
+  klass->is_connection_error = exo_network_resource_real_is_connection_error;
+
+  /**
+   * ExoNetworkResource:address:
+   *
+   * Where to connect: `host:port`, `[v6]:port`, or what the subclass understands.
+   */
+  properties[PROP_ADDRESS] =
+    g_param_spec_string ("address", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+exo_network_resource_init (ExoNetworkResource *self)
+{
+}

@@ -1,0 +1,232 @@
+/* exo-registry.c: the live resources of a process.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/**
+ * ExoRegistry:
+ *
+ * Every #ExoResource registers itself when it is made and unregisters when
+ * it is disposed.  The registry holds no references: it is how a daemon or
+ * a monitor finds the resources that exist now.  Its signals are emitted in
+ * the thread that made or disposed the resource.
+ */
+
+struct _ExoRegistry
+{
+  GObject     parent_instance;
+
+  GMutex      lock;
+  GHashTable *by_id;     /* id (borrowed from the resource) -> GPtrArray of ExoResource* */
+  guint       size;
+};
+
+enum {
+  RESOURCE_ADDED,
+  RESOURCE_REMOVED,
+  N_SIGNALS,
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (ExoRegistry, exo_registry, G_TYPE_OBJECT)
+
+static void
+exo_registry_finalize (GObject *object)
+{
+  ExoRegistry *self = EXO_REGISTRY (object);
+
+  g_clear_pointer (&self->by_id, g_hash_table_unref);
+  g_mutex_clear (&self->lock);
+
+  G_OBJECT_CLASS (exo_registry_parent_class)->finalize (object);
+}
+
+static void
+exo_registry_class_init (ExoRegistryClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = exo_registry_finalize;
+
+  /**
+   * ExoRegistry::resource-added:
+   * @self: the registry
+   * @resource: the resource just made
+   */
+  signals[RESOURCE_ADDED] =
+    g_signal_new ("resource-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, EXO_TYPE_RESOURCE);
+  /**
+   * ExoRegistry::resource-removed:
+   * @self: the registry
+   * @resource: the resource being disposed (do not keep a reference)
+   */
+  signals[RESOURCE_REMOVED] =
+    g_signal_new ("resource-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, EXO_TYPE_RESOURCE);
+}
+
+static void
+exo_registry_init (ExoRegistry *self)
+{
+  g_mutex_init (&self->lock);
+  self->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                       (GDestroyNotify) g_ptr_array_unref);
+}
+
+/**
+ * exo_registry_get_default:
+ *
+ * Returns: (transfer none): the process-wide registry
+ */
+ExoRegistry *
+exo_registry_get_default (void)
+{
+  static ExoRegistry *instance;
+
+  if (g_once_init_enter (&instance))
+    g_once_init_leave (&instance, g_object_new (EXO_TYPE_REGISTRY, NULL));
+
+  return instance;
+}
+
+void
+_exo_registry_add (ExoResource *resource)
+{
+  ExoRegistry *self = exo_registry_get_default ();
+  const char *id = exo_resource_get_id (resource);
+  GPtrArray *list;
+  gboolean notify;
+
+  g_mutex_lock (&self->lock);
+  list = g_hash_table_lookup (self->by_id, id);
+  if (list == NULL)
+    {
+      list = g_ptr_array_new ();
+      g_hash_table_insert (self->by_id, (gpointer) id, list);
+    }
+  g_ptr_array_add (list, resource);
+  self->size++;
+  notify = g_signal_has_handler_pending (self, signals[RESOURCE_ADDED], 0, FALSE);
+  g_mutex_unlock (&self->lock);
+
+  if (notify)
+    g_signal_emit (self, signals[RESOURCE_ADDED], 0, resource);
+}
+
+void
+_exo_registry_remove (ExoResource *resource)
+{
+  ExoRegistry *self = exo_registry_get_default ();
+  const char *id = exo_resource_get_id (resource);
+  GPtrArray *list;
+  gboolean found = FALSE;
+
+  g_mutex_lock (&self->lock);
+  list = g_hash_table_lookup (self->by_id, id);
+  if (list != NULL && g_ptr_array_remove_fast (list, resource))
+    {
+      found = TRUE;
+      self->size--;
+      if (list->len == 0)
+        g_hash_table_remove (self->by_id, id);
+      else if (g_hash_table_lookup_extended (self->by_id, id, NULL, NULL))
+        {
+          /* The key pointed into the removed resource's id: re-key. */
+          g_hash_table_steal (self->by_id, id);
+          g_hash_table_insert (self->by_id,
+                               (gpointer) exo_resource_get_id (g_ptr_array_index (list, 0)),
+                               list);
+        }
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (found)
+    g_signal_emit (self, signals[RESOURCE_REMOVED], 0, resource);
+}
+
+/**
+ * exo_registry_lookup:
+ * @self: the registry
+ * @id: a resource id
+ *
+ * When several live resources share @id (several nodes in one process),
+ * the one registered last is returned.
+ *
+ * Returns: (transfer full) (nullable): the resource, or %NULL
+ */
+ExoResource *
+exo_registry_lookup (ExoRegistry *self,
+                     const char  *id)
+{
+  ExoResource *resource = NULL;
+  GPtrArray *list;
+
+  g_return_val_if_fail (EXO_IS_REGISTRY (self), NULL);
+  g_return_val_if_fail (id != NULL, NULL);
+
+  g_mutex_lock (&self->lock);
+  list = g_hash_table_lookup (self->by_id, id);
+  if (list != NULL && list->len > 0)
+    {
+      resource = g_ptr_array_index (list, list->len - 1);
+      /* It may be finalizing in another thread; only hand out a live one. */
+      if (G_OBJECT (resource)->ref_count > 0)
+        g_object_ref (resource);
+      else
+        resource = NULL;
+    }
+  g_mutex_unlock (&self->lock);
+
+  return resource;
+}
+
+/**
+ * exo_registry_list:
+ * @self: the registry
+ *
+ * Returns: (transfer full) (element-type ExoResource): the live resources,
+ *   each with a reference
+ */
+GPtrArray *
+exo_registry_list (ExoRegistry *self)
+{
+  GPtrArray *all;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_val_if_fail (EXO_IS_REGISTRY (self), NULL);
+
+  all = g_ptr_array_new_with_free_func (g_object_unref);
+  g_mutex_lock (&self->lock);
+  g_hash_table_iter_init (&iter, self->by_id);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      GPtrArray *list = value;
+
+      for (guint i = 0; i < list->len; i++)
+        {
+          GObject *object = g_ptr_array_index (list, i);
+          if (object->ref_count > 0)
+            g_ptr_array_add (all, g_object_ref (object));
+        }
+    }
+  g_mutex_unlock (&self->lock);
+
+  return all;
+}
+
+guint
+exo_registry_get_size (ExoRegistry *self)
+{
+  guint size;
+
+  g_return_val_if_fail (EXO_IS_REGISTRY (self), 0);
+
+  g_mutex_lock (&self->lock);
+  size = self->size;
+  g_mutex_unlock (&self->lock);
+  return size;
+}

@@ -1,0 +1,1648 @@
+/* exo-resource.c: the abstract base that implements the lifecycle once.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/**
+ * ExoResource:
+ *
+ * The abstract base class of every resource.  It implements
+ * #ExoAsyncResource once: the transition table, single-flight initialize,
+ * timeouts, cancellation, cleanup of half-made resources, health checks and
+ * the statistics.  A subclass writes only #ExoResourceClass.do_initialize,
+ * #ExoResourceClass.do_cleanup and, optionally,
+ * #ExoResourceClass.do_check_health.
+ *
+ * ## How the calls are serialised
+ *
+ * At most one `do_initialize` or `do_cleanup` of a resource runs at a time.
+ * When an attempt times out or every caller cancels, the callers get their
+ * error at once and the resource enters `error`; the abandoned attempt's
+ * cancellable is cancelled and, when its `do_initialize` returns, whatever it
+ * made is cleaned up with `do_cleanup`.  A later initialize or cleanup waits
+ * for that first, so a subclass never sees overlapping calls.
+ *
+ * A resource belongs to the #GMainContext that was thread-default when it
+ * was made: call its methods there; its signals are emitted there.
+ */
+
+typedef struct _Attempt Attempt;
+
+struct _Attempt
+{
+  ExoResource  *self;         /* owned while the attempt runs */
+  GCancellable *cancellable;
+  GError       *init_error;   /* why do_initialize failed, while its cleanup runs */
+  gboolean      abandoned;
+};
+
+typedef struct
+{
+  GTask   *task;
+  GSource *cancel_source;
+} Waiter;
+
+typedef struct
+{
+  char             *id;
+  char             *display_name;
+  const char       *resource_type;     /* interned */
+  GMainContext     *context;
+  GError           *last_error;
+  GRand            *rand;
+  gint64            state_changed_at;
+  gint64            initialized_at;
+  guint             error_count;
+  guint             attempts;
+  guint             init_timeout_ms;
+  ExoResourceState  state;
+
+  /* The initialize flight: one set of callers sharing attempts. */
+  GQueue            init_waiters;      /* Waiter* */
+  Attempt          *attempt;           /* the live attempt, if any */
+  GSource          *timeout_source;
+  GSource          *retry_source;
+  guint             flight_attempt;
+
+  GQueue            cleanup_waiters;   /* GTask* */
+
+  guint             in_flight : 1;
+  guint             busy : 1;          /* a do_initialize or do_cleanup runs */
+  guint             needs_cleanup : 1; /* do_initialize succeeded, no do_cleanup since */
+  guint             start_pending : 1;
+  guint             cleanup_pending : 1;
+  guint             cleaning : 1;
+  guint             registered : 1;
+} ExoResourcePrivate;
+
+enum {
+  PROP_0,
+  PROP_ID,
+  PROP_RESOURCE_TYPE,
+  PROP_DISPLAY_NAME,
+  PROP_STATE,
+  PROP_INIT_TIMEOUT,
+  N_PROPS,
+};
+
+static GParamSpec *properties[N_PROPS];
+static guint signal_state_changed;
+static GQuark resource_type_quark;
+
+static void exo_resource_async_resource_init (ExoAsyncResourceInterface *iface);
+
+G_DEFINE_ABSTRACT_TYPE_WITH_CODE (ExoResource, exo_resource, G_TYPE_OBJECT,
+                                  G_ADD_PRIVATE (ExoResource)
+                                  G_IMPLEMENT_INTERFACE (EXO_TYPE_ASYNC_RESOURCE,
+                                                         exo_resource_async_resource_init))
+
+#define PRIV(self) ((ExoResourcePrivate *) exo_resource_get_instance_private (self))
+
+/* The transition table: legal[from] is the set of states reachable from it. */
+#define S(x) (1u << EXO_RESOURCE_STATE_##x)
+static const guint legal_transitions[EXO_RESOURCE_STATE_LAST] = {
+  [EXO_RESOURCE_STATE_UNINITIALIZED] = S (INITIALIZING) | S (CLOSING),
+  [EXO_RESOURCE_STATE_INITIALIZING]  = S (READY) | S (ERROR) | S (CLOSING),
+  [EXO_RESOURCE_STATE_READY]         = S (DEGRADED) | S (ERROR) | S (INITIALIZING) | S (CLOSING),
+  [EXO_RESOURCE_STATE_DEGRADED]      = S (READY) | S (ERROR) | S (INITIALIZING) | S (CLOSING),
+  [EXO_RESOURCE_STATE_ERROR]         = S (INITIALIZING) | S (CLOSING),
+  [EXO_RESOURCE_STATE_CLOSING]       = S (CLOSED),
+  [EXO_RESOURCE_STATE_CLOSED]        = S (INITIALIZING) | S (CLOSING),
+};
+#undef S
+
+static void start_attempt  (ExoResource *self);
+static void resume_pending (ExoResource *self);
+
+/**
+ * exo_resource_state_transition_is_legal:
+ * @from: the current state
+ * @to: the next state
+ *
+ * Returns: %TRUE if the transition table has the edge @from → @to
+ */
+gboolean
+exo_resource_state_transition_is_legal (ExoResourceState from,
+                                        ExoResourceState to)
+{
+  if ((guint) from >= EXO_RESOURCE_STATE_LAST || (guint) to >= EXO_RESOURCE_STATE_LAST)
+    return FALSE;
+  return (legal_transitions[from] & (1u << to)) != 0;
+}
+
+static void
+record_error (ExoResource  *self,
+              const GError *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (error == NULL)
+    return;
+  g_clear_error (&priv->last_error);
+  priv->last_error = g_error_copy (error);
+  priv->error_count++;
+}
+
+/**
+ * exo_resource_transition:
+ * @self: a resource
+ * @new_state: the state to enter
+ * @error: (nullable): recorded as the last error when not %NULL
+ *
+ * Moves @self to @new_state and emits #ExoAsyncResource::state-changed.
+ * This is for runtimes built on libexo (groups, pools) that manage a
+ * resource's state themselves; an edge that is not in the transition table
+ * is a programming error: it is refused with a critical warning.
+ *
+ * Returns: %TRUE if the transition happened (or @self already was in @new_state)
+ */
+gboolean
+exo_resource_transition (ExoResource      *self,
+                         ExoResourceState  new_state,
+                         const GError     *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  ExoResourceState old_state = priv->state;
+
+  if (old_state == new_state)
+    return TRUE;
+
+  if G_UNLIKELY (!exo_resource_state_transition_is_legal (old_state, new_state))
+    {
+      g_critical ("illegal state transition of resource '%s': %s -> %s",
+                  priv->id,
+                  exo_resource_state_to_string (old_state),
+                  exo_resource_state_to_string (new_state));
+      return FALSE;
+    }
+
+  if (error != NULL)
+    record_error (self, error);
+
+  priv->state = new_state;
+  priv->state_changed_at = g_get_real_time ();
+  if (new_state == EXO_RESOURCE_STATE_READY && old_state == EXO_RESOURCE_STATE_INITIALIZING)
+    priv->initialized_at = priv->state_changed_at;
+
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
+
+  return TRUE;
+}
+
+/* --- waiters ----------------------------------------------------------- */
+
+static void
+waiter_free (Waiter *waiter)
+{
+  if (waiter->cancel_source != NULL)
+    {
+      g_source_destroy (waiter->cancel_source);
+      g_source_unref (waiter->cancel_source);
+    }
+  g_clear_object (&waiter->task);
+  g_free (waiter);
+}
+
+static void
+flush_init_waiters (ExoResource  *self,
+                    const GError *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  GQueue waiters = priv->init_waiters;
+  Waiter *waiter;
+
+  g_queue_init (&priv->init_waiters);
+
+  while ((waiter = g_queue_pop_head (&waiters)))
+    {
+      if (error == NULL)
+        g_task_return_boolean (waiter->task, TRUE);
+      else
+        g_task_return_error (waiter->task, g_error_copy (error));
+      waiter_free (waiter);
+    }
+}
+
+static void
+flush_cleanup_waiters (ExoResource  *self,
+                       const GError *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  GQueue waiters = priv->cleanup_waiters;
+  GTask *task;
+
+  g_queue_init (&priv->cleanup_waiters);
+
+  while ((task = g_queue_pop_head (&waiters)))
+    {
+      if (error == NULL)
+        g_task_return_boolean (task, TRUE);
+      else
+        g_task_return_error (task, g_error_copy (error));
+      g_object_unref (task);
+    }
+}
+
+/* --- attempts ---------------------------------------------------------- */
+
+static Attempt *
+attempt_new (ExoResource *self)
+{
+  Attempt *attempt = g_new0 (Attempt, 1);
+
+  attempt->self = g_object_ref (self);
+  attempt->cancellable = g_cancellable_new ();
+  return attempt;
+}
+
+static void
+attempt_free (Attempt *attempt)
+{
+  g_clear_error (&attempt->init_error);
+  g_clear_object (&attempt->cancellable);
+  g_clear_object (&attempt->self);
+  g_free (attempt);
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static GSource *
+add_timeout (ExoResource *self,
+             guint        ms,
+             GSourceFunc  func,
+             gpointer     data)
+{
+  GSource *source = g_timeout_source_new (ms);
+
+  g_source_set_callback (source, func, data, NULL);
+  g_source_set_static_name (source, "[exo] resource timer");
+  g_source_attach (source, PRIV (self)->context);
+  return source;
+}
+
+static void
+end_flight (ExoResource  *self,
+            const GError *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  priv->in_flight = FALSE;
+  priv->start_pending = FALSE;
+  clear_source (&priv->retry_source);
+  clear_source (&priv->timeout_source);
+
+  if (error == NULL)
+    {
+      priv->attempts = 0;
+      exo_resource_transition (self, EXO_RESOURCE_STATE_READY, NULL);
+    }
+  else if (priv->state == EXO_RESOURCE_STATE_INITIALIZING)
+    exo_resource_transition (self, EXO_RESOURCE_STATE_ERROR, NULL);
+
+  flush_init_waiters (self, error);
+}
+
+/* Stop waiting for the live attempt: its do_initialize may still be running,
+ * it is cleaned up when it returns. */
+static void
+abandon_attempt (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  Attempt *attempt = g_steal_pointer (&priv->attempt);
+
+  clear_source (&priv->timeout_source);
+  if (attempt != NULL)
+    {
+      attempt->abandoned = TRUE;
+      g_cancellable_cancel (attempt->cancellable);
+    }
+}
+
+static gboolean
+retry_cb (gpointer data)
+{
+  ExoResource *self = data;
+  ExoResourcePrivate *priv = PRIV (self);
+
+  g_clear_pointer (&priv->retry_source, g_source_unref);
+  start_attempt (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+after_failed_attempt (ExoResource  *self,
+                      const GError *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  ExoResourceClass *klass = EXO_RESOURCE_GET_CLASS (self);
+  gint64 delay = -1;
+
+  if (!priv->in_flight)
+    return;
+
+  if (klass->retry_delay != NULL)
+    delay = klass->retry_delay (self, priv->flight_attempt, error);
+
+  if (delay < 0)
+    {
+      end_flight (self, error);
+      return;
+    }
+
+  priv->retry_source = add_timeout (self, (guint) MIN (delay, G_MAXUINT), retry_cb, self);
+}
+
+typedef void (*CleanupDone) (ExoResource *self, Attempt *attempt, GError *error);
+
+typedef struct
+{
+  Attempt     *attempt;
+  CleanupDone  done;
+} CleanupCall;
+
+static void
+do_cleanup_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  CleanupCall *call = user_data;
+  ExoResource *self = EXO_RESOURCE (source);
+  GError *error = NULL;
+
+  PRIV (self)->needs_cleanup = FALSE;
+  g_task_propagate_boolean (G_TASK (result), &error);
+  call->done (self, call->attempt, error);
+  g_free (call);
+}
+
+/* Run do_cleanup (without a cancellable: cleanup is not abandoned). */
+static void
+call_do_cleanup (ExoResource *self,
+                 Attempt     *attempt,
+                 CleanupDone  done)
+{
+  CleanupCall *call = g_new0 (CleanupCall, 1);
+  GTask *task;
+
+  call->attempt = attempt;
+  call->done = done;
+
+  task = g_task_new (self, NULL, do_cleanup_cb, call);
+  g_task_set_source_tag (task, call_do_cleanup);
+  EXO_RESOURCE_GET_CLASS (self)->do_cleanup (self, task);
+  g_object_unref (task);
+}
+
+static void
+zombie_cleanup_done (ExoResource *self,
+                     Attempt     *attempt,
+                     GError      *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (error != NULL)
+    record_error (self, error);
+  g_clear_error (&error);
+  priv->busy = FALSE;
+  resume_pending (self);
+  attempt_free (attempt);
+}
+
+static void
+failed_cleanup_done (ExoResource *self,
+                     Attempt     *attempt,
+                     GError      *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  GError *init_error = g_steal_pointer (&attempt->init_error);
+
+  /* The init error is what callers see; a cleanup error is only recorded. */
+  if (error != NULL)
+    record_error (self, error);
+  g_clear_error (&error);
+  if (init_error != NULL)
+    {
+      g_clear_error (&priv->last_error);
+      priv->last_error = g_error_copy (init_error);
+    }
+
+  priv->busy = FALSE;
+  if (attempt->abandoned)
+    {
+      /* Someone stopped waiting while do_cleanup ran. */
+      g_clear_error (&init_error);
+      resume_pending (self);
+      attempt_free (attempt);
+      return;
+    }
+
+  priv->attempt = NULL;
+  after_failed_attempt (self, init_error);
+  g_clear_error (&init_error);
+  resume_pending (self);
+  attempt_free (attempt);
+}
+
+static void
+do_initialize_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Attempt *attempt = user_data;
+  ExoResource *self = attempt->self;
+  ExoResourcePrivate *priv = PRIV (self);
+  GError *error = NULL;
+  gboolean ok;
+
+  ok = g_task_propagate_boolean (G_TASK (result), &error);
+
+  if (attempt->abandoned)
+    {
+      /* Nobody waits for this attempt any more: clean up what it made. */
+      g_clear_error (&error);
+      call_do_cleanup (self, attempt, zombie_cleanup_done);
+      return;
+    }
+
+  clear_source (&priv->timeout_source);
+
+  if (ok)
+    {
+      priv->attempt = NULL;
+      priv->needs_cleanup = TRUE;
+      priv->busy = FALSE;
+      end_flight (self, NULL);
+      attempt_free (attempt);
+      resume_pending (self);
+      return;
+    }
+
+  if (error == NULL)
+    error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                         "initialize of '%s' failed", priv->id);
+
+  record_error (self, error);
+  /* Clean up the half-made resource before anyone hears of the failure. */
+  attempt->init_error = error;
+  call_do_cleanup (self, attempt, failed_cleanup_done);
+}
+
+static void
+call_do_initialize (ExoResource *self,
+                    Attempt     *attempt)
+{
+  GTask *task = g_task_new (self, attempt->cancellable, do_initialize_cb, attempt);
+
+  g_task_set_source_tag (task, call_do_initialize);
+  EXO_RESOURCE_GET_CLASS (self)->do_initialize (self, task);
+  g_object_unref (task);
+}
+
+static void
+pre_cleanup_done (ExoResource *self,
+                  Attempt     *attempt,
+                  GError      *error)
+{
+  if (error != NULL)
+    record_error (self, error);
+  g_clear_error (&error);
+
+  if (attempt->abandoned)
+    {
+      PRIV (self)->busy = FALSE;
+      resume_pending (self);
+      attempt_free (attempt);
+      return;
+    }
+
+  call_do_initialize (self, attempt);
+}
+
+static gboolean
+attempt_timeout_cb (gpointer data)
+{
+  ExoResource *self = data;
+  ExoResourcePrivate *priv = PRIV (self);
+  g_autoptr(GError) error = NULL;
+
+  error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                       "initialize of '%s' timed out after %u ms",
+                       priv->id, priv->init_timeout_ms);
+
+  g_clear_pointer (&priv->timeout_source, g_source_unref);
+  abandon_attempt (self);
+  record_error (self, error);
+  after_failed_attempt (self, error);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+start_attempt (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  Attempt *attempt;
+
+  if (priv->busy)
+    {
+      priv->start_pending = TRUE;
+      return;
+    }
+
+  priv->start_pending = FALSE;
+  priv->busy = TRUE;
+  priv->flight_attempt++;
+  priv->attempts++;
+
+  attempt = attempt_new (self);
+  priv->attempt = attempt;
+
+  if (priv->init_timeout_ms > 0)
+    priv->timeout_source = add_timeout (self, priv->init_timeout_ms, attempt_timeout_cb, self);
+
+  if (priv->needs_cleanup)
+    call_do_cleanup (self, attempt, pre_cleanup_done);
+  else
+    call_do_initialize (self, attempt);
+}
+
+static void
+final_cleanup_done (ExoResource *self,
+                    Attempt     *attempt,
+                    GError      *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  priv->busy = FALSE;
+  priv->cleaning = FALSE;
+  exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSED, error);
+  flush_cleanup_waiters (self, error);
+  g_clear_error (&error);
+  resume_pending (self);
+}
+
+static void
+run_cleanup (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  priv->cleanup_pending = FALSE;
+
+  if (priv->needs_cleanup)
+    {
+      priv->busy = TRUE;
+      call_do_cleanup (self, NULL, final_cleanup_done);
+    }
+  else
+    final_cleanup_done (self, NULL, NULL);
+}
+
+static void
+resume_pending (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (priv->busy)
+    return;
+  if (priv->cleanup_pending)
+    run_cleanup (self);
+  else if (priv->start_pending)
+    start_attempt (self);
+}
+
+/* --- initialize -------------------------------------------------------- */
+
+static gboolean
+waiter_cancelled_cb (GCancellable *cancellable,
+                     gpointer      data)
+{
+  GTask *task = data;
+  ExoResource *self = g_task_get_source_object (task);
+  ExoResourcePrivate *priv = PRIV (self);
+  g_autoptr(GError) error = NULL;
+  GList *link;
+
+  for (link = priv->init_waiters.head; link != NULL; link = link->next)
+    if (((Waiter *) link->data)->task == task)
+      break;
+  if (link == NULL)
+    return G_SOURCE_REMOVE;
+
+  {
+    Waiter *waiter = link->data;
+
+    g_queue_delete_link (&priv->init_waiters, link);
+    g_clear_pointer (&waiter->cancel_source, g_source_unref);
+    error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                         "initialize of '%s' was cancelled", priv->id);
+    g_task_return_error (waiter->task, g_error_copy (error));
+    /* keep the source alive until dispatch returns: it is destroyed for us */
+    g_clear_object (&waiter->task);
+    g_free (waiter);
+  }
+
+  /* The last caller is gone: stop the attempt. */
+  if (priv->in_flight && g_queue_is_empty (&priv->init_waiters))
+    {
+      g_object_ref (self);
+      abandon_attempt (self);
+      record_error (self, error);
+      end_flight (self, error);
+      g_object_unref (self);
+    }
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+add_init_waiter (ExoResource *self,
+                 GTask       *task)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  Waiter *waiter = g_new0 (Waiter, 1);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+
+  waiter->task = task;
+  if (cancellable != NULL)
+    {
+      waiter->cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_callback (waiter->cancel_source, (GSourceFunc) (void (*)(void)) waiter_cancelled_cb,
+                             task, NULL);
+      g_source_set_static_name (waiter->cancel_source, "[exo] initialize cancelled");
+      g_source_attach (waiter->cancel_source, priv->context);
+    }
+  g_queue_push_tail (&priv->init_waiters, waiter);
+}
+
+static void
+initialize_internal (ExoResource         *self,
+                     gboolean             force,
+                     GCancellable        *cancellable,
+                     GAsyncReadyCallback  callback,
+                     gpointer             user_data,
+                     gpointer             source_tag)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+  GTask *task;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, source_tag);
+
+  if (g_task_return_error_if_cancelled (task))
+    {
+      g_object_unref (task);
+      return;
+    }
+
+  if (priv->cleaning || priv->state == EXO_RESOURCE_STATE_CLOSING)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
+                               "resource '%s' is closing", priv->id);
+      g_object_unref (task);
+      return;
+    }
+
+  if (!priv->in_flight && !force && exo_resource_state_is_usable (priv->state))
+    {
+      g_task_return_boolean (task, TRUE);
+      g_object_unref (task);
+      return;
+    }
+
+  add_init_waiter (self, task);
+
+  if (priv->in_flight)
+    return;
+
+  priv->in_flight = TRUE;
+  priv->flight_attempt = 0;
+  exo_resource_transition (self, EXO_RESOURCE_STATE_INITIALIZING, NULL);
+  start_attempt (self);
+}
+
+static void
+exo_resource_real_initialize_async (ExoAsyncResource    *resource,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  initialize_internal (EXO_RESOURCE (resource), FALSE, cancellable, callback, user_data,
+                       exo_resource_initialize_async);
+}
+
+static gboolean
+exo_resource_real_task_finish (ExoAsyncResource  *resource,
+                               GAsyncResult      *result,
+                               GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, resource), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * exo_resource_initialize_async:
+ * @self: a resource
+ * @cancellable: (nullable): cancels this caller's wait; when every caller
+ *   has cancelled, the attempt itself is cancelled
+ * @callback: called with the result of the attempt
+ * @user_data: data for @callback
+ *
+ * Initializes @self; see exo_async_resource_initialize_async().  A usable
+ * resource completes at once.  From `error` or `closed` it initializes again.
+ */
+void
+exo_resource_initialize_async (ExoResource         *self,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  exo_async_resource_initialize_async (EXO_ASYNC_RESOURCE (self), cancellable, callback, user_data);
+}
+
+/**
+ * exo_resource_initialize_finish:
+ * @self: a resource
+ * @result: the result given to the callback
+ * @error: return location for the error of the attempt
+ *
+ * Returns: %TRUE if @self is now usable
+ */
+gboolean
+exo_resource_initialize_finish (ExoResource   *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), FALSE);
+
+  return exo_async_resource_initialize_finish (EXO_ASYNC_RESOURCE (self), result, error);
+}
+
+/* Re-initialize even from a usable state (recovery). */
+void
+_exo_resource_reinitialize_async (ExoResource         *self,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  initialize_internal (self, TRUE, NULL, callback, user_data, _exo_resource_reinitialize_async);
+}
+
+/* --- cleanup ----------------------------------------------------------- */
+
+static void
+exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  ExoResource *self = EXO_RESOURCE (resource);
+  ExoResourcePrivate *priv = PRIV (self);
+  GTask *task;
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, exo_resource_cleanup_async);
+
+  if (priv->state == EXO_RESOURCE_STATE_CLOSED && !priv->busy && !priv->cleaning)
+    {
+      g_task_return_boolean (task, TRUE);
+      g_object_unref (task);
+      return;
+    }
+
+  g_queue_push_tail (&priv->cleanup_waiters, task);
+  if (priv->cleaning)
+    return;
+
+  priv->cleaning = TRUE;
+  g_object_ref (self);
+
+  if (priv->in_flight)
+    {
+      g_autoptr(GError) error = NULL;
+
+      error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           "initialize of '%s' was cancelled: cleanup requested", priv->id);
+      abandon_attempt (self);
+      priv->in_flight = FALSE;
+      priv->start_pending = FALSE;
+      clear_source (&priv->retry_source);
+      exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSING, NULL);
+      flush_init_waiters (self, error);
+    }
+  else
+    exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSING, NULL);
+
+  if (priv->busy)
+    priv->cleanup_pending = TRUE;
+  else
+    run_cleanup (self);
+
+  g_object_unref (self);
+}
+
+/**
+ * exo_resource_cleanup_async:
+ * @self: a resource
+ * @cancellable: (nullable): ignored: cleanup always runs to the end
+ * @callback: called when @self is `closed`
+ * @user_data: data for @callback
+ *
+ * Releases everything @self holds.  From any state this ends in `closed`,
+ * even when #ExoResourceClass.do_cleanup fails; that error is kept as the
+ * last error and given to @callback.  A running initialize is cancelled and
+ * its callers get %G_IO_ERROR_CANCELLED.  Concurrent callers share one
+ * cleanup.
+ */
+void
+exo_resource_cleanup_async (ExoResource         *self,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+
+  exo_async_resource_cleanup_async (EXO_ASYNC_RESOURCE (self), cancellable, callback, user_data);
+}
+
+gboolean
+exo_resource_cleanup_finish (ExoResource   *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), FALSE);
+
+  return exo_async_resource_cleanup_finish (EXO_ASYNC_RESOURCE (self), result, error);
+}
+
+/* --- health ------------------------------------------------------------ */
+
+/**
+ * exo_resource_report_health:
+ * @self: a resource
+ * @healthy: the outcome of a check
+ * @error: (nullable): why it is unhealthy
+ *
+ * Applies a health outcome: `ready` becomes `degraded` when unhealthy,
+ * `degraded` becomes `ready` when healthy.  Other states are left alone.
+ */
+void
+exo_resource_report_health (ExoResource  *self,
+                            gboolean      healthy,
+                            const GError *error)
+{
+  ExoResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+  priv = PRIV (self);
+
+  if (priv->in_flight || priv->cleaning)
+    return;
+
+  if (healthy && priv->state == EXO_RESOURCE_STATE_DEGRADED)
+    exo_resource_transition (self, EXO_RESOURCE_STATE_READY, NULL);
+  else if (!healthy && priv->state == EXO_RESOURCE_STATE_READY)
+    {
+      g_autoptr(GError) fallback = NULL;
+
+      if (error == NULL)
+        error = fallback = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
+                                        "health check of '%s' failed", priv->id);
+      exo_resource_transition (self, EXO_RESOURCE_STATE_DEGRADED, error);
+    }
+  else if (!healthy && error != NULL && priv->state == EXO_RESOURCE_STATE_DEGRADED)
+    record_error (self, error);
+}
+
+/**
+ * exo_resource_report_error:
+ * @self: a resource
+ * @error: what went wrong
+ *
+ * Tells @self that it failed while usable (a connection dropped, a child
+ * died): `ready` or `degraded` becomes `error`.  A managed resource then
+ * recovers by itself.
+ */
+void
+exo_resource_report_error (ExoResource  *self,
+                           const GError *error)
+{
+  ExoResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+  g_return_if_fail (error != NULL);
+  priv = PRIV (self);
+
+  if (priv->in_flight || priv->cleaning || !exo_resource_state_is_usable (priv->state))
+    {
+      record_error (self, error);
+      return;
+    }
+
+  exo_resource_transition (self, EXO_RESOURCE_STATE_ERROR, error);
+}
+
+static void
+do_check_health_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExoResource *self = EXO_RESOURCE (source);
+  GError *error = NULL;
+  gboolean healthy;
+
+  healthy = g_task_propagate_boolean (G_TASK (result), &error);
+
+  if (error != NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  if (!healthy && error == NULL)
+    error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
+                         "health check of '%s' failed", PRIV (self)->id);
+
+  exo_resource_report_health (self, healthy, error);
+
+  if (healthy)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+exo_resource_real_check_health_async (ExoAsyncResource    *resource,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  ExoResource *self = EXO_RESOURCE (resource);
+  ExoResourcePrivate *priv = PRIV (self);
+  ExoResourceClass *klass = EXO_RESOURCE_GET_CLASS (self);
+  GTask *task;
+  GTask *inner;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, exo_resource_check_health_async);
+
+  if (!exo_resource_state_is_usable (priv->state) || priv->in_flight || priv->cleaning)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
+                               "resource '%s' is %s", priv->id,
+                               exo_resource_state_to_string (priv->state));
+      g_object_unref (task);
+      return;
+    }
+
+  if (klass->do_check_health == NULL)
+    {
+      exo_resource_report_health (self, TRUE, NULL);
+      g_task_return_boolean (task, TRUE);
+      g_object_unref (task);
+      return;
+    }
+
+  inner = g_task_new (self, cancellable, do_check_health_cb, task);
+  g_task_set_source_tag (inner, exo_resource_real_check_health_async);
+  klass->do_check_health (self, inner);
+  g_object_unref (inner);
+}
+
+/**
+ * exo_resource_check_health_async:
+ * @self: a resource
+ * @cancellable: (nullable): a cancellable
+ * @callback: called with the outcome
+ * @user_data: data for @callback
+ *
+ * Runs #ExoResourceClass.do_check_health and applies the outcome (see
+ * exo_resource_report_health()).  A resource that is not usable is unhealthy.
+ */
+void
+exo_resource_check_health_async (ExoResource         *self,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+
+  exo_async_resource_check_health_async (EXO_ASYNC_RESOURCE (self), cancellable, callback, user_data);
+}
+
+/**
+ * exo_resource_check_health_finish:
+ * @self: a resource
+ * @result: the result given to the callback
+ * @error: return location for why @self is unhealthy
+ *
+ * Returns: %TRUE if healthy
+ */
+gboolean
+exo_resource_check_health_finish (ExoResource   *self,
+                                  GAsyncResult  *result,
+                                  GError       **error)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), FALSE);
+
+  return exo_async_resource_check_health_finish (EXO_ASYNC_RESOURCE (self), result, error);
+}
+
+/**
+ * exo_resource_ensure_ready_async:
+ * @self: a resource
+ * @cancellable: (nullable): a cancellable
+ * @callback: called when @self is usable or cannot be made so
+ * @user_data: data for @callback
+ *
+ * See exo_async_resource_ensure_ready_async().
+ */
+void
+exo_resource_ensure_ready_async (ExoResource         *self,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+
+  exo_async_resource_ensure_ready_async (EXO_ASYNC_RESOURCE (self), cancellable, callback, user_data);
+}
+
+gboolean
+exo_resource_ensure_ready_finish (ExoResource   *self,
+                                  GAsyncResult  *result,
+                                  GError       **error)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), FALSE);
+
+  return exo_async_resource_ensure_ready_finish (EXO_ASYNC_RESOURCE (self), result, error);
+}
+
+/* --- restart ----------------------------------------------------------- */
+
+static void
+restart_init_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (exo_resource_initialize_finish (EXO_RESOURCE (source), result, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+restart_cleanup_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+
+  /* A cleanup error is recorded on the resource; the restart goes on. */
+  exo_resource_cleanup_finish (EXO_RESOURCE (source), result, NULL);
+  exo_resource_initialize_async (EXO_RESOURCE (source), g_task_get_cancellable (task),
+                                 restart_init_cb, g_object_ref (task));
+}
+
+/**
+ * exo_resource_restart_async:
+ * @self: a resource
+ * @cancellable: (nullable): cancels the initialize half
+ * @callback: called when @self is initialized again, or failed to be
+ * @user_data: data for @callback
+ *
+ * Cleans @self up, then initializes it again.
+ */
+void
+exo_resource_restart_async (ExoResource         *self,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, exo_resource_restart_async);
+  exo_resource_cleanup_async (self, NULL, restart_cleanup_cb, task);
+}
+
+gboolean
+exo_resource_restart_finish (ExoResource   *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* --- reset, metrics, accessors ---------------------------------------- */
+
+static void
+exo_resource_real_reset (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  g_clear_error (&priv->last_error);
+  priv->error_count = 0;
+  priv->attempts = 0;
+}
+
+/**
+ * exo_resource_reset:
+ * @self: a resource
+ *
+ * Forgets past failures: the last error, the error and attempt counters and
+ * (for managed resources) the restart limit, like `systemctl reset-failed`.
+ * A managed resource held in `error` by its restart limit starts recovering.
+ */
+void
+exo_resource_reset (ExoResource *self)
+{
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+
+  EXO_RESOURCE_GET_CLASS (self)->reset (self);
+}
+
+/**
+ * exo_resource_get_metrics:
+ * @self: a resource
+ *
+ * Returns: (transfer full): the type-specific metrics as an `a{sv}` dictionary
+ */
+GVariant *
+exo_resource_get_metrics (ExoResource *self)
+{
+  GVariantDict dict;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
+
+  g_variant_dict_init (&dict, NULL);
+  if (EXO_RESOURCE_GET_CLASS (self)->collect_metrics != NULL)
+    EXO_RESOURCE_GET_CLASS (self)->collect_metrics (self, &dict);
+  return g_variant_ref_sink (g_variant_dict_end (&dict));
+}
+
+const char *
+exo_resource_get_id (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
+  return PRIV (self)->id;
+}
+
+const char *
+exo_resource_get_resource_type (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
+  return PRIV (self)->resource_type;
+}
+
+const char *
+exo_resource_get_display_name (ExoResource *self)
+{
+  ExoResourcePrivate *priv;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
+  priv = PRIV (self);
+  return priv->display_name != NULL ? priv->display_name : priv->id;
+}
+
+void
+exo_resource_set_display_name (ExoResource *self,
+                               const char  *display_name)
+{
+  ExoResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+  priv = PRIV (self);
+
+  if (g_strcmp0 (priv->display_name, display_name) == 0)
+    return;
+  g_free (priv->display_name);
+  priv->display_name = g_strdup (display_name);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DISPLAY_NAME]);
+}
+
+ExoResourceState
+exo_resource_get_state (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), EXO_RESOURCE_STATE_UNINITIALIZED);
+  return PRIV (self)->state;
+}
+
+gboolean
+exo_resource_is_usable (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), FALSE);
+  return exo_resource_state_is_usable (PRIV (self)->state);
+}
+
+/**
+ * exo_resource_is_healthy:
+ * @self: a resource
+ *
+ * Returns: %TRUE when @self is `ready`
+ */
+gboolean
+exo_resource_is_healthy (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), FALSE);
+  return PRIV (self)->state == EXO_RESOURCE_STATE_READY;
+}
+
+/**
+ * exo_resource_get_last_error:
+ * @self: a resource
+ *
+ * Returns: (transfer none) (nullable): the last error recorded, or %NULL
+ */
+const GError *
+exo_resource_get_last_error (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
+  return PRIV (self)->last_error;
+}
+
+guint
+exo_resource_get_error_count (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), 0);
+  return PRIV (self)->error_count;
+}
+
+/**
+ * exo_resource_get_attempts:
+ * @self: a resource
+ *
+ * Returns: initialize attempts since the last successful initialize (0 once
+ *   it succeeds)
+ */
+guint
+exo_resource_get_attempts (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), 0);
+  return PRIV (self)->attempts;
+}
+
+/**
+ * exo_resource_get_state_changed_at:
+ * @self: a resource
+ *
+ * Returns: the wall-clock time of the last transition in µs since the Unix
+ *   epoch, 0 = never
+ */
+gint64
+exo_resource_get_state_changed_at (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), 0);
+  return PRIV (self)->state_changed_at;
+}
+
+/**
+ * exo_resource_get_initialized_at:
+ * @self: a resource
+ *
+ * Returns: when the last initialize succeeded, in µs since the Unix epoch,
+ *   0 = never
+ */
+gint64
+exo_resource_get_initialized_at (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), 0);
+  return PRIV (self)->initialized_at;
+}
+
+guint
+exo_resource_get_init_timeout (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), 0);
+  return PRIV (self)->init_timeout_ms;
+}
+
+/**
+ * exo_resource_set_init_timeout:
+ * @self: a resource
+ * @timeout_ms: the time one initialize attempt may take, 0 = unlimited
+ *
+ * An attempt that takes longer fails with %G_IO_ERROR_TIMED_OUT.
+ */
+void
+exo_resource_set_init_timeout (ExoResource *self,
+                               guint        timeout_ms)
+{
+  g_return_if_fail (EXO_IS_RESOURCE (self));
+
+  if (PRIV (self)->init_timeout_ms == timeout_ms)
+    return;
+  PRIV (self)->init_timeout_ms = timeout_ms;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_INIT_TIMEOUT]);
+}
+
+/**
+ * exo_resource_get_context:
+ * @self: a resource
+ *
+ * Returns: (transfer none): the main context @self belongs to
+ */
+GMainContext *
+exo_resource_get_context (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
+  return PRIV (self)->context;
+}
+
+GRand *
+_exo_resource_get_rand (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (priv->rand == NULL)
+    priv->rand = g_rand_new ();
+  return priv->rand;
+}
+
+void
+_exo_resource_seed_rand (ExoResource *self,
+                         guint32      seed)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  g_clear_pointer (&priv->rand, g_rand_free);
+  priv->rand = g_rand_new_with_seed (seed);
+}
+
+gboolean
+_exo_resource_is_busy (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  return priv->busy || priv->in_flight || priv->cleaning;
+}
+
+/**
+ * exo_resource_class_set_resource_type:
+ * @klass: a resource class
+ * @resource_type: the type name used in configs, e.g. `"udp-discovery"`
+ *
+ * Sets the default of #ExoAsyncResource:resource-type for instances of
+ * @klass and its subclasses that do not set their own.
+ */
+void
+exo_resource_class_set_resource_type (ExoResourceClass *klass,
+                                      const char       *resource_type)
+{
+  g_return_if_fail (EXO_IS_RESOURCE_CLASS (klass));
+
+  g_type_set_qdata (G_TYPE_FROM_CLASS (klass), resource_type_quark,
+                    (gpointer) g_intern_string (resource_type));
+}
+
+static const char *
+class_resource_type (GType type)
+{
+  for (; type != 0 && type != EXO_TYPE_RESOURCE; type = g_type_parent (type))
+    {
+      const char *name = g_type_get_qdata (type, resource_type_quark);
+      if (name != NULL)
+        return name;
+    }
+  return NULL;
+}
+
+/**
+ * exo_task_return_result:
+ * @task: the task given to a `do_*` vfunc
+ * @ok: whether it succeeded
+ * @error: (transfer full) (nullable): the error when it did not
+ *
+ * Completes @task from a synchronous implementation:
+ * `exo_task_return_result (task, open_thing (self, &error), error);`
+ */
+void
+exo_task_return_result (GTask    *task,
+                        gboolean  ok,
+                        GError   *error)
+{
+  g_return_if_fail (G_IS_TASK (task));
+
+  if (ok)
+    {
+      g_clear_error (&error);
+      g_task_return_boolean (task, TRUE);
+    }
+  else if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                             "operation failed");
+}
+
+/* --- GObject ----------------------------------------------------------- */
+
+static void
+exo_resource_real_do_nothing (ExoResource *self,
+                              GTask       *task)
+{
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+exo_resource_constructed (GObject *object)
+{
+  ExoResource *self = EXO_RESOURCE (object);
+  ExoResourcePrivate *priv = PRIV (self);
+  static gint counter;
+
+  G_OBJECT_CLASS (exo_resource_parent_class)->constructed (object);
+
+  if (priv->resource_type == NULL)
+    {
+      priv->resource_type = class_resource_type (G_OBJECT_TYPE (object));
+      if (priv->resource_type == NULL)
+        priv->resource_type = G_OBJECT_TYPE_NAME (object);
+    }
+
+  if (priv->id == NULL || priv->id[0] == '\0')
+    {
+      g_free (priv->id);
+      priv->id = g_strdup_printf ("%s-%d", priv->resource_type,
+                                  g_atomic_int_add (&counter, 1) + 1);
+    }
+
+  _exo_registry_add (self);
+  priv->registered = TRUE;
+}
+
+static void
+exo_resource_dispose (GObject *object)
+{
+  ExoResource *self = EXO_RESOURCE (object);
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (priv->registered)
+    {
+      priv->registered = FALSE;
+      _exo_registry_remove (self);
+    }
+
+  clear_source (&priv->timeout_source);
+  clear_source (&priv->retry_source);
+
+  G_OBJECT_CLASS (exo_resource_parent_class)->dispose (object);
+}
+
+static void
+exo_resource_finalize (GObject *object)
+{
+  ExoResource *self = EXO_RESOURCE (object);
+  ExoResourcePrivate *priv = PRIV (self);
+
+  g_assert (g_queue_is_empty (&priv->init_waiters));
+  g_assert (g_queue_is_empty (&priv->cleanup_waiters));
+
+  g_clear_pointer (&priv->id, g_free);
+  g_clear_pointer (&priv->display_name, g_free);
+  g_clear_pointer (&priv->rand, g_rand_free);
+  g_clear_error (&priv->last_error);
+  g_clear_pointer (&priv->context, g_main_context_unref);
+
+  G_OBJECT_CLASS (exo_resource_parent_class)->finalize (object);
+}
+
+static void
+exo_resource_get_property (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  ExoResource *self = EXO_RESOURCE (object);
+  ExoResourcePrivate *priv = PRIV (self);
+
+  switch (prop_id)
+    {
+    case PROP_ID:
+      g_value_set_string (value, priv->id);
+      break;
+    case PROP_RESOURCE_TYPE:
+      g_value_set_string (value, priv->resource_type);
+      break;
+    case PROP_DISPLAY_NAME:
+      g_value_set_string (value, exo_resource_get_display_name (self));
+      break;
+    case PROP_STATE:
+      g_value_set_enum (value, priv->state);
+      break;
+    case PROP_INIT_TIMEOUT:
+      g_value_set_uint (value, priv->init_timeout_ms);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_resource_set_property (GObject      *object,
+                           guint         prop_id,
+                           const GValue *value,
+                           GParamSpec   *pspec)
+{
+  ExoResource *self = EXO_RESOURCE (object);
+  ExoResourcePrivate *priv = PRIV (self);
+
+  switch (prop_id)
+    {
+    case PROP_ID:
+      g_free (priv->id);
+      priv->id = g_value_dup_string (value);
+      break;
+    case PROP_RESOURCE_TYPE:
+      if (g_value_get_string (value) != NULL)
+        priv->resource_type = g_intern_string (g_value_get_string (value));
+      break;
+    case PROP_DISPLAY_NAME:
+      exo_resource_set_display_name (self, g_value_get_string (value));
+      break;
+    case PROP_INIT_TIMEOUT:
+      exo_resource_set_init_timeout (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_resource_async_resource_init (ExoAsyncResourceInterface *iface)
+{
+  iface->initialize_async = exo_resource_real_initialize_async;
+  iface->initialize_finish = exo_resource_real_task_finish;
+  iface->cleanup_async = exo_resource_real_cleanup_async;
+  iface->cleanup_finish = exo_resource_real_task_finish;
+  iface->check_health_async = exo_resource_real_check_health_async;
+  iface->check_health_finish = exo_resource_real_task_finish;
+}
+
+static void
+exo_resource_class_init (ExoResourceClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->constructed = exo_resource_constructed;
+  object_class->dispose = exo_resource_dispose;
+  object_class->finalize = exo_resource_finalize;
+  object_class->get_property = exo_resource_get_property;
+  object_class->set_property = exo_resource_set_property;
+
+  klass->do_initialize = exo_resource_real_do_nothing;
+  klass->do_cleanup = exo_resource_real_do_nothing;
+  klass->reset = exo_resource_real_reset;
+
+  resource_type_quark = g_quark_from_static_string ("exo-resource-type");
+
+  g_object_class_override_property (object_class, PROP_ID, "id");
+  g_object_class_override_property (object_class, PROP_RESOURCE_TYPE, "resource-type");
+  g_object_class_override_property (object_class, PROP_DISPLAY_NAME, "display-name");
+  g_object_class_override_property (object_class, PROP_STATE, "state");
+
+  /**
+   * ExoResource:init-timeout:
+   *
+   * Milliseconds one initialize attempt may take; 0 = unlimited.
+   */
+  properties[PROP_INIT_TIMEOUT] =
+    g_param_spec_uint ("init-timeout", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_property (object_class, PROP_INIT_TIMEOUT, properties[PROP_INIT_TIMEOUT]);
+
+  properties[PROP_STATE] = g_object_class_find_property (object_class, "state");
+  properties[PROP_DISPLAY_NAME] = g_object_class_find_property (object_class, "display-name");
+
+  signal_state_changed = g_signal_lookup ("state-changed", EXO_TYPE_ASYNC_RESOURCE);
+}
+
+static void
+exo_resource_init (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  priv->state = EXO_RESOURCE_STATE_UNINITIALIZED;
+  priv->context = g_main_context_ref_thread_default ();
+  g_queue_init (&priv->init_waiters);
+  g_queue_init (&priv->cleanup_waiters);
+}

@@ -1,0 +1,320 @@
+/* exo-scope.c: scoped use of a resource, and timeouts as cancellables.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/* --- timeouts ---------------------------------------------------------- */
+
+typedef struct
+{
+  GWeakRef      cancellable;
+  GCancellable *parent;
+  gulong        parent_id;
+  GSource      *timer;
+} TimeoutData;
+
+static GQuark timed_out_quark;
+
+static void
+timeout_data_free (gpointer user_data)
+{
+  TimeoutData *data = user_data;
+
+  if (data->timer != NULL)
+    {
+      g_source_destroy (data->timer);
+      g_source_unref (data->timer);
+    }
+  if (data->parent != NULL)
+    {
+      g_cancellable_disconnect (data->parent, data->parent_id);
+      g_object_unref (data->parent);
+    }
+  g_weak_ref_clear (&data->cancellable);
+  g_free (data);
+}
+
+static gboolean
+timeout_fire_cb (gpointer user_data)
+{
+  TimeoutData *data = user_data;
+  g_autoptr(GCancellable) cancellable = g_weak_ref_get (&data->cancellable);
+
+  if (cancellable != NULL)
+    {
+      g_object_set_qdata (G_OBJECT (cancellable), timed_out_quark, GINT_TO_POINTER (1));
+      g_cancellable_cancel (cancellable);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+parent_cancelled_cb (GCancellable *parent,
+                     gpointer      user_data)
+{
+  GCancellable *child = user_data;
+
+  g_cancellable_cancel (child);
+}
+
+/**
+ * exo_cancellable_new_with_timeout:
+ * @timeout_ms: cancel after this many milliseconds (0 = never)
+ * @parent: (nullable): cancelling it cancels the new one too
+ *
+ * Makes a #GCancellable that cancels itself after @timeout_ms, in the
+ * thread-default main context.  exo_cancellable_timed_out() tells a timeout
+ * from a cancel.
+ *
+ * Returns: (transfer full): a new cancellable
+ */
+GCancellable *
+exo_cancellable_new_with_timeout (guint         timeout_ms,
+                                  GCancellable *parent)
+{
+  GCancellable *cancellable = g_cancellable_new ();
+  TimeoutData *data = g_new0 (TimeoutData, 1);
+
+  if (timed_out_quark == 0)
+    timed_out_quark = g_quark_from_static_string ("exo-timed-out");
+
+  g_weak_ref_init (&data->cancellable, cancellable);
+
+  if (timeout_ms > 0)
+    {
+      data->timer = g_timeout_source_new (timeout_ms);
+      g_source_set_callback (data->timer, timeout_fire_cb, data, NULL);
+      g_source_set_static_name (data->timer, "[exo] cancellable timeout");
+      g_source_attach (data->timer, g_main_context_get_thread_default ());
+    }
+
+  if (parent != NULL)
+    {
+      data->parent = g_object_ref (parent);
+      /* the handler must not keep the child alive: it is disconnected with it */
+      data->parent_id = g_cancellable_connect (parent, G_CALLBACK (parent_cancelled_cb),
+                                               cancellable, NULL);
+    }
+
+  g_object_set_data_full (G_OBJECT (cancellable), "exo-timeout-data", data, timeout_data_free);
+  return cancellable;
+}
+
+/**
+ * exo_cancellable_timed_out:
+ * @cancellable: (nullable): a cancellable
+ *
+ * Returns: %TRUE if @cancellable was made by
+ *   exo_cancellable_new_with_timeout() and its timeout fired
+ */
+gboolean
+exo_cancellable_timed_out (GCancellable *cancellable)
+{
+  if (cancellable == NULL || timed_out_quark == 0)
+    return FALSE;
+  return g_object_get_qdata (G_OBJECT (cancellable), timed_out_quark) != NULL;
+}
+
+/* --- scoped use -------------------------------------------------------- */
+
+typedef struct
+{
+  ExoOperationFunc  func;
+  gpointer          func_data;
+  GDestroyNotify    result_destroy;
+  GCancellable     *op_cancellable;
+  gpointer          value;
+  GError           *error;
+} UseData;
+
+static void
+use_data_free (UseData *data)
+{
+  if (data->value != NULL && data->result_destroy != NULL)
+    data->result_destroy (data->value);
+  g_clear_error (&data->error);
+  g_clear_object (&data->op_cancellable);
+  g_free (data);
+}
+
+static void
+use_cleanup_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  UseData *data = g_task_get_task_data (task);
+  g_autoptr(GError) cleanup_error = NULL;
+
+  exo_resource_cleanup_finish (EXO_RESOURCE (source), result, &cleanup_error);
+
+  if (data->error != NULL)
+    g_task_return_error (task, g_steal_pointer (&data->error));
+  else if (cleanup_error != NULL)
+    g_task_return_error (task, g_steal_pointer (&cleanup_error));
+  else
+    g_task_return_pointer (task, g_steal_pointer (&data->value), data->result_destroy);
+}
+
+static void
+use_op_cb (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  GTask *task = user_data;   /* owned */
+  UseData *data = g_task_get_task_data (task);
+
+  data->value = g_task_propagate_pointer (G_TASK (result), &data->error);
+  if (data->error != NULL && exo_cancellable_timed_out (data->op_cancellable))
+    {
+      g_clear_error (&data->error);
+      data->error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                 "use of '%s' timed out",
+                                 exo_resource_get_id (EXO_RESOURCE (source)));
+    }
+
+  /* Cleanup is awaited before the caller hears anything. */
+  exo_resource_cleanup_async (EXO_RESOURCE (source), NULL, use_cleanup_cb, task);
+}
+
+static void
+use_ready_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GTask *task = user_data;   /* owned */
+  UseData *data = g_task_get_task_data (task);
+  GTask *inner;
+
+  if (!exo_resource_initialize_finish (EXO_RESOURCE (source), result, &data->error))
+    {
+      exo_resource_cleanup_async (EXO_RESOURCE (source), NULL, use_cleanup_cb, task);
+      return;
+    }
+
+  inner = g_task_new (source, data->op_cancellable, use_op_cb, task);
+  g_task_set_source_tag (inner, use_ready_cb);
+  data->func (EXO_RESOURCE (source), data->op_cancellable, inner, data->func_data);
+  g_object_unref (inner);
+}
+
+/**
+ * exo_resource_use_async:
+ * @resource: a resource
+ * @func: what to do with it once it is usable
+ * @func_data: data for @func (must live until @callback)
+ * @result_destroy: (nullable): frees what @func returns, if nobody takes it
+ * @timeout_ms: time limit for initialize + @func, 0 = none
+ * @cancellable: (nullable): a cancellable
+ * @callback: called after the cleanup finished
+ * @user_data: data for @callback
+ *
+ * The scoped use of a resource (Python's `async with`): initialize, run
+ * @func, then clean up — and the cleanup is awaited before @callback runs,
+ * whatever happened (failure, timeout, cancellation).  The error given to
+ * @callback is the first one: initialize's, @func's, or cleanup's.
+ */
+void
+exo_resource_use_async (ExoResource         *resource,
+                        ExoOperationFunc     func,
+                        gpointer             func_data,
+                        GDestroyNotify       result_destroy,
+                        guint                timeout_ms,
+                        GCancellable        *cancellable,
+                        GAsyncReadyCallback  callback,
+                        gpointer             user_data)
+{
+  GTask *task;
+  UseData *data;
+
+  g_return_if_fail (EXO_IS_RESOURCE (resource));
+  g_return_if_fail (func != NULL);
+
+  task = g_task_new (resource, cancellable, callback, user_data);
+  g_task_set_source_tag (task, exo_resource_use_async);
+
+  data = g_new0 (UseData, 1);
+  data->func = func;
+  data->func_data = func_data;
+  data->result_destroy = result_destroy;
+  data->op_cancellable = exo_cancellable_new_with_timeout (timeout_ms, cancellable);
+  g_task_set_task_data (task, data, (GDestroyNotify) use_data_free);
+
+  exo_resource_initialize_async (resource, data->op_cancellable, use_ready_cb, task);
+}
+
+/**
+ * exo_resource_use_finish:
+ * @resource: a resource
+ * @result: the result given to the callback
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (nullable): what @func returned
+ */
+gpointer
+exo_resource_use_finish (ExoResource   *resource,
+                         GAsyncResult  *result,
+                         GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, resource), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* --- waiting ----------------------------------------------------------- */
+
+static gboolean
+wait_timeout_cb (gpointer user_data)
+{
+  gboolean *expired = user_data;
+
+  *expired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * exo_wait_for_result:
+ * @context: (nullable): the context to iterate; %NULL = thread-default
+ * @result: (inout): where a callback stores its #GAsyncResult
+ * @timeout_ms: give up after this long (0 = never)
+ *
+ * Iterates @context until *@result is set: the bridge from async code to a
+ * synchronous caller (tests, command-line tools).  Do not use it inside a
+ * running main loop's callbacks.
+ *
+ * Returns: %TRUE if *@result was set in time
+ */
+gboolean
+exo_wait_for_result (GMainContext  *context,
+                     GAsyncResult **result,
+                     guint          timeout_ms)
+{
+  gboolean expired = FALSE;
+  GSource *timer = NULL;
+
+  g_return_val_if_fail (result != NULL, FALSE);
+
+  if (context == NULL)
+    context = g_main_context_get_thread_default ();
+  if (context == NULL)
+    context = g_main_context_default ();
+
+  if (timeout_ms > 0)
+    {
+      timer = g_timeout_source_new (timeout_ms);
+      g_source_set_callback (timer, wait_timeout_cb, &expired, NULL);
+      g_source_attach (timer, context);
+    }
+
+  while (*result == NULL && !expired)
+    g_main_context_iteration (context, TRUE);
+
+  if (timer != NULL)
+    {
+      g_source_destroy (timer);
+      g_source_unref (timer);
+    }
+
+  return *result != NULL;
+}

@@ -1,0 +1,200 @@
+/* exo-types.c: enum types and their string tables.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+#include <string.h>
+
+static const char *const state_names[EXO_RESOURCE_STATE_LAST] = {
+  [EXO_RESOURCE_STATE_UNINITIALIZED] = "uninitialized",
+  [EXO_RESOURCE_STATE_INITIALIZING]  = "initializing",
+  [EXO_RESOURCE_STATE_READY]         = "ready",
+  [EXO_RESOURCE_STATE_DEGRADED]      = "degraded",
+  [EXO_RESOURCE_STATE_ERROR]         = "error",
+  [EXO_RESOURCE_STATE_CLOSING]       = "closing",
+  [EXO_RESOURCE_STATE_CLOSED]        = "closed",
+};
+
+static const char *const jitter_names[] = {
+  [EXO_JITTER_FULL]         = "full",
+  [EXO_JITTER_EQUAL]        = "equal",
+  [EXO_JITTER_DECORRELATED] = "decorrelated",
+  [EXO_JITTER_NONE]         = "none",
+};
+
+GType
+exo_resource_state_get_type (void)
+{
+  static gsize type_id = 0;
+
+  if (g_once_init_enter (&type_id))
+    {
+      static const GEnumValue values[] = {
+        { EXO_RESOURCE_STATE_UNINITIALIZED, "EXO_RESOURCE_STATE_UNINITIALIZED", "uninitialized" },
+        { EXO_RESOURCE_STATE_INITIALIZING, "EXO_RESOURCE_STATE_INITIALIZING", "initializing" },
+        { EXO_RESOURCE_STATE_READY, "EXO_RESOURCE_STATE_READY", "ready" },
+        { EXO_RESOURCE_STATE_DEGRADED, "EXO_RESOURCE_STATE_DEGRADED", "degraded" },
+        { EXO_RESOURCE_STATE_ERROR, "EXO_RESOURCE_STATE_ERROR", "error" },
+        { EXO_RESOURCE_STATE_CLOSING, "EXO_RESOURCE_STATE_CLOSING", "closing" },
+        { EXO_RESOURCE_STATE_CLOSED, "EXO_RESOURCE_STATE_CLOSED", "closed" },
+        { 0, NULL, NULL }
+      };
+      GType type = g_enum_register_static (g_intern_static_string ("ExoResourceState"), values);
+      g_once_init_leave (&type_id, type);
+    }
+
+  return type_id;
+}
+
+GType
+exo_jitter_get_type (void)
+{
+  static gsize type_id = 0;
+
+  if (g_once_init_enter (&type_id))
+    {
+      static const GEnumValue values[] = {
+        { EXO_JITTER_FULL, "EXO_JITTER_FULL", "full" },
+        { EXO_JITTER_EQUAL, "EXO_JITTER_EQUAL", "equal" },
+        { EXO_JITTER_DECORRELATED, "EXO_JITTER_DECORRELATED", "decorrelated" },
+        { EXO_JITTER_NONE, "EXO_JITTER_NONE", "none" },
+        { 0, NULL, NULL }
+      };
+      GType type = g_enum_register_static (g_intern_static_string ("ExoJitter"), values);
+      g_once_init_leave (&type_id, type);
+    }
+
+  return type_id;
+}
+
+/**
+ * exo_resource_state_to_string:
+ * @state: a state
+ *
+ * Returns: (transfer none): the state's nick, e.g. `"ready"`, or `"invalid"`
+ */
+const char *
+exo_resource_state_to_string (ExoResourceState state)
+{
+  if ((guint) state >= EXO_RESOURCE_STATE_LAST)
+    return "invalid";
+  return state_names[state];
+}
+
+/**
+ * exo_resource_state_from_string:
+ * @str: a nick such as `"ready"`
+ * @out_state: (out): where to store the state
+ *
+ * Returns: %TRUE if @str names a state
+ */
+gboolean
+exo_resource_state_from_string (const char       *str,
+                                ExoResourceState *out_state)
+{
+  g_return_val_if_fail (out_state != NULL, FALSE);
+
+  if (str == NULL)
+    return FALSE;
+
+  for (guint i = 0; i < EXO_RESOURCE_STATE_LAST; i++)
+    if (strcmp (str, state_names[i]) == 0)
+      {
+        *out_state = (ExoResourceState) i;
+        return TRUE;
+      }
+
+  return FALSE;
+}
+
+/**
+ * exo_resource_state_is_usable:
+ * @state: a state
+ *
+ * Returns: %TRUE for `ready` and `degraded`: the resource was initialized
+ *   and can be used
+ */
+gboolean
+exo_resource_state_is_usable (ExoResourceState state)
+{
+  return state == EXO_RESOURCE_STATE_READY || state == EXO_RESOURCE_STATE_DEGRADED;
+}
+
+const char *
+exo_jitter_to_string (ExoJitter jitter)
+{
+  if ((guint) jitter >= G_N_ELEMENTS (jitter_names))
+    return "invalid";
+  return jitter_names[jitter];
+}
+
+gboolean
+exo_jitter_from_string (const char *str,
+                        ExoJitter  *out_jitter)
+{
+  g_return_val_if_fail (out_jitter != NULL, FALSE);
+
+  if (str == NULL)
+    return FALSE;
+
+  for (guint i = 0; i < G_N_ELEMENTS (jitter_names); i++)
+    if (strcmp (str, jitter_names[i]) == 0)
+      {
+        *out_jitter = (ExoJitter) i;
+        return TRUE;
+      }
+
+  return FALSE;
+}
+
+G_DEFINE_QUARK (exo-resource-error-quark, exo_resource_error)
+
+/**
+ * exo_error_is_retryable:
+ * @error: an error
+ *
+ * Tells transient failures from permanent ones.  Cancellation, invalid
+ * arguments, missing support, permission problems, %EXO_RESOURCE_ERROR_FATAL,
+ * %EXO_RESOURCE_ERROR_CLOSED and %EXO_RESOURCE_ERROR_RESTART_LIMIT are not
+ * retryable; everything else is.
+ *
+ * Returns: %TRUE if another attempt may succeed
+ */
+gboolean
+exo_error_is_retryable (const GError *error)
+{
+  if (error == NULL)
+    return TRUE;
+
+  if (error->domain == G_IO_ERROR)
+    {
+      switch (error->code)
+        {
+        case G_IO_ERROR_CANCELLED:
+        case G_IO_ERROR_INVALID_ARGUMENT:
+        case G_IO_ERROR_NOT_SUPPORTED:
+        case G_IO_ERROR_PERMISSION_DENIED:
+        case G_IO_ERROR_INVALID_DATA:
+          return FALSE;
+        default:
+          return TRUE;
+        }
+    }
+
+  if (error->domain == EXO_RESOURCE_ERROR)
+    {
+      switch (error->code)
+        {
+        case EXO_RESOURCE_ERROR_FATAL:
+        case EXO_RESOURCE_ERROR_CLOSED:
+        case EXO_RESOURCE_ERROR_RESTART_LIMIT:
+        case EXO_RESOURCE_ERROR_INVALID_STATE:
+          return FALSE;
+        default:
+          return TRUE;
+        }
+    }
+
+  return TRUE;
+}
