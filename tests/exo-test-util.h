@@ -5,6 +5,7 @@
 #pragma once
 
 #include <exo/exo.h>
+#include <string.h>
 
 G_BEGIN_DECLS
 
