@@ -364,7 +364,7 @@ run_retry_cb (gpointer user_data)
   RunData *data = g_task_get_task_data (task);
 
   g_clear_pointer (&data->timer, g_source_unref);
-  run_attempt (task);
+  run_attempt (g_object_ref (task));   /* the source drops its own reference */
   return G_SOURCE_REMOVE;
 }
 
