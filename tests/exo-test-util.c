@@ -369,3 +369,21 @@ exo_test_spin (guint ms)
 {
   exo_test_spin_until (never, NULL, ms);
 }
+
+guint
+exo_test_slow_factor (void)
+{
+  static guint factor;
+
+  if (factor == 0)
+    {
+      const char *slow = g_getenv ("EXO_TEST_SLOW");
+
+      factor = 1;
+      if (slow != NULL && g_ascii_strtoull (slow, NULL, 10) > 0)
+        factor = (guint) g_ascii_strtoull (slow, NULL, 10);
+      else if (g_getenv ("EXO_TEST_UNDER_VALGRIND") != NULL)
+        factor = 10;
+    }
+  return factor;
+}

@@ -71,3 +71,9 @@ gboolean     exo_test_spin_until         (gboolean     (*cond) (gpointer data),
                                           guint          timeout_ms);
 
 G_END_DECLS
+
+G_BEGIN_DECLS
+/* 1 normally; larger under valgrind (EXO_TEST_UNDER_VALGRIND=1) or sanitizers
+ * (EXO_TEST_SLOW=N).  Multiply upper time bounds and spin durations by it. */
+guint        exo_test_slow_factor        (void);
+G_END_DECLS

@@ -207,7 +207,7 @@ test_health_checks_periodic (void)
   g_assert_cmpuint (r->n_health_calls, ==, 0);   /* not while uninitialized */
 
   g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
-  exo_test_spin (120);
+  exo_test_spin (120 * exo_test_slow_factor ());
   g_assert_cmpuint (r->n_health_calls, >=, 3);
 
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
