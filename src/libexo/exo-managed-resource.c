@@ -447,22 +447,9 @@ run_ready_cb (GObject      *source,
 
   if (!exo_resource_ensure_ready_finish (EXO_RESOURCE (source), result, &error))
     {
-      ExoManagedResource *self = g_task_get_source_object (task);
-      GCancellable *outer = g_task_get_cancellable (task);
-
-      if ((outer != NULL && g_cancellable_is_cancelled (outer))
-          || !EXO_MANAGED_RESOURCE_GET_CLASS (self)->is_retryable (self, error)
-          || (PRIV (self)->policy->max_retries != G_MAXUINT
-              && data->attempt > PRIV (self)->policy->max_retries))
-        {
-          g_task_return_error (task, error);
-          g_object_unref (task);
-          return;
-        }
-      /* Let run_attempt_done schedule a retry. */
-      inner = g_task_new (source, NULL, run_attempt_done, task);
-      g_task_return_error (inner, error);
-      g_object_unref (inner);
+      /* initialize already retried per the policy: its failure is final here */
+      g_task_return_error (task, error);
+      g_object_unref (task);
       return;
     }
 

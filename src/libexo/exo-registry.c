@@ -126,7 +126,7 @@ _exo_registry_remove (ExoResource *resource)
 
   g_mutex_lock (&self->lock);
   list = g_hash_table_lookup (self->by_id, id);
-  if (list != NULL && g_ptr_array_remove_fast (list, resource))
+  if (list != NULL && g_ptr_array_remove (list, resource))
     {
       found = TRUE;
       self->size--;

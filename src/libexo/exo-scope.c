@@ -14,7 +14,11 @@ typedef struct
   GSource      *timer;
 } TimeoutData;
 
-static GQuark timed_out_quark;
+static GQuark
+exo_timed_out_quark (void)
+{
+  return g_quark_from_static_string ("exo-timed-out");
+}
 
 static void
 timeout_data_free (gpointer user_data)
@@ -43,7 +47,7 @@ timeout_fire_cb (gpointer user_data)
 
   if (cancellable != NULL)
     {
-      g_object_set_qdata (G_OBJECT (cancellable), timed_out_quark, GINT_TO_POINTER (1));
+      g_object_set_qdata (G_OBJECT (cancellable), exo_timed_out_quark (), GINT_TO_POINTER (1));
       g_cancellable_cancel (cancellable);
     }
   return G_SOURCE_REMOVE;
@@ -75,9 +79,6 @@ exo_cancellable_new_with_timeout (guint         timeout_ms,
 {
   GCancellable *cancellable = g_cancellable_new ();
   TimeoutData *data = g_new0 (TimeoutData, 1);
-
-  if (timed_out_quark == 0)
-    timed_out_quark = g_quark_from_static_string ("exo-timed-out");
 
   g_weak_ref_init (&data->cancellable, cancellable);
 
@@ -111,9 +112,9 @@ exo_cancellable_new_with_timeout (guint         timeout_ms,
 gboolean
 exo_cancellable_timed_out (GCancellable *cancellable)
 {
-  if (cancellable == NULL || timed_out_quark == 0)
+  if (cancellable == NULL)
     return FALSE;
-  return g_object_get_qdata (G_OBJECT (cancellable), timed_out_quark) != NULL;
+  return g_object_get_qdata (G_OBJECT (cancellable), exo_timed_out_quark ()) != NULL;
 }
 
 /* --- scoped use -------------------------------------------------------- */
@@ -189,6 +190,13 @@ use_ready_cb (GObject      *source,
 
   if (!exo_resource_initialize_finish (EXO_RESOURCE (source), result, &data->error))
     {
+      if (exo_cancellable_timed_out (data->op_cancellable))
+        {
+          g_clear_error (&data->error);
+          data->error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                     "use of '%s' timed out while initializing",
+                                     exo_resource_get_id (EXO_RESOURCE (source)));
+        }
       exo_resource_cleanup_async (EXO_RESOURCE (source), NULL, use_cleanup_cb, task);
       return;
     }
