@@ -68,6 +68,13 @@ const char      *exo_task_status_to_string        (ExoTaskStatus status);
 EXO_AVAILABLE_IN_ALL
 ExoTaskManager  *exo_task_manager_new             (void);
 EXO_AVAILABLE_IN_ALL
+GMainContext    *exo_task_manager_get_context     (ExoTaskManager *self);
+EXO_AVAILABLE_IN_ALL
+guint            exo_task_manager_get_cancel_timeout (ExoTaskManager *self);
+EXO_AVAILABLE_IN_ALL
+void             exo_task_manager_set_cancel_timeout (ExoTaskManager *self,
+                                                      guint           timeout_ms);
+EXO_AVAILABLE_IN_ALL
 ExoTask         *exo_task_manager_spawn           (ExoTaskManager *self,
                                                    const char     *name,
                                                    int             priority,

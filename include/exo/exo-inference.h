@@ -1,0 +1,254 @@
+/* exo-inference.h: shards, tensors and the ExoInferenceEngine role.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#if !defined(EXO_INSIDE) && !defined(EXO_COMPILATION)
+# error "Only <exo/exo.h> can be included directly."
+#endif
+
+#include <exo/exo-resource.h>
+
+G_BEGIN_DECLS
+
+/* --- ExoShard ------------------------------------------------------------ */
+
+#define EXO_TYPE_SHARD (exo_shard_get_type ())
+
+/**
+ * ExoShard:
+ * @model_id: the model
+ * @start_layer: first layer of the shard (0-based, inclusive)
+ * @end_layer: last layer of the shard (inclusive)
+ * @n_layers: layers of the whole model
+ *
+ * A contiguous range of a model's layers, as exo's `Shard`.
+ */
+typedef struct {
+  char *model_id;
+  guint start_layer;
+  guint end_layer;
+  guint n_layers;
+} ExoShard;
+
+EXO_AVAILABLE_IN_ALL
+GType     exo_shard_get_type        (void) G_GNUC_CONST;
+EXO_AVAILABLE_IN_ALL
+ExoShard *exo_shard_new             (const char     *model_id,
+                                     guint           start_layer,
+                                     guint           end_layer,
+                                     guint           n_layers);
+EXO_AVAILABLE_IN_ALL
+ExoShard *exo_shard_copy            (const ExoShard *shard);
+EXO_AVAILABLE_IN_ALL
+void      exo_shard_free            (ExoShard       *shard);
+EXO_AVAILABLE_IN_ALL
+gboolean  exo_shard_is_first_layer  (const ExoShard *shard);
+EXO_AVAILABLE_IN_ALL
+gboolean  exo_shard_is_last_layer   (const ExoShard *shard);
+EXO_AVAILABLE_IN_ALL
+guint     exo_shard_get_layer_count (const ExoShard *shard);
+EXO_AVAILABLE_IN_ALL
+gboolean  exo_shard_equal           (const ExoShard *a,
+                                     const ExoShard *b);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoShard, exo_shard_free)
+
+/* --- ExoTensor ----------------------------------------------------------- */
+
+/**
+ * ExoDType:
+ * @EXO_DTYPE_FLOAT32: 32-bit IEEE float
+ * @EXO_DTYPE_INT32: 32-bit signed integer (token ids)
+ * @EXO_DTYPE_INT64: 64-bit signed integer
+ * @EXO_DTYPE_FLOAT16: 16-bit IEEE float (stored, not computed on)
+ */
+typedef enum {
+  EXO_DTYPE_FLOAT32,
+  EXO_DTYPE_INT32,
+  EXO_DTYPE_INT64,
+  EXO_DTYPE_FLOAT16,
+} ExoDType;
+
+#define EXO_TYPE_TENSOR (exo_tensor_get_type ())
+#define EXO_TENSOR_MAX_DIMS 8
+
+/**
+ * ExoTensor:
+ *
+ * An immutable, reference-counted n-dimensional array: dtype, shape and
+ * the bytes in row-major order.
+ */
+typedef struct _ExoTensor ExoTensor;
+
+EXO_AVAILABLE_IN_ALL
+GType         exo_tensor_get_type       (void) G_GNUC_CONST;
+EXO_AVAILABLE_IN_ALL
+ExoTensor    *exo_tensor_new            (ExoDType        dtype,
+                                         const gsize    *shape,
+                                         guint           n_dims,
+                                         GBytes         *data,
+                                         GError        **error);
+EXO_AVAILABLE_IN_ALL
+ExoTensor    *exo_tensor_new_int32      (const gint32   *values,
+                                         gsize           n_values);
+EXO_AVAILABLE_IN_ALL
+ExoTensor    *exo_tensor_ref            (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+void          exo_tensor_unref          (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+ExoDType      exo_tensor_get_dtype      (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+guint         exo_tensor_get_n_dims     (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+const gsize  *exo_tensor_get_shape      (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+gsize         exo_tensor_get_n_elements (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+GBytes       *exo_tensor_get_data       (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+gconstpointer exo_tensor_peek_data      (ExoTensor      *tensor);
+EXO_AVAILABLE_IN_ALL
+const char   *exo_dtype_to_string       (ExoDType        dtype);
+EXO_AVAILABLE_IN_ALL
+gboolean      exo_dtype_from_string     (const char     *str,
+                                         ExoDType       *out_dtype);
+EXO_AVAILABLE_IN_ALL
+gsize         exo_dtype_get_size        (ExoDType        dtype);
+EXO_AVAILABLE_IN_ALL
+char         *exo_tensor_shape_to_string (ExoTensor     *tensor);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoTensor, exo_tensor_unref)
+
+/* --- ExoInferenceEngine -------------------------------------------------- */
+
+#define EXO_TYPE_INFERENCE_ENGINE (exo_inference_engine_get_type ())
+
+EXO_AVAILABLE_IN_ALL
+G_DECLARE_INTERFACE (ExoInferenceEngine, exo_inference_engine, EXO, INFERENCE_ENGINE, ExoResource)
+
+/**
+ * ExoInferenceEngineInterface:
+ * @encode_async: prompt text → token tensor (int32, shape [n])
+ * @encode_finish: finish @encode_async
+ * @decode: tokens → text
+ * @sample: logits or the last layer's output → next token (int32, shape [1])
+ * @infer_tensor_async: run the shard's layers on an input tensor
+ * @infer_tensor_finish: finish @infer_tensor_async
+ * @load_checkpoint_async: load (or switch to) a shard's weights
+ * @load_checkpoint_finish: finish @load_checkpoint_async
+ * @get_eos_token: the end-of-sequence token id
+ *
+ * The role of an inference engine, as exo's `InferenceEngine`.  An engine
+ * is a resource: its initialize loads nothing yet; load_checkpoint or the
+ * first infer call loads a shard.
+ */
+struct _ExoInferenceEngineInterface
+{
+  GTypeInterface parent_iface;
+
+  void       (*encode_async)           (ExoInferenceEngine  *self,
+                                        const ExoShard      *shard,
+                                        const char          *prompt,
+                                        GCancellable        *cancellable,
+                                        GAsyncReadyCallback  callback,
+                                        gpointer             user_data);
+  ExoTensor *(*encode_finish)          (ExoInferenceEngine  *self,
+                                        GAsyncResult        *result,
+                                        GError             **error);
+  char      *(*decode)                 (ExoInferenceEngine  *self,
+                                        const ExoShard      *shard,
+                                        ExoTensor           *tokens,
+                                        GError             **error);
+  ExoTensor *(*sample)                 (ExoInferenceEngine  *self,
+                                        ExoTensor           *x,
+                                        double               temperature,
+                                        double               top_p,
+                                        GError             **error);
+  void       (*infer_tensor_async)     (ExoInferenceEngine  *self,
+                                        const char          *request_id,
+                                        const ExoShard      *shard,
+                                        ExoTensor           *input,
+                                        GCancellable        *cancellable,
+                                        GAsyncReadyCallback  callback,
+                                        gpointer             user_data);
+  ExoTensor *(*infer_tensor_finish)    (ExoInferenceEngine  *self,
+                                        GAsyncResult        *result,
+                                        GError             **error);
+  void       (*load_checkpoint_async)  (ExoInferenceEngine  *self,
+                                        const ExoShard      *shard,
+                                        const char          *path,
+                                        GCancellable        *cancellable,
+                                        GAsyncReadyCallback  callback,
+                                        gpointer             user_data);
+  gboolean   (*load_checkpoint_finish) (ExoInferenceEngine  *self,
+                                        GAsyncResult        *result,
+                                        GError             **error);
+  gint32     (*get_eos_token)          (ExoInferenceEngine  *self);
+
+  /*< private >*/
+  gpointer padding[8];
+};
+
+EXO_AVAILABLE_IN_ALL
+void       exo_inference_engine_encode_async          (ExoInferenceEngine  *self,
+                                                       const ExoShard      *shard,
+                                                       const char          *prompt,
+                                                       GCancellable        *cancellable,
+                                                       GAsyncReadyCallback  callback,
+                                                       gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+ExoTensor *exo_inference_engine_encode_finish         (ExoInferenceEngine  *self,
+                                                       GAsyncResult        *result,
+                                                       GError             **error);
+EXO_AVAILABLE_IN_ALL
+char      *exo_inference_engine_decode                (ExoInferenceEngine  *self,
+                                                       const ExoShard      *shard,
+                                                       ExoTensor           *tokens,
+                                                       GError             **error);
+EXO_AVAILABLE_IN_ALL
+ExoTensor *exo_inference_engine_sample                (ExoInferenceEngine  *self,
+                                                       ExoTensor           *x,
+                                                       double               temperature,
+                                                       double               top_p,
+                                                       GError             **error);
+EXO_AVAILABLE_IN_ALL
+void       exo_inference_engine_infer_tensor_async    (ExoInferenceEngine  *self,
+                                                       const char          *request_id,
+                                                       const ExoShard      *shard,
+                                                       ExoTensor           *input,
+                                                       GCancellable        *cancellable,
+                                                       GAsyncReadyCallback  callback,
+                                                       gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+ExoTensor *exo_inference_engine_infer_tensor_finish   (ExoInferenceEngine  *self,
+                                                       GAsyncResult        *result,
+                                                       GError             **error);
+EXO_AVAILABLE_IN_ALL
+void       exo_inference_engine_infer_prompt_async    (ExoInferenceEngine  *self,
+                                                       const char          *request_id,
+                                                       const ExoShard      *shard,
+                                                       const char          *prompt,
+                                                       GCancellable        *cancellable,
+                                                       GAsyncReadyCallback  callback,
+                                                       gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+ExoTensor *exo_inference_engine_infer_prompt_finish   (ExoInferenceEngine  *self,
+                                                       GAsyncResult        *result,
+                                                       GError             **error);
+EXO_AVAILABLE_IN_ALL
+void       exo_inference_engine_load_checkpoint_async (ExoInferenceEngine  *self,
+                                                       const ExoShard      *shard,
+                                                       const char          *path,
+                                                       GCancellable        *cancellable,
+                                                       GAsyncReadyCallback  callback,
+                                                       gpointer             user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean   exo_inference_engine_load_checkpoint_finish (ExoInferenceEngine *self,
+                                                        GAsyncResult       *result,
+                                                        GError            **error);
+EXO_AVAILABLE_IN_ALL
+gint32     exo_inference_engine_get_eos_token         (ExoInferenceEngine  *self);
+
+G_END_DECLS
