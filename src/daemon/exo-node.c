@@ -1,0 +1,560 @@
+/* exo-node.c: the node daemon.
+ *
+ * Reads a JSON config (or the built-in default), loads plugins, builds the
+ * resources into a root group, initializes them in dependency order on a
+ * GMainLoop, exports everything on D-Bus, and cleans up in reverse
+ * dependency order on SIGTERM/SIGINT or org.exo.Node1.Shutdown().
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <exo/exo.h>
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exo-config.h"
+#include "exo-dbus-export.h"
+
+#define DEFAULT_BUS_NAME "org.exo.Node1"
+#define DEFAULT_CONFIG_RESOURCE "/org/exo/node/default-config.json"
+
+typedef struct
+{
+  /* options */
+  char              *config_path;
+  char             **plugin_dirs;
+  char              *bus_name;
+  gboolean           use_system;
+  gboolean           use_session;
+  char              *node_id;
+  gboolean           verbose;
+  gboolean           version;
+  char              *check_config;
+  int                shutdown_timeout_s;
+
+  /* running */
+  GMainLoop         *loop;
+  ExoPluginLoader   *loader;
+  ExoResourceGroup  *root;
+  GDBusConnection   *connection;
+  ExoDBusExport     *export;
+  guint              name_id;
+  guint              sigterm_id;
+  guint              sigint_id;
+  guint              shutdown_timer;
+  gint64             started_us;
+  int                exit_code;
+  gboolean           shutting_down;
+  gboolean           name_acquired;
+  GHashTable        *watched;      /* ExoResource* set (weak) */
+} Daemon;
+
+static Daemon daemon_state;
+static gboolean verbose_logging;
+
+/* --- logging ----------------------------------------------------------- */
+
+static const char *
+level_name (GLogLevelFlags level)
+{
+  switch (level & G_LOG_LEVEL_MASK)
+    {
+    case G_LOG_LEVEL_ERROR:    return "error";
+    case G_LOG_LEVEL_CRITICAL: return "critical";
+    case G_LOG_LEVEL_WARNING:  return "warning";
+    case G_LOG_LEVEL_MESSAGE:  return "notice";
+    case G_LOG_LEVEL_INFO:     return "info";
+    case G_LOG_LEVEL_DEBUG:    return "debug";
+    default:                   return "log";
+    }
+}
+
+/* Journald gets every field when stderr is the journal (systemd sets
+ * JOURNAL_STREAM); a terminal gets one readable line. */
+static GLogWriterOutput
+log_writer (GLogLevelFlags   log_level,
+            const GLogField *fields,
+            gsize            n_fields,
+            gpointer         user_data)
+{
+  const char *message = NULL, *domain = NULL, *resource_id = NULL;
+
+  if ((log_level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) && !verbose_logging)
+    {
+      /* G_MESSAGES_DEBUG still works for other domains */
+      return g_log_writer_default (log_level, fields, n_fields, user_data);
+    }
+
+  if (g_log_writer_is_journald (fileno (stderr)))
+    {
+      if (g_log_writer_journald (log_level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
+        return G_LOG_WRITER_HANDLED;
+    }
+
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (g_strcmp0 (fields[i].key, "MESSAGE") == 0)
+        message = fields[i].value;
+      else if (g_strcmp0 (fields[i].key, "GLIB_DOMAIN") == 0)
+        domain = fields[i].value;
+      else if (g_strcmp0 (fields[i].key, "EXO_RESOURCE_ID") == 0)
+        resource_id = fields[i].value;
+    }
+
+  {
+    g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+    g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
+
+    /* %f is microseconds: keep milliseconds */
+    if (stamp != NULL && strlen (stamp) > 12)
+      stamp[12] = '\0';
+    fprintf (stderr, "%s exo-node[%d]: %s: %s%s%s\n",
+             stamp ? stamp : "", (int) getpid (), level_name (log_level),
+             domain != NULL && g_strcmp0 (domain, "exo-node") != 0 ? domain : "",
+             domain != NULL && g_strcmp0 (domain, "exo-node") != 0 ? ": " : "",
+             message ? message : "");
+    (void) resource_id;
+    fflush (stderr);
+  }
+  return G_LOG_WRITER_HANDLED;
+}
+
+static void
+log_state (ExoResource      *resource,
+           ExoResourceState  old_state,
+           ExoResourceState  new_state,
+           gpointer          user_data)
+{
+  const GError *error = exo_resource_get_last_error (resource);
+  const char *id = exo_resource_get_id (resource);
+  const char *state = exo_resource_state_to_string (new_state);
+
+  if (new_state == EXO_RESOURCE_STATE_ERROR || new_state == EXO_RESOURCE_STATE_DEGRADED)
+    g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
+                      "EXO_RESOURCE_ID", id,
+                      "EXO_STATE", state,
+                      "MESSAGE", "%s: %s -> %s: %s", id,
+                      exo_resource_state_to_string (old_state), state,
+                      error != NULL ? error->message : "unknown error");
+  else
+    g_log_structured ("exo-node", G_LOG_LEVEL_MESSAGE,
+                      "EXO_RESOURCE_ID", id,
+                      "EXO_STATE", state,
+                      "MESSAGE", "%s: %s -> %s", id,
+                      exo_resource_state_to_string (old_state), state);
+}
+
+static void watch_resource (Daemon *d, ExoResource *resource);
+
+static void
+member_added_cb (ExoResourceGroup *group,
+                 ExoResource      *member,
+                 gpointer          user_data)
+{
+  watch_resource (user_data, member);
+}
+
+static void
+watched_gone (gpointer data,
+              GObject *where_the_object_was)
+{
+  Daemon *d = data;
+
+  if (d->watched != NULL)
+    g_hash_table_remove (d->watched, where_the_object_was);
+}
+
+static void
+watch_resource (Daemon      *d,
+                ExoResource *resource)
+{
+  if (g_hash_table_contains (d->watched, resource))
+    return;
+  g_hash_table_add (d->watched, resource);
+  g_object_weak_ref (G_OBJECT (resource), watched_gone, d);
+
+  g_signal_connect (resource, "state-changed", G_CALLBACK (log_state), d);
+  if (EXO_IS_RESOURCE_GROUP (resource))
+    {
+      g_autoptr(GPtrArray) members = exo_resource_group_get_members (EXO_RESOURCE_GROUP (resource));
+
+      g_signal_connect (resource, "member-added", G_CALLBACK (member_added_cb), d);
+      for (guint i = 0; i < members->len; i++)
+        watch_resource (d, g_ptr_array_index (members, i));
+    }
+}
+
+static void
+unwatch_all (Daemon *d)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, d->watched);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      g_signal_handlers_disconnect_by_data (key, d);
+      g_object_weak_unref (G_OBJECT (key), watched_gone, d);
+    }
+  g_hash_table_remove_all (d->watched);
+}
+
+/* --- shutdown ---------------------------------------------------------- */
+
+static gboolean
+shutdown_timeout_cb (gpointer user_data)
+{
+  Daemon *d = user_data;
+
+  d->shutdown_timer = 0;
+  g_warning ("cleanup did not finish within %d s; exiting anyway", d->shutdown_timeout_s);
+  d->exit_code = 1;
+  g_main_loop_quit (d->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+root_cleanup_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Daemon *d = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!exo_resource_cleanup_finish (EXO_RESOURCE (source), result, &error))
+    g_warning ("cleanup finished with an error: %s", error->message);
+  else
+    g_message ("all resources cleaned up; exiting");
+
+  g_clear_handle_id (&d->shutdown_timer, g_source_remove);
+  g_main_loop_quit (d->loop);
+}
+
+static void
+begin_shutdown (Daemon     *d,
+                const char *why)
+{
+  if (d->shutting_down)
+    return;
+  d->shutting_down = TRUE;
+
+  g_message ("%s: cleaning up in reverse dependency order", why);
+  if (d->shutdown_timeout_s > 0)
+    d->shutdown_timer = g_timeout_add_seconds (d->shutdown_timeout_s, shutdown_timeout_cb, d);
+  exo_resource_cleanup_async (EXO_RESOURCE (d->root), NULL, root_cleanup_cb, d);
+}
+
+static gboolean
+signal_cb (gpointer user_data)
+{
+  Daemon *d = &daemon_state;
+  const char *name = user_data;
+
+  if (d->shutting_down)
+    {
+      g_warning ("second %s: forcing exit without finishing cleanup", name);
+      fflush (stderr);
+      _exit (1);
+    }
+  begin_shutdown (d, name);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+shutdown_requested_cb (ExoDBusExport *export,
+                       gpointer       user_data)
+{
+  begin_shutdown (user_data, "Shutdown() called on D-Bus");
+}
+
+/* --- bus ----------------------------------------------------------------- */
+
+static void
+name_acquired_cb (GDBusConnection *connection,
+                  const char      *name,
+                  gpointer         user_data)
+{
+  Daemon *d = user_data;
+
+  d->name_acquired = TRUE;
+  g_message ("owns %s on the %s bus", name, d->use_system ? "system" : "session");
+}
+
+static void
+name_lost_cb (GDBusConnection *connection,
+              const char      *name,
+              gpointer         user_data)
+{
+  Daemon *d = user_data;
+
+  if (connection == NULL)
+    g_warning ("lost the connection to the %s bus", d->use_system ? "system" : "session");
+  else if (!d->name_acquired)
+    g_warning ("cannot own %s: another exo-node owns it (use --bus-name to run a second node)",
+               name);
+  else
+    g_warning ("lost the bus name %s", name);
+
+  d->exit_code = 1;
+  if (!d->shutting_down)
+    begin_shutdown (d, "bus name lost");
+}
+
+/* --- start --------------------------------------------------------------- */
+
+static void
+root_initialize_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  Daemon *d = user_data;
+  g_autoptr(GError) error = NULL;
+  double ms = (g_get_monotonic_time () - d->started_us) / 1000.0;
+
+  if (exo_resource_initialize_finish (EXO_RESOURCE (source), result, &error))
+    g_log_structured ("exo-node", G_LOG_LEVEL_MESSAGE,
+                      "EXO_RESOURCE_ID", exo_resource_get_id (EXO_RESOURCE (source)),
+                      "EXO_STATE", "ready",
+                      "MESSAGE", "node ready: %u resources in %.1f ms",
+                      exo_resource_group_get_n_members (EXO_RESOURCE_GROUP (source)), ms);
+  else if (!d->shutting_down)
+    g_warning ("node failed to start: %s (the daemon keeps running; inspect with exoctl)",
+               error->message);
+}
+
+static GType
+lookup_type (const char *type_name,
+             gpointer    user_data)
+{
+  return exo_plugin_loader_lookup_type (EXO_PLUGIN_LOADER (user_data), type_name);
+}
+
+static ExoConfig *
+load_config (Daemon      *d,
+             const char  *path,
+             GError     **error)
+{
+  if (path != NULL)
+    return exo_config_load_file (path, lookup_type, d->loader, error);
+
+  {
+    g_autoptr(GBytes) bytes = g_resources_lookup_data (DEFAULT_CONFIG_RESOURCE,
+                                                       G_RESOURCE_LOOKUP_FLAGS_NONE, error);
+    gsize len;
+    const char *data;
+
+    if (bytes == NULL)
+      return NULL;
+    data = g_bytes_get_data (bytes, &len);
+    return exo_config_load_data (data, (gssize) len, "<built-in default config>",
+                                 lookup_type, d->loader, error);
+  }
+}
+
+static void
+load_plugins (Daemon *d)
+{
+  g_autoptr(GPtrArray) errors = NULL;
+  guint n;
+
+  d->loader = exo_plugin_loader_new ();
+  for (guint i = 0; d->plugin_dirs != NULL && d->plugin_dirs[i] != NULL; i++)
+    exo_plugin_loader_add_search_dir (d->loader, d->plugin_dirs[i]);
+  exo_plugin_loader_add_default_search_dirs (d->loader);
+
+  n = exo_plugin_loader_load_all (d->loader, &errors);
+  for (guint i = 0; errors != NULL && i < errors->len; i++)
+    g_warning ("plugin refused: %s", ((GError *) g_ptr_array_index (errors, i))->message);
+  g_info ("%u plugins loaded", n);
+}
+
+static int
+check_config (Daemon     *d,
+              const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExoConfig) config = NULL;
+  g_autoptr(ExoResourceGroup) root = NULL;
+  g_auto(GStrv) ids = NULL;
+
+  config = load_config (d, path, &error);
+  if (config != NULL)
+    {
+      /* Build into a throw-away group: this also checks the settings
+       * against the types and the dependency graph. */
+      root = exo_resource_group_new ("check");
+      if (!exo_config_build (config, root, &error))
+        g_clear_pointer (&config, exo_config_unref);
+    }
+  if (config == NULL)
+    {
+      fprintf (stderr, "exo-node: %s\n", error->message);
+      return 1;
+    }
+
+  ids = exo_config_get_resource_ids (config);
+  printf ("%s: configuration is valid (%u resources)\n", path, g_strv_length (ids));
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  Daemon *d = &daemon_state;
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExoConfig) config = NULL;
+  g_autofree char *node_id = NULL;
+  const GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &d->config_path,
+      "Read the configuration from FILE (default: the built-in config)", "FILE" },
+    { "plugin-dir", 'p', 0, G_OPTION_ARG_FILENAME_ARRAY, &d->plugin_dirs,
+      "Look for plugins in DIR first (repeatable)", "DIR" },
+    { "bus-name", 0, 0, G_OPTION_ARG_STRING, &d->bus_name,
+      "Own NAME on the bus (default " DEFAULT_BUS_NAME ")", "NAME" },
+    { "session", 0, 0, G_OPTION_ARG_NONE, &d->use_session, "Use the session bus (default)", NULL },
+    { "system", 0, 0, G_OPTION_ARG_NONE, &d->use_system, "Use the system bus", NULL },
+    { "node-id", 0, 0, G_OPTION_ARG_STRING, &d->node_id,
+      "Use ID as the node id (overrides the config)", "ID" },
+    { "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &d->shutdown_timeout_s,
+      "Give cleanup at most SEC seconds on shutdown (default 30)", "SEC" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &d->verbose, "Log debug messages", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &d->version, "Print the version and exit", NULL },
+    { "check-config", 0, 0, G_OPTION_ARG_FILENAME, &d->check_config,
+      "Validate FILE (with the plugins) and exit", "FILE" },
+    { NULL }
+  };
+
+  setlocale (LC_ALL, "");
+  d->shutdown_timeout_s = 30;
+
+  context = g_option_context_new ("- run an exo node");
+  g_option_context_set_summary (context,
+    "Runs the resources of the config on a main loop and exports them on D-Bus.\n"
+    "Inspect it with exoctl, busctl --user or gdbus introspect.");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      fprintf (stderr, "exo-node: %s (see exo-node --help)\n", error->message);
+      return 2;
+    }
+  if (argc > 1)
+    {
+      fprintf (stderr, "exo-node: unexpected argument '%s' (see exo-node --help)\n", argv[1]);
+      return 2;
+    }
+  if (d->use_system && d->use_session)
+    {
+      fprintf (stderr, "exo-node: --session and --system exclude each other\n");
+      return 2;
+    }
+  if (d->version)
+    {
+      printf ("exo-node %s (plugin ABI %d.%d)\n", EXO_VERSION_STRING,
+              EXO_PLUGIN_ABI_MAJOR, EXO_PLUGIN_ABI_MINOR);
+      return 0;
+    }
+  if (d->bus_name != NULL && !g_dbus_is_name (d->bus_name))
+    {
+      fprintf (stderr, "exo-node: '%s' is not a valid bus name\n", d->bus_name);
+      return 2;
+    }
+
+  verbose_logging = d->verbose;
+  g_log_set_writer_func (log_writer, NULL, NULL);
+
+  load_plugins (d);
+
+  if (d->check_config != NULL)
+    {
+      int rc = check_config (d, d->check_config);
+      g_clear_object (&d->loader);
+      return rc;
+    }
+
+  config = load_config (d, d->config_path, &error);
+  if (config == NULL)
+    {
+      fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
+      return 1;
+    }
+
+  if (d->node_id != NULL)
+    node_id = g_strdup (d->node_id);
+  else if (g_strcmp0 (exo_config_get_node_id (config), "auto") != 0
+           && exo_config_get_node_id (config) != NULL)
+    node_id = g_strdup (exo_config_get_node_id (config));
+  else
+    node_id = g_uuid_string_random ();
+
+  d->root = exo_resource_group_new ("root");
+  exo_resource_set_display_name (EXO_RESOURCE (d->root), "node root group");
+  if (!exo_config_build (config, d->root, &error))
+    {
+      fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
+      return 1;
+    }
+
+  d->connection = g_bus_get_sync (d->use_system ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION,
+                                  NULL, &error);
+  if (d->connection == NULL)
+    {
+      fprintf (stderr, "exo-node: cannot connect to the %s bus: %s\n",
+               d->use_system ? "system" : "session", error->message);
+      return 1;
+    }
+  g_dbus_connection_set_exit_on_close (d->connection, FALSE);
+
+  d->loop = g_main_loop_new (NULL, FALSE);
+  d->watched = g_hash_table_new (NULL, NULL);
+  watch_resource (d, EXO_RESOURCE (d->root));
+
+  d->export = exo_dbus_export_new (d->connection, node_id, d->root);
+  {
+    g_autoptr(GPtrArray) plugins = exo_plugin_loader_list_plugins (d->loader);
+    exo_dbus_export_set_plugins (d->export, plugins);
+  }
+  g_signal_connect (d->export, "shutdown-requested", G_CALLBACK (shutdown_requested_cb), d);
+
+  d->name_id = g_bus_own_name_on_connection (d->connection,
+                                             d->bus_name ? d->bus_name : DEFAULT_BUS_NAME,
+                                             G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                                             name_acquired_cb, name_lost_cb, d, NULL);
+
+  d->sigterm_id = g_unix_signal_add (SIGTERM, signal_cb, (gpointer) "SIGTERM");
+  d->sigint_id = g_unix_signal_add (SIGINT, signal_cb, (gpointer) "SIGINT");
+
+  g_message ("exo-node %s starting: node id %s, %s", EXO_VERSION_STRING, node_id,
+             d->config_path ? d->config_path : "built-in default config");
+  d->started_us = g_get_monotonic_time ();
+  exo_resource_initialize_async (EXO_RESOURCE (d->root), NULL, root_initialize_cb, d);
+
+  g_main_loop_run (d->loop);
+
+  g_clear_handle_id (&d->sigterm_id, g_source_remove);
+  g_clear_handle_id (&d->sigint_id, g_source_remove);
+  g_clear_handle_id (&d->shutdown_timer, g_source_remove);
+  if (d->name_id != 0)
+    g_bus_unown_name (d->name_id);
+  exo_dbus_export_unexport (d->export);
+  g_clear_object (&d->export);
+  unwatch_all (d);
+  g_clear_pointer (&d->watched, g_hash_table_unref);
+  if (d->connection != NULL)
+    g_dbus_connection_flush_sync (d->connection, NULL, NULL);
+  g_clear_object (&d->connection);
+  g_clear_object (&d->root);
+  g_clear_object (&d->loader);
+  g_clear_pointer (&d->loop, g_main_loop_unref);
+  g_clear_pointer (&d->plugin_dirs, g_strfreev);
+  g_clear_pointer (&d->config_path, g_free);
+  g_clear_pointer (&d->bus_name, g_free);
+  g_clear_pointer (&d->node_id, g_free);
+  g_clear_pointer (&d->check_config, g_free);
+
+  return d->exit_code;
+}
