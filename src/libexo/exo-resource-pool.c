@@ -100,6 +100,7 @@ typedef struct
   GSource *cancel_source;
   gint64   queued_at;              /* g_get_monotonic_time () */
   guint    timeout_ms;
+  gboolean queued;                 /* in pool->waiters (under the lock) */
 } Waiter;
 
 struct _ExoPoolLease
@@ -189,6 +190,7 @@ struct _ExoResourcePool
 
   guint           in_dispatch : 1;
   guint           dispatch_again : 1;
+  guint           probe : 1;       /* the retry timer fired: try one creation */
 
   /* the values last notified */
   guint           n_size;
@@ -337,7 +339,7 @@ want_notify_locked (ExoResourcePool *self,
   if (self->notify_pending)
     return FALSE;
   self->notify_pending = TRUE;
-  *when = self->last_notify_us + NOTIFY_INTERVAL_US;
+  *when = MAX (0, self->last_notify_us + NOTIFY_INTERVAL_US);
   return TRUE;
 }
 
@@ -399,11 +401,6 @@ doom_locked (ExoResourcePool *self,
   self->destroyed++;
   g_ptr_array_add (self->doomed, slot);
 }
-
-typedef enum {
-  TAKE_NONE,
-  TAKE_LEND,
-} TakeResult;
 
 /* Under the lock: take the most recently released idle resource that may be
  * lent without a health check.  Unusable or expired ones met on the way are
@@ -993,6 +990,17 @@ waiter_fail (Waiter *waiter,
   waiter_free (waiter);
 }
 
+/* Under the lock: move every waiter to @out. */
+static void
+steal_waiters_locked (ExoResourcePool *self,
+                      GQueue          *out)
+{
+  *out = self->waiters;
+  g_queue_init (&self->waiters);
+  for (GList *l = out->head; l != NULL; l = l->next)
+    ((Waiter *) l->data)->queued = FALSE;
+}
+
 /* Fails every waiter; the caller has stolen the queue. */
 static void
 fail_waiters (GQueue       *waiters,
@@ -1011,8 +1019,7 @@ fail_all_waiters (ExoResourcePool *self,
   GQueue waiters;
 
   g_mutex_lock (&self->mutex);
-  waiters = self->waiters;
-  g_queue_init (&self->waiters);
+  steal_waiters_locked (self, &waiters);
   g_mutex_unlock (&self->mutex);
 
   if (!g_queue_is_empty (&waiters))
@@ -1031,7 +1038,14 @@ waiter_timeout_cb (gpointer data)
   g_autofree char *cause = NULL;
 
   g_mutex_lock (&self->mutex);
+  if (!waiter->queued)
+    {
+      /* Already served or failed; whoever took it frees it. */
+      g_mutex_unlock (&self->mutex);
+      return G_SOURCE_REMOVE;
+    }
   g_queue_unlink (&self->waiters, &waiter->link);
+  waiter->queued = FALSE;
   self->timeouts++;
   size = size_locked (self);
   in_use = self->n_lent + self->n_busy;
@@ -1059,7 +1073,13 @@ waiter_cancelled_cb (GCancellable *cancellable,
   ExoResourcePool *self = g_task_get_source_object (waiter->task);
 
   g_mutex_lock (&self->mutex);
+  if (!waiter->queued)
+    {
+      g_mutex_unlock (&self->mutex);
+      return G_SOURCE_REMOVE;
+    }
   g_queue_unlink (&self->waiters, &waiter->link);
+  waiter->queued = FALSE;
   g_mutex_unlock (&self->mutex);
 
   waiter_fail (waiter, g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
@@ -1142,6 +1162,7 @@ exo_resource_pool_acquire_async (ExoResourcePool     *self,
           waiter->task = task;
           waiter->timeout_ms = timeout_ms;
           waiter->queued_at = g_get_monotonic_time ();
+          waiter->queued = TRUE;
           g_queue_push_tail_link (&self->waiters, &waiter->link);
           if (phase == PHASE_OPEN)
             dispatch = want_dispatch_locked (self);
@@ -1389,6 +1410,7 @@ retry_cb (gpointer data)
   ExoResourcePool *self = data;
 
   g_clear_pointer (&self->retry_source, g_source_unref);
+  self->probe = TRUE;
   run_dispatch (self);
   return G_SOURCE_REMOVE;
 }
@@ -1399,14 +1421,12 @@ create_failed (ExoResourcePool *self,
                GError          *error)
 {
   Phase phase;
-  gboolean demand, hopeless;
+  gboolean hopeless;
 
   g_mutex_lock (&self->mutex);
   self->n_creating--;
   self->create_failures++;
   phase = self->phase;
-  demand = self->waiters.length > self->n_creating + self->n_validating
-           || size_locked (self) + self->n_creating < self->min_size;
   hopeless = size_locked (self) == 0 && self->n_creating == 0;
   g_mutex_unlock (&self->mutex);
 
@@ -1419,12 +1439,14 @@ create_failed (ExoResourcePool *self,
   else if (phase == PHASE_OPEN)
     {
       ExoRetryPolicy *policy = self->retry_policy;
+      gboolean exceeded = policy->max_retries != G_MAXUINT
+                          && self->consecutive_failures > policy->max_retries;
 
       exo_resource_report_health (EXO_RESOURCE (self), FALSE, error);
 
-      if (hopeless && policy->max_retries != G_MAXUINT
-          && self->consecutive_failures > policy->max_retries)
+      if (exceeded && hopeless)
         {
+          /* Nothing is lent that could come back: stop the waiters. */
           g_autoptr(GError) final = NULL;
 
           final = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_EXHAUSTED,
@@ -1433,7 +1455,10 @@ create_failed (ExoResourcePool *self,
                                self->consecutive_failures, error->message);
           fail_all_waiters (self, final);
         }
-      else if (demand && self->retry_source == NULL)
+
+      /* Try again after a backoff: for the waiters, for min-size, and to
+       * find out when the backend is back (the pool is degraded until then). */
+      if (!exceeded && self->retry_source == NULL)
         {
           guint delay = exo_retry_policy_next_delay (policy, self->consecutive_failures,
                                                      self->prev_delay_ms,
@@ -1657,9 +1682,11 @@ dispatch_once (ExoResourcePool *self)
 
           if (slot != NULL)
             {
-              Waiter *waiter = g_queue_pop_head (&self->waiters);
+              /* The link is embedded in the waiter: never g_queue_pop_head(). */
+              Waiter *waiter = g_queue_pop_head_link (&self->waiters)->data;
               Served s = { waiter, slot->resource };
 
+              waiter->queued = FALSE;
               lend_locked (self, slot, self->stamp_acquire ? now : 0);
               record_wait_locked (self, now_precise - waiter->queued_at);
               g_array_append_val (served, s);
@@ -1719,10 +1746,17 @@ dispatch_once (ExoResourcePool *self)
         want = MAX (want, self->min_size - size - self->n_creating);
       if (self->retry_source == NULL)
         n_create = MIN (want, room);
+      /* After a failure, one probe per backoff step even without demand. */
+      if (self->probe && n_create == 0 && self->n_creating == 0 && room > 0
+          && self->consecutive_failures > 0)
+        n_create = 1;
+      self->probe = FALSE;
       self->n_creating += n_create;
     }
 
-  /* doom_locked may have added to the fresh array */
+  /* What was doomed meanwhile is in the fresh array: go round again. */
+  if (self->doomed->len > 0 || self->free_orphans->len > 0)
+    self->dispatch_again = TRUE;
   changed = doomed->len > 0 || served->len > 0 || checks->len > 0 || n_create > 0;
   g_mutex_unlock (&self->mutex);
 
@@ -2131,8 +2165,7 @@ exo_resource_pool_do_cleanup (ExoResource *resource,
 
   g_mutex_lock (&self->mutex);
   self->phase = PHASE_CLOSING;
-  waiters = self->waiters;
-  g_queue_init (&self->waiters);
+  steal_waiters_locked (self, &waiters);
   while (self->n_idle > 0)
     doom_locked (self, self->idle[--self->n_idle]);
   lent = self->n_lent;
@@ -2322,6 +2355,12 @@ exo_resource_pool_get_item_type (ExoResourcePool *self)
   return self->item_type;
 }
 
+/**
+ * exo_resource_pool_get_min_size:
+ * @self: a pool
+ *
+ * Returns: the #ExoResourcePool:min-size
+ */
 guint
 exo_resource_pool_get_min_size (ExoResourcePool *self)
 {
@@ -2374,6 +2413,12 @@ exo_resource_pool_set_min_size (ExoResourcePool *self,
     run_dispatch (self);
 }
 
+/**
+ * exo_resource_pool_get_max_size:
+ * @self: a pool
+ *
+ * Returns: the #ExoResourcePool:max-size
+ */
 guint
 exo_resource_pool_get_max_size (ExoResourcePool *self)
 {
@@ -2521,6 +2566,12 @@ DEFINE_MS_PROPERTY (leak_threshold, leak_ms, PROP_LEAK_THRESHOLD_MS)
 
 #undef DEFINE_MS_PROPERTY
 
+/**
+ * exo_resource_pool_get_drain_timeout:
+ * @self: a pool
+ *
+ * Returns: the #ExoResourcePool:drain-timeout-ms
+ */
 guint
 exo_resource_pool_get_drain_timeout (ExoResourcePool *self)
 {
@@ -2613,6 +2664,8 @@ static void
 exo_resource_pool_dispose (GObject *object)
 {
   ExoResourcePool *self = EXO_RESOURCE_POOL (object);
+  g_autoptr(GPtrArray) left = g_ptr_array_new ();
+  g_autoptr(GPtrArray) freed = g_ptr_array_new_with_free_func ((GDestroyNotify) slot_free);
   GHashTableIter iter;
   Slot *slot;
 
@@ -2633,25 +2686,24 @@ exo_resource_pool_dispose (GObject *object)
   self->n_busy = 0;
   g_hash_table_iter_init (&iter, self->slots);
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &slot))
-    {
-      g_hash_table_iter_remove (&iter);
-      dispose_slot (slot);
-    }
-  for (guint i = 0; i < self->doomed->len; i++)
-    dispose_slot (self->doomed->pdata[i]);
-  g_ptr_array_set_size (self->doomed, 0);
+    g_ptr_array_add (left, slot);
+  g_hash_table_remove_all (self->slots);
+  g_ptr_array_extend_and_steal (left, g_steal_pointer (&self->doomed));
+  self->doomed = g_ptr_array_new ();
   if (self->orphans != NULL)
     {
       g_hash_table_iter_init (&iter, self->orphans);
       while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &slot))
         if (slot->cleaned)
-          slot_free (slot);
+          g_ptr_array_add (freed, slot);
       g_hash_table_remove_all (self->orphans);
     }
-  for (guint i = 0; i < self->free_orphans->len; i++)
-    slot_free (self->free_orphans->pdata[i]);
-  g_ptr_array_set_size (self->free_orphans, 0);
+  g_ptr_array_extend_and_steal (freed, g_steal_pointer (&self->free_orphans));
+  self->free_orphans = g_ptr_array_new ();
   g_mutex_unlock (&self->mutex);
+
+  for (guint i = 0; i < left->len; i++)
+    dispose_slot (left->pdata[i]);
 
   G_OBJECT_CLASS (exo_resource_pool_parent_class)->dispose (object);
 }
