@@ -17,6 +17,7 @@
 #include <exo/exo-registry.h>
 #include <exo/exo-scope.h>
 #include <exo/exo-inference.h>
+#include <exo/exo-cluster.h>
 #include <exo/exo-plugin.h>
 #include <exo/exo-resource-pool.h>
 #include <exo/exo-resource-group.h>

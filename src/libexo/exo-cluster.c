@@ -1,0 +1,195 @@
+/* exo-cluster.c: the role interfaces of a cluster node.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/* --- ExoPeerHandle ------------------------------------------------------- */
+
+G_DEFINE_INTERFACE (ExoPeerHandle, exo_peer_handle, EXO_TYPE_RESOURCE)
+
+static void
+exo_peer_handle_default_init (ExoPeerHandleInterface *iface)
+{
+}
+
+#define PEER_IFACE(self) EXO_PEER_HANDLE_GET_IFACE (self)
+
+const char *
+exo_peer_handle_get_peer_id (ExoPeerHandle *self)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), NULL);
+  return PEER_IFACE (self)->get_peer_id (self);
+}
+
+const char *
+exo_peer_handle_get_address (ExoPeerHandle *self)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), NULL);
+  return PEER_IFACE (self)->get_address (self);
+}
+
+/**
+ * exo_peer_handle_get_device_capabilities:
+ * @self: a peer
+ *
+ * Returns: (transfer full): `a{sv}`
+ */
+GVariant *
+exo_peer_handle_get_device_capabilities (ExoPeerHandle *self)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), NULL);
+  return PEER_IFACE (self)->get_device_capabilities (self);
+}
+
+void
+exo_peer_handle_send_prompt_async (ExoPeerHandle *self, const ExoShard *shard,
+                                   const char *prompt, const char *request_id,
+                                   GCancellable *cancellable,
+                                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (EXO_IS_PEER_HANDLE (self));
+  PEER_IFACE (self)->send_prompt_async (self, shard, prompt, request_id, cancellable,
+                                        callback, user_data);
+}
+
+gboolean
+exo_peer_handle_send_prompt_finish (ExoPeerHandle *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), FALSE);
+  return PEER_IFACE (self)->send_prompt_finish (self, result, error);
+}
+
+void
+exo_peer_handle_send_tensor_async (ExoPeerHandle *self, const ExoShard *shard,
+                                   ExoTensor *tensor, const char *request_id,
+                                   GCancellable *cancellable,
+                                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (EXO_IS_PEER_HANDLE (self));
+  PEER_IFACE (self)->send_tensor_async (self, shard, tensor, request_id, cancellable,
+                                        callback, user_data);
+}
+
+gboolean
+exo_peer_handle_send_tensor_finish (ExoPeerHandle *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), FALSE);
+  return PEER_IFACE (self)->send_tensor_finish (self, result, error);
+}
+
+void
+exo_peer_handle_send_result_async (ExoPeerHandle *self, const char *request_id,
+                                   const gint32 *tokens, gsize n_tokens,
+                                   gboolean is_finished, GCancellable *cancellable,
+                                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (EXO_IS_PEER_HANDLE (self));
+  PEER_IFACE (self)->send_result_async (self, request_id, tokens, n_tokens, is_finished,
+                                        cancellable, callback, user_data);
+}
+
+gboolean
+exo_peer_handle_send_result_finish (ExoPeerHandle *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), FALSE);
+  return PEER_IFACE (self)->send_result_finish (self, result, error);
+}
+
+void
+exo_peer_handle_collect_topology_async (ExoPeerHandle *self, const char *const *visited,
+                                        guint max_depth, GCancellable *cancellable,
+                                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (EXO_IS_PEER_HANDLE (self));
+  PEER_IFACE (self)->collect_topology_async (self, visited, max_depth, cancellable,
+                                             callback, user_data);
+}
+
+/**
+ * exo_peer_handle_collect_topology_finish:
+ * @self: a peer
+ * @result: the result
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the topology as JSON
+ */
+char *
+exo_peer_handle_collect_topology_finish (ExoPeerHandle *self, GAsyncResult *result,
+                                         GError **error)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), NULL);
+  return PEER_IFACE (self)->collect_topology_finish (self, result, error);
+}
+
+/* --- ExoDiscovery -------------------------------------------------------- */
+
+G_DEFINE_INTERFACE (ExoDiscovery, exo_discovery, EXO_TYPE_RESOURCE)
+
+static void
+exo_discovery_default_init (ExoDiscoveryInterface *iface)
+{
+  /**
+   * ExoDiscovery::peer-found:
+   * @self: the discovery
+   * @node_id: the peer's node id
+   * @address: `host:port` of its server
+   * @capabilities: its device capabilities, `a{sv}`
+   */
+  g_signal_new ("peer-found", G_TYPE_FROM_INTERFACE (iface), G_SIGNAL_RUN_LAST,
+                G_STRUCT_OFFSET (ExoDiscoveryInterface, peer_found), NULL, NULL, NULL,
+                G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_VARIANT);
+  /**
+   * ExoDiscovery::peer-lost:
+   * @self: the discovery
+   * @node_id: the peer that was not seen within the timeout
+   */
+  g_signal_new ("peer-lost", G_TYPE_FROM_INTERFACE (iface), G_SIGNAL_RUN_LAST,
+                G_STRUCT_OFFSET (ExoDiscoveryInterface, peer_lost), NULL, NULL, NULL,
+                G_TYPE_NONE, 1, G_TYPE_STRING);
+}
+
+/**
+ * exo_discovery_list_peers:
+ * @self: a discovery
+ *
+ * Returns: (transfer full): `a(sssa{sv})`
+ */
+GVariant *
+exo_discovery_list_peers (ExoDiscovery *self)
+{
+  g_return_val_if_fail (EXO_IS_DISCOVERY (self), NULL);
+  return EXO_DISCOVERY_GET_IFACE (self)->list_peers (self);
+}
+
+/* --- ExoServer ----------------------------------------------------------- */
+
+G_DEFINE_INTERFACE (ExoServer, exo_server, EXO_TYPE_RESOURCE)
+
+static void
+exo_server_default_init (ExoServerInterface *iface)
+{
+}
+
+guint16
+exo_server_get_port (ExoServer *self)
+{
+  g_return_val_if_fail (EXO_IS_SERVER (self), 0);
+  return EXO_SERVER_GET_IFACE (self)->get_port (self);
+}
+
+const char *
+exo_server_get_listen_address (ExoServer *self)
+{
+  g_return_val_if_fail (EXO_IS_SERVER (self), NULL);
+  return EXO_SERVER_GET_IFACE (self)->get_listen_address (self);
+}
+
+/* --- ExoNodeRole --------------------------------------------------------- */
+
+G_DEFINE_INTERFACE (ExoNodeRole, exo_node_role, EXO_TYPE_RESOURCE)
+
+static void
+exo_node_role_default_init (ExoNodeRoleInterface *iface)
+{
+}
