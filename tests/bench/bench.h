@@ -32,3 +32,5 @@ void   bench_wait_flag   (gboolean   *flag);
 extern const BenchEntry bench_core_entries[];
 extern const BenchEntry bench_pool_entries[];
 extern const BenchEntry bench_group_entries[];
+extern const BenchEntry bench_daemon_entries[];
+extern const BenchEntry bench_cluster_entries[];

@@ -12,6 +12,8 @@
 /* Tables of the optional bench-*.c files. */
 extern const BenchEntry bench_pool_entries[] __attribute__((weak));
 extern const BenchEntry bench_group_entries[] __attribute__((weak));
+extern const BenchEntry bench_daemon_entries[] __attribute__((weak));
+extern const BenchEntry bench_cluster_entries[] __attribute__((weak));
 
 void
 bench_report (const char *name,
@@ -77,7 +79,7 @@ wanted (int argc, char **argv, const char *name)
 int
 main (int argc, char **argv)
 {
-  const BenchEntry *tables[3];
+  const BenchEntry *tables[5];
   guint n_tables = 0;
   guint ran = 0;
 
@@ -92,6 +94,10 @@ main (int argc, char **argv)
     tables[n_tables++] = bench_pool_entries;
   if (bench_group_entries != NULL)
     tables[n_tables++] = bench_group_entries;
+  if (bench_daemon_entries != NULL)
+    tables[n_tables++] = bench_daemon_entries;
+  if (bench_cluster_entries != NULL)
+    tables[n_tables++] = bench_cluster_entries;
 
   if (argv[1] != NULL && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "--list") == 0))
     {
