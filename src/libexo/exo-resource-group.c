@@ -1,1 +1,2767 @@
-/* placeholder */
+/* exo-resource-group.c: named resources with dependencies, supervised.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "exo-private.h"
+
+/**
+ * ExoResourceGroup:
+ *
+ * A resource made of named member resources with dependencies between them
+ * (a directed acyclic graph), in the manner of systemd's unit dependencies
+ * and Erlang/OTP supervisors.  A group is itself a resource, so groups nest.
+ *
+ * ## Members and dependencies
+ *
+ * A member's name is its #ExoAsyncResource:id.  exo_resource_group_add()
+ * names the members it depends on; exo_resource_group_add_dependency() adds
+ * an edge later.  While the group is `uninitialized` or `closed`, members may
+ * be added in any order: the graph is checked by exo_resource_group_validate()
+ * and at initialize, which refuse (with %EXO_RESOURCE_ERROR_DEPENDENCY) a
+ * dependency on an unknown member ("member 'api' depends on unknown member
+ * 'db'") and a cycle ("dependency cycle: a -> b -> c -> a", where `x -> y`
+ * reads "x depends on y").  While the group is active, every change is
+ * checked at once and refused if it would leave the graph invalid.
+ *
+ * ## Initialize and cleanup
+ *
+ * Initialize starts members in dependency order: a member starts when all
+ * its dependencies are ready, independent members run in parallel (at most
+ * #ExoResourceGroup:max-parallel at a time, 0 = unlimited).  When a member
+ * fails, no further member is started and the group's initialize fails with
+ * the member's error domain and code and the message "member 'db' failed:
+ * <its message>".  Before the failure is reported, the members already
+ * started are cleaned up in reverse dependency order (the base class awaits
+ * #ExoResourceClass.do_cleanup); the failed member itself is left in
+ * `error` so that one can see which member failed and why.
+ *
+ * Cleanup runs in reverse dependency order: a member is cleaned up when every
+ * member that depends on it is closed; independent members in parallel.
+ *
+ * ## Supervision
+ *
+ * Once the group is ready it supervises its members.  When a member falls
+ * from `ready` or `degraded` to `error`, the group restarts members according
+ * to #ExoResourceGroup:strategy:
+ *
+ * - `one-for-one`: the failed member is cleaned up and initialized again;
+ * - `rest-for-one`: the failed member and everything that depends on it,
+ *   directly or not: cleaned up dependents first, then initialized in
+ *   dependency order;
+ * - `one-for-all`: every member, the same way.
+ *
+ * Restarts run one at a time, in the order the failures happened.  While a
+ * member is not usable, the members that depend on it (directly or not) and
+ * are `ready` are reported `degraded` with %EXO_RESOURCE_ERROR_DEPENDENCY;
+ * when it is usable again, a health check of each of them restores it.
+ * More than #ExoResourceGroup:restart-burst restarts within
+ * #ExoResourceGroup:restart-interval-ms escalate: the group itself enters
+ * `error` with %EXO_RESOURCE_ERROR_RESTART_LIMIT and stops supervising until
+ * it is initialized again (a parent group restarts it).
+ *
+ * The group is the only supervisor of its members: when an
+ * #ExoManagedResource is added, the group switches its
+ * #ExoManagedResource:auto-recover off (and restores the previous value when
+ * the member is removed), so that the member never recovers on its own
+ * behind the group's back.  The member's retry policy still applies to the
+ * retries within one initialize.  A member that is `degraded` by its own
+ * health check is left alone: it is still usable.
+ *
+ * ## The group's state
+ *
+ * Once ready, the group is `ready` while every member is `ready`, and
+ * `degraded` while any member is not (a member being started for the first
+ * time after it was added to a running group does not count until its
+ * initialize has finished).  It is `error` after escalation.
+ *
+ * ## Members that come and go
+ *
+ * A member added to an active group is initialized as soon as its
+ * dependencies are ready; if that first initialize fails, the member stays
+ * in `error` (the group is `degraded`) and is not restarted: remove it or
+ * initialize it yourself.  exo_resource_group_remove_async() cleans a member
+ * up and awaits it; removing a member that others depend on is refused with
+ * an error that names them, unless forced, in which case their dependencies
+ * on it are dropped.
+ */
+
+typedef struct _Member Member;
+typedef struct _Run Run;
+
+typedef enum {
+  RS_IDLE,
+  RS_WAITING,
+  RS_QUEUED,
+  RS_RUNNING,
+  RS_DONE,
+} RunState;
+
+struct _Member
+{
+  gint              refcount;
+  ExoResourceGroup *group;        /* weak; NULL once removed */
+  ExoResource      *resource;
+  const char       *name;         /* the resource's id */
+  GPtrArray        *dep_names;    /* char*, in the order given */
+  gulong            handler_id;
+  guint             index;        /* insertion position */
+  guint             topo;         /* position in the topological order */
+  guint             kahn;         /* scratch: unresolved dependencies */
+  guint             visit;        /* scratch: walks */
+
+  /* The resolved graph: slices of the group's edge block. */
+  Member          **deps;
+  Member          **rdeps;
+  guint             n_deps;
+  guint             n_rdeps;
+
+  Member           *culprit;      /* scratch of the health pass */
+
+  /* Scratch of the live run that covers this member, if any. */
+  Run              *run;
+  guint             pending;
+  guint             rstate : 3;
+  guint             skipped : 1;  /* a dependency failed in this run */
+  guint             failed : 1;   /* its initialize failed in the last run */
+  guint             init_started : 1;
+  guint             fresh : 1;    /* added to an active group, not started yet */
+  guint             job_queued : 1;
+  guint             degraded_by_group : 1;
+  guint             blocked : 1;
+  guint             removed : 1;
+  guint             managed : 1;
+  guint             saved_auto_recover : 1;
+};
+
+typedef void (*RunDone) (ExoResourceGroup *self,
+                         Run              *run,
+                         gpointer          data);
+
+/* One pass of initialize or cleanup over a set of members, in dependency
+ * order (reverse for cleanup), at most max-parallel at a time.  Kahn's
+ * algorithm on counters: O(V + E); members whose call completes at once are
+ * handled by the loop in run_drain(), never by recursion. */
+struct _Run
+{
+  gint              refcount;
+  ExoResourceGroup *group;
+  GPtrArray        *set;          /* Member*, owned refs, topological order */
+  Member          **queue;
+  guint             q_head;
+  guint             q_tail;
+  guint             n_remaining;
+  guint             n_inflight;
+  GError           *error;        /* the first failure */
+  GPtrArray        *failed;       /* Member* whose initialize failed */
+  RunDone           done;
+  gpointer          done_data;
+  GDestroyNotify    done_destroy;
+  guint             cleanup : 1;
+  guint             stop_on_failure : 1;
+  guint             group_init : 1;
+  guint             unordered : 1;
+  guint             live : 1;
+  guint             aborted : 1;
+  guint             draining : 1;
+};
+
+typedef struct
+{
+  Run    *run;
+  Member *member;
+} Op;
+
+typedef enum {
+  JOB_RESTART,
+  JOB_START,
+} JobKind;
+
+typedef struct
+{
+  JobKind  kind;
+  Member  *member;
+} Job;
+
+typedef struct
+{
+  GPtrArray              *members;     /* Member*, owned, insertion order */
+  GHashTable             *by_name;     /* name -> Member* */
+  GPtrArray              *order;       /* Member*, topological order */
+  Member                **edges;
+  GError                 *plan_error;
+  GPtrArray              *live_runs;   /* Run* */
+
+  ExoSupervisionStrategy  strategy;
+  guint                   max_parallel;
+  guint                   restart_burst;
+  guint                   restart_interval_ms;
+  guint                   restarts;
+  ExoRestartLimiter      *limiter;
+
+  Run                    *init_run;
+  Run                    *job_run;
+  GQueue                  jobs;        /* Job* */
+  GSource                *pass_source;
+  GSource                *cancel_source;
+  GCancellable           *init_cancellable;
+  gulong                  init_cancel_id;
+
+  guint                   plan_dirty : 1;
+  guint                   up : 1;          /* ready once, supervising */
+  guint                   escalated : 1;
+  guint                   init_failed : 1; /* the next do_cleanup is a rollback */
+} ExoResourceGroupPrivate;
+
+enum {
+  PROP_0,
+  PROP_STRATEGY,
+  PROP_MAX_PARALLEL,
+  PROP_RESTART_BURST,
+  PROP_RESTART_INTERVAL_MS,
+  PROP_RESTARTS,
+  N_PROPS,
+};
+
+enum {
+  SIGNAL_MEMBER_ADDED,
+  SIGNAL_MEMBER_REMOVED,
+  N_SIGNALS,
+};
+
+static GParamSpec *properties[N_PROPS];
+static guint signals[N_SIGNALS];
+static guint signal_state_changed;
+static GQuark group_quark;
+
+G_DEFINE_TYPE_WITH_PRIVATE (ExoResourceGroup, exo_resource_group, EXO_TYPE_RESOURCE)
+
+#define PRIV(self) ((ExoResourceGroupPrivate *) exo_resource_group_get_instance_private (EXO_RESOURCE_GROUP (self)))
+
+#define DEFAULT_RESTART_BURST       5
+#define DEFAULT_RESTART_INTERVAL_MS 10000
+
+static void schedule_pass   (ExoResourceGroup *self);
+static void run_drain       (Run              *run);
+static void invalidate_plan (ExoResourceGroup *self,
+                             gboolean          now);
+
+/* --- the strategy enum ------------------------------------------------- */
+
+static const GEnumValue strategy_values[] = {
+  { EXO_SUPERVISION_ONE_FOR_ONE, "EXO_SUPERVISION_ONE_FOR_ONE", "one-for-one" },
+  { EXO_SUPERVISION_REST_FOR_ONE, "EXO_SUPERVISION_REST_FOR_ONE", "rest-for-one" },
+  { EXO_SUPERVISION_ONE_FOR_ALL, "EXO_SUPERVISION_ONE_FOR_ALL", "one-for-all" },
+  { 0, NULL, NULL },
+};
+
+GType
+exo_supervision_strategy_get_type (void)
+{
+  static gsize type_id;
+
+  if (g_once_init_enter (&type_id))
+    {
+      GType id = g_enum_register_static (g_intern_static_string ("ExoSupervisionStrategy"),
+                                         strategy_values);
+      g_once_init_leave (&type_id, id);
+    }
+  return type_id;
+}
+
+/**
+ * exo_supervision_strategy_to_string:
+ * @strategy: a strategy
+ *
+ * Returns: (transfer none): its nick, e.g. `"one-for-one"`, or %NULL if
+ *   @strategy is not a strategy
+ */
+const char *
+exo_supervision_strategy_to_string (ExoSupervisionStrategy strategy)
+{
+  if ((guint) strategy >= G_N_ELEMENTS (strategy_values) - 1)
+    return NULL;
+  return strategy_values[strategy].value_nick;
+}
+
+/**
+ * exo_supervision_strategy_from_string:
+ * @str: a nick such as `"rest-for-one"`
+ * @out_strategy: (out) (optional): the strategy
+ *
+ * Returns: %TRUE if @str names a strategy
+ */
+gboolean
+exo_supervision_strategy_from_string (const char             *str,
+                                      ExoSupervisionStrategy *out_strategy)
+{
+  if (str == NULL)
+    return FALSE;
+  for (guint i = 0; strategy_values[i].value_nick != NULL; i++)
+    if (g_str_equal (str, strategy_values[i].value_nick))
+      {
+        if (out_strategy != NULL)
+          *out_strategy = strategy_values[i].value;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* --- members ----------------------------------------------------------- */
+
+static Member *
+member_ref (Member *m)
+{
+  m->refcount++;
+  return m;
+}
+
+static void
+member_unref (gpointer data)
+{
+  Member *m = data;
+
+  if (--m->refcount > 0)
+    return;
+  g_assert (m->handler_id == 0);
+  g_ptr_array_unref (m->dep_names);
+  g_object_unref (m->resource);
+  g_free (m);
+}
+
+static inline ExoResourceState
+member_state (Member *m)
+{
+  return exo_resource_get_state (m->resource);
+}
+
+static gboolean
+member_has_dep_name (Member     *m,
+                     const char *name)
+{
+  for (guint i = 0; i < m->dep_names->len; i++)
+    if (g_str_equal (g_ptr_array_index (m->dep_names, i), name))
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean
+group_is_active (ExoResourceGroup *self)
+{
+  ExoResourceState state = exo_resource_get_state (EXO_RESOURCE (self));
+
+  return state != EXO_RESOURCE_STATE_UNINITIALIZED && state != EXO_RESOURCE_STATE_CLOSED;
+}
+
+/* --- the plan: resolved edges and a topological order ----------------- */
+
+static GError *
+cycle_error (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  g_autoptr(GPtrArray) path = g_ptr_array_new ();
+  g_autoptr(GString) message = g_string_new ("dependency cycle: ");
+  Member *start = NULL;
+  Member *m;
+  guint step = 0;
+  guint first, best, len;
+
+  for (guint i = 0; i < priv->members->len; i++)
+    {
+      m = g_ptr_array_index (priv->members, i);
+      m->visit = 0;
+      if (start == NULL && m->kahn > 0)
+        start = m;
+    }
+  g_assert (start != NULL);
+
+  /* Every member left over by Kahn's algorithm has a left-over dependency:
+   * walking them must come back to a member already seen. */
+  m = start;
+  while (m->visit == 0)
+    {
+      Member *next = NULL;
+
+      m->visit = ++step;
+      g_ptr_array_add (path, m);
+      for (guint i = 0; i < m->n_deps && next == NULL; i++)
+        if (m->deps[i]->kahn > 0)
+          next = m->deps[i];
+      g_assert (next != NULL);
+      m = next;
+    }
+
+  first = m->visit - 1;
+  len = path->len - first;
+  best = first;
+  for (guint i = first; i < path->len; i++)
+    if (((Member *) g_ptr_array_index (path, i))->index <
+        ((Member *) g_ptr_array_index (path, best))->index)
+      best = i;
+
+  for (guint k = 0; k <= len; k++)
+    {
+      Member *c = g_ptr_array_index (path, first + (best - first + k) % len);
+
+      if (k > 0)
+        g_string_append (message, " -> ");
+      g_string_append (message, c->name);
+    }
+
+  return g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY, message->str);
+}
+
+static void
+rebuild_plan (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  guint n = priv->members->len;
+  gsize n_names = 0;
+  gsize off = 0;
+
+  priv->plan_dirty = FALSE;
+  g_clear_error (&priv->plan_error);
+
+  for (guint i = 0; i < n; i++)
+    {
+      Member *m = g_ptr_array_index (priv->members, i);
+
+      n_names += m->dep_names->len;
+      m->n_rdeps = 0;
+    }
+
+  g_free (priv->edges);
+  priv->edges = g_new (Member *, MAX (2 * n_names, 1));
+
+  /* Resolve the names: the dependencies of each member... */
+  for (guint i = 0; i < n; i++)
+    {
+      Member *m = g_ptr_array_index (priv->members, i);
+
+      m->deps = priv->edges + off;
+      m->n_deps = 0;
+      for (guint j = 0; j < m->dep_names->len; j++)
+        {
+          const char *name = g_ptr_array_index (m->dep_names, j);
+          Member *d = g_hash_table_lookup (priv->by_name, name);
+
+          if (d == NULL)
+            {
+              if (priv->plan_error == NULL)
+                priv->plan_error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
+                                                "member '%s' depends on unknown member '%s'",
+                                                m->name, name);
+              continue;
+            }
+          m->deps[m->n_deps++] = d;
+          d->n_rdeps++;
+        }
+      off += m->n_deps;
+    }
+
+  /* ...and the members that depend on each. */
+  for (guint i = 0; i < n; i++)
+    {
+      Member *m = g_ptr_array_index (priv->members, i);
+
+      m->rdeps = priv->edges + off;
+      off += m->n_rdeps;
+      m->n_rdeps = 0;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      Member *m = g_ptr_array_index (priv->members, i);
+
+      for (guint j = 0; j < m->n_deps; j++)
+        m->deps[j]->rdeps[m->deps[j]->n_rdeps++] = m;
+    }
+
+  /* Kahn's algorithm; the order array is its own queue. */
+  g_ptr_array_set_size (priv->order, 0);
+  for (guint i = 0; i < n; i++)
+    {
+      Member *m = g_ptr_array_index (priv->members, i);
+
+      m->kahn = m->n_deps;
+      if (m->kahn == 0)
+        g_ptr_array_add (priv->order, m);
+    }
+  for (guint i = 0; i < priv->order->len; i++)
+    {
+      Member *m = g_ptr_array_index (priv->order, i);
+
+      for (guint j = 0; j < m->n_rdeps; j++)
+        if (--m->rdeps[j]->kahn == 0)
+          g_ptr_array_add (priv->order, m->rdeps[j]);
+    }
+
+  if (priv->order->len < n)
+    {
+      if (priv->plan_error == NULL)
+        priv->plan_error = cycle_error (self);
+      /* Keep every member listed: the rest in insertion order. */
+      for (guint i = 0; i < n; i++)
+        {
+          Member *m = g_ptr_array_index (priv->members, i);
+
+          if (m->kahn > 0)
+            g_ptr_array_add (priv->order, m);
+        }
+    }
+
+  for (guint i = 0; i < n; i++)
+    ((Member *) g_ptr_array_index (priv->order, i))->topo = i;
+}
+
+static gboolean
+ensure_plan (ExoResourceGroup  *self,
+             GError           **error)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  if (priv->plan_dirty)
+    rebuild_plan (self);
+
+  if (priv->plan_error != NULL)
+    {
+      if (error != NULL)
+        *error = g_error_copy (priv->plan_error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* --- runs -------------------------------------------------------------- */
+
+static Run *
+run_ref (Run *run)
+{
+  run->refcount++;
+  return run;
+}
+
+static void
+run_unref (Run *run)
+{
+  if (--run->refcount > 0)
+    return;
+  g_assert (!run->live);
+  if (run->done_destroy != NULL)
+    run->done_destroy (run->done_data);
+  g_ptr_array_unref (run->set);
+  g_ptr_array_unref (run->failed);
+  g_clear_error (&run->error);
+  g_free (run->queue);
+  g_object_unref (run->group);
+  g_free (run);
+}
+
+/* @set: (transfer full): Member* with refs, in topological order */
+static Run *
+run_new (ExoResourceGroup *self,
+         gboolean          cleanup,
+         gboolean          stop_on_failure,
+         GPtrArray        *set,
+         RunDone           done,
+         gpointer          done_data,
+         GDestroyNotify    done_destroy)
+{
+  Run *run = g_new0 (Run, 1);
+
+  run->refcount = 1;
+  run->group = g_object_ref (self);
+  run->cleanup = !!cleanup;
+  run->stop_on_failure = !!stop_on_failure;
+  run->set = set;
+  run->queue = g_new (Member *, MAX (set->len, 1));
+  run->failed = g_ptr_array_new_with_free_func (member_unref);
+  run->done = done;
+  run->done_data = done_data;
+  run->done_destroy = done_destroy;
+  return run;
+}
+
+static void
+run_enqueue (Run    *run,
+             Member *m)
+{
+  g_assert (m->rstate == RS_WAITING);
+  g_assert (run->q_tail < run->set->len);
+  m->rstate = RS_QUEUED;
+  run->queue[run->q_tail++] = m;
+}
+
+/* Counts, for each waiting member, the members of the run it still waits
+ * for; queues those that wait for none.  Called at the start and whenever
+ * the graph changed while the run is live. */
+static void
+run_recount (Run *run)
+{
+  guint n = run->set->len;
+
+  for (guint k = 0; k < n; k++)
+    {
+      Member *m = g_ptr_array_index (run->set, run->cleanup ? n - 1 - k : k);
+      Member **prev;
+      guint n_prev;
+      guint count = 0;
+
+      if (m->run != run || m->rstate != RS_WAITING)
+        continue;
+
+      prev = run->cleanup ? m->rdeps : m->deps;
+      n_prev = run->cleanup ? m->n_rdeps : m->n_deps;
+      if (!run->unordered)
+        for (guint i = 0; i < n_prev; i++)
+          {
+            Member *p = prev[i];
+
+            if (p->run != run)
+              continue;
+            if (p->rstate != RS_DONE)
+              count++;
+            else if (!run->cleanup && (p->failed || p->skipped))
+              m->skipped = TRUE;
+          }
+
+      m->pending = count;
+      if (count == 0)
+        run_enqueue (run, m);
+    }
+}
+
+static void
+run_member_done (Run      *run,
+                 Member   *m,
+                 gboolean  ok)
+{
+  gboolean skip_next = !run->cleanup && (!ok || m->skipped);
+  Member **next;
+  guint n_next;
+
+  m->rstate = RS_DONE;
+  run->n_remaining--;
+
+  if (run->unordered)
+    return;
+
+  next = run->cleanup ? m->deps : m->rdeps;
+  n_next = run->cleanup ? m->n_deps : m->n_rdeps;
+  for (guint i = 0; i < n_next; i++)
+    {
+      Member *n = next[i];
+
+      if (n->run != run || n->rstate != RS_WAITING)
+        continue;
+      if (skip_next)
+        n->skipped = TRUE;
+      if (n->pending > 0)
+        n->pending--;
+      if (n->pending == 0)
+        run_enqueue (run, n);
+    }
+}
+
+static void
+run_detach (Run *run)
+{
+  GPtrArray *live_runs = PRIV (run->group)->live_runs;
+
+  run->live = FALSE;
+  g_ptr_array_remove_fast (live_runs, run);
+  for (guint i = 0; i < run->set->len; i++)
+    {
+      Member *m = g_ptr_array_index (run->set, i);
+
+      if (m->run == run)
+        {
+          m->run = NULL;
+          m->rstate = RS_IDLE;
+        }
+    }
+}
+
+/* Ends @run: its members are free again and its done callback runs.
+ * Operations still in flight complete into the void. */
+static void
+run_finish (Run *run)
+{
+  if (!run->live)
+    return;
+  run_detach (run);
+  run_ref (run);
+  run->done (run->group, run, run->done_data);
+  run_unref (run);
+}
+
+static void
+run_abort (Run *run)
+{
+  if (run == NULL || !run->live)
+    return;
+  run->aborted = TRUE;
+  run_finish (run);
+}
+
+static void
+run_start (Run *run)
+{
+  GPtrArray *live_runs = PRIV (run->group)->live_runs;
+
+  run->live = TRUE;
+  g_ptr_array_add (live_runs, run);
+  for (guint i = 0; i < run->set->len; i++)
+    {
+      Member *m = g_ptr_array_index (run->set, i);
+
+      g_assert (m->run == NULL);
+      m->run = run;
+      m->rstate = RS_WAITING;
+      m->skipped = FALSE;
+      if (!run->cleanup)
+        m->failed = FALSE;
+    }
+  run->n_remaining = run->set->len;
+  run_recount (run);
+  run_drain (run);
+}
+
+static GError *
+member_error (Member       *m,
+              const GError *error,
+              const char   *what)
+{
+  return g_error_new (error->domain, error->code, "member '%s' %s: %s",
+                      m->name, what, error->message);
+}
+
+static Op *
+op_new (Run    *run,
+        Member *m)
+{
+  Op *op = g_new (Op, 1);
+
+  op->run = run_ref (run);
+  op->member = member_ref (m);
+  return op;
+}
+
+static void
+op_free (Op *op)
+{
+  run_unref (op->run);
+  member_unref (op->member);
+  g_free (op);
+}
+
+static void
+run_fail (Run          *run,
+          Member       *m,
+          const GError *error)
+{
+  m->failed = TRUE;
+  g_ptr_array_add (run->failed, member_ref (m));
+  if (run->error == NULL)
+    run->error = member_error (m, error, "failed");
+}
+
+static void
+run_init_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  Op *op = user_data;
+  Run *run = op->run;
+  Member *m = op->member;
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  ok = exo_resource_initialize_finish (m->resource, result, &error);
+  run->n_inflight--;
+
+  if (run->live && m->run == run && m->rstate == RS_RUNNING)
+    {
+      if (ok)
+        run_member_done (run, m, TRUE);
+      else
+        {
+          run_fail (run, m, error);
+          if (run->stop_on_failure)
+            {
+              run_finish (run);
+              op_free (op);
+              return;
+            }
+          run_member_done (run, m, FALSE);
+        }
+    }
+
+  if (run->live)
+    run_drain (run);
+  op_free (op);
+}
+
+static void
+run_cleanup_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Op *op = user_data;
+  Run *run = op->run;
+  Member *m = op->member;
+  g_autoptr(GError) error = NULL;
+
+  /* A member ends closed even when its do_cleanup fails: go on. */
+  if (!exo_resource_cleanup_finish (m->resource, result, &error) && run->error == NULL && run->live)
+    run->error = member_error (m, error, "cleanup failed");
+  run->n_inflight--;
+
+  if (run->live && m->run == run && m->rstate == RS_RUNNING)
+    run_member_done (run, m, TRUE);
+
+  if (run->live)
+    run_drain (run);
+  op_free (op);
+}
+
+/* Starts what may start; a loop, so that members that complete at once and
+ * long chains never recurse. */
+static void
+run_drain (Run *run)
+{
+  ExoResourceGroupPrivate *priv = PRIV (run->group);
+
+  if (run->draining)
+    return;
+  run->draining = TRUE;
+  run_ref (run);
+
+  while (run->live && run->q_head < run->q_tail &&
+         (priv->max_parallel == 0 || run->n_inflight < priv->max_parallel))
+    {
+      Member *m = run->queue[run->q_head++];
+      ExoResourceState state;
+      gboolean busy;
+
+      if (m->run != run || m->rstate != RS_QUEUED)
+        continue;
+
+      if (m->skipped)
+        {
+          run_member_done (run, m, FALSE);
+          continue;
+        }
+
+      state = member_state (m);
+      busy = _exo_resource_is_busy (m->resource);
+
+      if (!run->cleanup)
+        {
+          if (run->group_init)
+            m->init_started = TRUE;
+          if (exo_resource_state_is_usable (state) && !busy)
+            {
+              run_member_done (run, m, TRUE);
+              continue;
+            }
+          m->rstate = RS_RUNNING;
+          run->n_inflight++;
+          exo_resource_initialize_async (m->resource, NULL, run_init_cb, op_new (run, m));
+        }
+      else
+        {
+          if ((state == EXO_RESOURCE_STATE_UNINITIALIZED || state == EXO_RESOURCE_STATE_CLOSED) && !busy)
+            {
+              run_member_done (run, m, TRUE);
+              continue;
+            }
+          m->rstate = RS_RUNNING;
+          run->n_inflight++;
+          exo_resource_cleanup_async (m->resource, NULL, run_cleanup_cb, op_new (run, m));
+        }
+    }
+
+  run->draining = FALSE;
+  if (run->live && run->n_remaining == 0)
+    run_finish (run);
+  run_unref (run);
+}
+
+/* Recounts (when asked) and drains every live run.  On a copy: draining
+ * may finish a run. */
+static void
+drain_live_runs (ExoResourceGroup *self,
+                 gboolean          recount)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  g_autoptr(GPtrArray) runs = g_ptr_array_copy (priv->live_runs, NULL, NULL);
+
+  for (guint i = 0; i < runs->len; i++)
+    run_ref (g_ptr_array_index (runs, i));
+  for (guint i = 0; i < runs->len; i++)
+    {
+      Run *run = g_ptr_array_index (runs, i);
+
+      if (run->live)
+        {
+          if (recount)
+            run_recount (run);
+          run_drain (run);
+        }
+      run_unref (run);
+    }
+}
+
+/* After the graph changed: rebuild it now if a run depends on it (or if a
+ * member left: nothing may point to it any more). */
+static void
+invalidate_plan (ExoResourceGroup *self,
+                 gboolean          now)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  priv->plan_dirty = TRUE;
+  if (!now && priv->live_runs->len == 0)
+    return;
+
+  rebuild_plan (self);
+  drain_live_runs (self, TRUE);
+}
+
+/* Members in topological order, with refs, chosen by @pick (or all). */
+static GPtrArray *
+collect_set (ExoResourceGroup *self,
+             gboolean        (*pick) (Member *m, gpointer data),
+             gpointer          data)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  GPtrArray *set = g_ptr_array_new_full (priv->order->len, member_unref);
+
+  for (guint i = 0; i < priv->order->len; i++)
+    {
+      Member *m = g_ptr_array_index (priv->order, i);
+
+      if (pick == NULL || pick (m, data))
+        g_ptr_array_add (set, member_ref (m));
+    }
+  return set;
+}
+
+/* --- supervision ------------------------------------------------------- */
+
+static void
+job_free (Job *job)
+{
+  member_unref (job->member);
+  g_free (job);
+}
+
+static void
+drop_jobs (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  Job *job;
+
+  while ((job = g_queue_pop_head (&priv->jobs)) != NULL)
+    {
+      job->member->job_queued = FALSE;
+      job_free (job);
+    }
+}
+
+static void
+push_job (ExoResourceGroup *self,
+          JobKind           kind,
+          Member           *m)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  Job *job;
+
+  if (m->job_queued)
+    return;
+  m->job_queued = TRUE;
+  job = g_new (Job, 1);
+  job->kind = kind;
+  job->member = member_ref (m);
+  g_queue_push_tail (&priv->jobs, job);
+  schedule_pass (self);
+}
+
+static gboolean
+is_marked (Member   *m,
+           gpointer  data)
+{
+  return m->visit == GPOINTER_TO_UINT (data);
+}
+
+static gboolean
+is_not_fresh (Member   *m,
+              gpointer  data)
+{
+  return !m->fresh;
+}
+
+static GPtrArray *
+restart_set (ExoResourceGroup *self,
+             Member           *failed)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  static guint mark;
+
+  switch (priv->strategy)
+    {
+    case EXO_SUPERVISION_ONE_FOR_ALL:
+      return collect_set (self, is_not_fresh, NULL);
+
+    case EXO_SUPERVISION_REST_FOR_ONE:
+      {
+        g_autoptr(GPtrArray) stack = g_ptr_array_new ();
+
+        if (++mark == 0)
+          ++mark;
+        failed->visit = mark;
+        g_ptr_array_add (stack, failed);
+        while (stack->len > 0)
+          {
+            Member *m = g_ptr_array_steal_index_fast (stack, stack->len - 1);
+
+            for (guint i = 0; i < m->n_rdeps; i++)
+              if (m->rdeps[i]->visit != mark)
+                {
+                  m->rdeps[i]->visit = mark;
+                  g_ptr_array_add (stack, m->rdeps[i]);
+                }
+          }
+        return collect_set (self, is_marked, GUINT_TO_POINTER (mark));
+      }
+
+    case EXO_SUPERVISION_ONE_FOR_ONE:
+    default:
+      {
+        GPtrArray *set = g_ptr_array_new_with_free_func (member_unref);
+
+        g_ptr_array_add (set, member_ref (failed));
+        return set;
+      }
+    }
+}
+
+static void
+escalate (ExoResourceGroup *self,
+          Member           *m)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  const GError *cause = exo_resource_get_last_error (m->resource);
+  g_autoptr(GError) error = NULL;
+
+  priv->escalated = TRUE;
+  drop_jobs (self);
+  error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT,
+                       "group '%s' hit its restart limit (%u restarts within %u ms); "
+                       "member '%s' failed: %s",
+                       exo_resource_get_id (EXO_RESOURCE (self)),
+                       priv->restart_burst, priv->restart_interval_ms, m->name,
+                       cause != NULL ? cause->message : "unknown error");
+  exo_resource_report_error (EXO_RESOURCE (self), error);
+}
+
+static void
+restart_init_done (ExoResourceGroup *self,
+                   Run              *run,
+                   gpointer          data)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  if (priv->job_run == run)
+    priv->job_run = NULL;
+  if (run->aborted || !priv->up || priv->escalated)
+    return;
+
+  /* A member that failed to come back is a new failure: it counts against
+   * the restart limit like the first. */
+  for (guint i = 0; i < run->failed->len; i++)
+    push_job (self, JOB_RESTART, g_ptr_array_index (run->failed, i));
+  schedule_pass (self);
+}
+
+static void
+restart_cleanup_done (ExoResourceGroup *self,
+                      Run              *run,
+                      gpointer          data)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  GPtrArray *set;
+  Run *init;
+
+  if (priv->job_run == run)
+    priv->job_run = NULL;
+  if (run->aborted || !priv->up || priv->escalated)
+    return;
+
+  set = g_ptr_array_new_full (run->set->len, member_unref);
+  for (guint i = 0; i < run->set->len; i++)
+    {
+      Member *m = g_ptr_array_index (run->set, i);
+
+      if (!m->removed)
+        g_ptr_array_add (set, member_ref (m));
+    }
+
+  init = run_new (self, FALSE, FALSE, set, restart_init_done, NULL, NULL);
+  priv->job_run = init;
+  run_start (init);
+  run_unref (init);
+}
+
+static void
+start_done (ExoResourceGroup *self,
+            Run              *run,
+            gpointer          data)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  if (priv->job_run == run)
+    priv->job_run = NULL;
+  for (guint i = 0; i < run->set->len; i++)
+    ((Member *) g_ptr_array_index (run->set, i))->fresh = FALSE;
+  if (!run->aborted)
+    schedule_pass (self);
+}
+
+static gboolean
+deps_ready (Member *m)
+{
+  for (guint i = 0; i < m->n_deps; i++)
+    if (!exo_resource_state_is_usable (member_state (m->deps[i])) || m->deps[i]->blocked ||
+        m->deps[i]->fresh)
+      return FALSE;
+  return TRUE;
+}
+
+/* Runs the queued restarts and starts, one at a time. */
+static void
+process_jobs (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  while (priv->job_run == NULL && priv->up && !priv->escalated)
+    {
+      Job *job = g_queue_pop_head (&priv->jobs);
+      Member *m;
+      Run *run;
+
+      if (job == NULL)
+        return;
+      m = job->member;
+      m->job_queued = FALSE;
+
+      if (m->removed || !ensure_plan (self, NULL))
+        {
+          job_free (job);
+          continue;
+        }
+
+      if (job->kind == JOB_RESTART)
+        {
+          if (member_state (m) != EXO_RESOURCE_STATE_ERROR || m->run != NULL)
+            {
+              job_free (job);
+              continue;
+            }
+          if (!exo_restart_limiter_try (priv->limiter, g_get_monotonic_time ()))
+            {
+              escalate (self, m);
+              job_free (job);
+              return;
+            }
+          priv->restarts++;
+          g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
+          run = run_new (self, TRUE, FALSE, restart_set (self, m), restart_cleanup_done, NULL, NULL);
+        }
+      else
+        {
+          GPtrArray *set;
+
+          if (!m->fresh || m->run != NULL || !deps_ready (m))
+            {
+              job_free (job);
+              continue;
+            }
+          set = g_ptr_array_new_with_free_func (member_unref);
+          g_ptr_array_add (set, member_ref (m));
+          run = run_new (self, FALSE, FALSE, set, start_done, NULL, NULL);
+        }
+
+      job_free (job);
+      priv->job_run = run;
+      run_start (run);
+      run_unref (run);
+    }
+}
+
+typedef enum {
+  ACTION_DEGRADE,
+  ACTION_RESTORE,
+  ACTION_START,
+} ActionKind;
+
+typedef struct
+{
+  ActionKind  kind;
+  Member     *member;
+  GError     *error;
+} Action;
+
+static void
+action_free (gpointer data)
+{
+  Action *action = data;
+
+  member_unref (action->member);
+  g_clear_error (&action->error);
+  g_free (action);
+}
+
+static void
+restore_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  /* The outcome is applied to the member by its base class. */
+  exo_resource_check_health_finish (EXO_RESOURCE (source), result, NULL);
+  member_unref (user_data);
+}
+
+/* The health pass, coalesced into one idle per main-loop iteration: marks
+ * the members whose dependencies (transitively) are not usable, degrades
+ * them or restores them, starts members added while running, computes the
+ * group's own state and runs queued jobs.  O(V + E). */
+static gboolean
+pass_cb (gpointer data)
+{
+  ExoResourceGroup *self = data;
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  g_autoptr(GPtrArray) actions = NULL;
+  g_autoptr(GError) group_error = NULL;
+  ExoResourceState group_state;
+
+  g_clear_pointer (&priv->pass_source, g_source_unref);
+  if (!priv->up || !ensure_plan (self, NULL))
+    return G_SOURCE_REMOVE;
+
+  g_object_ref (self);
+  actions = g_ptr_array_new_with_free_func (action_free);
+
+  for (guint i = 0; i < priv->order->len; i++)
+    {
+      Member *m = g_ptr_array_index (priv->order, i);
+      ExoResourceState state = member_state (m);
+      Member *culprit = NULL;
+
+      for (guint j = 0; j < m->n_deps && culprit == NULL; j++)
+        {
+          Member *d = m->deps[j];
+
+          if (d->blocked)
+            culprit = d->culprit;
+          else if (!exo_resource_state_is_usable (member_state (d)))
+            culprit = d;
+        }
+      m->blocked = culprit != NULL;
+      m->culprit = culprit;
+
+      if (m->run == NULL && !priv->escalated)
+        {
+          Action *action = NULL;
+
+          if (culprit != NULL && state == EXO_RESOURCE_STATE_READY && !m->fresh)
+            {
+              action = g_new0 (Action, 1);
+              action->kind = ACTION_DEGRADE;
+              action->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
+                                           "dependency '%s' is %s", culprit->name,
+                                           exo_resource_state_to_string (member_state (culprit)));
+            }
+          else if (culprit == NULL && m->degraded_by_group)
+            {
+              if (state == EXO_RESOURCE_STATE_DEGRADED)
+                {
+                  action = g_new0 (Action, 1);
+                  action->kind = ACTION_RESTORE;
+                }
+              m->degraded_by_group = FALSE;
+            }
+          else if (m->fresh && !m->job_queued && deps_ready (m))
+            {
+              action = g_new0 (Action, 1);
+              action->kind = ACTION_START;
+            }
+
+          if (action != NULL)
+            {
+              action->member = member_ref (m);
+              g_ptr_array_add (actions, action);
+            }
+        }
+
+      if (group_error == NULL && !m->fresh && state != EXO_RESOURCE_STATE_READY)
+        {
+          const GError *cause = exo_resource_get_last_error (m->resource);
+
+          group_error = g_error_new (EXO_RESOURCE_ERROR,
+                                     state == EXO_RESOURCE_STATE_ERROR ? EXO_RESOURCE_ERROR_DEPENDENCY
+                                                                      : EXO_RESOURCE_ERROR_UNHEALTHY,
+                                     "member '%s' is %s%s%s", m->name,
+                                     exo_resource_state_to_string (state),
+                                     cause != NULL ? ": " : "",
+                                     cause != NULL ? cause->message : "");
+        }
+    }
+
+  /* Act only now: what we call may call back into the group. */
+  for (guint i = 0; i < actions->len; i++)
+    {
+      Action *action = g_ptr_array_index (actions, i);
+      Member *m = action->member;
+
+      if (m->removed)
+        continue;
+      switch (action->kind)
+        {
+        case ACTION_DEGRADE:
+          if (member_state (m) == EXO_RESOURCE_STATE_READY)
+            {
+              m->degraded_by_group = TRUE;
+              exo_resource_report_health (m->resource, FALSE, action->error);
+            }
+          break;
+        case ACTION_RESTORE:
+          exo_resource_check_health_async (m->resource, NULL, restore_cb, member_ref (m));
+          break;
+        case ACTION_START:
+          push_job (self, JOB_START, m);
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+    }
+
+  group_state = exo_resource_get_state (EXO_RESOURCE (self));
+  if (priv->up && !priv->escalated)
+    {
+      if (group_error != NULL && group_state == EXO_RESOURCE_STATE_READY)
+        exo_resource_report_health (EXO_RESOURCE (self), FALSE, group_error);
+      else if (group_error == NULL && group_state == EXO_RESOURCE_STATE_DEGRADED)
+        exo_resource_report_health (EXO_RESOURCE (self), TRUE, NULL);
+    }
+
+  process_jobs (self);
+
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_pass (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  if (priv->pass_source != NULL || !priv->up)
+    return;
+  priv->pass_source = g_idle_source_new ();
+  g_source_set_priority (priv->pass_source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (priv->pass_source, pass_cb, self, NULL);
+  g_source_set_static_name (priv->pass_source, "[exo] group health pass");
+  g_source_attach (priv->pass_source, exo_resource_get_context (EXO_RESOURCE (self)));
+}
+
+static void
+member_state_changed (Member           *m,
+                      ExoResourceState  old_state,
+                      ExoResourceState  new_state)
+{
+  ExoResourceGroup *self = m->group;
+  ExoResourceGroupPrivate *priv;
+  gboolean fell;
+
+  if (self == NULL)
+    return;
+  priv = PRIV (self);
+  fell = new_state == EXO_RESOURCE_STATE_ERROR && exo_resource_state_is_usable (old_state);
+
+  if (m->run != NULL)
+    {
+      Run *run = m->run;
+
+      /* Members a run is working on are its business, unless one that it
+       * already brought up falls again. */
+      if (fell && !run->cleanup && m->rstate == RS_DONE)
+        {
+          if (run->stop_on_failure)
+            {
+              const GError *cause = exo_resource_get_last_error (m->resource);
+
+              /* Not marked failed: it holds what it made, so the rollback
+               * cleans it up. */
+              if (run->error == NULL && cause != NULL)
+                run->error = member_error (m, cause, "failed");
+              else if (run->error == NULL)
+                run->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                                          "member '%s' failed after it was ready", m->name);
+              run_finish (run);
+            }
+          else if (priv->up)
+            push_job (self, JOB_RESTART, m);
+        }
+      return;
+    }
+
+  if (!priv->up)
+    return;
+
+  if (fell && !priv->escalated)
+    push_job (self, JOB_RESTART, m);
+  else
+    schedule_pass (self);
+}
+
+/* A direct marshaller: cheaper than the generic one (libffi) for a
+ * handler that runs on every transition of every member. */
+static void
+member_state_marshal (GClosure     *closure,
+                      GValue       *return_value,
+                      guint         n_param_values,
+                      const GValue *param_values,
+                      gpointer      invocation_hint,
+                      gpointer      marshal_data)
+{
+  g_assert (n_param_values == 3);
+  member_state_changed (closure->data,
+                        g_value_get_enum (&param_values[1]),
+                        g_value_get_enum (&param_values[2]));
+}
+
+/* --- initialize, cleanup, health --------------------------------------- */
+
+static gboolean
+cancel_idle_cb (gpointer data)
+{
+  ExoResourceGroup *self = data;
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  Run *run = priv->init_run;
+
+  g_clear_pointer (&priv->cancel_source, g_source_unref);
+  if (run != NULL && run->live)
+    {
+      g_clear_error (&run->error);
+      run->error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                "initialize of group '%s' was cancelled",
+                                exo_resource_get_id (EXO_RESOURCE (self)));
+      run_finish (run);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+init_cancelled_cb (GCancellable *cancellable,
+                   gpointer      data)
+{
+  ExoResourceGroup *self = data;
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  /* Not from inside cancel(): the run finishes from the group's context. */
+  if (priv->cancel_source != NULL)
+    return;
+  priv->cancel_source = g_idle_source_new ();
+  g_source_set_priority (priv->cancel_source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (priv->cancel_source, cancel_idle_cb, self, NULL);
+  g_source_set_static_name (priv->cancel_source, "[exo] group initialize cancelled");
+  g_source_attach (priv->cancel_source, exo_resource_get_context (EXO_RESOURCE (self)));
+}
+
+static void
+disconnect_init_cancellable (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  if (priv->init_cancellable != NULL)
+    {
+      g_cancellable_disconnect (priv->init_cancellable, priv->init_cancel_id);
+      priv->init_cancel_id = 0;
+      g_clear_object (&priv->init_cancellable);
+    }
+  if (priv->cancel_source != NULL)
+    {
+      g_source_destroy (priv->cancel_source);
+      g_clear_pointer (&priv->cancel_source, g_source_unref);
+    }
+}
+
+static void
+init_done (ExoResourceGroup *self,
+           Run              *run,
+           gpointer          data)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  GTask *task = data;
+
+  disconnect_init_cancellable (self);
+  if (priv->init_run == run)
+    priv->init_run = NULL;
+
+  if (run->error != NULL)
+    {
+      priv->init_failed = TRUE;
+      g_task_return_error (task, g_error_copy (run->error));
+    }
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+exo_resource_group_do_initialize (ExoResource *resource,
+                                  GTask       *task)
+{
+  ExoResourceGroup *self = EXO_RESOURCE_GROUP (resource);
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  GError *error = NULL;
+  Run *run;
+
+  priv->escalated = FALSE;
+  priv->init_failed = FALSE;
+  exo_restart_limiter_reset (priv->limiter);
+  drop_jobs (self);
+
+  if (!ensure_plan (self, &error))
+    {
+      priv->init_failed = TRUE;
+      g_task_return_error (task, error);
+      return;
+    }
+
+  for (guint i = 0; i < priv->members->len; i++)
+    {
+      Member *m = g_ptr_array_index (priv->members, i);
+
+      m->fresh = FALSE;
+      m->init_started = FALSE;
+      m->degraded_by_group = FALSE;
+      m->blocked = FALSE;
+    }
+
+  run = run_new (self, FALSE, TRUE, collect_set (self, NULL, NULL),
+                 init_done, g_object_ref (task), g_object_unref);
+  run->group_init = TRUE;
+  priv->init_run = run;
+
+  if (cancellable != NULL)
+    {
+      priv->init_cancellable = g_object_ref (cancellable);
+      priv->init_cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (init_cancelled_cb),
+                                                    self, NULL);
+    }
+
+  run_start (run);
+  run_unref (run);
+}
+
+typedef struct
+{
+  gboolean rollback;
+} CleanupPick;
+
+static gboolean
+pick_for_cleanup (Member   *m,
+                  gpointer  data)
+{
+  CleanupPick *pick = data;
+  ExoResourceState state = member_state (m);
+
+  if (pick->rollback && (!m->init_started || m->failed))
+    return FALSE;
+  return (state != EXO_RESOURCE_STATE_UNINITIALIZED && state != EXO_RESOURCE_STATE_CLOSED) ||
+         _exo_resource_is_busy (m->resource);
+}
+
+static void
+cleanup_done (ExoResourceGroup *self,
+              Run              *run,
+              gpointer          data)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  GTask *task = data;
+
+  for (guint i = 0; i < priv->members->len; i++)
+    ((Member *) g_ptr_array_index (priv->members, i))->init_started = FALSE;
+
+  if (run->error != NULL)
+    g_task_return_error (task, g_error_copy (run->error));
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+exo_resource_group_do_cleanup (ExoResource *resource,
+                               GTask       *task)
+{
+  ExoResourceGroup *self = EXO_RESOURCE_GROUP (resource);
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  CleanupPick pick = { .rollback = priv->init_failed };
+  gboolean ordered;
+  Run *run;
+
+  priv->up = FALSE;
+  priv->init_failed = FALSE;
+  drop_jobs (self);
+  run_abort (priv->job_run);
+  priv->job_run = NULL;
+  run_abort (priv->init_run);
+  priv->init_run = NULL;
+
+  /* A graph with a cycle was never initialized by the group; whatever its
+   * members hold is released without an order. */
+  ordered = ensure_plan (self, NULL);
+  run = run_new (self, TRUE, FALSE, collect_set (self, pick_for_cleanup, &pick),
+                 cleanup_done, g_object_ref (task), g_object_unref);
+  run->unordered = !ordered;
+  run_start (run);
+  run_unref (run);
+}
+
+typedef struct
+{
+  GTask *task;
+  guint  pending;
+} HealthCheck;
+
+static void
+health_finish (ExoResourceGroup *self,
+               HealthCheck      *check)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  GTask *task = check->task;
+
+  g_free (check);
+  ensure_plan (self, NULL);
+
+  for (guint i = 0; i < priv->order->len; i++)
+    {
+      Member *m = g_ptr_array_index (priv->order, i);
+      ExoResourceState state = member_state (m);
+
+      if (!m->fresh && state != EXO_RESOURCE_STATE_READY)
+        {
+          const GError *cause = exo_resource_get_last_error (m->resource);
+
+          g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
+                                   "member '%s' is %s%s%s", m->name,
+                                   exo_resource_state_to_string (state),
+                                   cause != NULL ? ": " : "",
+                                   cause != NULL ? cause->message : "");
+          g_object_unref (task);
+          return;
+        }
+    }
+  g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+}
+
+static void
+member_health_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  HealthCheck *check = user_data;
+  ExoResourceGroup *self = g_task_get_source_object (check->task);
+
+  exo_resource_check_health_finish (EXO_RESOURCE (source), result, NULL);
+  if (--check->pending == 0)
+    health_finish (self, check);
+}
+
+/* Checks every usable member (in parallel); healthy when all are ready. */
+static void
+exo_resource_group_do_check_health (ExoResource *resource,
+                                    GTask       *task)
+{
+  ExoResourceGroup *self = EXO_RESOURCE_GROUP (resource);
+  g_autoptr(GPtrArray) set = NULL;
+  HealthCheck *check;
+
+  ensure_plan (self, NULL);
+  set = collect_set (self, NULL, NULL);
+
+  check = g_new0 (HealthCheck, 1);
+  check->task = g_object_ref (task);
+  check->pending = 1;
+
+  for (guint i = 0; i < set->len; i++)
+    {
+      Member *m = g_ptr_array_index (set, i);
+
+      if (m->removed || m->run != NULL || m->degraded_by_group ||
+          !exo_resource_state_is_usable (member_state (m)))
+        continue;
+      check->pending++;
+      exo_resource_check_health_async (m->resource, g_task_get_cancellable (task),
+                                       member_health_cb, check);
+    }
+
+  if (--check->pending == 0)
+    health_finish (self, check);
+}
+
+static void
+group_state_changed (ExoResourceGroup *self,
+                     ExoResourceState  old_state,
+                     ExoResourceState  new_state,
+                     gpointer          user_data)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  switch (new_state)
+    {
+    case EXO_RESOURCE_STATE_READY:
+      if (old_state == EXO_RESOURCE_STATE_INITIALIZING)
+        {
+          priv->up = TRUE;
+          schedule_pass (self);
+        }
+      break;
+
+    case EXO_RESOURCE_STATE_ERROR:
+      /* A group in error does not supervise until it is initialized again. */
+      if (priv->up)
+        {
+          priv->escalated = TRUE;
+          drop_jobs (self);
+        }
+      break;
+
+    case EXO_RESOURCE_STATE_INITIALIZING:
+    case EXO_RESOURCE_STATE_CLOSING:
+    case EXO_RESOURCE_STATE_CLOSED:
+    case EXO_RESOURCE_STATE_UNINITIALIZED:
+      priv->up = FALSE;
+      break;
+
+    case EXO_RESOURCE_STATE_DEGRADED:
+    default:
+      break;
+    }
+}
+
+/* --- adding and removing ---------------------------------------------- */
+
+static void
+member_attach (ExoResourceGroup *self,
+               Member           *m)
+{
+  GClosure *closure;
+
+  g_object_set_qdata (G_OBJECT (m->resource), group_quark, self);
+
+  closure = g_closure_new_simple (sizeof (GClosure), m);
+  g_closure_set_marshal (closure, member_state_marshal);
+  m->handler_id = g_signal_connect_closure_by_id (m->resource, signal_state_changed, 0,
+                                                  closure, FALSE);
+
+  if (EXO_IS_MANAGED_RESOURCE (m->resource))
+    {
+      ExoManagedResource *managed = EXO_MANAGED_RESOURCE (m->resource);
+
+      m->managed = TRUE;
+      m->saved_auto_recover = exo_managed_resource_get_auto_recover (managed);
+      exo_managed_resource_set_auto_recover (managed, FALSE);
+    }
+}
+
+/* Takes @m out of the group's tables and out of any run.  The caller
+ * keeps a ref. */
+static void
+member_detach (ExoResourceGroup *self,
+               Member           *m)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  Run *run = m->run;
+
+  g_signal_handler_disconnect (m->resource, m->handler_id);
+  m->handler_id = 0;
+  m->removed = TRUE;
+  m->group = NULL;
+
+  g_hash_table_remove (priv->by_name, m->name);
+  g_ptr_array_steal_index (priv->members, m->index);
+  for (guint i = m->index; i < priv->members->len; i++)
+    ((Member *) g_ptr_array_index (priv->members, i))->index = i;
+
+  /* For a run, a member that left is done. */
+  if (run != NULL)
+    {
+      if (m->rstate != RS_DONE)
+        {
+          m->rstate = RS_DONE;
+          run->n_remaining--;
+        }
+      m->run = NULL;
+    }
+  m->deps = m->rdeps = NULL;
+  m->n_deps = m->n_rdeps = 0;
+
+  invalidate_plan (self, TRUE);
+  if (run != NULL && run->live)
+    {
+      run_ref (run);
+      run_drain (run);
+      run_unref (run);
+    }
+}
+
+static void
+member_release (Member *m)
+{
+  if (g_object_get_qdata (G_OBJECT (m->resource), group_quark) != NULL)
+    g_object_set_qdata (G_OBJECT (m->resource), group_quark, NULL);
+  if (m->managed)
+    exo_managed_resource_set_auto_recover (EXO_MANAGED_RESOURCE (m->resource),
+                                           m->saved_auto_recover);
+  m->managed = FALSE;
+}
+
+/**
+ * exo_resource_group_new:
+ * @id: (nullable): the group's id; one is made up when %NULL
+ *
+ * Returns: (transfer full): a new, empty group
+ */
+ExoResourceGroup *
+exo_resource_group_new (const char *id)
+{
+  return g_object_new (EXO_TYPE_RESOURCE_GROUP, "id", id, NULL);
+}
+
+/**
+ * exo_resource_group_add:
+ * @self: a group
+ * @resource: the resource to add; its id is its member name
+ * @depends_on: (nullable) (array zero-terminated=1): names of the members
+ *   it depends on; they need not exist yet while the group is not active
+ * @error: return location for an error
+ *
+ * Adds @resource to @self, which takes a reference.  A resource belongs to
+ * at most one group.  Added to an active group, @resource is initialized as
+ * soon as its dependencies are ready; its dependencies must then exist.
+ * An #ExoManagedResource's auto-recover is switched off while it is a
+ * member: the group supervises it.
+ *
+ * Returns: %TRUE if @resource was added; %FALSE with
+ *   %EXO_RESOURCE_ERROR_INVALID_STATE for a name already taken or a resource
+ *   already in a group, %EXO_RESOURCE_ERROR_DEPENDENCY for a dependency
+ *   that would leave the graph invalid
+ */
+gboolean
+exo_resource_group_add (ExoResourceGroup   *self,
+                        ExoResource        *resource,
+                        const char * const *depends_on,
+                        GError            **error)
+{
+  ExoResourceGroupPrivate *priv;
+  ExoResourceGroup *owner;
+  const char *name;
+  Member *m;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), FALSE);
+  g_return_val_if_fail (EXO_IS_RESOURCE (resource), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  priv = PRIV (self);
+  name = exo_resource_get_id (resource);
+
+  owner = g_object_get_qdata (G_OBJECT (resource), group_quark);
+  if (owner != NULL)
+    {
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
+                   "resource '%s' already belongs to group '%s'",
+                   name, exo_resource_get_id (EXO_RESOURCE (owner)));
+      return FALSE;
+    }
+
+  for (ExoResourceGroup *g = self; g != NULL;
+       g = g_object_get_qdata (G_OBJECT (g), group_quark))
+    if (EXO_RESOURCE (g) == resource)
+      {
+        g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
+                     "group '%s' cannot contain itself", name);
+        return FALSE;
+      }
+
+  if (g_hash_table_contains (priv->by_name, name))
+    {
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
+                   "group '%s' already has a member '%s'",
+                   exo_resource_get_id (EXO_RESOURCE (self)), name);
+      return FALSE;
+    }
+
+  m = g_new0 (Member, 1);
+  m->refcount = 1;
+  m->group = self;
+  m->resource = g_object_ref (resource);
+  m->name = name;
+  m->dep_names = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; depends_on != NULL && depends_on[i] != NULL; i++)
+    {
+      if (g_str_equal (depends_on[i], name))
+        {
+          g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
+                       "dependency cycle: %s -> %s", name, name);
+          member_unref (m);
+          return FALSE;
+        }
+      if (!member_has_dep_name (m, depends_on[i]))
+        g_ptr_array_add (m->dep_names, g_strdup (depends_on[i]));
+    }
+
+  m->index = priv->members->len;
+  g_ptr_array_add (priv->members, m);
+  g_hash_table_insert (priv->by_name, (gpointer) m->name, m);
+  invalidate_plan (self, FALSE);
+
+  if (group_is_active (self))
+    {
+      if (!ensure_plan (self, error))
+        {
+          g_hash_table_remove (priv->by_name, m->name);
+          g_ptr_array_steal_index (priv->members, m->index);
+          invalidate_plan (self, TRUE);
+          member_unref (m);
+          return FALSE;
+        }
+      m->fresh = TRUE;
+    }
+
+  member_attach (self, m);
+  schedule_pass (self);
+
+  g_signal_emit (self, signals[SIGNAL_MEMBER_ADDED], 0, resource);
+  return TRUE;
+}
+
+/**
+ * exo_resource_group_add_dependency:
+ * @self: a group
+ * @member: the name of a member
+ * @depends_on: the name of the member it depends on
+ * @error: return location for an error
+ *
+ * Makes @member depend on @depends_on.  While the group is not active,
+ * @depends_on need not exist yet: see exo_resource_group_validate().
+ *
+ * Returns: %TRUE if the dependency is recorded; %FALSE with
+ *   %EXO_RESOURCE_ERROR_NOT_FOUND if @member is not a member, or
+ *   %EXO_RESOURCE_ERROR_DEPENDENCY if the edge makes a cycle with itself or
+ *   (while active) a cycle or a missing dependency
+ */
+gboolean
+exo_resource_group_add_dependency (ExoResourceGroup  *self,
+                                   const char        *member,
+                                   const char        *depends_on,
+                                   GError           **error)
+{
+  ExoResourceGroupPrivate *priv;
+  Member *m;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), FALSE);
+  g_return_val_if_fail (member != NULL, FALSE);
+  g_return_val_if_fail (depends_on != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  priv = PRIV (self);
+  m = g_hash_table_lookup (priv->by_name, member);
+  if (m == NULL)
+    {
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_NOT_FOUND,
+                   "group '%s' has no member '%s'",
+                   exo_resource_get_id (EXO_RESOURCE (self)), member);
+      return FALSE;
+    }
+  if (g_str_equal (member, depends_on))
+    {
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
+                   "dependency cycle: %s -> %s", member, member);
+      return FALSE;
+    }
+  if (member_has_dep_name (m, depends_on))
+    return TRUE;
+
+  g_ptr_array_add (m->dep_names, g_strdup (depends_on));
+  invalidate_plan (self, FALSE);
+
+  if (group_is_active (self) && !ensure_plan (self, error))
+    {
+      g_ptr_array_remove_index (m->dep_names, m->dep_names->len - 1);
+      invalidate_plan (self, FALSE);
+      return FALSE;
+    }
+
+  schedule_pass (self);
+  return TRUE;
+}
+
+static void
+removal_finish (GTask  *task,
+                GError *error)
+{
+  ExoResourceGroup *self = g_task_get_source_object (task);
+  Member *m = g_task_get_task_data (task);
+
+  member_release (m);
+  g_signal_emit (self, signals[SIGNAL_MEMBER_REMOVED], 0, m->resource);
+
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+removal_cleanup_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  exo_resource_cleanup_finish (EXO_RESOURCE (source), result, &error);
+  removal_finish (task, error);
+}
+
+/**
+ * exo_resource_group_remove_async:
+ * @self: a group
+ * @member: the name of the member to remove
+ * @force: remove it even if other members depend on it; their
+ *   dependencies on it are dropped
+ * @cancellable: (nullable): a cancellable (the cleanup itself always runs
+ *   to the end)
+ * @callback: called when the member is removed and cleaned up
+ * @user_data: data for @callback
+ *
+ * Removes @member from @self.  If it holds anything (it is not
+ * `uninitialized` or `closed`) it is cleaned up first, and
+ * #ExoResourceGroup::member-removed is emitted when that is done.
+ */
+void
+exo_resource_group_remove_async (ExoResourceGroup    *self,
+                                 const char          *member,
+                                 gboolean             force,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  ExoResourceGroupPrivate *priv;
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GPtrArray) dependents = NULL;
+  ExoResourceState state;
+  Member *m;
+
+  g_return_if_fail (EXO_IS_RESOURCE_GROUP (self));
+  g_return_if_fail (member != NULL);
+
+  priv = PRIV (self);
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, exo_resource_group_remove_async);
+
+  m = g_hash_table_lookup (priv->by_name, member);
+  if (m == NULL)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_NOT_FOUND,
+                               "group '%s' has no member '%s'",
+                               exo_resource_get_id (EXO_RESOURCE (self)), member);
+      return;
+    }
+
+  dependents = g_ptr_array_new ();
+  for (guint i = 0; i < priv->members->len; i++)
+    {
+      Member *d = g_ptr_array_index (priv->members, i);
+
+      if (member_has_dep_name (d, m->name))
+        g_ptr_array_add (dependents, d);
+    }
+
+  if (dependents->len > 0 && !force)
+    {
+      g_autoptr(GString) names = g_string_new (NULL);
+
+      for (guint i = 0; i < dependents->len; i++)
+        g_string_append_printf (names, "%s'%s'", i > 0 ? ", " : "",
+                                ((Member *) g_ptr_array_index (dependents, i))->name);
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
+                               "member '%s' is needed by %s", m->name, names->str);
+      return;
+    }
+
+  for (guint i = 0; i < dependents->len; i++)
+    {
+      Member *d = g_ptr_array_index (dependents, i);
+
+      for (guint j = 0; j < d->dep_names->len; j++)
+        if (g_str_equal (g_ptr_array_index (d->dep_names, j), m->name))
+          g_ptr_array_remove_index (d->dep_names, j--);
+    }
+
+  g_task_set_task_data (task, member_ref (m), member_unref);
+  member_detach (self, m);
+  member_unref (m);   /* the group's ref */
+
+  schedule_pass (self);
+
+  state = member_state (m);
+  if ((state != EXO_RESOURCE_STATE_UNINITIALIZED && state != EXO_RESOURCE_STATE_CLOSED) ||
+      _exo_resource_is_busy (m->resource))
+    exo_resource_cleanup_async (m->resource, NULL, removal_cleanup_cb, g_steal_pointer (&task));
+  else
+    removal_finish (task, NULL);
+}
+
+/**
+ * exo_resource_group_remove_finish:
+ * @self: a group
+ * @result: the result given to the callback
+ * @error: return location for an error
+ *
+ * Returns: %TRUE if the member was removed and cleaned up; %FALSE with
+ *   %EXO_RESOURCE_ERROR_NOT_FOUND, with %EXO_RESOURCE_ERROR_DEPENDENCY
+ *   (naming the members that depend on it; nothing was changed), or with
+ *   the error of its cleanup (it was removed all the same)
+ */
+gboolean
+exo_resource_group_remove_finish (ExoResourceGroup  *self,
+                                  GAsyncResult      *result,
+                                  GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* --- queries ----------------------------------------------------------- */
+
+/**
+ * exo_resource_group_validate:
+ * @self: a group
+ * @error: return location for an error
+ *
+ * Checks the graph: every dependency names a member, and there is no cycle.
+ *
+ * Returns: %TRUE if valid; otherwise %FALSE with
+ *   %EXO_RESOURCE_ERROR_DEPENDENCY and a message that names the member and
+ *   its unknown dependency, or the members of a cycle in order
+ */
+gboolean
+exo_resource_group_validate (ExoResourceGroup  *self,
+                             GError           **error)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return ensure_plan (self, error);
+}
+
+/**
+ * exo_resource_group_lookup:
+ * @self: a group
+ * @member: a member name
+ *
+ * Returns: (transfer none) (nullable): the member called @member
+ */
+ExoResource *
+exo_resource_group_lookup (ExoResourceGroup *self,
+                           const char       *member)
+{
+  Member *m;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
+  g_return_val_if_fail (member != NULL, NULL);
+
+  m = g_hash_table_lookup (PRIV (self)->by_name, member);
+  return m != NULL ? m->resource : NULL;
+}
+
+/**
+ * exo_resource_group_get_n_members:
+ * @self: a group
+ *
+ * Returns: the number of members
+ */
+guint
+exo_resource_group_get_n_members (ExoResourceGroup *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), 0);
+  return PRIV (self)->members->len;
+}
+
+/**
+ * exo_resource_group_get_members:
+ * @self: a group
+ *
+ * Returns: (transfer container) (element-type ExoResource): the members in
+ *   topological order (dependencies first); if the graph is not valid, the
+ *   members it cannot order come last, in the order they were added
+ */
+GPtrArray *
+exo_resource_group_get_members (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv;
+  GPtrArray *members;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
+
+  priv = PRIV (self);
+  ensure_plan (self, NULL);
+  members = g_ptr_array_new_full (priv->order->len, g_object_unref);
+  for (guint i = 0; i < priv->order->len; i++)
+    g_ptr_array_add (members, g_object_ref (((Member *) g_ptr_array_index (priv->order, i))->resource));
+  return members;
+}
+
+/**
+ * exo_resource_group_get_topological_order:
+ * @self: a group
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (array zero-terminated=1) (nullable): the member
+ *   names, dependencies first (the order initialize starts them in when
+ *   nothing runs in parallel), or %NULL if the graph is not valid (see
+ *   exo_resource_group_validate())
+ */
+char **
+exo_resource_group_get_topological_order (ExoResourceGroup  *self,
+                                          GError           **error)
+{
+  ExoResourceGroupPrivate *priv;
+  char **names;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  priv = PRIV (self);
+  if (!ensure_plan (self, error))
+    return NULL;
+  names = g_new (char *, priv->order->len + 1);
+  for (guint i = 0; i < priv->order->len; i++)
+    names[i] = g_strdup (((Member *) g_ptr_array_index (priv->order, i))->name);
+  names[priv->order->len] = NULL;
+  return names;
+}
+
+/**
+ * exo_resource_group_get_dependencies:
+ * @self: a group
+ * @member: a member name
+ *
+ * Returns: (transfer full) (array zero-terminated=1) (nullable): the names
+ *   @member depends on, in the order given (possibly names that are not
+ *   members yet), or %NULL if @member is not a member
+ */
+char **
+exo_resource_group_get_dependencies (ExoResourceGroup *self,
+                                     const char       *member)
+{
+  Member *m;
+  char **names;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
+  g_return_val_if_fail (member != NULL, NULL);
+
+  m = g_hash_table_lookup (PRIV (self)->by_name, member);
+  if (m == NULL)
+    return NULL;
+  names = g_new (char *, m->dep_names->len + 1);
+  for (guint i = 0; i < m->dep_names->len; i++)
+    names[i] = g_strdup (g_ptr_array_index (m->dep_names, i));
+  names[m->dep_names->len] = NULL;
+  return names;
+}
+
+/**
+ * exo_resource_group_get_dependents:
+ * @self: a group
+ * @member: a member name
+ *
+ * Returns: (transfer full) (array zero-terminated=1) (nullable): the names
+ *   of the members that depend on @member directly, in the order they were
+ *   added, or %NULL if @member is not a member
+ */
+char **
+exo_resource_group_get_dependents (ExoResourceGroup *self,
+                                   const char       *member)
+{
+  ExoResourceGroupPrivate *priv;
+  GPtrArray *names;
+
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
+  g_return_val_if_fail (member != NULL, NULL);
+
+  priv = PRIV (self);
+  if (!g_hash_table_contains (priv->by_name, member))
+    return NULL;
+
+  names = g_ptr_array_new ();
+  for (guint i = 0; i < priv->members->len; i++)
+    {
+      Member *d = g_ptr_array_index (priv->members, i);
+
+      if (member_has_dep_name (d, member))
+        g_ptr_array_add (names, g_strdup (d->name));
+    }
+  g_ptr_array_add (names, NULL);
+  return (char **) g_ptr_array_free (names, FALSE);
+}
+
+/* --- properties -------------------------------------------------------- */
+
+/**
+ * exo_resource_group_get_strategy:
+ * @self: a group
+ *
+ * Returns: the value of #ExoResourceGroup:strategy
+ */
+ExoSupervisionStrategy
+exo_resource_group_get_strategy (ExoResourceGroup *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), EXO_SUPERVISION_ONE_FOR_ONE);
+  return PRIV (self)->strategy;
+}
+
+/**
+ * exo_resource_group_set_strategy:
+ * @self: a group
+ * @strategy: what to restart when a member fails
+ *
+ * Sets #ExoResourceGroup:strategy.
+ */
+void
+exo_resource_group_set_strategy (ExoResourceGroup       *self,
+                                 ExoSupervisionStrategy  strategy)
+{
+  ExoResourceGroupPrivate *priv;
+
+  g_return_if_fail (EXO_IS_RESOURCE_GROUP (self));
+  g_return_if_fail ((guint) strategy <= EXO_SUPERVISION_ONE_FOR_ALL);
+
+  priv = PRIV (self);
+  if (priv->strategy == strategy)
+    return;
+  priv->strategy = strategy;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STRATEGY]);
+}
+
+/**
+ * exo_resource_group_get_max_parallel:
+ * @self: a group
+ *
+ * Returns: the value of #ExoResourceGroup:max-parallel (0 = no limit)
+ */
+guint
+exo_resource_group_get_max_parallel (ExoResourceGroup *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), 0);
+  return PRIV (self)->max_parallel;
+}
+
+/**
+ * exo_resource_group_set_max_parallel:
+ * @self: a group
+ * @max_parallel: how many members may initialize (or clean up) at once;
+ *   0 = no limit
+ *
+ * Sets #ExoResourceGroup:max-parallel.
+ */
+void
+exo_resource_group_set_max_parallel (ExoResourceGroup *self,
+                                     guint             max_parallel)
+{
+  ExoResourceGroupPrivate *priv;
+
+  g_return_if_fail (EXO_IS_RESOURCE_GROUP (self));
+
+  priv = PRIV (self);
+  if (priv->max_parallel == max_parallel)
+    return;
+  priv->max_parallel = max_parallel;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_PARALLEL]);
+
+  drain_live_runs (self, FALSE);
+}
+
+static void
+update_limiter (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  exo_restart_limiter_free (priv->limiter);
+  priv->limiter = exo_restart_limiter_new (priv->restart_burst, priv->restart_interval_ms);
+}
+
+/**
+ * exo_resource_group_get_restart_burst:
+ * @self: a group
+ *
+ * Returns: the value of #ExoResourceGroup:restart-burst (0 = no limit)
+ */
+guint
+exo_resource_group_get_restart_burst (ExoResourceGroup *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), 0);
+  return PRIV (self)->restart_burst;
+}
+
+/**
+ * exo_resource_group_set_restart_burst:
+ * @self: a group
+ * @burst: restarts allowed within the interval; 0 = no limit
+ *
+ * Sets #ExoResourceGroup:restart-burst.  The count of past restarts is
+ * forgotten.
+ */
+void
+exo_resource_group_set_restart_burst (ExoResourceGroup *self,
+                                      guint             burst)
+{
+  g_return_if_fail (EXO_IS_RESOURCE_GROUP (self));
+
+  if (PRIV (self)->restart_burst == burst)
+    return;
+  PRIV (self)->restart_burst = burst;
+  update_limiter (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTART_BURST]);
+}
+
+/**
+ * exo_resource_group_get_restart_interval:
+ * @self: a group
+ *
+ * Returns: the value of #ExoResourceGroup:restart-interval-ms
+ */
+guint
+exo_resource_group_get_restart_interval (ExoResourceGroup *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), 0);
+  return PRIV (self)->restart_interval_ms;
+}
+
+/**
+ * exo_resource_group_set_restart_interval:
+ * @self: a group
+ * @interval_ms: the window of the restart limit, in milliseconds
+ *
+ * Sets #ExoResourceGroup:restart-interval-ms.  The count of past restarts
+ * is forgotten.
+ */
+void
+exo_resource_group_set_restart_interval (ExoResourceGroup *self,
+                                         guint             interval_ms)
+{
+  g_return_if_fail (EXO_IS_RESOURCE_GROUP (self));
+
+  if (PRIV (self)->restart_interval_ms == interval_ms)
+    return;
+  PRIV (self)->restart_interval_ms = interval_ms;
+  update_limiter (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTART_INTERVAL_MS]);
+}
+
+/**
+ * exo_resource_group_get_restarts:
+ * @self: a group
+ *
+ * Returns: restarts done by supervision since made or reset (one per
+ *   failure handled, however many members it restarted)
+ */
+guint
+exo_resource_group_get_restarts (ExoResourceGroup *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), 0);
+  return PRIV (self)->restarts;
+}
+
+/* --- GObject ----------------------------------------------------------- */
+
+static void
+exo_resource_group_reset (ExoResource *resource)
+{
+  ExoResourceGroup *self = EXO_RESOURCE_GROUP (resource);
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  EXO_RESOURCE_CLASS (exo_resource_group_parent_class)->reset (resource);
+
+  exo_restart_limiter_reset (priv->limiter);
+  if (priv->restarts != 0)
+    {
+      priv->restarts = 0;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
+    }
+}
+
+static void
+exo_resource_group_collect_metrics (ExoResource  *resource,
+                                    GVariantDict *metrics)
+{
+  ExoResourceGroupPrivate *priv = PRIV (resource);
+
+  if (EXO_RESOURCE_CLASS (exo_resource_group_parent_class)->collect_metrics != NULL)
+    EXO_RESOURCE_CLASS (exo_resource_group_parent_class)->collect_metrics (resource, metrics);
+
+  g_variant_dict_insert (metrics, "members", "u", priv->members->len);
+  g_variant_dict_insert (metrics, "restarts", "u", priv->restarts);
+  g_variant_dict_insert (metrics, "strategy", "s", exo_supervision_strategy_to_string (priv->strategy));
+  g_variant_dict_insert (metrics, "max-parallel", "u", priv->max_parallel);
+  g_variant_dict_insert (metrics, "restart-limit-hit", "b", (gboolean) priv->escalated);
+}
+
+static void
+exo_resource_group_dispose (GObject *object)
+{
+  ExoResourceGroup *self = EXO_RESOURCE_GROUP (object);
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  priv->up = FALSE;
+  if (priv->pass_source != NULL)
+    {
+      g_source_destroy (priv->pass_source);
+      g_clear_pointer (&priv->pass_source, g_source_unref);
+    }
+  disconnect_init_cancellable (self);
+  drop_jobs (self);
+
+  while (priv->members->len > 0)
+    {
+      Member *m = g_ptr_array_index (priv->members, priv->members->len - 1);
+
+      g_signal_handler_disconnect (m->resource, m->handler_id);
+      m->handler_id = 0;
+      m->group = NULL;
+      m->removed = TRUE;
+      m->run = NULL;
+      m->deps = m->rdeps = NULL;
+      m->n_deps = m->n_rdeps = 0;
+      member_release (m);
+      g_hash_table_remove (priv->by_name, m->name);
+      g_ptr_array_steal_index (priv->members, priv->members->len - 1);
+      member_unref (m);
+    }
+  g_ptr_array_set_size (priv->order, 0);
+  priv->plan_dirty = TRUE;
+
+  G_OBJECT_CLASS (exo_resource_group_parent_class)->dispose (object);
+}
+
+static void
+exo_resource_group_finalize (GObject *object)
+{
+  ExoResourceGroupPrivate *priv = PRIV (object);
+
+  g_assert (priv->live_runs->len == 0);
+  g_clear_pointer (&priv->members, g_ptr_array_unref);
+  g_clear_pointer (&priv->by_name, g_hash_table_unref);
+  g_clear_pointer (&priv->order, g_ptr_array_unref);
+  g_clear_pointer (&priv->live_runs, g_ptr_array_unref);
+  g_clear_pointer (&priv->edges, g_free);
+  g_clear_pointer (&priv->limiter, exo_restart_limiter_free);
+  g_clear_error (&priv->plan_error);
+
+  G_OBJECT_CLASS (exo_resource_group_parent_class)->finalize (object);
+}
+
+static void
+exo_resource_group_constructed (GObject *object)
+{
+  G_OBJECT_CLASS (exo_resource_group_parent_class)->constructed (object);
+
+  g_signal_connect (object, "state-changed", G_CALLBACK (group_state_changed), NULL);
+}
+
+static void
+exo_resource_group_get_property (GObject    *object,
+                                 guint       prop_id,
+                                 GValue     *value,
+                                 GParamSpec *pspec)
+{
+  ExoResourceGroup *self = EXO_RESOURCE_GROUP (object);
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  switch (prop_id)
+    {
+    case PROP_STRATEGY:
+      g_value_set_enum (value, priv->strategy);
+      break;
+    case PROP_MAX_PARALLEL:
+      g_value_set_uint (value, priv->max_parallel);
+      break;
+    case PROP_RESTART_BURST:
+      g_value_set_uint (value, priv->restart_burst);
+      break;
+    case PROP_RESTART_INTERVAL_MS:
+      g_value_set_uint (value, priv->restart_interval_ms);
+      break;
+    case PROP_RESTARTS:
+      g_value_set_uint (value, priv->restarts);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_resource_group_set_property (GObject      *object,
+                                 guint         prop_id,
+                                 const GValue *value,
+                                 GParamSpec   *pspec)
+{
+  ExoResourceGroup *self = EXO_RESOURCE_GROUP (object);
+
+  switch (prop_id)
+    {
+    case PROP_STRATEGY:
+      exo_resource_group_set_strategy (self, g_value_get_enum (value));
+      break;
+    case PROP_MAX_PARALLEL:
+      exo_resource_group_set_max_parallel (self, g_value_get_uint (value));
+      break;
+    case PROP_RESTART_BURST:
+      exo_resource_group_set_restart_burst (self, g_value_get_uint (value));
+      break;
+    case PROP_RESTART_INTERVAL_MS:
+      exo_resource_group_set_restart_interval (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+exo_resource_group_class_init (ExoResourceGroupClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  ExoResourceClass *resource_class = EXO_RESOURCE_CLASS (klass);
+
+  object_class->constructed = exo_resource_group_constructed;
+  object_class->dispose = exo_resource_group_dispose;
+  object_class->finalize = exo_resource_group_finalize;
+  object_class->get_property = exo_resource_group_get_property;
+  object_class->set_property = exo_resource_group_set_property;
+
+  resource_class->do_initialize = exo_resource_group_do_initialize;
+  resource_class->do_cleanup = exo_resource_group_do_cleanup;
+  resource_class->do_check_health = exo_resource_group_do_check_health;
+  resource_class->collect_metrics = exo_resource_group_collect_metrics;
+  resource_class->reset = exo_resource_group_reset;
+  exo_resource_class_set_resource_type (resource_class, "group");
+
+  group_quark = g_quark_from_static_string ("exo-resource-group-owner");
+  signal_state_changed = g_signal_lookup ("state-changed", EXO_TYPE_ASYNC_RESOURCE);
+
+  /**
+   * ExoResourceGroup:strategy:
+   *
+   * What the group restarts when a member that was ready fails.
+   */
+  properties[PROP_STRATEGY] =
+    g_param_spec_enum ("strategy", NULL, NULL,
+                       EXO_TYPE_SUPERVISION_STRATEGY, EXO_SUPERVISION_ONE_FOR_ONE,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ExoResourceGroup:max-parallel:
+   *
+   * How many members may initialize or clean up at once; 0 = no limit.
+   */
+  properties[PROP_MAX_PARALLEL] =
+    g_param_spec_uint ("max-parallel", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ExoResourceGroup:restart-burst:
+   *
+   * At most this many restarts within #ExoResourceGroup:restart-interval-ms;
+   * one more escalates the group to `error`.  0 = no limit.
+   */
+  properties[PROP_RESTART_BURST] =
+    g_param_spec_uint ("restart-burst", NULL, NULL, 0, G_MAXUINT, DEFAULT_RESTART_BURST,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ExoResourceGroup:restart-interval-ms:
+   *
+   * The window of the restart limit, in milliseconds.
+   */
+  properties[PROP_RESTART_INTERVAL_MS] =
+    g_param_spec_uint ("restart-interval-ms", NULL, NULL, 0, G_MAXUINT, DEFAULT_RESTART_INTERVAL_MS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ExoResourceGroup:restarts:
+   *
+   * Restarts done by supervision since made or reset.
+   */
+  properties[PROP_RESTARTS] =
+    g_param_spec_uint ("restarts", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * ExoResourceGroup::member-added:
+   * @self: the group
+   * @member: the resource added
+   *
+   * Emitted when a member was added.
+   */
+  signals[SIGNAL_MEMBER_ADDED] =
+    g_signal_new ("member-added",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (ExoResourceGroupClass, member_added),
+                  NULL, NULL,
+                  g_cclosure_marshal_VOID__OBJECT,
+                  G_TYPE_NONE, 1, EXO_TYPE_RESOURCE);
+  g_signal_set_va_marshaller (signals[SIGNAL_MEMBER_ADDED], G_TYPE_FROM_CLASS (klass),
+                              g_cclosure_marshal_VOID__OBJECTv);
+
+  /**
+   * ExoResourceGroup::member-removed:
+   * @self: the group
+   * @member: the resource removed
+   *
+   * Emitted when a member has left the group and was cleaned up.
+   */
+  signals[SIGNAL_MEMBER_REMOVED] =
+    g_signal_new ("member-removed",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (ExoResourceGroupClass, member_removed),
+                  NULL, NULL,
+                  g_cclosure_marshal_VOID__OBJECT,
+                  G_TYPE_NONE, 1, EXO_TYPE_RESOURCE);
+  g_signal_set_va_marshaller (signals[SIGNAL_MEMBER_REMOVED], G_TYPE_FROM_CLASS (klass),
+                              g_cclosure_marshal_VOID__OBJECTv);
+}
+
+static void
+exo_resource_group_init (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  priv->members = g_ptr_array_new_with_free_func (member_unref);
+  priv->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  priv->order = g_ptr_array_new ();
+  priv->live_runs = g_ptr_array_new ();
+  priv->strategy = EXO_SUPERVISION_ONE_FOR_ONE;
+  priv->restart_burst = DEFAULT_RESTART_BURST;
+  priv->restart_interval_ms = DEFAULT_RESTART_INTERVAL_MS;
+  priv->limiter = exo_restart_limiter_new (priv->restart_burst, priv->restart_interval_ms);
+  priv->plan_dirty = TRUE;
+  g_queue_init (&priv->jobs);
+}

@@ -1,0 +1,223 @@
+/* bench-dbus-export.c: what the D-Bus export costs, as exo-bench JSON lines.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ *   dbus_get_managed_objects_1k_ms  GetManagedObjects round trip with 1,000
+ *                                   exported resources (median of 9), ms
+ *   dbus_export_1k_ms               exo_dbus_export_new() of those 1,000, ms
+ *   properties_changed_per_object   the most PropertiesChanged one object
+ *                                   emitted for 1,000 state changes made in
+ *                                   one main-loop iteration (100 objects)
+ *
+ * A private bus (GTestDBus); export and client connections in this process.
+ */
+#include "exo-test-util.h"
+#include "exo-dbus-export.h"
+
+#define N_RESOURCES 1000
+#define N_RUNS 9
+
+static double
+median (double *values,
+        guint   n)
+{
+  for (guint i = 1; i < n; i++)
+    for (guint j = i; j > 0 && values[j - 1] > values[j]; j--)
+      {
+        double t = values[j];
+
+        values[j] = values[j - 1];
+        values[j - 1] = t;
+      }
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+static GDBusConnection *
+connect_to (const char *address)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *connection;
+
+  connection = g_dbus_connection_new_for_address_sync (address,
+                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                       G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                       NULL, NULL, &error);
+  g_assert_no_error (error);
+  return connection;
+}
+
+static ExoResourceGroup *
+make_group (guint n)
+{
+  ExoResourceGroup *root = exo_resource_group_new ("root");
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("r%04u", i);
+      g_autoptr(ExoTestResource) resource = exo_test_resource_new (id);
+      g_autofree char *dep = i > 0 ? g_strdup_printf ("r%04u", i - 1) : NULL;
+      const char *deps[] = { dep, NULL };
+      g_autoptr(GError) error = NULL;
+
+      exo_managed_resource_set_auto_recover (EXO_MANAGED_RESOURCE (resource), FALSE);
+      if (!exo_resource_group_add (root, EXO_RESOURCE (resource), dep != NULL ? deps : NULL, &error))
+        g_error ("%s", error->message);
+    }
+  return root;
+}
+
+static void
+bench_get_managed_objects (const char *address)
+{
+  g_autoptr(GDBusConnection) server = connect_to (address);
+  g_autoptr(GDBusConnection) client = connect_to (address);
+  g_autoptr(ExoResourceGroup) root = make_group (N_RESOURCES);
+  g_autoptr(ExoDBusExport) export = NULL;
+  double times[N_RUNS];
+  double export_ms;
+  gint64 start;
+  gsize size = 0;
+
+  start = g_get_monotonic_time ();
+  export = exo_dbus_export_new (server, "bench", root);
+  export_ms = (g_get_monotonic_time () - start) / 1000.0;
+  g_assert_cmpuint (exo_dbus_export_get_n_objects (export), ==, N_RESOURCES + 1);
+
+  for (guint run = 0; run < N_RUNS; run++)
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GVariant) objects = NULL;
+      g_autoptr(GError) error = NULL;
+
+      start = g_get_monotonic_time ();
+      g_dbus_connection_call (client, g_dbus_connection_get_unique_name (server),
+                              EXO_DBUS_NODE_PATH, "org.freedesktop.DBus.ObjectManager",
+                              "GetManagedObjects", NULL, G_VARIANT_TYPE ("(a{oa{sa{sv}}})"),
+                              G_DBUS_CALL_FLAGS_NONE, -1, NULL, exo_test_store_result, &result);
+      g_assert_true (exo_test_wait_result (&result, 60000));
+      reply = g_dbus_connection_call_finish (client, result, &error);
+      times[run] = (g_get_monotonic_time () - start) / 1000.0;
+      g_assert_no_error (error);
+      objects = g_variant_get_child_value (reply, 0);
+      g_assert_cmpuint (g_variant_n_children (objects), ==, N_RESOURCES + 1);
+      size = g_variant_get_size (reply);
+    }
+
+  g_print ("{\"bench\": \"dbus_get_managed_objects_1k_ms\", \"value\": %.3f, \"unit\": \"ms\", "
+           "\"n\": %u, \"reply_bytes\": %" G_GSIZE_FORMAT "}\n",
+           median (times, N_RUNS), N_RUNS, size);
+  g_print ("{\"bench\": \"dbus_export_1k_ms\", \"value\": %.3f, \"unit\": \"ms\", \"n\": 1}\n",
+           export_ms);
+
+  exo_dbus_export_unexport (export);
+  g_dbus_connection_close_sync (client, NULL, NULL);
+  g_dbus_connection_close_sync (server, NULL, NULL);
+}
+
+typedef struct
+{
+  GHashTable *counts;   /* path -> PropertiesChanged count */
+  guint       n_state_changed;
+} Counts;
+
+static void
+on_signal (GDBusConnection *connection,
+           const char      *sender_name,
+           const char      *object_path,
+           const char      *interface_name,
+           const char      *signal_name,
+           GVariant        *parameters,
+           gpointer         user_data)
+{
+  Counts *counts = user_data;
+
+  if (g_str_equal (signal_name, "StateChanged"))
+    counts->n_state_changed++;
+  else
+    g_hash_table_insert (counts->counts, g_strdup (object_path),
+                         GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (counts->counts, object_path)) + 1));
+}
+
+static gboolean
+all_state_changes_seen (gpointer data)
+{
+  gpointer *args = data;
+
+  return ((Counts *) args[0])->n_state_changed >= GPOINTER_TO_UINT (args[1]);
+}
+
+static void
+bench_properties_changed (const char *address)
+{
+  const guint n_objects = 100, n_changes = 1000;
+  g_autoptr(GDBusConnection) server = connect_to (address);
+  g_autoptr(GDBusConnection) client = connect_to (address);
+  g_autoptr(ExoResourceGroup) root = make_group (n_objects);
+  g_autoptr(ExoDBusExport) export = NULL;
+  g_autoptr(GPtrArray) members = exo_resource_group_get_members (root);
+  g_autoptr(GError) unhealthy = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY, "x");
+  Counts counts = { g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL), 0 };
+  gpointer args[2] = { &counts, GUINT_TO_POINTER (n_objects * n_changes) };
+  guint ids[2];
+  guint max = 0;
+  gint64 start;
+  double seconds;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (root), NULL));
+  export = exo_dbus_export_new (server, "bench", root);
+  ids[0] = g_dbus_connection_signal_subscribe (client, g_dbus_connection_get_unique_name (server),
+                                               "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                               NULL, "org.exo.Resource1", G_DBUS_SIGNAL_FLAGS_NONE,
+                                               on_signal, &counts, NULL);
+  ids[1] = g_dbus_connection_signal_subscribe (client, g_dbus_connection_get_unique_name (server),
+                                               "org.exo.Resource1", "StateChanged",
+                                               NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                               on_signal, &counts, NULL);
+  /* The bus has the subscriptions' match rules once it answered a later call. */
+  g_variant_unref (g_dbus_connection_call_sync (client, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                "org.freedesktop.DBus", "GetId", NULL, NULL,
+                                                G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL));
+  g_hash_table_remove_all (counts.counts);
+  counts.n_state_changed = 0;
+
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < members->len; i++)
+    for (guint c = 0; c < n_changes; c++)
+      exo_resource_report_health (g_ptr_array_index (members, i), c % 2 == 1, unhealthy);
+  g_assert_true (exo_test_spin_until (all_state_changes_seen, args, 120000));
+  seconds = (g_get_monotonic_time () - start) / 1e6;
+  exo_test_spin (200);
+
+  g_hash_table_iter_init (&iter, counts.counts);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    max = MAX (max, GPOINTER_TO_UINT (value));
+
+  g_print ("{\"bench\": \"properties_changed_per_object\", \"value\": %u, \"unit\": \"signals\", "
+           "\"n\": %u, \"state_changes_per_object\": %u, \"objects_signalled\": %u}\n",
+           max, n_objects, n_changes, g_hash_table_size (counts.counts));
+  g_print ("{\"bench\": \"dbus_state_changed_signals_per_s\", \"value\": %.0f, \"unit\": \"signals/s\", "
+           "\"n\": %u}\n", n_objects * n_changes / seconds, n_objects * n_changes);
+
+  g_dbus_connection_signal_unsubscribe (client, ids[0]);
+  g_dbus_connection_signal_unsubscribe (client, ids[1]);
+  g_hash_table_unref (counts.counts);
+  exo_dbus_export_unexport (export);
+  exo_test_cleanup (EXO_RESOURCE (root), NULL);
+  g_dbus_connection_close_sync (client, NULL, NULL);
+  g_dbus_connection_close_sync (server, NULL, NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr(GTestDBus) bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+
+  g_test_dbus_up (bus);
+  bench_get_managed_objects (g_test_dbus_get_bus_address (bus));
+  bench_properties_changed (g_test_dbus_get_bus_address (bus));
+  g_test_dbus_down (bus);
+  return 0;
+}
