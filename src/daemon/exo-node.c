@@ -18,6 +18,7 @@
 
 #include "exo-config.h"
 #include "exo-dbus-export.h"
+#include "exo-node-resources.h"
 
 #define DEFAULT_BUS_NAME "org.exo.Node1"
 #define DEFAULT_CONFIG_RESOURCE "/org/exo/node/default-config.json"
@@ -342,7 +343,10 @@ load_config (Daemon      *d,
     return exo_config_load_file (path, lookup_type, d->loader, error);
 
   {
-    g_autoptr(GBytes) bytes = g_resources_lookup_data (DEFAULT_CONFIG_RESOURCE,
+    /* The static library's constructor may be dropped by the linker:
+     * look the config up in our resource bundle directly. */
+    g_autoptr(GBytes) bytes = g_resource_lookup_data (exo_node_get_resource (),
+                                                      DEFAULT_CONFIG_RESOURCE,
                                                        G_RESOURCE_LOOKUP_FLAGS_NONE, error);
     gsize len;
     const char *data;
