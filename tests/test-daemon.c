@@ -1,0 +1,540 @@
+/* test-daemon.c: exo-node end to end, as an operator runs it.
+ *
+ * Each case starts the real exo-node (with the plugins built in this tree)
+ * on a private bus and looks at it from outside: over D-Bus, through its
+ * log and its exit status.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct
+{
+  GTestDBus   *bus;
+  char        *tmpdir;
+  const char  *exo_node;
+  const char  *plugin_dir;
+} Fixture;
+
+typedef struct
+{
+  GSubprocess *proc;
+  char        *log_path;
+} Node;
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  static char *node_fallback, *plugins_fallback;
+
+  f->exo_node = g_getenv ("EXO_NODE");
+  f->plugin_dir = g_getenv ("EXO_TEST_PLUGIN_DIR");
+  if (f->exo_node == NULL && node_fallback == NULL)
+    {
+      /* run by hand or by gtester: the build tree next to this program */
+      g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+      g_autofree char *dir = self ? g_path_get_dirname (self) : NULL;
+
+      if (dir != NULL)
+        {
+          node_fallback = g_build_filename (dir, "..", "src", "daemon", "exo-node", NULL);
+          plugins_fallback = g_build_filename (dir, "..", "plugins", NULL);
+        }
+    }
+  if (f->exo_node == NULL && node_fallback != NULL
+      && g_file_test (node_fallback, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      f->exo_node = node_fallback;
+      f->plugin_dir = plugins_fallback;
+    }
+  f->tmpdir = g_dir_make_tmp ("exo-daemon-XXXXXX", NULL);
+  g_assert_nonnull (f->tmpdir);
+  f->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (f->bus);
+}
+
+static void
+rm_rf (const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      if (g_file_test (path, G_FILE_TEST_IS_DIR))
+        rm_rf (path);
+      else
+        g_unlink (path);
+    }
+  g_rmdir (dir);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  g_test_dbus_down (f->bus);
+  g_clear_object (&f->bus);
+  rm_rf (f->tmpdir);
+  g_free (f->tmpdir);
+}
+
+static gboolean
+have_daemon (Fixture *f)
+{
+  if (f->exo_node == NULL || f->plugin_dir == NULL)
+    {
+      g_test_skip ("EXO_NODE / EXO_TEST_PLUGIN_DIR not set");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static char *
+write_file (Fixture *f, const char *name, const char *contents)
+{
+  char *path = g_build_filename (f->tmpdir, name, NULL);
+  g_assert_true (g_file_set_contents (path, contents, -1, NULL));
+  return path;
+}
+
+static Node *
+node_start (Fixture *f, const char *log_name, ...)
+{
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  Node *node = g_new0 (Node, 1);
+  const char *arg;
+  va_list ap;
+
+  node->log_path = g_build_filename (f->tmpdir, log_name, NULL);
+  g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS",
+                                g_test_dbus_get_bus_address (f->bus), TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "EXO_PLUGIN_PATH");
+  g_subprocess_launcher_set_stderr_file_path (launcher, node->log_path);
+  g_subprocess_launcher_set_stdout_file_path (launcher, node->log_path);
+
+  g_ptr_array_add (argv, (gpointer) f->exo_node);
+  g_ptr_array_add (argv, (gpointer) "--plugin-dir");
+  g_ptr_array_add (argv, (gpointer) f->plugin_dir);
+  va_start (ap, log_name);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, (gpointer) arg);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+
+  node->proc = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  return node;
+}
+
+static char *
+node_log (Node *node)
+{
+  char *contents = NULL;
+  g_file_get_contents (node->log_path, &contents, NULL, NULL);
+  return contents ? contents : g_strdup ("");
+}
+
+static gboolean
+wait_cb (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+waited_cb (GObject *source, GAsyncResult *result, gpointer data)
+{
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  *(gboolean *) data = TRUE;
+}
+
+/* Wait for the process to exit; returns its exit status, or -1 on timeout. */
+static int
+node_wait (Node *node, guint timeout_ms)
+{
+  gboolean expired = FALSE, done = FALSE;
+  guint id = g_timeout_add (timeout_ms, wait_cb, &expired);
+
+  g_subprocess_wait_async (node->proc, NULL, waited_cb, &done);
+  while (!done)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      if (expired && !done)
+        {
+          g_subprocess_force_exit (node->proc);
+          expired = FALSE;
+          id = 0;
+          while (!done)
+            g_main_context_iteration (NULL, TRUE);
+          return -1;
+        }
+    }
+  if (id != 0 && !expired)
+    g_source_remove (id);
+  return g_subprocess_get_if_exited (node->proc) ? g_subprocess_get_exit_status (node->proc) : 128;
+}
+
+static void
+node_free (Node *node)
+{
+  if (node->proc != NULL && g_subprocess_get_identifier (node->proc) != NULL)
+    {
+      g_subprocess_force_exit (node->proc);
+      g_subprocess_wait (node->proc, NULL, NULL);
+    }
+  /* keep the log in the test output when something failed */
+  if (g_test_failed ())
+    {
+      g_autofree char *log = node_log (node);
+      g_test_message ("%s:\n%s", node->log_path, log);
+    }
+  g_clear_object (&node->proc);
+  g_free (node->log_path);
+  g_free (node);
+}
+
+static GDBusConnection *
+client (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *c = g_dbus_connection_new_for_address_sync (
+      g_test_dbus_get_bus_address (f->bus),
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, &error);
+  g_assert_no_error (error);
+  return c;
+}
+
+static char *
+get_node_state (GDBusConnection *c, const char *bus_name)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) value = NULL;
+
+  reply = g_dbus_connection_call_sync (c, bus_name, "/org/exo/Node1",
+                                       "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", "org.exo.Node1", "State"),
+                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 2000,
+                                       NULL, NULL);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(v)", &value);
+  return g_variant_dup_string (value, NULL);
+}
+
+static gboolean
+wait_node_ready (GDBusConnection *c, const char *bus_name, guint timeout_ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    {
+      g_autofree char *state = get_node_state (c, bus_name);
+      if (g_strcmp0 (state, "ready") == 0)
+        return TRUE;
+      g_usleep (20000);
+    }
+  return FALSE;
+}
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(char * const *) a, *(char * const *) b);
+}
+
+/* Every object's State from one GetManagedObjects call: "id=state,..." sorted. */
+static char *
+all_states (GDBusConnection *c, const char *bus_name)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariantIter) objects = NULL;
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
+  const char *path;
+  GVariant *ifaces;
+
+  reply = g_dbus_connection_call_sync (c, bus_name, "/org/exo/Node1",
+                                       "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                                       NULL, G_VARIANT_TYPE ("(a{oa{sa{sv}}})"),
+                                       G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+  g_assert_nonnull (reply);
+  g_variant_get (reply, "(a{oa{sa{sv}}})", &objects);
+  while (g_variant_iter_next (objects, "{&o@a{sa{sv}}}", &path, &ifaces))
+    {
+      g_autoptr(GVariant) props = g_variant_lookup_value (ifaces, "org.exo.Resource1",
+                                                          G_VARIANT_TYPE_VARDICT);
+      const char *id = NULL, *state = NULL;
+
+      if (props != NULL && g_variant_lookup (props, "Id", "&s", &id)
+          && g_variant_lookup (props, "State", "&s", &state))
+        g_ptr_array_add (items, g_strdup_printf ("%s=%s", id, state));
+      g_variant_unref (ifaces);
+    }
+  g_ptr_array_sort (items, compare_strings);
+  {
+    GString *s = g_string_new (NULL);
+    for (guint i = 0; i < items->len; i++)
+      g_string_append_printf (s, "%s%s", i ? "," : "", (char *) g_ptr_array_index (items, i));
+    return g_string_free (s, FALSE);
+  }
+}
+
+/* Position of a log line, or -1. */
+static gssize
+log_pos (const char *log, const char *needle)
+{
+  const char *p = strstr (log, needle);
+  return p ? p - log : -1;
+}
+
+static void
+test_default_config (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GDBusConnection) c = NULL;
+  g_autofree char *log = NULL;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+
+  node = node_start (f, "default.log", NULL);
+  c = client (f);
+  g_assert_true (wait_node_ready (c, "org.exo.Node1", 10000));
+  {
+    g_autofree char *states = all_states (c, "org.exo.Node1");
+    g_assert_nonnull (strstr (states, "engine=ready"));
+    g_assert_nonnull (strstr (states, "root=ready"));
+  }
+
+  kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
+  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "built-in default config"));
+  g_assert_nonnull (strstr (log, "engine: closing -> closed"));
+  g_assert_nonnull (strstr (log, "all resources cleaned up"));
+  node_free (node);
+}
+
+static const char chain_config[] =
+  "{\n"
+  "  \"node\": { \"id\": \"chain-node\" },\n"
+  "  \"resources\": [\n"
+  "    { \"id\": \"top\", \"type\": \"dummy-inference\", \"depends-on\": [\"middle\"] },\n"
+  "    { \"id\": \"bottom\", \"type\": \"dummy-inference\" },\n"
+  "    { \"id\": \"middle\", \"type\": \"dummy-inference\", \"depends-on\": [\"bottom\"],\n"
+  "      \"settings\": { \"num-generate-tokens\": 5 },\n"
+  "      \"retry\": { \"max-retries\": 2, \"initial-delay-ms\": 10, \"jitter\": \"none\" },\n"
+  "      \"init-timeout-ms\": 5000 }\n"
+  "  ]\n"
+  "}\n";
+
+/* Initialize in dependency order, clean up in reverse dependency order
+ * (not file order), exit 0 on SIGTERM. */
+static void
+test_dependency_order (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GDBusConnection) c = NULL;
+  g_autofree char *config = write_file (f, "chain.json", chain_config);
+  g_autofree char *log = NULL;
+  g_autofree char *states = NULL;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+
+  node = node_start (f, "chain.log", "--config", config, "--bus-name", "org.exo.Test.Chain", NULL);
+  c = client (f);
+  g_assert_true (wait_node_ready (c, "org.exo.Test.Chain", 10000));
+  states = all_states (c, "org.exo.Test.Chain");
+  g_assert_cmpstr (states, ==, "bottom=ready,middle=ready,root=ready,top=ready");
+
+  kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
+  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  log = node_log (node);
+
+  g_assert_cmpint (log_pos (log, "bottom: initializing -> ready"), <, log_pos (log, "middle: initializing -> ready"));
+  g_assert_cmpint (log_pos (log, "middle: initializing -> ready"), <, log_pos (log, "top: initializing -> ready"));
+  g_assert_cmpint (log_pos (log, "top: closing -> closed"), >=, 0);
+  g_assert_cmpint (log_pos (log, "top: closing -> closed"), <, log_pos (log, "middle: ready -> closing"));
+  g_assert_cmpint (log_pos (log, "middle: closing -> closed"), <, log_pos (log, "bottom: ready -> closing"));
+  g_assert_nonnull (strstr (log, "node id chain-node"));
+  node_free (node);
+}
+
+static void
+test_check_config (Fixture *f, gconstpointer data)
+{
+  g_autofree char *good = write_file (f, "good.json", chain_config);
+  g_autofree char *bad = write_file (f, "bad.json",
+                                     "{\n  \"resources\": [\n"
+                                     "    { \"id\": \"a\", \"type\": \"dummy-inference\",\n"
+                                     "      \"settings\": { \"num-generate-tokens\": \"many\" } }\n"
+                                     "  ]\n}\n");
+  g_autofree char *cycle = write_file (f, "cycle.json",
+                                       "{ \"resources\": [\n"
+                                       "  { \"id\": \"a\", \"type\": \"dummy-inference\", \"depends-on\": [\"b\"] },\n"
+                                       "  { \"id\": \"b\", \"type\": \"dummy-inference\", \"depends-on\": [\"a\"] }\n"
+                                       "] }\n");
+  g_autofree char *log = NULL;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+
+  node = node_start (f, "check-good.log", "--check-config", good, NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "configuration is valid (3 resources)"));
+  g_clear_pointer (&log, g_free);
+  node_free (node);
+
+  node = node_start (f, "check-bad.log", "--check-config", bad, NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 1);
+  log = node_log (node);
+  /* file, line and key */
+  g_assert_nonnull (strstr (log, "bad.json:4:"));
+  g_assert_nonnull (strstr (log, "resources[0].settings.num-generate-tokens"));
+  g_clear_pointer (&log, g_free);
+  node_free (node);
+
+  node = node_start (f, "check-cycle.log", "--check-config", cycle, NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 1);
+  log = node_log (node);
+  g_assert_true (strstr (log, "a -> b -> a") != NULL || strstr (log, "b -> a -> b") != NULL);
+  node_free (node);
+}
+
+/* A refused plugin file is reported; the daemon goes on when the config does
+ * not need it, and refuses to start (before anything starts) when it does. */
+static void
+test_refused_plugin (Fixture *f, gconstpointer data)
+{
+  g_autofree char *bad_dir = g_build_filename (f->tmpdir, "bad-plugins", NULL);
+  g_autofree char *bad_so = g_build_filename (bad_dir, "libexo-plugin-broken.so", NULL);
+  g_autofree char *needs = write_file (f, "needs.json",
+                                       "{ \"resources\": [ { \"id\": \"x\", \"type\": \"broken\" } ] }\n");
+  g_autoptr(GDBusConnection) c = NULL;
+  g_autofree char *log = NULL;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+
+  g_mkdir (bad_dir, 0755);
+  g_assert_true (g_file_set_contents (bad_so, "this is not an ELF file\n", -1, NULL));
+  g_chmod (bad_so, 0644);
+
+  /* not needed: starts, with one line about the refused file */
+  node = node_start (f, "refused-ok.log", "--plugin-dir", bad_dir, "--bus-name", "org.exo.Test.Refused", NULL);
+  c = client (f);
+  g_assert_true (wait_node_ready (c, "org.exo.Test.Refused", 10000));
+  kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
+  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "plugin refused"));
+  g_assert_nonnull (strstr (log, bad_so));
+  g_clear_pointer (&log, g_free);
+  node_free (node);
+
+  /* needed: exits non-zero, nothing started */
+  node = node_start (f, "refused-needed.log", "--plugin-dir", bad_dir, "--config", needs,
+                     "--bus-name", "org.exo.Test.Refused2", NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 1);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "unknown resource type 'broken'"));
+  g_assert_null (strstr (log, "initializing"));
+  node_free (node);
+}
+
+static void
+test_bus_name_taken (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GDBusConnection) c = NULL;
+  g_autofree char *log = NULL;
+  Node *first, *second;
+
+  if (!have_daemon (f))
+    return;
+
+  first = node_start (f, "first.log", "--bus-name", "org.exo.Test.Taken", NULL);
+  c = client (f);
+  g_assert_true (wait_node_ready (c, "org.exo.Test.Taken", 10000));
+  second = node_start (f, "second.log", "--bus-name", "org.exo.Test.Taken", NULL);
+  g_assert_cmpint (node_wait (second, 10000), ==, 1);
+  log = node_log (second);
+  g_assert_nonnull (strstr (log, "another exo-node owns it"));
+  /* the first one is unaffected */
+  g_assert_true (wait_node_ready (c, "org.exo.Test.Taken", 2000));
+  kill (atoi (g_subprocess_get_identifier (first->proc)), SIGTERM);
+  g_assert_cmpint (node_wait (first, 10000), ==, 0);
+  node_free (second);
+  node_free (first);
+}
+
+static void
+test_shutdown_method (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GDBusConnection) c = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+
+  node = node_start (f, "shutdown.log", "--bus-name", "org.exo.Test.Shutdown", NULL);
+  c = client (f);
+  g_assert_true (wait_node_ready (c, "org.exo.Test.Shutdown", 10000));
+  reply = g_dbus_connection_call_sync (c, "org.exo.Test.Shutdown", "/org/exo/Node1",
+                                       "org.exo.Node1", "Shutdown", NULL, NULL,
+                                       G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  node_free (node);
+}
+
+static void
+test_usage_errors (Fixture *f, gconstpointer data)
+{
+  g_autofree char *log = NULL;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+
+  node = node_start (f, "usage.log", "--no-such-option", NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 2);
+  node_free (node);
+
+  node = node_start (f, "version.log", "--version", NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  log = node_log (node);
+  g_assert_true (g_str_has_prefix (log, "exo-node "));
+  g_assert_nonnull (strstr (log, "plugin ABI 1."));
+  node_free (node);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+  ADD ("/daemon/default-config", test_default_config);
+  ADD ("/daemon/dependency-order", test_dependency_order);
+  ADD ("/daemon/check-config", test_check_config);
+  ADD ("/daemon/refused-plugin", test_refused_plugin);
+  ADD ("/daemon/bus-name-taken", test_bus_name_taken);
+  ADD ("/daemon/shutdown-method", test_shutdown_method);
+  ADD ("/daemon/usage-errors", test_usage_errors);
+#undef ADD
+
+  return g_test_run ();
+}
