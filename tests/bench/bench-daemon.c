@@ -1,4 +1,4 @@
-/* bench-dbus-export.c: what the D-Bus export costs, as exo-bench JSON lines.
+/* bench-daemon.c: what the daemon and its D-Bus export cost.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -9,28 +9,22 @@
  *                                   emitted for 1,000 state changes made in
  *                                   one main-loop iteration (100 objects)
  *
+ *   node_cold_start_ms              exo-node with the default config, from
+ *                                   spawn to org.exo.Node1.State == "ready"
+ *   node_rss_kib                    its resident memory then (VmRSS)
+ *
  * A private bus (GTestDBus); export and client connections in this process.
  */
+#include "bench.h"
 #include "exo-test-util.h"
 #include "exo-dbus-export.h"
 
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #define N_RESOURCES 1000
 #define N_RUNS 9
-
-static double
-median (double *values,
-        guint   n)
-{
-  for (guint i = 1; i < n; i++)
-    for (guint j = i; j > 0 && values[j - 1] > values[j]; j--)
-      {
-        double t = values[j];
-
-        values[j] = values[j - 1];
-        values[j - 1] = t;
-      }
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
 
 static GDBusConnection *
 connect_to (const char *address)
@@ -106,7 +100,7 @@ bench_get_managed_objects (const char *address)
 
   g_print ("{\"bench\": \"dbus_get_managed_objects_1k_ms\", \"value\": %.3f, \"unit\": \"ms\", "
            "\"n\": %u, \"reply_bytes\": %" G_GSIZE_FORMAT "}\n",
-           median (times, N_RUNS), N_RUNS, size);
+           bench_median (times, N_RUNS), N_RUNS, size);
   g_print ("{\"bench\": \"dbus_export_1k_ms\", \"value\": %.3f, \"unit\": \"ms\", \"n\": 1}\n",
            export_ms);
 
@@ -210,14 +204,119 @@ bench_properties_changed (const char *address)
   g_dbus_connection_close_sync (server, NULL, NULL);
 }
 
-int
-main (int argc, char **argv)
+static void
+with_bus (void (*func) (const char *address))
 {
   g_autoptr(GTestDBus) bus = g_test_dbus_new (G_TEST_DBUS_NONE);
 
   g_test_dbus_up (bus);
-  bench_get_managed_objects (g_test_dbus_get_bus_address (bus));
-  bench_properties_changed (g_test_dbus_get_bus_address (bus));
+  func (g_test_dbus_get_bus_address (bus));
   g_test_dbus_down (bus);
-  return 0;
 }
+
+static void
+run_get_managed_objects (void)
+{
+  with_bus (bench_get_managed_objects);
+}
+
+static void
+run_properties_changed (void)
+{
+  with_bus (bench_properties_changed);
+}
+
+/* --- the daemon as a process --------------------------------------------- */
+
+static char *
+build_path (const char *relative)
+{
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *dir = g_path_get_dirname (self);
+
+  /* exo-bench is in <build>/tests/bench */
+  return g_build_filename (dir, "..", "..", relative, NULL);
+}
+
+static long
+rss_kib_of (GPid pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int) pid);
+  g_autofree char *contents = NULL;
+  const char *line;
+
+  if (!g_file_get_contents (path, &contents, NULL, NULL))
+    return -1;
+  line = strstr (contents, "VmRSS:");
+  return line ? strtol (line + 6, NULL, 10) : -1;
+}
+
+static gboolean
+node_ready (GDBusConnection *c)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) value = NULL;
+
+  reply = g_dbus_connection_call_sync (c, "org.exo.Bench", "/org/exo/Node1",
+                                       "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", "org.exo.Node1", "State"),
+                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 1000,
+                                       NULL, NULL);
+  if (reply == NULL)
+    return FALSE;
+  g_variant_get (reply, "(v)", &value);
+  return g_strcmp0 (g_variant_get_string (value, NULL), "ready") == 0;
+}
+
+static void
+bench_node_start (const char *address)
+{
+  g_autofree char *exo_node = build_path ("src/daemon/exo-node");
+  g_autofree char *plugins = build_path ("plugins");
+  g_autoptr(GDBusConnection) client = connect_to (address);
+  double times[N_RUNS], rss[N_RUNS];
+
+  for (guint run = 0; run < N_RUNS; run++)
+    {
+      g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+      g_autoptr(GSubprocess) proc = NULL;
+      g_autoptr(GError) error = NULL;
+      gint64 start, deadline;
+
+      g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", address, TRUE);
+      start = g_get_monotonic_time ();
+      proc = g_subprocess_launcher_spawn (launcher, &error, exo_node, "--plugin-dir", plugins,
+                                          "--bus-name", "org.exo.Bench", NULL);
+      if (proc == NULL)
+        g_error ("cannot run %s: %s", exo_node, error->message);
+      deadline = start + 10 * G_USEC_PER_SEC;
+      while (!node_ready (client))
+        {
+          if (g_get_monotonic_time () > deadline)
+            g_error ("exo-node did not become ready within 10 s");
+          g_usleep (500);
+        }
+      times[run] = (g_get_monotonic_time () - start) / 1000.0;
+      rss[run] = rss_kib_of (atoi (g_subprocess_get_identifier (proc)));
+      g_subprocess_send_signal (proc, SIGTERM);
+      g_subprocess_wait (proc, NULL, NULL);
+    }
+
+  bench_report ("node_cold_start_ms", bench_median (times, N_RUNS), "ms", N_RUNS,
+                ", \"config\": \"built-in default\"");
+  bench_report ("node_rss_kib", bench_median (rss, N_RUNS), "KiB", N_RUNS, "");
+  g_dbus_connection_close_sync (client, NULL, NULL);
+}
+
+static void
+run_node_start (void)
+{
+  with_bus (bench_node_start);
+}
+
+const BenchEntry bench_daemon_entries[] = {
+  { "dbus_get_managed_objects_1k_ms", run_get_managed_objects },
+  { "properties_changed_per_object", run_properties_changed },
+  { "node_cold_start_ms", run_node_start },
+  { NULL, NULL },
+};
