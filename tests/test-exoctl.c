@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -390,6 +391,8 @@ run_wait (Run *run)
   /* exoctl never logs a warning or a critical, whatever happens */
   g_assert_null (strstr (run->err, "CRITICAL"));
   g_assert_null (strstr (run->err, "WARNING"));
+  g_assert_null (strstr (run->err, "Sanitizer"));
+  g_assert_null (strstr (run->err, "runtime error"));
   return run->status;
 }
 
@@ -1080,12 +1083,11 @@ test_one_call (void)
 
 /* A bus monitor that sees GetManagedObjects calls and their replies: that
  * is how a test knows `exoctl watch` listens (it subscribes first, then
- * makes that call, and waits for the node to be known only after the
- * reply) when the node is the real exo-node. */
+ * makes that call, and needs its reply) when the node is the real
+ * exo-node.  Replies are matched to the exoctl process by its pid. */
 static GMutex monitor_lock;
-static char *monitor_gmo_sender;      /* the last GetManagedObjects call */
-static guint32 monitor_gmo_serial;
-static gint monitor_gmo_replies;      /* replies to such calls (atomic) */
+static GHashTable *monitor_gmo_calls;      /* "sender serial" of calls seen */
+static GAsyncQueue *monitor_gmo_replied;   /* char*: who got a reply */
 
 static GDBusMessage *
 monitor_filter (GDBusConnection *connection,
@@ -1102,25 +1104,28 @@ monitor_filter (GDBusConnection *connection,
       if (g_strcmp0 (g_dbus_message_get_member (message), "GetManagedObjects") == 0)
         {
           g_mutex_lock (&monitor_lock);
-          g_free (monitor_gmo_sender);
-          monitor_gmo_sender = g_strdup (g_dbus_message_get_sender (message));
-          monitor_gmo_serial = g_dbus_message_get_serial (message);
+          g_hash_table_add (monitor_gmo_calls,
+                            g_strdup_printf ("%s %u", g_dbus_message_get_sender (message),
+                                             g_dbus_message_get_serial (message)));
           g_mutex_unlock (&monitor_lock);
         }
       g_object_unref (message);
       return NULL;        /* a monitor never answers */
     }
-  if (type == G_DBUS_MESSAGE_TYPE_METHOD_RETURN)
+  if (type == G_DBUS_MESSAGE_TYPE_METHOD_RETURN && g_dbus_message_get_destination (message) != NULL)
     {
+      g_autofree char *key = g_strdup_printf ("%s %u", g_dbus_message_get_destination (message),
+                                              g_dbus_message_get_reply_serial (message));
+      gboolean found;
+
       g_mutex_lock (&monitor_lock);
-      if (monitor_gmo_sender != NULL &&
-          g_dbus_message_get_reply_serial (message) == monitor_gmo_serial &&
-          g_strcmp0 (g_dbus_message_get_destination (message), monitor_gmo_sender) == 0)
+      found = g_hash_table_remove (monitor_gmo_calls, key);
+      g_mutex_unlock (&monitor_lock);
+      if (found)
         {
-          g_atomic_int_inc (&monitor_gmo_replies);
+          g_async_queue_push (monitor_gmo_replied, g_strdup (g_dbus_message_get_destination (message)));
           g_main_context_wakeup (NULL);   /* this runs in GDBus' worker thread */
         }
-      g_mutex_unlock (&monitor_lock);
     }
   return message;
 }
@@ -1134,6 +1139,8 @@ monitor_new (void)
                           "type='method_return'", NULL };
   GDBusConnection *monitor;
 
+  monitor_gmo_calls = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  monitor_gmo_replied = g_async_queue_new_full (g_free);
   monitor = g_dbus_connection_new_for_address_sync (
       g_test_dbus_get_bus_address (fake.bus),
       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
@@ -1149,15 +1156,38 @@ monitor_new (void)
   return monitor;
 }
 
+static guint32
+pid_of (const char *unique_name)
+{
+  g_autoptr(GVariant) reply = NULL;
+  guint32 pid = 0;
+
+  reply = g_dbus_connection_call_sync (fake.connection, "org.freedesktop.DBus",
+                                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "GetConnectionUnixProcessID",
+                                       g_variant_new ("(s)", unique_name), G_VARIANT_TYPE ("(u)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(u)", &pid);
+  return pid;           /* 0 when that exoctl has already gone */
+}
+
 /* Starts exoctl watch and returns once it listens. */
 static Run *
 watch_start (const char * const *args)
 {
-  int before = g_atomic_int_get (&monitor_gmo_replies);
   Run *run = run_start (NULL, args);
+  guint32 pid = (guint32) atoi (g_subprocess_get_identifier (run->proc));
 
-  while (g_atomic_int_get (&monitor_gmo_replies) == before && !run->done)
-    g_main_context_iteration (NULL, TRUE);
+  while (!run->done)
+    {
+      g_autofree char *name = g_async_queue_try_pop (monitor_gmo_replied);
+
+      if (name == NULL)
+        g_main_context_iteration (NULL, TRUE);
+      else if (pid_of (name) == pid)
+        break;
+    }
   g_assert_false (run->done);
   return run;
 }
@@ -1396,7 +1426,9 @@ test_real_node (void)
   }
 
   g_dbus_connection_close_sync (monitor, NULL, NULL);
-  g_clear_pointer (&monitor_gmo_sender, g_free);
+  g_clear_object (&monitor);      /* its worker no longer calls the filter */
+  g_clear_pointer (&monitor_gmo_calls, g_hash_table_unref);
+  g_clear_pointer (&monitor_gmo_replied, g_async_queue_unref);
   g_unlink (config_path);
 }
 

@@ -1106,12 +1106,11 @@ cmd_method (Ctl *ctl, const char *id, const char *method, const char *verb)
 static GPtrArray *
 tree_children (Snapshot *snap, Resource *r)
 {
-  GPtrArray *children = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray *children = g_ptr_array_new ();     /* paths, borrowed from @snap */
 
   if (r->is_group && r->members != NULL)
     {
       g_autoptr(GHashTable) needed = g_hash_table_new (g_str_hash, g_str_equal);
-      guint before = children->len;
 
       for (guint i = 0; r->members[i] != NULL; i++)
         {
@@ -1123,13 +1122,13 @@ tree_children (Snapshot *snap, Resource *r)
         }
       for (guint i = 0; r->members[i] != NULL; i++)
         if (!g_hash_table_contains (needed, r->members[i]))
-          g_ptr_array_add (children, g_strdup (r->members[i]));
-      if (children->len == before)       /* a cycle: show every member */
+          g_ptr_array_add (children, r->members[i]);
+      if (children->len == 0)            /* a cycle: show every member */
         for (guint i = 0; r->members[i] != NULL; i++)
-          g_ptr_array_add (children, g_strdup (r->members[i]));
+          g_ptr_array_add (children, r->members[i]);
     }
   for (guint d = 0; r->depends_on != NULL && r->depends_on[d] != NULL; d++)
-    g_ptr_array_add (children, g_strdup (r->depends_on[d]));
+    g_ptr_array_add (children, r->depends_on[d]);
   return children;
 }
 
