@@ -295,8 +295,21 @@ name_lost_cb (GDBusConnection *connection,
   if (connection == NULL)
     g_warning ("lost the connection to the %s bus", d->use_system ? "system" : "session");
   else if (!d->name_acquired)
-    g_warning ("cannot own %s: another exo-node owns it (use --bus-name to run a second node)",
-               name);
+    {
+      g_autoptr(GVariant) owner = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+                                                               "/org/freedesktop/DBus",
+                                                               "org.freedesktop.DBus", "GetNameOwner",
+                                                               g_variant_new ("(s)", name),
+                                                               G_VARIANT_TYPE ("(s)"),
+                                                               G_DBUS_CALL_FLAGS_NONE, 2000,
+                                                               NULL, NULL);
+      if (owner != NULL)
+        g_warning ("cannot own %s: another exo-node owns it (use --bus-name to run a second node)",
+                   name);
+      else
+        g_warning ("cannot own %s: the bus refused it (on the system bus, the policy in "
+                   "org.exo.Node1.conf lets only root own it)", name);
+    }
   else
     g_warning ("lost the bus name %s", name);
 
@@ -390,7 +403,7 @@ check_config (Daemon     *d,
     {
       /* Build into a throw-away group: this also checks the settings
        * against the types and the dependency graph. */
-      root = exo_resource_group_new ("check");
+      root = exo_resource_group_new ("root");   /* the same id as when running */
       if (!exo_config_build (config, root, &error))
         g_clear_pointer (&config, exo_config_unref);
     }
@@ -401,7 +414,8 @@ check_config (Daemon     *d,
     }
 
   ids = exo_config_get_resource_ids (config);
-  printf ("%s: configuration is valid (%u resources)\n", path, g_strv_length (ids));
+  printf ("%s: configuration is valid (%u resource%s)\n", path, g_strv_length (ids),
+          g_strv_length (ids) == 1 ? "" : "s");
   return 0;
 }
 
