@@ -1257,6 +1257,44 @@ test_remove_during_initialize (void)
   g_object_unref (slow);
 }
 
+/* A managed member's own restart limit (its retry policy's restart burst)
+ * applies inside a group: over it, that member stays failed and the group
+ * goes on degraded, without escalating. */
+static void
+test_supervision_member_restart_limit (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoRetryPolicy policy = {
+    .max_retries = 0, .initial_delay_ms = 1, .max_delay_ms = 1, .multiplier = 1.0,
+    .jitter = EXO_JITTER_NONE, .restart_burst = 2, .restart_interval_ms = 60000,
+  };
+  g_autoptr(ExoTestResource) flaky = exo_test_resource_new ("flaky");
+  const GError *error;
+
+  exo_resource_group_set_restart_burst (group, 100);
+  exo_managed_resource_set_retry_policy (EXO_MANAGED_RESOURCE (flaky), &policy);
+  g_assert_true (exo_resource_group_add (group, EXO_RESOURCE (flaky), NULL, NULL));
+  add_member (group, "steady", NULL);
+  group_init_ok (group);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      fail_member (flaky);
+      g_assert_true (wait_state (flaky, EXO_RESOURCE_STATE_READY));
+    }
+  g_assert_cmpuint (flaky->n_init_calls, ==, 3);
+
+  fail_member (flaky);
+  exo_test_spin (100);
+  g_assert_cmpint (state_of (flaky), ==, EXO_RESOURCE_STATE_ERROR);
+  g_assert_cmpuint (flaky->n_init_calls, ==, 3);
+  error = exo_resource_get_last_error (EXO_RESOURCE (flaky));
+  g_assert_error ((GError *) error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT);
+  g_assert_cmpint (state_of (group), ==, EXO_RESOURCE_STATE_DEGRADED);
+
+  group_cleanup_ok (group);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1284,6 +1322,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/group/supervision/one-for-all", test_supervision_one_for_all);
   g_test_add_func ("/exo/group/supervision/failed-restart", test_supervision_failed_restart);
   g_test_add_func ("/exo/group/supervision/escalation", test_supervision_escalation);
+  g_test_add_func ("/exo/group/supervision/member-restart-limit", test_supervision_member_restart_limit);
   g_test_add_func ("/exo/group/supervision/auto-recover-off", test_supervision_auto_recover_off);
   g_test_add_func ("/exo/group/supervision/degraded-dependents", test_supervision_degraded_dependents);
   g_test_add_func ("/exo/group/health/aggregate", test_health_check);

@@ -131,6 +131,9 @@ struct _Member
   guint             removed : 1;
   guint             managed : 1;
   guint             saved_auto_recover : 1;
+  /* A managed member's own restart limit (its retry policy's restart
+   * burst/interval): over it the group stops restarting that member. */
+  ExoRestartLimiter *limiter;
 };
 
 typedef void (*RunDone) (ExoResourceGroup *self,
@@ -323,6 +326,7 @@ member_unref (gpointer data)
   if (--m->refcount > 0)
     return;
   g_assert (m->handler_id == 0);
+  g_clear_pointer (&m->limiter, exo_restart_limiter_free);
   g_ptr_array_unref (m->dep_names);
   g_object_unref (m->resource);
   g_free (m);
@@ -1167,6 +1171,22 @@ process_jobs (ExoResourceGroup *self)
               job_free (job);
               continue;
             }
+          if (m->limiter != NULL && !exo_restart_limiter_try (m->limiter, g_get_monotonic_time ()))
+            {
+              g_autoptr(ExoRetryPolicy) policy =
+                exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource));
+              g_autoptr(GError) error =
+                g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT,
+                             "member '%s' restarted %u times within %u ms: not restarting it "
+                             "until it is restarted by hand",
+                             m->name, policy->restart_burst, policy->restart_interval_ms);
+
+              /* Like a systemd unit over StartLimitBurst: it stays failed;
+               * the group goes on (degraded) without escalating. */
+              exo_resource_report_error (m->resource, error);
+              job_free (job);
+              continue;
+            }
           if (!exo_restart_limiter_try (priv->limiter, g_get_monotonic_time ()))
             {
               escalate (self, m);
@@ -1770,9 +1790,14 @@ member_attach (ExoResourceGroup *self,
     {
       ExoManagedResource *managed = EXO_MANAGED_RESOURCE (m->resource);
 
+      g_autoptr(ExoRetryPolicy) policy = exo_managed_resource_get_retry_policy (managed);
+
       m->managed = TRUE;
       m->saved_auto_recover = exo_managed_resource_get_auto_recover (managed);
       exo_managed_resource_set_auto_recover (managed, FALSE);
+      g_clear_pointer (&m->limiter, exo_restart_limiter_free);
+      if (policy->restart_burst > 0)
+        m->limiter = exo_restart_limiter_new (policy->restart_burst, policy->restart_interval_ms);
     }
 }
 
