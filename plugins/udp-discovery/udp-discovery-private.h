@@ -1,0 +1,100 @@
+/* udp-discovery-private.h: what the files of the udp-discovery plugin share.
+ *
+ * udp-discovery-message.c: the wire format (build, parse, validate);
+ * udp-discovery-host.c:    this host's interfaces and device capabilities;
+ * udp-discovery.c:         the resource.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <exo/exo.h>
+
+G_BEGIN_DECLS
+
+/* The largest datagram accepted or sent (docs/cluster-protocol.md). */
+#define UDP_DISCOVERY_MAX_MESSAGE 4096
+/* The longest node id, in characters. */
+#define UDP_DISCOVERY_MAX_NODE_ID 128
+/* The longest instance id and any other string field, in characters. */
+#define UDP_DISCOVERY_MAX_STRING 256
+
+#define UDP_DISCOVERY_MESSAGE_ERROR (udp_discovery_message_error_quark ())
+GQuark udp_discovery_message_error_quark (void);
+
+typedef enum {
+  UDP_DISCOVERY_MESSAGE_ERROR_OVERSIZED,
+  UDP_DISCOVERY_MESSAGE_ERROR_INVALID,
+} UdpDiscoveryMessageError;
+
+/* What a node says about its hardware; exo's device_capabilities. */
+typedef struct {
+  char    *model;
+  char    *chip;
+  guint64  memory_mib;
+  double   fp32;
+  double   fp16;
+  double   int8;
+} UdpDiscoveryDevice;
+
+void      udp_discovery_device_clear      (UdpDiscoveryDevice *device);
+/* a{sv}: model s, chip s, memory t, flops-fp32 d, flops-fp16 d, flops-int8 d */
+GVariant *udp_discovery_device_to_variant (const UdpDiscoveryDevice *device);
+
+/* A valid discovery datagram. */
+typedef struct {
+  char     *node_id;
+  guint16   grpc_port;
+  char     *instance_id;     /* NULL when the sender did not say (exo does not) */
+  char     *interface_name;  /* "" when absent */
+  char     *interface_type;  /* "" when absent */
+  gint64    priority;        /* 0 when absent */
+  GVariant *capabilities;    /* a{sv}, never NULL */
+} UdpDiscoveryMessage;
+
+void                 udp_discovery_message_free  (UdpDiscoveryMessage *message);
+UdpDiscoveryMessage *udp_discovery_message_parse (const char          *data,
+                                                  gsize                length,
+                                                  GError             **error);
+char                *udp_discovery_message_build (const char          *node_id,
+                                                  guint16              grpc_port,
+                                                  const char          *instance_id,
+                                                  const char          *interface_name,
+                                                  const char          *interface_type,
+                                                  gint                 priority,
+                                                  const UdpDiscoveryDevice *device,
+                                                  gsize               *length);
+/* {"status": "ok", "node_id": …, ["device_capabilities": {…}]}, as served at
+ * GET /peer/v1/health. */
+gboolean             udp_discovery_parse_health  (const char          *data,
+                                                  gsize                length,
+                                                  char               **node_id,
+                                                  GVariant           **capabilities,
+                                                  GError             **error);
+gboolean             udp_discovery_node_id_is_valid (const char       *node_id,
+                                                     GError          **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (UdpDiscoveryMessage, udp_discovery_message_free)
+
+/* An IPv4 interface of this host that is up. */
+typedef struct {
+  char     *name;
+  char     *type;        /* "ethernet", "wifi", "loopback", … */
+  gint      priority;    /* as exo: higher is preferred */
+  guint32   address;     /* host byte order */
+  guint32   netmask;
+  guint32   broadcast;   /* 0 when the interface has none */
+  gboolean  loopback;
+} UdpDiscoveryInterface;
+
+void       udp_discovery_interface_free   (UdpDiscoveryInterface *iface);
+GPtrArray *udp_discovery_list_interfaces  (void);
+const char *udp_discovery_interface_type  (const char *name,
+                                           gboolean    loopback,
+                                           gint       *priority);
+gint       udp_discovery_type_priority    (const char *type);
+/* Fills what @device does not set from this host: memory from /proc/meminfo,
+ * chip from uname, model from DMI (or "Linux"). */
+void       udp_discovery_device_probe     (UdpDiscoveryDevice *device);
+
+G_END_DECLS
