@@ -1,0 +1,485 @@
+/* http-common.c: the wire format shared by the server and the peer handle.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "http-common.h"
+
+#include <string.h>
+
+/* --- JSON -------------------------------------------------------------- */
+
+/* json-glib parses nested values recursively, without a depth limit: a body
+ * of a million '[' overflows the stack.  Count the nesting first. */
+static gboolean
+check_depth (const char *data,
+             gsize       len,
+             guint       max_depth)
+{
+  gboolean in_string = FALSE;
+  guint depth = 0;
+
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = data[i];
+
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+          continue;
+        }
+      switch (c)
+        {
+        case '"':
+          in_string = TRUE;
+          break;
+        case '[':
+        case '{':
+          if (++depth > max_depth)
+            return FALSE;
+          break;
+        case ']':
+        case '}':
+          if (depth > 0)
+            depth--;
+          break;
+        default:
+          break;
+        }
+    }
+  return TRUE;
+}
+
+JsonNode *
+exo_http_parse_json (const char  *data,
+                     gsize        len,
+                     GError     **error)
+{
+  g_autoptr(JsonParser) parser = NULL;
+  g_autoptr(GError) local_error = NULL;
+  JsonNode *root;
+
+  if (data == NULL || len == 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "the body is empty; a JSON object was expected");
+      return NULL;
+    }
+  if (memchr (data, '\0', len) != NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "malformed JSON: the body contains a NUL byte");
+      return NULL;
+    }
+  if (!g_utf8_validate_len (data, len, NULL))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "malformed JSON: the body is not valid UTF-8");
+      return NULL;
+    }
+  if (!check_depth (data, len, EXO_HTTP_MAX_JSON_DEPTH))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "malformed JSON: nested deeper than %u levels", EXO_HTTP_MAX_JSON_DEPTH);
+      return NULL;
+    }
+
+  parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, data, (gssize) len, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "malformed JSON: %s", local_error->message);
+      return NULL;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "the body is empty; a JSON object was expected");
+      return NULL;
+    }
+  return json_node_ref (root);
+}
+
+char *
+exo_http_node_to_string (JsonNode *node)
+{
+  g_autoptr(JsonGenerator) generator = json_generator_new ();
+
+  json_generator_set_root (generator, node);
+  return json_generator_to_data (generator, NULL);
+}
+
+static const char *
+node_type_name (JsonNode *node)
+{
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return "null";
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    return "an object";
+  if (JSON_NODE_HOLDS_ARRAY (node))
+    return "an array";
+  switch (json_node_get_value_type (node))
+    {
+    case G_TYPE_STRING:
+      return "a string";
+    case G_TYPE_BOOLEAN:
+      return "a boolean";
+    case G_TYPE_INT64:
+    case G_TYPE_DOUBLE:
+      return "a number";
+    default:
+      return "a value of an unknown type";
+    }
+}
+
+gboolean
+exo_http_get_string_member (JsonObject  *object,
+                            const char  *name,
+                            gboolean     required,
+                            const char **out,
+                            GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  *out = NULL;
+  if (node == NULL)
+    {
+      if (!required)
+        return TRUE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "missing field '%s' (a string)", name);
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "field '%s' must be a string, not %s", name, node_type_name (node));
+      return FALSE;
+    }
+  *out = json_node_get_string (node);
+  return TRUE;
+}
+
+gboolean
+exo_http_get_int_member (JsonObject  *object,
+                         const char  *name,
+                         gboolean     required,
+                         gint64       min,
+                         gint64       max,
+                         gint64      *out,
+                         GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  gint64 v;
+
+  if (node == NULL)
+    {
+      if (!required)
+        return TRUE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "missing field '%s' (an integer)", name);
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "field '%s' must be an integer, not %s", name, node_type_name (node));
+      return FALSE;
+    }
+  v = json_node_get_int (node);
+  if (v < min || v > max)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "field '%s' is out of range (%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT ")",
+                   name, min, max);
+      return FALSE;
+    }
+  *out = v;
+  return TRUE;
+}
+
+gboolean
+exo_http_get_bool_member (JsonObject  *object,
+                          const char  *name,
+                          gboolean     required,
+                          gboolean    *out,
+                          GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  if (node == NULL)
+    {
+      if (!required)
+        return TRUE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "missing field '%s' (a boolean)", name);
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "field '%s' must be a boolean, not %s", name, node_type_name (node));
+      return FALSE;
+    }
+  *out = json_node_get_boolean (node);
+  return TRUE;
+}
+
+gboolean
+exo_http_id_is_valid (const char *id)
+{
+  gsize len = 0;
+
+  if (id == NULL || id[0] == '\0')
+    return FALSE;
+  for (const char *p = id; *p != '\0'; p++, len++)
+    if (len >= EXO_HTTP_MAX_ID_LEN || !g_ascii_isprint (*p))
+      return FALSE;
+  return TRUE;
+}
+
+/* --- shards ------------------------------------------------------------ */
+
+ExoShard *
+exo_http_shard_from_json (JsonNode    *node,
+                          const char  *what,
+                          GError     **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  JsonObject *object;
+  const char *model_id = NULL;
+  gint64 start = 0, end = 0, n_layers = 0;
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s must be an object {\"model_id\", \"start_layer\", \"end_layer\", "
+                   "\"n_layers\"}, not %s", what, node_type_name (node));
+      return NULL;
+    }
+  object = json_node_get_object (node);
+  if (!exo_http_get_string_member (object, "model_id", TRUE, &model_id, &local_error) ||
+      !exo_http_get_int_member (object, "start_layer", TRUE, 0, G_MAXINT32, &start, &local_error) ||
+      !exo_http_get_int_member (object, "end_layer", TRUE, 0, G_MAXINT32, &end, &local_error) ||
+      !exo_http_get_int_member (object, "n_layers", TRUE, 1, G_MAXINT32, &n_layers, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: %s", what, local_error->message);
+      return NULL;
+    }
+  if (!exo_http_id_is_valid (model_id))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: 'model_id' must be 1 to %u printable ASCII characters",
+                   what, EXO_HTTP_MAX_ID_LEN);
+      return NULL;
+    }
+  if (start > end || end >= n_layers)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: layers %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT
+                   " are not a range of a model with %" G_GINT64_FORMAT " layers",
+                   what, start, end, n_layers);
+      return NULL;
+    }
+  return exo_shard_new (model_id, (guint) start, (guint) end, (guint) n_layers);
+}
+
+JsonNode *
+exo_http_shard_to_json (const ExoShard *shard)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "model_id");
+  json_builder_add_string_value (builder, shard->model_id);
+  json_builder_set_member_name (builder, "start_layer");
+  json_builder_add_int_value (builder, shard->start_layer);
+  json_builder_set_member_name (builder, "end_layer");
+  json_builder_add_int_value (builder, shard->end_layer);
+  json_builder_set_member_name (builder, "n_layers");
+  json_builder_add_int_value (builder, shard->n_layers);
+  json_builder_end_object (builder);
+  return json_builder_get_root (builder);
+}
+
+char *
+exo_http_shard_to_string (const ExoShard *shard)
+{
+  g_autoptr(JsonNode) node = exo_http_shard_to_json (shard);
+
+  return exo_http_node_to_string (node);
+}
+
+/* --- tensor shape ------------------------------------------------------ */
+
+gboolean
+exo_http_parse_shape (const char *text,
+                      gsize      *shape,
+                      guint      *n_dims,
+                      GError    **error)
+{
+  g_auto(GStrv) parts = NULL;
+  guint n;
+
+  if (text == NULL || text[0] == '\0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "header %s is missing (dims separated by commas, e.g. \"1,4\")",
+                   EXO_HTTP_HEADER_SHAPE);
+      return FALSE;
+    }
+  parts = g_strsplit (text, ",", EXO_TENSOR_MAX_DIMS + 1);
+  n = g_strv_length (parts);
+  if (n > EXO_TENSOR_MAX_DIMS)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "header %s has more than %u dims", EXO_HTTP_HEADER_SHAPE, EXO_TENSOR_MAX_DIMS);
+      return FALSE;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      const char *p = g_strstrip (parts[i]);
+      guint64 v;
+
+      if (!g_ascii_string_to_unsigned (p, 10, 0, G_MAXUINT32, &v, NULL))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "header %s: dim %u (\"%.32s\") is not a non-negative integer",
+                       EXO_HTTP_HEADER_SHAPE, i, p);
+          return FALSE;
+        }
+      shape[i] = (gsize) v;
+    }
+  *n_dims = n;
+  return TRUE;
+}
+
+char *
+exo_http_shape_to_string (const gsize *shape,
+                          guint        n_dims)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; i < n_dims; i++)
+    g_string_append_printf (s, "%s%" G_GSIZE_FORMAT, i > 0 ? "," : "", shape[i]);
+  return g_string_free (s, FALSE);
+}
+
+/* --- errors ------------------------------------------------------------ */
+
+guint
+exo_http_status_for_error (const GError *error)
+{
+  if (error->domain == G_IO_ERROR)
+    {
+      switch (error->code)
+        {
+        case G_IO_ERROR_INVALID_ARGUMENT:
+        case G_IO_ERROR_INVALID_DATA:
+          return SOUP_STATUS_BAD_REQUEST;
+        case G_IO_ERROR_NOT_FOUND:
+          return SOUP_STATUS_NOT_FOUND;
+        case G_IO_ERROR_TIMED_OUT:
+          return SOUP_STATUS_GATEWAY_TIMEOUT;
+        case G_IO_ERROR_CANCELLED:
+        case G_IO_ERROR_BUSY:
+          return SOUP_STATUS_SERVICE_UNAVAILABLE;
+        default:
+          if (exo_error_is_connection_error (error))
+            return SOUP_STATUS_BAD_GATEWAY;
+          return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+        }
+    }
+  if (error->domain == EXO_RESOURCE_ERROR)
+    {
+      switch (error->code)
+        {
+        case EXO_RESOURCE_ERROR_FATAL:
+          return SOUP_STATUS_UNPROCESSABLE_ENTITY;
+        case EXO_RESOURCE_ERROR_NOT_FOUND:
+          return SOUP_STATUS_NOT_FOUND;
+        case EXO_RESOURCE_ERROR_INVALID_STATE:
+        case EXO_RESOURCE_ERROR_CLOSED:
+        case EXO_RESOURCE_ERROR_EXHAUSTED:
+        case EXO_RESOURCE_ERROR_UNHEALTHY:
+          return SOUP_STATUS_SERVICE_UNAVAILABLE;
+        default:
+          return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+        }
+    }
+  return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+}
+
+/* The "error" member of an error answer, or NULL. */
+static char *
+error_message_of (GBytes *body)
+{
+  g_autoptr(JsonNode) root = NULL;
+  const char *data;
+  gsize len = 0;
+  JsonNode *member;
+
+  if (body == NULL)
+    return NULL;
+  data = g_bytes_get_data (body, &len);
+  root = exo_http_parse_json (data, len, NULL);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return NULL;
+  member = json_object_get_member (json_node_get_object (root), "error");
+  if (member == NULL || !JSON_NODE_HOLDS_VALUE (member) ||
+      json_node_get_value_type (member) != G_TYPE_STRING)
+    return NULL;
+  /* An operator reads it: keep it short (g_utf8_substring() needs end <= length). */
+  {
+    const char *text = json_node_get_string (member);
+    return g_utf8_substring (text, 0, MIN (g_utf8_strlen (text, -1), 512));
+  }
+}
+
+GError *
+exo_http_error_for_status (guint       status,
+                           const char *peer,
+                           const char *path,
+                           GBytes     *body)
+{
+  g_autofree char *message = error_message_of (body);
+  const char *reason = soup_status_get_phrase (status);
+  GQuark domain;
+  gint code;
+
+  if (status >= 500)
+    {
+      domain = G_IO_ERROR;
+      switch (status)
+        {
+        case SOUP_STATUS_SERVICE_UNAVAILABLE:
+          code = G_IO_ERROR_BUSY;
+          break;
+        case SOUP_STATUS_GATEWAY_TIMEOUT:
+          /* the peer's own next hop timed out: not our connection */
+          code = G_IO_ERROR_FAILED;
+          break;
+        default:
+          code = G_IO_ERROR_FAILED;
+          break;
+        }
+    }
+  else if (status >= 400)
+    {
+      domain = EXO_RESOURCE_ERROR;
+      code = EXO_RESOURCE_ERROR_FATAL;
+    }
+  else
+    {
+      domain = G_IO_ERROR;
+      code = G_IO_ERROR_INVALID_DATA;
+    }
+
+  return g_error_new (domain, code, "peer %s: %s answered %u %s%s%s",
+                      peer, path, status, reason != NULL ? reason : "",
+                      message != NULL ? ": " : "", message != NULL ? message : "");
+}

@@ -1,0 +1,91 @@
+/* http-common.h: what the server and the peer handle of the `http-server`
+ * plugin share: the wire format of docs/cluster-protocol.md (shards,
+ * tensors in headers, JSON bodies) and error ↔ status mapping.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <exo/exo.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+G_BEGIN_DECLS
+
+#define EXO_TYPE_HTTP_SERVER (exo_http_server_get_type ())
+G_DECLARE_FINAL_TYPE (ExoHttpServer, exo_http_server, EXO, HTTP_SERVER, ExoManagedResource)
+
+#define EXO_TYPE_HTTP_PEER (exo_http_peer_get_type ())
+G_DECLARE_FINAL_TYPE (ExoHttpPeer, exo_http_peer, EXO, HTTP_PEER, ExoNetworkResource)
+
+/* Limits of the wire format. */
+#define EXO_HTTP_MAX_JSON_DEPTH   32    /* nesting of arrays/objects in a body */
+#define EXO_HTTP_MAX_ID_LEN       256   /* node, request and model ids */
+#define EXO_HTTP_MAX_HEADER_LEN   1024  /* an X-Exo-* header */
+#define EXO_HTTP_MAX_RESPONSE_BYTES (64u * 1024 * 1024)  /* an answer a peer handle reads */
+
+/* Sent by ExoHttpPeer on every request: such clients keep connections alive. */
+#define EXO_HTTP_HEADER_PEER         "X-Exo-Peer"
+
+/* Header names of POST /peer/v1/tensor. */
+#define EXO_HTTP_HEADER_REQUEST_ID   "X-Exo-Request-Id"
+#define EXO_HTTP_HEADER_SHARD        "X-Exo-Shard"
+#define EXO_HTTP_HEADER_DTYPE        "X-Exo-Tensor-Dtype"
+#define EXO_HTTP_HEADER_SHAPE        "X-Exo-Tensor-Shape"
+
+/* Parse @len bytes of JSON.  Refuses NUL bytes, invalid UTF-8, nesting
+ * deeper than EXO_HTTP_MAX_JSON_DEPTH (json-glib recurses without a limit)
+ * and an empty body.  The error is G_IO_ERROR_INVALID_DATA, message for users. */
+JsonNode   *exo_http_parse_json        (const char     *data,
+                                        gsize           len,
+                                        GError        **error);
+char       *exo_http_node_to_string    (JsonNode       *node);
+
+/* SHARD ↔ JSON.  from_json checks every field and the layer range. */
+ExoShard   *exo_http_shard_from_json   (JsonNode       *node,
+                                        const char     *what,
+                                        GError        **error);
+JsonNode   *exo_http_shard_to_json     (const ExoShard *shard);
+char       *exo_http_shard_to_string   (const ExoShard *shard);
+
+/* "1,4" ↔ shape.  Parses at most EXO_TENSOR_MAX_DIMS non-negative dims. */
+gboolean    exo_http_parse_shape       (const char     *text,
+                                        gsize          *shape,
+                                        guint          *n_dims,
+                                        GError        **error);
+char       *exo_http_shape_to_string   (const gsize    *shape,
+                                        guint           n_dims);
+
+/* A string that may go into an id field: non-empty, at most
+ * EXO_HTTP_MAX_ID_LEN bytes, printable ASCII.  */
+gboolean    exo_http_id_is_valid       (const char     *id);
+
+/* Typed member getters: FALSE with G_IO_ERROR_INVALID_DATA naming @name. */
+gboolean    exo_http_get_string_member (JsonObject     *object,
+                                        const char     *name,
+                                        gboolean        required,
+                                        const char    **out,
+                                        GError        **error);
+gboolean    exo_http_get_int_member    (JsonObject     *object,
+                                        const char     *name,
+                                        gboolean        required,
+                                        gint64          min,
+                                        gint64          max,
+                                        gint64         *out,
+                                        GError        **error);
+gboolean    exo_http_get_bool_member   (JsonObject     *object,
+                                        const char     *name,
+                                        gboolean        required,
+                                        gboolean       *out,
+                                        GError        **error);
+
+/* The HTTP status that tells a client about @error (a failure of the node). */
+guint       exo_http_status_for_error  (const GError   *error);
+/* The GError a client makes of an HTTP error answer (see the peer handle):
+ * 5xx → retryable G_IO_ERROR, 4xx → EXO_RESOURCE_ERROR_FATAL. */
+GError     *exo_http_error_for_status  (guint           status,
+                                        const char     *peer,
+                                        const char     *path,
+                                        GBytes         *body);
+
+G_END_DECLS

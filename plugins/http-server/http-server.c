@@ -1,0 +1,2254 @@
+/* http-server.c: the `http-server` plugin — peer RPC and the user API over
+ * HTTP/1.1 on libsoup-3.0 (docs/cluster-protocol.md), and the plugin entry.
+ *
+ * One #SoupServer per initialize, dispatching every path itself (a default
+ * handler and a default early handler) so that unknown paths get 404,
+ * wrong methods 405 with `Allow`, and body limits are enforced while the
+ * body is read: the request body is never accumulated by libsoup; an early
+ * handler collects it up to the route's limit and a bigger one gets 413.
+ *
+ * The node is looked up by id (setting `node`) at request time; requests
+ * that need it get 503 `{"error": "node not ready"}` while there is none or
+ * it is not usable.  Asynchronous node calls pause the message; a request
+ * that makes no progress for `request-timeout-ms` is answered 504 (or an
+ * SSE `error` event) and its node call cancelled.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "http-common.h"
+
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+#include <gio/gunixsocketaddress.h>
+
+#define DEFAULT_PORT               52415
+#define DEFAULT_LISTEN_ADDRESS     "0.0.0.0"
+#define DEFAULT_NODE               "node"
+#define DEFAULT_MAX_BODY_BYTES     (16u * 1024 * 1024)
+#define DEFAULT_MAX_JSON_BYTES     (1u * 1024 * 1024)
+#define DEFAULT_REQUEST_TIMEOUT_MS 30000
+#define NODE_NOT_READY             "node not ready"
+
+struct _ExoHttpServer
+{
+  ExoManagedResource parent_instance;
+
+  /* settings */
+  guint        port;
+  char        *listen_address;
+  char        *node_id;
+  guint64      max_body_bytes;
+  guint64      max_json_bytes;
+  guint        request_timeout_ms;
+
+  /* while listening (see do_initialize) */
+  GSocketService *service;      /* accepts the TCP connections */
+  GSocket     *keepalive_socket;/* a listener libsoup never accepts on */
+  GHashTable  *conns;           /* "remote ip:port" -> Conn*: the accepted connections */
+  SoupServer  *server;
+  guint16      bound_port;
+  GHashTable  *requests;        /* Request* set: node calls in flight */
+
+  /* statistics */
+  GHashTable  *counts;          /* "path\ncode" -> guint64* */
+  guint64      n_requests;
+  guint64      n_client_errors;
+  guint64      n_server_errors;
+  guint64      n_streams;
+  guint64      n_timeouts;
+  guint64      n_connections;
+  guint64      n_reaped;
+};
+
+enum {
+  PROP_0,
+  PROP_PORT,
+  PROP_LISTEN_ADDRESS,
+  PROP_NODE,
+  PROP_MAX_BODY_BYTES,
+  PROP_MAX_JSON_BYTES,
+  PROP_REQUEST_TIMEOUT_MS,
+  N_PROPS,
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void exo_http_server_server_init (ExoServerInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (ExoHttpServer, exo_http_server, EXO_TYPE_MANAGED_RESOURCE,
+                               G_IMPLEMENT_INTERFACE (EXO_TYPE_SERVER,
+                                                      exo_http_server_server_init))
+
+/* --- responses ----------------------------------------------------------- */
+
+static void
+respond_string (SoupServerMessage *msg,
+                guint              status,
+                const char        *content_type,
+                char              *text)   /* owned */
+{
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, content_type, SOUP_MEMORY_TAKE, text, strlen (text));
+}
+
+static void
+respond_json (SoupServerMessage *msg,
+              guint              status,
+              JsonNode          *node)
+{
+  respond_string (msg, status, "application/json", exo_http_node_to_string (node));
+}
+
+static char *
+error_body (const char *message)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *valid = g_utf8_make_valid (message, -1);
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_add_string_value (builder, valid);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  return exo_http_node_to_string (root);
+}
+
+G_GNUC_PRINTF (3, 4)
+static void
+respond_error (SoupServerMessage *msg,
+               guint              status,
+               const char        *format,
+               ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  respond_string (msg, status, "application/json", error_body (message));
+}
+
+static void
+respond_empty_object (SoupServerMessage *msg,
+                      guint              status)
+{
+  respond_string (msg, status, "application/json", g_strdup ("{}"));
+}
+
+/* At most @max bytes of @text, valid UTF-8, for a message. */
+static char *
+shown_text (const char *text,
+            gsize       max)
+{
+  if (text == NULL)
+    return g_strdup ("");
+  return g_utf8_make_valid (text, (gssize) strnlen (text, max));
+}
+
+/* --- the node ------------------------------------------------------------ */
+
+static ExoNodeRole *
+lookup_node (ExoHttpServer *self)
+{
+  ExoResource *resource = exo_registry_lookup (exo_registry_get_default (), self->node_id);
+
+  if (resource == NULL)
+    return NULL;
+  if (!EXO_IS_NODE_ROLE (resource) || !exo_resource_is_usable (resource))
+    {
+      g_object_unref (resource);
+      return NULL;
+    }
+  return EXO_NODE_ROLE (resource);
+}
+
+#define NODE_IFACE(node) EXO_NODE_ROLE_GET_IFACE (node)
+
+/* --- requests in flight -------------------------------------------------- */
+
+typedef enum {
+  REQUEST_PEER,       /* answered with {} or the node's JSON */
+  REQUEST_TOPOLOGY,
+  REQUEST_CHAT,
+} RequestKind;
+
+typedef struct
+{
+  ExoHttpServer     *self;          /* strong */
+  SoupServerMessage *msg;           /* strong */
+  ExoNodeRole       *node;          /* strong */
+  GCancellable      *cancellable;
+  GSource           *timer;
+  gulong             finished_id;
+  gulong             disconnected_id;
+  RequestKind        kind;
+  guint              status_ok;     /* status of a successful peer call */
+  guint              msg_gone : 1;  /* finished or disconnected: leave msg alone */
+  guint              answered : 1;  /* the response (or the stream's end) is set */
+  guint              stream : 1;
+  guint              sent_role : 1;
+  guint              is_tensor : 1;
+  /* chat */
+  char              *request_id;
+  char              *model;
+  GString           *text;
+  guint              n_tokens;
+  gint64             created;
+} Request;
+
+static void request_stop_timer (Request *req);
+
+static void
+request_clear (Request *req)
+{
+  request_stop_timer (req);
+  g_clear_signal_handler (&req->finished_id, req->msg);
+  g_clear_signal_handler (&req->disconnected_id, req->msg);
+  if (req->self->requests != NULL)
+    g_hash_table_remove (req->self->requests, req);
+  g_clear_object (&req->cancellable);
+  g_clear_object (&req->node);
+  g_clear_object (&req->msg);
+  g_clear_object (&req->self);
+  g_clear_pointer (&req->request_id, g_free);
+  g_clear_pointer (&req->model, g_free);
+  if (req->text != NULL)
+    g_string_free (req->text, TRUE);
+}
+
+static void
+request_unref (Request *req)
+{
+  g_rc_box_release_full (req, (GDestroyNotify) request_clear);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Request, request_unref)
+
+static void
+request_msg_gone_cb (SoupServerMessage *msg,
+                     Request           *req)
+{
+  req->msg_gone = TRUE;
+  /* The caller went away: stop working for it. */
+  g_cancellable_cancel (req->cancellable);
+}
+
+static void request_restart_timer (Request *req);
+
+static Request *
+request_new (ExoHttpServer     *self,
+             SoupServerMessage *msg,
+             ExoNodeRole       *node,
+             RequestKind        kind)
+{
+  Request *req = g_rc_box_new0 (Request);
+
+  req->self = g_object_ref (self);
+  req->msg = g_object_ref (msg);
+  req->node = g_object_ref (node);
+  req->kind = kind;
+  req->status_ok = SOUP_STATUS_OK;
+  req->cancellable = g_cancellable_new ();
+  req->finished_id = g_signal_connect (msg, "finished", G_CALLBACK (request_msg_gone_cb), req);
+  req->disconnected_id = g_signal_connect (msg, "disconnected", G_CALLBACK (request_msg_gone_cb), req);
+  g_hash_table_add (self->requests, req);
+  request_restart_timer (req);
+
+  soup_server_message_pause (msg);
+  return req;
+}
+
+static void
+request_stop_timer (Request *req)
+{
+  if (req->timer != NULL)
+    {
+      g_source_destroy (req->timer);
+      g_clear_pointer (&req->timer, g_source_unref);
+    }
+}
+
+/* Whether the response may still be written. */
+static gboolean
+request_can_answer (Request *req)
+{
+  return !req->answered && !req->msg_gone;
+}
+
+static void
+request_answer_json (Request  *req,
+                     guint     status,
+                     JsonNode *node)
+{
+  if (!request_can_answer (req))
+    return;
+  req->answered = TRUE;
+  request_stop_timer (req);
+  respond_json (req->msg, status, node);
+  soup_server_message_unpause (req->msg);
+}
+
+static void
+request_answer_string (Request    *req,
+                       guint       status,
+                       char       *text)   /* owned */
+{
+  if (!request_can_answer (req))
+    {
+      g_free (text);
+      return;
+    }
+  req->answered = TRUE;
+  request_stop_timer (req);
+  respond_string (req->msg, status, "application/json", text);
+  soup_server_message_unpause (req->msg);
+}
+
+static void
+stream_append (Request    *req,
+               const char *chunk)
+{
+  SoupMessageBody *body = soup_server_message_get_response_body (req->msg);
+
+  soup_message_body_append (body, SOUP_MEMORY_COPY, chunk, strlen (chunk));
+  soup_server_message_unpause (req->msg);
+}
+
+static void
+stream_end (Request *req)
+{
+  req->answered = TRUE;
+  request_stop_timer (req);
+  soup_message_body_complete (soup_server_message_get_response_body (req->msg));
+  soup_server_message_unpause (req->msg);
+}
+
+static void
+request_fail (Request      *req,
+              guint         status,
+              const char   *message)
+{
+  if (!request_can_answer (req))
+    return;
+  if (req->stream)
+    {
+      g_autofree char *json = error_body (message);
+      g_autofree char *event = g_strdup_printf ("event: error\ndata: %s\n\n", json);
+
+      stream_append (req, event);
+      stream_end (req);
+      return;
+    }
+  request_answer_string (req, status, error_body (message));
+}
+
+static void
+request_fail_error (Request      *req,
+                    const GError *error)
+{
+  request_fail (req, exo_http_status_for_error (error), error->message);
+}
+
+static gboolean
+request_timeout_cb (gpointer data)
+{
+  Request *req = data;
+  g_autofree char *message = NULL;
+
+  g_clear_pointer (&req->timer, g_source_unref);
+  req->self->n_timeouts++;
+  message = g_strdup_printf ("the node made no progress within %u ms (request-timeout-ms)",
+                             req->self->request_timeout_ms);
+  request_fail (req, SOUP_STATUS_GATEWAY_TIMEOUT, message);
+  g_cancellable_cancel (req->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+request_restart_timer (Request *req)
+{
+  request_stop_timer (req);
+  if (req->self->request_timeout_ms == 0 || req->answered)
+    return;
+  req->timer = g_timeout_source_new (req->self->request_timeout_ms);
+  g_source_set_callback (req->timer, request_timeout_cb, req, NULL);
+  g_source_set_static_name (req->timer, "[exo-http] request timeout");
+  g_source_attach (req->timer, g_main_context_get_thread_default ());
+}
+
+/* --- request bodies ------------------------------------------------------ */
+
+typedef enum {
+  BODY_NONE,
+  BODY_JSON,
+  BODY_BINARY,
+} BodyKind;
+
+typedef struct
+{
+  GByteArray *data;
+  guint64     limit;
+  guint64     seen;
+  gboolean    too_big;
+} BodyCollector;
+
+static void
+body_collector_free (BodyCollector *collector)
+{
+  g_byte_array_unref (collector->data);
+  g_free (collector);
+}
+
+static void
+got_chunk_cb (SoupServerMessage *msg,
+              GBytes            *chunk,
+              BodyCollector     *collector)
+{
+  gsize len = g_bytes_get_size (chunk);
+
+  collector->seen += len;
+  if (collector->too_big || collector->seen > collector->limit)
+    {
+      /* Drain the rest without keeping it. */
+      if (!collector->too_big)
+        g_byte_array_set_size (collector->data, 0);
+      collector->too_big = TRUE;
+      return;
+    }
+  g_byte_array_append (collector->data, g_bytes_get_data (chunk, NULL), len);
+}
+
+/* --- routes -------------------------------------------------------------- */
+
+typedef void (*RouteFunc) (ExoHttpServer     *self,
+                           SoupServerMessage *msg,
+                           const guint8      *body,
+                           gsize              body_len);
+
+typedef struct
+{
+  const char *path;
+  const char *method;
+  BodyKind    body;
+  RouteFunc   func;
+} Route;
+
+static void handle_peer_health   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_peer_status   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_peer_prompt   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_peer_tensor   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_peer_result   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_peer_topology (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_chat          (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_models        (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_topology      (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_healthcheck   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_metrics       (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+
+static const Route routes[] = {
+  { "/peer/v1/health",      "GET",  BODY_NONE,   handle_peer_health },
+  { "/peer/v1/status",      "GET",  BODY_NONE,   handle_peer_status },
+  { "/peer/v1/prompt",      "POST", BODY_JSON,   handle_peer_prompt },
+  { "/peer/v1/tensor",      "POST", BODY_BINARY, handle_peer_tensor },
+  { "/peer/v1/result",      "POST", BODY_JSON,   handle_peer_result },
+  { "/peer/v1/topology",    "POST", BODY_JSON,   handle_peer_topology },
+  { "/v1/chat/completions", "POST", BODY_JSON,   handle_chat },
+  { "/v1/models",           "GET",  BODY_NONE,   handle_models },
+  { "/v1/topology",         "GET",  BODY_NONE,   handle_topology },
+  { "/healthcheck",         "GET",  BODY_NONE,   handle_healthcheck },
+  { "/metrics",             "GET",  BODY_NONE,   handle_metrics },
+};
+
+static const Route *
+find_route (const char *path)
+{
+  if (path == NULL)
+    return NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (routes); i++)
+    if (strcmp (routes[i].path, path) == 0)
+      return &routes[i];
+  return NULL;
+}
+
+static gboolean
+method_allowed (const Route *route,
+                const char  *method)
+{
+  if (g_strcmp0 (method, route->method) == 0)
+    return TRUE;
+  return g_str_equal (route->method, "GET") && g_strcmp0 (method, "HEAD") == 0;
+}
+
+static guint64
+body_limit (ExoHttpServer *self,
+            const Route   *route)
+{
+  switch (route->body)
+    {
+    case BODY_JSON:
+      return MIN (self->max_json_bytes, self->max_body_bytes);
+    case BODY_BINARY:
+      return self->max_body_bytes;
+    case BODY_NONE:
+    default:
+      return 0;
+    }
+}
+
+static void
+respond_too_big (SoupServerMessage *msg,
+                 const Route       *route,
+                 guint64            limit)
+{
+  respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                 "the body of %s is larger than %" G_GUINT64_FORMAT " bytes (%s)",
+                 route->path, limit,
+                 route->body == BODY_JSON ? "max-json-bytes" : "max-body-bytes");
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Connection", "close");
+}
+
+static void
+early_handler (SoupServer        *server,
+               SoupServerMessage *msg,
+               const char        *path,
+               GHashTable        *query,
+               gpointer           user_data)
+{
+  ExoHttpServer *self = user_data;
+  const Route *route = find_route (path);
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  BodyCollector *collector;
+
+  collector = g_new0 (BodyCollector, 1);
+  collector->data = g_byte_array_new ();
+  if (route != NULL && method_allowed (route, soup_server_message_get_method (msg)))
+    collector->limit = body_limit (self, route);
+  g_object_set_data_full (G_OBJECT (msg), "exo-http-body", collector,
+                          (GDestroyNotify) body_collector_free);
+
+  /* Never let libsoup keep the whole body: collect up to the limit. */
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), collector);
+
+  /* Only peers (ExoHttpPeer) keep connections alive: see do_initialize. */
+  if (soup_message_headers_get_one (headers, EXO_HTTP_HEADER_PEER) == NULL)
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                  "Connection", "close");
+
+  if (collector->limit > 0 &&
+      soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+      (guint64) soup_message_headers_get_content_length (headers) > collector->limit)
+    respond_too_big (msg, route, collector->limit);
+}
+
+static void
+server_handler (SoupServer        *server,
+                SoupServerMessage *msg,
+                const char        *path,
+                GHashTable        *query,
+                gpointer           user_data)
+{
+  ExoHttpServer *self = user_data;
+  const Route *route = find_route (path);
+  BodyCollector *collector = g_object_get_data (G_OBJECT (msg), "exo-http-body");
+
+  if (route == NULL)
+    {
+      g_autofree char *shown = shown_text (path, 128);
+      respond_error (msg, SOUP_STATUS_NOT_FOUND, "no such path: %s", shown);
+      return;
+    }
+  if (!method_allowed (route, soup_server_message_get_method (msg)))
+    {
+      respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "%s takes %s, not %s",
+                     route->path, route->method, soup_server_message_get_method (msg));
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
+                                    g_str_equal (route->method, "GET") ? "GET, HEAD" : route->method);
+      return;
+    }
+  if (collector != NULL && collector->too_big)
+    {
+      respond_too_big (msg, route, collector->limit);
+      return;
+    }
+
+  route->func (self, msg,
+               collector != NULL ? collector->data->data : NULL,
+               collector != NULL ? collector->data->len : 0);
+}
+
+/* --- request counting ---------------------------------------------------- */
+
+static void
+count_request (ExoHttpServer     *self,
+               SoupServerMessage *msg)
+{
+  GUri *uri = soup_server_message_get_uri (msg);
+  const Route *route = uri != NULL ? find_route (g_uri_get_path (uri)) : NULL;
+  guint status = soup_server_message_get_status (msg);
+  g_autofree char *key = NULL;
+  guint64 *count;
+
+  if (status == 0)
+    return;   /* the client left before anything was answered */
+  key = g_strdup_printf ("%s\n%u", route != NULL ? route->path : "other", status);
+  count = g_hash_table_lookup (self->counts, key);
+
+  if (count == NULL)
+    {
+      count = g_new0 (guint64, 1);
+      g_hash_table_insert (self->counts, g_steal_pointer (&key), count);
+    }
+  (*count)++;
+  self->n_requests++;
+  if (status >= 400 && status < 500)
+    self->n_client_errors++;
+  else if (status >= 500)
+    self->n_server_errors++;
+}
+
+static void conn_request_started  (ExoHttpServer *self, SoupServerMessage *msg);
+static void conn_request_finished (ExoHttpServer *self, SoupServerMessage *msg);
+
+static void
+request_started_cb (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    ExoHttpServer     *self)
+{
+  conn_request_started (self, msg);
+}
+
+static void
+request_finished_cb (SoupServer        *server,
+                     SoupServerMessage *msg,
+                     ExoHttpServer     *self)
+{
+  count_request (self, msg);
+  conn_request_finished (self, msg);
+}
+
+/* --- peer RPC ------------------------------------------------------------ */
+
+static gboolean
+parse_object (SoupServerMessage *msg,
+              const guint8      *body,
+              gsize              body_len,
+              JsonNode         **out_root)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) root = exo_http_parse_json ((const char *) body, body_len, &error);
+
+  if (root == NULL)
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "the body must be a JSON object");
+      return FALSE;
+    }
+  *out_root = g_steal_pointer (&root);
+  return TRUE;
+}
+
+static void
+respond_bad_request (SoupServerMessage *msg,
+                     const GError      *error)
+{
+  respond_error (msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
+}
+
+static gboolean
+get_request_id (JsonObject  *object,
+                const char **out,
+                GError     **error)
+{
+  if (!exo_http_get_string_member (object, "request_id", TRUE, out, error))
+    return FALSE;
+  if (!exo_http_id_is_valid (*out))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "field 'request_id' must be 1 to %u printable ASCII characters",
+                   EXO_HTTP_MAX_ID_LEN);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+#define REQUIRE_NODE(self, msg, node)                                          \
+  g_autoptr(ExoNodeRole) node = lookup_node (self);                            \
+  if (node == NULL)                                                            \
+    {                                                                          \
+      respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, NODE_NOT_READY);    \
+      return;                                                                  \
+    }
+
+#define REQUIRE_VFUNC(msg, node, vfunc)                                        \
+  if (NODE_IFACE (node)->vfunc == NULL)                                        \
+    {                                                                          \
+      respond_error (msg, SOUP_STATUS_NOT_IMPLEMENTED,                         \
+                     "the node does not implement " #vfunc);                   \
+      return;                                                                  \
+    }
+
+static void
+handle_peer_health (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  const char *node_id;
+  REQUIRE_NODE (self, msg, node);
+
+  node_id = NODE_IFACE (node)->get_node_id != NULL ? NODE_IFACE (node)->get_node_id (node) : NULL;
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_string_value (builder, "ok");
+  json_builder_set_member_name (builder, "node_id");
+  json_builder_add_string_value (builder, node_id != NULL ? node_id : "");
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  respond_json (msg, SOUP_STATUS_OK, root);
+}
+
+static void
+handle_peer_status (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+  const char *node_id;
+  REQUIRE_NODE (self, msg, node);
+
+  node_id = NODE_IFACE (node)->get_node_id != NULL ? NODE_IFACE (node)->get_node_id (node) : NULL;
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "node_id");
+  json_builder_add_string_value (builder, node_id != NULL ? node_id : "");
+  json_builder_set_member_name (builder, "state");
+  json_builder_add_string_value (builder,
+                                 exo_resource_state_to_string (exo_resource_get_state (EXO_RESOURCE (node))));
+  json_builder_set_member_name (builder, "requests_in_flight");
+  json_builder_add_int_value (builder, g_hash_table_size (self->requests));
+  json_builder_set_member_name (builder, "peers");
+  json_builder_begin_array (builder);
+  all = exo_registry_list (exo_registry_get_default ());
+  for (guint i = 0; i < all->len; i++)
+    {
+      ExoResource *resource = g_ptr_array_index (all, i);
+      ExoPeerHandle *peer;
+      const char *peer_id, *address;
+
+      if (!EXO_IS_PEER_HANDLE (resource))
+        continue;
+      peer = EXO_PEER_HANDLE (resource);
+      peer_id = exo_peer_handle_get_peer_id (peer);
+      address = exo_peer_handle_get_address (peer);
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "node_id");
+      json_builder_add_string_value (builder, peer_id != NULL ? peer_id : "");
+      json_builder_set_member_name (builder, "address");
+      json_builder_add_string_value (builder, address != NULL ? address : "");
+      json_builder_set_member_name (builder, "state");
+      json_builder_add_string_value (builder,
+                                     exo_resource_state_to_string (exo_resource_get_state (resource)));
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  respond_json (msg, SOUP_STATUS_OK, root);
+}
+
+static void
+peer_call_done (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(Request) req = user_data;
+  ExoNodeRole *node = EXO_NODE_ROLE (source);
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  if (req->is_tensor)
+    ok = NODE_IFACE (node)->process_tensor_finish (node, result, &error);
+  else
+    ok = NODE_IFACE (node)->process_prompt_finish (node, result, &error);
+
+  if (!ok)
+    {
+      if (error == NULL)
+        g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "the node failed without saying why");
+      request_fail_error (req, error);
+      return;
+    }
+  request_answer_string (req, req->status_ok, g_strdup ("{}"));
+}
+
+static void
+handle_peer_prompt (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExoShard) shard = NULL;
+  JsonObject *object;
+  const char *prompt, *request_id;
+  Request *req;
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, process_prompt_async);
+
+  if (!parse_object (msg, body, body_len, &root))
+    return;
+  object = json_node_get_object (root);
+  if (!exo_http_get_string_member (object, "prompt", TRUE, &prompt, &error) ||
+      !get_request_id (object, &request_id, &error) ||
+      (shard = exo_http_shard_from_json (json_object_get_member (object, "shard"),
+                                         "field 'shard'", &error)) == NULL)
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+
+  req = request_new (self, msg, node, REQUEST_PEER);
+  req->status_ok = SOUP_STATUS_ACCEPTED;
+  NODE_IFACE (node)->process_prompt_async (node, shard, prompt, request_id, req->cancellable,
+                                           peer_call_done, req);
+}
+
+static void
+handle_peer_tensor (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *request_id = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_REQUEST_ID);
+  const char *shard_text = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHARD);
+  const char *dtype_text = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_DTYPE);
+  const char *shape_text = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHAPE);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) shard_node = NULL;
+  g_autoptr(ExoShard) shard = NULL;
+  g_autoptr(ExoTensor) tensor = NULL;
+  g_autoptr(GBytes) data = NULL;
+  gsize shape[EXO_TENSOR_MAX_DIMS];
+  guint n_dims = 0;
+  guint64 n_bytes;
+  ExoDType dtype;
+  Request *req;
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, process_tensor_async);
+
+  if (request_id == NULL || !exo_http_id_is_valid (request_id))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     "header %s must be 1 to %u printable ASCII characters",
+                     EXO_HTTP_HEADER_REQUEST_ID, EXO_HTTP_MAX_ID_LEN);
+      return;
+    }
+  if (shard_text == NULL || strlen (shard_text) > EXO_HTTP_MAX_HEADER_LEN)
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     "header %s must hold the shard as JSON (at most %u bytes)",
+                     EXO_HTTP_HEADER_SHARD, EXO_HTTP_MAX_HEADER_LEN);
+      return;
+    }
+  shard_node = exo_http_parse_json (shard_text, strlen (shard_text), &error);
+  if (shard_node == NULL ||
+      (shard = exo_http_shard_from_json (shard_node, "header " EXO_HTTP_HEADER_SHARD, &error)) == NULL)
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "header %s: %s",
+                     EXO_HTTP_HEADER_SHARD, error->message);
+      return;
+    }
+  if (dtype_text == NULL || !exo_dtype_from_string (dtype_text, &dtype))
+    {
+      g_autofree char *shown = shown_text (dtype_text, 32);
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     "header %s must be one of float32, int32, int64, float16 (got \"%s\")",
+                     EXO_HTTP_HEADER_DTYPE, shown);
+      return;
+    }
+  if (!exo_http_parse_shape (shape_text, shape, &n_dims, &error))
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+  n_bytes = exo_dtype_get_size (dtype);
+  for (guint i = 0; i < n_dims; i++)
+    {
+      if (shape[i] != 0 && n_bytes > G_MAXUINT64 / shape[i])
+        {
+          n_bytes = G_MAXUINT64;
+          break;
+        }
+      n_bytes *= shape[i];
+    }
+  if (n_bytes != body_len)
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     "the body has %" G_GSIZE_FORMAT " bytes; a %s tensor of shape [%s] has %"
+                     G_GUINT64_FORMAT, body_len, dtype_text, shape_text, n_bytes);
+      return;
+    }
+  data = g_bytes_new (body, body_len);
+  tensor = exo_tensor_new (dtype, shape, n_dims, data, &error);
+  if (tensor == NULL)
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+
+  req = request_new (self, msg, node, REQUEST_PEER);
+  req->status_ok = SOUP_STATUS_ACCEPTED;
+  req->is_tensor = TRUE;
+  NODE_IFACE (node)->process_tensor_async (node, shard, tensor, request_id, req->cancellable,
+                                           peer_call_done, req);
+}
+
+static void
+handle_peer_result (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gint32 *tokens = NULL;
+  JsonObject *object;
+  JsonNode *result;
+  JsonArray *array;
+  const char *request_id;
+  gboolean is_finished = FALSE;
+  guint n;
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, process_result);
+
+  if (!parse_object (msg, body, body_len, &root))
+    return;
+  object = json_node_get_object (root);
+  if (!get_request_id (object, &request_id, &error) ||
+      !exo_http_get_bool_member (object, "is_finished", TRUE, &is_finished, &error))
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+  result = json_object_get_member (object, "result");
+  if (result == NULL || !JSON_NODE_HOLDS_ARRAY (result))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     result == NULL ? "missing field 'result' (an array of token ids)"
+                                    : "field 'result' must be an array of token ids");
+      return;
+    }
+  array = json_node_get_array (result);
+  n = json_array_get_length (array);
+  tokens = g_new (gint32, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *element = json_array_get_element (array, i);
+      gint64 v;
+
+      if (!JSON_NODE_HOLDS_VALUE (element) || json_node_get_value_type (element) != G_TYPE_INT64 ||
+          (v = json_node_get_int (element)) < G_MININT32 || v > G_MAXINT32)
+        {
+          respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                         "field 'result': element %u is not a 32-bit integer", i);
+          return;
+        }
+      tokens[i] = (gint32) v;
+    }
+
+  NODE_IFACE (node)->process_result (node, request_id, tokens, n, is_finished);
+  respond_empty_object (msg, SOUP_STATUS_OK);
+}
+
+static void
+topology_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(Request) req = user_data;
+  ExoNodeRole *node = EXO_NODE_ROLE (source);
+  g_autoptr(GError) error = NULL;
+  char *json = NODE_IFACE (node)->collect_topology_finish (node, result, &error);
+
+  if (json == NULL)
+    {
+      if (error == NULL)
+        g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "the node gave no topology");
+      request_fail_error (req, error);
+      return;
+    }
+  request_answer_string (req, SOUP_STATUS_OK, json);
+}
+
+static void
+handle_peer_topology (ExoHttpServer     *self,
+                      SoupServerMessage *msg,
+                      const guint8      *body,
+                      gsize              body_len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) visited = NULL;
+  JsonObject *object;
+  JsonNode *visited_node;
+  JsonArray *array;
+  gint64 max_depth = 0;
+  Request *req;
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, collect_topology_async);
+
+  if (!parse_object (msg, body, body_len, &root))
+    return;
+  object = json_node_get_object (root);
+  if (!exo_http_get_int_member (object, "max_depth", TRUE, 0, 64, &max_depth, &error))
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+  visited_node = json_object_get_member (object, "visited");
+  if (visited_node == NULL || !JSON_NODE_HOLDS_ARRAY (visited_node))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     visited_node == NULL ? "missing field 'visited' (an array of node ids)"
+                                          : "field 'visited' must be an array of node ids");
+      return;
+    }
+  array = json_node_get_array (visited_node);
+  visited = g_ptr_array_new ();
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonNode *element = json_array_get_element (array, i);
+
+      if (!JSON_NODE_HOLDS_VALUE (element) || json_node_get_value_type (element) != G_TYPE_STRING)
+        {
+          respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                         "field 'visited': element %u is not a string", i);
+          return;
+        }
+      g_ptr_array_add (visited, (gpointer) json_node_get_string (element));
+    }
+  g_ptr_array_add (visited, NULL);
+
+  req = request_new (self, msg, node, REQUEST_TOPOLOGY);
+  NODE_IFACE (node)->collect_topology_async (node, (const char * const *) visited->pdata,
+                                             (guint) max_depth, req->cancellable,
+                                             topology_done, req);
+}
+
+/* --- user API ------------------------------------------------------------ */
+
+static void
+handle_healthcheck (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  respond_string (msg, SOUP_STATUS_OK, "application/json", g_strdup ("{\"status\":\"ok\"}"));
+}
+
+static void
+respond_node_json (SoupServerMessage *msg,
+                   char              *json,   /* owned, nullable */
+                   const char        *what)
+{
+  if (json == NULL)
+    {
+      respond_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "the node gave no %s", what);
+      return;
+    }
+  respond_string (msg, SOUP_STATUS_OK, "application/json", json);
+}
+
+static void
+handle_models (ExoHttpServer     *self,
+               SoupServerMessage *msg,
+               const guint8      *body,
+               gsize              body_len)
+{
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, get_models_json);
+
+  respond_node_json (msg, NODE_IFACE (node)->get_models_json (node), "models");
+}
+
+static void
+handle_topology (ExoHttpServer     *self,
+                 SoupServerMessage *msg,
+                 const guint8      *body,
+                 gsize              body_len)
+{
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, get_topology_json);
+
+  respond_node_json (msg, NODE_IFACE (node)->get_topology_json (node), "topology");
+}
+
+/* The model a request without "model" gets: the first of the node's models
+ * (OpenAI's {"data": [{"id": …}]}), else "default". */
+static char *
+default_model (ExoNodeRole *node)
+{
+  g_autofree char *json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonNode *data;
+
+  if (NODE_IFACE (node)->get_models_json != NULL)
+    json = NODE_IFACE (node)->get_models_json (node);
+  if (json != NULL)
+    root = exo_http_parse_json (json, strlen (json), NULL);
+  if (root != NULL && JSON_NODE_HOLDS_OBJECT (root) &&
+      (data = json_object_get_member (json_node_get_object (root), "data")) != NULL &&
+      JSON_NODE_HOLDS_ARRAY (data) && json_array_get_length (json_node_get_array (data)) > 0)
+    {
+      JsonNode *first = json_array_get_element (json_node_get_array (data), 0);
+      JsonNode *id = JSON_NODE_HOLDS_OBJECT (first)
+                     ? json_object_get_member (json_node_get_object (first), "id") : NULL;
+
+      if (id != NULL && JSON_NODE_HOLDS_VALUE (id) && json_node_get_value_type (id) == G_TYPE_STRING)
+        return g_strdup (json_node_get_string (id));
+    }
+  return g_strdup ("default");
+}
+
+/* A message's content: a string, null, or OpenAI's array of parts
+ * ({"type": "text", "text": …}; other parts are refused). */
+static gboolean
+append_content (GString    *prompt,
+                JsonNode   *content,
+                guint       index,
+                GError    **error)
+{
+  if (content == NULL || JSON_NODE_HOLDS_NULL (content))
+    return TRUE;
+  if (JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
+    {
+      g_string_append (prompt, json_node_get_string (content));
+      return TRUE;
+    }
+  if (JSON_NODE_HOLDS_ARRAY (content))
+    {
+      JsonArray *parts = json_node_get_array (content);
+
+      for (guint i = 0; i < json_array_get_length (parts); i++)
+        {
+          JsonNode *part = json_array_get_element (parts, i);
+          const char *type = NULL, *text = NULL;
+
+          if (!JSON_NODE_HOLDS_OBJECT (part) ||
+              !exo_http_get_string_member (json_node_get_object (part), "type", TRUE, &type, NULL) ||
+              !g_str_equal (type, "text") ||
+              !exo_http_get_string_member (json_node_get_object (part), "text", TRUE, &text, NULL))
+            {
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "messages[%u].content[%u] must be {\"type\": \"text\", \"text\": string}",
+                           index, i);
+              return FALSE;
+            }
+          g_string_append (prompt, text);
+        }
+      return TRUE;
+    }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+               "messages[%u].content must be a string or an array of text parts", index);
+  return FALSE;
+}
+
+/* exo's dummy tokenizer's chat template: "role: content\n" per message. */
+static char *
+build_prompt (JsonObject  *object,
+              GError     **error)
+{
+  JsonNode *messages = json_object_get_member (object, "messages");
+  g_autoptr(GString) prompt = g_string_new (NULL);
+  JsonArray *array;
+  guint n;
+
+  if (messages == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "missing field 'messages' (an array of {\"role\", \"content\"})");
+      return NULL;
+    }
+  if (!JSON_NODE_HOLDS_ARRAY (messages))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "field 'messages' must be an array of {\"role\", \"content\"}");
+      return NULL;
+    }
+  array = json_node_get_array (messages);
+  n = json_array_get_length (array);
+  if (n == 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "field 'messages' is empty");
+      return NULL;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *message = json_array_get_element (array, i);
+      g_autoptr(GError) local_error = NULL;
+      const char *role = NULL;
+
+      if (!JSON_NODE_HOLDS_OBJECT (message))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "messages[%u] must be an object {\"role\", \"content\"}", i);
+          return NULL;
+        }
+      if (!exo_http_get_string_member (json_node_get_object (message), "role", TRUE, &role,
+                                       &local_error))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "messages[%u]: %s", i, local_error->message);
+          return NULL;
+        }
+      g_string_append_printf (prompt, "%s: ", role);
+      if (!append_content (prompt, json_object_get_member (json_node_get_object (message), "content"),
+                           i, error))
+        return NULL;
+      g_string_append_c (prompt, '\n');
+    }
+  return g_string_free (g_steal_pointer (&prompt), FALSE);
+}
+
+static void
+builder_add_chat_header (JsonBuilder *builder,
+                         Request     *req,
+                         const char  *object)
+{
+  g_autofree char *id = g_strdup_printf ("chatcmpl-%s", req->request_id);
+
+  json_builder_set_member_name (builder, "id");
+  json_builder_add_string_value (builder, id);
+  json_builder_set_member_name (builder, "object");
+  json_builder_add_string_value (builder, object);
+  json_builder_set_member_name (builder, "created");
+  json_builder_add_int_value (builder, req->created);
+  json_builder_set_member_name (builder, "model");
+  json_builder_add_string_value (builder, req->model);
+}
+
+static void
+builder_add_usage (JsonBuilder *builder,
+                   Request     *req)
+{
+  /* The node does not say how many tokens the prompt had. */
+  json_builder_set_member_name (builder, "usage");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "prompt_tokens");
+  json_builder_add_int_value (builder, 0);
+  json_builder_set_member_name (builder, "completion_tokens");
+  json_builder_add_int_value (builder, req->n_tokens);
+  json_builder_set_member_name (builder, "total_tokens");
+  json_builder_add_int_value (builder, req->n_tokens);
+  json_builder_end_object (builder);
+}
+
+/* data: {chat.completion.chunk} */
+static void
+stream_chunk (Request    *req,
+              const char *content,          /* nullable: no content */
+              const char *finish_reason)    /* nullable */
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *json = NULL;
+  g_autofree char *event = NULL;
+
+  json_builder_begin_object (builder);
+  builder_add_chat_header (builder, req, "chat.completion.chunk");
+  json_builder_set_member_name (builder, "choices");
+  json_builder_begin_array (builder);
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "index");
+  json_builder_add_int_value (builder, 0);
+  json_builder_set_member_name (builder, "delta");
+  json_builder_begin_object (builder);
+  if (!req->sent_role)
+    {
+      json_builder_set_member_name (builder, "role");
+      json_builder_add_string_value (builder, "assistant");
+      req->sent_role = TRUE;
+    }
+  if (content != NULL)
+    {
+      json_builder_set_member_name (builder, "content");
+      json_builder_add_string_value (builder, content);
+    }
+  json_builder_end_object (builder);
+  json_builder_set_member_name (builder, "finish_reason");
+  if (finish_reason != NULL)
+    json_builder_add_string_value (builder, finish_reason);
+  else
+    json_builder_add_null_value (builder);
+  json_builder_end_object (builder);
+  json_builder_end_array (builder);
+  if (finish_reason != NULL)
+    builder_add_usage (builder, req);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  json = exo_http_node_to_string (root);
+  event = g_strdup_printf ("data: %s\n\n", json);
+  stream_append (req, event);
+}
+
+static void
+chat_token_cb (const char   *request_id,
+               const gint32 *tokens,
+               gsize         n_tokens,
+               const char   *text,
+               gboolean      is_finished,
+               gpointer      user_data)
+{
+  Request *req = user_data;
+  g_autofree char *valid = g_utf8_make_valid (text != NULL ? text : "", -1);
+
+  req->n_tokens += n_tokens;
+  g_string_append (req->text, valid);
+  if (!request_can_answer (req))
+    return;
+  request_restart_timer (req);
+  if (req->stream && (n_tokens > 0 || valid[0] != '\0'))
+    stream_chunk (req, valid, NULL);
+}
+
+static void
+chat_done (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  g_autoptr(Request) req = user_data;
+  ExoNodeRole *node = EXO_NODE_ROLE (source);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NODE_IFACE (node)->chat_finish (node, result, &error);
+  g_autoptr(JsonBuilder) builder = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *content = NULL;
+
+  if (error != NULL)
+    {
+      request_fail_error (req, error);
+      return;
+    }
+  if (!request_can_answer (req))
+    return;
+
+  if (req->stream)
+    {
+      stream_chunk (req, NULL, "stop");
+      stream_append (req, "data: [DONE]\n\n");
+      stream_end (req);
+      return;
+    }
+
+  content = g_utf8_make_valid (text != NULL ? text : req->text->str, -1);
+  builder = json_builder_new_immutable ();
+  json_builder_begin_object (builder);
+  builder_add_chat_header (builder, req, "chat.completion");
+  json_builder_set_member_name (builder, "choices");
+  json_builder_begin_array (builder);
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "index");
+  json_builder_add_int_value (builder, 0);
+  json_builder_set_member_name (builder, "message");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "role");
+  json_builder_add_string_value (builder, "assistant");
+  json_builder_set_member_name (builder, "content");
+  json_builder_add_string_value (builder, content);
+  json_builder_end_object (builder);
+  json_builder_set_member_name (builder, "finish_reason");
+  json_builder_add_string_value (builder, "stop");
+  json_builder_end_object (builder);
+  json_builder_end_array (builder);
+  builder_add_usage (builder, req);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  request_answer_json (req, SOUP_STATUS_OK, root);
+}
+
+static void
+handle_chat (ExoHttpServer     *self,
+             SoupServerMessage *msg,
+             const guint8      *body,
+             gsize              body_len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *prompt = NULL;
+  JsonObject *object;
+  JsonNode *temperature;
+  const char *model = NULL;
+  gboolean stream = FALSE;
+  Request *req;
+
+  /* Validate before looking for the node: a bad request is bad anyway. */
+  if (!parse_object (msg, body, body_len, &root))
+    return;
+  object = json_node_get_object (root);
+  if (!exo_http_get_string_member (object, "model", FALSE, &model, &error) ||
+      !exo_http_get_bool_member (object, "stream", FALSE, &stream, &error))
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+  if (model != NULL && !exo_http_id_is_valid (model))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     "field 'model' must be 1 to %u printable ASCII characters", EXO_HTTP_MAX_ID_LEN);
+      return;
+    }
+  temperature = json_object_get_member (object, "temperature");
+  if (temperature != NULL && !JSON_NODE_HOLDS_NULL (temperature) &&
+      (!JSON_NODE_HOLDS_VALUE (temperature) ||
+       (json_node_get_value_type (temperature) != G_TYPE_DOUBLE &&
+        json_node_get_value_type (temperature) != G_TYPE_INT64)))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "field 'temperature' must be a number");
+      return;
+    }
+  prompt = build_prompt (object, &error);
+  if (prompt == NULL)
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+
+  {
+    REQUIRE_NODE (self, msg, node);
+    REQUIRE_VFUNC (msg, node, chat_async);
+
+    req = request_new (self, msg, node, REQUEST_CHAT);
+    req->stream = stream;
+    req->request_id = g_uuid_string_random ();
+    req->model = model != NULL ? g_strdup (model) : default_model (node);
+    req->text = g_string_new (NULL);
+    req->created = g_get_real_time () / G_USEC_PER_SEC;
+
+    if (stream)
+      {
+        SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+
+        self->n_streams++;
+        soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+        soup_message_headers_set_content_type (headers, "text/event-stream", NULL);
+        soup_message_headers_replace (headers, "Cache-Control", "no-cache");
+        soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+      }
+
+    NODE_IFACE (node)->chat_async (node, req->model, prompt, req->request_id,
+                                   chat_token_cb, req, req->cancellable, chat_done, req);
+  }
+}
+
+/* --- /metrics ------------------------------------------------------------ */
+
+static void
+append_label_value (GString    *out,
+                    const char *value)
+{
+  for (const char *p = value != NULL ? value : ""; *p != '\0'; p++)
+    {
+      switch (*p)
+        {
+        case '\\':
+          g_string_append (out, "\\\\");
+          break;
+        case '"':
+          g_string_append (out, "\\\"");
+          break;
+        case '\n':
+          g_string_append (out, "\\n");
+          break;
+        default:
+          g_string_append_c (out, *p);
+        }
+    }
+}
+
+static void
+append_family (GString    *out,
+               const char *name,
+               const char *type,
+               const char *help)
+{
+  g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+append_sample_u64 (GString    *out,
+                   const char *name,
+                   const char *id,
+                   guint64     value)
+{
+  g_string_append_printf (out, "%s{id=\"", name);
+  append_label_value (out, id);
+  g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n", value);
+}
+
+static gboolean
+variant_to_double (GVariant *value,
+                   double   *out)
+{
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+    *out = g_variant_get_boolean (value) ? 1 : 0;
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_BYTE))
+    *out = g_variant_get_byte (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT16))
+    *out = g_variant_get_int16 (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT16))
+    *out = g_variant_get_uint16 (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
+    *out = g_variant_get_int32 (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+    *out = g_variant_get_uint32 (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
+    *out = (double) g_variant_get_int64 (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
+    *out = (double) g_variant_get_uint64 (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_DOUBLE))
+    *out = g_variant_get_double (value);
+  else
+    return FALSE;
+  return TRUE;
+}
+
+static int
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static int
+compare_resource_ids (gconstpointer a,
+                      gconstpointer b)
+{
+  ExoResource *ra = *(ExoResource * const *) a;
+  ExoResource *rb = *(ExoResource * const *) b;
+
+  return g_strcmp0 (exo_resource_get_id (ra), exo_resource_get_id (rb));
+}
+
+static char *
+render_metrics (ExoHttpServer *self)
+{
+  GString *out = g_string_new (NULL);
+  g_autoptr(GPtrArray) all = exo_registry_list (exo_registry_get_default ());
+  g_autoptr(GPtrArray) pools = g_ptr_array_new ();
+  g_autoptr(GPtrArray) keys = NULL;
+  ExoPoolStats *stats;
+  guint n_pools;
+
+  /* One sample per id: several live resources may share one (tests). */
+  g_ptr_array_sort (all, compare_resource_ids);
+  for (guint i = 1; i < all->len;)
+    {
+      if (g_strcmp0 (exo_resource_get_id (g_ptr_array_index (all, i - 1)),
+                     exo_resource_get_id (g_ptr_array_index (all, i))) == 0)
+        g_ptr_array_remove_index (all, i);
+      else
+        i++;
+    }
+
+  append_family (out, "exo_resource_state", "gauge",
+                 "The lifecycle state of each resource (one sample, value 1).");
+  for (guint i = 0; i < all->len; i++)
+    {
+      ExoResource *resource = g_ptr_array_index (all, i);
+
+      g_string_append (out, "exo_resource_state{id=\"");
+      append_label_value (out, exo_resource_get_id (resource));
+      g_string_append (out, "\",type=\"");
+      append_label_value (out, exo_resource_get_resource_type (resource));
+      g_string_append (out, "\",state=\"");
+      append_label_value (out, exo_resource_state_to_string (exo_resource_get_state (resource)));
+      g_string_append (out, "\"} 1\n");
+      if (EXO_IS_RESOURCE_POOL (resource))
+        g_ptr_array_add (pools, resource);
+    }
+
+  append_family (out, "exo_resource_errors_total", "counter",
+                 "Errors each resource has had.");
+  for (guint i = 0; i < all->len; i++)
+    {
+      ExoResource *resource = g_ptr_array_index (all, i);
+      append_sample_u64 (out, "exo_resource_errors_total", exo_resource_get_id (resource),
+                         exo_resource_get_error_count (resource));
+    }
+
+  append_family (out, "exo_resource_metric", "gauge",
+                 "The numeric metrics each resource reports (see exoctl metrics).");
+  for (guint i = 0; i < all->len; i++)
+    {
+      ExoResource *resource = g_ptr_array_index (all, i);
+      g_autoptr(GVariant) metrics = exo_resource_get_metrics (resource);
+      GVariantIter iter;
+      const char *name;
+      GVariant *value;
+
+      if (metrics == NULL || !g_variant_is_of_type (metrics, G_VARIANT_TYPE_VARDICT))
+        continue;
+      g_variant_iter_init (&iter, metrics);
+      while (g_variant_iter_loop (&iter, "{&sv}", &name, &value))
+        {
+          double v;
+
+          if (!variant_to_double (value, &v))
+            continue;
+          g_string_append (out, "exo_resource_metric{id=\"");
+          append_label_value (out, exo_resource_get_id (resource));
+          g_string_append (out, "\",name=\"");
+          append_label_value (out, name);
+          g_string_append (out, "\"} ");
+          {
+            char buf[G_ASCII_DTOSTR_BUF_SIZE];
+            g_string_append (out, g_ascii_dtostr (buf, sizeof buf, v));
+          }
+          g_string_append_c (out, '\n');
+        }
+    }
+
+  n_pools = pools->len;
+  stats = g_new0 (ExoPoolStats, MAX (n_pools, 1));
+  for (guint i = 0; i < n_pools; i++)
+    exo_resource_pool_get_stats (EXO_RESOURCE_POOL (g_ptr_array_index (pools, i)), &stats[i]);
+
+#define POOL_FAMILY(metric, type, help, field)                                     \
+  append_family (out, metric, type, help);                                         \
+  for (guint i = 0; i < n_pools; i++)                                              \
+    append_sample_u64 (out, metric,                                                \
+                       exo_resource_get_id (g_ptr_array_index (pools, i)),         \
+                       (guint64) stats[i].field);
+
+  POOL_FAMILY ("exo_pool_size", "gauge", "Resources in each pool.", size)
+  POOL_FAMILY ("exo_pool_idle", "gauge", "Idle resources in each pool.", idle)
+  POOL_FAMILY ("exo_pool_in_use", "gauge", "Resources lent out by each pool.", in_use)
+  POOL_FAMILY ("exo_pool_waiting", "gauge", "Callers waiting for a resource of each pool.", waiting)
+  POOL_FAMILY ("exo_pool_max_size", "gauge", "The size limit of each pool.", max_size)
+  POOL_FAMILY ("exo_pool_acquired_total", "counter", "Successful acquisitions.", acquired)
+  POOL_FAMILY ("exo_pool_timeouts_total", "counter", "Acquisitions that timed out.", timeouts)
+  POOL_FAMILY ("exo_pool_created_total", "counter", "Resources made.", created)
+  POOL_FAMILY ("exo_pool_destroyed_total", "counter", "Resources retired.", destroyed)
+  POOL_FAMILY ("exo_pool_leaks_total", "counter", "Leases held past the leak threshold.", leaks)
+  POOL_FAMILY ("exo_pool_create_failures_total", "counter", "Failed creations.", create_failures)
+  POOL_FAMILY ("exo_pool_wait_time_mean_us", "gauge", "Mean wait of served acquisitions (µs).",
+               wait_time_mean_us)
+#undef POOL_FAMILY
+  g_free (stats);
+
+  append_family (out, "exo_http_requests_total", "counter",
+                 "HTTP requests answered by this server, by path and status code.");
+  keys = g_ptr_array_new ();
+  {
+    GHashTableIter iter;
+    gpointer key;
+
+    g_hash_table_iter_init (&iter, self->counts);
+    while (g_hash_table_iter_next (&iter, &key, NULL))
+      g_ptr_array_add (keys, key);
+  }
+  g_ptr_array_sort (keys, compare_strings);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const char *key = g_ptr_array_index (keys, i);
+      const char *sep = strchr (key, '\n');
+      guint64 *count = g_hash_table_lookup (self->counts, key);
+      g_autofree char *path = g_strndup (key, sep - key);
+
+      g_string_append (out, "exo_http_requests_total{path=\"");
+      append_label_value (out, path);
+      g_string_append_printf (out, "\",code=\"%s\"} %" G_GUINT64_FORMAT "\n", sep + 1, *count);
+    }
+
+  append_family (out, "exo_http_requests_in_flight", "gauge",
+                 "Requests waiting for the node.");
+  g_string_append_printf (out, "exo_http_requests_in_flight %u\n", g_hash_table_size (self->requests));
+
+  return g_string_free (out, FALSE);
+}
+
+static void
+handle_metrics (ExoHttpServer     *self,
+                SoupServerMessage *msg,
+                const guint8      *body,
+                gsize              body_len)
+{
+  respond_string (msg, SOUP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+                  render_metrics (self));
+}
+
+/* --- ExoServer ----------------------------------------------------------- */
+
+static guint16
+exo_http_server_get_port (ExoServer *server)
+{
+  ExoHttpServer *self = EXO_HTTP_SERVER (server);
+
+  return self->bound_port != 0 ? self->bound_port : (guint16) self->port;
+}
+
+static const char *
+exo_http_server_get_listen_address (ExoServer *server)
+{
+  return EXO_HTTP_SERVER (server)->listen_address;
+}
+
+static void
+exo_http_server_server_init (ExoServerInterface *iface)
+{
+  iface->get_port = exo_http_server_get_port;
+  iface->get_listen_address = exo_http_server_get_listen_address;
+}
+
+/* --- connections ---------------------------------------------------------- */
+
+/* An accepted connection.  While no request is in progress on it, a watch
+ * notices when the client closes it and closes it here (see do_initialize). */
+typedef struct
+{
+  ExoHttpServer     *self;
+  char              *key;          /* the remote address */
+  GSocketConnection *connection;
+  GSource           *watch;
+  guint              busy;
+} Conn;
+
+/* "ip:port" of @address, the key of a connection (libsoup gives a message's
+ * remote address, not its socket, for connections it did not accept). */
+static char *
+address_key (GSocketAddress *address)
+{
+  g_autofree char *ip = NULL;
+
+  if (address == NULL || !G_IS_INET_SOCKET_ADDRESS (address))
+    return NULL;
+  ip = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+  return g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
+}
+
+static void
+conn_unwatch (Conn *conn)
+{
+  if (conn->watch != NULL)
+    {
+      g_source_destroy (conn->watch);
+      g_clear_pointer (&conn->watch, g_source_unref);
+    }
+}
+
+static void
+conn_free (Conn *conn)
+{
+  conn_unwatch (conn);
+  g_object_unref (conn->connection);
+  g_free (conn->key);
+  g_free (conn);
+}
+
+static gboolean
+conn_idle_cb (GSocket      *socket,
+              GIOCondition  condition,
+              gpointer      data)
+{
+  Conn *conn = data;
+  ExoHttpServer *self = conn->self;
+  g_autoptr(GError) error = NULL;
+  GInputVector vector;
+  gint flags = G_SOCKET_MSG_PEEK;
+  char byte;
+  gssize n;
+
+  if (g_socket_is_closed (socket))
+    {
+      /* libsoup closed it (Connection: close, an error) */
+      g_hash_table_remove (self->conns, conn->key);
+      return G_SOURCE_REMOVE;
+    }
+
+  vector.buffer = &byte;
+  vector.size = 1;
+  n = g_socket_receive_message (socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, &error);
+  if (n > 0)
+    {
+      /* a request begins: libsoup reads it (request-started) */
+      g_clear_pointer (&conn->watch, g_source_unref);
+      return G_SOURCE_REMOVE;
+    }
+  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
+
+  /* The client closed the connection while it was idle. */
+  self->n_reaped++;
+  g_io_stream_close (G_IO_STREAM (conn->connection), NULL, NULL);
+  g_hash_table_remove (self->conns, conn->key);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+conn_watch (Conn *conn)
+{
+  GSocket *socket = g_socket_connection_get_socket (conn->connection);
+
+  if (conn->watch != NULL)
+    return;
+  conn->watch = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+  g_source_set_callback (conn->watch, G_SOURCE_FUNC (conn_idle_cb), conn, NULL);
+  g_source_set_static_name (conn->watch, "[exo-http] idle connection");
+  g_source_attach (conn->watch, g_main_context_get_thread_default ());
+}
+
+static Conn *
+conn_for_message (ExoHttpServer     *self,
+                  SoupServerMessage *msg)
+{
+  g_autofree char *key = address_key (soup_server_message_get_remote_address (msg));
+
+  return key != NULL && self->conns != NULL ? g_hash_table_lookup (self->conns, key) : NULL;
+}
+
+static void
+conn_request_started (ExoHttpServer     *self,
+                      SoupServerMessage *msg)
+{
+  Conn *conn = conn_for_message (self, msg);
+
+  if (conn == NULL)
+    return;
+  conn->busy++;
+  conn_unwatch (conn);
+}
+
+static void
+conn_request_finished (ExoHttpServer     *self,
+                       SoupServerMessage *msg)
+{
+  Conn *conn = conn_for_message (self, msg);
+
+  if (conn == NULL)
+    return;
+  if (conn->busy > 0)
+    conn->busy--;
+  if (conn->busy == 0)
+    conn_watch (conn);
+}
+
+/* --- ExoResource --------------------------------------------------------- */
+
+static void
+stop_listening (ExoHttpServer *self)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  if (self->server == NULL)
+    return;
+
+  /* Stop the node calls in flight; their answers go nowhere. */
+  g_hash_table_iter_init (&iter, self->requests);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_cancellable_cancel (((Request *) key)->cancellable);
+
+  if (self->service != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->service, self);
+      g_socket_service_stop (self->service);
+      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
+      g_clear_object (&self->service);
+    }
+  g_signal_handlers_disconnect_by_data (self->server, self);
+  soup_server_disconnect (self->server);
+  g_clear_object (&self->server);
+  g_clear_pointer (&self->conns, g_hash_table_unref);
+  if (self->keepalive_socket != NULL)
+    g_socket_close (self->keepalive_socket, NULL);
+  g_clear_object (&self->keepalive_socket);
+  self->bound_port = 0;
+}
+
+/* "Address already in use" from GIO's "Error binding to address …: Address already in use". */
+static const char *
+short_reason (const GError *error)
+{
+  const char *colon = g_strrstr (error->message, ": ");
+
+  return colon != NULL ? colon + 2 : error->message;
+}
+
+static gboolean
+incoming_cb (GSocketService    *service,
+             GSocketConnection *connection,
+             GObject           *source_object,
+             ExoHttpServer     *self)
+{
+  g_autoptr(GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
+  g_autoptr(GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
+
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  Conn *conn;
+
+  self->n_connections++;
+  /* Small answers go out at once (no Nagle delay on the RPC path). */
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+
+  conn = g_new0 (Conn, 1);
+  conn->self = self;
+  conn->key = address_key (remote);
+  conn->connection = g_object_ref (connection);
+  if (conn->key != NULL)
+    {
+      g_hash_table_replace (self->conns, conn->key, conn);
+      conn_watch (conn);
+    }
+  else
+    conn_free (conn);
+
+  soup_server_accept_iostream (self->server, G_IO_STREAM (connection), local, remote, NULL);
+  return TRUE;
+}
+
+/* A listening socket that nobody connects to, given to libsoup: libsoup 3.2
+ * keeps connections alive only while it has a listener of its own. */
+static GSocket *
+new_keepalive_socket (ExoHttpServer *self)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autofree char *name = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  if (socket == NULL)
+    return NULL;
+  name = g_strdup_printf ("exo-http-server-%d-%p-%" G_GINT64_FORMAT,
+                          (int) getpid (), (void *) self, g_get_monotonic_time ());
+  address = g_unix_socket_address_new_with_type (name, -1, G_UNIX_SOCKET_ADDRESS_ABSTRACT);
+  if (!g_socket_bind (socket, address, FALSE, NULL) || !g_socket_listen (socket, NULL) ||
+      !soup_server_listen_socket (self->server, socket, 0, NULL))
+    {
+      g_socket_close (socket, NULL);
+      return NULL;
+    }
+  return g_steal_pointer (&socket);
+}
+
+/* Connections and libsoup 3.2.  Its own listener leaks the GSocket of
+ * every connection, and a kept-alive connection that the client closes
+ * while idle is never closed: one file descriptor lost per connection
+ * (fixed upstream in 3.3, "Don't leak idle connections closed by the
+ * client").  So:
+ *  - the TCP listener is ours (a GSocketService) and each connection is
+ *    handed to libsoup with soup_server_accept_iostream();
+ *  - clients other than peers (no X-Exo-Peer header: curl, browsers,
+ *    Prometheus) get `Connection: close`: the server closes, cleanly;
+ *  - peers keep their connections alive (libsoup needs a listener of its
+ *    own for that: an abstract unix socket nobody connects to); when a
+ *    peer closes an idle connection, the watch in conn_idle_cb() closes
+ *    it here, so the descriptor is not lost (libsoup keeps a few hundred
+ *    bytes of it until cleanup). */
+static void
+exo_http_server_do_initialize (ExoResource *resource,
+                               GTask       *task)
+{
+  ExoHttpServer *self = EXO_HTTP_SERVER (resource);
+  g_autoptr(GInetAddress) inet = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GSocketAddress) effective = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *where = NULL;
+
+  stop_listening (self);
+
+  inet = g_inet_address_new_from_string (self->listen_address != NULL ? self->listen_address : "");
+  if (inet == NULL)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                               "listen-address '%s' is not an IP address",
+                               self->listen_address != NULL ? self->listen_address : "");
+      return;
+    }
+  where = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
+          ? g_strdup_printf ("[%s]:%u", self->listen_address, self->port)
+          : g_strdup_printf ("%s:%u", self->listen_address, self->port);
+  address = g_inet_socket_address_new (inet, (guint16) self->port);
+
+  self->server = soup_server_new ("server-header", "exo-node ", NULL);
+  soup_server_add_early_handler (self->server, NULL, early_handler, self, NULL);
+  soup_server_add_handler (self->server, NULL, server_handler, self, NULL);
+  g_signal_connect (self->server, "request-started", G_CALLBACK (request_started_cb), self);
+  g_signal_connect (self->server, "request-finished", G_CALLBACK (request_finished_cb), self);
+  g_signal_connect (self->server, "request-aborted", G_CALLBACK (request_finished_cb), self);
+  self->keepalive_socket = new_keepalive_socket (self);
+  self->conns = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) conn_free);
+
+  self->service = g_socket_service_new ();
+  g_signal_connect (self->service, "incoming", G_CALLBACK (incoming_cb), self);
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), address,
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
+                                      &effective, &error))
+    {
+      stop_listening (self);
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                               "cannot listen on %s: %s", where, short_reason (error));
+      return;
+    }
+  self->bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+  g_socket_service_start (self->service);
+
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+exo_http_server_do_cleanup (ExoResource *resource,
+                            GTask       *task)
+{
+  stop_listening (EXO_HTTP_SERVER (resource));
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+exo_http_server_collect_metrics (ExoResource  *resource,
+                                 GVariantDict *metrics)
+{
+  ExoHttpServer *self = EXO_HTTP_SERVER (resource);
+
+  EXO_RESOURCE_CLASS (exo_http_server_parent_class)->collect_metrics (resource, metrics);
+  g_variant_dict_insert (metrics, "port", "u", (guint) exo_http_server_get_port (EXO_SERVER (self)));
+  g_variant_dict_insert (metrics, "listen-address", "s",
+                         self->listen_address != NULL ? self->listen_address : "");
+  g_variant_dict_insert (metrics, "requests", "t", self->n_requests);
+  g_variant_dict_insert (metrics, "requests-in-flight", "u", g_hash_table_size (self->requests));
+  g_variant_dict_insert (metrics, "client-errors", "t", self->n_client_errors);
+  g_variant_dict_insert (metrics, "server-errors", "t", self->n_server_errors);
+  g_variant_dict_insert (metrics, "streams", "t", self->n_streams);
+  g_variant_dict_insert (metrics, "request-timeouts", "t", self->n_timeouts);
+  g_variant_dict_insert (metrics, "connections", "t", self->n_connections);
+  g_variant_dict_insert (metrics, "connections-open", "u",
+                         self->conns != NULL ? g_hash_table_size (self->conns) : 0);
+  g_variant_dict_insert (metrics, "connections-closed-idle", "t", self->n_reaped);
+  g_variant_dict_insert (metrics, "keep-alive", "b", self->keepalive_socket != NULL);
+}
+
+/* --- GObject ------------------------------------------------------------- */
+
+static void
+exo_http_server_dispose (GObject *object)
+{
+  stop_listening (EXO_HTTP_SERVER (object));
+
+  G_OBJECT_CLASS (exo_http_server_parent_class)->dispose (object);
+}
+
+static void
+exo_http_server_finalize (GObject *object)
+{
+  ExoHttpServer *self = EXO_HTTP_SERVER (object);
+
+  g_clear_pointer (&self->listen_address, g_free);
+  g_clear_pointer (&self->node_id, g_free);
+  g_clear_pointer (&self->requests, g_hash_table_unref);
+  g_clear_pointer (&self->counts, g_hash_table_unref);
+
+  G_OBJECT_CLASS (exo_http_server_parent_class)->finalize (object);
+}
+
+static void
+exo_http_server_get_property (GObject    *object,
+                              guint       prop_id,
+                              GValue     *value,
+                              GParamSpec *pspec)
+{
+  ExoHttpServer *self = EXO_HTTP_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_PORT:
+      g_value_set_uint (value, self->port);
+      break;
+    case PROP_LISTEN_ADDRESS:
+      g_value_set_string (value, self->listen_address);
+      break;
+    case PROP_NODE:
+      g_value_set_string (value, self->node_id);
+      break;
+    case PROP_MAX_BODY_BYTES:
+      g_value_set_uint64 (value, self->max_body_bytes);
+      break;
+    case PROP_MAX_JSON_BYTES:
+      g_value_set_uint64 (value, self->max_json_bytes);
+      break;
+    case PROP_REQUEST_TIMEOUT_MS:
+      g_value_set_uint (value, self->request_timeout_ms);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static gboolean
+set_string (char       **field,
+            const char  *value)
+{
+  if (g_strcmp0 (*field, value) == 0)
+    return FALSE;
+  g_free (*field);
+  *field = g_strdup (value);
+  return TRUE;
+}
+
+static void
+exo_http_server_set_property (GObject      *object,
+                              guint         prop_id,
+                              const GValue *value,
+                              GParamSpec   *pspec)
+{
+  ExoHttpServer *self = EXO_HTTP_SERVER (object);
+  gboolean changed = FALSE;
+
+  switch (prop_id)
+    {
+    case PROP_PORT:
+      changed = self->port != g_value_get_uint (value);
+      self->port = g_value_get_uint (value);
+      break;
+    case PROP_LISTEN_ADDRESS:
+      changed = set_string (&self->listen_address, g_value_get_string (value));
+      break;
+    case PROP_NODE:
+      changed = set_string (&self->node_id, g_value_get_string (value));
+      break;
+    case PROP_MAX_BODY_BYTES:
+      changed = self->max_body_bytes != g_value_get_uint64 (value);
+      self->max_body_bytes = g_value_get_uint64 (value);
+      break;
+    case PROP_MAX_JSON_BYTES:
+      changed = self->max_json_bytes != g_value_get_uint64 (value);
+      self->max_json_bytes = g_value_get_uint64 (value);
+      break;
+    case PROP_REQUEST_TIMEOUT_MS:
+      changed = self->request_timeout_ms != g_value_get_uint (value);
+      self->request_timeout_ms = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      return;
+    }
+  if (changed)
+    g_object_notify_by_pspec (object, pspec);
+}
+
+static void
+exo_http_server_class_init (ExoHttpServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  ExoResourceClass *resource_class = EXO_RESOURCE_CLASS (klass);
+
+  object_class->dispose = exo_http_server_dispose;
+  object_class->finalize = exo_http_server_finalize;
+  object_class->get_property = exo_http_server_get_property;
+  object_class->set_property = exo_http_server_set_property;
+
+  resource_class->do_initialize = exo_http_server_do_initialize;
+  resource_class->do_cleanup = exo_http_server_do_cleanup;
+  resource_class->collect_metrics = exo_http_server_collect_metrics;
+  exo_resource_class_set_resource_type (resource_class, "http-server");
+
+  /**
+   * ExoHttpServer:port:
+   *
+   * The TCP port; 0 picks a free one (see exo_server_get_port()).  A change
+   * takes effect at the next initialize.
+   */
+  properties[PROP_PORT] =
+    g_param_spec_uint ("port", NULL, "TCP port (0: any free port)", 0, 65535, DEFAULT_PORT,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:listen-address:
+   *
+   * The IP address to listen on.
+   */
+  properties[PROP_LISTEN_ADDRESS] =
+    g_param_spec_string ("listen-address", NULL, "IP address to listen on",
+                         DEFAULT_LISTEN_ADDRESS,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:node:
+   *
+   * The id of the #ExoNodeRole resource, looked up at each request.
+   */
+  properties[PROP_NODE] =
+    g_param_spec_string ("node", NULL, "Id of the node resource", DEFAULT_NODE,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:max-body-bytes:
+   *
+   * The largest request body (tensors); bigger ones get 413.
+   */
+  properties[PROP_MAX_BODY_BYTES] =
+    g_param_spec_uint64 ("max-body-bytes", NULL, "Largest request body (tensors)",
+                         1024, G_MAXUINT32, DEFAULT_MAX_BODY_BYTES,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:max-json-bytes:
+   *
+   * The largest JSON request body; bigger ones get 413.
+   */
+  properties[PROP_MAX_JSON_BYTES] =
+    g_param_spec_uint64 ("max-json-bytes", NULL, "Largest JSON request body",
+                         1024, G_MAXUINT32, DEFAULT_MAX_JSON_BYTES,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:request-timeout-ms:
+   *
+   * A request waiting for the node with no progress (no answer, no token)
+   * for this long gets 504 (or an SSE `error` event); 0 = no limit.
+   */
+  properties[PROP_REQUEST_TIMEOUT_MS] =
+    g_param_spec_uint ("request-timeout-ms", NULL, "No-progress limit of a request (0: none)",
+                       0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT_MS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+exo_http_server_init (ExoHttpServer *self)
+{
+  self->port = DEFAULT_PORT;
+  self->listen_address = g_strdup (DEFAULT_LISTEN_ADDRESS);
+  self->node_id = g_strdup (DEFAULT_NODE);
+  self->max_body_bytes = DEFAULT_MAX_BODY_BYTES;
+  self->max_json_bytes = DEFAULT_MAX_JSON_BYTES;
+  self->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+  self->requests = g_hash_table_new (NULL, NULL);
+  self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+}
+
+/* --- plugin -------------------------------------------------------------- */
+
+static void
+http_server_register (ExoPluginRegistrar *registrar)
+{
+  exo_plugin_registrar_add_type (registrar, "http-server", EXO_TYPE_HTTP_SERVER);
+  exo_plugin_registrar_add_type (registrar, "http-peer", EXO_TYPE_HTTP_PEER);
+}
+
+EXO_PLUGIN_DEFINE ("http-server", "1.0.0",
+                   "Peer RPC and the OpenAI-compatible user API over HTTP (libsoup), and HTTP peer handles",
+                   http_server_register)
