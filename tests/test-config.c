@@ -882,36 +882,57 @@ test_too_deep (void)
 /* ------------------------------------------------------------------------ */
 /* The project's default config                                             */
 
+static GType
+plugin_lookup (const char *type_name,
+               gpointer    user_data)
+{
+  return exo_plugin_loader_lookup_type (EXO_PLUGIN_LOADER (user_data), type_name);
+}
+
+/* The project's default config, checked against the real plugins. */
 static void
 test_default_config (void)
 {
   const char *path = g_getenv ("EXO_TEST_DEFAULT_CONFIG");
+  const char *plugin_dir = g_getenv ("EXO_TEST_BUILD_PLUGIN_DIR");
+  g_autoptr(ExoPluginLoader) loader = NULL;
   g_autoptr(ExoConfig) config = NULL;
   g_autoptr(ExoResourceGroup) root = exo_resource_group_new ("root");
   g_autoptr(GError) error = NULL;
   g_auto(GStrv) types = NULL;
   g_auto(GStrv) ids = NULL;
+  const char *expected[] = { "dummy-inference", "http-server", "udp-discovery", "node" };
 
-  if (path == NULL)
+  if (path == NULL || plugin_dir == NULL)
     {
-      g_test_skip ("EXO_TEST_DEFAULT_CONFIG is not set");
+      g_test_skip ("EXO_TEST_DEFAULT_CONFIG / EXO_TEST_BUILD_PLUGIN_DIR is not set");
       return;
     }
 
-  config = exo_config_load_file (path, test_lookup, (gpointer) "default", &error);
+  loader = exo_plugin_loader_new ();
+  exo_plugin_loader_add_search_dir (loader, plugin_dir);
+  exo_plugin_loader_load_all (loader, NULL);
+
+  config = exo_config_load_file (path, plugin_lookup, loader, &error);
   g_assert_no_error (error);
   g_assert_nonnull (config);
   g_assert_cmpstr (exo_config_get_node_id (config), ==, "auto");
   types = exo_config_get_resource_types (config);
-  g_assert_true (g_strv_contains ((const char * const *) types, "dummy-inference"));
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+    g_assert_true (g_strv_contains ((const char * const *) types, expected[i]));
   ids = exo_config_get_resource_ids (config);
-  g_assert_cmpuint (g_strv_length (ids), >=, 1);
+  g_assert_cmpuint (g_strv_length (ids), ==, 4);
 
+  /* built, not started: nothing listens or sends */
   g_assert_true (exo_config_build (config, root, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (exo_resource_group_get_n_members (root), ==, g_strv_length (ids));
   for (guint i = 0; ids[i] != NULL; i++)
     g_assert_nonnull (exo_resource_group_lookup (root, ids[i]));
+  {
+    g_auto(GStrv) deps = exo_resource_group_get_dependencies (root, "node");
+    g_assert_cmpuint (g_strv_length (deps), ==, 3);
+  }
 }
 
 /* A built-in default (a GResource) is loaded as data with a source name. */

@@ -11,10 +11,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct
 {
-  GTestDBus   *bus;
+  GSubprocess *bus;
+  char        *bus_address;
   char        *tmpdir;
   const char  *exo_node;
   const char  *plugin_dir;
@@ -53,8 +55,25 @@ fixture_setup (Fixture *f, gconstpointer data)
     }
   f->tmpdir = g_dir_make_tmp ("exo-daemon-XXXXXX", NULL);
   g_assert_nonnull (f->tmpdir);
-  f->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-  g_test_dbus_up (f->bus);
+
+  /* A bus on a filesystem socket (not an abstract one): reachable from a
+   * node that runs in its own network namespace too. */
+  {
+    g_autofree char *socket_path = g_build_filename (f->tmpdir, "bus", NULL);
+    g_autoptr(GError) error = NULL;
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    f->bus_address = g_strdup_printf ("unix:path=%s", socket_path);
+    f->bus = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                               &error, "dbus-daemon", "--session", "--nofork",
+                               "--address", f->bus_address, NULL);
+    g_assert_no_error (error);
+    while (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
+      {
+        g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+        g_usleep (5000);
+      }
+  }
 }
 
 static void
@@ -77,8 +96,10 @@ rm_rf (const char *dir)
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
-  g_test_dbus_down (f->bus);
+  g_subprocess_force_exit (f->bus);
+  g_subprocess_wait (f->bus, NULL, NULL);
   g_clear_object (&f->bus);
+  g_clear_pointer (&f->bus_address, g_free);
   rm_rf (f->tmpdir);
   g_free (f->tmpdir);
 }
@@ -94,6 +115,23 @@ have_daemon (Fixture *f)
   return TRUE;
 }
 
+static gboolean
+can_isolate (void)
+{
+  g_autofree char *unshare = g_find_program_in_path ("unshare");
+  g_autofree char *ip = g_find_program_in_path ("ip");
+  int status = -1;
+
+  if (getuid () != 0 || unshare == NULL || ip == NULL)
+    return FALSE;
+  if (!g_spawn_command_line_sync ("unshare --net -- true", NULL, NULL, &status, NULL))
+    return FALSE;
+  return g_spawn_check_wait_status (status, NULL);
+}
+
+static const char engine_config[] =
+  "{ \"resources\": [ { \"id\": \"engine\", \"type\": \"dummy-inference\" } ] }\n";
+
 static char *
 write_file (Fixture *f, const char *name, const char *contents)
 {
@@ -102,30 +140,65 @@ write_file (Fixture *f, const char *name, const char *contents)
   return path;
 }
 
+static Node *node_start_argv (Fixture *f, gboolean isolated, const char *log_name, va_list ap);
+
 static Node *
 node_start (Fixture *f, const char *log_name, ...)
+{
+  Node *node;
+  va_list ap;
+
+  va_start (ap, log_name);
+  node = node_start_argv (f, FALSE, log_name, ap);
+  va_end (ap);
+  return node;
+}
+
+/* In a network namespace of its own with only loopback: for configs whose
+ * discovery broadcasts (the default one), so that tests send nothing to any
+ * real network. */
+static Node *
+node_start_isolated (Fixture *f, const char *log_name, ...)
+{
+  Node *node;
+  va_list ap;
+
+  va_start (ap, log_name);
+  node = node_start_argv (f, TRUE, log_name, ap);
+  va_end (ap);
+  return node;
+}
+
+static Node *
+node_start_argv (Fixture *f, gboolean isolated, const char *log_name, va_list ap)
 {
   g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
   Node *node = g_new0 (Node, 1);
   const char *arg;
-  va_list ap;
 
   node->log_path = g_build_filename (f->tmpdir, log_name, NULL);
   g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS",
-                                g_test_dbus_get_bus_address (f->bus), TRUE);
+                                f->bus_address, TRUE);
   g_subprocess_launcher_unsetenv (launcher, "EXO_PLUGIN_PATH");
   g_subprocess_launcher_set_stderr_file_path (launcher, node->log_path);
   g_subprocess_launcher_set_stdout_file_path (launcher, node->log_path);
 
+  if (isolated)
+    {
+      g_ptr_array_add (argv, (gpointer) "unshare");
+      g_ptr_array_add (argv, (gpointer) "--net");
+      g_ptr_array_add (argv, (gpointer) "--");
+      g_ptr_array_add (argv, (gpointer) "sh");
+      g_ptr_array_add (argv, (gpointer) "-c");
+      g_ptr_array_add (argv, (gpointer) "ip link set lo up && exec \"$0\" \"$@\"");
+    }
   g_ptr_array_add (argv, (gpointer) f->exo_node);
   g_ptr_array_add (argv, (gpointer) "--plugin-dir");
   g_ptr_array_add (argv, (gpointer) f->plugin_dir);
-  va_start (ap, log_name);
   while ((arg = va_arg (ap, const char *)) != NULL)
     g_ptr_array_add (argv, (gpointer) arg);
-  va_end (ap);
   g_ptr_array_add (argv, NULL);
 
   node->proc = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
@@ -205,7 +278,7 @@ client (Fixture *f)
 {
   g_autoptr(GError) error = NULL;
   GDBusConnection *c = g_dbus_connection_new_for_address_sync (
-      g_test_dbus_get_bus_address (f->bus),
+      f->bus_address,
       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
       NULL, NULL, &error);
   g_assert_no_error (error);
@@ -294,30 +367,41 @@ log_pos (const char *log, const char *needle)
   return p ? p - log : -1;
 }
 
+/* The built-in default config (engine, HTTP server, UDP discovery, node):
+ * everything reaches ready, the user API answers, SIGTERM cleans up in
+ * reverse dependency order and exits 0.  Run in its own network namespace,
+ * so that its discovery broadcasts reach nothing but loopback. */
 static void
 test_default_config (Fixture *f, gconstpointer data)
 {
   g_autoptr(GDBusConnection) c = NULL;
   g_autofree char *log = NULL;
+  g_autofree char *states = NULL;
   Node *node;
 
   if (!have_daemon (f))
     return;
+  if (!can_isolate ())
+    {
+      g_test_skip ("needs root, unshare and ip: the default config broadcasts on the network");
+      return;
+    }
 
-  node = node_start (f, "default.log", NULL);
+  node = node_start_isolated (f, "default.log", NULL);
   c = client (f);
-  g_assert_true (wait_node_ready (c, "org.exo.Node1", 10000));
-  {
-    g_autofree char *states = all_states (c, "org.exo.Node1");
-    g_assert_nonnull (strstr (states, "engine=ready"));
-    g_assert_nonnull (strstr (states, "root=ready"));
-  }
+  g_assert_true (wait_node_ready (c, "org.exo.Node1", 15000));
+  states = all_states (c, "org.exo.Node1");
+  g_assert_cmpstr (states, ==, "discovery=ready,engine=ready,node=ready,root=ready,server=ready");
 
   kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
-  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  g_assert_cmpint (node_wait (node, 15000), ==, 0);
   log = node_log (node);
   g_assert_nonnull (strstr (log, "built-in default config"));
-  g_assert_nonnull (strstr (log, "engine: closing -> closed"));
+  /* dependents before their dependencies */
+  g_assert_cmpint (log_pos (log, "node: closing -> closed"), >=, 0);
+  g_assert_cmpint (log_pos (log, "node: closing -> closed"), <, log_pos (log, "discovery: ready -> closing"));
+  g_assert_cmpint (log_pos (log, "discovery: closing -> closed"), <, log_pos (log, "server: ready -> closing"));
+  g_assert_cmpint (log_pos (log, "node: closing -> closed"), <, log_pos (log, "engine: ready -> closing"));
   g_assert_nonnull (strstr (log, "all resources cleaned up"));
   node_free (node);
 }
@@ -418,6 +502,7 @@ test_refused_plugin (Fixture *f, gconstpointer data)
 {
   g_autofree char *bad_dir = g_build_filename (f->tmpdir, "bad-plugins", NULL);
   g_autofree char *bad_so = g_build_filename (bad_dir, "libexo-plugin-broken.so", NULL);
+  g_autofree char *engine = write_file (f, "engine.json", engine_config);
   g_autofree char *needs = write_file (f, "needs.json",
                                        "{ \"resources\": [ { \"id\": \"x\", \"type\": \"broken\" } ] }\n");
   g_autoptr(GDBusConnection) c = NULL;
@@ -432,7 +517,8 @@ test_refused_plugin (Fixture *f, gconstpointer data)
   g_chmod (bad_so, 0644);
 
   /* not needed: starts, with one line about the refused file */
-  node = node_start (f, "refused-ok.log", "--plugin-dir", bad_dir, "--bus-name", "org.exo.Test.Refused", NULL);
+  node = node_start (f, "refused-ok.log", "--plugin-dir", bad_dir, "--config", engine,
+                     "--bus-name", "org.exo.Test.Refused", NULL);
   c = client (f);
   g_assert_true (wait_node_ready (c, "org.exo.Test.Refused", 10000));
   kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
@@ -463,10 +549,12 @@ test_bus_name_taken (Fixture *f, gconstpointer data)
   if (!have_daemon (f))
     return;
 
-  first = node_start (f, "first.log", "--bus-name", "org.exo.Test.Taken", NULL);
+  g_autofree char *engine = write_file (f, "engine.json", engine_config);
+
+  first = node_start (f, "first.log", "--config", engine, "--bus-name", "org.exo.Test.Taken", NULL);
   c = client (f);
   g_assert_true (wait_node_ready (c, "org.exo.Test.Taken", 10000));
-  second = node_start (f, "second.log", "--bus-name", "org.exo.Test.Taken", NULL);
+  second = node_start (f, "second.log", "--config", engine, "--bus-name", "org.exo.Test.Taken", NULL);
   g_assert_cmpint (node_wait (second, 10000), ==, 1);
   log = node_log (second);
   g_assert_nonnull (strstr (log, "another exo-node owns it"));
@@ -481,6 +569,7 @@ test_bus_name_taken (Fixture *f, gconstpointer data)
 static void
 test_shutdown_method (Fixture *f, gconstpointer data)
 {
+  g_autofree char *engine = write_file (f, "engine.json", engine_config);
   g_autoptr(GDBusConnection) c = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
@@ -489,7 +578,7 @@ test_shutdown_method (Fixture *f, gconstpointer data)
   if (!have_daemon (f))
     return;
 
-  node = node_start (f, "shutdown.log", "--bus-name", "org.exo.Test.Shutdown", NULL);
+  node = node_start (f, "shutdown.log", "--config", engine, "--bus-name", "org.exo.Test.Shutdown", NULL);
   c = client (f);
   g_assert_true (wait_node_ready (c, "org.exo.Test.Shutdown", 10000));
   reply = g_dbus_connection_call_sync (c, "org.exo.Test.Shutdown", "/org/exo/Node1",

@@ -7,8 +7,8 @@
  *  - sample (x) → [eos] once x[0] > num-generate-tokens, else x[0]
  *  - decode (tokens) → "dummy" per token
  *
- * So a prompt run through every shard yields the tokens 2, 3, …, N+1, then EOS:
- * N tokens, deterministic, whatever the partitioning — which is what the
+ * So a prompt run through every shard yields the tokens 2, 3, …, N, then EOS:
+ * N−1 tokens, deterministic, whatever the partitioning — which is what the
  * multi-node tests check.  `latency-ms` simulates compute time per infer call.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later

@@ -389,6 +389,40 @@ load_plugins (Daemon *d)
   g_info ("%u plugins loaded", n);
 }
 
+/* The node resource (the `node` plugin) owns the cluster topology: mirror it
+ * on org.exo.Node1.Topology. */
+static void
+topology_changed_cb (GObject    *node,
+                     const char *json,
+                     gpointer    user_data)
+{
+  Daemon *d = user_data;
+
+  if (d->export != NULL && json != NULL)
+    exo_dbus_export_set_topology (d->export, json);
+}
+
+static void
+follow_topology (Daemon *d)
+{
+  g_autoptr(GPtrArray) members = exo_resource_group_get_members (d->root);
+
+  for (guint i = 0; i < members->len; i++)
+    {
+      GObject *member = g_ptr_array_index (members, i);
+      g_autofree char *json = NULL;
+
+      if (!EXO_IS_NODE_ROLE (member) || g_signal_lookup ("topology-changed", G_OBJECT_TYPE (member)) == 0)
+        continue;
+      /* disconnected with the other handlers of @d in unwatch_all () */
+      g_signal_connect (member, "topology-changed", G_CALLBACK (topology_changed_cb), d);
+      if (g_object_class_find_property (G_OBJECT_GET_CLASS (member), "topology") != NULL)
+        g_object_get (member, "topology", &json, NULL);
+      if (json != NULL && json[0] != '\0')
+        exo_dbus_export_set_topology (d->export, json);
+    }
+}
+
 static int
 check_config (Daemon     *d,
               const char *path)
@@ -541,6 +575,7 @@ main (int argc, char **argv)
     exo_dbus_export_set_plugins (d->export, plugins);
   }
   g_signal_connect (d->export, "shutdown-requested", G_CALLBACK (shutdown_requested_cb), d);
+  follow_topology (d);
 
   d->name_id = g_bus_own_name_on_connection (d->connection,
                                              d->bus_name ? d->bus_name : DEFAULT_BUS_NAME,
