@@ -824,6 +824,44 @@ test_peer_prompt (Fixture       *fx,
     g_autoptr(Reply) reply = http_post_json (fx, "/peer/v1/prompt", body);
     assert_error_reply (reply, 502, "next hop down");
   }
+  g_clear_error (&fx->node->fail_with);
+
+  /* A retried call (same X-Exo-Call-Id) is done once; a failed one is done
+   * again when retried; another id is another call. */
+  {
+    const char *same[] = { "X-Exo-Call-Id", "call-1", NULL };
+    const char *other[] = { "X-Exo-Call-Id", "call-2", NULL };
+    const char *failing[] = { "X-Exo-Call-Id", "call-3", NULL };
+    guint before = fx->node->n_prompts;
+
+    for (guint i = 0; i < 3; i++)
+      {
+        g_autoptr(Reply) reply = http (fx, "POST", "/peer/v1/prompt", "application/json",
+                                       body, strlen (body), same);
+        g_assert_cmpuint (reply->status, ==, 202);
+      }
+    g_assert_cmpuint (fx->node->n_prompts, ==, before + 1);
+    {
+      g_autoptr(Reply) reply = http (fx, "POST", "/peer/v1/prompt", "application/json",
+                                     body, strlen (body), other);
+      g_assert_cmpuint (reply->status, ==, 202);
+    }
+    g_assert_cmpuint (fx->node->n_prompts, ==, before + 2);
+
+    fx->node->fail_with = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "busy");
+    {
+      g_autoptr(Reply) reply = http (fx, "POST", "/peer/v1/prompt", "application/json",
+                                     body, strlen (body), failing);
+      g_assert_cmpuint (reply->status, ==, 504);
+    }
+    g_clear_error (&fx->node->fail_with);
+    {
+      g_autoptr(Reply) reply = http (fx, "POST", "/peer/v1/prompt", "application/json",
+                                     body, strlen (body), failing);
+      g_assert_cmpuint (reply->status, ==, 202);
+    }
+    g_assert_cmpuint (fx->node->n_prompts, ==, before + 4);
+  }
 }
 
 static void

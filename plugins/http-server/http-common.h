@@ -26,6 +26,10 @@ G_DECLARE_FINAL_TYPE (ExoHttpPeer, exo_http_peer, EXO, HTTP_PEER, ExoNetworkReso
 
 /* Sent by ExoHttpPeer on every request: such clients keep connections alive. */
 #define EXO_HTTP_HEADER_PEER         "X-Exo-Peer"
+/* One id per logical peer call, the same on every retry of it: the server
+ * processes a prompt or tensor once even when a timed-out attempt is retried. */
+#define EXO_HTTP_HEADER_CALL_ID      "X-Exo-Call-Id"
+#define EXO_HTTP_MAX_SEEN_CALLS      4096
 
 /* Header names of POST /peer/v1/tensor. */
 #define EXO_HTTP_HEADER_REQUEST_ID   "X-Exo-Request-Id"

@@ -584,6 +584,7 @@ typedef struct
   char    *content_type;
   GBytes  *body;
   GStrv    headers;      /* name, value, name, value, …, NULL */
+  char    *call_id;      /* the same on every attempt (EXO_HTTP_HEADER_CALL_ID) */
 } Call;
 
 static void
@@ -593,6 +594,7 @@ call_free (Call *call)
   g_free (call->content_type);
   g_bytes_unref (call->body);
   g_strfreev (call->headers);
+  g_free (call->call_id);
   g_free (call);
 }
 
@@ -648,6 +650,9 @@ call_attempt (ExoResource  *resource,
       for (guint i = 0; call->headers[i] != NULL && call->headers[i + 1] != NULL; i += 2)
         soup_message_headers_replace (headers, call->headers[i], call->headers[i + 1]);
     }
+  if (call->call_id != NULL)
+    soup_message_headers_replace (soup_message_get_request_headers (msg),
+                                  EXO_HTTP_HEADER_CALL_ID, call->call_id);
   soup_message_set_request_body_from_bytes (msg, call->content_type, call->body);
   /* The runner times each attempt (call-timeout-ms) through @cancellable. */
   exchange_async (self, msg, call->path, 0, cancellable, call_exchange_done, g_object_ref (task));
@@ -687,6 +692,8 @@ call_start (ExoHttpPeer         *self,
   GTask *task = g_task_new (self, cancellable, callback, user_data);
 
   g_task_set_source_tag (task, source_tag);
+  if (call->call_id == NULL)
+    call->call_id = g_uuid_string_random ();
   g_task_set_task_data (task, call, (GDestroyNotify) call_free);
   exo_network_resource_run_async (EXO_NETWORK_RESOURCE (self), call_attempt, call,
                                   (GDestroyNotify) g_bytes_unref, self->call_timeout_ms,

@@ -50,6 +50,8 @@ struct _ExoHttpServer
   SoupServer  *server;
   guint16      bound_port;
   GHashTable  *requests;        /* Request* set: node calls in flight */
+  GHashTable  *seen_calls;      /* call id -> the GList link in seen_order */
+  GQueue       seen_order;      /* call ids, oldest first (owned) */
 
   /* statistics */
   GHashTable  *counts;          /* "path\ncode" -> guint64* */
@@ -60,6 +62,7 @@ struct _ExoHttpServer
   guint64      n_timeouts;
   guint64      n_connections;
   guint64      n_reaped;
+  guint64      n_duplicate_calls;
 };
 
 enum {
@@ -192,6 +195,7 @@ typedef struct
   guint              stream : 1;
   guint              sent_role : 1;
   guint              is_tensor : 1;
+  char              *call_id;       /* peer calls: forgotten again if the call fails */
   /* chat */
   char              *request_id;
   char              *model;
@@ -215,6 +219,7 @@ request_clear (Request *req)
   g_clear_object (&req->msg);
   g_clear_object (&req->self);
   g_clear_pointer (&req->request_id, g_free);
+  g_clear_pointer (&req->call_id, g_free);
   g_clear_pointer (&req->model, g_free);
   if (req->text != NULL)
     g_string_free (req->text, TRUE);
@@ -770,6 +775,55 @@ handle_peer_status (ExoHttpServer     *self,
   respond_json (msg, SOUP_STATUS_OK, root);
 }
 
+/* A peer call seen before (a retry of an attempt that timed out on the
+ * caller's side while we worked on it) is answered without doing it again. */
+static gboolean
+call_seen_before (ExoHttpServer     *self,
+                  SoupServerMessage *msg,
+                  char             **out_call_id)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *call_id = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_CALL_ID);
+  char *copy;
+
+  *out_call_id = NULL;
+  if (call_id == NULL || !exo_http_id_is_valid (call_id))
+    return FALSE;
+  if (g_hash_table_contains (self->seen_calls, call_id))
+    {
+      self->n_duplicate_calls++;
+      return TRUE;
+    }
+  while (self->seen_order.length >= EXO_HTTP_MAX_SEEN_CALLS)
+    {
+      char *oldest = g_queue_pop_head (&self->seen_order);
+      g_hash_table_remove (self->seen_calls, oldest);
+      g_free (oldest);
+    }
+  copy = g_strdup (call_id);
+  g_queue_push_tail (&self->seen_order, copy);
+  g_hash_table_insert (self->seen_calls, copy, self->seen_order.tail);
+  *out_call_id = g_strdup (call_id);
+  return FALSE;
+}
+
+/* The call failed here: a retry must be done, not skipped. */
+static void
+call_forget (ExoHttpServer *self,
+             const char    *call_id)
+{
+  GList *link;
+
+  if (call_id == NULL || self->seen_calls == NULL)
+    return;
+  link = g_hash_table_lookup (self->seen_calls, call_id);
+  if (link == NULL)
+    return;
+  g_hash_table_remove (self->seen_calls, call_id);
+  g_free (link->data);
+  g_queue_delete_link (&self->seen_order, link);
+}
+
 static void
 peer_call_done (GObject      *source,
                 GAsyncResult *result,
@@ -789,6 +843,7 @@ peer_call_done (GObject      *source,
     {
       if (error == NULL)
         g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "the node failed without saying why");
+      call_forget (req->self, req->call_id);
       request_fail_error (req, error);
       return;
     }
@@ -822,7 +877,19 @@ handle_peer_prompt (ExoHttpServer     *self,
       return;
     }
 
-  req = request_new (self, msg, node, REQUEST_PEER);
+  {
+    char *call_id = NULL;
+
+    if (call_seen_before (self, msg, &call_id))
+      {
+        soup_server_message_set_status (msg, SOUP_STATUS_ACCEPTED, NULL);
+        soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC,
+                                          "{\"duplicate\":true}", 16);
+        return;
+      }
+    req = request_new (self, msg, node, REQUEST_PEER);
+    req->call_id = call_id;
+  }
   req->status_ok = SOUP_STATUS_ACCEPTED;
   NODE_IFACE (node)->process_prompt_async (node, shard, prompt, request_id, req->cancellable,
                                            peer_call_done, req);
@@ -912,7 +979,19 @@ handle_peer_tensor (ExoHttpServer     *self,
       return;
     }
 
-  req = request_new (self, msg, node, REQUEST_PEER);
+  {
+    char *call_id = NULL;
+
+    if (call_seen_before (self, msg, &call_id))
+      {
+        soup_server_message_set_status (msg, SOUP_STATUS_ACCEPTED, NULL);
+        soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC,
+                                          "{\"duplicate\":true}", 16);
+        return;
+      }
+    req = request_new (self, msg, node, REQUEST_PEER);
+    req->call_id = call_id;
+  }
   req->status_ok = SOUP_STATUS_ACCEPTED;
   req->is_tensor = TRUE;
   NODE_IFACE (node)->process_tensor_async (node, shard, tensor, request_id, req->cancellable,
@@ -2042,6 +2121,7 @@ exo_http_server_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "connections-open", "u",
                          self->conns != NULL ? g_hash_table_size (self->conns) : 0);
   g_variant_dict_insert (metrics, "connections-closed-idle", "t", self->n_reaped);
+  g_variant_dict_insert (metrics, "duplicate-peer-calls", "t", self->n_duplicate_calls);
   g_variant_dict_insert (metrics, "keep-alive", "b", self->keepalive_socket != NULL);
 }
 
@@ -2063,6 +2143,8 @@ exo_http_server_finalize (GObject *object)
   g_clear_pointer (&self->listen_address, g_free);
   g_clear_pointer (&self->node_id, g_free);
   g_clear_pointer (&self->requests, g_hash_table_unref);
+  g_clear_pointer (&self->seen_calls, g_hash_table_unref);
+  g_queue_clear_full (&self->seen_order, g_free);
   g_clear_pointer (&self->counts, g_hash_table_unref);
 
   G_OBJECT_CLASS (exo_http_server_parent_class)->finalize (object);
@@ -2237,6 +2319,8 @@ exo_http_server_init (ExoHttpServer *self)
   self->max_json_bytes = DEFAULT_MAX_JSON_BYTES;
   self->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
   self->requests = g_hash_table_new (NULL, NULL);
+  self->seen_calls = g_hash_table_new (g_str_hash, g_str_equal);
+  g_queue_init (&self->seen_order);
   self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 }
 
