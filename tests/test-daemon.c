@@ -589,6 +589,47 @@ test_shutdown_method (Fixture *f, gconstpointer data)
   node_free (node);
 }
 
+/* SIGTERM starts the cleanup; a second signal while it runs forces the exit. */
+static void
+test_second_signal (Fixture *f, gconstpointer data)
+{
+  g_autofree char *test_plugins = NULL;
+  g_autofree char *config = write_file (f, "slow.json",
+      "{ \"resources\": [ { \"id\": \"slow\", \"type\": \"test-good\",\n"
+      "    \"settings\": { \"port\": 1, \"cleanup-delay-ms\": 60000 } } ] }\n");
+  g_autoptr(GDBusConnection) c = NULL;
+  g_autofree char *log = NULL;
+  gint64 t0;
+  int pid;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+  test_plugins = g_build_filename (f->plugin_dir, "..", "tests", "plugins", NULL);
+  if (!g_file_test (test_plugins, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("the test plugins are not built");
+      return;
+    }
+
+  node = node_start (f, "second.log", "--plugin-dir", test_plugins, "--config", config,
+                     "--bus-name", "org.exo.Test.Second", NULL);
+  c = client (f);
+  g_assert_true (wait_node_ready (c, "org.exo.Test.Second", 10000));
+  pid = atoi (g_subprocess_get_identifier (node->proc));
+  kill (pid, SIGTERM);
+  g_usleep (300000);
+  t0 = g_get_monotonic_time ();
+  kill (pid, SIGINT);
+  g_assert_cmpint (node_wait (node, 10000), ==, 1);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 5 * G_USEC_PER_SEC);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "slow: ready -> closing"));
+  g_assert_nonnull (strstr (log, "second SIGINT: forcing exit"));
+  g_assert_null (strstr (log, "all resources cleaned up"));
+  node_free (node);
+}
+
 static void
 test_usage_errors (Fixture *f, gconstpointer data)
 {
@@ -622,6 +663,7 @@ main (int argc, char **argv)
   ADD ("/daemon/refused-plugin", test_refused_plugin);
   ADD ("/daemon/bus-name-taken", test_bus_name_taken);
   ADD ("/daemon/shutdown-method", test_shutdown_method);
+  ADD ("/daemon/second-signal", test_second_signal);
   ADD ("/daemon/usage-errors", test_usage_errors);
 #undef ADD
 

@@ -14,6 +14,7 @@ struct _TestGoodResource
   guint        port;
   char        *greeting;
   gboolean     opened;
+  guint        cleanup_delay_ms;   /* a slow cleanup, for shutdown tests */
 };
 
 enum {
@@ -21,6 +22,7 @@ enum {
   PROP_PORT,
   PROP_GREETING,
   PROP_OPENED,
+  PROP_CLEANUP_DELAY_MS,
   N_PROPS,
 };
 
@@ -46,6 +48,13 @@ test_good_resource_do_initialize (ExoResource *resource,
   g_task_return_boolean (task, TRUE);
 }
 
+static gboolean
+delayed_cleanup_cb (gpointer data)
+{
+  g_task_return_boolean (G_TASK (data), TRUE);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 test_good_resource_do_cleanup (ExoResource *resource,
                                GTask       *task)
@@ -56,6 +65,12 @@ test_good_resource_do_cleanup (ExoResource *resource,
     {
       self->opened = FALSE;
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_OPENED]);
+    }
+  if (self->cleanup_delay_ms > 0)
+    {
+      g_timeout_add_full (G_PRIORITY_DEFAULT, self->cleanup_delay_ms, delayed_cleanup_cb,
+                          g_object_ref (task), g_object_unref);
+      return;
     }
   g_task_return_boolean (task, TRUE);
 }
@@ -78,6 +93,9 @@ test_good_resource_get_property (GObject    *object,
       break;
     case PROP_OPENED:
       g_value_set_boolean (value, self->opened);
+      break;
+    case PROP_CLEANUP_DELAY_MS:
+      g_value_set_uint (value, self->cleanup_delay_ms);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -108,6 +126,9 @@ test_good_resource_set_property (GObject      *object,
           self->greeting = g_value_dup_string (value);
           g_object_notify_by_pspec (object, pspec);
         }
+      break;
+    case PROP_CLEANUP_DELAY_MS:
+      self->cleanup_delay_ms = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -146,6 +167,9 @@ test_good_resource_class_init (TestGoodResourceClass *klass)
   properties[PROP_OPENED] =
     g_param_spec_boolean ("opened", NULL, NULL, FALSE,
                           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  properties[PROP_CLEANUP_DELAY_MS] =
+    g_param_spec_uint ("cleanup-delay-ms", NULL, NULL, 0, 600000, 0,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
