@@ -745,6 +745,92 @@ test_objects_added_removed (Fixture       *f,
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (late), NULL));
 }
 
+/* GetManagedObjects answers from a cache: it must follow every change. */
+static GVariant *
+managed_property (GVariant   *objects,
+                  const char *path,
+                  const char *iface,
+                  const char *name)
+{
+  g_autoptr(GVariant) interfaces = g_variant_lookup_value (objects, path, G_VARIANT_TYPE ("a{sa{sv}}"));
+  g_autoptr(GVariant) properties = NULL;
+
+  g_assert_nonnull (interfaces);
+  properties = g_variant_lookup_value (interfaces, iface, G_VARIANT_TYPE ("a{sv}"));
+  g_assert_nonnull (properties);
+  return g_variant_lookup_value (properties, name, NULL);
+}
+
+typedef struct
+{
+  Fixture  *f;
+  gboolean  seen;
+} LateDep;
+
+static gboolean
+late_dependency_seen (gpointer data)
+{
+  LateDep *late = data;
+  g_autoptr(GVariant) objects = get_managed_objects (late->f);
+  g_autoptr(GVariant) deps = managed_property (objects, RESOURCE_PATH ("workers"), "org.exo.Resource1", "DependsOn");
+  g_autofree char *printed = g_variant_print (deps, FALSE);
+
+  return strstr (printed, path_of (late->f, EXO_RESOURCE (late->f->pool))) != NULL;
+}
+
+static void
+test_objects_cache (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GVariant) objects = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GVariant) members = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *topology_before = NULL;
+  g_autofree char *topology_after = NULL;
+  LateDep late = { f, FALSE };
+  gsize workers_at = G_MAXSIZE, pool_at = G_MAXSIZE;
+
+  objects = get_managed_objects (f);
+  value = managed_property (objects, RESOURCE_PATH ("db"), "org.exo.Resource1", "State");
+  g_assert_cmpstr (g_variant_get_string (value, NULL), !=, "ready");
+  g_clear_pointer (&value, g_variant_unref);
+  g_clear_pointer (&objects, g_variant_unref);
+
+  /* A state change shows in the next GetManagedObjects. */
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (f->db), NULL));
+  barrier (f);
+  objects = get_managed_objects (f);
+  value = managed_property (objects, RESOURCE_PATH ("db"), "org.exo.Resource1", "State");
+  g_assert_cmpstr (g_variant_get_string (value, NULL), ==, "ready");
+  g_clear_pointer (&value, g_variant_unref);
+  g_clear_pointer (&objects, g_variant_unref);
+
+  /* A dependency added without a signal is found by the poll: DependsOn,
+   * the group's Members order and the topology follow. */
+  topology_before = get_string (f, EXO_DBUS_NODE_PATH, "org.exo.Node1", "Topology");
+  exo_resource_group_add_dependency (f->root, "workers", exo_resource_get_id (EXO_RESOURCE (f->pool)), &error);
+  g_assert_no_error (error);
+  g_assert_true (exo_test_spin_until (late_dependency_seen, &late, WAIT_MS));
+  barrier (f);
+  members = get_property (f, RESOURCE_PATH ("root"), "org.exo.ResourceGroup1", "Members");
+  for (gsize i = 0; i < g_variant_n_children (members); i++)
+    {
+      const char *path;
+
+      g_variant_get_child (members, i, "&o", &path);
+      if (g_str_equal (path, RESOURCE_PATH ("workers")))
+        workers_at = i;
+      else if (g_str_equal (path, path_of (f, EXO_RESOURCE (f->pool))))
+        pool_at = i;
+    }
+  g_assert_cmpuint (pool_at, <, workers_at);
+  g_assert_cmpuint (workers_at, <, g_variant_n_children (members));
+  topology_after = get_string (f, EXO_DBUS_NODE_PATH, "org.exo.Node1", "Topology");
+  g_assert_cmpstr (topology_after, !=, topology_before);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (f->db), NULL));
+}
+
 /* --- properties and signals -------------------------------------------------- */
 
 static void
@@ -1587,6 +1673,7 @@ main (int argc, char **argv)
 
   ADD ("/exo/dbus/objects/initial", test_objects_initial);
   ADD ("/exo/dbus/objects/added-removed", test_objects_added_removed);
+  ADD ("/exo/dbus/objects/cache", test_objects_cache);
   ADD ("/exo/dbus/node/properties", test_node_properties);
   ADD ("/exo/dbus/node/plugins", test_node_plugins);
   ADD ("/exo/dbus/node/shutdown", test_node_shutdown);

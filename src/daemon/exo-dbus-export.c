@@ -18,6 +18,14 @@
  * "_9" cannot be another id's path; beyond that the table of paths in use
  * keeps them unique.  A path stays the same while the resource is exported.
  *
+ * The ObjectManager is ours, not GDBusObjectManagerServer: building every
+ * object's properties through the skeletons on each GetManagedObjects costs
+ * tens of milliseconds with a thousand objects, so each object's
+ * a{sa{sv}} is kept until a property of it changes (the skeletons notify)
+ * and the whole reply until anything changes.  Each interface skeleton is
+ * exported at its object's path; InterfacesAdded and InterfacesRemoved are
+ * emitted for objects added or removed after exo_dbus_export_new().
+ *
  * Properties mirror the resources live.  The gdbus-codegen skeletons queue
  * property changes and emit one PropertiesChanged per interface in an idle,
  * so any number of changes in one main-loop iteration make at most one
@@ -56,6 +64,7 @@ enum {
   DIRTY_METRICS = 1 << 0,   /* Metrics and pool counters */
   DIRTY_DEPS    = 1 << 1,   /* DependsOn */
   DIRTY_MEMBERS = 1 << 2,   /* Members (groups) */
+  DIRTY_POLL    = 1 << 3,   /* DependsOn, polled: a change marks the group's Members and the topology */
 };
 
 typedef struct
@@ -64,7 +73,6 @@ typedef struct
   ExoResource            *resource;   /* owned */
   ExoResourceGroup       *parent;     /* unowned: the group it is a member of, NULL for the root */
   char                   *path;
-  ExoDBusObjectSkeleton  *object;
   ExoDBusResource1       *iface;
   ExoDBusResourcePool1   *pool;       /* NULL unless a pool */
   ExoDBusResourceGroup1  *group;      /* NULL unless a group */
@@ -74,6 +82,11 @@ typedef struct
   gulong                  member_removed_id;
   guint                   dirty;
   gboolean                queued;     /* in self->dirty_entries */
+  gboolean                exported;   /* its skeletons are on the connection */
+  char                  **deps;       /* the dependency ids last seen */
+  ExoPoolStats            stats;      /* the pool counters last set */
+  gboolean                has_stats;
+  GVariant               *cached;     /* a{sa{sv}} for GetManagedObjects; NULL when stale */
 } Entry;
 
 struct _ExoDBusExport
@@ -82,7 +95,8 @@ struct _ExoDBusExport
 
   GDBusConnection          *connection;
   GMainContext             *context;
-  GDBusObjectManagerServer *manager;
+  guint                     manager_id;     /* the ObjectManager registration */
+  GVariant                 *managed_objects; /* a{oa{sa{sv}}}; NULL when stale */
   ExoResourceGroup         *root;
   char                     *node_id;
   uid_t                     uid;
@@ -104,6 +118,7 @@ struct _ExoDBusExport
   GSource                  *refresh_source;
   GSource                  *poll_source;
   gboolean                  exported;
+  gboolean                  published;      /* objects go on the connection when added */
 };
 
 G_DEFINE_FINAL_TYPE (ExoDBusExport, exo_dbus_export, G_TYPE_OBJECT)
@@ -276,14 +291,27 @@ static void
 sync_metrics (Entry *entry)
 {
   g_autoptr(GVariant) metrics = exo_resource_get_metrics (entry->resource);
+  GVariant *current = exo_dbus_resource1_get_metrics (entry->iface);
 
-  exo_dbus_resource1_set_metrics (entry->iface, metrics);
+  /* Polled every second for every resource: skip the setter (GValue,
+   * lock, notify freeze) when nothing changed. */
+  if (current == NULL || !g_variant_equal (current, metrics))
+    exo_dbus_resource1_set_metrics (entry->iface, metrics);
 
   if (entry->pool != NULL)
     {
       ExoPoolStats stats;
 
       exo_resource_pool_get_stats (EXO_RESOURCE_POOL (entry->resource), &stats);
+      if (entry->has_stats &&
+          stats.min_size == entry->stats.min_size && stats.max_size == entry->stats.max_size &&
+          stats.size == entry->stats.size && stats.idle == entry->stats.idle &&
+          stats.in_use == entry->stats.in_use && stats.waiting == entry->stats.waiting &&
+          stats.acquired == entry->stats.acquired && stats.timeouts == entry->stats.timeouts &&
+          stats.created == entry->stats.created && stats.destroyed == entry->stats.destroyed)
+        return;
+      entry->stats = stats;
+      entry->has_stats = TRUE;
       g_object_set (entry->pool,
                     "min-size", stats.min_size,
                     "max-size", stats.max_size,
@@ -299,16 +327,27 @@ sync_metrics (Entry *entry)
     }
 }
 
-static void
-sync_depends_on (Entry *entry)
+/* Returns whether the dependency ids changed since the last call.  With
+ * @polled, unchanged ids leave DependsOn alone (the paths they map to only
+ * change with membership, which marks DIRTY_DEPS). */
+static gboolean
+sync_depends_on (Entry    *entry,
+                 gboolean  polled)
 {
   ExoDBusExport *self = entry->self;
   g_autoptr(GPtrArray) paths = g_ptr_array_new ();
   g_auto(GStrv) deps = NULL;
+  gboolean changed;
 
   if (entry->parent != NULL)
     deps = exo_resource_group_get_dependencies (entry->parent,
                                                 exo_resource_get_id (entry->resource));
+  if (deps == NULL)
+    deps = g_new0 (char *, 1);
+  changed = entry->deps == NULL || !g_strv_equal ((const char * const *) entry->deps,
+                                                  (const char * const *) deps);
+  if (polled && !changed)
+    return FALSE;
 
   for (guint i = 0; deps != NULL && deps[i] != NULL; i++)
     {
@@ -320,6 +359,12 @@ sync_depends_on (Entry *entry)
   g_ptr_array_add (paths, NULL);
 
   exo_dbus_resource1_set_depends_on (entry->iface, (const char * const *) paths->pdata);
+  if (changed)
+    {
+      g_strfreev (entry->deps);
+      entry->deps = g_steal_pointer (&deps);
+    }
+  return changed;
 }
 
 static void
@@ -467,8 +512,22 @@ refresh_cb (gpointer data)
       entry->dirty = 0;
       if (what & DIRTY_METRICS)
         sync_metrics (entry);
-      if (what & DIRTY_DEPS)
-        sync_depends_on (entry);
+      if (what & (DIRTY_DEPS | DIRTY_POLL))
+        {
+          /* A dependency added to a member reorders its group's Members
+           * and changes the topology; nothing else says so.  These land
+           * in the next refresh, still before the skeletons' emission. */
+          gboolean polled = !(what & DIRTY_DEPS);
+
+          if (sync_depends_on (entry, polled) && polled && entry->parent != NULL)
+            {
+              Entry *parent = lookup_entry (self, EXO_RESOURCE (entry->parent));
+
+              if (parent != NULL)
+                mark_dirty (parent, DIRTY_MEMBERS);
+              mark_topology_dirty (self);
+            }
+        }
       if ((what & DIRTY_MEMBERS) && entry->group != NULL)
         sync_members (entry);
     }
@@ -486,7 +545,9 @@ refresh_cb (gpointer data)
 
 /* Metrics and pool counters change without a signal, and so do DependsOn
  * and Members after exo_resource_group_add_dependency(): look once a second.
- * Values that did not change emit nothing. */
+ * Values that did not change emit nothing.  Members and the topology (the
+ * costly ones) are only recomputed when some dependency list changed: their
+ * other inputs (states, membership) come with signals. */
 static gboolean
 poll_cb (gpointer data)
 {
@@ -496,8 +557,7 @@ poll_cb (gpointer data)
 
   g_hash_table_iter_init (&iter, self->entries);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    mark_dirty (value, DIRTY_METRICS | DIRTY_DEPS | DIRTY_MEMBERS);
-  mark_topology_dirty (self);
+    mark_dirty (value, DIRTY_METRICS | DIRTY_POLL);
 
   return G_SOURCE_CONTINUE;
 }
@@ -965,22 +1025,237 @@ on_handle_get_resource (ExoDBusNode1          *iface,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* --- the object manager -------------------------------------------------- */
+
+/* org.freedesktop.DBus.ObjectManager, as GDBusObjectManagerServer has it.
+ * Ours answers GetManagedObjects from a per-object a{sa{sv}} kept until one
+ * of the object's properties changes (the skeletons notify), and the whole
+ * reply until any object changes, is added or removed. */
+static const char manager_xml[] =
+  "<node>"
+  "  <interface name='org.freedesktop.DBus.ObjectManager'>"
+  "    <method name='GetManagedObjects'>"
+  "      <arg type='a{oa{sa{sv}}}' name='object_paths_interfaces_and_properties' direction='out'/>"
+  "    </method>"
+  "    <signal name='InterfacesAdded'>"
+  "      <arg type='o' name='object_path'/>"
+  "      <arg type='a{sa{sv}}' name='interfaces_and_properties'/>"
+  "    </signal>"
+  "    <signal name='InterfacesRemoved'>"
+  "      <arg type='o' name='object_path'/>"
+  "      <arg type='as' name='interfaces'/>"
+  "    </signal>"
+  "  </interface>"
+  "</node>";
+
+static GDBusInterfaceInfo *
+manager_interface_info (void)
+{
+  static GDBusInterfaceInfo *info = NULL;
+
+  if (g_once_init_enter (&info))
+    {
+      g_autoptr(GDBusNodeInfo) node = g_dbus_node_info_new_for_xml (manager_xml, NULL);
+      GDBusInterfaceInfo *iface = g_dbus_interface_info_ref (node->interfaces[0]);
+
+      g_dbus_interface_info_cache_build (iface);
+      g_once_init_leave (&info, iface);
+    }
+  return info;
+}
+
+/* The skeletons of @entry, in the order GetManagedObjects lists them. */
+static guint
+entry_get_skeletons (Entry                 *entry,
+                     GDBusInterfaceSkeleton *skeletons[3])
+{
+  guint n = 0;
+
+  skeletons[n++] = G_DBUS_INTERFACE_SKELETON (entry->iface);
+  if (entry->pool != NULL)
+    skeletons[n++] = G_DBUS_INTERFACE_SKELETON (entry->pool);
+  if (entry->group != NULL)
+    skeletons[n++] = G_DBUS_INTERFACE_SKELETON (entry->group);
+  return n;
+}
+
+static void
+on_skeleton_notify (GObject    *skeleton,
+                    GParamSpec *pspec,
+                    gpointer    user_data)
+{
+  Entry *entry = user_data;
+
+  g_clear_pointer (&entry->cached, g_variant_unref);
+  g_clear_pointer (&entry->self->managed_objects, g_variant_unref);
+}
+
+/* Returns: (transfer none): the interfaces and properties of @entry, a{sa{sv}} */
+static GVariant *
+entry_get_interfaces (Entry *entry)
+{
+  if (entry->cached == NULL)
+    {
+      GDBusInterfaceSkeleton *skeletons[3];
+      guint n = entry_get_skeletons (entry, skeletons);
+      GVariantBuilder builder;
+
+      g_variant_builder_init (&builder, G_VARIANT_TYPE ("a{sa{sv}}"));
+      for (guint i = 0; i < n; i++)
+        {
+          /* transfer full, not floating (g_variant_take_ref) */
+          g_autoptr(GVariant) properties = g_dbus_interface_skeleton_get_properties (skeletons[i]);
+
+          g_variant_builder_add (&builder, "{s@a{sv}}",
+                                 g_dbus_interface_skeleton_get_info (skeletons[i])->name,
+                                 properties);
+        }
+      entry->cached = g_variant_ref_sink (g_variant_builder_end (&builder));
+      /* Serialised once here, copied as it is into every reply. */
+      g_variant_get_data (entry->cached);
+    }
+  return entry->cached;
+}
+
+static GVariant *
+get_managed_objects (ExoDBusExport *self)
+{
+  if (self->managed_objects == NULL)
+    {
+      GVariantBuilder builder;
+      GHashTableIter iter;
+      gpointer value;
+
+      g_variant_builder_init (&builder, G_VARIANT_TYPE ("a{oa{sa{sv}}}"));
+      g_hash_table_iter_init (&iter, self->entries);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        {
+          Entry *entry = value;
+
+          if (entry->exported)
+            g_variant_builder_add (&builder, "{o@a{sa{sv}}}", entry->path,
+                                   entry_get_interfaces (entry));
+        }
+      self->managed_objects = g_variant_ref_sink (g_variant_builder_end (&builder));
+      g_variant_get_data (self->managed_objects);
+    }
+  return self->managed_objects;
+}
+
+static void
+manager_method_call (GDBusConnection       *connection,
+                     const char            *sender,
+                     const char            *object_path,
+                     const char            *interface_name,
+                     const char            *method_name,
+                     GVariant              *parameters,
+                     GDBusMethodInvocation *invocation,
+                     gpointer               user_data)
+{
+  ExoDBusExport *self = user_data;
+
+  /* GDBus has checked the call against the interface: GetManagedObjects (). */
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(@a{oa{sa{sv}}})",
+                                                        get_managed_objects (self)));
+}
+
+static const GDBusInterfaceVTable manager_vtable = {
+  manager_method_call, NULL, NULL, { NULL },
+};
+
+static void
+emit_manager_signal (ExoDBusExport *self,
+                     const char    *name,
+                     GVariant      *parameters)
+{
+  g_dbus_connection_emit_signal (self->connection, NULL, EXO_DBUS_NODE_PATH,
+                                 "org.freedesktop.DBus.ObjectManager", name,
+                                 parameters, NULL);
+}
+
+/* Puts @entry's skeletons on the connection; @announce emits InterfacesAdded. */
+static void
+entry_export (Entry    *entry,
+              gboolean  announce)
+{
+  ExoDBusExport *self = entry->self;
+  GDBusInterfaceSkeleton *skeletons[3];
+  guint n = entry_get_skeletons (entry, skeletons);
+
+  if (entry->exported)
+    return;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (!g_dbus_interface_skeleton_export (skeletons[i], self->connection, entry->path, &error))
+        g_critical ("cannot export %s on %s: %s",
+                    g_dbus_interface_skeleton_get_info (skeletons[i])->name, entry->path,
+                    error->message);
+    }
+  entry->exported = TRUE;
+  g_clear_pointer (&self->managed_objects, g_variant_unref);
+
+  if (announce)
+    emit_manager_signal (self, "InterfacesAdded",
+                         g_variant_new ("(o@a{sa{sv}})", entry->path,
+                                        entry_get_interfaces (entry)));
+}
+
+/* Takes @entry's skeletons off the connection; @announce emits InterfacesRemoved. */
+static void
+entry_unexport (Entry    *entry,
+                gboolean  announce)
+{
+  ExoDBusExport *self = entry->self;
+  GDBusInterfaceSkeleton *skeletons[3];
+  guint n = entry_get_skeletons (entry, skeletons);
+
+  if (!entry->exported)
+    return;
+  entry->exported = FALSE;
+  g_clear_pointer (&self->managed_objects, g_variant_unref);
+
+  if (announce)
+    {
+      GVariantBuilder names;
+
+      g_variant_builder_init (&names, G_VARIANT_TYPE ("as"));
+      for (guint i = 0; i < n; i++)
+        g_variant_builder_add (&names, "s", g_dbus_interface_skeleton_get_info (skeletons[i])->name);
+      emit_manager_signal (self, "InterfacesRemoved",
+                           g_variant_new ("(oas)", entry->path, &names));
+    }
+
+  for (guint i = 0; i < n; i++)
+    if (g_dbus_interface_skeleton_has_connection (skeletons[i], self->connection))
+      g_dbus_interface_skeleton_unexport_from_connection (skeletons[i], self->connection);
+}
+
 /* --- adding and removing -------------------------------------------------- */
 
 static void
 entry_free (Entry *entry)
 {
+  entry_unexport (entry, FALSE);
   g_clear_signal_handler (&entry->state_changed_id, entry->resource);
   g_clear_signal_handler (&entry->notify_id, entry->resource);
   g_clear_signal_handler (&entry->member_added_id, entry->resource);
   g_clear_signal_handler (&entry->member_removed_id, entry->resource);
   if (entry->iface != NULL)
     g_signal_handlers_disconnect_by_data (entry->iface, entry);
+  if (entry->pool != NULL)
+    g_signal_handlers_disconnect_by_data (entry->pool, entry);
+  if (entry->group != NULL)
+    g_signal_handlers_disconnect_by_data (entry->group, entry);
   g_clear_object (&entry->iface);
   g_clear_object (&entry->pool);
   g_clear_object (&entry->group);
-  g_clear_object (&entry->object);
   g_clear_object (&entry->resource);
+  g_clear_pointer (&entry->cached, g_variant_unref);
+  g_strfreev (entry->deps);
   g_free (entry->path);
   g_free (entry);
 }
@@ -1000,7 +1275,6 @@ add_resource (ExoDBusExport    *self,
   entry->resource = g_object_ref (resource);
   entry->parent = parent;
   entry->path = make_path (self, exo_resource_get_id (resource));
-  entry->object = exo_dbus_object_skeleton_new (entry->path);
   g_hash_table_insert (self->entries, resource, entry);
   g_hash_table_insert (self->paths, entry->path, entry);
 
@@ -1011,17 +1285,17 @@ add_resource (ExoDBusExport    *self,
                 "display-name", exo_resource_get_display_name (resource),
                 NULL);
   sync_state (entry);
-  sync_depends_on (entry);
+  sync_depends_on (entry, FALSE);
   g_signal_connect (entry->iface, "handle-initialize", G_CALLBACK (on_handle_initialize), entry);
   g_signal_connect (entry->iface, "handle-cleanup", G_CALLBACK (on_handle_cleanup), entry);
   g_signal_connect (entry->iface, "handle-restart", G_CALLBACK (on_handle_restart), entry);
   g_signal_connect (entry->iface, "handle-check-health", G_CALLBACK (on_handle_check_health), entry);
-  exo_dbus_object_skeleton_set_resource1 (entry->object, entry->iface);
+  g_signal_connect (entry->iface, "notify", G_CALLBACK (on_skeleton_notify), entry);
 
   if (EXO_IS_RESOURCE_POOL (resource))
     {
       entry->pool = exo_dbus_resource_pool1_skeleton_new ();
-      exo_dbus_object_skeleton_set_resource_pool1 (entry->object, entry->pool);
+      g_signal_connect (entry->pool, "notify", G_CALLBACK (on_skeleton_notify), entry);
     }
   sync_metrics (entry);
 
@@ -1035,7 +1309,7 @@ add_resource (ExoDBusExport    *self,
       g_autoptr(GPtrArray) members = exo_resource_group_get_members (group);
 
       entry->group = exo_dbus_resource_group1_skeleton_new ();
-      exo_dbus_object_skeleton_set_resource_group1 (entry->object, entry->group);
+      g_signal_connect (entry->group, "notify", G_CALLBACK (on_skeleton_notify), entry);
       entry->member_added_id = g_signal_connect (group, "member-added",
                                                  G_CALLBACK (on_member_added), entry);
       entry->member_removed_id = g_signal_connect (group, "member-removed",
@@ -1046,7 +1320,9 @@ add_resource (ExoDBusExport    *self,
       sync_members (entry);
     }
 
-  g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (entry->object));
+  /* Members first, then the group, as GDBusObjectManagerServer did. */
+  if (self->published)
+    entry_export (entry, TRUE);
 }
 
 static void
@@ -1071,7 +1347,7 @@ remove_resource (ExoDBusExport *self,
 
   if (entry->queued)
     g_ptr_array_remove_fast (self->dirty_entries, entry);
-  g_dbus_object_manager_server_unexport (self->manager, entry->path);
+  entry_unexport (entry, TRUE);
   g_hash_table_remove (self->paths, entry->path);
   g_hash_table_remove (self->entries, entry->resource);   /* frees entry */
 }
@@ -1134,7 +1410,24 @@ exo_dbus_export_new (GDBusConnection  *connection,
   flush_refresh (self);
 
   /* Everything is in place: go public. */
-  g_dbus_object_manager_server_set_connection (self->manager, connection);
+  self->manager_id = g_dbus_connection_register_object (connection, EXO_DBUS_NODE_PATH,
+                                                        manager_interface_info (),
+                                                        &manager_vtable, self, NULL, &error);
+  if (self->manager_id == 0)
+    {
+      g_critical ("cannot export %s on %s: %s", "org.freedesktop.DBus.ObjectManager",
+                  EXO_DBUS_NODE_PATH, error->message);
+      g_clear_error (&error);
+    }
+  {
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init (&iter, self->entries);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      entry_export (value, FALSE);
+  }
+  self->published = TRUE;
   if (g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->node), connection,
                                         EXO_DBUS_NODE_PATH, &error))
     self->node_exported = TRUE;
@@ -1287,10 +1580,14 @@ exo_dbus_export_unexport (ExoDBusExport *self)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->node));
   self->node_exported = FALSE;
 
-  g_dbus_object_manager_server_set_connection (self->manager, NULL);
+  if (self->manager_id != 0)
+    g_dbus_connection_unregister_object (self->connection, self->manager_id);
+  self->manager_id = 0;
+  self->published = FALSE;
   g_ptr_array_set_size (self->dirty_entries, 0);
   g_hash_table_remove_all (self->paths);
-  g_hash_table_remove_all (self->entries);
+  g_hash_table_remove_all (self->entries);   /* unexports, no InterfacesRemoved */
+  g_clear_pointer (&self->managed_objects, g_variant_unref);
 }
 
 static void
@@ -1302,7 +1599,6 @@ exo_dbus_export_dispose (GObject *object)
   if (self->node != NULL)
     g_signal_handlers_disconnect_by_data (self->node, self);
   g_clear_object (&self->node);
-  g_clear_object (&self->manager);
   g_clear_object (&self->root);
   g_clear_object (&self->connection);
 
@@ -1354,7 +1650,6 @@ exo_dbus_export_init (ExoDBusExport *self)
 {
   self->context = g_main_context_ref_thread_default ();
   self->uid = geteuid ();
-  self->manager = g_dbus_object_manager_server_new (EXO_DBUS_NODE_PATH);
   self->entries = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) entry_free);
   self->paths = g_hash_table_new (g_str_hash, g_str_equal);
   self->dirty_entries = g_ptr_array_new ();
