@@ -228,6 +228,22 @@ typedef void (*ExoTokenFunc) (const char   *request_id,
  * The orchestration of a node, as exo's `Node`: what the server calls when
  * a peer or a user asks for something.  The `node` plugin implements it.
  */
+/**
+ * ExoNodeRoleInterface::chat_async:
+ * @self: the node
+ * @model: (nullable): the model asked for; %NULL or empty for the one served
+ * @prompt: the prompt
+ * @request_id: (nullable): the request id; %NULL to make one
+ * @on_token: (nullable) (scope notified) (closure token_data): called with
+ *   new tokens until @callback runs
+ * @token_data: data for @on_token
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called when the request ends
+ * @user_data: data for @callback
+ *
+ * Runs a request of the user API through the ring; finish with
+ * [vfunc@Exo.NodeRole.chat_finish].
+ */
 struct _ExoNodeRoleInterface
 {
   GTypeInterface parent_iface;

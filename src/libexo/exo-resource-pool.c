@@ -2502,7 +2502,7 @@ exo_resource_pool_set_##name (ExoResourcePool *self,                           \
 /**
  * exo_resource_pool_set_idle_timeout:
  * @self: a pool
- * @value: milliseconds, 0 = never evict
+ * @timeout_ms: milliseconds, 0 = never evict
  *
  * Sets #ExoResourcePool:idle-timeout-ms.
  */
@@ -2516,7 +2516,7 @@ DEFINE_MS_PROPERTY (idle_timeout, idle_timeout_ms, PROP_IDLE_TIMEOUT_MS)
 /**
  * exo_resource_pool_set_max_lifetime:
  * @self: a pool
- * @value: milliseconds, 0 = unlimited
+ * @lifetime_ms: milliseconds, 0 = unlimited
  *
  * Sets #ExoResourcePool:max-lifetime-ms.
  */
@@ -2530,7 +2530,7 @@ DEFINE_MS_PROPERTY (max_lifetime, lifetime_ms, PROP_MAX_LIFETIME_MS)
 /**
  * exo_resource_pool_set_validate_after_idle:
  * @self: a pool
- * @value: milliseconds, 0 = never validate
+ * @idle_ms: milliseconds, 0 = never validate
  *
  * Sets #ExoResourcePool:validate-after-idle-ms.
  */
@@ -2544,7 +2544,7 @@ DEFINE_MS_PROPERTY (validate_after_idle, validate_ms, PROP_VALIDATE_AFTER_IDLE_M
 /**
  * exo_resource_pool_set_idle_check_interval:
  * @self: a pool
- * @value: milliseconds, 0 = no periodic checks
+ * @interval_ms: milliseconds, 0 = no periodic checks
  *
  * Sets #ExoResourcePool:idle-check-interval-ms.
  */
@@ -2558,7 +2558,7 @@ DEFINE_MS_PROPERTY (idle_check_interval, check_ms, PROP_IDLE_CHECK_INTERVAL_MS)
 /**
  * exo_resource_pool_set_leak_threshold:
  * @self: a pool
- * @value: milliseconds, 0 = no leak detection
+ * @threshold_ms: milliseconds, 0 = no leak detection
  *
  * Sets #ExoResourcePool:leak-threshold-ms.
  */

@@ -188,7 +188,7 @@ struct _ExoRestartLimiter
 };
 
 /**
- * exo_restart_limiter_new:
+ * exo_restart_limiter_new: (skip)
  * @burst: restarts allowed within @interval_ms (0 = unlimited)
  * @interval_ms: the window
  *
