@@ -304,4 +304,11 @@ struct _ExoNodeRoleInterface
   gpointer padding[8];
 };
 
+/* --- this host ------------------------------------------------------------ */
+
+EXO_AVAILABLE_IN_ALL
+GVariant   *exo_device_capabilities_probe (void);
+EXO_AVAILABLE_IN_ALL
+const char *exo_node_id_default           (void);
+
 G_END_DECLS

@@ -30,7 +30,6 @@
 
 #include <json-glib/json-glib.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 #define LOG_DOMAIN "exo-node-plugin"
 
@@ -2646,7 +2645,6 @@ resolve_node_id (ExoClusterNode  *self,
                  GError         **error)
 {
   g_autofree char *discovery_id = NULL;
-  const char *env = g_getenv ("EXO_NODE_ID");
   g_autofree char *id = NULL;
 
   if (self->discovery != NULL)
@@ -2676,12 +2674,8 @@ resolve_node_id (ExoClusterNode  *self,
     }
   else if (discovery_id != NULL)
     id = g_steal_pointer (&discovery_id);
-  else if (env != NULL && *env != '\0')
-    id = g_strdup (env);
-  else if (self->node_id != NULL)
-    id = g_strdup (self->node_id);
   else
-    id = g_uuid_string_random ();
+    id = g_strdup (exo_node_id_default ());
 
   if (!node_id_is_valid (id))
     {
@@ -2699,32 +2693,17 @@ resolve_node_id (ExoClusterNode  *self,
   return TRUE;
 }
 
-static guint64
-host_memory_mib (void)
-{
-  g_autofree char *contents = NULL;
-  const char *line;
-
-  if (!g_file_get_contents ("/proc/meminfo", &contents, NULL, NULL))
-    return 0;
-  line = strstr (contents, "MemTotal:");
-  if (line == NULL)
-    return 0;
-  return g_ascii_strtoull (line + strlen ("MemTotal:"), NULL, 10) / 1024;
-}
-
 static NodeCaps *
 own_caps (ExoClusterNode *self)
 {
-  struct utsname u;
-  const char *chip = "unknown";
-  g_autofree char *model = NULL;
+  g_autoptr(GVariant) host = exo_device_capabilities_probe ();
+  const char *model = "Linux", *chip = "unknown";
+  guint64 memory = 0;
 
-  if (uname (&u) == 0)
-    chip = u.machine;
-  model = g_strdup_printf ("Linux box (%s)", g_get_host_name ());
-  return node_caps_new (model, chip,
-                        self->device_memory_mib > 0 ? self->device_memory_mib : host_memory_mib ());
+  g_variant_lookup (host, "model", "&s", &model);
+  g_variant_lookup (host, "chip", "&s", &chip);
+  g_variant_lookup (host, "memory", "t", &memory);
+  return node_caps_new (model, chip, self->device_memory_mib > 0 ? self->device_memory_mib : memory);
 }
 
 static void
@@ -3156,7 +3135,8 @@ exo_cluster_node_class_init (ExoClusterNodeClass *klass)
    * ExoClusterNode:node-id:
    *
    * This node's id.  Default: the discovery's `node-id`, else the
-   * environment variable `EXO_NODE_ID`, else a random UUID.  Must equal the
+   * environment variable `EXO_NODE_ID`, else a random UUID made once per
+   * process (exo_node_id_default(), as the discovery does).  Must equal the
    * discovery's id.
    */
   properties[PROP_NODE_ID] =

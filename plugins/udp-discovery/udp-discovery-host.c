@@ -13,7 +13,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 void
 udp_discovery_interface_free (UdpDiscoveryInterface *iface)
@@ -148,51 +147,21 @@ udp_discovery_list_interfaces (void)
   return list;
 }
 
-static guint64
-read_mem_total_mib (void)
-{
-  g_autofree char *contents = NULL;
-  const char *line;
-
-  if (!g_file_get_contents ("/proc/meminfo", &contents, NULL, NULL))
-    return 0;
-  line = strstr (contents, "MemTotal:");
-  if (line == NULL)
-    return 0;
-  return g_ascii_strtoull (line + strlen ("MemTotal:"), NULL, 10) / 1024;
-}
-
 void
 udp_discovery_device_probe (UdpDiscoveryDevice *device)
 {
-  if (device->memory_mib == 0)
-    device->memory_mib = read_mem_total_mib ();
+  g_autoptr(GVariant) host = exo_device_capabilities_probe ();
 
+  if (device->memory_mib == 0)
+    g_variant_lookup (host, "memory", "t", &device->memory_mib);
   if (device->chip == NULL || *device->chip == '\0')
     {
-      struct utsname u;
-
       g_free (device->chip);
-      device->chip = g_strdup (uname (&u) == 0 ? u.machine : "unknown");
+      g_variant_lookup (host, "chip", "s", &device->chip);
     }
-
   if (device->model == NULL || *device->model == '\0')
     {
-      g_autofree char *product = NULL;
-
       g_free (device->model);
-      device->model = NULL;
-      if (g_file_get_contents ("/sys/devices/virtual/dmi/id/product_name", &product, NULL, NULL) &&
-          g_utf8_validate (g_strstrip (product), -1, NULL) && *product != '\0')
-        {
-          /* Peers refuse control characters. */
-          for (char *c = product; *c != '\0'; c++)
-            if ((guchar) *c < 0x20 || *c == 0x7f)
-              *c = ' ';
-          device->model = g_utf8_substring (product, 0, MIN (g_utf8_strlen (product, -1),
-                                                             UDP_DISCOVERY_MAX_STRING));
-        }
-      else
-        device->model = g_strdup ("Linux");
+      g_variant_lookup (host, "model", "s", &device->model);
     }
 }

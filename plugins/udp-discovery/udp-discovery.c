@@ -255,30 +255,15 @@ destroy_source (GSource **source)
   g_clear_pointer (source, g_source_unref);
 }
 
-static char *process_node_id = NULL;
-
-/* The node id used when none is configured and EXO_NODE_ID is not set:
- * made once per process, so that every resource of a node agrees. */
-static const char *
-get_process_node_id (void)
-{
-  if (g_once_init_enter (&process_node_id))
-    g_once_init_leave (&process_node_id, g_uuid_string_random ());
-  return process_node_id;
-}
-
 static void
 resolve_node_id (UdpDiscovery *self)
 {
-  const char *env = g_getenv ("EXO_NODE_ID");
   const char *id;
 
   if (self->node_id != NULL && *self->node_id != '\0')
     id = self->node_id;
-  else if (env != NULL && *env != '\0')
-    id = env;
   else
-    id = get_process_node_id ();
+    id = exo_node_id_default ();
 
   if (g_strcmp0 (id, self->effective_node_id) == 0)
     return;

@@ -4,6 +4,9 @@
  */
 #include "exo-private.h"
 
+#include <string.h>
+#include <sys/utsname.h>
+
 /* --- ExoPeerHandle ------------------------------------------------------- */
 
 G_DEFINE_INTERFACE (ExoPeerHandle, exo_peer_handle, EXO_TYPE_RESOURCE)
@@ -192,4 +195,84 @@ G_DEFINE_INTERFACE (ExoNodeRole, exo_node_role, EXO_TYPE_RESOURCE)
 static void
 exo_node_role_default_init (ExoNodeRoleInterface *iface)
 {
+}
+
+/* --- this host ------------------------------------------------------------ */
+
+#define MAX_MODEL_CHARS 256
+
+static guint64
+mem_total_mib (void)
+{
+  g_autofree char *contents = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/meminfo", &contents, NULL, NULL))
+    return 0;
+  line = strstr (contents, "MemTotal:");
+  if (line == NULL)
+    return 0;
+  return g_ascii_strtoull (line + strlen ("MemTotal:"), NULL, 10) / 1024;
+}
+
+static char *
+product_name (void)
+{
+  g_autofree char *product = NULL;
+
+  if (!g_file_get_contents ("/sys/devices/virtual/dmi/id/product_name", &product, NULL, NULL)
+      || !g_utf8_validate (g_strstrip (product), -1, NULL) || *product == '\0')
+    return g_strdup ("Linux");
+
+  /* Peers refuse control characters. */
+  for (char *c = product; *c != '\0'; c++)
+    if ((guchar) *c < 0x20 || *c == 0x7f)
+      *c = ' ';
+  return g_utf8_substring (product, 0, MIN (g_utf8_strlen (product, -1), MAX_MODEL_CHARS));
+}
+
+/**
+ * exo_device_capabilities_probe:
+ *
+ * Reads what this host is: `model` (the DMI product name, or "Linux"),
+ * `chip` (the machine from uname) and `memory` (MemTotal in MiB), in the
+ * `a{sv}` form of exo_peer_handle_get_device_capabilities().  Reads files:
+ * call it when a resource starts, not per request.
+ *
+ * Returns: (transfer full): `a{sv}`
+ */
+GVariant *
+exo_device_capabilities_probe (void)
+{
+  GVariantDict dict;
+  struct utsname u;
+  g_autofree char *model = product_name ();
+
+  g_variant_dict_init (&dict, NULL);
+  g_variant_dict_insert (&dict, "model", "s", model);
+  g_variant_dict_insert (&dict, "chip", "s", uname (&u) == 0 ? u.machine : "unknown");
+  g_variant_dict_insert (&dict, "memory", "t", mem_total_mib ());
+  return g_variant_ref_sink (g_variant_dict_end (&dict));
+}
+
+/**
+ * exo_node_id_default:
+ *
+ * The node id for resources that are not given one: `$EXO_NODE_ID` (exo-node
+ * sets it), else a random UUID made once per process, so that every
+ * resource of a node agrees.
+ *
+ * Returns: (transfer none): the id
+ */
+const char *
+exo_node_id_default (void)
+{
+  static char *process_node_id;
+  const char *env = g_getenv ("EXO_NODE_ID");
+
+  if (env != NULL && *env != '\0')
+    return env;
+  if (g_once_init_enter (&process_node_id))
+    g_once_init_leave (&process_node_id, g_uuid_string_random ());
+  return process_node_id;
 }
