@@ -807,6 +807,29 @@ call_seen_before (ExoHttpServer     *self,
   return FALSE;
 }
 
+/* The request of a prompt or tensor call, answered 202 when it succeeds;
+ * NULL when the call was seen before (then it is answered here). */
+static Request *
+peer_request_new (ExoHttpServer     *self,
+                  SoupServerMessage *msg,
+                  ExoNodeRole       *node)
+{
+  char *call_id = NULL;
+  Request *req;
+
+  if (call_seen_before (self, msg, &call_id))
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_ACCEPTED, NULL);
+      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC,
+                                        "{\"duplicate\":true}", 16);
+      return NULL;
+    }
+  req = request_new (self, msg, node, REQUEST_PEER);
+  req->call_id = call_id;
+  req->status_ok = SOUP_STATUS_ACCEPTED;
+  return req;
+}
+
 /* The call failed here: a retry must be done, not skipped. */
 static void
 call_forget (ExoHttpServer *self,
@@ -877,20 +900,9 @@ handle_peer_prompt (ExoHttpServer     *self,
       return;
     }
 
-  {
-    char *call_id = NULL;
-
-    if (call_seen_before (self, msg, &call_id))
-      {
-        soup_server_message_set_status (msg, SOUP_STATUS_ACCEPTED, NULL);
-        soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC,
-                                          "{\"duplicate\":true}", 16);
-        return;
-      }
-    req = request_new (self, msg, node, REQUEST_PEER);
-    req->call_id = call_id;
-  }
-  req->status_ok = SOUP_STATUS_ACCEPTED;
+  req = peer_request_new (self, msg, node);
+  if (req == NULL)
+    return;
   NODE_IFACE (node)->process_prompt_async (node, shard, prompt, request_id, req->cancellable,
                                            peer_call_done, req);
 }
@@ -979,20 +991,9 @@ handle_peer_tensor (ExoHttpServer     *self,
       return;
     }
 
-  {
-    char *call_id = NULL;
-
-    if (call_seen_before (self, msg, &call_id))
-      {
-        soup_server_message_set_status (msg, SOUP_STATUS_ACCEPTED, NULL);
-        soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC,
-                                          "{\"duplicate\":true}", 16);
-        return;
-      }
-    req = request_new (self, msg, node, REQUEST_PEER);
-    req->call_id = call_id;
-  }
-  req->status_ok = SOUP_STATUS_ACCEPTED;
+  req = peer_request_new (self, msg, node);
+  if (req == NULL)
+    return;
   req->is_tensor = TRUE;
   NODE_IFACE (node)->process_tensor_async (node, shard, tensor, request_id, req->cancellable,
                                            peer_call_done, req);
