@@ -993,8 +993,9 @@ test_supervision_degraded_dependents (void)
   g_assert_true (wait_state (group, EXO_RESOURCE_STATE_READY));
   g_assert_cmpuint (b->n_init_calls + c->n_init_calls, ==, 2);
 
-  /* A member degraded by its own health check is not restarted; only the
-   * group's state follows it. */
+  /* A member degraded by its own health check is not restarted within its
+   * degraded-restart-ms; only the group's state follows it. */
+  exo_managed_resource_set_degraded_restart (EXO_MANAGED_RESOURCE (side), 60000);
   exo_resource_report_health (EXO_RESOURCE (side), FALSE, NULL);
   g_assert_true (wait_state (group, EXO_RESOURCE_STATE_DEGRADED));
   exo_test_spin (50);
@@ -1295,6 +1296,403 @@ test_supervision_member_restart_limit (void)
   group_cleanup_ok (group);
 }
 
+/* --- event order ---------------------------------------------------------- */
+
+/* Every member gets a handler connected before the group's and one after
+ * it; each writes "id:old>new" per transition.  Both must see the same
+ * sequence, and each member's transitions must chain (no "error>closing"
+ * before "ready>error"). */
+typedef struct
+{
+  GString *before;
+  GString *after;
+} Order;
+
+static void
+order_record (GString          *out,
+              ExoResource      *resource,
+              ExoResourceState  old_state,
+              ExoResourceState  new_state)
+{
+  g_string_append_printf (out, "%s:%s>%s,", exo_resource_get_id (resource),
+                          exo_resource_state_to_string (old_state),
+                          exo_resource_state_to_string (new_state));
+}
+
+static void
+order_before_cb (ExoResource *r, ExoResourceState o, ExoResourceState n, gpointer data)
+{
+  order_record (((Order *) data)->before, r, o, n);
+}
+
+static void
+order_after_cb (ExoResource *r, ExoResourceState o, ExoResourceState n, gpointer data)
+{
+  order_record (((Order *) data)->after, r, o, n);
+}
+
+static ExoTestResource *
+add_ordered (ExoResourceGroup *group,
+             Order            *order,
+             const char       *id,
+             const char       *dep)
+{
+  g_autoptr(ExoTestResource) r = member_new (id);
+  const char *deps[] = { dep, NULL };
+
+  g_signal_connect (r, "state-changed", G_CALLBACK (order_before_cb), order);
+  g_assert_true (exo_resource_group_add (group, EXO_RESOURCE (r), deps, NULL));
+  g_signal_connect (r, "state-changed", G_CALLBACK (order_after_cb), order);
+  return r;
+}
+
+static void
+order_check (Order *order)
+{
+  g_auto(GStrv) entries = g_strsplit (order->after->str, ",", -1);
+  g_autoptr(GHashTable) last = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+
+  g_assert_cmpstr (order->before->str, ==, order->after->str);
+  for (guint i = 0; entries[i] != NULL && entries[i][0] != '\0'; i++)
+    {
+      char *colon = strchr (entries[i], ':');
+      char *arrow = strchr (entries[i], '>');
+      g_autofree char *id = g_strndup (entries[i], colon - entries[i]);
+      g_autofree char *old_state = g_strndup (colon + 1, arrow - colon - 1);
+      const char *prev = g_hash_table_lookup (last, id);
+
+      if (prev != NULL && !g_str_equal (prev, old_state))
+        g_error ("transitions of '%s' out of order at %s: %s", id, entries[i], order->after->str);
+      g_hash_table_insert (last, g_strdup (id), g_strdup (arrow + 1));
+    }
+  g_string_truncate (order->before, 0);
+  g_string_truncate (order->after, 0);
+}
+
+static void
+order_clear (Order *order)
+{
+  g_string_free (order->before, TRUE);
+  g_string_free (order->after, TRUE);
+}
+
+/* Fails @resource from a source's dispatch, as a socket or timer callback
+ * of a real resource would (a GTask completes at once there). */
+static gboolean
+fail_from_source_cb (gpointer data)
+{
+  fail_member (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+fail_from_source (gpointer resource)
+{
+  g_timeout_add (0, fail_from_source_cb, resource);
+  g_assert_true (wait_state (resource, EXO_RESOURCE_STATE_ERROR));
+}
+
+static void
+test_order_rollback (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  g_autoptr(GAsyncResult) result = NULL;
+  Order order = { g_string_new (NULL), g_string_new (NULL) };
+  ExoTestResource *a, *slow, *b;
+
+  /* A member that was ready falls while the group initializes: the
+   * rollback cleans it up (error -> closing) after every handler saw
+   * ready -> error. */
+  slow = add_ordered (group, &order, "slow", NULL);
+  a = add_ordered (group, &order, "a", NULL);
+  slow->init_delay_ms = 300;
+  exo_resource_initialize_async (EXO_RESOURCE (group), NULL, exo_test_store_result, &result);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  g_timeout_add (0, fail_from_source_cb, a);
+  g_assert_true (exo_test_wait_result (&result, 5000));
+  g_assert_false (exo_resource_initialize_finish (EXO_RESOURCE (group), result, NULL));
+  g_assert_true (wait_state (slow, EXO_RESOURCE_STATE_CLOSED));
+  g_assert_nonnull (strstr (order.after->str, "a:ready>error,"));
+  g_assert_nonnull (strstr (order.after->str, "a:error>closing,"));
+  order_check (&order);
+
+  /* A member whose initialize fails: its dependency is rolled back. */
+  g_clear_object (&result);
+  slow->init_delay_ms = 0;
+  b = add_ordered (group, &order, "b", "a");
+  b->fail_inits = 1;
+  g_assert_false (exo_test_initialize (EXO_RESOURCE (group), NULL));
+  g_assert_nonnull (strstr (order.after->str, "b:initializing>error,"));
+  order_check (&order);
+
+  group_init_ok (group);
+  group_cleanup_ok (group);
+  order_check (&order);
+  order_clear (&order);
+}
+
+static void
+test_order_restart (gconstpointer data)
+{
+  ExoSupervisionStrategy strategy = GPOINTER_TO_UINT (data);
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  Order order = { g_string_new (NULL), g_string_new (NULL) };
+  ExoTestResource *a, *b;
+
+  exo_resource_group_set_strategy (group, strategy);
+  a = add_ordered (group, &order, "a", NULL);
+  b = add_ordered (group, &order, "b", "a");
+  add_ordered (group, &order, "c", NULL);
+  group_init_ok (group);
+  order_check (&order);
+
+  fail_from_source (a);
+  wait_restarts (group, 1);
+  g_assert_true (wait_state (group, EXO_RESOURCE_STATE_READY));
+  g_assert_true (wait_state (b, EXO_RESOURCE_STATE_READY));
+  g_assert_nonnull (strstr (order.after->str, "a:ready>error,"));
+  order_check (&order);
+
+  group_cleanup_ok (group);
+  order_check (&order);
+  order_clear (&order);
+}
+
+/* --- supervision that recovers -------------------------------------------- */
+
+static gboolean
+init_calls_reached (gpointer data)
+{
+  gpointer *args = data;
+
+  return EXO_TEST_RESOURCE (args[0])->n_init_calls >= GPOINTER_TO_UINT (args[1]);
+}
+
+static void
+wait_init_calls (ExoTestResource *r,
+                 guint            n)
+{
+  gpointer args[2] = { r, GUINT_TO_POINTER (n) };
+
+  g_assert_true (exo_test_spin_until (init_calls_reached, args, 10000));
+}
+
+/* A member degraded by its own checks for longer than degraded-restart-ms
+ * is restarted (result "unhealthy"), like systemd's watchdog. */
+static void
+test_supervision_degraded_restart (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoTestResource *a;
+  gint64 start;
+
+  a = add_member (group, "a", NULL);
+  exo_managed_resource_set_degraded_restart (EXO_MANAGED_RESOURCE (a), 200);
+  group_init_ok (group);
+
+  start = g_get_monotonic_time ();
+  exo_resource_report_health (EXO_RESOURCE (a), FALSE, NULL);
+  g_assert_cmpint (state_of (a), ==, EXO_RESOURCE_STATE_DEGRADED);
+  wait_init_calls (a, 2);
+  g_assert_cmpint ((g_get_monotonic_time () - start) / 1000, >=, 190);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  g_assert_cmpuint (exo_resource_group_get_restarts (group), ==, 1);
+
+  /* A passing check within the tolerance cancels the restart. */
+  exo_resource_report_health (EXO_RESOURCE (a), FALSE, NULL);
+  exo_test_spin (50);
+  exo_resource_report_health (EXO_RESOURCE (a), TRUE, NULL);
+  g_assert_cmpint (state_of (a), ==, EXO_RESOURCE_STATE_READY);
+  exo_test_spin (300);
+  g_assert_cmpuint (a->n_init_calls, ==, 2);
+
+  group_cleanup_ok (group);
+}
+
+/* Health hysteresis: N failed checks before degraded, M passes before ready. */
+static void
+test_health_hysteresis (void)
+{
+  g_autoptr(ExoTestResource) r = member_new ("h");
+
+  exo_managed_resource_set_health_thresholds (EXO_MANAGED_RESOURCE (r), 3, 2);
+  exo_managed_resource_set_auto_recover (EXO_MANAGED_RESOURCE (r), FALSE);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+
+  r->healthy = FALSE;
+  g_assert_false (exo_test_check_health (EXO_RESOURCE (r), NULL));
+  g_assert_false (exo_test_check_health (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (state_of (r), ==, EXO_RESOURCE_STATE_READY);
+  g_assert_cmpuint (exo_resource_get_error_count (EXO_RESOURCE (r)), ==, 2);
+  g_assert_false (exo_test_check_health (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (state_of (r), ==, EXO_RESOURCE_STATE_DEGRADED);
+  g_assert_cmpuint (exo_resource_get_error_count (EXO_RESOURCE (r)), ==, 3);
+
+  r->healthy = TRUE;
+  exo_test_check_health (EXO_RESOURCE (r), NULL);
+  g_assert_cmpint (state_of (r), ==, EXO_RESOURCE_STATE_DEGRADED);
+  exo_test_check_health (EXO_RESOURCE (r), NULL);
+  g_assert_cmpint (state_of (r), ==, EXO_RESOURCE_STATE_READY);
+
+  /* A pass in between starts the count again. */
+  r->healthy = FALSE;
+  exo_test_check_health (EXO_RESOURCE (r), NULL);
+  exo_test_check_health (EXO_RESOURCE (r), NULL);
+  r->healthy = TRUE;
+  exo_test_check_health (EXO_RESOURCE (r), NULL);
+  r->healthy = FALSE;
+  exo_test_check_health (EXO_RESOURCE (r), NULL);
+  exo_test_check_health (EXO_RESOURCE (r), NULL);
+  g_assert_cmpint (state_of (r), ==, EXO_RESOURCE_STATE_READY);
+
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
+static void
+count_transitions_cb (ExoResource *r, ExoResourceState o, ExoResourceState n, gpointer data)
+{
+  (*(guint *) data)++;
+}
+
+/* While its dependency is down, a dependent whose own checks pass is
+ * degraded once (not degraded > ready > degraded on every check), and ready
+ * again once the dependency is back. */
+static void
+test_supervision_dependent_no_flap (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoTestResource *a, *b;
+  guint transitions = 0;
+
+  a = add_member (group, "a", NULL);
+  b = add_member (group, "b", "a", NULL);
+  exo_managed_resource_set_health_check_interval (EXO_MANAGED_RESOURCE (b), 10);
+  group_init_ok (group);
+  g_signal_connect (b, "state-changed", G_CALLBACK (count_transitions_cb), &transitions);
+
+  a->init_delay_ms = 400;
+  fail_member (a);
+  g_assert_true (wait_state (b, EXO_RESOURCE_STATE_DEGRADED));
+  exo_test_spin (200);
+  g_assert_cmpint (state_of (b), ==, EXO_RESOURCE_STATE_DEGRADED);
+  g_assert_cmpuint (b->n_health_calls, >=, 5);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  g_assert_true (wait_state (b, EXO_RESOURCE_STATE_READY));
+  exo_test_spin (50);
+  g_assert_cmpuint (transitions, ==, 2);
+  g_assert_cmpuint (b->n_init_calls, ==, 1);
+
+  group_cleanup_ok (group);
+}
+
+/* A manual restart that fails during an outage is one attempt: the
+ * supervisor goes on with its backoff; a manual stop takes the member out
+ * of supervision until it is started again. */
+static void
+test_supervision_manual_ops (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  g_autoptr(GAsyncResult) result = NULL;
+  ExoTestResource *a;
+  guint calls;
+
+  exo_resource_group_set_restart_burst (group, 0);
+  a = add_member (group, "a", NULL);
+  group_init_ok (group);
+
+  a->fail_inits = 1000;
+  fail_member (a);
+  wait_init_calls (a, 3);
+  exo_resource_restart_async (EXO_RESOURCE (a), NULL, exo_test_store_result, &result);
+  g_assert_true (exo_test_wait_result (&result, 5000));
+  g_assert_false (exo_resource_restart_finish (EXO_RESOURCE (a), result, NULL));
+  g_clear_object (&result);
+  calls = a->n_init_calls;
+  wait_init_calls (a, calls + 2);      /* still supervised */
+  a->fail_inits = 0;
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  g_assert_true (wait_state (group, EXO_RESOURCE_STATE_READY));
+
+  /* Stopped by hand: left alone. */
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (a), NULL));
+  calls = a->n_init_calls;
+  exo_test_spin (300);
+  g_assert_cmpuint (a->n_init_calls, ==, calls);
+  g_assert_cmpint (state_of (a), ==, EXO_RESOURCE_STATE_CLOSED);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (a), NULL));
+  fail_member (a);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));   /* supervised again */
+
+  group_cleanup_ok (group);
+}
+
+/* Over its own restart limit a member gives up (result start-limit-hit);
+ * a manual restart clears it. */
+static void
+test_supervision_given_up (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoRetryPolicy policy = {
+    .max_retries = 0, .initial_delay_ms = 1, .max_delay_ms = 1, .multiplier = 1.0,
+    .jitter = EXO_JITTER_NONE, .restart_burst = 2, .restart_interval_ms = 60000,
+  };
+  g_autoptr(ExoTestResource) a = exo_test_resource_new ("a");
+
+  exo_resource_group_set_restart_burst (group, 100);
+  exo_managed_resource_set_retry_policy (EXO_MANAGED_RESOURCE (a), &policy);
+  g_assert_true (exo_resource_group_add (group, EXO_RESOURCE (a), NULL, NULL));
+  group_init_ok (group);
+
+  a->fail_inits = 1000;
+  fail_member (a);
+  wait_init_calls (a, 3);
+  exo_test_spin (100);
+  g_assert_cmpuint (a->n_init_calls, ==, 3);
+  g_assert_cmpint (state_of (a), ==, EXO_RESOURCE_STATE_ERROR);
+  g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (a)), ==,
+                   EXO_RESOURCE_RESULT_START_LIMIT_HIT);
+
+  a->fail_inits = 0;
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (a), NULL));
+  g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (a)), ==, EXO_RESOURCE_RESULT_SUCCESS);
+  a->fail_inits = 1;
+  fail_member (a);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));   /* supervised again */
+
+  group_cleanup_ok (group);
+}
+
+/* Restarts back off: each failed restart waits longer (initial 50 ms, x2). */
+static void
+test_supervision_backoff (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoRetryPolicy policy = {
+    .max_retries = 0, .initial_delay_ms = 50, .max_delay_ms = 400, .multiplier = 2.0,
+    .jitter = EXO_JITTER_NONE, .restart_burst = 0, .restart_interval_ms = 0,
+  };
+  g_autoptr(ExoTestResource) a = exo_test_resource_new ("a");
+  gint64 start;
+  gint64 elapsed;
+
+  exo_resource_group_set_restart_burst (group, 0);
+  exo_managed_resource_set_retry_policy (EXO_MANAGED_RESOURCE (a), &policy);
+  g_assert_true (exo_resource_group_add (group, EXO_RESOURCE (a), NULL, NULL));
+  group_init_ok (group);
+
+  a->fail_inits = 3;
+  start = g_get_monotonic_time ();
+  fail_member (a);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  elapsed = (g_get_monotonic_time () - start) / 1000;
+  /* 50 + 100 + 200 + 400 ms before the fourth restart succeeds */
+  g_assert_cmpint (elapsed, >=, 740);
+  g_assert_cmpint (elapsed, <, 2000 * (gint64) exo_test_slow_factor ());
+  g_assert_cmpuint (a->n_init_calls, ==, 5);
+
+  group_cleanup_ok (group);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1326,6 +1724,19 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/group/supervision/auto-recover-off", test_supervision_auto_recover_off);
   g_test_add_func ("/exo/group/supervision/degraded-dependents", test_supervision_degraded_dependents);
   g_test_add_func ("/exo/group/health/aggregate", test_health_check);
+  g_test_add_func ("/exo/group/health/hysteresis", test_health_hysteresis);
+  g_test_add_func ("/exo/group/order/rollback", test_order_rollback);
+  g_test_add_data_func ("/exo/group/order/one-for-one", GUINT_TO_POINTER (EXO_SUPERVISION_ONE_FOR_ONE),
+                        test_order_restart);
+  g_test_add_data_func ("/exo/group/order/rest-for-one", GUINT_TO_POINTER (EXO_SUPERVISION_REST_FOR_ONE),
+                        test_order_restart);
+  g_test_add_data_func ("/exo/group/order/one-for-all", GUINT_TO_POINTER (EXO_SUPERVISION_ONE_FOR_ALL),
+                        test_order_restart);
+  g_test_add_func ("/exo/group/supervision/degraded-restart", test_supervision_degraded_restart);
+  g_test_add_func ("/exo/group/supervision/dependent-no-flap", test_supervision_dependent_no_flap);
+  g_test_add_func ("/exo/group/supervision/manual-ops", test_supervision_manual_ops);
+  g_test_add_func ("/exo/group/supervision/given-up", test_supervision_given_up);
+  g_test_add_func ("/exo/group/supervision/backoff", test_supervision_backoff);
   g_test_add_func ("/exo/group/nesting", test_nesting);
   g_test_add_func ("/exo/group/running/add", test_running_add);
   g_test_add_func ("/exo/group/running/remove", test_running_remove);

@@ -69,6 +69,20 @@ guint           exo_managed_resource_get_restarts       (ExoManagedResource   *s
 EXO_AVAILABLE_IN_ALL
 gboolean        exo_managed_resource_is_recovery_pending (ExoManagedResource  *self);
 EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_set_health_thresholds (ExoManagedResource *self,
+                                                            guint               unhealthy_threshold,
+                                                            guint               healthy_threshold);
+EXO_AVAILABLE_IN_ALL
+guint           exo_managed_resource_get_degraded_restart (ExoManagedResource *self);
+EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_set_degraded_restart (ExoManagedResource *self,
+                                                           guint               ms);
+EXO_AVAILABLE_IN_ALL
+guint           exo_managed_resource_get_backoff_reset (ExoManagedResource *self);
+EXO_AVAILABLE_IN_ALL
+void            exo_managed_resource_set_backoff_reset (ExoManagedResource *self,
+                                                        guint               ms);
+EXO_AVAILABLE_IN_ALL
 void            exo_managed_resource_seed_jitter        (ExoManagedResource   *self,
                                                          guint32               seed);
 

@@ -85,6 +85,8 @@ guint             exo_resource_get_error_count      (ExoResource  *self);
 EXO_AVAILABLE_IN_ALL
 guint             exo_resource_get_attempts         (ExoResource  *self);
 EXO_AVAILABLE_IN_ALL
+ExoResourceResult exo_resource_get_result           (ExoResource  *self);
+EXO_AVAILABLE_IN_ALL
 gint64            exo_resource_get_state_changed_at (ExoResource  *self);
 EXO_AVAILABLE_IN_ALL
 gint64            exo_resource_get_initialized_at   (ExoResource  *self);

@@ -55,13 +55,43 @@ typedef enum {
   EXO_JITTER_NONE,
 } ExoJitter;
 
+/**
+ * ExoResourceResult:
+ * @EXO_RESOURCE_RESULT_SUCCESS: nothing went wrong since the last initialize started
+ * @EXO_RESOURCE_RESULT_FAILED: the last initialize failed, or the resource
+ *   failed after it was ready
+ * @EXO_RESOURCE_RESULT_TIMEOUT: the last initialize timed out
+ * @EXO_RESOURCE_RESULT_UNHEALTHY: its supervisor restarts it because it stayed
+ *   `degraded` (failing its own health checks) for too long, like systemd's
+ *   watchdog result
+ * @EXO_RESOURCE_RESULT_START_LIMIT_HIT: its supervisor gave up: the restart
+ *   limit was hit; it stays in `error` until it is started or restarted by
+ *   hand (or reset)
+ *
+ * Why a resource is where it is, in the manner of a systemd unit's `Result`
+ * property.  The nicks (`"success"`, `"start-limit-hit"`, …) are the
+ * spelling used on D-Bus and in the CLI.
+ */
+typedef enum {
+  EXO_RESOURCE_RESULT_SUCCESS,
+  EXO_RESOURCE_RESULT_FAILED,
+  EXO_RESOURCE_RESULT_TIMEOUT,
+  EXO_RESOURCE_RESULT_UNHEALTHY,
+  EXO_RESOURCE_RESULT_START_LIMIT_HIT,
+} ExoResourceResult;
+
 #define EXO_TYPE_RESOURCE_STATE (exo_resource_state_get_type ())
+#define EXO_TYPE_RESOURCE_RESULT (exo_resource_result_get_type ())
 #define EXO_TYPE_JITTER (exo_jitter_get_type ())
 
 EXO_AVAILABLE_IN_ALL
 GType            exo_resource_state_get_type    (void) G_GNUC_CONST;
 EXO_AVAILABLE_IN_ALL
 GType            exo_jitter_get_type            (void) G_GNUC_CONST;
+EXO_AVAILABLE_IN_ALL
+GType            exo_resource_result_get_type   (void) G_GNUC_CONST;
+EXO_AVAILABLE_IN_ALL
+const char      *exo_resource_result_to_string  (ExoResourceResult result);
 
 EXO_AVAILABLE_IN_ALL
 const char      *exo_resource_state_to_string   (ExoResourceState  state);

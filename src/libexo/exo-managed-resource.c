@@ -13,11 +13,21 @@
  *   (#ExoManagedResource:retry-policy) while the error is retryable;
  * - a periodic health check on a #GSource in the resource's main context
  *   (#ExoManagedResource:health-check-interval);
- * - automatic recovery: when the resource falls from usable to `degraded`
- *   or `error`, it is re-initialized after a backoff delay;
+ * - health hysteresis: #ExoManagedResource:unhealthy-threshold consecutive
+ *   failed checks make it `degraded`, #ExoManagedResource:healthy-threshold
+ *   passes make it `ready` again;
+ * - automatic recovery (while #ExoManagedResource:auto-recover): a resource
+ *   that was up once and is in `error` — it failed, or a manual initialize
+ *   or restart failed — is re-initialized after a backoff delay; one that
+ *   stays `degraded` by its own checks for
+ *   #ExoManagedResource:degraded-restart-ms is re-initialized too (result
+ *   `unhealthy`, like systemd's watchdog).  The backoff grows with each
+ *   recovery and starts again from the initial delay once the resource has
+ *   been `ready` for #ExoManagedResource:backoff-reset-ms;
  * - a restart limit (burst within interval, as systemd's StartLimitBurst):
- *   over it, the resource stays in `error` with
- *   %EXO_RESOURCE_ERROR_RESTART_LIMIT until exo_resource_reset();
+ *   over it, the resource gives up: it stays in `error` with
+ *   %EXO_RESOURCE_ERROR_RESTART_LIMIT and #ExoResource:result
+ *   `start-limit-hit` until it is initialized by hand or reset;
  * - an operation runner: exo_managed_resource_run_async().
  */
 
@@ -28,7 +38,13 @@ typedef struct
   GSource           *health_source;
   GSource           *recover_source;
   GCancellable      *health_cancellable;
+  GSource           *degraded_source;
+  gint64             ready_since;        /* monotonic µs, 0 = not ready */
   guint              health_interval_ms;
+  guint              unhealthy_threshold;
+  guint              healthy_threshold;
+  guint              degraded_restart_ms;
+  guint              backoff_reset_ms;
   guint              restarts;
   guint              recover_streak;     /* recoveries since the last success */
   guint              prev_delay_ms;
@@ -45,8 +61,14 @@ enum {
   PROP_HEALTH_CHECK_INTERVAL,
   PROP_AUTO_RECOVER,
   PROP_RESTARTS,
+  PROP_UNHEALTHY_THRESHOLD,
+  PROP_HEALTHY_THRESHOLD,
+  PROP_DEGRADED_RESTART_MS,
+  PROP_BACKOFF_RESET_MS,
   N_PROPS,
 };
+
+#define DEFAULT_BACKOFF_RESET_MS 10000
 
 static GParamSpec *properties[N_PROPS];
 
@@ -177,9 +199,9 @@ recover_cb (GObject      *source,
   g_autoptr(GError) error = NULL;
 
   priv->recovering = FALSE;
-  if (exo_resource_initialize_finish (EXO_RESOURCE (source), result, &error))
-    priv->recover_streak = 0;
-  else if (exo_resource_get_state (EXO_RESOURCE (self)) == EXO_RESOURCE_STATE_ERROR)
+  /* A success does not reset the backoff: a stable run does (backoff-reset-ms). */
+  if (!exo_resource_initialize_finish (EXO_RESOURCE (source), result, &error) &&
+      exo_resource_get_state (EXO_RESOURCE (self)) == EXO_RESOURCE_STATE_ERROR)
     schedule_recovery (self);
 
   g_object_unref (self);
@@ -204,13 +226,16 @@ recover_tick_cb (gpointer data)
       priv->limit_hit = TRUE;
       error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT,
                            "resource '%s' restarted %u times within %u ms: "
-                           "giving up until it is reset",
+                           "giving up until it is started by hand or reset",
                            exo_resource_get_id (EXO_RESOURCE (self)),
                            priv->policy->restart_burst, priv->policy->restart_interval_ms);
+      _exo_resource_set_result (EXO_RESOURCE (self), EXO_RESOURCE_RESULT_START_LIMIT_HIT);
       if (state == EXO_RESOURCE_STATE_DEGRADED)
         exo_resource_transition (EXO_RESOURCE (self), EXO_RESOURCE_STATE_ERROR, error);
       else
         exo_resource_report_error (EXO_RESOURCE (self), error);
+      /* report_error sets `failed`: the give-up is what a user must see */
+      _exo_resource_set_result (EXO_RESOURCE (self), EXO_RESOURCE_RESULT_START_LIMIT_HIT);
       return G_SOURCE_REMOVE;
     }
 
@@ -239,6 +264,38 @@ schedule_recovery (ExoManagedResource *self)
   priv->recover_source = attach_timeout (self, delay, recover_tick_cb);
 }
 
+static gboolean
+degraded_tick_cb (gpointer data)
+{
+  ExoManagedResource *self = data;
+  ExoManagedResourcePrivate *priv = PRIV (self);
+
+  g_clear_pointer (&priv->degraded_source, g_source_unref);
+  if (_exo_resource_is_degraded_by_health (EXO_RESOURCE (self)))
+    {
+      _exo_resource_set_result (EXO_RESOURCE (self), EXO_RESOURCE_RESULT_UNHEALTHY);
+      schedule_recovery (self);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* The backoff of recoveries starts again after a stable run. */
+static void
+forget_streak_if_stable (ExoManagedResource *self)
+{
+  ExoManagedResourcePrivate *priv = PRIV (self);
+
+  if (priv->ready_since != 0 &&
+      g_get_monotonic_time () - priv->ready_since >= (gint64) priv->backoff_reset_ms * 1000)
+    {
+      priv->recover_streak = 0;
+      priv->recover_prev_ms = 0;
+    }
+  priv->ready_since = 0;
+}
+
+/* Only timers are armed and flags set here: nothing outside this object is
+ * called from inside the emission. */
 static void
 state_changed_cb (ExoManagedResource *self,
                   ExoResourceState    old_state,
@@ -248,36 +305,59 @@ state_changed_cb (ExoManagedResource *self,
   ExoManagedResourcePrivate *priv = PRIV (self);
 
   update_health_timer (self);
+  if (new_state != EXO_RESOURCE_STATE_DEGRADED)
+    clear_source (&priv->degraded_source);
 
   switch (new_state)
     {
     case EXO_RESOURCE_STATE_READY:
-      if (old_state == EXO_RESOURCE_STATE_INITIALIZING)
-        {
-          priv->recover_streak = 0;
-          priv->recover_prev_ms = 0;
-        }
+      if (priv->ready_since == 0)
+        priv->ready_since = g_get_monotonic_time ();
       clear_source (&priv->recover_source);
       break;
 
     case EXO_RESOURCE_STATE_DEGRADED:
-      schedule_recovery (self);
+      if (old_state == EXO_RESOURCE_STATE_READY)
+        forget_streak_if_stable (self);
+      /* Kept degraded by a supervisor: a dependency is down, not this. */
+      if (_exo_resource_is_held (EXO_RESOURCE (self)))
+        break;
+      if (priv->degraded_restart_ms == 0)
+        {
+          _exo_resource_set_result (EXO_RESOURCE (self), EXO_RESOURCE_RESULT_UNHEALTHY);
+          schedule_recovery (self);
+        }
+      else if (priv->auto_recover && priv->degraded_source == NULL)
+        priv->degraded_source = attach_timeout (self, priv->degraded_restart_ms, degraded_tick_cb);
       break;
 
     case EXO_RESOURCE_STATE_ERROR:
-      /* Recover what fell from usable, and what failed while recovering;
-       * a first initialize that failed is its caller's to retry. */
-      if (exo_resource_state_is_usable (old_state) || priv->recover_streak > 0)
+      if (old_state == EXO_RESOURCE_STATE_READY)
+        forget_streak_if_stable (self);
+      /* Recover what was up once: what fell, what failed while recovering,
+       * and what a manual initialize or restart failed to bring back.  A
+       * first initialize that failed is its caller's to retry. */
+      if (exo_resource_get_initialized_at (EXO_RESOURCE (self)) != 0 || priv->recover_streak > 0)
         schedule_recovery (self);
+      break;
+
+    case EXO_RESOURCE_STATE_INITIALIZING:
+      priv->ready_since = 0;
+      /* Started by hand (not by our recovery): the give-up is over. */
+      if (!priv->recovering && priv->limit_hit)
+        {
+          priv->limit_hit = FALSE;
+          exo_restart_limiter_reset (priv->limiter);
+        }
       break;
 
     case EXO_RESOURCE_STATE_CLOSING:
     case EXO_RESOURCE_STATE_CLOSED:
+      priv->ready_since = 0;
       clear_source (&priv->recover_source);
       break;
 
     case EXO_RESOURCE_STATE_UNINITIALIZED:
-    case EXO_RESOURCE_STATE_INITIALIZING:
     default:
       break;
     }
@@ -686,6 +766,103 @@ exo_managed_resource_is_recovery_pending (ExoManagedResource *self)
 }
 
 /**
+ * exo_managed_resource_set_health_thresholds:
+ * @self: a managed resource
+ * @unhealthy_threshold: consecutive failed checks before `ready` becomes
+ *   `degraded` (at least 1)
+ * @healthy_threshold: consecutive passed checks before a resource degraded
+ *   by its checks is `ready` again (at least 1)
+ */
+void
+exo_managed_resource_set_health_thresholds (ExoManagedResource *self,
+                                            guint               unhealthy_threshold,
+                                            guint               healthy_threshold)
+{
+  ExoManagedResourcePrivate *priv;
+
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+  priv = PRIV (self);
+
+  unhealthy_threshold = MAX (unhealthy_threshold, 1);
+  healthy_threshold = MAX (healthy_threshold, 1);
+  _exo_resource_set_health_thresholds (EXO_RESOURCE (self), unhealthy_threshold, healthy_threshold);
+  if (priv->unhealthy_threshold != unhealthy_threshold)
+    {
+      priv->unhealthy_threshold = unhealthy_threshold;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_UNHEALTHY_THRESHOLD]);
+    }
+  if (priv->healthy_threshold != healthy_threshold)
+    {
+      priv->healthy_threshold = healthy_threshold;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HEALTHY_THRESHOLD]);
+    }
+}
+
+/**
+ * exo_managed_resource_get_degraded_restart:
+ * @self: a managed resource
+ *
+ * Returns: how long @self may stay `degraded` by its own failing checks
+ *   before its supervisor restarts it, in ms (0 = at once)
+ */
+guint
+exo_managed_resource_get_degraded_restart (ExoManagedResource *self)
+{
+  g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
+  return PRIV (self)->degraded_restart_ms;
+}
+
+/**
+ * exo_managed_resource_set_degraded_restart:
+ * @self: a managed resource
+ * @ms: how long @self may stay `degraded` by its own failing checks before
+ *   its supervisor (itself, or its group) restarts it; 0 = at once
+ */
+void
+exo_managed_resource_set_degraded_restart (ExoManagedResource *self,
+                                           guint               ms)
+{
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+
+  if (PRIV (self)->degraded_restart_ms == ms)
+    return;
+  PRIV (self)->degraded_restart_ms = ms;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DEGRADED_RESTART_MS]);
+}
+
+/**
+ * exo_managed_resource_get_backoff_reset:
+ * @self: a managed resource
+ *
+ * Returns: after how many ms of `ready` the restart backoff starts again
+ *   from the initial delay
+ */
+guint
+exo_managed_resource_get_backoff_reset (ExoManagedResource *self)
+{
+  g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
+  return PRIV (self)->backoff_reset_ms;
+}
+
+/**
+ * exo_managed_resource_set_backoff_reset:
+ * @self: a managed resource
+ * @ms: after how many ms of `ready` the restart backoff starts again from
+ *   the initial delay
+ */
+void
+exo_managed_resource_set_backoff_reset (ExoManagedResource *self,
+                                        guint               ms)
+{
+  g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
+
+  if (PRIV (self)->backoff_reset_ms == ms)
+    return;
+  PRIV (self)->backoff_reset_ms = ms;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BACKOFF_RESET_MS]);
+}
+
+/**
  * exo_managed_resource_seed_jitter:
  * @self: a managed resource
  * @seed: a seed
@@ -709,6 +886,7 @@ exo_managed_resource_dispose (GObject *object)
 
   clear_source (&priv->health_source);
   clear_source (&priv->recover_source);
+  clear_source (&priv->degraded_source);
   if (priv->health_cancellable != NULL)
     g_cancellable_cancel (priv->health_cancellable);
   g_clear_object (&priv->health_cancellable);
@@ -750,6 +928,18 @@ exo_managed_resource_get_property (GObject    *object,
     case PROP_RESTARTS:
       g_value_set_uint (value, priv->restarts);
       break;
+    case PROP_UNHEALTHY_THRESHOLD:
+      g_value_set_uint (value, priv->unhealthy_threshold);
+      break;
+    case PROP_HEALTHY_THRESHOLD:
+      g_value_set_uint (value, priv->healthy_threshold);
+      break;
+    case PROP_DEGRADED_RESTART_MS:
+      g_value_set_uint (value, priv->degraded_restart_ms);
+      break;
+    case PROP_BACKOFF_RESET_MS:
+      g_value_set_uint (value, priv->backoff_reset_ms);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -774,6 +964,20 @@ exo_managed_resource_set_property (GObject      *object,
       break;
     case PROP_AUTO_RECOVER:
       exo_managed_resource_set_auto_recover (self, g_value_get_boolean (value));
+      break;
+    case PROP_UNHEALTHY_THRESHOLD:
+      exo_managed_resource_set_health_thresholds (self, g_value_get_uint (value),
+                                                  PRIV (self)->healthy_threshold);
+      break;
+    case PROP_HEALTHY_THRESHOLD:
+      exo_managed_resource_set_health_thresholds (self, PRIV (self)->unhealthy_threshold,
+                                                  g_value_get_uint (value));
+      break;
+    case PROP_DEGRADED_RESTART_MS:
+      exo_managed_resource_set_degraded_restart (self, g_value_get_uint (value));
+      break;
+    case PROP_BACKOFF_RESET_MS:
+      exo_managed_resource_set_backoff_reset (self, g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -829,6 +1033,41 @@ exo_managed_resource_class_init (ExoManagedResourceClass *klass)
   properties[PROP_RESTARTS] =
     g_param_spec_uint ("restarts", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoManagedResource:unhealthy-threshold:
+   *
+   * Consecutive failed health checks before `ready` becomes `degraded`.
+   */
+  properties[PROP_UNHEALTHY_THRESHOLD] =
+    g_param_spec_uint ("unhealthy-threshold", NULL, NULL, 1, G_MAXUINT, 1,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoManagedResource:healthy-threshold:
+   *
+   * Consecutive passed health checks before a resource degraded by its
+   * checks is `ready` again.
+   */
+  properties[PROP_HEALTHY_THRESHOLD] =
+    g_param_spec_uint ("healthy-threshold", NULL, NULL, 1, G_MAXUINT, 1,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoManagedResource:degraded-restart-ms:
+   *
+   * How long the resource may stay `degraded` by its own failing health
+   * checks before its supervisor restarts it; 0 = at once.
+   */
+  properties[PROP_DEGRADED_RESTART_MS] =
+    g_param_spec_uint ("degraded-restart-ms", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoManagedResource:backoff-reset-ms:
+   *
+   * After this long in `ready`, the restart backoff starts again from the
+   * initial delay.
+   */
+  properties[PROP_BACKOFF_RESET_MS] =
+    g_param_spec_uint ("backoff-reset-ms", NULL, NULL, 0, G_MAXUINT, DEFAULT_BACKOFF_RESET_MS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -842,6 +1081,9 @@ exo_managed_resource_init (ExoManagedResource *self)
   priv->limiter = exo_restart_limiter_new (priv->policy->restart_burst,
                                            priv->policy->restart_interval_ms);
   priv->auto_recover = TRUE;
+  priv->unhealthy_threshold = 1;
+  priv->healthy_threshold = 1;
+  priv->backoff_reset_ms = DEFAULT_BACKOFF_RESET_MS;
 
   g_signal_connect (self, "state-changed", G_CALLBACK (state_changed_cb), NULL);
 }

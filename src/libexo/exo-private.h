@@ -24,6 +24,15 @@ void     _exo_resource_reinitialize_async (ExoResource         *self,
 void     _exo_resource_seed_rand          (ExoResource         *self,
                                            guint32              seed);
 gboolean _exo_resource_is_busy            (ExoResource         *self);
+void     _exo_resource_set_result         (ExoResource         *self,
+                                           ExoResourceResult    result);
+void     _exo_resource_set_health_thresholds (ExoResource      *self,
+                                              guint             unhealthy,
+                                              guint             healthy);
+gboolean _exo_resource_is_degraded_by_health (ExoResource      *self);
+void     _exo_resource_hold_degraded      (ExoResource         *self,
+                                           const GError        *error);
+gboolean _exo_resource_is_held            (ExoResource         *self);
 
 /* exo-managed-resource.c: the runner, shared with ExoNetworkResource. */
 void _exo_managed_resource_run (ExoManagedResource  *self,

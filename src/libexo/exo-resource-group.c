@@ -131,10 +131,36 @@ struct _Member
   guint             removed : 1;
   guint             managed : 1;
   guint             saved_auto_recover : 1;
+  guint             stopped : 1;  /* stopped by hand: out of supervision */
+  guint             given_up : 1; /* its own restart limit was hit */
   /* A managed member's own restart limit (its retry policy's restart
    * burst/interval): over it the group stops restarting that member. */
   ExoRestartLimiter *limiter;
+
+  /* Supervision of this member: the backoff of its restarts and the
+   * timers that start them. */
+  GSource          *restart_source;
+  GSource          *degraded_source;
+  gint64            ready_since;  /* monotonic µs, 0 = not ready */
+  guint             restart_streak;
+  guint             restart_prev_ms;
 };
+
+/* What a member's state-changed handler saw, for the event queue. */
+typedef enum {
+  EVENT_RUN_FAILED,   /* a member its run brought up fell: roll the run back */
+  EVENT_FELL,         /* a member of a run that goes on fell */
+  EVENT_EXTERNAL,     /* a transition no run of the group made */
+} EventKind;
+
+typedef struct
+{
+  Member          *member;   /* owned ref */
+  Run             *run;      /* owned ref, for EVENT_RUN_FAILED */
+  EventKind        kind;
+  ExoResourceState old_state;
+  ExoResourceState new_state;
+} MemberEvent;
 
 typedef void (*RunDone) (ExoResourceGroup *self,
                          Run              *run,
@@ -166,6 +192,7 @@ struct _Run
   guint             live : 1;
   guint             aborted : 1;
   guint             draining : 1;
+  guint             doomed : 1;   /* a member fell: no new starts, finish soon */
 };
 
 typedef struct
@@ -209,10 +236,17 @@ typedef struct
   GCancellable           *init_cancellable;
   gulong                  init_cancel_id;
 
+  /* The event queue: what members' state-changed handlers saw, drained
+   * from a source in the group's context (never inside the emission). */
+  GArray                 *events;      /* MemberEvent */
+  GSource                *events_source;
+  ExoRetryPolicy         *default_policy; /* restart backoff of unmanaged members */
+
   guint                   plan_dirty : 1;
   guint                   up : 1;          /* ready once, supervising */
   guint                   escalated : 1;
   guint                   init_failed : 1; /* the next do_cleanup is a rollback */
+  guint                   draining_events : 1;
 } ExoResourceGroupPrivate;
 
 enum {
@@ -242,8 +276,15 @@ G_DEFINE_TYPE_WITH_PRIVATE (ExoResourceGroup, exo_resource_group, EXO_TYPE_RESOU
 
 #define DEFAULT_RESTART_BURST       5
 #define DEFAULT_RESTART_INTERVAL_MS 10000
+#define DEFAULT_BACKOFF_RESET_MS    10000
 
 static void schedule_pass   (ExoResourceGroup *self);
+static void schedule_restart (ExoResourceGroup *self,
+                              Member           *m);
+static void push_job        (ExoResourceGroup *self,
+                             JobKind           kind,
+                             Member           *m);
+static void clear_member_timers (Member       *m);
 static void run_drain       (Run              *run);
 static void invalidate_plan (ExoResourceGroup *self,
                              gboolean          now);
@@ -326,6 +367,7 @@ member_unref (gpointer data)
   if (--m->refcount > 0)
     return;
   g_assert (m->handler_id == 0);
+  clear_member_timers (m);
   g_clear_pointer (&m->limiter, exo_restart_limiter_free);
   g_ptr_array_unref (m->dep_names);
   g_object_unref (m->resource);
@@ -839,7 +881,7 @@ run_drain (Run *run)
   run->draining = TRUE;
   run_ref (run);
 
-  while (run->live && run->q_head < run->q_tail &&
+  while (run->live && !run->doomed && run->q_head < run->q_tail &&
          (priv->max_parallel == 0 || run->n_inflight < priv->max_parallel))
     {
       Member *m = run->queue[run->q_head++];
@@ -885,7 +927,8 @@ run_drain (Run *run)
     }
 
   run->draining = FALSE;
-  if (run->live && run->n_remaining == 0)
+  /* A doomed run is finished by the event queue, outside any emission. */
+  if (run->live && run->n_remaining == 0 && !run->doomed)
     run_finish (run);
   run_unref (run);
 }
@@ -1080,10 +1123,10 @@ restart_init_done (ExoResourceGroup *self,
   if (run->aborted || !priv->up || priv->escalated)
     return;
 
-  /* A member that failed to come back is a new failure: it counts against
-   * the restart limit like the first. */
+  /* A member that failed to come back is a new failure: it is restarted
+   * after its next backoff delay and counts against the restart limit. */
   for (guint i = 0; i < run->failed->len; i++)
-    push_job (self, JOB_RESTART, g_ptr_array_index (run->failed, i));
+    schedule_restart (self, g_ptr_array_index (run->failed, i));
   schedule_pass (self);
 }
 
@@ -1166,7 +1209,10 @@ process_jobs (ExoResourceGroup *self)
 
       if (job->kind == JOB_RESTART)
         {
-          if (member_state (m) != EXO_RESOURCE_STATE_ERROR || m->run != NULL)
+          ExoResourceState state = member_state (m);
+
+          if (m->run != NULL || m->stopped || m->given_up ||
+              (state != EXO_RESOURCE_STATE_ERROR && !_exo_resource_is_degraded_by_health (m->resource)))
             {
               job_free (job);
               continue;
@@ -1177,13 +1223,19 @@ process_jobs (ExoResourceGroup *self)
                 exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource));
               g_autoptr(GError) error =
                 g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT,
-                             "member '%s' restarted %u times within %u ms: not restarting it "
-                             "until it is restarted by hand",
+                             "member '%s' restarted %u times within %u ms: given up until it "
+                             "is started or restarted by hand",
                              m->name, policy->restart_burst, policy->restart_interval_ms);
 
-              /* Like a systemd unit over StartLimitBurst: it stays failed;
-               * the group goes on (degraded) without escalating. */
-              exo_resource_report_error (m->resource, error);
+              /* Like a systemd unit over StartLimitBurst: it stays failed
+               * (result start-limit-hit); the group goes on (degraded)
+               * without escalating. */
+              m->given_up = TRUE;
+              if (state == EXO_RESOURCE_STATE_DEGRADED)
+                exo_resource_transition (m->resource, EXO_RESOURCE_STATE_ERROR, error);
+              else
+                exo_resource_report_error (m->resource, error);
+              _exo_resource_set_result (m->resource, EXO_RESOURCE_RESULT_START_LIMIT_HIT);
               job_free (job);
               continue;
             }
@@ -1241,16 +1293,6 @@ action_free (gpointer data)
   g_free (action);
 }
 
-static void
-restore_cb (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  /* The outcome is applied to the member by its base class. */
-  exo_resource_check_health_finish (EXO_RESOURCE (source), result, NULL);
-  member_unref (user_data);
-}
-
 /* The health pass, coalesced into one idle per main-loop iteration: marks
  * the members whose dependencies (transitively) are not usable, degrades
  * them or restores them, starts members added while running, computes the
@@ -1283,7 +1325,7 @@ pass_cb (gpointer data)
 
           if (d->blocked)
             culprit = d->culprit;
-          else if (!exo_resource_state_is_usable (member_state (d)))
+          else if (member_state (d) != EXO_RESOURCE_STATE_READY)
             culprit = d;
         }
       m->blocked = culprit != NULL;
@@ -1293,7 +1335,8 @@ pass_cb (gpointer data)
         {
           Action *action = NULL;
 
-          if (culprit != NULL && state == EXO_RESOURCE_STATE_READY && !m->fresh)
+          if (culprit != NULL && exo_resource_state_is_usable (state) && !m->fresh &&
+              !m->degraded_by_group)
             {
               action = g_new0 (Action, 1);
               action->kind = ACTION_DEGRADE;
@@ -1303,12 +1346,8 @@ pass_cb (gpointer data)
             }
           else if (culprit == NULL && m->degraded_by_group)
             {
-              if (state == EXO_RESOURCE_STATE_DEGRADED)
-                {
-                  action = g_new0 (Action, 1);
-                  action->kind = ACTION_RESTORE;
-                }
-              m->degraded_by_group = FALSE;
+              action = g_new0 (Action, 1);
+              action->kind = ACTION_RESTORE;
             }
           else if (m->fresh && !m->job_queued && deps_ready (m))
             {
@@ -1348,14 +1387,17 @@ pass_cb (gpointer data)
       switch (action->kind)
         {
         case ACTION_DEGRADE:
-          if (member_state (m) == EXO_RESOURCE_STATE_READY)
+          /* Held degraded until the dependency is back: its own health
+           * checks do not make it flap meanwhile. */
+          if (exo_resource_state_is_usable (member_state (m)))
             {
               m->degraded_by_group = TRUE;
-              exo_resource_report_health (m->resource, FALSE, action->error);
+              _exo_resource_hold_degraded (m->resource, action->error);
             }
           break;
         case ACTION_RESTORE:
-          exo_resource_check_health_async (m->resource, NULL, restore_cb, member_ref (m));
+          m->degraded_by_group = FALSE;
+          _exo_resource_hold_degraded (m->resource, NULL);
           break;
         case ACTION_START:
           push_job (self, JOB_START, m);
@@ -1394,6 +1436,218 @@ schedule_pass (ExoResourceGroup *self)
   g_source_attach (priv->pass_source, exo_resource_get_context (EXO_RESOURCE (self)));
 }
 
+/* --- the event queue --------------------------------------------------- */
+
+/* Nothing that reacts to a member's transition runs inside its emission:
+ * the handler below only updates the group's own bookkeeping and queues an
+ * event; events_cb drains the queue from a source in the group's context.
+ * Every handler of the member, connected before or after the group's, so
+ * sees every transition, in order, before the group does anything about
+ * it (docs/architecture.md, "No callbacks from inside an emission"). */
+
+static void
+member_event_clear (MemberEvent *event)
+{
+  member_unref (event->member);
+  if (event->run != NULL)
+    run_unref (event->run);
+}
+
+static gboolean events_cb (gpointer data);
+
+static void
+queue_event (ExoResourceGroup *self,
+             Member           *m,
+             Run              *run,
+             EventKind         kind,
+             ExoResourceState  old_state,
+             ExoResourceState  new_state)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  MemberEvent event = {
+    .member = member_ref (m),
+    .run = run != NULL ? run_ref (run) : NULL,
+    .kind = kind,
+    .old_state = old_state,
+    .new_state = new_state,
+  };
+
+  g_array_append_val (priv->events, event);
+  if (priv->events_source != NULL || priv->draining_events)
+    return;
+  priv->events_source = g_idle_source_new ();
+  /* before the sources that complete tasks: a run's outcome sees the events */
+  g_source_set_priority (priv->events_source, G_PRIORITY_HIGH);
+  g_source_set_callback (priv->events_source, events_cb, self, NULL);
+  g_source_set_static_name (priv->events_source, "[exo] group member events");
+  g_source_attach (priv->events_source, exo_resource_get_context (EXO_RESOURCE (self)));
+}
+
+static gboolean
+degraded_tick_cb (gpointer data)
+{
+  Member *m = data;
+  ExoResourceGroup *self = m->group;
+
+  g_clear_pointer (&m->degraded_source, g_source_unref);
+  if (self == NULL || m->run != NULL || m->stopped || m->given_up)
+    return G_SOURCE_REMOVE;
+  if (_exo_resource_is_degraded_by_health (m->resource))
+    {
+      /* Like systemd's watchdog: restarted, and the result says why. */
+      _exo_resource_set_result (m->resource, EXO_RESOURCE_RESULT_UNHEALTHY);
+      push_job (self, JOB_RESTART, m);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static GSource *
+member_timeout (Member      *m,
+                guint        ms,
+                GSourceFunc  func,
+                const char  *name)
+{
+  GSource *source = g_timeout_source_new (ms);
+
+  g_source_set_callback (source, func, m, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, exo_resource_get_context (EXO_RESOURCE (m->group)));
+  return source;
+}
+
+static void
+clear_member_timers (Member *m)
+{
+  if (m->restart_source != NULL)
+    {
+      g_source_destroy (m->restart_source);
+      g_clear_pointer (&m->restart_source, g_source_unref);
+    }
+  if (m->degraded_source != NULL)
+    {
+      g_source_destroy (m->degraded_source);
+      g_clear_pointer (&m->degraded_source, g_source_unref);
+    }
+}
+
+static void
+watch_degraded (ExoResourceGroup *self,
+                Member           *m)
+{
+  guint ms;
+
+  if (m->degraded_source != NULL || m->restart_source != NULL || m->job_queued ||
+      !m->managed || m->stopped || m->given_up ||
+      !_exo_resource_is_degraded_by_health (m->resource))
+    return;
+
+  ms = exo_managed_resource_get_degraded_restart (EXO_MANAGED_RESOURCE (m->resource));
+  m->degraded_source = member_timeout (m, ms, degraded_tick_cb, "[exo] group degraded member");
+}
+
+/* What the supervisor does about one transition, outside the emission. */
+static void
+supervise (ExoResourceGroup *self,
+           MemberEvent      *event)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  Member *m = event->member;
+
+  switch (event->kind)
+    {
+    case EVENT_RUN_FAILED:
+      if (event->run->live)
+        run_finish (event->run);
+      return;
+
+    case EVENT_FELL:
+      if (priv->up && !priv->escalated)
+        schedule_restart (self, m);
+      return;
+
+    case EVENT_EXTERNAL:
+    default:
+      break;
+    }
+
+  /* A transition no run of ours made: somebody else operates the member
+   * (a manual Initialize, Cleanup or Restart), or it failed by itself. */
+  switch (event->new_state)
+    {
+    case EXO_RESOURCE_STATE_CLOSING:
+      /* Stopped by hand: out of supervision until started again. */
+      m->stopped = TRUE;
+      clear_member_timers (m);
+      break;
+
+    case EXO_RESOURCE_STATE_INITIALIZING:
+      /* Started by hand: supervised again, and a give-up is forgotten
+       * (like `systemctl restart` after start-limit-hit). */
+      m->stopped = FALSE;
+      if (m->given_up)
+        {
+          m->given_up = FALSE;
+          if (m->limiter != NULL)
+            exo_restart_limiter_reset (m->limiter);
+        }
+      if (m->restart_source != NULL)
+        {
+          g_source_destroy (m->restart_source);
+          g_clear_pointer (&m->restart_source, g_source_unref);
+        }
+      break;
+
+    case EXO_RESOURCE_STATE_ERROR:
+      /* Failed by itself, or a manual start failed: one attempt more; the
+       * supervisor goes on with its backoff. */
+      if (priv->up && !priv->escalated && member_state (m) == EXO_RESOURCE_STATE_ERROR)
+        schedule_restart (self, m);
+      break;
+
+    case EXO_RESOURCE_STATE_DEGRADED:
+      if (priv->up && !priv->escalated)
+        watch_degraded (self, m);
+      break;
+
+    case EXO_RESOURCE_STATE_READY:
+    case EXO_RESOURCE_STATE_UNINITIALIZED:
+    case EXO_RESOURCE_STATE_CLOSED:
+    default:
+      break;
+    }
+
+  schedule_pass (self);
+}
+
+static gboolean
+events_cb (gpointer data)
+{
+  ExoResourceGroup *self = data;
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  g_clear_pointer (&priv->events_source, g_source_unref);
+  g_object_ref (self);
+  priv->draining_events = TRUE;
+
+  /* What we call may queue more: they are handled in this loop, in order. */
+  for (guint i = 0; i < priv->events->len; i++)
+    {
+      MemberEvent event = g_array_index (priv->events, MemberEvent, i);
+
+      g_array_index (priv->events, MemberEvent, i).member = NULL;
+      g_array_index (priv->events, MemberEvent, i).run = NULL;
+      if (event.member->group == self)
+        supervise (self, &event);
+      member_event_clear (&event);
+    }
+  g_array_set_size (priv->events, 0);
+  priv->draining_events = FALSE;
+
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* The handler: bookkeeping of the group's own data only, then the queue. */
 static void
 member_state_changed (Member           *m,
                       ExoResourceState  old_state,
@@ -1408,6 +1662,23 @@ member_state_changed (Member           *m,
   priv = PRIV (self);
   fell = new_state == EXO_RESOURCE_STATE_ERROR && exo_resource_state_is_usable (old_state);
 
+  /* The backoff of its restarts starts again after a stable run. */
+  if (new_state == EXO_RESOURCE_STATE_READY)
+    {
+      if (m->ready_since == 0)
+        m->ready_since = g_get_monotonic_time ();
+    }
+  else if (!exo_resource_state_is_usable (new_state) && m->ready_since != 0)
+    {
+      guint reset_ms = m->managed ?
+        exo_managed_resource_get_backoff_reset (EXO_MANAGED_RESOURCE (m->resource)) :
+        DEFAULT_BACKOFF_RESET_MS;
+
+      if (g_get_monotonic_time () - m->ready_since >= (gint64) reset_ms * 1000)
+        m->restart_streak = m->restart_prev_ms = 0;
+      m->ready_since = 0;
+    }
+
   if (m->run != NULL)
     {
       Run *run = m->run;
@@ -1421,27 +1692,62 @@ member_state_changed (Member           *m,
               const GError *cause = exo_resource_get_last_error (m->resource);
 
               /* Not marked failed: it holds what it made, so the rollback
-               * cleans it up. */
+               * cleans it up.  The run starts nothing more; the queue
+               * finishes it. */
               if (run->error == NULL && cause != NULL)
                 run->error = member_error (m, cause, "failed");
               else if (run->error == NULL)
                 run->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
                                           "member '%s' failed after it was ready", m->name);
-              run_finish (run);
+              run->doomed = TRUE;
+              queue_event (self, m, run, EVENT_RUN_FAILED, old_state, new_state);
             }
           else if (priv->up)
-            push_job (self, JOB_RESTART, m);
+            queue_event (self, m, NULL, EVENT_FELL, old_state, new_state);
         }
       return;
     }
 
-  if (!priv->up)
+  queue_event (self, m, NULL, EVENT_EXTERNAL, old_state, new_state);
+}
+
+/* Restarts @m after its next backoff delay (its retry policy's, or the
+ * group's default for unmanaged members). */
+static gboolean
+restart_tick_cb (gpointer data)
+{
+  Member *m = data;
+
+  g_clear_pointer (&m->restart_source, g_source_unref);
+  if (m->group != NULL)
+    push_job (m->group, JOB_RESTART, m);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_restart (ExoResourceGroup *self,
+                  Member           *m)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+  g_autoptr(ExoRetryPolicy) policy = NULL;
+  guint delay;
+
+  if (m->removed || m->stopped || m->given_up || m->restart_source != NULL || m->job_queued)
     return;
 
-  if (fell && !priv->escalated)
-    push_job (self, JOB_RESTART, m);
-  else
-    schedule_pass (self);
+  if (m->degraded_source != NULL)
+    {
+      g_source_destroy (m->degraded_source);
+      g_clear_pointer (&m->degraded_source, g_source_unref);
+    }
+  policy = m->managed ? exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource))
+                      : exo_retry_policy_copy (priv->default_policy);
+  delay = exo_retry_policy_next_delay (policy, m->restart_streak + 1, m->restart_prev_ms,
+                                       _exo_resource_get_rand (m->resource));
+  m->restart_prev_ms = delay;
+  if (m->restart_streak < G_MAXUINT)
+    m->restart_streak++;
+  m->restart_source = member_timeout (m, delay, restart_tick_cb, "[exo] group member restart");
 }
 
 /* A direct marshaller: cheaper than the generic one (libffi) for a
@@ -1567,6 +1873,12 @@ exo_resource_group_do_initialize (ExoResource *resource,
       m->init_started = FALSE;
       m->degraded_by_group = FALSE;
       m->blocked = FALSE;
+      m->stopped = FALSE;
+      m->given_up = FALSE;
+      m->restart_streak = m->restart_prev_ms = 0;
+      clear_member_timers (m);
+      if (m->limiter != NULL)
+        exo_restart_limiter_reset (m->limiter);
     }
 
   run = run_new (self, FALSE, TRUE, collect_set (self, NULL, NULL),
@@ -1633,6 +1945,8 @@ exo_resource_group_do_cleanup (ExoResource *resource,
   priv->up = FALSE;
   priv->init_failed = FALSE;
   drop_jobs (self);
+  for (guint i = 0; i < priv->members->len; i++)
+    clear_member_timers (g_ptr_array_index (priv->members, i));
   run_abort (priv->job_run);
   priv->job_run = NULL;
   run_abort (priv->init_run);
@@ -1813,6 +2127,7 @@ member_detach (ExoResourceGroup *self,
   g_signal_handler_disconnect (m->resource, m->handler_id);
   m->handler_id = 0;
   m->removed = TRUE;
+  clear_member_timers (m);
   m->group = NULL;
 
   g_hash_table_remove (priv->by_name, m->name);
@@ -2558,6 +2873,14 @@ exo_resource_group_dispose (GObject *object)
       g_source_destroy (priv->pass_source);
       g_clear_pointer (&priv->pass_source, g_source_unref);
     }
+  if (priv->events_source != NULL)
+    {
+      g_source_destroy (priv->events_source);
+      g_clear_pointer (&priv->events_source, g_source_unref);
+    }
+  for (guint i = 0; i < priv->events->len; i++)
+    member_event_clear (&g_array_index (priv->events, MemberEvent, i));
+  g_array_set_size (priv->events, 0);
   disconnect_init_cancellable (self);
   drop_jobs (self);
 
@@ -2567,6 +2890,7 @@ exo_resource_group_dispose (GObject *object)
 
       g_signal_handler_disconnect (m->resource, m->handler_id);
       m->handler_id = 0;
+      clear_member_timers (m);
       m->group = NULL;
       m->removed = TRUE;
       m->run = NULL;
@@ -2595,6 +2919,8 @@ exo_resource_group_finalize (GObject *object)
   g_clear_pointer (&priv->live_runs, g_ptr_array_unref);
   g_clear_pointer (&priv->edges, g_free);
   g_clear_pointer (&priv->limiter, exo_restart_limiter_free);
+  g_clear_pointer (&priv->events, g_array_unref);
+  g_clear_pointer (&priv->default_policy, exo_retry_policy_free);
   g_clear_error (&priv->plan_error);
 
   G_OBJECT_CLASS (exo_resource_group_parent_class)->finalize (object);
@@ -2789,4 +3115,6 @@ exo_resource_group_init (ExoResourceGroup *self)
   priv->limiter = exo_restart_limiter_new (priv->restart_burst, priv->restart_interval_ms);
   priv->plan_dirty = TRUE;
   g_queue_init (&priv->jobs);
+  priv->events = g_array_new (FALSE, FALSE, sizeof (MemberEvent));
+  priv->default_policy = exo_retry_policy_new ();
 }

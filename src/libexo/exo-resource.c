@@ -57,6 +57,13 @@ typedef struct
   guint             attempts;
   guint             init_timeout_ms;
   ExoResourceState  state;
+  ExoResourceResult result;
+
+  /* Health hysteresis: consecutive outcomes of health checks. */
+  guint             health_fails;
+  guint             health_passes;
+  guint             unhealthy_threshold;
+  guint             healthy_threshold;
 
   /* The initialize flight: one set of callers sharing attempts. */
   GQueue            init_waiters;      /* Waiter* */
@@ -74,6 +81,9 @@ typedef struct
   guint             cleanup_pending : 1;
   guint             cleaning : 1;
   guint             registered : 1;
+  guint             attempt_counted : 1; /* the next attempt is counted and timed, not started */
+  guint             degraded_by_health : 1; /* degraded by its own failing checks */
+  guint             held : 1;          /* kept degraded by its supervisor (a dependency is down) */
 } ExoResourcePrivate;
 
 enum {
@@ -83,11 +93,16 @@ enum {
   PROP_DISPLAY_NAME,
   PROP_STATE,
   PROP_INIT_TIMEOUT,
+  PROP_ERROR_COUNT,
+  PROP_ATTEMPTS,
+  PROP_LAST_ERROR,
+  PROP_RESULT,
   N_PROPS,
 };
 
 static GParamSpec *properties[N_PROPS];
 static guint signal_state_changed;
+static guint signal_notify;
 static GQuark resource_type_quark;
 
 static void exo_resource_async_resource_init (ExoAsyncResourceInterface *iface);
@@ -131,6 +146,30 @@ exo_resource_state_transition_is_legal (ExoResourceState from,
   return (legal_transitions[from] & (1u << to)) != 0;
 }
 
+/* Notifies @prop only when somebody listens: the statistics change on hot
+ * paths (every attempt), where an unobserved notify would cost more than the
+ * work itself. */
+static inline void
+notify_watched (ExoResource *self,
+                guint        prop)
+{
+  if (g_signal_has_handler_pending (self, signal_notify,
+                                    g_param_spec_get_name_quark (properties[prop]), FALSE))
+    g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);
+}
+
+static void
+set_attempts (ExoResource *self,
+              guint        attempts)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (priv->attempts == attempts)
+    return;
+  priv->attempts = attempts;
+  notify_watched (self, PROP_ATTEMPTS);
+}
+
 static void
 record_error (ExoResource  *self,
               const GError *error)
@@ -142,6 +181,30 @@ record_error (ExoResource  *self,
   g_clear_error (&priv->last_error);
   priv->last_error = g_error_copy (error);
   priv->error_count++;
+  notify_watched (self, PROP_LAST_ERROR);
+  notify_watched (self, PROP_ERROR_COUNT);
+}
+
+void
+_exo_resource_set_result (ExoResource       *self,
+                          ExoResourceResult  result)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (priv->result == result)
+    return;
+  priv->result = result;
+  notify_watched (self, PROP_RESULT);
+}
+
+static ExoResourceResult
+result_of (const GError *error)
+{
+  if (error == NULL)
+    return EXO_RESOURCE_RESULT_SUCCESS;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return EXO_RESOURCE_RESULT_TIMEOUT;
+  return EXO_RESOURCE_RESULT_FAILED;
 }
 
 /**
@@ -184,6 +247,15 @@ exo_resource_transition (ExoResource      *self,
   priv->state_changed_at = g_get_real_time ();
   if (new_state == EXO_RESOURCE_STATE_READY && old_state == EXO_RESOURCE_STATE_INITIALIZING)
     priv->initialized_at = priv->state_changed_at;
+  if (new_state != EXO_RESOURCE_STATE_DEGRADED)
+    {
+      priv->degraded_by_health = FALSE;
+      if (!exo_resource_state_is_usable (new_state))
+        {
+          priv->held = FALSE;
+          priv->health_fails = priv->health_passes = 0;
+        }
+    }
 
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
   g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
@@ -298,16 +370,21 @@ end_flight (ExoResource  *self,
 
   priv->in_flight = FALSE;
   priv->start_pending = FALSE;
+  priv->attempt_counted = FALSE;
   clear_source (&priv->retry_source);
   clear_source (&priv->timeout_source);
 
   if (error == NULL)
     {
-      priv->attempts = 0;
+      set_attempts (self, 0);
+      _exo_resource_set_result (self, EXO_RESOURCE_RESULT_SUCCESS);
       exo_resource_transition (self, EXO_RESOURCE_STATE_READY, NULL);
     }
   else if (priv->state == EXO_RESOURCE_STATE_INITIALIZING)
-    exo_resource_transition (self, EXO_RESOURCE_STATE_ERROR, NULL);
+    {
+      _exo_resource_set_result (self, result_of (error));
+      exo_resource_transition (self, EXO_RESOURCE_STATE_ERROR, NULL);
+    }
 
   flush_init_waiters (self, error);
 }
@@ -535,11 +612,20 @@ attempt_timeout_cb (gpointer data)
   ExoResourcePrivate *priv = PRIV (self);
   g_autoptr(GError) error = NULL;
 
-  error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                       "initialize of '%s' timed out after %u ms",
-                       priv->id, priv->init_timeout_ms);
+  if (priv->attempt == NULL && priv->start_pending)
+    /* This attempt never started: an abandoned one still runs. */
+    error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                         "initialize of '%s' timed out after %u ms (attempt %u): the previous "
+                         "attempt has not returned since it was cancelled",
+                         priv->id, priv->init_timeout_ms, priv->flight_attempt);
+  else
+    error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                         "initialize of '%s' timed out after %u ms (attempt %u)",
+                         priv->id, priv->init_timeout_ms, priv->flight_attempt);
 
   g_clear_pointer (&priv->timeout_source, g_source_unref);
+  priv->start_pending = FALSE;
+  priv->attempt_counted = FALSE;
   abandon_attempt (self);
   record_error (self, error);
   after_failed_attempt (self, error);
@@ -553,6 +639,19 @@ start_attempt (ExoResource *self)
   ExoResourcePrivate *priv = PRIV (self);
   Attempt *attempt;
 
+  /* The attempt counts, and its clock runs, from now: also while it waits
+   * for an abandoned attempt whose do_initialize has not returned yet.  A
+   * do_initialize that hangs for good so makes every later attempt time out
+   * on time, and the flight ends in `error` after the retries. */
+  if (!priv->attempt_counted)
+    {
+      priv->attempt_counted = TRUE;
+      priv->flight_attempt++;
+      set_attempts (self, priv->attempts + 1);
+      if (priv->init_timeout_ms > 0 && priv->timeout_source == NULL)
+        priv->timeout_source = add_timeout (self, priv->init_timeout_ms, attempt_timeout_cb, self);
+    }
+
   if (priv->busy)
     {
       priv->start_pending = TRUE;
@@ -560,15 +659,11 @@ start_attempt (ExoResource *self)
     }
 
   priv->start_pending = FALSE;
+  priv->attempt_counted = FALSE;
   priv->busy = TRUE;
-  priv->flight_attempt++;
-  priv->attempts++;
 
   attempt = attempt_new (self);
   priv->attempt = attempt;
-
-  if (priv->init_timeout_ms > 0)
-    priv->timeout_source = add_timeout (self, priv->init_timeout_ms, attempt_timeout_cb, self);
 
   if (priv->needs_cleanup)
     call_do_cleanup (self, attempt, pre_cleanup_done);
@@ -837,6 +932,7 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       abandon_attempt (self);
       priv->in_flight = FALSE;
       priv->start_pending = FALSE;
+      priv->attempt_counted = FALSE;
       clear_source (&priv->retry_source);
       exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSING, NULL);
       flush_init_waiters (self, error);
@@ -894,8 +990,14 @@ exo_resource_cleanup_finish (ExoResource   *self,
  * @healthy: the outcome of a check
  * @error: (nullable): why it is unhealthy
  *
- * Applies a health outcome: `ready` becomes `degraded` when unhealthy,
- * `degraded` becomes `ready` when healthy.  Other states are left alone.
+ * Applies the outcome of one health check, with hysteresis (as Consul's
+ * and Envoy's health checks do): every failed check is recorded (last error,
+ * error count); `ready` becomes `degraded` after
+ * #ExoResource:unhealthy-threshold consecutive failed checks, and a
+ * resource degraded by its own checks becomes `ready` again after
+ * #ExoResource:healthy-threshold consecutive passes.  A resource that its
+ * supervisor keeps `degraded` (because a dependency is down) records its
+ * checks but does not change state.  Other states are left alone.
  */
 void
 exo_resource_report_health (ExoResource  *self,
@@ -907,22 +1009,97 @@ exo_resource_report_health (ExoResource  *self,
   g_return_if_fail (EXO_IS_RESOURCE (self));
   priv = PRIV (self);
 
-  if (priv->in_flight || priv->cleaning)
+  if (priv->in_flight || priv->cleaning || !exo_resource_state_is_usable (priv->state))
     return;
 
-  if (healthy && priv->state == EXO_RESOURCE_STATE_DEGRADED)
-    exo_resource_transition (self, EXO_RESOURCE_STATE_READY, NULL);
-  else if (!healthy && priv->state == EXO_RESOURCE_STATE_READY)
+  if (healthy)
     {
-      g_autoptr(GError) fallback = NULL;
-
-      if (error == NULL)
-        error = fallback = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                                        "health check of '%s' failed", priv->id);
-      exo_resource_transition (self, EXO_RESOURCE_STATE_DEGRADED, error);
+      priv->health_fails = 0;
+      if (priv->health_passes < G_MAXUINT)
+        priv->health_passes++;
+      if (priv->state == EXO_RESOURCE_STATE_DEGRADED && !priv->held &&
+          (!priv->degraded_by_health || priv->health_passes >= priv->healthy_threshold))
+        exo_resource_transition (self, EXO_RESOURCE_STATE_READY, NULL);
+      return;
     }
-  else if (!healthy && error != NULL && priv->state == EXO_RESOURCE_STATE_DEGRADED)
+
+  {
+    g_autoptr(GError) fallback = NULL;
+
+    if (error == NULL)
+      error = fallback = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
+                                      "health check of '%s' failed", priv->id);
+    priv->health_passes = 0;
+    if (priv->health_fails < G_MAXUINT)
+      priv->health_fails++;
     record_error (self, error);
+    if (priv->state == EXO_RESOURCE_STATE_READY && !priv->held &&
+        priv->health_fails >= priv->unhealthy_threshold)
+      {
+        /* set first: state-changed handlers ask why it is degraded */
+        priv->degraded_by_health = TRUE;
+        exo_resource_transition (self, EXO_RESOURCE_STATE_DEGRADED, NULL);
+      }
+    else if (priv->state == EXO_RESOURCE_STATE_DEGRADED && !priv->held)
+      priv->degraded_by_health = TRUE;
+  }
+}
+
+/* Health thresholds (ExoManagedResource's properties live here because the
+ * base class applies the outcomes). */
+void
+_exo_resource_set_health_thresholds (ExoResource *self,
+                                     guint        unhealthy,
+                                     guint        healthy)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  priv->unhealthy_threshold = MAX (unhealthy, 1);
+  priv->healthy_threshold = MAX (healthy, 1);
+}
+
+/* TRUE while @self is degraded by its own failing health checks (not by a
+ * supervisor, not only by a dependency). */
+gboolean
+_exo_resource_is_degraded_by_health (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  return priv->state == EXO_RESOURCE_STATE_DEGRADED && priv->degraded_by_health && !priv->held;
+}
+
+/* For a supervisor: keep @self `degraded` because of @error (a dependency
+ * is down) whatever its own checks say, or let it go (@error = NULL): then a
+ * resource whose own checks did not fail is `ready` again at once. */
+void
+_exo_resource_hold_degraded (ExoResource  *self,
+                             const GError *error)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (error != NULL)
+    {
+      if (priv->state != EXO_RESOURCE_STATE_READY && priv->state != EXO_RESOURCE_STATE_DEGRADED)
+        return;
+      priv->held = TRUE;
+      if (priv->state == EXO_RESOURCE_STATE_READY)
+        exo_resource_transition (self, EXO_RESOURCE_STATE_DEGRADED, error);
+      return;
+    }
+
+  if (!priv->held)
+    return;
+  priv->held = FALSE;
+  if (priv->state == EXO_RESOURCE_STATE_DEGRADED && priv->health_fails == 0)
+    exo_resource_transition (self, EXO_RESOURCE_STATE_READY, NULL);
+  else if (priv->state == EXO_RESOURCE_STATE_DEGRADED && priv->health_fails > 0)
+    priv->degraded_by_health = TRUE;
+}
+
+gboolean
+_exo_resource_is_held (ExoResource *self)
+{
+  return PRIV (self)->held;
 }
 
 /**
@@ -950,6 +1127,7 @@ exo_resource_report_error (ExoResource  *self,
       return;
     }
 
+  _exo_resource_set_result (self, EXO_RESOURCE_RESULT_FAILED);
   exo_resource_transition (self, EXO_RESOURCE_STATE_ERROR, error);
 }
 
@@ -1160,9 +1338,19 @@ exo_resource_real_reset (ExoResource *self)
 {
   ExoResourcePrivate *priv = PRIV (self);
 
+  gboolean had_error = priv->last_error != NULL;
+
   g_clear_error (&priv->last_error);
-  priv->error_count = 0;
-  priv->attempts = 0;
+  if (had_error)
+    notify_watched (self, PROP_LAST_ERROR);
+  if (priv->error_count != 0)
+    {
+      priv->error_count = 0;
+      notify_watched (self, PROP_ERROR_COUNT);
+    }
+  set_attempts (self, 0);
+  if (priv->result == EXO_RESOURCE_RESULT_START_LIMIT_HIT)
+    _exo_resource_set_result (self, EXO_RESOURCE_RESULT_FAILED);
 }
 
 /**
@@ -1299,6 +1487,19 @@ exo_resource_get_attempts (ExoResource *self)
 {
   g_return_val_if_fail (EXO_IS_RESOURCE (self), 0);
   return PRIV (self)->attempts;
+}
+
+/**
+ * exo_resource_get_result:
+ * @self: a resource
+ *
+ * Returns: why @self is where it is (see #ExoResourceResult)
+ */
+ExoResourceResult
+exo_resource_get_result (ExoResource *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), EXO_RESOURCE_RESULT_SUCCESS);
+  return PRIV (self)->result;
 }
 
 /**
@@ -1552,6 +1753,18 @@ exo_resource_get_property (GObject    *object,
     case PROP_INIT_TIMEOUT:
       g_value_set_uint (value, priv->init_timeout_ms);
       break;
+    case PROP_ERROR_COUNT:
+      g_value_set_uint (value, priv->error_count);
+      break;
+    case PROP_ATTEMPTS:
+      g_value_set_uint (value, priv->attempts);
+      break;
+    case PROP_LAST_ERROR:
+      g_value_set_boxed (value, priv->last_error);
+      break;
+    case PROP_RESULT:
+      g_value_set_enum (value, priv->result);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1630,10 +1843,52 @@ exo_resource_class_init (ExoResourceClass *klass)
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_property (object_class, PROP_INIT_TIMEOUT, properties[PROP_INIT_TIMEOUT]);
 
+  /**
+   * ExoResource:error-count:
+   *
+   * Errors recorded since made or reset: failed initialize attempts, failed
+   * health checks, failures reported while usable.  Notified when it changes.
+   */
+  properties[PROP_ERROR_COUNT] =
+    g_param_spec_uint ("error-count", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_property (object_class, PROP_ERROR_COUNT, properties[PROP_ERROR_COUNT]);
+
+  /**
+   * ExoResource:attempts:
+   *
+   * Initialize attempts since the last successful one (0 once it succeeds).
+   */
+  properties[PROP_ATTEMPTS] =
+    g_param_spec_uint ("attempts", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_property (object_class, PROP_ATTEMPTS, properties[PROP_ATTEMPTS]);
+
+  /**
+   * ExoResource:last-error:
+   *
+   * The last error recorded, or %NULL.
+   */
+  properties[PROP_LAST_ERROR] =
+    g_param_spec_boxed ("last-error", NULL, NULL, G_TYPE_ERROR,
+                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_property (object_class, PROP_LAST_ERROR, properties[PROP_LAST_ERROR]);
+
+  /**
+   * ExoResource:result:
+   *
+   * Why the resource is where it is; see #ExoResourceResult.
+   */
+  properties[PROP_RESULT] =
+    g_param_spec_enum ("result", NULL, NULL, EXO_TYPE_RESOURCE_RESULT, EXO_RESOURCE_RESULT_SUCCESS,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_property (object_class, PROP_RESULT, properties[PROP_RESULT]);
+
   properties[PROP_STATE] = g_object_class_find_property (object_class, "state");
   properties[PROP_DISPLAY_NAME] = g_object_class_find_property (object_class, "display-name");
 
   signal_state_changed = g_signal_lookup ("state-changed", EXO_TYPE_ASYNC_RESOURCE);
+  signal_notify = g_signal_lookup ("notify", G_TYPE_OBJECT);
 }
 
 static void
@@ -1642,6 +1897,8 @@ exo_resource_init (ExoResource *self)
   ExoResourcePrivate *priv = PRIV (self);
 
   priv->state = EXO_RESOURCE_STATE_UNINITIALIZED;
+  priv->unhealthy_threshold = 1;
+  priv->healthy_threshold = 1;
   priv->context = g_main_context_ref_thread_default ();
   g_queue_init (&priv->init_waiters);
   g_queue_init (&priv->cleanup_waiters);

@@ -68,6 +68,45 @@ exo_jitter_get_type (void)
   return type_id;
 }
 
+static const GEnumValue result_values[] = {
+  { EXO_RESOURCE_RESULT_SUCCESS, "EXO_RESOURCE_RESULT_SUCCESS", "success" },
+  { EXO_RESOURCE_RESULT_FAILED, "EXO_RESOURCE_RESULT_FAILED", "failed" },
+  { EXO_RESOURCE_RESULT_TIMEOUT, "EXO_RESOURCE_RESULT_TIMEOUT", "timeout" },
+  { EXO_RESOURCE_RESULT_UNHEALTHY, "EXO_RESOURCE_RESULT_UNHEALTHY", "unhealthy" },
+  { EXO_RESOURCE_RESULT_START_LIMIT_HIT, "EXO_RESOURCE_RESULT_START_LIMIT_HIT", "start-limit-hit" },
+  { 0, NULL, NULL }
+};
+
+GType
+exo_resource_result_get_type (void)
+{
+  static gsize type_id = 0;
+
+  if (g_once_init_enter (&type_id))
+    {
+      GType type = g_enum_register_static (g_intern_static_string ("ExoResourceResult"),
+                                           result_values);
+      g_once_init_leave (&type_id, type);
+    }
+
+  return type_id;
+}
+
+/**
+ * exo_resource_result_to_string:
+ * @result: a result
+ *
+ * Returns: (transfer none): the result's nick, e.g. `"start-limit-hit"`, or
+ *   `"invalid"`
+ */
+const char *
+exo_resource_result_to_string (ExoResourceResult result)
+{
+  if ((guint) result > EXO_RESOURCE_RESULT_START_LIMIT_HIT)
+    return "invalid";
+  return result_values[result].value_nick;
+}
+
 /**
  * exo_resource_state_to_string:
  * @state: a state
