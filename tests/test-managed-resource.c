@@ -4,6 +4,8 @@
  */
 #include "exo-test-util.h"
 
+#include <string.h>
+
 static void
 set_policy (ExoTestResource *r,
             guint            max_retries,
@@ -183,6 +185,7 @@ test_recover_from_degraded (void)
 
   set_policy (r, 3, 5, 20, 2.0, EXO_JITTER_NONE, 0, 0);
   exo_managed_resource_set_health_check_interval (EXO_MANAGED_RESOURCE (r), 10);
+  exo_managed_resource_set_degraded_restart (EXO_MANAGED_RESOURCE (r), 0);
   g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
 
   r->healthy = FALSE;
@@ -508,6 +511,109 @@ test_policy_property (void)
   exo_retry_policy_free (prop);
 }
 
+static void
+count_error_notify_cb (GObject *object, GParamSpec *pspec, gpointer data)
+{
+  (*(guint *) data)++;
+}
+
+/* Regression: a do_initialize that hangs (ignores its cancellable and never
+ * returns in time) must not leave the resource `initializing` forever: each
+ * attempt times out on time, is counted and recorded, the retries back off,
+ * and the flight ends in `error` with result "timeout". */
+static void
+test_init_timeout_rescues_hung_initialize (void)
+{
+  g_autoptr(ExoTestResource) r = exo_test_resource_new ("hung");
+  g_autoptr(GError) error = NULL;
+  guint notified = 0;
+  gint64 t0;
+
+  set_policy (r, 2, 20, 20, 1.0, EXO_JITTER_NONE, 0, 0);
+  r->init_delay_ms = 3000 * exo_test_slow_factor ();
+  r->ignore_cancel = TRUE;
+  exo_resource_set_init_timeout (EXO_RESOURCE (r), 50);
+  g_signal_connect (r, "notify::error-count", G_CALLBACK (count_error_notify_cb), &notified);
+
+  t0 = g_get_monotonic_time ();
+  g_assert_false (exo_test_initialize (EXO_RESOURCE (r), &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  /* 3 attempts of 50 ms and 2 delays of 20 ms, not the 3 s of the hang */
+  g_assert_cmpint ((g_get_monotonic_time () - t0) / 1000, <, 1500 * exo_test_slow_factor ());
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_ERROR);
+  g_assert_cmpuint (exo_resource_get_attempts (EXO_RESOURCE (r)), ==, 3);
+  g_assert_cmpuint (exo_resource_get_error_count (EXO_RESOURCE (r)), ==, 3);
+  g_assert_cmpuint (notified, ==, 3);
+  g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (r)), ==, EXO_RESOURCE_RESULT_TIMEOUT);
+  g_assert_nonnull (strstr (exo_resource_get_last_error (EXO_RESOURCE (r))->message,
+                            "has not returned since it was cancelled"));
+  g_assert_cmpuint (r->n_init_calls, ==, 1);   /* never two do_initialize at once */
+
+  /* When the hung call returns at last, what it made is cleaned up and the
+   * resource can be initialized again. */
+  r->init_delay_ms = 0;
+  exo_resource_set_init_timeout (EXO_RESOURCE (r), 0);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (r->live, ==, 1);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (r->live, ==, 0);
+}
+
+/* A recovery's backoff grows across failures and starts again from the
+ * initial delay only after a stable run (backoff-reset-ms). */
+static void
+test_backoff_resets_after_stable_run (void)
+{
+  g_autoptr(ExoTestResource) r = exo_test_resource_new ("stable");
+
+  set_policy (r, 0, 40, 1000, 4.0, EXO_JITTER_NONE, 0, 0);
+  exo_managed_resource_set_backoff_reset (EXO_MANAGED_RESOURCE (r), 300);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GError) e = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED, "x");
+      gint64 t0;
+      gint64 took;
+
+      if (i == 2)
+        exo_test_spin (400);   /* a stable run: the backoff starts again */
+      t0 = g_get_monotonic_time ();
+      exo_resource_report_error (EXO_RESOURCE (r), e);
+      g_assert_true (exo_test_wait_for_state (EXO_RESOURCE (r), EXO_RESOURCE_STATE_READY, 5000));
+      took = (g_get_monotonic_time () - t0) / 1000;
+      if (i == 0 || i == 2)
+        g_assert_cmpint (took, <, 140);   /* 40 ms */
+      else
+        g_assert_cmpint (took, >=, 150);  /* 160 ms: it flapped */
+    }
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
+/* Over the restart limit a resource gives up plainly (result
+ * start-limit-hit); a manual initialize clears it. */
+static void
+test_restart_limit_result (void)
+{
+  g_autoptr(ExoTestResource) r = exo_test_resource_new ("limit");
+  g_autoptr(GError) e = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED, "x");
+
+  set_policy (r, 0, 1, 1, 1.0, EXO_JITTER_NONE, 1, 60000);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  exo_resource_report_error (EXO_RESOURCE (r), e);
+  g_assert_true (exo_test_wait_for_state (EXO_RESOURCE (r), EXO_RESOURCE_STATE_READY, 5000));
+  exo_resource_report_error (EXO_RESOURCE (r), e);
+  exo_test_spin (50);
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_ERROR);
+  g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (r)), ==, EXO_RESOURCE_RESULT_START_LIMIT_HIT);
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (r)), ==, EXO_RESOURCE_RESULT_SUCCESS);
+  exo_resource_report_error (EXO_RESOURCE (r), e);
+  g_assert_true (exo_test_wait_for_state (EXO_RESOURCE (r), EXO_RESOURCE_STATE_READY, 5000));
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -524,6 +630,10 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/managed/recover/not-when-off-or-closed", test_no_recover_when_off_or_closed);
   g_test_add_func ("/exo/managed/health/periodic", test_health_checks_periodic);
   g_test_add_func ("/exo/managed/restart-limit", test_restart_limit);
+  g_test_add_func ("/exo/managed/restart-limit/result", test_restart_limit_result);
+  g_test_add_func ("/exo/managed/recover/backoff-resets-after-stable-run", test_backoff_resets_after_stable_run);
+  g_test_add_func ("/exo/managed/regression/init-timeout-rescues-hung-initialize",
+                   test_init_timeout_rescues_hung_initialize);
   g_test_add_func ("/exo/managed/runner/regression/awaits-each-attempt", test_runner_awaits_each_attempt);
   g_test_add_func ("/exo/managed/runner/fatal", test_runner_fatal);
   g_test_add_func ("/exo/managed/runner/attempt-timeout", test_runner_attempt_timeout);

@@ -60,6 +60,8 @@ typedef struct {
   guint                  init_timeout_ms;
   gboolean               has_health_interval;
   guint                  health_interval_ms;
+  guint                  supervision_mask; /* (1 << i): supervision_keys[i] given */
+  guint                  supervision[4];   /* values, by supervision_keys index */
   guint                  retry_mask;     /* RETRY_* keys given */
   guint                  retry_line;
   ExoRetryPolicy         retry;
@@ -791,6 +793,22 @@ static const struct {
   { "restart-burst", "restart-burst" },
   { "restart-interval", "restart-interval-ms" },
   { "restart-interval-ms", "restart-interval-ms" },
+  { "unhealthy-threshold", "unhealthy-threshold" },
+  { "healthy-threshold", "healthy-threshold" },
+  { "degraded-restart-ms", "degraded-restart-ms" },
+  { "backoff-reset-ms", "backoff-reset-ms" },
+};
+
+/* Supervision keys of managed resources: resource keys, each an
+ * ExoManagedResource property of the same name (unsigned; minimum). */
+static const struct {
+  const char *key;
+  guint       minimum;
+} supervision_keys[] = {
+  { "unhealthy-threshold", 1 },
+  { "healthy-threshold", 1 },
+  { "degraded-restart-ms", 0 },
+  { "backoff-reset-ms", 0 },
 };
 
 static gboolean
@@ -1346,6 +1364,7 @@ static const char * const top_level_keys[] = { "node", "resources" };
 static const char * const resource_keys[] = {
   "id", "type", "display-name", "settings", "depends-on", "retry",
   "health-check-interval-ms", "init-timeout-ms",
+  "unhealthy-threshold", "healthy-threshold", "degraded-restart-ms", "backoff-reset-ms",
   "strategy", "restart-burst", "restart-interval-ms",
 };
 static const char * const retry_keys[] = {
@@ -1670,6 +1689,27 @@ load_resource (Loader    *loader,
       if (!get_uint (loader, member, key, &spec->health_interval_ms, error))
         return FALSE;
       spec->has_health_interval = TRUE;
+      g_clear_pointer (&key, g_free);
+    }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (supervision_keys); i++)
+    {
+      if ((member = json_object_get_member (object, supervision_keys[i].key)) == NULL)
+        continue;
+      key = g_strdup_printf ("%s.%s", prefix, supervision_keys[i].key);
+      if (!is_managed)
+        return not_applicable (loader, member, key, supervision_keys[i].key, spec,
+                               "managed resources (ExoManagedResource)", error);
+      if (!get_uint (loader, member, key, &spec->supervision[i], error))
+        return FALSE;
+      if (spec->supervision[i] < supervision_keys[i].minimum)
+        {
+          set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source, line_of (loader, member),
+                         key, "must be at least %u (got %u)", supervision_keys[i].minimum,
+                         spec->supervision[i]);
+          return FALSE;
+        }
+      spec->supervision_mask |= 1u << i;
       g_clear_pointer (&key, g_free);
     }
 
@@ -2214,6 +2254,9 @@ create_resource (ExoConfig     *self,
 
       if (spec->has_health_interval)
         exo_managed_resource_set_health_check_interval (managed, spec->health_interval_ms);
+      for (gsize i = 0; i < G_N_ELEMENTS (supervision_keys); i++)
+        if (spec->supervision_mask & (1u << i))
+          g_object_set (managed, supervision_keys[i].key, spec->supervision[i], NULL);
 
       if (spec->retry_mask != 0)
         {

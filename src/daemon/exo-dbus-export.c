@@ -65,6 +65,7 @@ enum {
   DIRTY_DEPS    = 1 << 1,   /* DependsOn */
   DIRTY_MEMBERS = 1 << 2,   /* Members (groups) */
   DIRTY_POLL    = 1 << 3,   /* DependsOn, polled: a change marks the group's Members and the topology */
+  DIRTY_STATS   = 1 << 4,   /* ErrorCount, LastError, Attempts, Result */
 };
 
 typedef struct
@@ -403,6 +404,7 @@ sync_state (Entry *entry)
                 "attempts", exo_resource_get_attempts (resource),
                 "state-changed-at", (guint64) MAX (exo_resource_get_state_changed_at (resource), 0),
                 "initialized-at", (guint64) MAX (exo_resource_get_initialized_at (resource), 0),
+                "result", exo_resource_result_to_string (exo_resource_get_result (resource)),
                 NULL);
 }
 
@@ -510,6 +512,8 @@ refresh_cb (gpointer data)
 
       entry->queued = FALSE;
       entry->dirty = 0;
+      if (what & DIRTY_STATS)
+        sync_state (entry);
       if (what & DIRTY_METRICS)
         sync_metrics (entry);
       if (what & (DIRTY_DEPS | DIRTY_POLL))
@@ -679,6 +683,11 @@ on_notify (ExoResource *resource,
 
   if (g_strcmp0 (pspec->name, "display-name") == 0)
     exo_dbus_resource1_set_display_name (entry->iface, exo_resource_get_display_name (resource));
+  else if (g_str_equal (pspec->name, "error-count") || g_str_equal (pspec->name, "attempts") ||
+           g_str_equal (pspec->name, "last-error") || g_str_equal (pspec->name, "result"))
+    /* Coalesced like every property: the values of the refresh are
+     * current, so ErrorCount and the resource's own metrics agree. */
+    mark_dirty (entry, DIRTY_STATS | DIRTY_METRICS);
   else if (g_strcmp0 (pspec->name, "state") != 0)
     mark_dirty (entry, DIRTY_METRICS);
 }

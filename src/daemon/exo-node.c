@@ -52,6 +52,7 @@ typedef struct
   gboolean           shutting_down;
   gboolean           name_acquired;
   GHashTable        *watched;      /* ExoResource* set (weak) */
+  const GError      *last_logged_error; /* compared, never dereferenced: logged by log_state */
 } Daemon;
 
 static Daemon daemon_state;
@@ -130,10 +131,12 @@ log_state (ExoResource      *resource,
            ExoResourceState  new_state,
            gpointer          user_data)
 {
+  Daemon *d = user_data;
   const GError *error = exo_resource_get_last_error (resource);
   const char *id = exo_resource_get_id (resource);
   const char *state = exo_resource_state_to_string (new_state);
 
+  d->last_logged_error = error;
   if (new_state == EXO_RESOURCE_STATE_ERROR || new_state == EXO_RESOURCE_STATE_DEGRADED)
     g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
                       "EXO_RESOURCE_ID", id,
@@ -147,6 +150,57 @@ log_state (ExoResource      *resource,
                       "EXO_STATE", state,
                       "MESSAGE", "%s: %s -> %s", id,
                       exo_resource_state_to_string (old_state), state);
+}
+
+/* Every failed attempt and failed health check is in the log, not only the
+ * state changes: a hung or flapping backend is visible while it happens.
+ * Errors that come with a transition are logged by log_state. */
+static void
+log_error_count (ExoResource *resource,
+                 GParamSpec  *pspec,
+                 gpointer     user_data)
+{
+  Daemon *d = user_data;
+  const GError *error = exo_resource_get_last_error (resource);
+  const char *id = exo_resource_get_id (resource);
+  ExoResourceState state = exo_resource_get_state (resource);
+
+  /* logged with its transition already */
+  if (error == NULL || exo_resource_get_error_count (resource) == 0 || error == d->last_logged_error)
+    return;
+  if (state == EXO_RESOURCE_STATE_INITIALIZING)
+    g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
+                      "EXO_RESOURCE_ID", id,
+                      "EXO_STATE", exo_resource_state_to_string (state),
+                      "MESSAGE", "%s: initialize attempt %u failed: %s", id,
+                      exo_resource_get_attempts (resource), error->message);
+  else if (exo_resource_state_is_usable (state))
+    g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
+                      "EXO_RESOURCE_ID", id,
+                      "EXO_STATE", exo_resource_state_to_string (state),
+                      "MESSAGE", "%s: health check failed (%s): %s", id,
+                      exo_resource_state_to_string (state), error->message);
+}
+
+static void
+log_result (ExoResource *resource,
+            GParamSpec  *pspec,
+            gpointer     user_data)
+{
+  ExoResourceResult result = exo_resource_get_result (resource);
+  const char *id = exo_resource_get_id (resource);
+
+  if (result == EXO_RESOURCE_RESULT_START_LIMIT_HIT)
+    g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
+                      "EXO_RESOURCE_ID", id,
+                      "EXO_RESULT", "start-limit-hit",
+                      "MESSAGE", "%s: given up: restart limit hit; it stays in error until "
+                      "restarted by hand (exoctl restart %s)", id, id);
+  else if (result == EXO_RESOURCE_RESULT_UNHEALTHY)
+    g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
+                      "EXO_RESOURCE_ID", id,
+                      "EXO_RESULT", "unhealthy",
+                      "MESSAGE", "%s: degraded for too long: restarting it", id);
 }
 
 static void watch_resource (Daemon *d, ExoResource *resource);
@@ -179,6 +233,8 @@ watch_resource (Daemon      *d,
   g_object_weak_ref (G_OBJECT (resource), watched_gone, d);
 
   g_signal_connect (resource, "state-changed", G_CALLBACK (log_state), d);
+  g_signal_connect (resource, "notify::error-count", G_CALLBACK (log_error_count), d);
+  g_signal_connect (resource, "notify::result", G_CALLBACK (log_result), d);
   if (EXO_IS_RESOURCE_GROUP (resource))
     {
       g_autoptr(GPtrArray) members = exo_resource_group_get_members (EXO_RESOURCE_GROUP (resource));

@@ -138,6 +138,7 @@ typedef struct
   char     *display_name;
   char     *state;
   char     *last_error;
+  char     *result;            /* "success", "start-limit-hit", … */
   gboolean  healthy;
   guint32   error_count;
   guint32   attempts;
@@ -167,6 +168,7 @@ resource_free (Resource *r)
   g_free (r->display_name);
   g_free (r->state);
   g_free (r->last_error);
+  g_free (r->result);
   g_strfreev (r->depends_on);
   g_clear_pointer (&r->metrics, g_variant_unref);
   g_clear_pointer (&r->pool, g_variant_unref);
@@ -588,6 +590,12 @@ resource_new (const char *path, GVariant *interfaces)
   if (r->state == NULL)
     r->state = g_strdup ("unknown");
   r->last_error = lookup_string (props, "LastError");
+  r->result = lookup_string (props, "Result");
+  if (r->result == NULL || r->result[0] == '\0')
+    {
+      g_free (r->result);
+      r->result = g_strdup ("success");
+    }
   healthy = g_variant_lookup_value (props, "Healthy", G_VARIANT_TYPE_BOOLEAN);
   r->healthy = healthy != NULL && g_variant_get_boolean (healthy);
   r->error_count = (guint32) lookup_uint (props, "ErrorCount");
@@ -757,6 +765,8 @@ resource_to_json (Snapshot *snap, Resource *r)
   json_builder_add_boolean_value (b, r->healthy);
   json_builder_set_member_name (b, "last_error");
   json_builder_add_string_value (b, r->last_error != NULL ? r->last_error : "");
+  json_builder_set_member_name (b, "result");
+  json_builder_add_string_value (b, r->result);
   json_builder_set_member_name (b, "error_count");
   json_builder_add_int_value (b, r->error_count);
   json_builder_set_member_name (b, "attempts");
@@ -822,9 +832,17 @@ cmd_list (Ctl *ctl)
       Resource *r = g_ptr_array_index (snap->resources, i);
       g_autofree char *errors = g_strdup_printf ("%u", r->error_count);
 
+      g_autofree char *state = NULL;
+
+      /* A give-up shows where one looks first, like systemctl's "failed
+       * (Result: start-limit-hit)". */
+      if (!g_str_equal (r->result, "success") && g_str_equal (r->state, "error"))
+        state = g_strdup_printf ("%s (%s)", r->state, r->result);
+      else
+        state = g_strdup (r->state);
       table_add (table, r->id, NULL);
       table_add (table, r->type, NULL);
-      table_add (table, r->state, state_color (ctl, r->state));
+      table_add (table, state, state_color (ctl, r->state));
       table_add (table, r->healthy ? "yes" : "no",
                  ctl->color ? (r->healthy ? COLOR_GREEN : COLOR_RED) : NULL);
       table_add (table, errors, NULL);
@@ -946,6 +964,14 @@ cmd_status (Ctl *ctl, const char *id)
   fields_add (fields, "State", clean (r->state), state_color (ctl, r->state));
   fields_add (fields, "Healthy", g_strdup (r->healthy ? "yes" : "no"),
               ctl->color ? (r->healthy ? COLOR_GREEN : COLOR_RED) : NULL);
+  if (g_str_equal (r->result, "start-limit-hit"))
+    fields_add (fields, "Result",
+                g_strdup ("start-limit-hit (given up: restart limit hit; "
+                          "`exoctl restart` starts it again)"),
+                ctl->color ? COLOR_RED : NULL);
+  else
+    fields_add (fields, "Result", clean (r->result),
+                !g_str_equal (r->result, "success") && ctl->color ? COLOR_RED : NULL);
   fields_add (fields, "Last error",
               r->last_error != NULL && r->last_error[0] != '\0' ? clean (r->last_error) : g_strdup ("-"),
               r->last_error != NULL && r->last_error[0] != '\0' && ctl->color ? COLOR_RED : NULL);

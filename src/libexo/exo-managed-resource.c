@@ -68,7 +68,8 @@ enum {
   N_PROPS,
 };
 
-#define DEFAULT_BACKOFF_RESET_MS 10000
+#define DEFAULT_BACKOFF_RESET_MS    10000
+#define DEFAULT_DEGRADED_RESTART_MS 10000
 
 static GParamSpec *properties[N_PROPS];
 
@@ -1054,10 +1055,10 @@ exo_managed_resource_class_init (ExoManagedResourceClass *klass)
    * ExoManagedResource:degraded-restart-ms:
    *
    * How long the resource may stay `degraded` by its own failing health
-   * checks before its supervisor restarts it; 0 = at once.
+   * checks before its supervisor restarts it; 0 = at once.  Default 10 s.
    */
   properties[PROP_DEGRADED_RESTART_MS] =
-    g_param_spec_uint ("degraded-restart-ms", NULL, NULL, 0, G_MAXUINT, 0,
+    g_param_spec_uint ("degraded-restart-ms", NULL, NULL, 0, G_MAXUINT, DEFAULT_DEGRADED_RESTART_MS,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   /**
    * ExoManagedResource:backoff-reset-ms:
@@ -1084,6 +1085,7 @@ exo_managed_resource_init (ExoManagedResource *self)
   priv->unhealthy_threshold = 1;
   priv->healthy_threshold = 1;
   priv->backoff_reset_ms = DEFAULT_BACKOFF_RESET_MS;
+  priv->degraded_restart_ms = DEFAULT_DEGRADED_RESTART_MS;
 
   g_signal_connect (self, "state-changed", G_CALLBACK (state_changed_cb), NULL);
 }

@@ -171,18 +171,31 @@ set_attempts (ExoResource *self,
 }
 
 static void
-record_error (ExoResource  *self,
-              const GError *error)
+record_error_quietly (ExoResource  *self,
+                      const GError *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  if (error == NULL)
-    return;
   g_clear_error (&priv->last_error);
   priv->last_error = g_error_copy (error);
   priv->error_count++;
+}
+
+static void
+notify_error (ExoResource *self)
+{
   notify_watched (self, PROP_LAST_ERROR);
   notify_watched (self, PROP_ERROR_COUNT);
+}
+
+static void
+record_error (ExoResource  *self,
+              const GError *error)
+{
+  if (error == NULL)
+    return;
+  record_error_quietly (self, error);
+  notify_error (self);
 }
 
 void
@@ -240,11 +253,11 @@ exo_resource_transition (ExoResource      *self,
       return FALSE;
     }
 
-  if (error != NULL)
-    record_error (self, error);
-
   priv->state = new_state;
   priv->state_changed_at = g_get_real_time ();
+  if (error != NULL)
+    record_error_quietly (self, error);
+
   if (new_state == EXO_RESOURCE_STATE_READY && old_state == EXO_RESOURCE_STATE_INITIALIZING)
     priv->initialized_at = priv->state_changed_at;
   if (new_state != EXO_RESOURCE_STATE_DEGRADED)
@@ -259,6 +272,10 @@ exo_resource_transition (ExoResource      *self,
 
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
   g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
+  /* After the emission: a watcher of the error count sees that this error
+   * came with the transition it was just told of. */
+  if (error != NULL)
+    notify_error (self);
 
   return TRUE;
 }
