@@ -1,4 +1,4 @@
-/* test-dbus.c: the D-Bus export of exo-node (DESIGN.md §4), seen by a client.
+/* test-dbus.c: the D-Bus export of exo-node (docs/design.md §4), seen by a client.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *

@@ -1,6 +1,6 @@
 /* test-exoctl.c: the exoctl binary against a fake exo-node on a private bus.
  *
- * The fake node exports the D-Bus API of DESIGN.md §4 (data/org.exo.Node1.xml
+ * The fake node exports the D-Bus API of docs/design.md §4 (data/org.exo.Node1.xml
  * through gdbus-codegen) on a private dbus-daemon started with GTestDBus:
  * an ObjectManager at /org/exo/Node1, org.exo.Node1 there, and resources
  * with org.exo.Resource1 (+ ResourceGroup1 / ResourcePool1).  Each test

@@ -1,4 +1,4 @@
-/* test-plugin-loader.c: the plugin ABI and loader (DESIGN.md §5).
+/* test-plugin-loader.c: the plugin ABI and loader (docs/design.md §5).
  *
  * The test plugins are built from tests/plugins/ into the folder named by
  * EXO_TEST_PLUGIN_DIR.  Loaded plugins stay resident and their GTypes stay

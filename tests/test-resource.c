@@ -77,7 +77,7 @@ drive_to (ExoResource      *r,
 
 /* --- the transition table ---------------------------------------------- */
 
-/* The table as DESIGN.md §3 describes it, spelled independently of the code. */
+/* The table as docs/design.md §3 describes it, spelled independently of the code. */
 static gboolean
 expected_legal (ExoResourceState from,
                 ExoResourceState to)

@@ -1,4 +1,4 @@
-/* exo-plugin.h: the plugin ABI (DESIGN.md §5) and the loader.
+/* exo-plugin.h: the plugin ABI (docs/design.md §5) and the loader.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */

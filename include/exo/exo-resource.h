@@ -37,6 +37,13 @@ G_DECLARE_DERIVABLE_TYPE (ExoResource, exo_resource, EXO, RESOURCE, GObject)
  * @do_check_health.  Each receives a #GTask whose source object is the
  * resource; state, statistics, timeouts, single-flight and cancellation are
  * handled here.
+ *
+ * The @task of @do_initialize, @do_cleanup and @do_check_health is
+ * (transfer none): the caller drops its reference when the vfunc returns.
+ * To complete it later, take a reference with g_object_ref() and complete
+ * the task exactly once from that reference; completing it after returning
+ * without one is a use-after-free.  A task that is never completed blocks
+ * every later initialize and cleanup of the resource.
  */
 struct _ExoResourceClass
 {

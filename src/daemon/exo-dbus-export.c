@@ -1,4 +1,4 @@
-/* exo-dbus-export.c: a resource tree on D-Bus (DESIGN.md §4).
+/* exo-dbus-export.c: a resource tree on D-Bus (docs/design.md §4).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *

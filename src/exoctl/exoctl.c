@@ -1,4 +1,4 @@
-/* exoctl.c: the command-line client of exo-node (DESIGN.md §7).
+/* exoctl.c: the command-line client of exo-node (docs/design.md §7).
  *
  * A plain D-Bus client: it links GLib, GIO and json-glib, never libexo.
  * Everything it shows comes from one GetManagedObjects call on
@@ -54,7 +54,7 @@ enum
 #define COLOR_CYAN   "\033[0;36m"
 #define COLOR_GREY   "\033[0;90m"
 
-/* The pool properties, in the order of DESIGN.md §4, with their JSON keys. */
+/* The pool properties, in the order of docs/design.md §4, with their JSON keys. */
 static const struct
 {
   const char *dbus_name;

@@ -1,4 +1,4 @@
-/* exo-plugin.c: the plugin loader (DESIGN.md §5).
+/* exo-plugin.c: the plugin loader (docs/design.md §5).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
