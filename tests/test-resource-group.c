@@ -1626,8 +1626,10 @@ test_supervision_manual_ops (void)
   group_cleanup_ok (group);
 }
 
-/* Over its own restart limit a member gives up (result start-limit-hit);
- * a manual restart clears it. */
+/* Over its own restart limit a flapping member gives up (result
+ * start-limit-hit); a manual initialize clears it.  Restarts that keep
+ * failing while its backend is away do not count: it never gives up on
+ * an outage and comes back when the backend does. */
 static void
 test_supervision_given_up (void)
 {
@@ -1638,24 +1640,32 @@ test_supervision_given_up (void)
   };
   g_autoptr(ExoTestResource) a = exo_test_resource_new ("a");
 
-  exo_resource_group_set_restart_burst (group, 100);
+  exo_resource_group_set_restart_burst (group, 0);
   exo_managed_resource_set_retry_policy (EXO_MANAGED_RESOURCE (a), &policy);
   g_assert_true (exo_resource_group_add (group, EXO_RESOURCE (a), NULL, NULL));
   group_init_ok (group);
 
-  a->fail_inits = 1000;
+  /* An outage: 20 failed restarts, then the backend is back. */
+  a->fail_inits = 20;
   fail_member (a);
-  wait_init_calls (a, 3);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  g_assert_cmpuint (a->n_init_calls, ==, 22);
+  g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (a)), ==, EXO_RESOURCE_RESULT_SUCCESS);
+
+  /* Flapping: it came back, failed again, twice more: given up. */
+  fail_member (a);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  fail_member (a);
   exo_test_spin (100);
-  g_assert_cmpuint (a->n_init_calls, ==, 3);
+  g_assert_cmpuint (a->n_init_calls, ==, 23);
   g_assert_cmpint (state_of (a), ==, EXO_RESOURCE_STATE_ERROR);
   g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (a)), ==,
                    EXO_RESOURCE_RESULT_START_LIMIT_HIT);
+  g_assert_error ((GError *) exo_resource_get_last_error (EXO_RESOURCE (a)),
+                  EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT);
 
-  a->fail_inits = 0;
   g_assert_true (exo_test_initialize (EXO_RESOURCE (a), NULL));
   g_assert_cmpint (exo_resource_get_result (EXO_RESOURCE (a)), ==, EXO_RESOURCE_RESULT_SUCCESS);
-  a->fail_inits = 1;
   fail_member (a);
   g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));   /* supervised again */
 

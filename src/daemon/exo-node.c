@@ -605,6 +605,10 @@ main (int argc, char **argv)
 
   d->root = exo_resource_group_new ("root");
   exo_resource_set_display_name (EXO_RESOURCE (d->root), "node root group");
+  /* Nothing supervises the root: it never escalates (and so never stops
+   * supervising everything because one backend is away).  Each resource's
+   * own restart limit (retry.restart-burst) is what gives up, on flapping. */
+  exo_resource_group_set_restart_burst (d->root, 0);
   if (!exo_config_build (config, d->root, &error))
     {
       fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);

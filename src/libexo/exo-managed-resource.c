@@ -53,6 +53,7 @@ typedef struct
   guint              health_running : 1;
   guint              recovering : 1;
   guint              limit_hit : 1;
+  guint              came_up : 1;       /* ready since the last recovery started */
 } ExoManagedResourcePrivate;
 
 enum {
@@ -214,13 +215,20 @@ recover_tick_cb (gpointer data)
   ExoManagedResource *self = data;
   ExoManagedResourcePrivate *priv = PRIV (self);
   ExoResourceState state = exo_resource_get_state (EXO_RESOURCE (self));
+  gboolean counts;
 
   g_clear_pointer (&priv->recover_source, g_source_unref);
 
   if (state != EXO_RESOURCE_STATE_DEGRADED && state != EXO_RESOURCE_STATE_ERROR)
     return G_SOURCE_REMOVE;
 
-  if (!exo_restart_limiter_try (priv->limiter, g_get_monotonic_time ()))
+  /* The limit is for flapping: a recovery counts when the resource came
+   * back since the previous one.  The recoveries that keep failing while
+   * its backend is away do not: they only back off (up to max-delay-ms),
+   * so the resource comes back by itself when its backend does. */
+  counts = priv->came_up;
+  priv->came_up = FALSE;
+  if (counts && !exo_restart_limiter_try (priv->limiter, g_get_monotonic_time ()))
     {
       g_autoptr(GError) error = NULL;
 
@@ -312,6 +320,7 @@ state_changed_cb (ExoManagedResource *self,
   switch (new_state)
     {
     case EXO_RESOURCE_STATE_READY:
+      priv->came_up = TRUE;
       if (priv->ready_since == 0)
         priv->ready_since = g_get_monotonic_time ();
       clear_source (&priv->recover_source);

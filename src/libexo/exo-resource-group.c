@@ -132,6 +132,7 @@ struct _Member
   guint             managed : 1;
   guint             saved_auto_recover : 1;
   guint             stopped : 1;  /* stopped by hand: out of supervision */
+  guint             came_up : 1;  /* ready since its last restart started */
   guint             given_up : 1; /* its own restart limit was hit */
   /* A managed member's own restart limit (its retry policy's restart
    * burst/interval): over it the group stops restarting that member. */
@@ -1210,6 +1211,7 @@ process_jobs (ExoResourceGroup *self)
       if (job->kind == JOB_RESTART)
         {
           ExoResourceState state = member_state (m);
+          gboolean counts;
 
           if (m->run != NULL || m->stopped || m->given_up ||
               (state != EXO_RESOURCE_STATE_ERROR && !_exo_resource_is_degraded_by_health (m->resource)))
@@ -1217,7 +1219,13 @@ process_jobs (ExoResourceGroup *self)
               job_free (job);
               continue;
             }
-          if (m->limiter != NULL && !exo_restart_limiter_try (m->limiter, g_get_monotonic_time ()))
+          /* Its own limit is for flapping: a restart counts when the member
+           * came back since the previous one; restarts that keep failing
+           * while its backend is away only back off. */
+          counts = m->came_up;
+          m->came_up = FALSE;
+          if (m->limiter != NULL && counts &&
+              !exo_restart_limiter_try (m->limiter, g_get_monotonic_time ()))
             {
               g_autoptr(ExoRetryPolicy) policy =
                 exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource));
@@ -1665,6 +1673,7 @@ member_state_changed (Member           *m,
   /* The backoff of its restarts starts again after a stable run. */
   if (new_state == EXO_RESOURCE_STATE_READY)
     {
+      m->came_up = TRUE;
       if (m->ready_since == 0)
         m->ready_since = g_get_monotonic_time ();
     }
