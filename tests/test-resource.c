@@ -796,6 +796,62 @@ test_notify_state (void)
   g_assert_cmpuint (n, ==, 4);
 }
 
+/* A direct subclass of ExoResource that chains up in collect_metrics, as
+ * ExoResourceClass documents. */
+#define TEST_TYPE_METRICS_RESOURCE (test_metrics_resource_get_type ())
+G_DECLARE_FINAL_TYPE (TestMetricsResource, test_metrics_resource, TEST, METRICS_RESOURCE, ExoResource)
+
+struct _TestMetricsResource
+{
+  ExoResource parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE (TestMetricsResource, test_metrics_resource, EXO_TYPE_RESOURCE)
+
+static void
+test_metrics_resource_collect_metrics (ExoResource  *resource,
+                                       GVariantDict *metrics)
+{
+  EXO_RESOURCE_CLASS (test_metrics_resource_parent_class)->collect_metrics (resource, metrics);
+  g_variant_dict_insert (metrics, "answer", "u", 42);
+}
+
+static void
+test_metrics_resource_class_init (TestMetricsResourceClass *klass)
+{
+  EXO_RESOURCE_CLASS (klass)->collect_metrics = test_metrics_resource_collect_metrics;
+}
+
+static void
+test_metrics_resource_init (TestMetricsResource *self)
+{
+}
+
+static void
+test_metrics_chain_up (void)
+{
+  g_autoptr(TestMetricsResource) r = g_object_new (TEST_TYPE_METRICS_RESOURCE, "id", "metrics", NULL);
+  g_autoptr(GVariant) metrics = NULL;
+  guint answer = 0;
+
+  /* The base class has a collect_metrics to chain up to… */
+  g_assert_nonnull (EXO_RESOURCE_CLASS (test_metrics_resource_parent_class)->collect_metrics);
+
+  /* …that adds nothing: the subclass gets exactly its own metric. */
+  metrics = exo_resource_get_metrics (EXO_RESOURCE (r));
+  g_assert_true (g_variant_is_of_type (metrics, G_VARIANT_TYPE_VARDICT));
+  g_assert_cmpuint (g_variant_n_children (metrics), ==, 1);
+  g_assert_true (g_variant_lookup (metrics, "answer", "u", &answer));
+  g_assert_cmpuint (answer, ==, 42);
+
+  /* The same once it is ready. */
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  g_clear_pointer (&metrics, g_variant_unref);
+  metrics = exo_resource_get_metrics (EXO_RESOURCE (r));
+  g_assert_cmpuint (g_variant_n_children (metrics), ==, 1);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -825,6 +881,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/resource/initialize-while-closing", test_initialize_while_closing);
   g_test_add_func ("/exo/resource/report-error-and-reinit", test_report_error_and_reinit);
   g_test_add_func ("/exo/resource/restart", test_restart);
+  g_test_add_func ("/exo/resource/metrics/chain-up", test_metrics_chain_up);
 
   return g_test_run ();
 }
