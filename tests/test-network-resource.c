@@ -832,6 +832,99 @@ test_auto_recover (void)
   echo_server_free (server);
 }
 
+/* --- a subclass that drops its task ------------------------------------ */
+
+/* do_connect and do_disconnect get a (transfer none) task.  This one drops
+ * it without completing it or keeping a reference (what a subclass that
+ * means to complete it later, but forgot g_object_ref(), ends up doing);
+ * do_connect succeeds instead when connect_ok is set. */
+#define TEST_TYPE_DROP_CONN (test_drop_conn_get_type ())
+G_DECLARE_FINAL_TYPE (TestDropConn, test_drop_conn, TEST, DROP_CONN, ExoNetworkResource)
+
+struct _TestDropConn
+{
+  ExoNetworkResource parent_instance;
+  gboolean           connect_ok;
+  guint              n_connect_calls;
+  guint              n_disconnect_calls;
+};
+
+G_DEFINE_FINAL_TYPE (TestDropConn, test_drop_conn, EXO_TYPE_NETWORK_RESOURCE)
+
+static void
+test_drop_conn_do_connect (ExoNetworkResource *resource,
+                           GTask              *task)
+{
+  TestDropConn *self = TEST_DROP_CONN (resource);
+
+  self->n_connect_calls++;
+  if (self->connect_ok)
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+test_drop_conn_do_disconnect (ExoNetworkResource *resource,
+                              GTask              *task)
+{
+  TEST_DROP_CONN (resource)->n_disconnect_calls++;
+}
+
+static void
+test_drop_conn_class_init (TestDropConnClass *klass)
+{
+  ExoNetworkResourceClass *network_class = EXO_NETWORK_RESOURCE_CLASS (klass);
+
+  network_class->do_connect = test_drop_conn_do_connect;
+  network_class->do_disconnect = test_drop_conn_do_disconnect;
+}
+
+static void
+test_drop_conn_init (TestDropConn *self)
+{
+}
+
+static void
+test_dropped_task (void)
+{
+  ExoRetryPolicy policy = {
+    .max_retries = 3, .initial_delay_ms = 5, .max_delay_ms = 20,
+    .multiplier = 2.0, .jitter = EXO_JITTER_NONE,
+  };
+  g_autoptr(TestDropConn) conn = g_object_new (TEST_TYPE_DROP_CONN, "id", "drop",
+                                               "address", "127.0.0.1:1", NULL);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  exo_managed_resource_set_retry_policy (EXO_MANAGED_RESOURCE (conn), &policy);
+
+  /* The initialize fails at once instead of staying initializing… */
+  exo_resource_initialize_async (EXO_RESOURCE (conn), NULL, exo_test_store_result, &result);
+  g_assert_true (exo_test_wait_result (&result, 5000 * exo_test_slow_factor ()));
+  g_assert_false (exo_resource_initialize_finish (EXO_RESOURCE (conn), result, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL);
+  g_assert_nonnull (strstr (error->message, "do_connect"));
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (conn)), ==, EXO_RESOURCE_STATE_ERROR);
+  /* …and is not retried: no retry can fix it.  The cleanup of the half-made
+   * connection (whose task was dropped too) did not hang either. */
+  g_assert_cmpuint (conn->n_connect_calls, ==, 1);
+  g_assert_cmpuint (conn->n_disconnect_calls, ==, 1);
+
+  /* A cleanup of a connected resource ends closed instead of closing
+   * forever, with the error. */
+  conn->connect_ok = TRUE;
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (conn), NULL));
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (conn)), ==, EXO_RESOURCE_STATE_READY);
+  g_clear_object (&result);
+  g_clear_error (&error);
+  exo_resource_cleanup_async (EXO_RESOURCE (conn), NULL, exo_test_store_result, &result);
+  g_assert_true (exo_test_wait_result (&result, 5000 * exo_test_slow_factor ()));
+  g_assert_false (exo_resource_cleanup_finish (EXO_RESOURCE (conn), result, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL);
+  g_assert_nonnull (strstr (error->message, "do_disconnect"));
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (conn)), ==, EXO_RESOURCE_STATE_CLOSED);
+  g_assert_cmpuint (conn->n_disconnect_calls, >=, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -846,6 +939,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/network/operation/fatal", test_operation_fatal);
   g_test_add_func ("/exo/network/operation/timeout", test_operation_timeout);
   g_test_add_func ("/exo/network/auto-recover", test_auto_recover);
+  g_test_add_func ("/exo/network/regression/dropped-task-does-not-hang", test_dropped_task);
 
   return g_test_run ();
 }

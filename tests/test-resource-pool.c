@@ -1518,6 +1518,147 @@ test_threads_scarce (void)
   backend_clear (&backend);
 }
 
+/* --- the last lease dropped on a worker thread ------------------------- */
+
+/* Where the pool was finalized and its resources changed state. */
+typedef struct
+{
+  GThread *owner;
+  gint     transitions;
+  gint     wrong_thread;   /* state-changed or finalize on another thread */
+  gint     finalized;
+} ThreadCheck;
+
+static void
+thread_check_state_cb (ExoResource      *resource,
+                       ExoResourceState  old_state,
+                       ExoResourceState  new_state,
+                       gpointer          data)
+{
+  ThreadCheck *check = data;
+
+  g_atomic_int_inc (&check->transitions);
+  if (g_thread_self () != check->owner)
+    g_atomic_int_inc (&check->wrong_thread);
+}
+
+static void
+thread_check_finalized_cb (gpointer  data,
+                           GObject  *where_the_object_was)
+{
+  ThreadCheck *check = data;
+
+  if (g_thread_self () != check->owner)
+    g_atomic_int_inc (&check->wrong_thread);
+  g_atomic_int_set (&check->finalized, TRUE);
+}
+
+static gboolean
+check_finalized (gpointer data)
+{
+  return g_atomic_int_get (&((ThreadCheck *) data)->finalized);
+}
+
+static gboolean
+all_made_closed (gpointer data)
+{
+  Backend *backend = data;
+
+  for (guint i = 0; i < backend->made->len; i++)
+    if (exo_resource_get_state (backend->made->pdata[i]) != EXO_RESOURCE_STATE_CLOSED)
+      return FALSE;
+  return TRUE;
+}
+
+static gpointer
+drop_lease_thread (gpointer data)
+{
+  exo_pool_lease_unref (data);
+  return NULL;
+}
+
+static ExoResourcePool *
+watched_pool (Backend    *backend,
+              guint       size,
+              ThreadCheck *check)
+{
+  ExoResourcePool *pool = new_ready_pool (backend, size, size);
+
+  for (guint i = 0; i < backend->made->len; i++)
+    g_signal_connect (backend->made->pdata[i], "state-changed",
+                      G_CALLBACK (thread_check_state_cb), check);
+  g_object_weak_ref (G_OBJECT (pool), thread_check_finalized_cb, check);
+  return pool;
+}
+
+/* Finalized in its context, every resource closed there, nothing else. */
+static void
+assert_closed_on_owner (Backend     *backend,
+                        ThreadCheck *check)
+{
+  guint limit = 10000 * exo_test_slow_factor ();
+
+  g_assert_true (exo_test_spin_until (check_finalized, check, limit));
+  g_assert_true (exo_test_spin_until (all_made_closed, backend, limit));
+  g_assert_cmpint (g_atomic_int_get (&check->wrong_thread), ==, 0);
+  /* ready > closing > closed, each seen on the owner's thread */
+  g_assert_cmpint (g_atomic_int_get (&check->transitions), ==, 2 * backend->made->len);
+
+  for (guint i = 0; i < backend->made->len; i++)
+    g_signal_handlers_disconnect_by_data (backend->made->pdata[i], check);
+}
+
+static void
+test_threads_last_lease_on_worker (void)
+{
+  Backend backend;
+  ThreadCheck check = { g_thread_self () };
+  ExoResourcePool *pool;
+  ExoPoolLease *lease;
+  GThread *thread;
+
+  backend_init (&backend);
+  pool = watched_pool (&backend, 2, &check);
+  lease = exo_resource_pool_try_acquire_lease (pool);
+  g_assert_nonnull (lease);
+
+  /* The owner lets go of the pool: the lease holds the last reference, and
+   * a worker drops it while the owner does not iterate its context. */
+  g_object_unref (pool);
+  thread = g_thread_new ("lease-dropper", drop_lease_thread, lease);
+  g_thread_join (thread);
+  g_assert_cmpint (g_atomic_int_get (&check.wrong_thread), ==, 0);
+
+  assert_closed_on_owner (&backend, &check);
+  backend_clear (&backend);
+}
+
+static void
+test_threads_leases_dropped_while_iterating (void)
+{
+  Backend backend;
+  ThreadCheck check = { g_thread_self () };
+  ExoResourcePool *pool;
+  GThread *threads[4];
+
+  /* Workers drop every lease while the owner iterates its context. */
+  backend_init (&backend);
+  pool = watched_pool (&backend, G_N_ELEMENTS (threads), &check);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      ExoPoolLease *lease = exo_resource_pool_try_acquire_lease (pool);
+
+      g_assert_nonnull (lease);
+      threads[i] = g_thread_new ("lease-dropper", drop_lease_thread, lease);
+    }
+  g_object_unref (pool);
+
+  assert_closed_on_owner (&backend, &check);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    g_thread_join (threads[i]);
+  backend_clear (&backend);
+}
+
 /* --- 1,000 waiters: nothing lost --------------------------------------- */
 
 typedef struct
@@ -1675,6 +1816,9 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/pool/recovery/gives-up", test_recovery_gives_up);
   g_test_add_func ("/exo/pool/threads/contention", test_threads_contention);
   g_test_add_func ("/exo/pool/threads/scarce", test_threads_scarce);
+  g_test_add_func ("/exo/pool/threads/last-lease-on-worker", test_threads_last_lease_on_worker);
+  g_test_add_func ("/exo/pool/threads/leases-dropped-while-iterating",
+                   test_threads_leases_dropped_while_iterating);
   g_test_add_func ("/exo/pool/waiters/thousand", test_thousand_waiters);
 
   return g_test_run ();

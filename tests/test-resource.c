@@ -796,6 +796,181 @@ test_notify_state (void)
   g_assert_cmpuint (n, ==, 4);
 }
 
+/* A direct subclass of ExoResource that chains up in collect_metrics, as
+ * ExoResourceClass documents. */
+#define TEST_TYPE_METRICS_RESOURCE (test_metrics_resource_get_type ())
+G_DECLARE_FINAL_TYPE (TestMetricsResource, test_metrics_resource, TEST, METRICS_RESOURCE, ExoResource)
+
+struct _TestMetricsResource
+{
+  ExoResource parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE (TestMetricsResource, test_metrics_resource, EXO_TYPE_RESOURCE)
+
+static void
+test_metrics_resource_collect_metrics (ExoResource  *resource,
+                                       GVariantDict *metrics)
+{
+  EXO_RESOURCE_CLASS (test_metrics_resource_parent_class)->collect_metrics (resource, metrics);
+  g_variant_dict_insert (metrics, "answer", "u", 42);
+}
+
+static void
+test_metrics_resource_class_init (TestMetricsResourceClass *klass)
+{
+  EXO_RESOURCE_CLASS (klass)->collect_metrics = test_metrics_resource_collect_metrics;
+}
+
+static void
+test_metrics_resource_init (TestMetricsResource *self)
+{
+}
+
+static void
+test_metrics_chain_up (void)
+{
+  g_autoptr(TestMetricsResource) r = g_object_new (TEST_TYPE_METRICS_RESOURCE, "id", "metrics", NULL);
+  g_autoptr(GVariant) metrics = NULL;
+  guint answer = 0;
+
+  /* The base class has a collect_metrics to chain up to… */
+  g_assert_nonnull (EXO_RESOURCE_CLASS (test_metrics_resource_parent_class)->collect_metrics);
+
+  /* …that adds nothing: the subclass gets exactly its own metric. */
+  metrics = exo_resource_get_metrics (EXO_RESOURCE (r));
+  g_assert_true (g_variant_is_of_type (metrics, G_VARIANT_TYPE_VARDICT));
+  g_assert_cmpuint (g_variant_n_children (metrics), ==, 1);
+  g_assert_true (g_variant_lookup (metrics, "answer", "u", &answer));
+  g_assert_cmpuint (answer, ==, 42);
+
+  /* The same once it is ready. */
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  g_clear_pointer (&metrics, g_variant_unref);
+  metrics = exo_resource_get_metrics (EXO_RESOURCE (r));
+  g_assert_cmpuint (g_variant_n_children (metrics), ==, 1);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
+/* An ExoAsyncResource that is not an ExoResource: its id is read with
+ * g_object_get(), and exo_async_resource_get_id() keeps a copy for it. */
+#define TEST_TYPE_PLAIN_ASYNC (test_plain_async_get_type ())
+G_DECLARE_FINAL_TYPE (TestPlainAsync, test_plain_async, TEST, PLAIN_ASYNC, GObject)
+
+struct _TestPlainAsync
+{
+  GObject  parent_instance;
+  char    *id;
+};
+
+enum {
+  PLAIN_PROP_0,
+  PLAIN_PROP_ID,
+  PLAIN_PROP_RESOURCE_TYPE,
+  PLAIN_PROP_DISPLAY_NAME,
+  PLAIN_PROP_STATE,
+};
+
+static void
+test_plain_async_iface_init (ExoAsyncResourceInterface *iface)
+{
+}
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (TestPlainAsync, test_plain_async, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (EXO_TYPE_ASYNC_RESOURCE,
+                                                      test_plain_async_iface_init))
+
+static void
+test_plain_async_get_property (GObject    *object,
+                               guint       prop_id,
+                               GValue     *value,
+                               GParamSpec *pspec)
+{
+  TestPlainAsync *self = TEST_PLAIN_ASYNC (object);
+
+  switch (prop_id)
+    {
+    case PLAIN_PROP_ID:
+    case PLAIN_PROP_DISPLAY_NAME:
+      g_value_set_string (value, self->id);
+      break;
+    case PLAIN_PROP_RESOURCE_TYPE:
+      g_value_set_string (value, "plain");
+      break;
+    case PLAIN_PROP_STATE:
+      g_value_set_enum (value, EXO_RESOURCE_STATE_UNINITIALIZED);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+test_plain_async_set_property (GObject      *object,
+                               guint         prop_id,
+                               const GValue *value,
+                               GParamSpec   *pspec)
+{
+  TestPlainAsync *self = TEST_PLAIN_ASYNC (object);
+
+  switch (prop_id)
+    {
+    case PLAIN_PROP_ID:
+      g_free (self->id);
+      self->id = g_value_dup_string (value);
+      break;
+    case PLAIN_PROP_RESOURCE_TYPE:
+    case PLAIN_PROP_DISPLAY_NAME:
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+test_plain_async_finalize (GObject *object)
+{
+  g_free (TEST_PLAIN_ASYNC (object)->id);
+  G_OBJECT_CLASS (test_plain_async_parent_class)->finalize (object);
+}
+
+static void
+test_plain_async_class_init (TestPlainAsyncClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = test_plain_async_get_property;
+  object_class->set_property = test_plain_async_set_property;
+  object_class->finalize = test_plain_async_finalize;
+  g_object_class_override_property (object_class, PLAIN_PROP_ID, "id");
+  g_object_class_override_property (object_class, PLAIN_PROP_RESOURCE_TYPE, "resource-type");
+  g_object_class_override_property (object_class, PLAIN_PROP_DISPLAY_NAME, "display-name");
+  g_object_class_override_property (object_class, PLAIN_PROP_STATE, "state");
+}
+
+static void
+test_plain_async_init (TestPlainAsync *self)
+{
+}
+
+static void
+test_async_id_stable (void)
+{
+  g_autoptr(TestPlainAsync) r = g_object_new (TEST_TYPE_PLAIN_ASYNC, "id", "plain-1", NULL);
+  const char *first, *second;
+
+  first = exo_async_resource_get_id (EXO_ASYNC_RESOURCE (r));
+  g_assert_cmpstr (first, ==, "plain-1");
+
+  /* A second call must not free what the first returned (ASan and valgrind
+   * see the use after free here)… */
+  second = exo_async_resource_get_id (EXO_ASYNC_RESOURCE (r));
+  g_assert_cmpstr (first, ==, "plain-1");
+  g_assert_cmpstr (second, ==, "plain-1");
+  /* …it gives the very same string. */
+  g_assert_true (first == second);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -825,6 +1000,8 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/resource/initialize-while-closing", test_initialize_while_closing);
   g_test_add_func ("/exo/resource/report-error-and-reinit", test_report_error_and_reinit);
   g_test_add_func ("/exo/resource/restart", test_restart);
+  g_test_add_func ("/exo/resource/metrics/chain-up", test_metrics_chain_up);
+  g_test_add_func ("/exo/async-resource/id/stable", test_async_id_stable);
 
   return g_test_run ();
 }

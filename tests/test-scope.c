@@ -444,6 +444,168 @@ test_cancellable_dropped (void)
   g_cancellable_cancel (parent);
 }
 
+/* --- the child's last reference dropped from inside a cancel ----------- *
+ *
+ * Each scenario runs in a subprocess with a time limit: the bug was a hang
+ * (g_cancellable_disconnect() on the parent from inside the parent's own
+ * ::cancelled emission waits for that emission to end). */
+
+#define HANG_LIMIT_US (10 * G_USEC_PER_SEC)
+
+static guint
+cancelled_signal (void)
+{
+  return g_signal_lookup ("cancelled", G_TYPE_CANCELLABLE);
+}
+
+/* Drops the last reference of the child that @data points to. */
+static void
+drop_child_cb (GCancellable *cancellable,
+               gpointer      data)
+{
+  GCancellable **child = data;
+
+  g_clear_object (child);
+}
+
+typedef struct
+{
+  GCancellable *parent;
+  GCancellable *child;
+  GWeakRef      weak_parent;
+  GWeakRef      weak_child;
+} Family;
+
+static void
+family_init (Family *f,
+             guint   timeout_ms)
+{
+  f->parent = g_cancellable_new ();
+  f->child = exo_cancellable_new_with_timeout (timeout_ms, f->parent);
+  g_weak_ref_init (&f->weak_parent, f->parent);
+  g_weak_ref_init (&f->weak_child, f->child);
+}
+
+/* The child is gone, the parent kept no handler for it, and the parent
+ * itself goes with its last reference: nothing leaked (valgrind checks the
+ * rest). */
+static void
+family_check_and_clear (Family *f)
+{
+  GCancellable *child = g_weak_ref_get (&f->weak_child);
+
+  g_assert_null (f->child);
+  g_assert_null (child);
+  g_assert_false (g_signal_has_handler_pending (f->parent, cancelled_signal (), 0, FALSE));
+
+  /* a later cancel of the parent does not reach the freed child */
+  g_cancellable_reset (f->parent);
+  g_cancellable_cancel (f->parent);
+
+  g_clear_object (&f->parent);
+  g_assert_null (g_weak_ref_get (&f->weak_parent));
+  g_weak_ref_clear (&f->weak_parent);
+  g_weak_ref_clear (&f->weak_child);
+}
+
+static void
+run_in_subprocess (void)
+{
+  g_test_trap_subprocess (NULL, HANG_LIMIT_US * exo_test_slow_factor (),
+                          G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_assert_false (g_test_trap_reached_timeout ());
+  g_test_trap_assert_passed ();
+}
+
+/* A handler of the parent that runs before ours drops the child. */
+static void
+test_cancellable_drop_in_parent_handler (void)
+{
+  Family f;
+  gulong id;
+
+  if (!g_test_subprocess ())
+    {
+      run_in_subprocess ();
+      return;
+    }
+
+  /* connected before the child exists: runs before the child's handler */
+  f.parent = g_cancellable_new ();
+  id = g_signal_connect (f.parent, "cancelled", G_CALLBACK (drop_child_cb), &f.child);
+  f.child = exo_cancellable_new_with_timeout (60000, f.parent);
+  g_weak_ref_init (&f.weak_parent, f.parent);
+  g_weak_ref_init (&f.weak_child, f.child);
+
+  g_cancellable_cancel (f.parent);
+  g_signal_handler_disconnect (f.parent, id);
+  family_check_and_clear (&f);
+}
+
+/* A handler of the parent that runs after ours (which cancelled the child)
+ * drops the child. */
+static void
+test_cancellable_drop_after_parent_handler (void)
+{
+  Family f;
+  gulong id;
+
+  if (!g_test_subprocess ())
+    {
+      run_in_subprocess ();
+      return;
+    }
+
+  family_init (&f, 60000);
+  id = g_cancellable_connect (f.parent, G_CALLBACK (drop_child_cb), &f.child, NULL);
+
+  g_cancellable_cancel (f.parent);
+  g_cancellable_disconnect (f.parent, id);
+  family_check_and_clear (&f);
+}
+
+/* The child's own ::cancelled handler, run by g_cancellable_cancel(parent),
+ * drops the child. */
+static void
+test_cancellable_drop_in_child_handler (void)
+{
+  Family f;
+
+  if (!g_test_subprocess ())
+    {
+      run_in_subprocess ();
+      return;
+    }
+
+  family_init (&f, 60000);
+  g_cancellable_connect (f.child, G_CALLBACK (drop_child_cb), &f.child, NULL);
+
+  g_cancellable_cancel (f.parent);
+  family_check_and_clear (&f);
+}
+
+/* The timer fires and the child's ::cancelled handler drops the child. */
+static void
+test_cancellable_drop_on_timeout (void)
+{
+  Family f;
+
+  if (!g_test_subprocess ())
+    {
+      run_in_subprocess ();
+      return;
+    }
+
+  family_init (&f, 20);
+  g_cancellable_connect (f.child, G_CALLBACK (drop_child_cb), &f.child, NULL);
+
+  /* the timer cancels the child, whose handler clears f.child */
+  while (f.child != NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (g_cancellable_is_cancelled (f.parent));
+  family_check_and_clear (&f);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -462,6 +624,13 @@ main (int argc, char **argv)
                    test_cancellable_parent_already_cancelled);
   g_test_add_func ("/exo/scope/cancellable/no-timeout", test_cancellable_no_timeout);
   g_test_add_func ("/exo/scope/cancellable/dropped", test_cancellable_dropped);
+  g_test_add_func ("/exo/scope/cancellable/drop/in-parent-handler",
+                   test_cancellable_drop_in_parent_handler);
+  g_test_add_func ("/exo/scope/cancellable/drop/after-parent-handler",
+                   test_cancellable_drop_after_parent_handler);
+  g_test_add_func ("/exo/scope/cancellable/drop/in-child-handler",
+                   test_cancellable_drop_in_child_handler);
+  g_test_add_func ("/exo/scope/cancellable/drop/on-timeout", test_cancellable_drop_on_timeout);
 
   return g_test_run ();
 }

@@ -38,11 +38,16 @@ struct _ExoManagedResourceClass
  * ExoOperationFunc:
  * @resource: the resource the operation runs on, usable when called
  * @cancellable: cancelled when the attempt times out or the caller cancels
- * @task: complete it with g_task_return_pointer() or g_task_return_error()
+ * @task: (transfer none): complete it exactly once with
+ *   g_task_return_pointer() or g_task_return_error()
  * @user_data: the data given to the runner
  *
  * One attempt of an asynchronous operation.  The runner waits for @task to
  * complete before it decides on a retry: nothing is left unawaited.
+ *
+ * @task is borrowed: the runner drops its reference when the function
+ * returns.  To complete it later, keep a reference (`g_object_ref (task)`)
+ * and drop it after returning the result.
  */
 typedef void (*ExoOperationFunc) (ExoResource  *resource,
                                   GCancellable *cancellable,

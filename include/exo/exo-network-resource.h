@@ -20,8 +20,10 @@ G_DECLARE_DERIVABLE_TYPE (ExoNetworkResource, exo_network_resource, EXO, NETWORK
 /**
  * ExoNetworkResourceClass:
  * @do_connect: connect to exo_network_resource_get_address(); complete @task
- *   like #ExoResourceClass.do_initialize
- * @do_disconnect: drop the connection (also a half-made one)
+ *   like #ExoResourceClass.do_initialize (transfer none: take a reference to
+ *   complete it after returning; complete it exactly once)
+ * @do_disconnect: drop the connection (also a half-made one); complete @task
+ *   like #ExoResourceClass.do_cleanup (same ownership rules)
  * @is_connection_error: whether @error means the connection is gone and a
  *   reconnect may help; default exo_error_is_connection_error()
  */
@@ -29,8 +31,33 @@ struct _ExoNetworkResourceClass
 {
   ExoManagedResourceClass parent_class;
 
+  /**
+   * ExoNetworkResourceClass::do_connect:
+   * @self: the resource
+   * @task: (transfer none): the task to complete with the result
+   *
+   * Connects to exo_network_resource_get_address().  Complete @task
+   * exactly once, with g_task_return_boolean() or g_task_return_error(),
+   * before returning or later; honour g_task_get_cancellable().
+   *
+   * @task is borrowed: the caller drops its reference when this returns.
+   * To complete it later, keep a reference (`g_object_ref (task)`) and drop
+   * it after returning the result.
+   */
   void     (*do_connect)          (ExoNetworkResource *self,
                                    GTask              *task);
+  /**
+   * ExoNetworkResourceClass::do_disconnect:
+   * @self: the resource
+   * @task: (transfer none): the task to complete with the result
+   *
+   * Drops the connection, also a half-made one.  Complete @task exactly
+   * once, before returning or later.
+   *
+   * @task is borrowed: the caller drops its reference when this returns.
+   * To complete it later, keep a reference (`g_object_ref (task)`) and drop
+   * it after returning the result.
+   */
   void     (*do_disconnect)       (ExoNetworkResource *self,
                                    GTask              *task);
   gboolean (*is_connection_error) (ExoNetworkResource *self,

@@ -19,14 +19,17 @@ G_DECLARE_DERIVABLE_TYPE (ExoResource, exo_resource, EXO, RESOURCE, GObject)
 
 /**
  * ExoResourceClass:
- * @do_initialize: make the resource.  Complete @task with
+ * @do_initialize: make the resource.  Complete @task (transfer none: take a
+ *   reference to complete it after returning) exactly once with
  *   g_task_return_boolean() or g_task_return_error(); honour
  *   g_task_get_cancellable().  A synchronous implementation completes @task
  *   before returning.
  * @do_cleanup: release what @do_initialize made (also a half-made resource
- *   after a failed, cancelled or timed-out attempt).  Same completion rules.
- * @do_check_health: optional; complete @task with %TRUE (healthy) or an error
- *   that says what is wrong.  Without it a usable resource is healthy.
+ *   after a failed, cancelled or timed-out attempt).  Same completion and
+ *   ownership rules.
+ * @do_check_health: optional; complete @task (same ownership rules) with
+ *   %TRUE (healthy) or an error that says what is wrong.  Without it a
+ *   usable resource is healthy.
  * @collect_metrics: add type-specific metrics; chain up first.
  * @retry_delay: after failed attempt number @attempt (1-based) of one
  *   initialize, return the delay in ms before the next attempt, or -1 to
@@ -49,10 +52,47 @@ struct _ExoResourceClass
 {
   GObjectClass parent_class;
 
+  /**
+   * ExoResourceClass::do_initialize:
+   * @self: the resource
+   * @task: (transfer none): the task to complete with the result
+   *
+   * Makes the resource.  Complete @task exactly once, with
+   * g_task_return_boolean() or g_task_return_error(), before returning or
+   * later; honour g_task_get_cancellable().
+   *
+   * @task is borrowed: the caller drops its reference when this returns.
+   * To complete it later, keep a reference (`g_object_ref (task)`) and drop
+   * it after returning the result.
+   */
   void     (*do_initialize)   (ExoResource     *self,
                                GTask           *task);
+  /**
+   * ExoResourceClass::do_cleanup:
+   * @self: the resource
+   * @task: (transfer none): the task to complete with the result
+   *
+   * Releases what do_initialize made, also a half-made resource.
+   * Complete @task exactly once, before returning or later.
+   *
+   * @task is borrowed: the caller drops its reference when this returns.
+   * To complete it later, keep a reference (`g_object_ref (task)`) and drop
+   * it after returning the result.
+   */
   void     (*do_cleanup)      (ExoResource     *self,
                                GTask           *task);
+  /**
+   * ExoResourceClass::do_check_health:
+   * @self: the resource
+   * @task: (transfer none): the task to complete with the result
+   *
+   * Checks the resource.  Complete @task exactly once, with %TRUE or an
+   * error that says what is wrong, before returning or later.
+   *
+   * @task is borrowed: the caller drops its reference when this returns.
+   * To complete it later, keep a reference (`g_object_ref (task)`) and drop
+   * it after returning the result.
+   */
   void     (*do_check_health) (ExoResource     *self,
                                GTask           *task);
   void     (*collect_metrics) (ExoResource     *self,

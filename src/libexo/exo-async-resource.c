@@ -70,6 +70,25 @@ exo_async_resource_default_init (ExoAsyncResourceInterface *iface)
                   G_TYPE_NONE, 2, EXO_TYPE_RESOURCE_STATE, EXO_TYPE_RESOURCE_STATE);
 }
 
+/* Made once, safely from any thread (G_DEFINE_QUARK's lazy static is not
+ * synchronised). */
+static GQuark
+async_resource_id_quark (void)
+{
+  static gsize quark = 0;
+
+  if (g_once_init_enter (&quark))
+    g_once_init_leave (&quark, g_quark_from_static_string ("exo-async-resource-id"));
+  return (GQuark) quark;
+}
+
+/**
+ * exo_async_resource_get_id:
+ * @self: a resource
+ *
+ * Returns: (transfer none) (nullable): the resource's id, valid as long as
+ *   @self lives
+ */
 const char *
 exo_async_resource_get_id (ExoAsyncResource *self)
 {
@@ -79,16 +98,26 @@ exo_async_resource_get_id (ExoAsyncResource *self)
     return exo_resource_get_id (EXO_RESOURCE (self));
 
   /* Other implementations: the id lives in qdata so that we can return it
-   * without transferring ownership. */
+   * without transferring ownership.  "id" is construct-only, so the first
+   * copy stored stays for the object's life: a pointer returned earlier
+   * stays valid, also when several threads ask at once. */
   {
-    static GQuark q;
-    char *id = NULL;
+    GQuark q = async_resource_id_quark ();
+    const char *id = g_object_get_qdata (G_OBJECT (self), q);
+    char *copy = NULL;
 
-    if (q == 0)
-      q = g_quark_from_static_string ("exo-async-resource-id");
-    g_object_get (self, "id", &id, NULL);
-    g_object_set_qdata_full (G_OBJECT (self), q, id, g_free);
-    return id;
+    if (id != NULL)
+      return id;
+
+    g_object_get (self, "id", &copy, NULL);
+    if (copy == NULL)
+      return NULL;
+    if (g_object_replace_qdata (G_OBJECT (self), q, NULL, copy, g_free, NULL))
+      return copy;
+
+    /* Another thread stored it first: use that one. */
+    g_free (copy);
+    return g_object_get_qdata (G_OBJECT (self), q);
   }
 }
 

@@ -73,12 +73,71 @@ exo_error_is_connection_error (const GError *error)
     }
 }
 
+/* The task given to do_connect / do_disconnect holds the one from
+ * do_initialize / do_cleanup until its callback takes it.  If it is
+ * finalized before that, the subclass dropped it without completing it (it
+ * meant to complete it later but kept no reference, or forgot it): fail the
+ * outer task now instead of leaving the resource initializing, or closing,
+ * forever.  A later completion of the dropped task is still a use after
+ * free in the subclass; the resource just does not hang on it. */
+typedef struct
+{
+  GTask      *outer;   /* owned until the inner task's callback steals it */
+  const char *vfunc;
+} Forward;
+
+static void
+forward_free (gpointer data)
+{
+  Forward *forward = data;
+
+  if (forward->outer != NULL)
+    {
+      ExoResource *self = g_task_get_source_object (forward->outer);
+
+      g_task_return_new_error (forward->outer, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                               "%s of '%s' (%s) dropped its task without completing it; "
+                               "to complete it later, keep a reference to it",
+                               forward->vfunc, exo_resource_get_id (self),
+                               G_OBJECT_TYPE_NAME (self));
+      g_object_unref (forward->outer);
+    }
+  g_free (forward);
+}
+
+static GTask *
+forward_task_new (ExoNetworkResource  *self,
+                  GTask               *outer,
+                  GCancellable        *cancellable,
+                  GAsyncReadyCallback  callback,
+                  const char          *vfunc,
+                  gpointer             source_tag)
+{
+  GTask *inner = g_task_new (self, cancellable, callback, NULL);
+  Forward *forward = g_new0 (Forward, 1);
+
+  forward->outer = g_object_ref (outer);
+  forward->vfunc = vfunc;
+  g_task_set_source_tag (inner, source_tag);
+  g_task_set_task_data (inner, forward, forward_free);
+  return inner;
+}
+
+/* In the inner task's callback: (transfer full) the outer task. */
+static GTask *
+forward_steal_outer (GAsyncResult *result)
+{
+  Forward *forward = g_task_get_task_data (G_TASK (result));
+
+  return g_steal_pointer (&forward->outer);
+}
+
 static void
 connect_cb (GObject      *source,
             GAsyncResult *result,
             gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;
+  g_autoptr(GTask) task = forward_steal_outer (result);
   ExoNetworkResourcePrivate *priv = PRIV (source);
   GError *error = NULL;
 
@@ -114,8 +173,8 @@ exo_network_resource_do_initialize (ExoResource *resource,
       return;
     }
 
-  inner = g_task_new (self, g_task_get_cancellable (task), connect_cb, g_object_ref (task));
-  g_task_set_source_tag (inner, exo_network_resource_do_initialize);
+  inner = forward_task_new (self, task, g_task_get_cancellable (task), connect_cb,
+                            "do_connect", exo_network_resource_do_initialize);
   klass->do_connect (self, inner);
   g_object_unref (inner);
 }
@@ -125,7 +184,7 @@ disconnect_cb (GObject      *source,
                GAsyncResult *result,
                gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;
+  g_autoptr(GTask) task = forward_steal_outer (result);
   GError *error = NULL;
 
   if (g_task_propagate_boolean (G_TASK (result), &error))
@@ -148,8 +207,8 @@ exo_network_resource_do_cleanup (ExoResource *resource,
       return;
     }
 
-  inner = g_task_new (self, NULL, disconnect_cb, g_object_ref (task));
-  g_task_set_source_tag (inner, exo_network_resource_do_cleanup);
+  inner = forward_task_new (self, task, NULL, disconnect_cb,
+                            "do_disconnect", exo_network_resource_do_cleanup);
   klass->do_disconnect (self, inner);
   g_object_unref (inner);
 }

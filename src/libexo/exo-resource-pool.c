@@ -52,6 +52,9 @@
  * statistics may be called from any thread.  Everything else, including
  * exo_resource_pool_acquire_async(), belongs to the pool's main context.
  * Property notifications are coalesced and emitted in the pool's context.
+ * A lease dropped on another thread hands its reference to the pool over to
+ * the pool's context, so that the pool is always finalized there, and its
+ * resources cleaned up there, even when a worker drops the last lease.
  */
 
 #define NOTIFY_INTERVAL_US (25 * G_TIME_SPAN_MILLISECOND)
@@ -148,6 +151,7 @@ struct _ExoResourcePool
   guint64         wait_count;
   guint64         wait_total_us;
   guint64         wait_max_us;
+  gint            deferred_unrefs; /* atomic: references handed over by other threads */
   guint           stamp_release : 1;
   guint           stamp_acquire : 1;
   guint           dispatch_pending : 1;
@@ -171,8 +175,10 @@ struct _ExoResourcePool
   guint           drain_timeout_ms;
   guint           next_serial;
 
+  GThread        *owner_thread;    /* made the pool: its context's thread */
   GSource        *dispatch_source;
   GSource        *notify_source;
+  GSource        *unref_source;    /* drops deferred_unrefs */
   GSource        *maintenance_source;
   GSource        *retry_source;
   GSource        *drain_source;
@@ -511,6 +517,52 @@ static void release_internal (ExoResourcePool *self,
                               ExoResource     *resource,
                               gboolean         broken);
 
+/* In the pool's context: drop the references other threads handed over.
+ * The last one finalizes the pool (and destroys this source). */
+static gboolean
+unref_cb (gpointer data)
+{
+  ExoResourcePool *self = data;
+  gint n = g_atomic_int_exchange (&self->deferred_unrefs, 0);
+
+  while (n-- > 0)
+    g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Drops a reference to @self from any thread.  The last one finalizes the
+ * pool, which cleans up its resources (transitions, signals): that belongs
+ * to the pool's context.  So only its thread drops a reference directly;
+ * any other thread hands it over to the context, where unref_cb() drops it
+ * at the next iteration. */
+static void
+pool_unref_from_any_thread (ExoResourcePool *self)
+{
+  GMainContext *context = exo_resource_get_context (EXO_RESOURCE (self));
+
+  if (g_main_context_is_owner (context))
+    {
+      g_object_unref (self);
+      return;
+    }
+
+  /* The owner thread between iterations: hold the context while the pool
+   * may be finalized, so nobody else dispatches its sources meanwhile. */
+  if (self->owner_thread == g_thread_self () && g_main_context_acquire (context))
+    {
+      g_main_context_ref (context);
+      g_object_unref (self);
+      g_main_context_release (context);
+      g_main_context_unref (context);
+      return;
+    }
+
+  /* Our reference keeps the pool (and the source) alive until unref_cb()
+   * has taken it; only the first hand-over since the last one wakes it. */
+  if (g_atomic_int_add (&self->deferred_unrefs, 1) == 0)
+    g_source_set_ready_time (self->unref_source, 0);
+}
+
 /**
  * exo_pool_lease_ref:
  * @lease: a lease
@@ -531,7 +583,10 @@ exo_pool_lease_ref (ExoPoolLease *lease)
  * @lease: (transfer full): a lease
  *
  * Drops a reference; the last one returns the resource to its pool (unless
- * it was already released).  Safe from any thread.
+ * it was already released).  Safe from any thread: on a thread other than
+ * the pool's, the lease's reference to the pool is dropped in the pool's
+ * main context, so that the pool, when this was its last reference, is
+ * finalized and its resources are cleaned up there.
  */
 void
 exo_pool_lease_unref (ExoPoolLease *lease)
@@ -542,7 +597,7 @@ exo_pool_lease_unref (ExoPoolLease *lease)
     return;
 
   exo_pool_lease_release (lease);
-  g_object_unref (lease->pool);
+  pool_unref_from_any_thread (lease->pool);
   g_free (lease);
 }
 
@@ -2648,6 +2703,8 @@ exo_resource_pool_constructed (GObject *object)
                                            "[exo] pool dispatch");
   self->notify_source = wake_source_new (self, notify_cb, G_PRIORITY_DEFAULT_IDLE,
                                          "[exo] pool notify");
+  self->unref_source = wake_source_new (self, unref_cb, G_PRIORITY_DEFAULT,
+                                        "[exo] pool unref");
   g_signal_connect (self, "state-changed", G_CALLBACK (pool_state_changed_cb), NULL);
 }
 
@@ -2671,6 +2728,7 @@ exo_resource_pool_dispose (GObject *object)
 
   clear_source (&self->dispatch_source);
   clear_source (&self->notify_source);
+  clear_source (&self->unref_source);
   clear_source (&self->maintenance_source);
   clear_source (&self->retry_source);
   clear_source (&self->drain_source);
@@ -2732,6 +2790,7 @@ exo_resource_pool_finalize (GObject *object)
   g_clear_object (&self->cancellable);
   g_clear_error (&self->create_error);
   g_clear_error (&self->prewarm_error);
+  g_clear_pointer (&self->owner_thread, g_thread_unref);
   g_mutex_clear (&self->mutex);
 
   G_OBJECT_CLASS (exo_resource_pool_parent_class)->finalize (object);
@@ -3054,6 +3113,8 @@ exo_resource_pool_init (ExoResourcePool *self)
   self->doomed_spare = g_ptr_array_new ();
   self->free_orphans = g_ptr_array_new ();
   self->cancellable = g_cancellable_new ();
+  /* ExoResource took the thread-default context of this thread */
+  self->owner_thread = g_thread_ref (g_thread_self ());
   self->phase = PHASE_DOWN;
   self->min_size = 0;
   self->max_size = 10;

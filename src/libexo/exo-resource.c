@@ -1350,6 +1350,14 @@ exo_resource_restart_finish (ExoResource   *self,
 
 /* --- reset, metrics, accessors ---------------------------------------- */
 
+/* The base class has no metrics of its own; it is here so that a subclass
+ * can chain up unconditionally, as the class documentation says. */
+static void
+exo_resource_real_collect_metrics (ExoResource  *self,
+                                   GVariantDict *metrics)
+{
+}
+
 static void
 exo_resource_real_reset (ExoResource *self)
 {
@@ -1841,6 +1849,7 @@ exo_resource_class_init (ExoResourceClass *klass)
 
   klass->do_initialize = exo_resource_real_do_nothing;
   klass->do_cleanup = exo_resource_real_do_nothing;
+  klass->collect_metrics = exo_resource_real_collect_metrics;
   klass->reset = exo_resource_real_reset;
 
   resource_type_quark = g_quark_from_static_string ("exo-resource-type");

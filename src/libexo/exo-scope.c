@@ -6,12 +6,17 @@
 
 /* --- timeouts ---------------------------------------------------------- */
 
+/* Shared by the child cancellable (its qdata), the timer and the handler on
+ * the parent; each holds a reference.  The timer and the handler reach the
+ * child only through the weak reference, so neither keeps it alive nor
+ * touches it once it is gone. */
 typedef struct
 {
-  GWeakRef      cancellable;
-  GCancellable *parent;
-  gulong        parent_id;
-  GSource      *timer;
+  gatomicrefcount  ref_count;
+  GWeakRef         cancellable;
+  GCancellable    *parent;          /* owned while the child lives */
+  gulong           parent_id;
+  GSource         *timer;           /* owned while the child lives */
 } TimeoutData;
 
 static GQuark
@@ -20,23 +25,51 @@ exo_timed_out_quark (void)
   return g_quark_from_static_string ("exo-timed-out");
 }
 
+static TimeoutData *
+timeout_data_ref (TimeoutData *data)
+{
+  g_atomic_ref_count_inc (&data->ref_count);
+  return data;
+}
+
 static void
-timeout_data_free (gpointer user_data)
+timeout_data_unref (gpointer user_data)
+{
+  TimeoutData *data = user_data;
+
+  if (!g_atomic_ref_count_dec (&data->ref_count))
+    return;
+  g_weak_ref_clear (&data->cancellable);
+  g_free (data);
+}
+
+/* The child is being finalized: stop the timer and leave the parent. */
+static void
+timeout_data_detach (gpointer user_data)
 {
   TimeoutData *data = user_data;
 
   if (data->timer != NULL)
     {
       g_source_destroy (data->timer);
-      g_source_unref (data->timer);
+      g_clear_pointer (&data->timer, g_source_unref);
     }
   if (data->parent != NULL)
     {
-      g_cancellable_disconnect (data->parent, data->parent_id);
-      g_object_unref (data->parent);
+      /* Not g_cancellable_disconnect(): it waits until a running emission of
+       * the parent's ::cancelled ends, and the child's last reference is
+       * often dropped inside that very emission (by a handler of the
+       * parent, or of the child that our handler cancels), on this thread:
+       * the wait would never end.  Our handler does not need that wait: it
+       * holds its own reference to @data and finds the child through the
+       * weak reference, which is already cleared here.  Disconnecting a
+       * handler during an emission is fine for GSignal. */
+      if (data->parent_id != 0)
+        g_signal_handler_disconnect (data->parent, data->parent_id);
+      data->parent_id = 0;
+      g_clear_object (&data->parent);
     }
-  g_weak_ref_clear (&data->cancellable);
-  g_free (data);
+  timeout_data_unref (data);
 }
 
 static gboolean
@@ -57,9 +90,11 @@ static void
 parent_cancelled_cb (GCancellable *parent,
                      gpointer      user_data)
 {
-  GCancellable *child = user_data;
+  TimeoutData *data = user_data;
+  g_autoptr(GCancellable) child = g_weak_ref_get (&data->cancellable);
 
-  g_cancellable_cancel (child);
+  if (child != NULL)
+    g_cancellable_cancel (child);
 }
 
 /**
@@ -80,12 +115,14 @@ exo_cancellable_new_with_timeout (guint         timeout_ms,
   GCancellable *cancellable = g_cancellable_new ();
   TimeoutData *data = g_new0 (TimeoutData, 1);
 
+  g_atomic_ref_count_init (&data->ref_count);
   g_weak_ref_init (&data->cancellable, cancellable);
 
   if (timeout_ms > 0)
     {
       data->timer = g_timeout_source_new (timeout_ms);
-      g_source_set_callback (data->timer, timeout_fire_cb, data, NULL);
+      g_source_set_callback (data->timer, timeout_fire_cb,
+                             timeout_data_ref (data), timeout_data_unref);
       g_source_set_static_name (data->timer, "[exo] cancellable timeout");
       g_source_attach (data->timer, g_main_context_get_thread_default ());
     }
@@ -93,12 +130,16 @@ exo_cancellable_new_with_timeout (guint         timeout_ms,
   if (parent != NULL)
     {
       data->parent = g_object_ref (parent);
-      /* the handler must not keep the child alive: it is disconnected with it */
+      /* The handler must not keep the child alive: it holds @data, and the
+       * child's finalization disconnects it (see timeout_data_detach()).
+       * When @parent is already cancelled, this runs the handler now and
+       * returns 0. */
       data->parent_id = g_cancellable_connect (parent, G_CALLBACK (parent_cancelled_cb),
-                                               cancellable, NULL);
+                                               timeout_data_ref (data), timeout_data_unref);
     }
 
-  g_object_set_data_full (G_OBJECT (cancellable), "exo-timeout-data", data, timeout_data_free);
+  /* The first reference: dropped when the child is finalized. */
+  g_object_set_data_full (G_OBJECT (cancellable), "exo-timeout-data", data, timeout_data_detach);
   return cancellable;
 }
 
