@@ -405,6 +405,15 @@ test_cancellable_no_timeout (void)
   g_cancellable_cancel (cancellable);
   g_assert_false (exo_cancellable_timed_out (cancellable));
 
+  /* nor is a cancel by hand before the timer fires, after it fired */
+  {
+    g_autoptr(GCancellable) early = exo_cancellable_new_with_timeout (20, NULL);
+
+    g_cancellable_cancel (early);
+    exo_test_spin (60);
+    g_assert_false (exo_cancellable_timed_out (early));
+  }
+
   g_assert_false (exo_cancellable_timed_out (NULL));
   {
     g_autoptr(GCancellable) plain = g_cancellable_new ();

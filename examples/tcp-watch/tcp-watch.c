@@ -128,7 +128,9 @@ initialized_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GError) error = NULL;
 
   if (!exo_resource_initialize_finish (EXO_RESOURCE (source), result, &error))
-    printf ("gave up for now: %s (recovery goes on in the background)\n", error->message);
+    printf ("initialize failed after its retries: %s\n"
+            "(automatic recovery starts once the connection has been up; Ctrl-C to stop)\n",
+            error->message);
 }
 
 static void

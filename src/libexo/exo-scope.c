@@ -78,7 +78,8 @@ timeout_fire_cb (gpointer user_data)
   TimeoutData *data = user_data;
   g_autoptr(GCancellable) cancellable = g_weak_ref_get (&data->cancellable);
 
-  if (cancellable != NULL)
+  /* Cancelled already (by hand or by its parent): that is not a timeout. */
+  if (cancellable != NULL && !g_cancellable_is_cancelled (cancellable))
     {
       g_object_set_qdata (G_OBJECT (cancellable), exo_timed_out_quark (), GINT_TO_POINTER (1));
       g_cancellable_cancel (cancellable);
