@@ -1659,6 +1659,71 @@ test_policy_system_bus (void)
   own_bus_stop (&bus);
 }
 
+
+/* Regression: a member that falls while its group initializes is rolled
+ * back.  The export's handler is connected after the group's; it must still
+ * send every transition in order (ready>error before error>closing), the
+ * same sequence as a handler in the process sees. */
+static void
+local_order_cb (ExoResource *r, ExoResourceState o, ExoResourceState n, gpointer data)
+{
+  g_ptr_array_add (data, g_strdup_printf ("%s>%s", exo_resource_state_to_string (o),
+                                          exo_resource_state_to_string (n)));
+}
+
+static gboolean
+fail_db_cb (gpointer data)
+{
+  g_autoptr(GError) error = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                                                 "db connection dropped");
+
+  exo_resource_report_error (EXO_RESOURCE (data), error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_signals_state_changed_order (Fixture       *f,
+                                  gconstpointer  data)
+{
+  const char *prefix = RESOURCE_PATH ("db") " ";
+  g_autoptr(GPtrArray) local = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) remote = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GAsyncResult) result = NULL;
+
+  g_signal_connect (f->db, "state-changed", G_CALLBACK (local_order_cb), local);
+  f->api->init_delay_ms = 300;
+  exo_resource_initialize_async (EXO_RESOURCE (f->root), NULL, exo_test_store_result, &result);
+  g_assert_true (exo_test_wait_for_state (EXO_RESOURCE (f->db), EXO_RESOURCE_STATE_READY, WAIT_MS));
+  g_timeout_add (0, fail_db_cb, f->db);
+  g_assert_true (exo_test_wait_result (&result, WAIT_MS));
+  g_assert_false (exo_resource_initialize_finish (EXO_RESOURCE (f->root), result, NULL));
+  g_assert_true (exo_test_wait_for_state (EXO_RESOURCE (f->db), EXO_RESOURCE_STATE_CLOSED, WAIT_MS));
+  barrier (f);
+
+  for (guint i = 0; i < f->rec.state_changes->len; i++)
+    {
+      const char *line = g_ptr_array_index (f->rec.state_changes, i);
+
+      if (g_str_has_prefix (line, prefix))
+        g_ptr_array_add (remote, g_strndup (line + strlen (prefix),
+                                            strcspn (line + strlen (prefix), ":")));
+    }
+  g_assert_cmpuint (remote->len, ==, local->len);
+  for (guint i = 0; i < local->len; i++)
+    {
+      g_assert_cmpstr (g_ptr_array_index (remote, i), ==, g_ptr_array_index (local, i));
+      if (i > 0)
+        {
+          const char *prev = strchr (g_ptr_array_index (local, i - 1), '>') + 1;
+          const char *cur = g_ptr_array_index (local, i);
+
+          g_assert_true (strncmp (cur, prev, strlen (prev)) == 0 && cur[strlen (prev)] == '>');
+        }
+    }
+  g_assert_true (strv_has (local, "ready>error"));
+  g_assert_true (strv_has (local, "error>closing"));
+}
+
 /* --- main -------------------------------------------------------------------- */
 
 #define ADD(path, func) \
@@ -1680,6 +1745,7 @@ main (int argc, char **argv)
   ADD ("/exo/dbus/properties/mirror", test_properties_mirror);
   ADD ("/exo/dbus/signals/state-changed", test_signals_state_changed);
   ADD ("/exo/dbus/signals/coalesced", test_signals_coalesced);
+  ADD ("/exo/dbus/signals/state-changed-order", test_signals_state_changed_order);
   ADD ("/exo/dbus/methods/restart", test_methods_restart);
   ADD ("/exo/dbus/methods/initialize-cleanup-health", test_methods_initialize_cleanup_health);
   ADD ("/exo/dbus/methods/errors-mapped", test_methods_errors_mapped);
