@@ -25,13 +25,28 @@ void     _exo_resource_seed_rand          (ExoResource         *self,
                                            guint32              seed);
 gboolean _exo_resource_is_busy            (ExoResource         *self);
 
-/* exo-managed-resource.c: the runner, shared with ExoNetworkResource. */
-void _exo_managed_resource_run (ExoManagedResource  *self,
-                                ExoOperationFunc     func,
-                                gpointer             func_data,
-                                GDestroyNotify       result_destroy,
-                                guint                attempt_timeout_ms,
-                                GCancellable        *cancellable,
-                                GAsyncReadyCallback  callback,
-                                gpointer             user_data,
-                                gpointer             source_tag);
+/* exo-managed-resource.c: the runner, shared with ExoNetworkResource.
+ * @observe sees each attempt's error (%NULL on success) before the runner
+ * decides on a retry. */
+typedef void (*ExoRunObserver) (ExoManagedResource *self,
+                                const GError       *error);
+
+void     _exo_managed_resource_run        (ExoManagedResource  *self,
+                                           ExoOperationFunc     func,
+                                           gpointer             func_data,
+                                           GDestroyNotify       func_data_destroy,
+                                           ExoRunObserver       observe,
+                                           guint                attempt_timeout_ms,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data,
+                                           gpointer             source_tag);
+
+/* The result of a runner (or of exo_resource_use_async()) is the completed
+ * GTask of the successful attempt, which holds the value with its destroy
+ * notify; these take the value out of it. */
+gpointer _exo_operation_propagate_pointer (GTask               *task,
+                                           GError             **error);
+gboolean _exo_operation_propagate_value   (GTask               *task,
+                                           GValue              *value,
+                                           GError             **error);
