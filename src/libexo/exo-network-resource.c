@@ -114,8 +114,9 @@ exo_network_resource_do_initialize (ExoResource *resource,
       return;
     }
 
-  inner = g_task_new (self, g_task_get_cancellable (task), connect_cb, g_object_ref (task));
-  g_task_set_source_tag (inner, exo_network_resource_do_initialize);
+  inner = _exo_resource_vfunc_task_new (resource, g_task_get_cancellable (task), connect_cb,
+                                        g_object_ref (task), exo_network_resource_do_initialize,
+                                        "do_connect");
   klass->do_connect (self, inner);
   g_object_unref (inner);
 }
@@ -148,8 +149,8 @@ exo_network_resource_do_cleanup (ExoResource *resource,
       return;
     }
 
-  inner = g_task_new (self, NULL, disconnect_cb, g_object_ref (task));
-  g_task_set_source_tag (inner, exo_network_resource_do_cleanup);
+  inner = _exo_resource_vfunc_task_new (resource, NULL, disconnect_cb, g_object_ref (task),
+                                        exo_network_resource_do_cleanup, "do_disconnect");
   klass->do_disconnect (self, inner);
   g_object_unref (inner);
 }
