@@ -690,6 +690,38 @@ test_runner_gvalue (void)
   g_assert_cmpuint (untaken.func_calls, ==, 1);
 }
 
+/* An operation that returns without completing its task and without keeping
+ * it (a binding's operation that raised) fails its attempt, which is
+ * retried; the runner does not wait for ever. */
+static void
+drop_func (ExoResource  *resource,
+           GCancellable *cancellable,
+           GTask        *task,
+           gpointer      user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static void
+test_runner_operation_drops_task (void)
+{
+  g_autoptr(ExoTestResource) r = exo_test_resource_new ("runner-drop");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  guint calls = 0;
+
+  set_policy (r, 1, 1, 5, 2.0, EXO_JITTER_NONE, 0, 0);
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), drop_func, &calls, NULL, 0, NULL,
+                                  run_store_cb, &result);
+  g_assert_true (exo_test_wait_result (&result, 5000));
+  g_assert_null (exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (r), result, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "operation of 'runner-drop' returned without "
+                                            "completing its task"));
+  g_assert_cmpuint (calls, ==, 2);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
 static void
 test_policy_property (void)
 {
@@ -731,6 +763,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/managed/runner/destroy-notify/result-untaken", test_runner_destroy_untaken);
   g_test_add_func ("/exo/managed/runner/destroy-notify/func-never-ran", test_runner_destroy_never_ran);
   g_test_add_func ("/exo/managed/runner/gvalue-result", test_runner_gvalue);
+  g_test_add_func ("/exo/managed/runner/operation-drops-task", test_runner_operation_drops_task);
   g_test_add_func ("/exo/managed/policy-property", test_policy_property);
 
   return g_test_run ();

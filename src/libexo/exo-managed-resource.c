@@ -488,8 +488,9 @@ run_ready_cb (GObject      *source,
       g_source_attach (data->timer, g_task_get_context (task));
     }
 
-  inner = g_task_new (source, data->attempt_cancellable, run_attempt_done, task);
-  g_task_set_source_tag (inner, run_ready_cb);
+  /* an operation that lets its task go uncompleted fails the attempt */
+  inner = _exo_resource_vfunc_task_new (EXO_RESOURCE (source), data->attempt_cancellable,
+                                        run_attempt_done, task, run_ready_cb, "operation");
   data->func (EXO_RESOURCE (source), data->attempt_cancellable, inner, data->func_data);
   g_object_unref (inner);
 }

@@ -24,8 +24,8 @@ void     _exo_resource_reinitialize_async (ExoResource         *self,
 void     _exo_resource_seed_rand          (ExoResource         *self,
                                            guint32              seed);
 gboolean _exo_resource_is_busy            (ExoResource         *self);
-/* The task for a do_* vfunc: if the implementation lets it go uncompleted,
- * @callback still runs, with an error naming @vfunc. */
+/* The task for a do_* vfunc or an operation: if the implementation lets it
+ * go uncompleted, @callback still runs, with an error naming @vfunc. */
 GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
                                            GCancellable        *cancellable,
                                            GAsyncReadyCallback  callback,

@@ -213,8 +213,9 @@ use_ready_cb (GObject      *source,
       return;
     }
 
-  inner = g_task_new (source, data->op_cancellable, use_op_cb, task);
-  g_task_set_source_tag (inner, use_ready_cb);
+  /* a func that lets its task go uncompleted fails the use */
+  inner = _exo_resource_vfunc_task_new (EXO_RESOURCE (source), data->op_cancellable, use_op_cb,
+                                        task, use_ready_cb, "operation");
   data->func (EXO_RESOURCE (source), data->op_cancellable, inner, data->func_data);
   g_object_unref (inner);
 }
