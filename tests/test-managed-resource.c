@@ -402,7 +402,7 @@ test_runner_awaits_each_attempt (void)
   Op op = { .fail_first = 2, .delay_ms = 15 };
 
   set_policy (r, 3, 1, 5, 2.0, EXO_JITTER_NONE, 0, 0);
-  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, g_free, 0, NULL,
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, NULL, 0, NULL,
                                   run_store_cb, &result);
   g_assert_true (exo_test_wait_result (&result, 5000));
   value = exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (r), result, &error);
@@ -425,7 +425,7 @@ test_runner_fatal (void)
   Op op = { .fail_first = 10, .fatal = TRUE, .delay_ms = 1 };
 
   set_policy (r, 5, 1, 5, 2.0, EXO_JITTER_NONE, 0, 0);
-  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, g_free, 0, NULL,
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, NULL, 0, NULL,
                                   run_store_cb, &result);
   g_assert_true (exo_test_wait_result (&result, 5000));
   g_assert_null (exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (r), result, &error));
@@ -444,7 +444,7 @@ test_runner_attempt_timeout (void)
   gint64 t0 = g_get_monotonic_time ();
 
   set_policy (r, 1, 1, 5, 2.0, EXO_JITTER_NONE, 0, 0);
-  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, g_free, 30, NULL,
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, NULL, 30, NULL,
                                   run_store_cb, &result);
   g_assert_true (exo_test_wait_result (&result, 5000));
   g_assert_null (exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (r), result, &error));
@@ -465,7 +465,7 @@ test_runner_cancel (void)
   Op op = { .hang = TRUE };
 
   set_policy (r, 5, 1, 5, 2.0, EXO_JITTER_NONE, 0, 0);
-  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, g_free, 0, cancellable,
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, NULL, 0, cancellable,
                                   run_store_cb, &result);
   exo_test_spin (20);
   g_assert_cmpuint (op.started, ==, 1);
@@ -487,12 +487,242 @@ test_runner_on_closed (void)
 
   g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
-  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, g_free, 0, NULL,
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), op_func, &op, NULL, 0, NULL,
                                   run_store_cb, &result);
   g_assert_true (exo_test_wait_result (&result, 5000));
   g_assert_null (exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (r), result, &error));
   g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED);
   g_assert_cmpuint (op.started, ==, 0);
+}
+
+/* --- the runner's destroy notifies ------------------------------------- */
+
+/* func_data for counted_func: it counts what happened to itself and to the
+ * values counted_func returned. */
+typedef struct
+{
+  guint          fail_first;       /* the first N attempts fail (retryable) */
+  gboolean       return_gvalue;    /* complete with g_task_return_value() */
+  guint          func_calls;
+  guint          data_destroyed;
+  guint          values_made;
+  guint          values_freed;
+  gboolean       callback_ran;
+  gboolean       destroyed_before_callback;
+  gboolean       take_result;      /* the callback calls run_finish */
+  char          *taken;
+  GAsyncResult  *result;
+} Counted;
+
+typedef struct
+{
+  Counted *counts;
+} CountedValue;
+
+static void
+counted_value_free (gpointer data)
+{
+  CountedValue *value = data;
+
+  value->counts->values_freed++;
+  g_free (value);
+}
+
+static void
+counted_data_destroy (gpointer data)
+{
+  Counted *counts = data;
+
+  counts->data_destroyed++;
+  if (!counts->callback_ran)
+    counts->destroyed_before_callback = TRUE;
+}
+
+static void
+counted_func (ExoResource  *resource,
+              GCancellable *cancellable,
+              GTask        *task,
+              gpointer      user_data)
+{
+  Counted *counts = user_data;
+  CountedValue *value;
+
+  counts->func_calls++;
+  if (counts->func_calls <= counts->fail_first)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                               "attempt %u fails", counts->func_calls);
+      return;
+    }
+  if (counts->return_gvalue)
+    {
+      g_auto(GValue) gvalue = G_VALUE_INIT;
+
+      g_value_init (&gvalue, G_TYPE_STRING);
+      g_value_take_string (&gvalue, g_strdup_printf ("value of attempt %u", counts->func_calls));
+      g_task_return_value (task, &gvalue);
+      return;
+    }
+  value = g_new0 (CountedValue, 1);
+  value->counts = counts;
+  counts->values_made++;
+  g_task_return_pointer (task, value, counted_value_free);
+}
+
+static void
+counted_done_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Counted *counts = user_data;
+
+  g_assert_false (counts->callback_ran);
+  counts->callback_ran = TRUE;
+  if (counts->take_result && counts->return_gvalue)
+    {
+      g_auto(GValue) gvalue = G_VALUE_INIT;
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (exo_managed_resource_run_finish_value (EXO_MANAGED_RESOURCE (source), result,
+                                                            &gvalue, &error));
+      g_assert_no_error (error);
+      counts->taken = g_value_dup_string (&gvalue);
+    }
+  else if (counts->take_result)
+    {
+      g_autoptr(GError) error = NULL;
+      CountedValue *value = exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (source),
+                                                             result, &error);
+
+      g_assert_no_error (error);
+      g_assert_nonnull (value);
+      g_assert_true (value->counts == counts);
+      counted_value_free (value);   /* the caller owns what it took */
+      counts->taken = g_strdup ("taken");
+    }
+  counts->result = g_object_ref (result);
+}
+
+static gboolean
+counted_done (gpointer data)
+{
+  return ((Counted *) data)->callback_ran;
+}
+
+/* Runs counted_func on a fresh resource and waits for the callback. */
+static void
+run_counted (Counted  *counts,
+             gboolean  closed)
+{
+  g_autoptr(ExoTestResource) r = exo_test_resource_new ("runner-destroy");
+
+  set_policy (r, 5, 1, 5, 2.0, EXO_JITTER_NONE, 0, 0);
+  if (closed)
+    {
+      g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+      g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+    }
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), counted_func, counts,
+                                  counted_data_destroy, 0, NULL, counted_done_cb, counts);
+  g_assert_true (exo_test_spin_until (counted_done, counts, 5000));
+
+  /* func_data lives as long as the result given to the callback */
+  g_assert_cmpuint (counts->data_destroyed, ==, 0);
+  g_clear_object (&counts->result);
+  g_assert_cmpuint (counts->data_destroyed, ==, 1);
+  g_assert_false (counts->destroyed_before_callback);
+  if (!closed)
+    g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+  exo_test_spin (5);
+  /* called exactly once, never again */
+  g_assert_cmpuint (counts->data_destroyed, ==, 1);
+}
+
+/* The GLib shape (func, func_data, func_data_destroy): func_data_destroy
+ * frees func_data once, after the callback; a result the caller takes is its
+ * own (freed once, by the caller). */
+static void
+test_runner_destroy_taken (void)
+{
+  Counted counts = { .fail_first = 2, .take_result = TRUE };
+
+  run_counted (&counts, FALSE);
+  g_assert_cmpuint (counts.func_calls, ==, 3);
+  g_assert_cmpstr (counts.taken, ==, "taken");
+  g_assert_cmpuint (counts.values_made, ==, 1);
+  g_assert_cmpuint (counts.values_freed, ==, 1);
+  g_free (counts.taken);
+}
+
+/* A result nobody takes is freed with the destroy notify func gave it. */
+static void
+test_runner_destroy_untaken (void)
+{
+  Counted counts = { .fail_first = 1 };
+
+  run_counted (&counts, FALSE);
+  g_assert_cmpuint (counts.func_calls, ==, 2);
+  g_assert_cmpuint (counts.values_made, ==, 1);
+  g_assert_cmpuint (counts.values_freed, ==, 1);
+}
+
+/* func never runs (the resource is closed): func_data is still freed, once. */
+static void
+test_runner_destroy_never_ran (void)
+{
+  Counted counts = { 0 };
+
+  run_counted (&counts, TRUE);
+  g_assert_cmpuint (counts.func_calls, ==, 0);
+  g_assert_cmpuint (counts.values_made, ==, 0);
+}
+
+/* Bindings: func completes with g_task_return_value(); run_finish_value
+ * gives the value, and an untaken one is freed (valgrind checks). */
+static void
+test_runner_gvalue (void)
+{
+  Counted taken = { .fail_first = 1, .return_gvalue = TRUE, .take_result = TRUE };
+  Counted untaken = { .return_gvalue = TRUE };
+
+  run_counted (&taken, FALSE);
+  g_assert_cmpstr (taken.taken, ==, "value of attempt 2");
+  g_free (taken.taken);
+
+  run_counted (&untaken, FALSE);
+  g_assert_cmpuint (untaken.func_calls, ==, 1);
+}
+
+/* An operation that returns without completing its task and without keeping
+ * it (a binding's operation that raised) fails its attempt, which is
+ * retried; the runner does not wait for ever. */
+static void
+drop_func (ExoResource  *resource,
+           GCancellable *cancellable,
+           GTask        *task,
+           gpointer      user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static void
+test_runner_operation_drops_task (void)
+{
+  g_autoptr(ExoTestResource) r = exo_test_resource_new ("runner-drop");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  guint calls = 0;
+
+  set_policy (r, 1, 1, 5, 2.0, EXO_JITTER_NONE, 0, 0);
+  exo_managed_resource_run_async (EXO_MANAGED_RESOURCE (r), drop_func, &calls, NULL, 0, NULL,
+                                  run_store_cb, &result);
+  g_assert_true (exo_test_wait_result (&result, 5000));
+  g_assert_null (exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (r), result, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "operation of 'runner-drop' returned without "
+                                            "completing its task"));
+  g_assert_cmpuint (calls, ==, 2);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
 }
 
 static void
@@ -639,6 +869,11 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/managed/runner/attempt-timeout", test_runner_attempt_timeout);
   g_test_add_func ("/exo/managed/runner/cancel", test_runner_cancel);
   g_test_add_func ("/exo/managed/runner/on-closed", test_runner_on_closed);
+  g_test_add_func ("/exo/managed/runner/destroy-notify/result-taken", test_runner_destroy_taken);
+  g_test_add_func ("/exo/managed/runner/destroy-notify/result-untaken", test_runner_destroy_untaken);
+  g_test_add_func ("/exo/managed/runner/destroy-notify/func-never-ran", test_runner_destroy_never_ran);
+  g_test_add_func ("/exo/managed/runner/gvalue-result", test_runner_gvalue);
+  g_test_add_func ("/exo/managed/runner/operation-drops-task", test_runner_operation_drops_task);
   g_test_add_func ("/exo/managed/policy-property", test_policy_property);
 
   return g_test_run ();

@@ -481,7 +481,7 @@ run_sync (TestConn         *conn,
 {
   g_autoptr(GAsyncResult) result = NULL;
 
-  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (conn), func, data, g_free,
+  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (conn), func, data, NULL,
                                   attempt_timeout_ms, NULL, exo_test_store_result, &result);
   g_assert_true (exo_test_wait_result (&result, WAIT_MS));
   return exo_network_resource_run_finish (EXO_NETWORK_RESOURCE (conn), result, error);
@@ -793,6 +793,96 @@ test_operation_timeout (void)
   echo_server_free (server);
 }
 
+/* (func, func_data, func_data_destroy) on a network resource: func_data is
+ * freed once, after the callback; the result of the successful attempt,
+ * untaken, is freed with the destroy notify func gave. */
+typedef struct
+{
+  guint         calls;
+  guint         data_destroyed;
+  guint         values_freed;
+  gboolean      callback_ran;
+  GAsyncResult *result;
+} NetCounts;
+
+static void
+net_value_free (gpointer data)
+{
+  NetCounts **value = data;
+
+  (*value)->values_freed++;
+  g_free (value);
+}
+
+static void
+net_counts_destroy (gpointer data)
+{
+  ((NetCounts *) data)->data_destroyed++;
+}
+
+static void
+net_counted_op (ExoResource  *resource,
+                GCancellable *cancellable,
+                GTask        *task,
+                gpointer      user_data)
+{
+  NetCounts *counts = user_data;
+  NetCounts **value;
+
+  if (counts->calls++ == 0)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                               "a passing failure");
+      return;
+    }
+  value = g_new (NetCounts *, 1);
+  *value = counts;
+  g_task_return_pointer (task, value, net_value_free);
+}
+
+static void
+net_ignore_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  NetCounts *counts = user_data;
+
+  g_assert_cmpuint (counts->data_destroyed, ==, 0);
+  counts->callback_ran = TRUE;
+  counts->result = g_object_ref (result);
+}
+
+static gboolean
+net_counts_done (gpointer data)
+{
+  return ((NetCounts *) data)->callback_ran;
+}
+
+static void
+test_operation_destroy_notify (void)
+{
+  EchoServer *server = echo_server_new ();
+  TestConn *conn = test_conn_new ("net-destroy", server->address, 3);
+  NetCounts counts = { 0 };
+
+  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (conn), net_counted_op, &counts,
+                                  net_counts_destroy, 0, NULL, net_ignore_cb, &counts);
+  g_assert_true (exo_test_spin_until (net_counts_done, &counts, WAIT_MS));
+  g_assert_cmpuint (counts.calls, ==, 2);
+  g_assert_cmpuint (counts.data_destroyed, ==, 0);
+  g_assert_cmpuint (counts.values_freed, ==, 0);
+  g_assert_cmpuint (metric_u64 (conn, "operations"), ==, 2);
+  g_assert_cmpuint (metric_u64 (conn, "operation-failures"), ==, 1);
+
+  g_clear_object (&counts.result);
+  g_assert_cmpuint (counts.data_destroyed, ==, 1);
+  g_assert_cmpuint (counts.values_freed, ==, 1);
+
+  close_and_free (conn);
+  echo_server_free (server);
+  g_assert_cmpuint (counts.data_destroyed, ==, 1);
+}
+
 static void
 test_auto_recover (void)
 {
@@ -938,6 +1028,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/network/operation/lost", test_operation_lost_without_retries);
   g_test_add_func ("/exo/network/operation/fatal", test_operation_fatal);
   g_test_add_func ("/exo/network/operation/timeout", test_operation_timeout);
+  g_test_add_func ("/exo/network/operation/destroy-notify", test_operation_destroy_notify);
   g_test_add_func ("/exo/network/auto-recover", test_auto_recover);
   g_test_add_func ("/exo/network/regression/dropped-task-does-not-hang", test_dropped_task);
 

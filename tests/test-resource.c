@@ -680,6 +680,144 @@ test_health (void)
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
 }
 
+/* --- vfuncs that let their task go ---------------------------------------- */
+
+/* A resource whose vfuncs can return without completing their task and
+ * without keeping it: what a binding's implementation does when it raises
+ * (PyGObject prints the exception and returns). */
+#define TEST_TYPE_DROP_RESOURCE (test_drop_resource_get_type ())
+G_DECLARE_FINAL_TYPE (TestDropResource, test_drop_resource, TEST, DROP_RESOURCE, ExoResource)
+
+struct _TestDropResource
+{
+  ExoResource parent_instance;
+  gboolean    drop_init;
+  gboolean    drop_init_later;   /* keep the task a while, then drop it */
+  gboolean    drop_cleanup;
+  gboolean    drop_health;
+  guint       n_cleanup_calls;
+};
+
+G_DEFINE_FINAL_TYPE (TestDropResource, test_drop_resource, EXO_TYPE_RESOURCE)
+
+static gboolean
+drop_later_cb (gpointer data)
+{
+  g_object_unref (data);   /* the last reference: uncompleted */
+  return G_SOURCE_REMOVE;
+}
+
+static void
+drop_do_initialize (ExoResource *resource,
+                    GTask       *task)
+{
+  TestDropResource *self = TEST_DROP_RESOURCE (resource);
+
+  if (self->drop_init_later)
+    g_timeout_add (20, drop_later_cb, g_object_ref (task));
+  else if (!self->drop_init)
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+drop_do_cleanup (ExoResource *resource,
+                 GTask       *task)
+{
+  TestDropResource *self = TEST_DROP_RESOURCE (resource);
+
+  self->n_cleanup_calls++;
+  if (!self->drop_cleanup)
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+drop_do_check_health (ExoResource *resource,
+                      GTask       *task)
+{
+  if (!TEST_DROP_RESOURCE (resource)->drop_health)
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+test_drop_resource_class_init (TestDropResourceClass *klass)
+{
+  ExoResourceClass *resource_class = EXO_RESOURCE_CLASS (klass);
+
+  resource_class->do_initialize = drop_do_initialize;
+  resource_class->do_cleanup = drop_do_cleanup;
+  resource_class->do_check_health = drop_do_check_health;
+}
+
+static void
+test_drop_resource_init (TestDropResource *self)
+{
+}
+
+/* Runs an _async/_finish pair of ExoResource with a bound: without the
+ * check, the dropped task would leave the caller waiting for ever. */
+typedef void     (*AsyncCall)  (ExoResource *, GCancellable *, GAsyncReadyCallback, gpointer);
+typedef gboolean (*FinishCall) (ExoResource *, GAsyncResult *, GError **);
+
+static gboolean
+call_bounded (ExoResource  *resource,
+              AsyncCall     start,
+              FinishCall    finish,
+              GError      **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  start (resource, NULL, exo_test_store_result, &result);
+  g_assert_true (exo_test_wait_result (&result, 5000 * exo_test_slow_factor ()));
+  return finish (resource, result, error);
+}
+
+static void
+test_vfunc_drops_task (void)
+{
+  g_autoptr(TestDropResource) r = g_object_new (TEST_TYPE_DROP_RESOURCE, "id", "dropper", NULL);
+  g_autoptr(GError) error = NULL;
+
+  /* do_initialize returns without completing its task: the attempt fails,
+   * the half-made resource is cleaned up, the resource is in error */
+  r->drop_init = TRUE;
+  g_assert_false (call_bounded (EXO_RESOURCE (r), exo_resource_initialize_async,
+                                exo_resource_initialize_finish, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "do_initialize of 'dropper' returned without "
+                                            "completing its task"));
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_ERROR);
+  g_assert_cmpuint (r->n_cleanup_calls, ==, 1);
+  g_clear_error (&error);
+
+  /* the same when it kept the task a while and then let it go */
+  r->drop_init = FALSE;
+  r->drop_init_later = TRUE;
+  g_assert_false (call_bounded (EXO_RESOURCE (r), exo_resource_initialize_async,
+                                exo_resource_initialize_finish, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED);
+  g_clear_error (&error);
+
+  /* a health check that lets its task go is a failed check */
+  r->drop_init_later = FALSE;
+  g_assert_true (call_bounded (EXO_RESOURCE (r), exo_resource_initialize_async,
+                               exo_resource_initialize_finish, NULL));
+  r->drop_health = TRUE;
+  g_assert_false (call_bounded (EXO_RESOURCE (r), exo_resource_check_health_async,
+                                exo_resource_check_health_finish, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "do_check_health of 'dropper'"));
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_DEGRADED);
+  g_clear_error (&error);
+
+  /* a cleanup that lets its task go still ends in closed, with the error */
+  r->drop_cleanup = TRUE;
+  g_assert_false (call_bounded (EXO_RESOURCE (r), exo_resource_cleanup_async,
+                                exo_resource_cleanup_finish, &error));
+  g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "do_cleanup of 'dropper'"));
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_CLOSED);
+}
+
 /* --- ensure_ready, report_error, restart -------------------------------- */
 
 static void
@@ -996,6 +1134,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/resource/cancel/one-of-two-callers", test_cancel_one_of_two);
   g_test_add_func ("/exo/resource/cancel/during-retry-wait", test_cancel_during_retry_wait);
   g_test_add_func ("/exo/resource/health", test_health);
+  g_test_add_func ("/exo/resource/vfunc-drops-task", test_vfunc_drops_task);
   g_test_add_func ("/exo/resource/ensure-ready", test_ensure_ready);
   g_test_add_func ("/exo/resource/initialize-while-closing", test_initialize_while_closing);
   g_test_add_func ("/exo/resource/report-error-and-reinit", test_report_error_and_reinit);

@@ -61,7 +61,7 @@ use_and_wait (UseCheck         *check,
               guint             timeout_ms,
               GCancellable     *cancellable)
 {
-  exo_resource_use_async (EXO_RESOURCE (check->resource), func, func_data, g_free,
+  exo_resource_use_async (EXO_RESOURCE (check->resource), func, func_data, NULL,
                           timeout_ms, cancellable, use_done_cb, check);
   g_assert_true (exo_test_spin_until (use_done, check, WAIT_MS));
 }
@@ -327,13 +327,107 @@ test_use_cleanup_fails (void)
   use_and_wait (&check, value_func, &data, 0, NULL);
 
   /* func succeeded, cleanup failed: the caller hears of it, and the value
-   * is freed with the result_destroy given (valgrind checks) */
+   * is freed with the destroy notify func gave (valgrind checks) */
   g_assert_error (check.error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED);
   g_assert_null (check.value);
   g_assert_cmpuint (data.calls, ==, 1);
   assert_cleaned_up (&check);
 
   use_check_clear (&check);
+  g_object_unref (resource);
+}
+
+/* --- destroy notifies ---------------------------------------------------- */
+
+typedef struct
+{
+  guint     func_calls;
+  guint     data_destroyed;
+  guint     values_freed;
+  gboolean  callback_ran;
+  gboolean  destroyed_before_callback;
+  GAsyncResult *result;
+} UseCounts;
+
+typedef struct
+{
+  UseCounts *counts;
+} UseValue;
+
+static void
+use_value_free (gpointer data)
+{
+  UseValue *value = data;
+
+  value->counts->values_freed++;
+  g_free (value);
+}
+
+static void
+use_counts_destroy (gpointer data)
+{
+  UseCounts *counts = data;
+
+  counts->data_destroyed++;
+  if (!counts->callback_ran)
+    counts->destroyed_before_callback = TRUE;
+}
+
+static void
+counted_func (ExoResource  *resource,
+              GCancellable *cancellable,
+              GTask        *task,
+              gpointer      user_data)
+{
+  UseCounts *counts = user_data;
+  UseValue *value = g_new0 (UseValue, 1);
+
+  counts->func_calls++;
+  value->counts = counts;
+  g_task_return_pointer (task, value, use_value_free);
+}
+
+/* The callback leaves the result alone. */
+static void
+use_ignore_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  UseCounts *counts = user_data;
+
+  counts->callback_ran = TRUE;
+  counts->result = g_object_ref (result);
+}
+
+static gboolean
+use_counts_done (gpointer data)
+{
+  return ((UseCounts *) data)->callback_ran;
+}
+
+/* (func, func_data, func_data_destroy): func_data_destroy runs once, after
+ * the callback; the value nobody took is freed with func's destroy notify. */
+static void
+test_use_destroy_notify (void)
+{
+  ExoTestResource *resource = exo_test_resource_new ("scope-destroy");
+  UseCounts counts = { 0 };
+
+  exo_resource_use_async (EXO_RESOURCE (resource), counted_func, &counts, use_counts_destroy,
+                          0, NULL, use_ignore_cb, &counts);
+  g_assert_true (exo_test_spin_until (use_counts_done, &counts, WAIT_MS));
+  g_assert_cmpuint (counts.func_calls, ==, 1);
+  g_assert_cmpuint (counts.data_destroyed, ==, 0);
+  g_assert_cmpuint (counts.values_freed, ==, 0);
+
+  g_clear_object (&counts.result);
+  g_assert_cmpuint (counts.data_destroyed, ==, 1);
+  g_assert_false (counts.destroyed_before_callback);
+  g_assert_cmpuint (counts.values_freed, ==, 1);
+  exo_test_spin (5);
+  g_assert_cmpuint (counts.data_destroyed, ==, 1);
+  g_assert_cmpuint (counts.values_freed, ==, 1);
+
   g_object_unref (resource);
 }
 
@@ -627,6 +721,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/scope/use/timeout-in-init", test_use_timeout_in_init);
   g_test_add_func ("/exo/scope/use/cancelled", test_use_cancelled);
   g_test_add_func ("/exo/scope/use/cleanup-fails", test_use_cleanup_fails);
+  g_test_add_func ("/exo/scope/use/destroy-notify", test_use_destroy_notify);
   g_test_add_func ("/exo/scope/cancellable/timeout", test_cancellable_timeout_fires);
   g_test_add_func ("/exo/scope/cancellable/parent", test_cancellable_parent);
   g_test_add_func ("/exo/scope/cancellable/parent-already-cancelled",

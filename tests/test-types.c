@@ -84,6 +84,24 @@ test_retryable (void)
   g_assert_false (exo_error_is_connection_error (failed));
 }
 
+/* The error codes are a registered enum (what lets g-ir-scanner mark
+ * ExoResourceError as the EXO_RESOURCE_ERROR domain), one value per code. */
+static void
+test_resource_error_type (void)
+{
+  g_autoptr(GEnumClass) klass = NULL;
+  GEnumValue *value;
+
+  g_assert_true (G_TYPE_IS_ENUM (EXO_TYPE_RESOURCE_ERROR));
+  g_assert_cmpstr (g_type_name (EXO_TYPE_RESOURCE_ERROR), ==, "ExoResourceError");
+  klass = g_type_class_ref (EXO_TYPE_RESOURCE_ERROR);
+  g_assert_cmpuint (klass->n_values, ==, EXO_RESOURCE_ERROR_UNHEALTHY + 1);
+  value = g_enum_get_value (klass, EXO_RESOURCE_ERROR_RESTART_LIMIT);
+  g_assert_nonnull (value);
+  g_assert_cmpstr (value->value_nick, ==, "restart-limit");
+  g_assert_cmpstr (g_quark_to_string (EXO_RESOURCE_ERROR), ==, "exo-resource-error-quark");
+}
+
 static void
 test_policy_defaults_and_validate (void)
 {
@@ -224,6 +242,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/types/state-strings", test_state_strings);
   g_test_add_func ("/exo/types/jitter-strings", test_jitter_strings);
   g_test_add_func ("/exo/types/retryable", test_retryable);
+  g_test_add_func ("/exo/types/resource-error", test_resource_error_type);
   g_test_add_func ("/exo/retry-policy/defaults-and-validate", test_policy_defaults_and_validate);
   g_test_add_func ("/exo/retry-policy/base-delay", test_policy_base_delay);
   g_test_add_func ("/exo/retry-policy/jitter-bounds", test_policy_jitter_bounds);

@@ -39,10 +39,20 @@ typedef enum {
   EXO_RESOURCE_ERROR_UNHEALTHY,
 } ExoResourceError;
 
+/**
+ * EXO_RESOURCE_ERROR:
+ *
+ * The error domain of libexo; the codes are #ExoResourceError.  In bindings
+ * the domain is `Exo.ResourceError` (for example, PyGObject's
+ * `GLib.Error.matches (Exo.ResourceError.quark (), Exo.ResourceError.FAILED)`).
+ */
 #define EXO_RESOURCE_ERROR (exo_resource_error_quark ())
+#define EXO_TYPE_RESOURCE_ERROR (exo_resource_error_get_type ())
 
 EXO_AVAILABLE_IN_ALL
 GQuark   exo_resource_error_quark      (void);
+EXO_AVAILABLE_IN_ALL
+GType    exo_resource_error_get_type   (void) G_GNUC_CONST;
 
 EXO_AVAILABLE_IN_ALL
 gboolean exo_error_is_retryable        (const GError *error);

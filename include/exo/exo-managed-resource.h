@@ -38,12 +38,26 @@ struct _ExoManagedResourceClass
  * ExoOperationFunc:
  * @resource: the resource the operation runs on, usable when called
  * @cancellable: cancelled when the attempt times out or the caller cancels
- * @task: (transfer none): complete it exactly once with
- *   g_task_return_pointer() or g_task_return_error()
- * @user_data: the data given to the runner
+ * @task: (transfer none): the attempt's task: complete it once, see below
+ * @user_data: (closure): the `func_data` given to the runner
  *
- * One attempt of an asynchronous operation.  The runner waits for @task to
- * complete before it decides on a retry: nothing is left unawaited.
+ * One attempt of an asynchronous operation, run by
+ * exo_managed_resource_run_async(), exo_network_resource_run_async() or
+ * exo_resource_use_async().  The runner waits for @task to complete before it
+ * decides on a retry: nothing is left unawaited.
+ *
+ * Complete @task with one of:
+ *
+ * - g_task_return_pointer (task, value, value_destroy): the runner's
+ *   `_finish()` function hands `value` to its caller; if nobody calls it (or
+ *   the attempt's result is not the one used), `value_destroy` frees it;
+ * - g_task_return_value (task, value): for bindings; the caller takes it with
+ *   the `_finish_value()` function (`run_finish` in bindings);
+ * - g_task_return_error (task, error): the attempt failed.
+ *
+ * The runners take `(func, func_data, func_data_destroy)` in the usual GLib
+ * way: @user_data is `func_data`, and `func_data_destroy` frees it once the
+ * operation is over (after the callback ran), whether @func ran or not.
  *
  * @task is borrowed: the runner drops its reference when the function
  * returns.  To complete it later, keep a reference (`g_object_ref (task)`)
@@ -95,7 +109,7 @@ EXO_AVAILABLE_IN_ALL
 void            exo_managed_resource_run_async          (ExoManagedResource   *self,
                                                          ExoOperationFunc      func,
                                                          gpointer              func_data,
-                                                         GDestroyNotify        result_destroy,
+                                                         GDestroyNotify        func_data_destroy,
                                                          guint                 attempt_timeout_ms,
                                                          GCancellable         *cancellable,
                                                          GAsyncReadyCallback   callback,
@@ -103,6 +117,11 @@ void            exo_managed_resource_run_async          (ExoManagedResource   *s
 EXO_AVAILABLE_IN_ALL
 gpointer        exo_managed_resource_run_finish         (ExoManagedResource   *self,
                                                          GAsyncResult         *result,
+                                                         GError              **error);
+EXO_AVAILABLE_IN_ALL
+gboolean        exo_managed_resource_run_finish_value   (ExoManagedResource   *self,
+                                                         GAsyncResult         *result,
+                                                         GValue               *value,
                                                          GError              **error);
 
 G_END_DECLS

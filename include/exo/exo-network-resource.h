@@ -95,7 +95,7 @@ EXO_AVAILABLE_IN_ALL
 void        exo_network_resource_run_async          (ExoNetworkResource  *self,
                                                      ExoOperationFunc     func,
                                                      gpointer             func_data,
-                                                     GDestroyNotify       result_destroy,
+                                                     GDestroyNotify       func_data_destroy,
                                                      guint                attempt_timeout_ms,
                                                      GCancellable        *cancellable,
                                                      GAsyncReadyCallback  callback,
@@ -103,6 +103,11 @@ void        exo_network_resource_run_async          (ExoNetworkResource  *self,
 EXO_AVAILABLE_IN_ALL
 gpointer    exo_network_resource_run_finish         (ExoNetworkResource  *self,
                                                      GAsyncResult        *result,
+                                                     GError             **error);
+EXO_AVAILABLE_IN_ALL
+gboolean    exo_network_resource_run_finish_value   (ExoNetworkResource  *self,
+                                                     GAsyncResult        *result,
+                                                     GValue              *value,
                                                      GError             **error);
 
 EXO_AVAILABLE_IN_ALL

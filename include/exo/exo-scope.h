@@ -23,7 +23,7 @@ EXO_AVAILABLE_IN_ALL
 void          exo_resource_use_async           (ExoResource         *resource,
                                                 ExoOperationFunc     func,
                                                 gpointer             func_data,
-                                                GDestroyNotify       result_destroy,
+                                                GDestroyNotify       func_data_destroy,
                                                 guint                timeout_ms,
                                                 GCancellable        *cancellable,
                                                 GAsyncReadyCallback  callback,
@@ -31,6 +31,11 @@ void          exo_resource_use_async           (ExoResource         *resource,
 EXO_AVAILABLE_IN_ALL
 gpointer      exo_resource_use_finish          (ExoResource         *resource,
                                                 GAsyncResult        *result,
+                                                GError             **error);
+EXO_AVAILABLE_IN_ALL
+gboolean      exo_resource_use_finish_value    (ExoResource         *resource,
+                                                GAsyncResult        *result,
+                                                GValue              *value,
                                                 GError             **error);
 
 EXO_AVAILABLE_IN_ALL

@@ -695,9 +695,9 @@ call_start (ExoHttpPeer         *self,
   if (call->call_id == NULL)
     call->call_id = g_uuid_string_random ();
   g_task_set_task_data (task, call, (GDestroyNotify) call_free);
-  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (self), call_attempt, call,
-                                  (GDestroyNotify) g_bytes_unref, self->call_timeout_ms,
-                                  cancellable, call_run_done, task);
+  /* @call is the task's data: it lives until call_run_done has run */
+  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (self), call_attempt, call, NULL,
+                                  self->call_timeout_ms, cancellable, call_run_done, task);
 }
 
 static gboolean

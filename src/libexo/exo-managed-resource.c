@@ -412,11 +412,20 @@ exo_managed_resource_collect_metrics (ExoResource  *resource,
 
 /* --- operation runner -------------------------------------------------- */
 
+/* How results travel: the operation completes the attempt's GTask with
+ * g_task_return_pointer (value, value_destroy) or g_task_return_value().  The
+ * runner does not take the value out: the successful attempt's GTask itself
+ * becomes the runner's result, so the value keeps the destroy notify the
+ * operation gave it.  A finish function takes the value out of it; when nobody
+ * calls one, the attempt's GTask is finalized with the runner's and frees the
+ * value (GTask frees a result nobody propagated). */
+
 typedef struct
 {
   ExoOperationFunc  func;
   gpointer          func_data;
-  GDestroyNotify    result_destroy;
+  GDestroyNotify    func_data_destroy;
+  ExoRunObserver    observe;
   guint             timeout_ms;
   guint             attempt;
   guint             prev_delay_ms;
@@ -428,11 +437,14 @@ typedef struct
 
 static void run_attempt (GTask *task);
 
+/* Runs when the runner's task is finalized: after its callback ran. */
 static void
 run_data_free (RunData *data)
 {
   clear_source (&data->timer);
   g_clear_object (&data->attempt_cancellable);
+  if (data->func_data_destroy != NULL)
+    data->func_data_destroy (data->func_data);
   g_free (data);
 }
 
@@ -464,12 +476,12 @@ run_attempt_done (GObject      *source,
                   gpointer      user_data)
 {
   GTask *task = user_data;   /* owned */
+  GTask *attempt = G_TASK (result);
   RunData *data = g_task_get_task_data (task);
   ExoManagedResource *self = g_task_get_source_object (task);
   ExoManagedResourcePrivate *priv = PRIV (self);
   GCancellable *outer = g_task_get_cancellable (task);
   GError *error = NULL;
-  gpointer value;
 
   clear_source (&data->timer);
   if (data->cancel_id != 0)
@@ -477,11 +489,18 @@ run_attempt_done (GObject      *source,
       g_cancellable_disconnect (outer, data->cancel_id);
       data->cancel_id = 0;
     }
-  value = g_task_propagate_pointer (G_TASK (result), &error);
+
+  /* Only an error is taken out of the attempt here: a value stays in it. */
+  if (g_task_had_error (attempt))
+    g_task_propagate_pointer (attempt, &error);
+  if (data->observe != NULL)
+    data->observe (self, error);
 
   if (error == NULL)
     {
-      g_task_return_pointer (task, value, data->result_destroy);
+      /* the value is final now, whatever happens to the attempt's cancellable */
+      g_task_set_check_cancellable (attempt, FALSE);
+      g_task_return_pointer (task, g_object_ref (attempt), g_object_unref);
       g_object_unref (task);
       return;
     }
@@ -559,8 +578,9 @@ run_ready_cb (GObject      *source,
       g_source_attach (data->timer, g_task_get_context (task));
     }
 
-  inner = g_task_new (source, data->attempt_cancellable, run_attempt_done, task);
-  g_task_set_source_tag (inner, run_ready_cb);
+  /* an operation that lets its task go uncompleted fails the attempt */
+  inner = _exo_resource_vfunc_task_new (EXO_RESOURCE (source), data->attempt_cancellable,
+                                        run_attempt_done, task, run_ready_cb, "operation");
   data->func (EXO_RESOURCE (source), data->attempt_cancellable, inner, data->func_data);
   g_object_unref (inner);
 }
@@ -576,12 +596,14 @@ run_attempt (GTask *task)
                                    run_ready_cb, task);
 }
 
-/* Shared with ExoNetworkResource. */
+/* Shared with ExoNetworkResource: @observe (nullable) sees the outcome of
+ * each attempt (%NULL on success) before the runner decides on a retry. */
 void
 _exo_managed_resource_run (ExoManagedResource  *self,
                            ExoOperationFunc     func,
                            gpointer             func_data,
-                           GDestroyNotify       result_destroy,
+                           GDestroyNotify       func_data_destroy,
+                           ExoRunObserver       observe,
                            guint                attempt_timeout_ms,
                            GCancellable        *cancellable,
                            GAsyncReadyCallback  callback,
@@ -597,35 +619,73 @@ _exo_managed_resource_run (ExoManagedResource  *self,
   data = g_new0 (RunData, 1);
   data->func = func;
   data->func_data = func_data;
-  data->result_destroy = result_destroy;
+  data->func_data_destroy = func_data_destroy;
+  data->observe = observe;
   data->timeout_ms = attempt_timeout_ms;
   g_task_set_task_data (task, data, (GDestroyNotify) run_data_free);
 
   run_attempt (task);
 }
 
+/* The finish side, for every task whose result is a completed operation
+ * task (the runners and exo_resource_use_async()). */
+gpointer
+_exo_operation_propagate_pointer (GTask   *task,
+                                  GError **error)
+{
+  g_autoptr(GTask) attempt = g_task_propagate_pointer (task, error);
+
+  if (attempt == NULL)
+    return NULL;
+  return g_task_propagate_pointer (attempt, NULL);
+}
+
+gboolean
+_exo_operation_propagate_value (GTask   *task,
+                                GValue  *value,
+                                GError **error)
+{
+  g_autoptr(GTask) attempt = g_task_propagate_pointer (task, error);
+
+  if (attempt == NULL)
+    return FALSE;
+  return g_task_propagate_value (attempt, value, NULL);
+}
+
 /**
  * exo_managed_resource_run_async:
  * @self: a managed resource
- * @func: one attempt of the operation
- * @func_data: data for @func (owned by the caller; must live until @callback)
- * @result_destroy: (nullable): frees the pointer @func returns, if nobody takes it
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy): one
+ *   attempt of the operation
+ * @func_data: (closure): data for @func
+ * @func_data_destroy: (nullable): frees @func_data once the operation is over
  * @attempt_timeout_ms: time limit of each attempt, 0 = none
  * @cancellable: (nullable): cancels the whole operation
- * @callback: called with the result of the last attempt
- * @user_data: data for @callback
+ * @callback: (scope async) (closure user_data): called with the result of the
+ *   last attempt
+ * @user_data: (closure): data for @callback
  *
  * Runs @func on @self: makes sure @self is usable, runs one attempt, and
  * waits for it to complete.  A retryable error is retried after a backoff
  * delay from #ExoManagedResource:retry-policy; a fatal one (see
  * #ExoManagedResourceClass.is_retryable) ends the operation at once.  An
  * attempt that times out is cancelled and counts as %G_IO_ERROR_TIMED_OUT.
+ *
+ * @func completes its task with g_task_return_pointer() (and the value's
+ * destroy notify), g_task_return_value() or an error; see #ExoOperationFunc.
+ * The successful attempt's value is what exo_managed_resource_run_finish()
+ * (or exo_managed_resource_run_finish_value()) returns; when nobody takes it,
+ * it is freed with the destroy notify @func gave.
+ *
+ * @func_data_destroy is called exactly once, when the operation is over:
+ * after the last attempt, once @callback has run (when the result is
+ * finalized).  @func is not called again after that.
  */
 void
 exo_managed_resource_run_async (ExoManagedResource  *self,
                                 ExoOperationFunc     func,
                                 gpointer             func_data,
-                                GDestroyNotify       result_destroy,
+                                GDestroyNotify       func_data_destroy,
                                 guint                attempt_timeout_ms,
                                 GCancellable        *cancellable,
                                 GAsyncReadyCallback  callback,
@@ -634,7 +694,7 @@ exo_managed_resource_run_async (ExoManagedResource  *self,
   g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
   g_return_if_fail (func != NULL);
 
-  _exo_managed_resource_run (self, func, func_data, result_destroy, attempt_timeout_ms,
+  _exo_managed_resource_run (self, func, func_data, func_data_destroy, NULL, attempt_timeout_ms,
                              cancellable, callback, user_data, exo_managed_resource_run_async);
 }
 
@@ -644,7 +704,11 @@ exo_managed_resource_run_async (ExoManagedResource  *self,
  * @result: the result given to the callback
  * @error: return location for the last attempt's error
  *
- * Returns: (transfer full) (nullable): what the successful attempt returned
+ * For operations that complete with g_task_return_pointer().  Bindings use
+ * exo_managed_resource_run_finish_value().
+ *
+ * Returns: (transfer full) (nullable): the pointer the successful attempt
+ *   returned; free it the way the operation's destroy notify would
  */
 gpointer
 exo_managed_resource_run_finish (ExoManagedResource  *self,
@@ -653,7 +717,31 @@ exo_managed_resource_run_finish (ExoManagedResource  *self,
 {
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  return _exo_operation_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * exo_managed_resource_run_finish_value: (rename-to exo_managed_resource_run_finish)
+ * @self: a managed resource
+ * @result: the result given to the callback
+ * @value: (out caller-allocates): where to store the value of the successful
+ *   attempt; unset it with g_value_unset()
+ * @error: return location for the last attempt's error
+ *
+ * For operations that complete with g_task_return_value(), as bindings do.
+ *
+ * Returns: (skip): %TRUE on success, %FALSE with @error set
+ */
+gboolean
+exo_managed_resource_run_finish_value (ExoManagedResource  *self,
+                                       GAsyncResult        *result,
+                                       GValue              *value,
+                                       GError             **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+
+  return _exo_operation_propagate_value (G_TASK (result), value, error);
 }
 
 /* --- accessors --------------------------------------------------------- */

@@ -73,71 +73,12 @@ exo_error_is_connection_error (const GError *error)
     }
 }
 
-/* The task given to do_connect / do_disconnect holds the one from
- * do_initialize / do_cleanup until its callback takes it.  If it is
- * finalized before that, the subclass dropped it without completing it (it
- * meant to complete it later but kept no reference, or forgot it): fail the
- * outer task now instead of leaving the resource initializing, or closing,
- * forever.  A later completion of the dropped task is still a use after
- * free in the subclass; the resource just does not hang on it. */
-typedef struct
-{
-  GTask      *outer;   /* owned until the inner task's callback steals it */
-  const char *vfunc;
-} Forward;
-
-static void
-forward_free (gpointer data)
-{
-  Forward *forward = data;
-
-  if (forward->outer != NULL)
-    {
-      ExoResource *self = g_task_get_source_object (forward->outer);
-
-      g_task_return_new_error (forward->outer, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
-                               "%s of '%s' (%s) dropped its task without completing it; "
-                               "to complete it later, keep a reference to it",
-                               forward->vfunc, exo_resource_get_id (self),
-                               G_OBJECT_TYPE_NAME (self));
-      g_object_unref (forward->outer);
-    }
-  g_free (forward);
-}
-
-static GTask *
-forward_task_new (ExoNetworkResource  *self,
-                  GTask               *outer,
-                  GCancellable        *cancellable,
-                  GAsyncReadyCallback  callback,
-                  const char          *vfunc,
-                  gpointer             source_tag)
-{
-  GTask *inner = g_task_new (self, cancellable, callback, NULL);
-  Forward *forward = g_new0 (Forward, 1);
-
-  forward->outer = g_object_ref (outer);
-  forward->vfunc = vfunc;
-  g_task_set_source_tag (inner, source_tag);
-  g_task_set_task_data (inner, forward, forward_free);
-  return inner;
-}
-
-/* In the inner task's callback: (transfer full) the outer task. */
-static GTask *
-forward_steal_outer (GAsyncResult *result)
-{
-  Forward *forward = g_task_get_task_data (G_TASK (result));
-
-  return g_steal_pointer (&forward->outer);
-}
-
 static void
 connect_cb (GObject      *source,
             GAsyncResult *result,
             gpointer      user_data)
 {
-  g_autoptr(GTask) task = forward_steal_outer (result);
+  g_autoptr(GTask) task = user_data;
   ExoNetworkResourcePrivate *priv = PRIV (source);
   GError *error = NULL;
 
@@ -173,8 +114,9 @@ exo_network_resource_do_initialize (ExoResource *resource,
       return;
     }
 
-  inner = forward_task_new (self, task, g_task_get_cancellable (task), connect_cb,
-                            "do_connect", exo_network_resource_do_initialize);
+  inner = _exo_resource_vfunc_task_new (resource, g_task_get_cancellable (task), connect_cb,
+                                        g_object_ref (task), exo_network_resource_do_initialize,
+                                        "do_connect");
   klass->do_connect (self, inner);
   g_object_unref (inner);
 }
@@ -184,7 +126,7 @@ disconnect_cb (GObject      *source,
                GAsyncResult *result,
                gpointer      user_data)
 {
-  g_autoptr(GTask) task = forward_steal_outer (result);
+  g_autoptr(GTask) task = user_data;
   GError *error = NULL;
 
   if (g_task_propagate_boolean (G_TASK (result), &error))
@@ -207,8 +149,8 @@ exo_network_resource_do_cleanup (ExoResource *resource,
       return;
     }
 
-  inner = forward_task_new (self, task, NULL, disconnect_cb,
-                            "do_disconnect", exo_network_resource_do_cleanup);
+  inner = _exo_resource_vfunc_task_new (resource, NULL, disconnect_cb, g_object_ref (task),
+                                        exo_network_resource_do_cleanup, "do_disconnect");
   klass->do_disconnect (self, inner);
   g_object_unref (inner);
 }
@@ -261,85 +203,42 @@ exo_network_resource_report_connection_lost (ExoNetworkResource *self,
 
 /* --- runner ------------------------------------------------------------ */
 
-typedef struct
-{
-  ExoOperationFunc func;
-  gpointer         func_data;
-} NetOp;
-
+/* Sees each attempt's outcome before the managed runner decides on a retry:
+ * a connection error marks the connection lost, so the next attempt
+ * reconnects first. */
 static void
-net_op_done (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
+net_run_observe (ExoManagedResource *resource,
+                 const GError       *error)
 {
-  GTask *outer = user_data;   /* owned: the runner's attempt task */
-  ExoNetworkResource *self = EXO_NETWORK_RESOURCE (source);
+  ExoNetworkResource *self = EXO_NETWORK_RESOURCE (resource);
   ExoNetworkResourcePrivate *priv = PRIV (self);
-  GError *error = NULL;
-  gpointer value;
 
-  value = g_task_propagate_pointer (G_TASK (result), &error);
+  priv->operations++;
   if (error == NULL)
     {
-      priv->operations++;
       priv->last_success = g_get_real_time ();
-      g_task_return_pointer (outer, value, NULL);
+      return;
     }
-  else
-    {
-      priv->operations++;
-      priv->operation_failures++;
-      if (EXO_NETWORK_RESOURCE_GET_CLASS (self)->is_connection_error (self, error))
-        exo_network_resource_report_connection_lost (self, error);
-      g_task_return_error (outer, error);
-    }
-  g_object_unref (outer);
-}
 
-static void
-net_op_attempt (ExoResource  *resource,
-                GCancellable *cancellable,
-                GTask        *task,
-                gpointer      user_data)
-{
-  NetOp *op = user_data;
-  GTask *inner;
-
-  inner = g_task_new (resource, cancellable, net_op_done, g_object_ref (task));
-  g_task_set_source_tag (inner, net_op_attempt);
-  op->func (resource, cancellable, inner, op->func_data);
-  g_object_unref (inner);
-}
-
-static void
-net_run_done (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  GTask *task = user_data;   /* owned */
-  GError *error = NULL;
-  gpointer value;
-
-  value = exo_managed_resource_run_finish (EXO_MANAGED_RESOURCE (source), result, &error);
-  if (error != NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, value, g_task_get_task_data (task));
-  g_object_unref (task);
+  priv->operation_failures++;
+  if (EXO_NETWORK_RESOURCE_GET_CLASS (self)->is_connection_error (self, error))
+    exo_network_resource_report_connection_lost (self, error);
 }
 
 /**
  * exo_network_resource_run_async:
  * @self: a network resource
- * @func: one attempt of the operation
- * @func_data: data for @func (must live until @callback)
- * @result_destroy: (nullable): frees the pointer @func returns, if nobody takes it
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy): one
+ *   attempt of the operation
+ * @func_data: (closure): data for @func
+ * @func_data_destroy: (nullable): frees @func_data once the operation is over
  * @attempt_timeout_ms: time limit of each attempt, 0 = none
  * @cancellable: (nullable): cancels the whole operation
- * @callback: called with the result
- * @user_data: data for @callback
+ * @callback: (scope async) (closure user_data): called with the result
+ * @user_data: (closure): data for @callback
  *
- * Like exo_managed_resource_run_async(), but an attempt that fails with a
+ * Like exo_managed_resource_run_async() (same contract for @func, its
+ * results and @func_data_destroy), but an attempt that fails with a
  * connection error (see #ExoNetworkResourceClass.is_connection_error) marks
  * the connection lost, and the next attempt reconnects first.
  */
@@ -347,31 +246,18 @@ void
 exo_network_resource_run_async (ExoNetworkResource  *self,
                                 ExoOperationFunc     func,
                                 gpointer             func_data,
-                                GDestroyNotify       result_destroy,
+                                GDestroyNotify       func_data_destroy,
                                 guint                attempt_timeout_ms,
                                 GCancellable        *cancellable,
                                 GAsyncReadyCallback  callback,
                                 gpointer             user_data)
 {
-  GTask *task;
-  NetOp *op;
-
   g_return_if_fail (EXO_IS_NETWORK_RESOURCE (self));
   g_return_if_fail (func != NULL);
 
-  op = g_new0 (NetOp, 1);
-  op->func = func;
-  op->func_data = func_data;
-
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, exo_network_resource_run_async);
-  /* task data: the result's destroy notify */
-  g_task_set_task_data (task, (gpointer) result_destroy, NULL);
-  g_object_set_data_full (G_OBJECT (task), "exo-net-op", op, g_free);
-
-  _exo_managed_resource_run (EXO_MANAGED_RESOURCE (self), net_op_attempt, op, result_destroy,
-                             attempt_timeout_ms, cancellable, net_run_done, task,
-                             exo_network_resource_run_async);
+  _exo_managed_resource_run (EXO_MANAGED_RESOURCE (self), func, func_data, func_data_destroy,
+                             net_run_observe, attempt_timeout_ms, cancellable, callback,
+                             user_data, exo_network_resource_run_async);
 }
 
 /**
@@ -380,7 +266,11 @@ exo_network_resource_run_async (ExoNetworkResource  *self,
  * @result: the result given to the callback
  * @error: return location for the last attempt's error
  *
- * Returns: (transfer full) (nullable): what the successful attempt returned
+ * For operations that complete with g_task_return_pointer().  Bindings use
+ * exo_network_resource_run_finish_value().
+ *
+ * Returns: (transfer full) (nullable): the pointer the successful attempt
+ *   returned; free it the way the operation's destroy notify would
  */
 gpointer
 exo_network_resource_run_finish (ExoNetworkResource  *self,
@@ -389,7 +279,31 @@ exo_network_resource_run_finish (ExoNetworkResource  *self,
 {
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  return _exo_operation_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * exo_network_resource_run_finish_value: (rename-to exo_network_resource_run_finish)
+ * @self: a network resource
+ * @result: the result given to the callback
+ * @value: (out caller-allocates): where to store the value of the successful
+ *   attempt; unset it with g_value_unset()
+ * @error: return location for the last attempt's error
+ *
+ * For operations that complete with g_task_return_value(), as bindings do.
+ *
+ * Returns: (skip): %TRUE on success, %FALSE with @error set
+ */
+gboolean
+exo_network_resource_run_finish_value (ExoNetworkResource  *self,
+                                       GAsyncResult        *result,
+                                       GValue              *value,
+                                       GError             **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+
+  return _exo_operation_propagate_value (G_TASK (result), value, error);
 }
 
 /* --- accessors --------------------------------------------------------- */

@@ -33,14 +33,37 @@ gboolean _exo_resource_is_degraded_by_health (ExoResource      *self);
 void     _exo_resource_hold_degraded      (ExoResource         *self,
                                            const GError        *error);
 gboolean _exo_resource_is_held            (ExoResource         *self);
+/* The task for a do_* vfunc or an operation: if the implementation lets it
+ * go uncompleted, @callback still runs, with an error naming @vfunc. */
+GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data,
+                                           gpointer             source_tag,
+                                           const char          *vfunc);
 
-/* exo-managed-resource.c: the runner, shared with ExoNetworkResource. */
-void _exo_managed_resource_run (ExoManagedResource  *self,
-                                ExoOperationFunc     func,
-                                gpointer             func_data,
-                                GDestroyNotify       result_destroy,
-                                guint                attempt_timeout_ms,
-                                GCancellable        *cancellable,
-                                GAsyncReadyCallback  callback,
-                                gpointer             user_data,
-                                gpointer             source_tag);
+/* exo-managed-resource.c: the runner, shared with ExoNetworkResource.
+ * @observe sees each attempt's error (%NULL on success) before the runner
+ * decides on a retry. */
+typedef void (*ExoRunObserver) (ExoManagedResource *self,
+                                const GError       *error);
+
+void     _exo_managed_resource_run        (ExoManagedResource  *self,
+                                           ExoOperationFunc     func,
+                                           gpointer             func_data,
+                                           GDestroyNotify       func_data_destroy,
+                                           ExoRunObserver       observe,
+                                           guint                attempt_timeout_ms,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data,
+                                           gpointer             source_tag);
+
+/* The result of a runner (or of exo_resource_use_async()) is the completed
+ * GTask of the successful attempt, which holds the value with its destroy
+ * notify; these take the value out of it. */
+gpointer _exo_operation_propagate_pointer (GTask               *task,
+                                           GError             **error);
+gboolean _exo_operation_propagate_value   (GTask               *task,
+                                           GValue              *value,
+                                           GError             **error);

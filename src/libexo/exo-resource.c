@@ -491,8 +491,8 @@ call_do_cleanup (ExoResource *self,
   call->attempt = attempt;
   call->done = done;
 
-  task = g_task_new (self, NULL, do_cleanup_cb, call);
-  g_task_set_source_tag (task, call_do_cleanup);
+  task = _exo_resource_vfunc_task_new (self, NULL, do_cleanup_cb, call, call_do_cleanup,
+                                       "do_cleanup");
   EXO_RESOURCE_GET_CLASS (self)->do_cleanup (self, task);
   g_object_unref (task);
 }
@@ -595,9 +595,9 @@ static void
 call_do_initialize (ExoResource *self,
                     Attempt     *attempt)
 {
-  GTask *task = g_task_new (self, attempt->cancellable, do_initialize_cb, attempt);
+  GTask *task = _exo_resource_vfunc_task_new (self, attempt->cancellable, do_initialize_cb,
+                                              attempt, call_do_initialize, "do_initialize");
 
-  g_task_set_source_tag (task, call_do_initialize);
   EXO_RESOURCE_GET_CLASS (self)->do_initialize (self, task);
   g_object_unref (task);
 }
@@ -1210,8 +1210,8 @@ exo_resource_real_check_health_async (ExoAsyncResource    *resource,
       return;
     }
 
-  inner = g_task_new (self, cancellable, do_check_health_cb, task);
-  g_task_set_source_tag (inner, exo_resource_real_check_health_async);
+  inner = _exo_resource_vfunc_task_new (self, cancellable, do_check_health_cb, task,
+                                        exo_resource_real_check_health_async, "do_check_health");
   klass->do_check_health (self, inner);
   g_object_unref (inner);
 }
@@ -1678,6 +1678,99 @@ exo_task_return_result (GTask    *task,
   else
     g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
                              "operation failed");
+}
+
+/* --- tasks given to do_* vfuncs ----------------------------------------- */
+
+/* A vfunc must complete its task, at once or later (keeping a reference to it
+ * meanwhile).  An implementation that does neither lets the task be finalized
+ * uncompleted, and whoever waits for it would wait forever: a C
+ * implementation that forgot, or a binding's whose code failed — PyGObject
+ * prints an exception raised in a vfunc and returns without completing the
+ * task.  So each such task is watched: finalized before its callback ran, it
+ * is replaced by one that completes with an error, in the resource's main
+ * context, and the callback sees a failed attempt. */
+
+typedef struct
+{
+  GAsyncReadyCallback  callback;
+  gpointer             user_data;
+  gpointer             source_tag;
+  const char          *vfunc;   /* static */
+  ExoResource         *self;    /* owned, once the task is gone */
+} VfuncWatch;
+
+static void
+vfunc_watch_free (gpointer data)
+{
+  VfuncWatch *watch = data;
+
+  g_clear_object (&watch->self);
+  g_free (watch);
+}
+
+static gboolean
+vfunc_task_dropped_cb (gpointer data)
+{
+  VfuncWatch *watch = data;
+  ExoResourcePrivate *priv = PRIV (watch->self);
+  GTask *task;
+
+  g_main_context_push_thread_default (priv->context);
+  task = g_task_new (watch->self, NULL, watch->callback, watch->user_data);
+  g_task_set_source_tag (task, watch->source_tag);
+  g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                           "%s of '%s' returned without completing its task and without "
+                           "keeping a reference to it", watch->vfunc, priv->id);
+  g_object_unref (task);
+  g_main_context_pop_thread_default (priv->context);
+  return G_SOURCE_REMOVE;
+}
+
+/* The task is being disposed (its fields are still there). */
+static void
+vfunc_task_gone (gpointer  data,
+                 GObject  *where_the_task_was)
+{
+  VfuncWatch *watch = data;
+  GTask *task = G_TASK (where_the_task_was);
+  GSource *source;
+
+  if (g_task_get_completed (task))
+    {
+      vfunc_watch_free (watch);
+      return;
+    }
+
+  watch->self = g_object_ref (g_task_get_source_object (task));
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, vfunc_task_dropped_cb, watch, vfunc_watch_free);
+  g_source_set_static_name (source, "[exo] vfunc task dropped");
+  g_source_attach (source, PRIV (watch->self)->context);
+  g_source_unref (source);
+}
+
+/* g_task_new() + g_task_set_source_tag() for the task given to a do_* vfunc
+ * (@vfunc, a static string, names it in the error). */
+GTask *
+_exo_resource_vfunc_task_new (ExoResource         *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data,
+                              gpointer             source_tag,
+                              const char          *vfunc)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  VfuncWatch *watch = g_new0 (VfuncWatch, 1);
+
+  g_task_set_source_tag (task, source_tag);
+  watch->callback = callback;
+  watch->user_data = user_data;
+  watch->source_tag = source_tag;
+  watch->vfunc = vfunc;
+  g_object_weak_ref (G_OBJECT (task), vfunc_task_gone, watch);
+  return task;
 }
 
 /* --- GObject ----------------------------------------------------------- */

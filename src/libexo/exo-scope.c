@@ -165,19 +165,21 @@ typedef struct
 {
   ExoOperationFunc  func;
   gpointer          func_data;
-  GDestroyNotify    result_destroy;
+  GDestroyNotify    func_data_destroy;
   GCancellable     *op_cancellable;
-  gpointer          value;
+  GTask            *done;    /* @func's completed task: it holds the value */
   GError           *error;
 } UseData;
 
+/* Runs when the use's task is finalized: after its callback ran. */
 static void
 use_data_free (UseData *data)
 {
-  if (data->value != NULL && data->result_destroy != NULL)
-    data->result_destroy (data->value);
+  g_clear_object (&data->done);
   g_clear_error (&data->error);
   g_clear_object (&data->op_cancellable);
+  if (data->func_data_destroy != NULL)
+    data->func_data_destroy (data->func_data);
   g_free (data);
 }
 
@@ -197,7 +199,9 @@ use_cleanup_cb (GObject      *source,
   else if (cleanup_error != NULL)
     g_task_return_error (task, g_steal_pointer (&cleanup_error));
   else
-    g_task_return_pointer (task, g_steal_pointer (&data->value), data->result_destroy);
+    /* the value stays in @func's task, with its destroy notify (see
+     * _exo_operation_propagate_pointer()) */
+    g_task_return_pointer (task, g_steal_pointer (&data->done), g_object_unref);
 }
 
 static void
@@ -206,9 +210,17 @@ use_op_cb (GObject      *source,
            gpointer      user_data)
 {
   GTask *task = user_data;   /* owned */
+  GTask *done = G_TASK (result);
   UseData *data = g_task_get_task_data (task);
 
-  data->value = g_task_propagate_pointer (G_TASK (result), &data->error);
+  /* Only an error is taken out here: a value stays in @done. */
+  if (g_task_had_error (done))
+    g_task_propagate_pointer (done, &data->error);
+  else
+    {
+      g_task_set_check_cancellable (done, FALSE);
+      data->done = g_object_ref (done);
+    }
   if (data->error != NULL && exo_cancellable_timed_out (data->op_cancellable))
     {
       g_clear_error (&data->error);
@@ -243,8 +255,9 @@ use_ready_cb (GObject      *source,
       return;
     }
 
-  inner = g_task_new (source, data->op_cancellable, use_op_cb, task);
-  g_task_set_source_tag (inner, use_ready_cb);
+  /* a func that lets its task go uncompleted fails the use */
+  inner = _exo_resource_vfunc_task_new (EXO_RESOURCE (source), data->op_cancellable, use_op_cb,
+                                        task, use_ready_cb, "operation");
   data->func (EXO_RESOURCE (source), data->op_cancellable, inner, data->func_data);
   g_object_unref (inner);
 }
@@ -252,24 +265,32 @@ use_ready_cb (GObject      *source,
 /**
  * exo_resource_use_async:
  * @resource: a resource
- * @func: what to do with it once it is usable
- * @func_data: data for @func (must live until @callback)
- * @result_destroy: (nullable): frees what @func returns, if nobody takes it
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy): what
+ *   to do with @resource once it is usable
+ * @func_data: (closure): data for @func
+ * @func_data_destroy: (nullable): frees @func_data once the use is over
  * @timeout_ms: time limit for initialize + @func, 0 = none
  * @cancellable: (nullable): a cancellable
- * @callback: called after the cleanup finished
- * @user_data: data for @callback
+ * @callback: (scope async) (closure user_data): called after the cleanup finished
+ * @user_data: (closure): data for @callback
  *
  * The scoped use of a resource (Python's `async with`): initialize, run
  * @func, then clean up — and the cleanup is awaited before @callback runs,
  * whatever happened (failure, timeout, cancellation).  The error given to
  * @callback is the first one: initialize's, @func's, or cleanup's.
+ *
+ * @func completes its task as an #ExoOperationFunc does: with
+ * g_task_return_pointer() and the value's destroy notify (taken with
+ * exo_resource_use_finish(); freed with that notify when nobody takes it),
+ * g_task_return_value() (taken with exo_resource_use_finish_value()), or an
+ * error.  @func_data_destroy is called exactly once, when the use is over
+ * (after @callback ran), also when @func never ran.
  */
 void
 exo_resource_use_async (ExoResource         *resource,
                         ExoOperationFunc     func,
                         gpointer             func_data,
-                        GDestroyNotify       result_destroy,
+                        GDestroyNotify       func_data_destroy,
                         guint                timeout_ms,
                         GCancellable        *cancellable,
                         GAsyncReadyCallback  callback,
@@ -287,7 +308,7 @@ exo_resource_use_async (ExoResource         *resource,
   data = g_new0 (UseData, 1);
   data->func = func;
   data->func_data = func_data;
-  data->result_destroy = result_destroy;
+  data->func_data_destroy = func_data_destroy;
   data->op_cancellable = exo_cancellable_new_with_timeout (timeout_ms, cancellable);
   g_task_set_task_data (task, data, (GDestroyNotify) use_data_free);
 
@@ -300,7 +321,11 @@ exo_resource_use_async (ExoResource         *resource,
  * @result: the result given to the callback
  * @error: return location for an error
  *
- * Returns: (transfer full) (nullable): what @func returned
+ * For a @func that completes with g_task_return_pointer().  Bindings use
+ * exo_resource_use_finish_value().
+ *
+ * Returns: (transfer full) (nullable): the pointer @func returned; free it the
+ *   way its destroy notify would
  */
 gpointer
 exo_resource_use_finish (ExoResource   *resource,
@@ -309,7 +334,31 @@ exo_resource_use_finish (ExoResource   *resource,
 {
   g_return_val_if_fail (g_task_is_valid (result, resource), NULL);
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  return _exo_operation_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * exo_resource_use_finish_value: (rename-to exo_resource_use_finish)
+ * @resource: a resource
+ * @result: the result given to the callback
+ * @value: (out caller-allocates): where to store what @func returned; unset
+ *   it with g_value_unset()
+ * @error: return location for an error
+ *
+ * For a @func that completes with g_task_return_value(), as bindings do.
+ *
+ * Returns: (skip): %TRUE on success, %FALSE with @error set
+ */
+gboolean
+exo_resource_use_finish_value (ExoResource   *resource,
+                               GAsyncResult  *result,
+                               GValue        *value,
+                               GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, resource), FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+
+  return _exo_operation_propagate_value (G_TASK (result), value, error);
 }
 
 /* --- waiting ----------------------------------------------------------- */

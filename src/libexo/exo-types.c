@@ -187,7 +187,38 @@ exo_jitter_from_string (const char *str,
   return FALSE;
 }
 
+/* The domain's quark, and the codes as a registered enum: with both,
+ * g-ir-scanner pairs them and emits ExoResourceError with
+ * glib:error-domain, so bindings see `Exo.ResourceError` as an error domain
+ * (without the GType the scanner filed the quark function under the
+ * ExoResource class and the enum lost its domain). */
 G_DEFINE_QUARK (exo-resource-error-quark, exo_resource_error)
+
+GType
+exo_resource_error_get_type (void)
+{
+  static gsize type_id = 0;
+
+  if (g_once_init_enter (&type_id))
+    {
+      static const GEnumValue values[] = {
+        { EXO_RESOURCE_ERROR_FAILED, "EXO_RESOURCE_ERROR_FAILED", "failed" },
+        { EXO_RESOURCE_ERROR_INVALID_STATE, "EXO_RESOURCE_ERROR_INVALID_STATE", "invalid-state" },
+        { EXO_RESOURCE_ERROR_CLOSED, "EXO_RESOURCE_ERROR_CLOSED", "closed" },
+        { EXO_RESOURCE_ERROR_RESTART_LIMIT, "EXO_RESOURCE_ERROR_RESTART_LIMIT", "restart-limit" },
+        { EXO_RESOURCE_ERROR_FATAL, "EXO_RESOURCE_ERROR_FATAL", "fatal" },
+        { EXO_RESOURCE_ERROR_NOT_FOUND, "EXO_RESOURCE_ERROR_NOT_FOUND", "not-found" },
+        { EXO_RESOURCE_ERROR_DEPENDENCY, "EXO_RESOURCE_ERROR_DEPENDENCY", "dependency" },
+        { EXO_RESOURCE_ERROR_EXHAUSTED, "EXO_RESOURCE_ERROR_EXHAUSTED", "exhausted" },
+        { EXO_RESOURCE_ERROR_UNHEALTHY, "EXO_RESOURCE_ERROR_UNHEALTHY", "unhealthy" },
+        { 0, NULL, NULL }
+      };
+      GType type = g_enum_register_static (g_intern_static_string ("ExoResourceError"), values);
+      g_once_init_leave (&type_id, type);
+    }
+
+  return type_id;
+}
 
 /**
  * exo_error_is_retryable:

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+# test-python-resource.py: libexo from Python through GObject-Introspection.
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Run by meson (suite core) with GI_TYPELIB_PATH and LD_LIBRARY_PATH set to
+# the build's src/libexo and PYTHONPATH to the PyGObject overrides
+# (src/libexo/python).  Exits 77 (skipped) without python3-gi or without the
+# typelib (a build with -Dintrospection=disabled, or a sanitizer build), and
+# under valgrind (it checks C code, not the Python interpreter).
+#
+# Prints TAP; exits 1 if any case fails.
+
+import os
+import signal
+import sys
+import traceback
+
+SKIP = 77
+
+
+def skip(reason):
+    print('1..0 # SKIP %s' % reason)
+    sys.exit(SKIP)
+
+
+if os.environ.get('EXO_TEST_UNDER_VALGRIND'):
+    skip('not under valgrind')
+
+typelib_dir = os.environ.get('EXO_TEST_TYPELIB_DIR')
+if not typelib_dir or not os.path.exists(os.path.join(typelib_dir, 'Exo-1.typelib')):
+    skip('no Exo-1.typelib in the build (gobject-introspection missing or disabled)')
+
+try:
+    import gi
+except ImportError:
+    skip('python3-gi (PyGObject) is not installed for %s' % sys.executable)
+
+try:
+    gi.require_version('Exo', '1')
+    from gi.repository import Exo, GLib
+except (ImportError, ValueError) as e:
+    skip('cannot load the Exo typelib: %s' % e)
+
+# A hard guard: a case that hangs must not hang meson until its timeout.
+signal.signal(signal.SIGALRM, lambda *a: (print('Bail out! timed out'), os._exit(1)))
+signal.alarm(120)
+
+WAIT_MS = 10000
+context = GLib.MainContext.default()
+
+
+def wait_for(results, timeout_ms=WAIT_MS):
+    """Iterates the main context until results is non-empty, with a bound."""
+    deadline = GLib.get_monotonic_time() + timeout_ms * 1000
+    while not results and GLib.get_monotonic_time() < deadline:
+        context.iteration(False)
+        if not results:
+            GLib.usleep(1000)
+    assert results, 'no result after %d ms: the resource is stuck' % timeout_ms
+    return results[0]
+
+
+def call(start, finish):
+    """Runs an _async/_finish pair; returns (value, None) or (None, GLib.Error)."""
+    results = []
+    start(lambda source, result, *user_data: results.append(result))
+    result = wait_for(results)
+    try:
+        return finish(result), None
+    except GLib.Error as error:
+        return None, error
+
+
+def no_retries(resource):
+    policy = Exo.RetryPolicy.new()
+    policy.max_retries = 0
+    resource.set_retry_policy(policy)
+
+
+# --- resources written in Python ----------------------------------------------
+
+class Raises(Exo.Resource):
+    """do_initialize raises; do_cleanup and do_check_health too, on request."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.init_raises = True
+        self.cleanup_raises = False
+        self.health_raises = False
+        self.cleanups = 0
+
+    def do_do_initialize(self, task):
+        if self.init_raises:
+            raise ValueError('initialize failed in Python')
+        task.return_boolean(True)
+
+    def do_do_cleanup(self, task):
+        self.cleanups += 1
+        if self.cleanup_raises:
+            raise ValueError('cleanup failed in Python')
+        task.return_boolean(True)
+
+    def do_do_check_health(self, task):
+        if self.health_raises:
+            raise ValueError('health check failed in Python')
+        task.return_boolean(True)
+
+
+class ManagedRaises(Exo.ManagedResource):
+    def do_do_initialize(self, task):
+        raise RuntimeError('managed initialize failed in Python')
+
+    def do_do_cleanup(self, task):
+        task.return_boolean(True)
+
+
+class Works(Exo.ManagedResource):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inits = 0
+        self.cleanups = 0
+
+    def do_do_initialize(self, task):
+        self.inits += 1
+        # complete later, from the main loop, as a real implementation would
+        GLib.timeout_add(5, self._initialized, task)
+
+    def _initialized(self, task):
+        task.return_boolean(True)
+        return GLib.SOURCE_REMOVE
+
+    def do_do_cleanup(self, task):
+        self.cleanups += 1
+        task.return_boolean(True)
+
+
+# --- cases ------------------------------------------------------------------------
+
+def test_initialize_raises():
+    """(a) do_initialize raises: the attempt fails, the resource is not stuck."""
+    r = Raises(id='py-raises')
+    ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+    assert ok is None and error is not None, 'initialize did not fail'
+    assert error.matches(Exo.ResourceError.quark(), Exo.ResourceError.FAILED), error
+    assert "do_initialize of 'py-raises' returned without completing its task" in error.message, \
+        error.message
+    assert r.get_state() == Exo.ResourceState.ERROR, r.get_state()
+    assert r.cleanups == 1, 'the half-made resource was not cleaned up'
+
+
+def test_managed_initialize_raises():
+    """(a) the same through an ExoManagedResource (without retries)."""
+    r = ManagedRaises(id='py-managed-raises')
+    no_retries(r)
+    ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+    assert error is not None and 'do_initialize' in error.message, error
+    assert r.get_state() == Exo.ResourceState.ERROR, r.get_state()
+    r.set_auto_recover(False)
+    call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
+
+
+def test_health_and_cleanup_raise():
+    """(a) do_check_health and do_cleanup that raise fail too."""
+    r = Raises(id='py-raises-later')
+    r.init_raises = False
+    ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+    assert error is None, error
+    r.health_raises = True
+    ok, error = call(lambda cb: r.check_health_async(None, cb), r.check_health_finish)
+    assert error is not None and "do_check_health of 'py-raises-later'" in error.message, error
+    assert r.get_state() == Exo.ResourceState.DEGRADED, r.get_state()
+    r.cleanup_raises = True
+    ok, error = call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
+    assert error is not None and "do_cleanup of 'py-raises-later'" in error.message, error
+    assert r.get_state() == Exo.ResourceState.CLOSED, r.get_state()
+
+
+def test_initialize_completes():
+    """(b) a do_initialize that completes its task (later) makes the resource ready."""
+    r = Works(id='py-works')
+    ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+    assert error is None and ok, error
+    assert r.get_state() == Exo.ResourceState.READY, r.get_state()
+    assert r.inits == 1
+    ok, error = call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
+    assert error is None and ok, error
+    assert r.get_state() == Exo.ResourceState.CLOSED
+    assert r.cleanups == 1
+
+
+def test_run_async_from_python():
+    """(c) exo_managed_resource_run_async with a Python callable."""
+    r = Works(id='py-runner')
+    seen = []
+
+    def operation(resource, cancellable, task, *func_data):
+        seen.append((resource, func_data))
+        task.return_value('answer %d' % len(seen))
+
+    value, error = call(lambda cb: r.run_async(operation, 'payload', 1000, None, cb),
+                        r.run_finish)
+    assert error is None, error
+    assert value == 'answer 1', value
+    assert seen == [(r, ('payload',))], seen
+    assert r.get_state() == Exo.ResourceState.READY   # the runner initialized it
+
+    # the plain PyGObject form: func_data as a tuple, trailing user_data
+    got = []
+    r.run_async(operation, ('a', 'b'), 0, None,
+                lambda s, res, *ud: got.append((r.run_finish(res), ud)), 'ud')
+    wait_for(got)
+    assert got == [('answer 2', ('ud',))], got
+    assert seen[-1][1] == ('a', 'b'), seen
+
+    # an operation that raises fails its attempt (retried) instead of hanging
+    calls = []
+
+    def raises(resource, cancellable, task, *func_data):
+        calls.append(1)
+        raise KeyError('no such thing')
+
+    no_retries(r)
+    value, error = call(lambda cb: r.run_async(raises, None, 0, None, cb), r.run_finish)
+    assert error is not None and "operation of 'py-runner'" in error.message, error
+    assert calls == [1], calls
+    call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
+
+
+def test_use_async_from_python():
+    """(c) Exo.Resource.use_async with a Python callable: initialize, func, cleanup."""
+    r = Works(id='py-use')
+    states = []
+
+    def func(resource, cancellable, task, *func_data):
+        states.append(resource.get_state())
+        task.return_value(len(func_data))
+
+    value, error = call(lambda cb: r.use_async(func, ('x', 'y', 'z'), 5000, None, cb),
+                        r.use_finish)
+    assert error is None, error
+    assert value == 3, value
+    assert states == [Exo.ResourceState.READY], states
+    assert r.get_state() == Exo.ResourceState.CLOSED    # cleaned up before the callback
+    assert r.cleanups == 1
+
+
+def test_error_domain():
+    """(d) an error from libexo is a GLib.Error in the Exo.ResourceError domain."""
+    r = Works(id='py-closed')
+    call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+    call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
+    r.set_auto_recover(False)
+
+    def operation(resource, cancellable, task, *func_data):
+        task.return_value(1)
+
+    try:
+        results = []
+        r.run_async(operation, None, 0, None, lambda s, res, *ud: results.append(res))
+        r.run_finish(wait_for(results))
+    except GLib.Error as error:
+        assert error.matches(Exo.ResourceError.quark(), Exo.ResourceError.CLOSED), error
+        assert error.domain == 'exo-resource-error-quark', error.domain
+        assert error.code == int(Exo.ResourceError.CLOSED)
+    else:
+        raise AssertionError('run_async on a closed resource did not fail')
+
+    # the typelib declares ResourceError as an error domain
+    try:
+        gi.require_version('GIRepository', '2.0')
+        from gi.repository import GIRepository
+    except (ImportError, ValueError):
+        return
+    info = GIRepository.Repository.get_default().find_by_name('Exo', 'ResourceError')
+    assert info is not None
+    assert GIRepository.enum_info_get_error_domain(info) == 'exo-resource-error-quark'
+
+
+CASES = [
+    test_initialize_raises,
+    test_managed_initialize_raises,
+    test_health_and_cleanup_raise,
+    test_initialize_completes,
+    test_run_async_from_python,
+    test_use_async_from_python,
+    test_error_domain,
+]
+
+
+def main():
+    print('1..%d' % len(CASES))
+    failed = 0
+    for n, case in enumerate(CASES, 1):
+        try:
+            case()
+        except Exception:
+            failed += 1
+            print('not ok %d %s' % (n, case.__name__))
+            for line in traceback.format_exc().splitlines():
+                print('# ' + line)
+        else:
+            print('ok %d %s' % (n, case.__name__))
+        sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
