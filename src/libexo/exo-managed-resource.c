@@ -169,6 +169,13 @@ health_tick_cb (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+static gboolean
+cancel_idle_cb (gpointer data)
+{
+  g_cancellable_cancel (data);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 update_health_timer (ExoManagedResource *self)
 {
@@ -183,8 +190,16 @@ update_health_timer (ExoManagedResource *self)
       clear_source (&priv->health_source);
       if (priv->health_cancellable != NULL)
         {
-          g_cancellable_cancel (priv->health_cancellable);
-          g_clear_object (&priv->health_cancellable);
+          /* Called from inside our state-changed emission: cancelling runs
+           * other objects' handlers, so it happens from an idle instead. */
+          GSource *idle = g_idle_source_new ();
+
+          g_source_set_priority (idle, G_PRIORITY_HIGH);
+          g_source_set_callback (idle, cancel_idle_cb, g_steal_pointer (&priv->health_cancellable),
+                                 g_object_unref);
+          g_source_set_static_name (idle, "[exo] cancel health check");
+          g_source_attach (idle, exo_resource_get_context (EXO_RESOURCE (self)));
+          g_source_unref (idle);
         }
     }
 }
