@@ -388,22 +388,38 @@ sync_members (Entry *entry)
   exo_dbus_resource_group1_set_members (entry->group, (const char * const *) paths->pdata);
 }
 
-/* The properties that come straight from the resource's state. */
+/* The properties that come straight from the resource's state: set at
+ * each transition, at once. */
 static void
 sync_state (Entry *entry)
 {
   ExoResource *resource = entry->resource;
   ExoResourceState state = exo_resource_get_state (resource);
-  const GError *last_error = exo_resource_get_last_error (resource);
 
   g_object_set (entry->iface,
                 "state", exo_resource_state_to_string (state),
                 "healthy", state == EXO_RESOURCE_STATE_READY,
+                "state-changed-at", (guint64) MAX (exo_resource_get_state_changed_at (resource), 0),
+                "initialized-at", (guint64) MAX (exo_resource_get_initialized_at (resource), 0),
+                NULL);
+}
+
+/* The failure statistics.  Set only together with Metrics (DIRTY_STATS
+ * comes with DIRTY_METRICS): a resource counts a failure in its metrics in
+ * the same dispatch in which libexo records it, and one reply must never
+ * have ErrorCount ahead of the resource's own failure counters, also when
+ * the error comes with a transition (a failed health check that makes it
+ * `degraded`). */
+static void
+sync_stats (Entry *entry)
+{
+  ExoResource *resource = entry->resource;
+  const GError *last_error = exo_resource_get_last_error (resource);
+
+  g_object_set (entry->iface,
                 "last-error", last_error != NULL ? last_error->message : "",
                 "error-count", exo_resource_get_error_count (resource),
                 "attempts", exo_resource_get_attempts (resource),
-                "state-changed-at", (guint64) MAX (exo_resource_get_state_changed_at (resource), 0),
-                "initialized-at", (guint64) MAX (exo_resource_get_initialized_at (resource), 0),
                 "result", exo_resource_result_to_string (exo_resource_get_result (resource)),
                 NULL);
 }
@@ -513,7 +529,7 @@ refresh_cb (gpointer data)
       entry->queued = FALSE;
       entry->dirty = 0;
       if (what & DIRTY_STATS)
-        sync_state (entry);
+        sync_stats (entry);
       if (what & DIRTY_METRICS)
         sync_metrics (entry);
       if (what & (DIRTY_DEPS | DIRTY_POLL))
@@ -597,7 +613,9 @@ handle_state_changed (ExoDBusExport    *self,
                                          exo_resource_state_to_string (old_state),
                                          exo_resource_state_to_string (new_state),
                                          error_message);
-  mark_dirty (entry, DIRTY_METRICS | DIRTY_DEPS);
+  /* The error that came with the transition lands in the refresh, with
+   * the metrics that count it, still before the skeletons' emission. */
+  mark_dirty (entry, DIRTY_STATS | DIRTY_METRICS | DIRTY_DEPS);
   mark_topology_dirty (self);
 
   if (entry->parent == NULL)
@@ -1294,6 +1312,7 @@ add_resource (ExoDBusExport    *self,
                 "display-name", exo_resource_get_display_name (resource),
                 NULL);
   sync_state (entry);
+  sync_stats (entry);
   sync_depends_on (entry, FALSE);
   g_signal_connect (entry->iface, "handle-initialize", G_CALLBACK (on_handle_initialize), entry);
   g_signal_connect (entry->iface, "handle-cleanup", G_CALLBACK (on_handle_cleanup), entry);
