@@ -421,7 +421,10 @@ exo_managed_resource_collect_metrics (ExoResource  *resource,
     EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->collect_metrics (resource, metrics);
 
   g_variant_dict_insert (metrics, "restarts", "u", priv->restarts);
-  g_variant_dict_insert (metrics, "restart-limit-hit", "b", (gboolean) priv->limit_hit);
+  /* its own limit, or its supervisor's give-up (a group's member) */
+  g_variant_dict_insert (metrics, "restart-limit-hit", "b",
+                         priv->limit_hit ||
+                         exo_resource_get_result (resource) == EXO_RESOURCE_RESULT_START_LIMIT_HIT);
   g_variant_dict_insert (metrics, "recovery-pending", "b", priv->recover_source != NULL);
 }
 
