@@ -573,8 +573,19 @@ test_node_properties (Fixture       *f,
   g_clear_pointer (&state, g_free);
   state = get_string (f, EXO_DBUS_NODE_PATH, "org.exo.Node1", "State");
   g_assert_cmpstr (state, ==, "ready");
-  g_clear_pointer (&topology, g_free);
-  topology = get_string (f, EXO_DBUS_NODE_PATH, "org.exo.Node1", "Topology");
+  /* the topology is rebuilt at most every 100 ms: it follows within that */
+  {
+    gint64 end = g_get_monotonic_time () + 2 * G_USEC_PER_SEC * exo_test_slow_factor ();
+
+    do
+      {
+        g_clear_pointer (&topology, g_free);
+        exo_test_spin (20);
+        topology = get_string (f, EXO_DBUS_NODE_PATH, "org.exo.Node1", "Topology");
+      }
+    while ((strstr (topology, "uninitialized") != NULL || strstr (topology, "initializing") != NULL) &&
+           g_get_monotonic_time () < end);
+  }
   g_assert_nonnull (strstr (topology, "\"state\":\"ready\""));
   g_assert_null (strstr (topology, "uninitialized"));
 

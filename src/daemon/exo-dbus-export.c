@@ -59,6 +59,7 @@
 #define POLL_INTERVAL_S 1
 /* Our refresh idle runs before the skeletons' (G_PRIORITY_DEFAULT) emission idle. */
 #define REFRESH_PRIORITY (G_PRIORITY_DEFAULT - 1)
+#define TOPOLOGY_INTERVAL_MS 100
 
 enum {
   DIRTY_METRICS = 1 << 0,   /* Metrics and pool counters */
@@ -109,6 +110,8 @@ struct _ExoDBusExport
   GHashTable               *paths;          /* path -> Entry * */
   GPtrArray                *dirty_entries;  /* Entry * with queued set */
   gboolean                  topology_dirty;
+  gint64                    topology_built_at; /* monotonic µs */
+  GSource                  *topology_source;   /* the next allowed rebuild */
 
   GHashTable               *uids;           /* unique name -> GUINT_TO_POINTER (uid) */
   guint                     name_owner_changed_id;
@@ -510,6 +513,16 @@ build_topology (ExoDBusExport *self)
 /* --- refreshing ----------------------------------------------------------- */
 
 static gboolean
+topology_due_cb (gpointer data)
+{
+  ExoDBusExport *self = data;
+
+  g_clear_pointer (&self->topology_source, g_source_unref);
+  schedule_refresh (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
 refresh_cb (gpointer data)
 {
   ExoDBusExport *self = data;
@@ -552,13 +565,32 @@ refresh_cb (gpointer data)
         sync_members (entry);
     }
 
-  if (self->topology_dirty && self->topology == NULL)
+  /* The default topology is O(resources): rebuilt at most every
+   * TOPOLOGY_INTERVAL_MS, or a node starting 1,000 resources rebuilds it
+   * in every iteration. */
+  if (self->topology_dirty && self->topology == NULL && self->topology_source == NULL)
     {
-      g_autofree char *json = build_topology (self);
+      gint64 now = g_get_monotonic_time ();
+      gint64 next = self->topology_built_at + TOPOLOGY_INTERVAL_MS * 1000;
 
-      exo_dbus_node1_set_topology (self->node, json);
+      if (now >= next || self->topology_built_at == 0)
+        {
+          g_autofree char *json = build_topology (self);
+
+          exo_dbus_node1_set_topology (self->node, json);
+          self->topology_built_at = now;
+          self->topology_dirty = FALSE;
+        }
+      else
+        {
+          self->topology_source = g_timeout_source_new ((guint) ((next - now) / 1000) + 1);
+          g_source_set_callback (self->topology_source, topology_due_cb, self, NULL);
+          g_source_set_static_name (self->topology_source, "[exo] ExoDBusExport topology");
+          g_source_attach (self->topology_source, self->context);
+        }
     }
-  self->topology_dirty = FALSE;
+  else if (self->topology != NULL)
+    self->topology_dirty = FALSE;
 
   return G_SOURCE_REMOVE;
 }
@@ -609,10 +641,16 @@ handle_state_changed (ExoDBusExport    *self,
     return;
 
   sync_state (entry);
-  exo_dbus_resource1_emit_state_changed (entry->iface,
-                                         exo_resource_state_to_string (old_state),
-                                         exo_resource_state_to_string (new_state),
-                                         error_message);
+  /* Straight onto the connection: the skeleton's emitter goes through a
+   * GObject signal with the generic (libffi) marshaller, for every
+   * transition of every resource. */
+  if (entry->exported)
+    g_dbus_connection_emit_signal (self->connection, NULL, entry->path, "org.exo.Resource1",
+                                   "StateChanged",
+                                   g_variant_new ("(sss)", exo_resource_state_to_string (old_state),
+                                                  exo_resource_state_to_string (new_state),
+                                                  error_message),
+                                   NULL);
   /* The error that came with the transition lands in the refresh, with
    * the metrics that count it, still before the skeletons' emission. */
   mark_dirty (entry, DIRTY_STATS | DIRTY_METRICS | DIRTY_DEPS);
@@ -1599,6 +1637,9 @@ exo_dbus_export_unexport (ExoDBusExport *self)
   if (self->poll_source != NULL)
     g_source_destroy (self->poll_source);
   g_clear_pointer (&self->poll_source, g_source_unref);
+  if (self->topology_source != NULL)
+    g_source_destroy (self->topology_source);
+  g_clear_pointer (&self->topology_source, g_source_unref);
 
   if (self->name_owner_changed_id != 0)
     g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed_id);

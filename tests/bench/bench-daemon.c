@@ -270,8 +270,15 @@ node_ready (GDBusConnection *c)
   return g_strcmp0 (g_variant_get_string (value, NULL), "ready") == 0;
 }
 
+/* Spawns exo-node (with @config, or the built-in default when NULL) N_RUNS
+ * times and measures spawn -> Node1.State == "ready" on D-Bus, and the RSS
+ * then. */
 static void
-bench_node_start (const char *address)
+bench_node_start_with (const char *address,
+                       const char *config,
+                       const char *name,
+                       const char *rss_name,
+                       const char *extra_json)
 {
   g_autofree char *exo_node = build_path ("src/daemon/exo-node");
   g_autofree char *plugins = build_path ("plugins");
@@ -292,14 +299,15 @@ bench_node_start (const char *address)
       proc = g_subprocess_launcher_spawn (launcher, &error, "unshare", "--net", "--",
                                           "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"",
                                           exo_node, "--plugin-dir", plugins,
-                                          "--bus-name", "org.exo.Bench", NULL);
+                                          "--bus-name", "org.exo.Bench",
+                                          config != NULL ? "--config" : NULL, config, NULL);
       if (proc == NULL)
         g_error ("cannot run %s: %s", exo_node, error->message);
-      deadline = start + 10 * G_USEC_PER_SEC;
+      deadline = start + 30 * G_USEC_PER_SEC;
       while (!node_ready (client))
         {
           if (g_get_monotonic_time () > deadline)
-            g_error ("exo-node did not become ready within 10 s");
+            g_error ("exo-node did not become ready within 30 s");
           g_usleep (500);
         }
       times[run] = (g_get_monotonic_time () - start) / 1000.0;
@@ -308,14 +316,77 @@ bench_node_start (const char *address)
       g_subprocess_wait (proc, NULL, NULL);
     }
 
-  bench_report ("node_cold_start_ms", bench_median (times, N_RUNS), "ms", N_RUNS,
-                ", \"config\": \"built-in default\"");
-  bench_report ("node_rss_kib", bench_median (rss, N_RUNS), "KiB", N_RUNS, "");
+  bench_report (name, bench_median (times, N_RUNS), "ms", N_RUNS, extra_json);
+  bench_report (rss_name, bench_median (rss, N_RUNS), "KiB", N_RUNS, extra_json);
   g_dbus_connection_close_sync (client, NULL, NULL);
 }
 
 static void
-run_node_start (void)
+bench_node_start (const char *address)
+{
+  bench_node_start_with (address, NULL, "node_cold_start_ms", "node_rss_kib",
+                         ", \"config\": \"built-in default\"");
+}
+
+/* A config of @n dummy-inference engines, each depending on up to two
+ * earlier ones (like the group benchmark's DAG). */
+static char *
+write_many_config (const char *dir,
+                   guint       n)
+{
+  g_autofree char *name = g_strdup_printf ("many-%u.json", n);
+  char *path = g_build_filename (dir, name, NULL);
+  GString *json = g_string_new ("{ \"resources\": [\n");
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_string_append_printf (json, "  { \"id\": \"e%u\", \"type\": \"dummy-inference\"", i);
+      if (i > 0)
+        {
+          g_string_append_printf (json, ", \"depends-on\": [\"e%u\"", (i - 1) / 2);
+          if (i % 3 == 0 && i / 3 != (i - 1) / 2)
+            g_string_append_printf (json, ", \"e%u\"", i / 3);
+          g_string_append_c (json, ']');
+        }
+      g_string_append_printf (json, " }%s\n", i + 1 < n ? "," : "");
+    }
+  g_string_append (json, "] }\n");
+  if (!g_file_set_contents (path, json->str, json->len, &error))
+    g_error ("%s", error->message);
+  g_string_free (json, TRUE);
+  return path;
+}
+
+static void
+bench_node_start_many (const char *address,
+                       guint       n)
+{
+  g_autofree char *dir = g_dir_make_tmp ("exo-bench-config-XXXXXX", NULL);
+  g_autofree char *config = write_many_config (dir, n);
+  g_autofree char *name = g_strdup_printf ("node_cold_start_%uk_ms", n / 1000);
+  g_autofree char *rss_name = g_strdup_printf ("node_rss_%uk_kib", n / 1000);
+  g_autofree char *extra = g_strdup_printf (", \"resources\": %u", n);
+
+  bench_node_start_with (address, config, name, rss_name, extra);
+  g_unlink (config);
+  g_rmdir (dir);
+}
+
+static void
+bench_node_start_1k (const char *address)
+{
+  bench_node_start_many (address, 1000);
+}
+
+static void
+bench_node_start_10k (const char *address)
+{
+  bench_node_start_many (address, 10000);
+}
+
+static void
+with_private_bus (void (*func) (const char *address))
 {
   g_autofree char *dir = g_dir_make_tmp ("exo-bench-XXXXXX", NULL);
   g_autofree char *socket_path = g_build_filename (dir, "bus", NULL);
@@ -335,16 +406,36 @@ run_node_start (void)
     g_error ("cannot start dbus-daemon: %s", error->message);
   while (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
     g_usleep (2000);
-  bench_node_start (address);
+  func (address);
   g_subprocess_force_exit (bus);
   g_subprocess_wait (bus, NULL, NULL);
   g_unlink (socket_path);
   g_rmdir (dir);
 }
 
+static void
+run_node_start (void)
+{
+  with_private_bus (bench_node_start);
+}
+
+static void
+run_node_start_1k (void)
+{
+  with_private_bus (bench_node_start_1k);
+}
+
+static void
+run_node_start_10k (void)
+{
+  with_private_bus (bench_node_start_10k);
+}
+
 const BenchEntry bench_daemon_entries[] = {
   { "dbus_get_managed_objects_1k_ms", run_get_managed_objects },
   { "properties_changed_per_object", run_properties_changed },
   { "node_cold_start_ms", run_node_start },
+  { "node_cold_start_1k_ms", run_node_start_1k },
+  { "node_cold_start_10k_ms", run_node_start_10k },
   { NULL, NULL },
 };
