@@ -1703,6 +1703,56 @@ test_supervision_backoff (void)
   group_cleanup_ok (group);
 }
 
+/* Regression: a dependent whose own checks fail while it is held degraded
+ * (its dependency is down) is restarted after degraded-restart-ms once the
+ * dependency is back, not left degraded for good. */
+static void
+test_supervision_held_then_own_failure (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoTestResource *a, *b;
+
+  exo_resource_group_set_restart_burst (group, 0);
+  a = add_member (group, "a", NULL);
+  b = add_member (group, "b", "a", NULL);
+  exo_managed_resource_set_degraded_restart (EXO_MANAGED_RESOURCE (b), 100);
+  group_init_ok (group);
+
+  a->init_delay_ms = 300;
+  fail_member (a);
+  g_assert_true (wait_state (b, EXO_RESOURCE_STATE_DEGRADED));
+  exo_resource_report_health (EXO_RESOURCE (b), FALSE, NULL);   /* its own check fails */
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  wait_init_calls (b, 2);
+  g_assert_true (wait_state (b, EXO_RESOURCE_STATE_READY));
+  g_assert_true (wait_state (group, EXO_RESOURCE_STATE_READY));
+
+  group_cleanup_ok (group);
+}
+
+/* Regression: a member already degraded by its own checks when its group
+ * starts is restarted after degraded-restart-ms. */
+static void
+test_supervision_degraded_before_start (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoTestResource *a;
+
+  a = add_member (group, "a", NULL);
+  exo_managed_resource_set_degraded_restart (EXO_MANAGED_RESOURCE (a), 100);
+  exo_managed_resource_set_auto_recover (EXO_MANAGED_RESOURCE (a), FALSE);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (a), NULL));
+  exo_resource_report_health (EXO_RESOURCE (a), FALSE, NULL);
+  g_assert_cmpint (state_of (a), ==, EXO_RESOURCE_STATE_DEGRADED);
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (group), NULL));
+  wait_init_calls (a, 2);
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  g_assert_true (wait_state (group, EXO_RESOURCE_STATE_READY));
+
+  group_cleanup_ok (group);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1747,6 +1797,10 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/group/supervision/manual-ops", test_supervision_manual_ops);
   g_test_add_func ("/exo/group/supervision/given-up", test_supervision_given_up);
   g_test_add_func ("/exo/group/supervision/backoff", test_supervision_backoff);
+  g_test_add_func ("/exo/group/supervision/regression/held-then-own-failure",
+                   test_supervision_held_then_own_failure);
+  g_test_add_func ("/exo/group/supervision/regression/degraded-before-start",
+                   test_supervision_degraded_before_start);
   g_test_add_func ("/exo/group/nesting", test_nesting);
   g_test_add_func ("/exo/group/running/add", test_running_add);
   g_test_add_func ("/exo/group/running/remove", test_running_remove);

@@ -1109,6 +1109,42 @@ test_async_id_stable (void)
   g_assert_true (first == second);
 }
 
+/* Regression: a handler that changes the state again from inside an
+ * emission (a plugin that cleans itself up on `degraded`) must not make the
+ * handlers after it see the second transition before the first. */
+static void
+reenter_cb (ExoResource *r, ExoResourceState o, ExoResourceState n, gpointer data)
+{
+  if (n == EXO_RESOURCE_STATE_DEGRADED)
+    exo_resource_cleanup_async (r, NULL, NULL, NULL);
+}
+
+static void
+record_order_cb (ExoResource *r, ExoResourceState o, ExoResourceState n, gpointer data)
+{
+  g_string_append_printf (data, "%s>%s,", exo_resource_state_to_string (o),
+                          exo_resource_state_to_string (n));
+}
+
+static void
+test_reentrant_transition_order (void)
+{
+  g_autoptr(ExoTestResource) r = new_plain ("reenter");
+  g_autoptr(GString) before = g_string_new (NULL);
+  g_autoptr(GString) after = g_string_new (NULL);
+
+  g_signal_connect (r, "state-changed", G_CALLBACK (record_order_cb), before);
+  g_signal_connect (r, "state-changed", G_CALLBACK (reenter_cb), NULL);
+  g_signal_connect (r, "state-changed", G_CALLBACK (record_order_cb), after);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  exo_resource_report_health (EXO_RESOURCE (r), FALSE, NULL);
+  g_assert_true (exo_test_wait_for_state (EXO_RESOURCE (r), EXO_RESOURCE_STATE_CLOSED, 5000));
+  g_assert_cmpstr (after->str, ==,
+                   "uninitialized>initializing,initializing>ready,ready>degraded,"
+                   "degraded>closing,closing>closed,");
+  g_assert_cmpstr (before->str, ==, after->str);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1139,6 +1175,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/resource/initialize-while-closing", test_initialize_while_closing);
   g_test_add_func ("/exo/resource/report-error-and-reinit", test_report_error_and_reinit);
   g_test_add_func ("/exo/resource/restart", test_restart);
+  g_test_add_func ("/exo/resource/regression/reentrant-transition-order", test_reentrant_transition_order);
   g_test_add_func ("/exo/resource/metrics/chain-up", test_metrics_chain_up);
   g_test_add_func ("/exo/async-resource/id/stable", test_async_id_stable);
 

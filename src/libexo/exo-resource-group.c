@@ -286,6 +286,8 @@ static void push_job        (ExoResourceGroup *self,
                              JobKind           kind,
                              Member           *m);
 static void clear_member_timers (Member       *m);
+static void watch_degraded  (ExoResourceGroup *self,
+                             Member           *m);
 static void run_drain       (Run              *run);
 static void invalidate_plan (ExoResourceGroup *self,
                              gboolean          now);
@@ -1368,6 +1370,10 @@ pass_cb (gpointer data)
               action->member = member_ref (m);
               g_ptr_array_add (actions, action);
             }
+          else
+            /* degraded by its own checks without a transition that said
+             * so to the group (it was already when the group started) */
+            watch_degraded (self, m);
         }
 
       if (group_error == NULL && !m->fresh && state != EXO_RESOURCE_STATE_READY)
@@ -1406,6 +1412,9 @@ pass_cb (gpointer data)
         case ACTION_RESTORE:
           m->degraded_by_group = FALSE;
           _exo_resource_hold_degraded (m->resource, NULL);
+          /* its own checks failed while it was held: now that is its own
+           * problem, and the degraded timer runs */
+          watch_degraded (self, m);
           break;
         case ACTION_START:
           push_job (self, JOB_START, m);

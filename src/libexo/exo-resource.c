@@ -84,6 +84,12 @@ typedef struct
   guint             attempt_counted : 1; /* the next attempt is counted and timed, not started */
   guint             degraded_by_health : 1; /* degraded by its own failing checks */
   guint             held : 1;          /* kept degraded by its supervisor (a dependency is down) */
+  guint             emitting : 1;      /* inside a state-changed emission */
+
+  /* Transitions made by handlers during an emission: emitted after it, in
+   * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
+  GArray           *pending_emissions;
+  GThread          *thread;            /* the thread that made it */
 } ExoResourcePrivate;
 
 enum {
@@ -220,6 +226,20 @@ result_of (const GError *error)
   return EXO_RESOURCE_RESULT_FAILED;
 }
 
+static void
+emit_transition (ExoResource      *self,
+                 ExoResourceState  old_state,
+                 ExoResourceState  new_state,
+                 gboolean          with_error)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
+  /* After the emission: a watcher of the error count sees that this error
+   * came with the transition it was just told of. */
+  if (with_error)
+    notify_error (self);
+}
+
 /**
  * exo_resource_transition:
  * @self: a resource
@@ -270,12 +290,34 @@ exo_resource_transition (ExoResource      *self,
         }
     }
 
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
-  g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
-  /* After the emission: a watcher of the error count sees that this error
-   * came with the transition it was just told of. */
-  if (error != NULL)
-    notify_error (self);
+  /* A handler that changes the state again from inside an emission (a
+   * plugin restarting itself on `degraded`) must not make the handlers
+   * after it see the second transition before the first: the state changes
+   * at once, its emission waits until the current one has reached every
+   * handler. */
+  if (priv->emitting)
+    {
+      guint32 entry = old_state | (new_state << 8) | ((error != NULL) << 16);
+
+      if (priv->pending_emissions == NULL)
+        priv->pending_emissions = g_array_new (FALSE, FALSE, sizeof (guint32));
+      g_array_append_val (priv->pending_emissions, entry);
+      return TRUE;
+    }
+
+  g_object_ref (self);
+  priv->emitting = TRUE;
+  emit_transition (self, old_state, new_state, error != NULL);
+  for (guint i = 0; priv->pending_emissions != NULL && i < priv->pending_emissions->len; i++)
+    {
+      guint32 entry = g_array_index (priv->pending_emissions, guint32, i);
+
+      emit_transition (self, entry & 0xff, (entry >> 8) & 0xff, (entry >> 16) & 1);
+    }
+  if (priv->pending_emissions != NULL)
+    g_array_set_size (priv->pending_emissions, 0);
+  priv->emitting = FALSE;
+  g_object_unref (self);
 
   return TRUE;
 }
@@ -1001,6 +1043,63 @@ exo_resource_cleanup_finish (ExoResource   *self,
 
 /* --- health ------------------------------------------------------------ */
 
+/* The report functions may be called from any thread (a worker that found
+ * the connection dead): the report is applied in the resource's context, so
+ * that every transition and emission happens on its own thread. */
+static gboolean
+on_foreign_thread (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  return g_thread_self () != priv->thread && !g_main_context_is_owner (priv->context);
+}
+
+typedef struct
+{
+  ExoResource *self;
+  GError      *error;
+  gboolean     health;
+  gboolean     healthy;
+} ForwardedReport;
+
+static gboolean
+forwarded_report_cb (gpointer data)
+{
+  ForwardedReport *report = data;
+
+  if (report->health)
+    exo_resource_report_health (report->self, report->healthy, report->error);
+  else
+    exo_resource_report_error (report->self, report->error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+forwarded_report_free (gpointer data)
+{
+  ForwardedReport *report = data;
+
+  g_object_unref (report->self);
+  g_clear_error (&report->error);
+  g_free (report);
+}
+
+static void
+forward_report (ExoResource  *self,
+                gboolean      health,
+                gboolean      healthy,
+                const GError *error)
+{
+  ForwardedReport *report = g_new0 (ForwardedReport, 1);
+
+  report->self = g_object_ref (self);
+  report->error = error != NULL ? g_error_copy (error) : NULL;
+  report->health = health;
+  report->healthy = healthy;
+  g_main_context_invoke_full (PRIV (self)->context, G_PRIORITY_DEFAULT, forwarded_report_cb,
+                              report, forwarded_report_free);
+}
+
 /**
  * exo_resource_report_health:
  * @self: a resource
@@ -1025,6 +1124,12 @@ exo_resource_report_health (ExoResource  *self,
 
   g_return_if_fail (EXO_IS_RESOURCE (self));
   priv = PRIV (self);
+
+  if (G_UNLIKELY (on_foreign_thread (self)))
+    {
+      forward_report (self, TRUE, healthy, error);
+      return;
+    }
 
   if (priv->in_flight || priv->cleaning || !exo_resource_state_is_usable (priv->state))
     return;
@@ -1126,7 +1231,8 @@ _exo_resource_is_held (ExoResource *self)
  *
  * Tells @self that it failed while usable (a connection dropped, a child
  * died): `ready` or `degraded` becomes `error`.  A managed resource then
- * recovers by itself.
+ * recovers by itself.  May be called from any thread: from another thread
+ * the report is applied in @self's main context.
  */
 void
 exo_resource_report_error (ExoResource  *self,
@@ -1137,6 +1243,12 @@ exo_resource_report_error (ExoResource  *self,
   g_return_if_fail (EXO_IS_RESOURCE (self));
   g_return_if_fail (error != NULL);
   priv = PRIV (self);
+
+  if (G_UNLIKELY (on_foreign_thread (self)))
+    {
+      forward_report (self, FALSE, FALSE, error);
+      return;
+    }
 
   if (priv->in_flight || priv->cleaning || !exo_resource_state_is_usable (priv->state))
     {
@@ -1839,6 +1951,7 @@ exo_resource_finalize (GObject *object)
   g_clear_pointer (&priv->id, g_free);
   g_clear_pointer (&priv->display_name, g_free);
   g_clear_pointer (&priv->rand, g_rand_free);
+  g_clear_pointer (&priv->pending_emissions, g_array_unref);
   g_clear_error (&priv->last_error);
   g_clear_pointer (&priv->context, g_main_context_unref);
 
@@ -2016,6 +2129,7 @@ exo_resource_init (ExoResource *self)
   ExoResourcePrivate *priv = PRIV (self);
 
   priv->state = EXO_RESOURCE_STATE_UNINITIALIZED;
+  priv->thread = g_thread_self ();
   priv->unhealthy_threshold = 1;
   priv->healthy_threshold = 1;
   priv->context = g_main_context_ref_thread_default ();
