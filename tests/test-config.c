@@ -538,6 +538,8 @@ static const ErrorCase error_cases[] = {
     "8: resources[0].retry.jitter: unknown value 'partial' (expected one of: full, equal, decorrelated, none)" },
   { "bad-multiplier.json", EXO_CONFIG_ERROR_INVALID,
     "6: resources[0].retry.multiplier: must be a number >= 1 (got 0.5)" },
+  { "huge-restart-burst.json", EXO_CONFIG_ERROR_INVALID,
+    "6: resources[0].retry: restart-burst must be at most 10000 (got 4294967295)" },
   { "bad-retry-combination.json", EXO_CONFIG_ERROR_INVALID,
     "6: resources[0].retry: max-delay-ms (100) must not be less than initial-delay-ms (5000)" },
   { "duplicate-key.json", EXO_CONFIG_ERROR_PARSE,

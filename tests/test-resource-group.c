@@ -1753,6 +1753,27 @@ test_supervision_degraded_before_start (void)
   group_cleanup_ok (group);
 }
 
+/* Regression: after a failed group initialize, a member started by hand is
+ * cleaned up with the group (shutdown must not leave it running). */
+static void
+test_cleanup_after_failed_init_cleans_started_member (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoTestResource *b;
+
+  add_member (group, "a", NULL);
+  b = add_member (group, "b", "a", NULL);
+  b->fail_inits = 1;
+  g_assert_false (exo_test_initialize (EXO_RESOURCE (group), NULL));
+  g_assert_cmpint (state_of (b), ==, EXO_RESOURCE_STATE_ERROR);
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (b), NULL));   /* by hand */
+  g_assert_cmpint (b->live, ==, 1);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (group), NULL));
+  g_assert_cmpint (state_of (b), ==, EXO_RESOURCE_STATE_CLOSED);
+  g_assert_cmpint (b->live, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1773,6 +1794,8 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/group/cleanup/reverse-order", test_cleanup_reverse_order);
   g_test_add_func ("/exo/group/cleanup/parallel", test_cleanup_parallel);
   g_test_add_func ("/exo/group/cleanup/error", test_cleanup_error);
+  g_test_add_func ("/exo/group/regression/cleanup-after-failed-init-cleans-started-member",
+                   test_cleanup_after_failed_init_cleans_started_member);
   g_test_add_func ("/exo/group/regression/cleanup-reverse-dependency-order",
                    test_regression_cleanup_reverse_dependency_order);
   g_test_add_func ("/exo/group/supervision/one-for-one", test_supervision_one_for_one);

@@ -10,6 +10,13 @@
 
 #include <exo/exo-types.h>
 
+/**
+ * EXO_RESTART_BURST_MAX:
+ *
+ * The largest restart burst a policy, a group or a limiter accepts.
+ */
+#define EXO_RESTART_BURST_MAX 10000
+
 G_BEGIN_DECLS
 
 #define EXO_TYPE_RETRY_POLICY (exo_retry_policy_get_type ())

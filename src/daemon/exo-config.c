@@ -1744,6 +1744,12 @@ load_resource (Loader    *loader,
                                "resource groups (ExoResourceGroup)", error);
       if (!get_uint (loader, member, key, &spec->group_burst, error))
         return FALSE;
+      if (spec->group_burst > EXO_RESTART_BURST_MAX)
+        {
+          set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source, line_of (loader, member),
+                         key, "must be at most %u (got %u)", EXO_RESTART_BURST_MAX, spec->group_burst);
+          return FALSE;
+        }
       spec->has_group_burst = TRUE;
       g_clear_pointer (&key, g_free);
     }

@@ -52,7 +52,10 @@ typedef struct
   gboolean           shutting_down;
   gboolean           name_acquired;
   GHashTable        *watched;      /* ExoResource* set (weak) */
-  const GError      *last_logged_error; /* compared, never dereferenced: logged by log_state */
+  /* the error that log_state logged with a transition: (resource, its
+   * error count then); compared, never dereferenced */
+  gconstpointer      logged_resource;
+  guint              logged_error_count;
 } Daemon;
 
 static Daemon daemon_state;
@@ -136,7 +139,8 @@ log_state (ExoResource      *resource,
   const char *id = exo_resource_get_id (resource);
   const char *state = exo_resource_state_to_string (new_state);
 
-  d->last_logged_error = error;
+  d->logged_resource = resource;
+  d->logged_error_count = exo_resource_get_error_count (resource);
   if (new_state == EXO_RESOURCE_STATE_ERROR || new_state == EXO_RESOURCE_STATE_DEGRADED)
     g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
                       "EXO_RESOURCE_ID", id,
@@ -166,14 +170,16 @@ log_error_count (ExoResource *resource,
   ExoResourceState state = exo_resource_get_state (resource);
 
   /* logged with its transition already */
-  if (error == NULL || exo_resource_get_error_count (resource) == 0 || error == d->last_logged_error)
+  if (error == NULL || exo_resource_get_error_count (resource) == 0 ||
+      (d->logged_resource == (gconstpointer) resource &&
+       d->logged_error_count == exo_resource_get_error_count (resource)))
     return;
   if (state == EXO_RESOURCE_STATE_INITIALIZING)
     g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
                       "EXO_RESOURCE_ID", id,
                       "EXO_STATE", exo_resource_state_to_string (state),
-                      "MESSAGE", "%s: initialize attempt %u failed: %s", id,
-                      exo_resource_get_attempts (resource), error->message);
+                      "MESSAGE", "%s: initialize attempt failed (%u since the last success): %s",
+                      id, exo_resource_get_attempts (resource), error->message);
   else if (exo_resource_state_is_usable (state))
     g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
                       "EXO_RESOURCE_ID", id,

@@ -1927,7 +1927,11 @@ pick_for_cleanup (Member   *m,
   CleanupPick *pick = data;
   ExoResourceState state = member_state (m);
 
-  if (pick->rollback && (!m->init_started || m->failed))
+  /* A rollback leaves the member that failed in `error` (to show what
+   * failed) and what it never started alone — unless somebody started it
+   * since: what is usable or busy is always cleaned up. */
+  if (pick->rollback && (!m->init_started || m->failed) &&
+      !exo_resource_state_is_usable (state) && !_exo_resource_is_busy (m->resource))
     return FALSE;
   return (state != EXO_RESOURCE_STATE_UNINITIALIZED && state != EXO_RESOURCE_STATE_CLOSED) ||
          _exo_resource_is_busy (m->resource);

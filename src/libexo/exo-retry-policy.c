@@ -84,6 +84,13 @@ exo_retry_policy_validate (const ExoRetryPolicy *policy,
                    "unknown jitter mode %d", (int) policy->jitter);
       return FALSE;
     }
+  if (policy->restart_burst > EXO_RESTART_BURST_MAX)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "restart-burst must be at most %u (got %u)", EXO_RESTART_BURST_MAX,
+                   policy->restart_burst);
+      return FALSE;
+    }
   if (policy->restart_burst > 0 && policy->restart_interval_ms == 0)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -200,6 +207,8 @@ exo_restart_limiter_new (guint burst,
 {
   ExoRestartLimiter *limiter = g_new0 (ExoRestartLimiter, 1);
 
+  /* a limiter keeps one time stamp per allowed restart */
+  burst = MIN (burst, EXO_RESTART_BURST_MAX);
   limiter->burst = burst;
   limiter->interval_us = (gint64) interval_ms * 1000;
   limiter->stamps = burst > 0 ? g_new0 (gint64, burst) : NULL;
