@@ -42,6 +42,9 @@ GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
                                            gpointer             source_tag,
                                            const char          *vfunc);
 
+/* exo-resource-group.c */
+gboolean _exo_resource_group_has_live_members (ExoResourceGroup *self);
+
 /* exo-managed-resource.c: the runner, shared with ExoNetworkResource.
  * @observe sees each attempt's error (%NULL on success) before the runner
  * decides on a retry. */

@@ -1915,6 +1915,25 @@ exo_resource_group_do_initialize (ExoResource *resource,
   run_unref (run);
 }
 
+/* TRUE when a member is not closed (or uninitialized), or busy. */
+gboolean
+_exo_resource_group_has_live_members (ExoResourceGroup *self)
+{
+  ExoResourceGroupPrivate *priv = PRIV (self);
+
+  for (guint i = 0; i < priv->members->len; i++)
+    {
+      Member *m = g_ptr_array_index (priv->members, i);
+      ExoResourceState state = member_state (m);
+
+      if ((state != EXO_RESOURCE_STATE_UNINITIALIZED && state != EXO_RESOURCE_STATE_CLOSED &&
+           !(priv->init_failed && m->failed && state == EXO_RESOURCE_STATE_ERROR)) ||
+          _exo_resource_is_busy (m->resource))
+        return TRUE;
+    }
+  return FALSE;
+}
+
 typedef struct
 {
   gboolean rollback;

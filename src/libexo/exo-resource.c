@@ -745,6 +745,14 @@ final_cleanup_done (ExoResource *self,
   resume_pending (self);
 }
 
+/* A group's members can be started by hand after the group failed or was
+ * closed: its do_cleanup must run while any of them is not closed. */
+static gboolean
+holds_more (ExoResource *self)
+{
+  return EXO_IS_RESOURCE_GROUP (self) && _exo_resource_group_has_live_members (EXO_RESOURCE_GROUP (self));
+}
+
 static void
 run_cleanup (ExoResource *self)
 {
@@ -752,7 +760,7 @@ run_cleanup (ExoResource *self)
 
   priv->cleanup_pending = FALSE;
 
-  if (priv->needs_cleanup)
+  if (priv->needs_cleanup || holds_more (self))
     {
       priv->busy = TRUE;
       call_do_cleanup (self, NULL, final_cleanup_done);
@@ -968,7 +976,7 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
   task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (task, exo_resource_cleanup_async);
 
-  if (priv->state == EXO_RESOURCE_STATE_CLOSED && !priv->busy && !priv->cleaning)
+  if (priv->state == EXO_RESOURCE_STATE_CLOSED && !priv->busy && !priv->cleaning && !holds_more (self))
     {
       g_task_return_boolean (task, TRUE);
       g_object_unref (task);
