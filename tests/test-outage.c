@@ -510,7 +510,7 @@ resource_path (Fixture *f, const char *id)
 /* Starts exo-node on @config with only the tcp-backend plugin's folder, and
  * waits until the node (its root group) is ready. */
 static void
-node_start (Fixture *f, const char *config)
+node_start_until (Fixture *f, const char *config, const char *wanted)
 {
   g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_autoptr(GError) error = NULL;
@@ -532,13 +532,13 @@ node_start (Fixture *f, const char *config)
     {
       g_clear_pointer (&state, g_free);
       state = get_node_state (f);
-      if (g_strcmp0 (state, "ready") == 0)
+      if (g_strcmp0 (state, wanted) == 0)
         break;
       g_assert_nonnull (g_subprocess_get_identifier (f->node));   /* still running */
       g_usleep (20000);
     }
-  g_assert_cmpstr (state, ==, "ready");
-  g_test_message ("node ready after %.0f ms", ms_since (t0));
+  g_assert_cmpstr (state, ==, wanted);
+  g_test_message ("node %s after %.0f ms", wanted, ms_since (t0));
 
   f->backend_path = resource_path (f, "backend");
   f->consumer_path = resource_path (f, "consumer");
@@ -549,6 +549,12 @@ node_start (Fixture *f, const char *config)
   g_variant_unref (g_dbus_connection_call_sync (f->c, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                                 "org.freedesktop.DBus", "GetId", NULL, NULL,
                                                 G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL));
+}
+
+static void
+node_start (Fixture *f, const char *config)
+{
+  node_start_until (f, config, "ready");
 }
 
 static guint
@@ -1139,6 +1145,61 @@ test_readers (Fixture *f, gconstpointer data)
   g_free (h.first_mismatch);
 }
 
+/* A backend that is down when exo-node starts does not stop the node: it
+ * comes up degraded, the backend is retried with backoff, the consumer
+ * (which depends on it) waits, and both are ready once the server is
+ * there — nobody types anything. */
+static char *
+resource_state (Fixture *f, const char *path)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) value = NULL;
+
+  reply = g_dbus_connection_call_sync (f->c, BUS_NAME, path, "org.freedesktop.DBus.Properties",
+                                       "Get", g_variant_new ("(ss)", "org.exo.Resource1", "State"),
+                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 2000,
+                                       NULL, NULL);
+  g_assert_nonnull (reply);
+  g_variant_get (reply, "(v)", &value);
+  return g_variant_dup_string (value, NULL);
+}
+
+static void
+test_down_at_start (Fixture *f, gconstpointer data)
+{
+  g_autofree char *config = NULL;
+  g_autofree char *consumer = NULL;
+  g_autofree char *state = NULL;
+  g_auto(Sample) s = { 0, };
+  gint64 t_up, deadline;
+
+  if (!have_programs (f))
+    return;
+  start_bus (f);
+  server_start_first (&f->server);   /* picks the port */
+  server_stop (&f->server);
+  config = write_config (f, "down.json", recover_keys);
+  node_start_until (f, config, "degraded");
+  consumer = resource_state (f, f->consumer_path);
+  g_assert_cmpstr (consumer, ==, "uninitialized");   /* waits for its dependency */
+
+  exo_test_spin (500);
+  server_restart (&f->server);
+  t_up = g_get_monotonic_time ();
+  g_assert_true (sample_until (f, t_up, until_ready, NULL, recovery_bound_ms (), &s));
+  g_test_message ("backend ready %.0f ms after the server came up", ms_since (t_up));
+  g_assert_true (exo_test_spin_until (watch_ready, &f->consumer, bound_ms (3000)));
+  deadline = g_get_monotonic_time () + (gint64) bound_ms (3000) * 1000;
+  do
+    {
+      g_clear_pointer (&state, g_free);
+      exo_test_spin (20);
+      state = get_node_state (f);
+    }
+  while (g_strcmp0 (state, "ready") != 0 && g_get_monotonic_time () < deadline);
+  g_assert_cmpstr (state, ==, "ready");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1147,6 +1208,7 @@ main (int argc, char **argv)
   g_test_add ("/outage/recover", Fixture, NULL, fixture_setup, test_recover, fixture_teardown);
   g_test_add ("/outage/readers", Fixture, NULL, fixture_setup, test_readers, fixture_teardown);
   g_test_add ("/outage/start-limit", Fixture, NULL, fixture_setup, test_start_limit, fixture_teardown);
+  g_test_add ("/outage/down-at-start", Fixture, NULL, fixture_setup, test_down_at_start, fixture_teardown);
 
   return g_test_run ();
 }

@@ -1774,6 +1774,34 @@ test_cleanup_after_failed_init_cleans_started_member (void)
   g_assert_cmpint (b->live, ==, 0);
 }
 
+/* keep-going: a member that fails at the group's start leaves the group up
+ * (degraded); it is restarted with backoff, and its dependents start once
+ * it is ready. */
+static void
+test_keep_going (void)
+{
+  g_autoptr(ExoResourceGroup) group = exo_resource_group_new ("g");
+  ExoTestResource *a, *b, *c;
+
+  exo_resource_group_set_keep_going (group, TRUE);
+  exo_resource_group_set_restart_burst (group, 0);
+  a = add_member (group, "a", NULL);
+  b = add_member (group, "b", "a", NULL);
+  c = add_member (group, "c", NULL);
+  a->fail_inits = 3;
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (group), NULL));
+  g_assert_cmpint (state_of (c), ==, EXO_RESOURCE_STATE_READY);
+  g_assert_true (wait_state (group, EXO_RESOURCE_STATE_DEGRADED));
+  g_assert_true (wait_state (a, EXO_RESOURCE_STATE_READY));
+  g_assert_true (wait_state (b, EXO_RESOURCE_STATE_READY));
+  g_assert_true (wait_state (group, EXO_RESOURCE_STATE_READY));
+  g_assert_cmpuint (a->n_init_calls, ==, 4);
+  g_assert_cmpuint (b->n_init_calls, ==, 1);
+
+  group_cleanup_ok (group);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1820,6 +1848,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/group/supervision/manual-ops", test_supervision_manual_ops);
   g_test_add_func ("/exo/group/supervision/given-up", test_supervision_given_up);
   g_test_add_func ("/exo/group/supervision/backoff", test_supervision_backoff);
+  g_test_add_func ("/exo/group/supervision/keep-going", test_keep_going);
   g_test_add_func ("/exo/group/supervision/regression/held-then-own-failure",
                    test_supervision_held_then_own_failure);
   g_test_add_func ("/exo/group/supervision/regression/degraded-before-start",

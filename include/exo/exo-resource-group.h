@@ -133,5 +133,10 @@ void                    exo_resource_group_set_restart_interval (ExoResourceGrou
                                                                  guint               interval_ms);
 EXO_AVAILABLE_IN_ALL
 guint                   exo_resource_group_get_restarts         (ExoResourceGroup   *self);
+EXO_AVAILABLE_IN_ALL
+gboolean                exo_resource_group_get_keep_going       (ExoResourceGroup   *self);
+EXO_AVAILABLE_IN_ALL
+void                    exo_resource_group_set_keep_going       (ExoResourceGroup   *self,
+                                                                 gboolean            keep_going);
 
 G_END_DECLS

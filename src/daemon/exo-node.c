@@ -615,6 +615,9 @@ main (int argc, char **argv)
    * supervising everything because one backend is away).  Each resource's
    * own restart limit (retry.restart-burst) is what gives up, on flapping. */
   exo_resource_group_set_restart_burst (d->root, 0);
+  /* A backend that is down when the node starts does not stop the node:
+   * the node comes up degraded and the resource is retried with backoff. */
+  exo_resource_group_set_keep_going (d->root, TRUE);
   if (!exo_config_build (config, d->root, &error))
     {
       fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);

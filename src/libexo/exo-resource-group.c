@@ -125,6 +125,7 @@ struct _Member
   guint             failed : 1;   /* its initialize failed in the last run */
   guint             init_started : 1;
   guint             fresh : 1;    /* added to an active group, not started yet */
+  guint             deferred : 1; /* keep-going: its dependency failed at start; starts later */
   guint             job_queued : 1;
   guint             degraded_by_group : 1;
   guint             blocked : 1;
@@ -248,6 +249,7 @@ typedef struct
   guint                   escalated : 1;
   guint                   init_failed : 1; /* the next do_cleanup is a rollback */
   guint                   draining_events : 1;
+  guint                   keep_going : 1;  /* a member failing at start does not fail the group */
 } ExoResourceGroupPrivate;
 
 enum {
@@ -257,6 +259,7 @@ enum {
   PROP_RESTART_BURST,
   PROP_RESTART_INTERVAL_MS,
   PROP_RESTARTS,
+  PROP_KEEP_GOING,
   N_PROPS,
 };
 
@@ -1172,7 +1175,11 @@ start_done (ExoResourceGroup *self,
   if (priv->job_run == run)
     priv->job_run = NULL;
   for (guint i = 0; i < run->set->len; i++)
-    ((Member *) g_ptr_array_index (run->set, i))->fresh = FALSE;
+    {
+      Member *m = g_ptr_array_index (run->set, i);
+
+      m->fresh = m->deferred = FALSE;
+    }
   if (!run->aborted)
     schedule_pass (self);
 }
@@ -1370,13 +1377,17 @@ pass_cb (gpointer data)
               action->member = member_ref (m);
               g_ptr_array_add (actions, action);
             }
+          else if (state == EXO_RESOURCE_STATE_ERROR && !m->fresh)
+            /* in error and nothing restarts it yet (it failed at the
+             * start of a keep-going group, or its first start failed) */
+            schedule_restart (self, m);
           else
             /* degraded by its own checks without a transition that said
              * so to the group (it was already when the group started) */
             watch_degraded (self, m);
         }
 
-      if (group_error == NULL && !m->fresh && state != EXO_RESOURCE_STATE_READY)
+      if (group_error == NULL && (!m->fresh || m->deferred) && state != EXO_RESOURCE_STATE_READY)
         {
           const GError *cause = exo_resource_get_last_error (m->resource);
 
@@ -1852,7 +1863,22 @@ init_done (ExoResourceGroup *self,
   if (priv->init_run == run)
     priv->init_run = NULL;
 
-  if (run->error != NULL)
+  if (run->error != NULL && priv->keep_going && !run->aborted &&
+      !g_error_matches (run->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      /* Keep going: the group is up and supervises what failed (restarted
+       * with backoff by the health pass) and starts what waits for it once
+       * its dependencies are ready, like a system that boots degraded. */
+      for (guint i = 0; i < run->set->len; i++)
+        {
+          Member *m = g_ptr_array_index (run->set, i);
+
+          if (m->skipped && !m->failed && member_state (m) == EXO_RESOURCE_STATE_UNINITIALIZED)
+            m->fresh = m->deferred = TRUE;
+        }
+      g_task_return_boolean (task, TRUE);
+    }
+  else if (run->error != NULL)
     {
       priv->init_failed = TRUE;
       g_task_return_error (task, g_error_copy (run->error));
@@ -1888,6 +1914,7 @@ exo_resource_group_do_initialize (ExoResource *resource,
       Member *m = g_ptr_array_index (priv->members, i);
 
       m->fresh = FALSE;
+      m->deferred = FALSE;
       m->init_started = FALSE;
       m->degraded_by_group = FALSE;
       m->blocked = FALSE;
@@ -1899,7 +1926,7 @@ exo_resource_group_do_initialize (ExoResource *resource,
         exo_restart_limiter_reset (m->limiter);
     }
 
-  run = run_new (self, FALSE, TRUE, collect_set (self, NULL, NULL),
+  run = run_new (self, FALSE, !priv->keep_going, collect_set (self, NULL, NULL),
                  init_done, g_object_ref (task), g_object_unref);
   run->group_init = TRUE;
   priv->init_run = run;
@@ -2855,6 +2882,40 @@ exo_resource_group_set_restart_interval (ExoResourceGroup *self,
 }
 
 /**
+ * exo_resource_group_get_keep_going:
+ * @self: a group
+ *
+ * Returns: whether a member that fails at the group's start leaves the group
+ *   up (see #ExoResourceGroup:keep-going)
+ */
+gboolean
+exo_resource_group_get_keep_going (ExoResourceGroup *self)
+{
+  g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), FALSE);
+  return PRIV (self)->keep_going;
+}
+
+/**
+ * exo_resource_group_set_keep_going:
+ * @self: a group
+ * @keep_going: the new value
+ *
+ * See #ExoResourceGroup:keep-going.  Takes effect at the next initialize.
+ */
+void
+exo_resource_group_set_keep_going (ExoResourceGroup *self,
+                                   gboolean          keep_going)
+{
+  g_return_if_fail (EXO_IS_RESOURCE_GROUP (self));
+
+  keep_going = !!keep_going;
+  if (PRIV (self)->keep_going == (guint) keep_going)
+    return;
+  PRIV (self)->keep_going = keep_going;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_KEEP_GOING]);
+}
+
+/**
  * exo_resource_group_get_restarts:
  * @self: a group
  *
@@ -3001,6 +3062,9 @@ exo_resource_group_get_property (GObject    *object,
     case PROP_RESTARTS:
       g_value_set_uint (value, priv->restarts);
       break;
+    case PROP_KEEP_GOING:
+      g_value_set_boolean (value, priv->keep_going);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -3027,6 +3091,9 @@ exo_resource_group_set_property (GObject      *object,
       break;
     case PROP_RESTART_INTERVAL_MS:
       exo_resource_group_set_restart_interval (self, g_value_get_uint (value));
+      break;
+    case PROP_KEEP_GOING:
+      exo_resource_group_set_keep_going (self, g_value_get_boolean (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -3101,6 +3168,19 @@ exo_resource_group_class_init (ExoResourceGroupClass *klass)
   properties[PROP_RESTARTS] =
     g_param_spec_uint ("restarts", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ExoResourceGroup:keep-going:
+   *
+   * When %TRUE, a member that fails to initialize while the group starts
+   * does not fail the group's initialize (no rollback): the group comes up
+   * `degraded`, restarts that member with backoff like any failed member,
+   * and starts the members that depend on it once it is ready — the way a
+   * system boots with a failed service.  exo-node's root group keeps going.
+   */
+  properties[PROP_KEEP_GOING] =
+    g_param_spec_boolean ("keep-going", NULL, NULL, FALSE,
+                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
