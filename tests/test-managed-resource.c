@@ -844,6 +844,37 @@ test_restart_limit_result (void)
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
 }
 
+/* Regression: a Stop (cleanup) of a resource whose abandoned do_initialize
+ * hangs ends `closed` after a grace time instead of `closing` for good; the
+ * hung call's leftovers are cleaned up when it returns. */
+static void
+test_cleanup_does_not_wait_for_hung_initialize (void)
+{
+  g_autoptr(ExoTestResource) r = exo_test_resource_new ("hung-stop");
+  g_autoptr(GError) error = NULL;
+  gint64 t0;
+
+  set_policy (r, 0, 1, 1, 1.0, EXO_JITTER_NONE, 0, 0);
+  r->init_delay_ms = 1500 * exo_test_slow_factor ();
+  r->ignore_cancel = TRUE;
+  exo_resource_set_init_timeout (EXO_RESOURCE (r), 100);
+  g_assert_false (exo_test_initialize (EXO_RESOURCE (r), NULL));
+
+  t0 = g_get_monotonic_time ();
+  g_assert_false (exo_test_cleanup (EXO_RESOURCE (r), &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpint ((g_get_monotonic_time () - t0) / 1000, <, 1000 * exo_test_slow_factor ());
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_CLOSED);
+
+  /* The hung call returns; what it made is cleaned up; it starts again. */
+  r->init_delay_ms = 0;
+  exo_resource_set_init_timeout (EXO_RESOURCE (r), 0);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (r->live, ==, 1);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (r->live, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -862,6 +893,8 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/managed/restart-limit", test_restart_limit);
   g_test_add_func ("/exo/managed/restart-limit/result", test_restart_limit_result);
   g_test_add_func ("/exo/managed/recover/backoff-resets-after-stable-run", test_backoff_resets_after_stable_run);
+  g_test_add_func ("/exo/managed/regression/cleanup-does-not-wait-for-hung-initialize",
+                   test_cleanup_does_not_wait_for_hung_initialize);
   g_test_add_func ("/exo/managed/regression/init-timeout-rescues-hung-initialize",
                    test_init_timeout_rescues_hung_initialize);
   g_test_add_func ("/exo/managed/runner/regression/awaits-each-attempt", test_runner_awaits_each_attempt);

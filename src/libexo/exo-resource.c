@@ -85,6 +85,8 @@ typedef struct
   guint             degraded_by_health : 1; /* degraded by its own failing checks */
   guint             held : 1;          /* kept degraded by its supervisor (a dependency is down) */
   guint             emitting : 1;      /* inside a state-changed emission */
+  guint             zombie : 1;        /* busy with a vfunc of an abandoned attempt */
+  GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
 
   /* Transitions made by handlers during an emission: emitted after it, in
    * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
@@ -460,6 +462,7 @@ abandon_attempt (ExoResource *self)
   if (attempt != NULL)
     {
       attempt->abandoned = TRUE;
+      priv->zombie = TRUE;
       g_cancellable_cancel (attempt->cancellable);
     }
 }
@@ -550,6 +553,7 @@ zombie_cleanup_done (ExoResource *self,
     record_error (self, error);
   g_clear_error (&error);
   priv->busy = FALSE;
+  priv->zombie = FALSE;
   resume_pending (self);
   attempt_free (attempt);
 }
@@ -573,6 +577,7 @@ failed_cleanup_done (ExoResource *self,
     }
 
   priv->busy = FALSE;
+  priv->zombie = FALSE;
   if (attempt->abandoned)
     {
       /* Someone stopped waiting while do_cleanup ran. */
@@ -617,6 +622,7 @@ do_initialize_cb (GObject      *source,
       priv->attempt = NULL;
       priv->needs_cleanup = TRUE;
       priv->busy = FALSE;
+      priv->zombie = FALSE;
       end_flight (self, NULL);
       attempt_free (attempt);
       resume_pending (self);
@@ -656,6 +662,7 @@ pre_cleanup_done (ExoResource *self,
   if (attempt->abandoned)
     {
       PRIV (self)->busy = FALSE;
+      PRIV (self)->zombie = FALSE;
       resume_pending (self);
       attempt_free (attempt);
       return;
@@ -738,6 +745,7 @@ final_cleanup_done (ExoResource *self,
   ExoResourcePrivate *priv = PRIV (self);
 
   priv->busy = FALSE;
+  priv->zombie = FALSE;
   priv->cleaning = FALSE;
   exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSED, error);
   flush_cleanup_waiters (self, error);
@@ -759,6 +767,7 @@ run_cleanup (ExoResource *self)
   ExoResourcePrivate *priv = PRIV (self);
 
   priv->cleanup_pending = FALSE;
+  clear_source (&priv->cleanup_wait_source);
 
   if (priv->needs_cleanup || holds_more (self))
     {
@@ -963,6 +972,43 @@ _exo_resource_reinitialize_async (ExoResource         *self,
 
 /* --- cleanup ----------------------------------------------------------- */
 
+static guint
+zombie_wait_ms (ExoResource *self)
+{
+  guint timeout = PRIV (self)->init_timeout_ms;
+
+  return timeout > 0 ? MAX (timeout, 100) : 5000;
+}
+
+/* The cleanup stops waiting for an abandoned do_initialize that has not
+ * returned: the resource ends `closed`, with an error that says so.  It
+ * stays busy: when the call returns at last, what it made is cleaned up
+ * (do_cleanup), and a later initialize waits for that, its own clock
+ * running. */
+static gboolean
+cleanup_wait_cb (gpointer data)
+{
+  ExoResource *self = data;
+  ExoResourcePrivate *priv = PRIV (self);
+  g_autoptr(GError) error = NULL;
+
+  g_clear_pointer (&priv->cleanup_wait_source, g_source_unref);
+  if (!priv->cleanup_pending || !priv->busy)
+    return G_SOURCE_REMOVE;
+
+  error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                       "cleanup of '%s' stopped waiting after %u ms for a do_initialize that "
+                       "has not returned since it was cancelled; what it made is cleaned up "
+                       "when it returns", priv->id, zombie_wait_ms (self));
+  g_object_ref (self);
+  priv->cleanup_pending = FALSE;
+  priv->cleaning = FALSE;
+  exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSED, error);
+  flush_cleanup_waiters (self, error);
+  g_object_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
                                  GCancellable        *cancellable,
@@ -1008,7 +1054,13 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
     exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSING, NULL);
 
   if (priv->busy)
-    priv->cleanup_pending = TRUE;
+    {
+      priv->cleanup_pending = TRUE;
+      /* An abandoned do_initialize that never returns must not keep the
+       * resource `closing` for good (a Stop or Restart would hang). */
+      if (priv->zombie && priv->cleanup_wait_source == NULL)
+        priv->cleanup_wait_source = add_timeout (self, zombie_wait_ms (self), cleanup_wait_cb, self);
+    }
   else
     run_cleanup (self);
 
@@ -1943,6 +1995,7 @@ exo_resource_dispose (GObject *object)
 
   clear_source (&priv->timeout_source);
   clear_source (&priv->retry_source);
+  clear_source (&priv->cleanup_wait_source);
 
   G_OBJECT_CLASS (exo_resource_parent_class)->dispose (object);
 }
