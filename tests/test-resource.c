@@ -1145,6 +1145,51 @@ test_reentrant_transition_order (void)
   g_assert_cmpstr (before->str, ==, after->str);
 }
 
+/* Regression: a health check that gives up by itself (its own timeout
+ * cancellable fired: the backend accepts and never answers) is a failed
+ * check, not "no outcome". */
+#define TEST_TYPE_SELF_CANCEL (test_self_cancel_get_type ())
+G_DECLARE_FINAL_TYPE (TestSelfCancel, test_self_cancel, TEST, SELF_CANCEL, ExoResource)
+struct _TestSelfCancel { ExoResource parent_instance; };
+G_DEFINE_FINAL_TYPE (TestSelfCancel, test_self_cancel, EXO_TYPE_RESOURCE)
+
+static void
+test_self_cancel_do_check_health (ExoResource *resource, GTask *task)
+{
+  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "probe timed out");
+}
+
+static void
+test_self_cancel_class_init (TestSelfCancelClass *klass)
+{
+  EXO_RESOURCE_CLASS (klass)->do_check_health = test_self_cancel_do_check_health;
+}
+
+static void
+test_self_cancel_init (TestSelfCancel *self)
+{
+}
+
+static void
+test_health_self_cancelled_check_fails (void)
+{
+  g_autoptr(TestSelfCancel) r = g_object_new (TEST_TYPE_SELF_CANCEL, "id", "self-cancel", NULL);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
+  g_assert_false (exo_test_check_health (EXO_RESOURCE (r), NULL));
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_DEGRADED);
+  g_assert_cmpuint (exo_resource_get_error_count (EXO_RESOURCE (r)), ==, 1);
+
+  /* cancelled by the caller: no outcome, nothing counted */
+  g_cancellable_cancel (cancellable);
+  exo_resource_check_health_async (EXO_RESOURCE (r), cancellable, exo_test_store_result, &result);
+  g_assert_true (exo_test_wait_result (&result, 5000));
+  g_assert_cmpuint (exo_resource_get_error_count (EXO_RESOURCE (r)), ==, 1);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1170,6 +1215,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/resource/cancel/one-of-two-callers", test_cancel_one_of_two);
   g_test_add_func ("/exo/resource/cancel/during-retry-wait", test_cancel_during_retry_wait);
   g_test_add_func ("/exo/resource/health", test_health);
+  g_test_add_func ("/exo/resource/regression/self-cancelled-check-fails", test_health_self_cancelled_check_fails);
   g_test_add_func ("/exo/resource/vfunc-drops-task", test_vfunc_drops_task);
   g_test_add_func ("/exo/resource/ensure-ready", test_ensure_ready);
   g_test_add_func ("/exo/resource/initialize-while-closing", test_initialize_while_closing);

@@ -1332,7 +1332,11 @@ do_check_health_cb (GObject      *source,
 
   healthy = g_task_propagate_boolean (G_TASK (result), &error);
 
-  if (error != NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  /* Cancelled by whoever asked for the check: no outcome.  Cancelled by
+   * the implementation itself (its own timeout gave up on a backend that
+   * accepts and never answers): a failed check. */
+  if (error != NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+      g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     {
       g_task_return_error (task, error);
       return;
