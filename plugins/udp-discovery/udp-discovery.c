@@ -737,15 +737,8 @@ handle_datagram (UdpDiscovery       *self,
       udp_discovery_envelope_clear (&envelope);
       return;
     }
-  /* Fresh, and not seen before from this node (the id is authenticated). */
-  if (!exo_replay_guard_check (self->guard, message->node_id, envelope.timestamp_us,
-                               envelope.nonce, g_get_real_time (), &error))
-    {
-      drop_unauthenticated (self, auth_drop_for_error (error), source, error->message);
-      udp_discovery_envelope_clear (&envelope);
-      return;
-    }
-  /* A copy with a spoofed source must not send us anywhere else. */
+  /* A copy with a spoofed source must not send us anywhere else (checked
+   * before the nonce is used up, so such a copy cannot shadow the real one). */
   if (!udp_discovery_envelope_has_address (&envelope, ip))
     {
       g_autofree char *text = g_strjoinv (", ", envelope.addresses);
@@ -753,6 +746,14 @@ handle_datagram (UdpDiscovery       *self,
                                               message->node_id, ip, text);
 
       drop_unauthenticated (self, AUTH_DROP_UNANNOUNCED_SOURCE, source, why);
+      udp_discovery_envelope_clear (&envelope);
+      return;
+    }
+  /* Fresh, and not seen before from this node (the id is authenticated). */
+  if (!exo_replay_guard_check (self->guard, message->node_id, envelope.timestamp_us,
+                               envelope.nonce, g_get_real_time (), &error))
+    {
+      drop_unauthenticated (self, auth_drop_for_error (error), source, error->message);
       udp_discovery_envelope_clear (&envelope);
       return;
     }

@@ -71,7 +71,13 @@ canonical_request (const char          *method,
                        "header %s cannot be signed (line break)", headers[i]);
           return NULL;
         }
-      g_ptr_array_add (lines, g_strdup_printf ("%s:%s", name, headers[i + 1]));
+      /* HTTP servers drop the white space around a value and may replace
+       * invalid UTF-8 (libsoup does): so does the signature */
+      {
+        g_autofree char *value = g_strstrip (g_utf8_make_valid (headers[i + 1], -1));
+
+        g_ptr_array_add (lines, g_strdup_printf ("%s:%s", name, value));
+      }
     }
   g_ptr_array_sort (lines, compare_strings);
 
