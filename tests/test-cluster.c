@@ -1270,6 +1270,25 @@ send_datagram (GSocket    *socket,
   return g_socket_send_to (socket, to, data, length, NULL, NULL) == (gssize) length;
 }
 
+/* The datagram a holder of @key sends for @message, announcing @addresses
+ * (docs/cluster-protocol.md, made here independently of the plugin). */
+static char *
+seal (ExoClusterKey *key,
+      const char    *message,
+      const char    *addresses,
+      gsize         *out_length)
+{
+  g_autofree char *nonce = exo_cluster_auth_new_nonce ();
+  g_autofree char *prefix = g_strdup_printf ("EXO-AUTH v1 ts=%" G_GINT64_FORMAT " nonce=%s addrs=%s",
+                                             g_get_real_time (), nonce, addresses);
+  g_autofree char *covered = g_strdup_printf ("exo-discovery-v1\n%s\n%s", prefix, message);
+  g_autofree char *mac = exo_cluster_key_sign (key, (const guint8 *) covered, strlen (covered));
+  char *datagram = g_strdup_printf ("%s mac=%s\n%s", prefix, mac, message);
+
+  *out_length = strlen (datagram);
+  return datagram;
+}
+
 static gint64
 resource_metric (Cluster    *c,
                  Node       *n,
@@ -1371,6 +1390,23 @@ test_security (void)
          "cannot send the spoofed datagram");
   CHECK (wait_resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-unannounced-source", 1,
                                5000), "the spoofed datagram was not refused");
+  /* The same for a node node-1 does not know yet, pointing at the listener:
+   * signed by a key holder, for 127.0.0.1, sent from 127.0.0.66. */
+  {
+    g_autoptr(ExoClusterKey) key = exo_cluster_key_load (c->key_path, &error);
+    g_autofree char *message = NULL;
+    g_autofree char *datagram = NULL;
+    gsize length = 0;
+
+    CHECK (key != NULL, "cannot read the cluster key: %s", error->message);
+    message = g_strdup_printf ("{\"type\": \"discovery\", \"node_id\": \"ghost\", "
+                               "\"grpc_port\": %u}", c->nodes[1].http_port);
+    datagram = seal (key, message, "127.0.0.1", &length);
+    CHECK (send_datagram (spoofer, c->nodes[0].udp_port, datagram, length),
+           "cannot send the spoofed datagram");
+  }
+  CHECK (wait_resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-unannounced-source", 2,
+                               5000), "the spoofed datagram of a new node was not refused");
   /* From the right address it is genuine, once; again, it is a replay. */
   CHECK (send_datagram (honest, c->nodes[0].udp_port, captured, (gsize) n_captured) &&
          send_datagram (honest, c->nodes[0].udp_port, captured, (gsize) n_captured),
