@@ -1764,6 +1764,17 @@ test_auth_peer_forged (Fixture       *fx,
 
     g_assert_cmpuint (first->status, ==, 202);
     assert_refused (again, "replay");
+
+    /* and after a restart of the server, still */
+    exo_test_cleanup (fx->server, NULL);
+    g_assert_true (exo_test_initialize (fx->server, NULL));
+    g_free (fx->address);
+    fx->address = g_strdup_printf ("127.0.0.1:%u", exo_server_get_port (EXO_SERVER (fx->server)));
+    {
+      g_autoptr(Reply) after = http_with_auth (fx, "POST", "/peer/v1/prompt", body, auth, NULL);
+
+      assert_refused (after, "replay");
+    }
   }
 
   g_assert_cmpuint (fx->node->n_prompts, ==, 1);
@@ -1772,8 +1783,8 @@ test_auth_peer_forged (Fixture       *fx,
   g_assert_cmpuint (metric_u64 (fx->server, "peer-auth-bad-mac"), ==, 4);
   g_assert_cmpuint (metric_u64 (fx->server, "peer-auth-malformed"), ==, 1);
   g_assert_cmpuint (metric_u64 (fx->server, "peer-auth-stale"), ==, 1);
-  g_assert_cmpuint (metric_u64 (fx->server, "peer-auth-replay"), ==, 1);
-  g_assert_cmpuint (metric_u64 (fx->server, "peer-auth-failures"), ==, 7);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-auth-replay"), ==, 2);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-auth-failures"), ==, 8);
   /* one line per reason */
   g_assert_cmpuint (refusals->len, ==, 4);
   g_assert_cmpuint (refusals_containing ("(bad-mac)"), ==, 1);

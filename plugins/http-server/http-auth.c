@@ -40,7 +40,7 @@
 struct _ExoHttpAuth
 {
   char           *resource_id;
-  ExoClusterKey  *key;
+  ExoClusterKey  *key;               /* NULL: not configured, everything refused */
   ExoReplayGuard *guard;
   GArray         *api_keys;          /* SHA-256 digests, 32 bytes each */
 
@@ -197,36 +197,56 @@ load_api_key_file (ExoHttpAuth  *auth,
 /* --- the server's state ------------------------------------------------------- */
 
 ExoHttpAuth *
-exo_http_auth_new (const char          *resource_id,
-                   ExoClusterKey       *key,
-                   const char * const  *api_keys,
-                   const char          *api_key_file,
-                   GError             **error)
+exo_http_auth_new (void)
 {
   ExoHttpAuth *auth = g_new0 (ExoHttpAuth, 1);
 
-  auth->resource_id = g_strdup (resource_id);
-  auth->key = exo_cluster_key_ref (key);
+  auth->resource_id = g_strdup ("");
   auth->guard = exo_replay_guard_new (EXO_CLUSTER_AUTH_MAX_SKEW_US, MAX_REPLAY_ENTRIES,
                                       MAX_REPLAY_SENDERS);
   auth->api_keys = g_array_new (FALSE, FALSE, 1);
+  return auth;
+}
+
+void
+exo_http_auth_unconfigure (ExoHttpAuth *auth)
+{
+  g_clear_pointer (&auth->key, exo_cluster_key_unref);
+  /* the digests of secrets: wipe them */
+  if (auth->api_keys->len > 0)
+    memset (auth->api_keys->data, 0, auth->api_keys->len);
+  g_array_set_size (auth->api_keys, 0);
+}
+
+gboolean
+exo_http_auth_configure (ExoHttpAuth         *auth,
+                         const char          *resource_id,
+                         ExoClusterKey       *key,
+                         const char * const  *api_keys,
+                         const char          *api_key_file,
+                         GError             **error)
+{
+  exo_http_auth_unconfigure (auth);
+  g_free (auth->resource_id);
+  auth->resource_id = g_strdup (resource_id);
   for (guint i = 0; api_keys != NULL && api_keys[i] != NULL; i++)
     {
       g_autofree char *where = g_strdup_printf ("api-keys[%u]", i);
 
       if (!add_api_key (auth, api_keys[i], strlen (api_keys[i]), where, error))
         {
-          exo_http_auth_free (auth);
-          return NULL;
+          exo_http_auth_unconfigure (auth);
+          return FALSE;
         }
     }
   if (api_key_file != NULL && *api_key_file != '\0' &&
       !load_api_key_file (auth, api_key_file, error))
     {
-      exo_http_auth_free (auth);
-      return NULL;
+      exo_http_auth_unconfigure (auth);
+      return FALSE;
     }
-  return auth;
+  auth->key = exo_cluster_key_ref (key);
+  return TRUE;
 }
 
 void
@@ -234,11 +254,9 @@ exo_http_auth_free (ExoHttpAuth *auth)
 {
   if (auth == NULL)
     return;
+  exo_http_auth_unconfigure (auth);
   g_free (auth->resource_id);
-  exo_cluster_key_unref (auth->key);
   exo_replay_guard_unref (auth->guard);
-  /* the digests of secrets: wipe them */
-  memset (auth->api_keys->data, 0, auth->api_keys->len);
   g_array_unref (auth->api_keys);
   g_free (auth);
 }
@@ -411,7 +429,8 @@ exo_http_auth_check_early (ExoHttpAuth       *auth,
 
   if (exo_http_auth_is_peer_path (path))
     {
-      if (soup_message_headers_get_one (headers, EXO_CLUSTER_AUTH_HEADER) == NULL)
+      if (auth->key == NULL ||
+          soup_message_headers_get_one (headers, EXO_CLUSTER_AUTH_HEADER) == NULL)
         {
           g_autoptr(GError) error = g_error_new (EXO_CLUSTER_AUTH_ERROR,
                                                  EXO_CLUSTER_AUTH_ERROR_MISSING,
@@ -476,6 +495,13 @@ exo_http_auth_check_peer (ExoHttpAuth       *auth,
   PeerMsgData *data;
   gint64 timestamp = 0;
 
+  if (auth->key == NULL)
+    {
+      error = g_error_new (EXO_CLUSTER_AUTH_ERROR, EXO_CLUSTER_AUTH_ERROR_MISSING,
+                           "the server has no cluster key");
+      refuse_peer (auth, msg, error);
+      return FALSE;
+    }
   if (!exo_cluster_key_verify_request (auth->key,
                                        soup_message_headers_get_one (headers, EXO_CLUSTER_AUTH_HEADER),
                                        soup_server_message_get_method (msg), path,
@@ -539,7 +565,8 @@ exo_http_auth_collect_metrics (ExoHttpAuth  *auth,
   g_variant_dict_insert (metrics, "api-keys", "u",
                          auth != NULL ? auth->api_keys->len / 32 : 0);
   g_variant_dict_insert (metrics, "cluster-key-fingerprint", "s",
-                         auth != NULL ? exo_cluster_key_get_fingerprint (auth->key) : "");
+                         auth != NULL && auth->key != NULL
+                         ? exo_cluster_key_get_fingerprint (auth->key) : "");
   g_variant_dict_insert (metrics, "replay-cache-size", "u",
                          auth != NULL ? exo_replay_guard_get_size (auth->guard) : 0);
 }

@@ -14,18 +14,23 @@ G_BEGIN_DECLS
 #define EXO_HTTP_MAX_API_KEYS    1024
 #define EXO_HTTP_MAX_API_KEY_LEN 1024
 
-/* What a server checks; made per initialize, used on its thread only. */
+/* What a server checks: one per server, for its life (the counters and the
+ * nonces seen outlive a restart); used on the server's thread only. */
 typedef struct _ExoHttpAuth ExoHttpAuth;
 
-/* @api_keys and the lines of @api_key_file (nullable both): when neither
- * holds a key, the user API is open.  FALSE with an error naming the file
- * or the key when one is unusable. */
-ExoHttpAuth *exo_http_auth_new             (const char          *resource_id,
+ExoHttpAuth *exo_http_auth_new             (void);
+void         exo_http_auth_free            (ExoHttpAuth         *auth);
+/* At each initialize: the key, and @api_keys and the lines of @api_key_file
+ * (nullable both; when neither holds a key, the user API is open).  FALSE
+ * with an error naming the file or the key when one is unusable; then, as
+ * after exo_http_auth_unconfigure(), every request is refused. */
+gboolean     exo_http_auth_configure       (ExoHttpAuth         *auth,
+                                            const char          *resource_id,
                                             ExoClusterKey       *key,
                                             const char * const  *api_keys,
                                             const char          *api_key_file,
                                             GError             **error);
-void         exo_http_auth_free            (ExoHttpAuth         *auth);
+void         exo_http_auth_unconfigure     (ExoHttpAuth         *auth);
 
 /* Whether @path is peer RPC (every /peer/ path). */
 gboolean     exo_http_auth_is_peer_path    (const char          *path);

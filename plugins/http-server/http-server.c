@@ -53,8 +53,9 @@ struct _ExoHttpServer
   char       **api_keys;
   char        *api_key_file;
 
+  ExoHttpAuth *auth;            /* for the server's life; configured per initialize */
+
   /* while listening (see do_initialize) */
-  ExoHttpAuth *auth;
   GSocketService *service;      /* accepts the TCP connections */
   GSocket     *keepalive_socket;/* a listener libsoup never accepts on */
   GHashTable  *conns;           /* "remote ip:port" -> Conn*: the accepted connections */
@@ -556,7 +557,7 @@ early_handler (SoupServer        *server,
 
   /* Unsigned peer requests and user requests without a valid API key (when
    * keys are configured) are refused before their body is read. */
-  if (self->auth != NULL && !exo_http_auth_check_early (self->auth, msg, path))
+  if (!exo_http_auth_check_early (self->auth, msg, path))
     return;
 
   /* Only peers (ExoHttpPeer) keep connections alive: see do_initialize. */
@@ -1961,7 +1962,7 @@ stop_listening (ExoHttpServer *self)
   GHashTableIter iter;
   gpointer key;
 
-  g_clear_pointer (&self->auth, exo_http_auth_free);
+  exo_http_auth_unconfigure (self->auth);
   if (self->server == NULL)
     return;
 
@@ -2087,10 +2088,9 @@ exo_http_server_do_initialize (ExoResource *resource,
                                "%s", error->message);
       return;
     }
-  self->auth = exo_http_auth_new (exo_resource_get_id (resource), key,
-                                  (const char * const *) self->api_keys, self->api_key_file,
-                                  &error);
-  if (self->auth == NULL)
+  if (!exo_http_auth_configure (self->auth, exo_resource_get_id (resource), key,
+                                (const char * const *) self->api_keys, self->api_key_file,
+                                &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -2192,6 +2192,7 @@ exo_http_server_finalize (GObject *object)
   g_clear_pointer (&self->counts, g_hash_table_unref);
   g_clear_pointer (&self->api_keys, g_strfreev);
   g_clear_pointer (&self->api_key_file, g_free);
+  g_clear_pointer (&self->auth, exo_http_auth_free);
 
   G_OBJECT_CLASS (exo_http_server_parent_class)->finalize (object);
 }
@@ -2412,6 +2413,7 @@ exo_http_server_init (ExoHttpServer *self)
   self->seen_calls = g_hash_table_new (g_str_hash, g_str_equal);
   g_queue_init (&self->seen_order);
   self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->auth = exo_http_auth_new ();
 }
 
 /* --- plugin -------------------------------------------------------------- */

@@ -1369,9 +1369,10 @@ start (UdpDiscovery  *self,
                    "%s", local_error->message);
       return FALSE;
     }
-  g_clear_pointer (&self->guard, exo_replay_guard_unref);
-  self->guard = exo_replay_guard_new (EXO_CLUSTER_AUTH_MAX_SKEW_US, MAX_REPLAY_ENTRIES,
-                                      self->max_peers + 1);
+  /* Kept across restarts: a datagram seen before a restart is still a replay. */
+  if (self->guard == NULL)
+    self->guard = exo_replay_guard_new (EXO_CLUSTER_AUTH_MAX_SKEW_US, MAX_REPLAY_ENTRIES,
+                                        self->max_peers + 1);
 
   listen = g_inet_address_new_from_string (self->listen_address != NULL ? self->listen_address : "");
   if (listen == NULL || g_inet_address_get_family (listen) != G_SOCKET_FAMILY_IPV4)
