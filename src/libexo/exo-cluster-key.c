@@ -31,6 +31,9 @@ struct _ExoClusterKey
   gatomicrefcount ref_count;
   guint           n_keys;
   guint8          keys[EXO_CLUSTER_KEY_MAX_KEYS][EXO_CLUSTER_KEY_SIZE];
+  /* HMAC states with each key already absorbed, copied for each MAC: only
+   * read after key_finish(), so any thread may copy them */
+  GHmac          *keyed[EXO_CLUSTER_KEY_MAX_KEYS];
   char            fingerprint[17];
 };
 
@@ -156,12 +159,12 @@ equal_constant_time (const guint8 *a,
 }
 
 static void
-hmac (const guint8 *key,
+hmac (GHmac        *keyed,
       const guint8 *data,
       gsize         length,
       guint8        digest[32])
 {
-  g_autoptr(GHmac) h = g_hmac_new (G_CHECKSUM_SHA256, key, EXO_CLUSTER_KEY_SIZE);
+  g_autoptr(GHmac) h = g_hmac_copy (keyed);
   gsize digest_len = 32;
 
   g_hmac_update (h, data, (gssize) length);
@@ -209,6 +212,8 @@ key_finish (ExoClusterKey *key)
   g_checksum_update (sum, key->keys[0], EXO_CLUSTER_KEY_SIZE);
   g_checksum_get_digest (sum, digest, &digest_len);
   to_hex (digest, 8, key->fingerprint);
+  for (guint i = 0; i < key->n_keys; i++)
+    key->keyed[i] = g_hmac_new (G_CHECKSUM_SHA256, key->keys[i], EXO_CLUSTER_KEY_SIZE);
 }
 
 /**
@@ -237,6 +242,8 @@ exo_cluster_key_unref (ExoClusterKey *key)
   g_return_if_fail (key != NULL);
   if (g_atomic_ref_count_dec (&key->ref_count))
     {
+      for (guint i = 0; i < EXO_CLUSTER_KEY_MAX_KEYS; i++)
+        g_clear_pointer (&key->keyed[i], g_hmac_unref);
       memset (key->keys, 0, sizeof key->keys);
       g_free (key);
     }
@@ -660,7 +667,7 @@ exo_cluster_key_sign (ExoClusterKey *key,
   g_return_val_if_fail (key != NULL, NULL);
   g_return_val_if_fail (data != NULL || length == 0, NULL);
 
-  hmac (key->keys[0], data != NULL ? data : (const guint8 *) "", length, digest);
+  hmac (key->keyed[0], data != NULL ? data : (const guint8 *) "", length, digest);
   hex = g_malloc (MAC_HEX_LEN + 1);
   to_hex (digest, sizeof digest, hex);
   return hex;
@@ -696,7 +703,7 @@ exo_cluster_key_verify (ExoClusterKey *key,
     {
       guint8 expected[32];
 
-      hmac (key->keys[i], data != NULL ? data : (const guint8 *) "", length, expected);
+      hmac (key->keyed[i], data != NULL ? data : (const guint8 *) "", length, expected);
       ok |= equal_constant_time (expected, received, sizeof received);
     }
   return ok;
