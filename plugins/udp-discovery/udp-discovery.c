@@ -162,6 +162,7 @@ struct _UdpDiscovery
   ExoClusterKey  *key;             /* the cluster key (from start on) */
   ExoReplayGuard *guard;           /* nonces seen */
   GStrv        source_addresses;   /* announced: where our datagrams come from */
+  gboolean     bound_to_one;       /* listen-address is one address, not 0.0.0.0 */
 
   /* duplicate node id */
   gboolean  duplicate_active;
@@ -941,6 +942,42 @@ automatic_targets (UdpDiscovery *self)
   return targets;
 }
 
+/* The addresses to announce with a datagram that leaves by the interface
+ * @ip (or named @ifname): that one first, then the others, so that it is
+ * among them however many the host has. */
+static GStrv
+addresses_for (UdpDiscovery *self,
+               guint32       ip,
+               const char   *ifname)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_autofree char *first = NULL;
+  guint n = 0;
+
+  if (ip == 0 && ifname != NULL && *ifname != '\0' && self->interfaces != NULL)
+    for (guint i = 0; i < self->interfaces->len && ip == 0; i++)
+      {
+        UdpDiscoveryInterface *iface = g_ptr_array_index (self->interfaces, i);
+
+        if (g_str_equal (iface->name, ifname))
+          ip = iface->address;
+      }
+  /* a socket bound to one address sends from it, whatever the interface */
+  if (ip != 0 && !self->bound_to_one)
+    {
+      first = ip_to_string (ip);
+      g_strv_builder_add (builder, first);
+      n++;
+    }
+  for (guint i = 0; self->source_addresses[i] != NULL && n < UDP_DISCOVERY_MAX_ADDRESSES; i++)
+    if (first == NULL || !g_str_equal (self->source_addresses[i], first))
+      {
+        g_strv_builder_add (builder, self->source_addresses[i]);
+        n++;
+      }
+  return g_strv_builder_end (builder);
+}
+
 static void
 send_to (UdpDiscovery *self,
          Target       *target)
@@ -979,9 +1016,12 @@ send_to (UdpDiscovery *self,
       replace_string (&self->last_send_error, text);
       return;
     }
-  datagram = udp_discovery_seal (self->key, data, length,
-                                 (const char * const *) self->source_addresses,
-                                 g_get_real_time (), &datagram_length);
+  {
+    g_auto(GStrv) addresses = addresses_for (self, iface != NULL ? iface->address : 0, ifname);
+
+    datagram = udp_discovery_seal (self->key, data, length, (const char * const *) addresses,
+                                   g_get_real_time (), &datagram_length);
+  }
   if (g_socket_send_to (self->socket, target->address, datagram, datagram_length, NULL, &error) < 0)
     {
       g_autofree char *text = g_strdup_printf ("%s: %s", target->text, error->message);
@@ -1016,7 +1056,8 @@ update_source_addresses (UdpDiscovery *self)
   g_autoptr(GInetAddress) listen = g_inet_address_new_from_string (self->listen_address);
   guint n = 0;
 
-  if (listen != NULL && !g_inet_address_get_is_any (listen))
+  self->bound_to_one = listen != NULL && !g_inet_address_get_is_any (listen);
+  if (self->bound_to_one)
     {
       g_strv_builder_add (builder, self->listen_address);
       n++;
