@@ -83,7 +83,7 @@ canonical_request (const char          *method,
 
   body_hash = g_compute_checksum_for_data (G_CHECKSUM_SHA256,
                                            body != NULL ? body : (const guint8 *) "",
-                                           body_length);
+                                           body != NULL ? body_length : 0);
   text = g_string_new ("exo-peer-request-v1\n");
   g_string_append_printf (text, "%s\n%s\n%u\n", method, path, lines->len);
   for (guint i = 0; i < lines->len; i++)
@@ -266,7 +266,7 @@ canonical_response (const char   *request_nonce,
 {
   g_autofree char *body_hash = g_compute_checksum_for_data (G_CHECKSUM_SHA256,
                                                             body != NULL ? body : (const guint8 *) "",
-                                                            body_length);
+                                                            body != NULL ? body_length : 0);
   GString *text = g_string_new ("exo-peer-response-v1\n");
 
   g_string_append_printf (text, "%s\n%u\n%s", request_nonce, status, body_hash);
