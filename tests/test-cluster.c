@@ -9,10 +9,17 @@
  *   share a host; namespaces of runs that died are removed at the start.
  *
  * Each scenario: the nodes find each other (within 5 s) and agree on the
- * ring; a chat completion sent to node 1 is computed by all three shards;
+ * ring (they share a cluster key, a file in the test's folder); a chat
+ * completion sent to node 1 is computed by all three shards;
  * a request in flight when node 3 is killed (SIGKILL) fails fast with a
  * clear error; nodes 1 and 2 mark node 3 failed (measured; ≤ 10 s required,
  * ≤ 5 s the target) and re-partition; node 3, restarted, rejoins.
+ *
+ * /cluster/loopback/security: node-3 has another cluster key and never
+ *   joins nodes 1 and 2; unsigned peer RPC, forged, replayed and
+ *   spoofed-source datagrams sent to node 1 are dropped and counted (seen
+ *   on D-Bus), and the spoofed source is never probed; node-3 joins once it
+ *   has the cluster's key file.
  *
  * /cluster/node/...: the node resource in this process (plugins loaded from
  *   the build tree, without http-server): a one-node ring, chat with tokens,
@@ -156,6 +163,8 @@ spawn (const char * const  *argv,
     g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", bus_address, TRUE);
   g_subprocess_launcher_setenv (launcher, "NO_COLOR", "1", TRUE);
   g_subprocess_launcher_unsetenv (launcher, "EXO_NODE_ID");
+  /* nothing lands in the state directory of whoever runs the tests */
+  g_subprocess_launcher_setenv (launcher, "STATE_DIRECTORY", g_get_tmp_dir (), TRUE);
   if (log_path != NULL)
     g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
   proc = g_subprocess_launcher_spawnv (launcher, argv, error);
@@ -273,6 +282,8 @@ typedef struct {
   guint64      memory_mib;
   char        *config_path;
   char        *bus_name;
+  char        *key_path;     /* its node.cluster-key-file */
+  guint16      capture_port; /* also broadcast there (0: no) */
   GSubprocess *proc;
   guint        starts;
 } Node;
@@ -280,6 +291,7 @@ typedef struct {
 typedef struct {
   gboolean         netns;
   char            *tmpdir;
+  char            *key_path;     /* the cluster's key */
   GSubprocess     *dbus;
   char            *bus_address;
   GDBusConnection *bus;
@@ -350,6 +362,8 @@ write_configs (Cluster *c,
               g_string_append_printf (broadcast, "%s\"127.0.0.1:%u\"",
                                       broadcast->len ? ", " : "", c->nodes[j].udp_port);
             }
+          if (n->capture_port != 0)
+            g_string_append_printf (broadcast, ", \"127.0.0.1:%u\"", n->capture_port);
           g_string_prepend (broadcast, ",\n                    \"broadcast-addresses\": [");
           g_string_append (broadcast, "]");
         }
@@ -366,6 +380,7 @@ write_configs (Cluster *c,
           "@MEMORY_MIB@", memory,
           "@STATIC_PEERS@", statics->str,
           "@BROADCAST_SETTING@", broadcast->str,
+          "@KEY_FILE@", n->key_path != NULL ? n->key_path : c->key_path,
           NULL,
         };
         json = fill_template (template, pairs);
@@ -450,17 +465,19 @@ start_node (Cluster *c,
   return n->proc != NULL;
 }
 
-/* The node resource's Metrics, or NULL while the node is not on the bus. */
+/* The Metrics of resource @id of @n, or NULL while it is not on the bus. */
 static GVariant *
-node_metrics (Cluster *c,
-              Node    *n)
+resource_metrics (Cluster    *c,
+                  Node       *n,
+                  const char *id)
 {
   g_autoptr(GVariant) reply = NULL;
+  g_autofree char *path = g_strdup_printf ("/org/exo/Node1/resource/%s", id);
   GVariant *value = NULL;
 
   if (n->proc == NULL)
     return NULL;
-  reply = g_dbus_connection_call_sync (c->bus, n->bus_name, "/org/exo/Node1/resource/node",
+  reply = g_dbus_connection_call_sync (c->bus, n->bus_name, path,
                                        "org.freedesktop.DBus.Properties", "Get",
                                        g_variant_new ("(ss)", "org.exo.Resource1", "Metrics"),
                                        G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NO_AUTO_START,
@@ -495,9 +512,32 @@ node_metric (Cluster    *c,
              Node       *n,
              const char *key)
 {
-  g_autoptr(GVariant) m = node_metrics (c, n);
+  g_autoptr(GVariant) m = resource_metrics (c, n, "node");
 
   return metric (m, key);
+}
+
+/* Polls until metric @key of resource @id of @n is at least @min. */
+static gboolean
+wait_resource_metric (Cluster    *c,
+                      Node       *n,
+                      const char *id,
+                      const char *key,
+                      gint64      min,
+                      guint       timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  do
+    {
+      g_autoptr(GVariant) m = resource_metrics (c, n, id);
+
+      if (metric (m, key) >= min)
+        return TRUE;
+      g_usleep (20 * 1000);
+    }
+  while (g_get_monotonic_time () < deadline);
+  return FALSE;
 }
 
 /* HTTP through curl (inside the node's namespace for the netns variant). */
@@ -876,6 +916,14 @@ cluster_init (Cluster *c,
   c->exoctl = g_getenv ("EXOCTL");
   c->plugin_dir = g_getenv ("EXO_TEST_PLUGIN_DIR");
   c->tmpdir = g_dir_make_tmp ("exo-cluster-XXXXXX", NULL);
+  if (c->tmpdir != NULL)
+    {
+      /* The cluster's key: as an operator copies one file to every node. */
+      g_autoptr(ExoClusterKey) key = exo_cluster_key_new_random ();
+
+      c->key_path = g_build_filename (c->tmpdir, "cluster.key", NULL);
+      exo_cluster_key_save (key, c->key_path, NULL);
+    }
 
   for (guint i = 0; i < N_NODES; i++)
     {
@@ -915,7 +963,9 @@ cluster_clear (Cluster *c)
       g_free (n->host);
       g_free (n->config_path);
       g_free (n->bus_name);
+      g_free (n->key_path);
     }
+  g_free (c->key_path);
   if (c->bus != NULL)
     g_dbus_connection_close_sync (c->bus, NULL, NULL);
   g_clear_object (&c->bus);
@@ -1180,6 +1230,222 @@ test_netns (void)
   run_scenario (&c);
   cluster_clear (&c);
   netns_teardown ();
+}
+
+/* --- security: the cluster key ------------------------------------------------ */
+
+static GSocket *
+socket_on (const char  *ip,
+           guint16      port,
+           GSocketType  type)
+{
+  g_autoptr(GInetAddress) address = g_inet_address_new_from_string (ip);
+  g_autoptr(GSocketAddress) where = g_inet_socket_address_new (address, port);
+  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, type, 0, NULL);
+
+  if (socket == NULL || !g_socket_bind (socket, where, TRUE, NULL))
+    return NULL;
+  if (type == G_SOCKET_TYPE_STREAM && !g_socket_listen (socket, NULL))
+    return NULL;
+  return g_steal_pointer (&socket);
+}
+
+static guint16
+local_port (GSocket *socket)
+{
+  g_autoptr(GSocketAddress) local = g_socket_get_local_address (socket, NULL);
+
+  return local != NULL ? g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local)) : 0;
+}
+
+static gboolean
+send_datagram (GSocket    *socket,
+               guint16     port,
+               const void *data,
+               gsize       length)
+{
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) to = g_inet_socket_address_new (lo, port);
+
+  return g_socket_send_to (socket, to, data, length, NULL, NULL) == (gssize) length;
+}
+
+/* The datagram a holder of @key sends for @message, announcing @addresses
+ * (docs/cluster-protocol.md, made here independently of the plugin). */
+static char *
+seal (ExoClusterKey *key,
+      const char    *message,
+      const char    *addresses,
+      gsize         *out_length)
+{
+  g_autofree char *nonce = exo_cluster_auth_new_nonce ();
+  g_autofree char *prefix = g_strdup_printf ("EXO-AUTH v1 ts=%" G_GINT64_FORMAT " nonce=%s addrs=%s",
+                                             g_get_real_time (), nonce, addresses);
+  g_autofree char *covered = g_strdup_printf ("exo-discovery-v1\n%s\n%s", prefix, message);
+  g_autofree char *mac = exo_cluster_key_sign (key, (const guint8 *) covered, strlen (covered));
+  char *datagram = g_strdup_printf ("%s mac=%s\n%s", prefix, mac, message);
+
+  *out_length = strlen (datagram);
+  return datagram;
+}
+
+static gint64
+resource_metric (Cluster    *c,
+                 Node       *n,
+                 const char *id,
+                 const char *key)
+{
+  g_autoptr(GVariant) m = resource_metrics (c, n, id);
+
+  return metric (m, key);
+}
+
+/* Nodes 1 and 2 share the cluster's key, node 3 has another: it never
+ * joins them; the attacks of issue 9 against node 1 fail and are counted;
+ * with the cluster's key file, node 3 joins. */
+static void
+test_security (void)
+{
+  Cluster cl, *c = &cl;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) capture = NULL;
+  g_autoptr(GSocket) spoofer = NULL;
+  g_autoptr(GSocket) honest = NULL;
+  g_autoptr(GSocket) trap = NULL;
+  g_autofree char *last = NULL;
+  g_autofree char *why = NULL;
+  char captured[8192];
+  gssize n_captured = 0;
+  guint status = 0;
+  const guint num_tokens = 10, expected_tokens = num_tokens - 1;
+
+  cluster_init (c, FALSE);
+  CHECK (c->exo_node != NULL && c->plugin_dir != NULL, "EXO_NODE and EXO_TEST_PLUGIN_DIR must be set");
+  CHECK (c->key_path != NULL, "cannot make a temporary folder");
+  {
+    g_autoptr(ExoClusterKey) other = exo_cluster_key_new_random ();
+
+    c->nodes[2].key_path = g_build_filename (c->tmpdir, "another.key", NULL);
+    CHECK (exo_cluster_key_save (other, c->nodes[2].key_path, &error), "key: %s", error->message);
+  }
+  /* Node 2 also announces itself to a socket of ours (a capture on the
+   * wire); a listener waits where a spoofed copy would point node 1. */
+  capture = socket_on ("127.0.0.1", 0, G_SOCKET_TYPE_DATAGRAM);
+  spoofer = socket_on ("127.0.0.66", 0, G_SOCKET_TYPE_DATAGRAM);
+  honest = socket_on ("127.0.0.1", 0, G_SOCKET_TYPE_DATAGRAM);
+  trap = socket_on ("127.0.0.66", c->nodes[1].http_port, G_SOCKET_TYPE_STREAM);
+  CHECK (capture != NULL && spoofer != NULL && honest != NULL && trap != NULL,
+         "cannot make the test's sockets on 127.0.0.1 and 127.0.0.66");
+  g_socket_set_blocking (trap, FALSE);
+  c->nodes[1].capture_port = local_port (capture);
+  CHECK (write_configs (c, 0, num_tokens, &error), "configs: %s", error->message);
+  CHECK (start_bus (c, &error), "dbus-daemon: %s", error ? error->message : "?");
+  for (guint i = 0; i < N_NODES; i++)
+    CHECK (start_node (c, &c->nodes[i], &error), "starting %s: %s", c->nodes[i].id, error->message);
+
+  /* 1. Nodes 1 and 2 form a ring; node 3, with another key, stays alone. */
+  CHECK (wait_ring (c, 0x3, RING_2, 15000, &last), "no ring %s; last: %s", RING_2, last);
+  CHECK (wait_ring (c, 0x4, "node-3:0-15", 15000, &last), "node-3 is not alone; last: %s", last);
+  CHECK (wait_resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-bad-mac", 1, 10000),
+         "node-1 counted no datagram of node-3 as bad-mac");
+  CHECK (wait_resource_metric (c, &c->nodes[0], "server", "peer-auth-bad-mac", 1, 10000),
+         "node-1 counted no probe of node-3 as bad-mac");
+  CHECK (wait_resource_metric (c, &c->nodes[2], "discovery", "static-probe-failures", 1, 10000),
+         "node-3 counted no failed probe");
+  g_test_message ("node-1: %" G_GINT64_FORMAT " datagrams and %" G_GINT64_FORMAT
+                  " peer requests of node-3 refused (bad-mac)",
+                  resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-bad-mac"),
+                  resource_metric (c, &c->nodes[0], "server", "peer-auth-bad-mac"));
+
+  /* 2. Unsigned peer RPC: 401, counted, the node does nothing. */
+  {
+    g_autofree char *prompt = g_strdup_printf (
+      "{\"shard\": {\"model_id\": \"dummy\", \"start_layer\": 0, \"end_layer\": 14, "
+      "\"n_layers\": 16}, \"prompt\": \"hi\", \"request_id\": \"forged\"}");
+    g_autofree char *body = http (c, &c->nodes[0], "POST", "/peer/v1/prompt", prompt, &status);
+
+    CHECK (status == 401 && body != NULL && strstr (body, "unauthenticated") != NULL,
+           "unsigned /peer/v1/prompt: HTTP %u %s", status, body ? body : "");
+  }
+  CHECK (wait_resource_metric (c, &c->nodes[0], "server", "peer-auth-missing", 1, 5000),
+         "the unsigned peer request was not counted");
+
+  /* 3. A forged datagram (exo's bare message): dropped and counted. */
+  {
+    g_autofree char *forged = g_strdup_printf (
+      "{\"type\": \"discovery\", \"node_id\": \"intruder\", \"grpc_port\": %u, "
+      "\"device_capabilities\": {\"memory\": 1048576}}", c->nodes[1].http_port);
+
+    CHECK (send_datagram (honest, c->nodes[0].udp_port, forged, strlen (forged)),
+           "cannot send the forged datagram");
+  }
+  CHECK (wait_resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-missing", 1, 5000),
+         "the forged datagram was not counted");
+
+  /* 4. A real datagram of node 2, replayed from a spoofed source. */
+  g_socket_set_timeout (capture, 10);
+  n_captured = g_socket_receive (capture, captured, sizeof captured, NULL, &error);
+  CHECK (n_captured > 0, "no datagram of node-2 captured: %s", error ? error->message : "?");
+  CHECK (send_datagram (spoofer, c->nodes[0].udp_port, captured, (gsize) n_captured),
+         "cannot send the spoofed datagram");
+  CHECK (wait_resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-unannounced-source", 1,
+                               5000), "the spoofed datagram was not refused");
+  /* The same for a node node-1 does not know yet, pointing at the listener:
+   * signed by a key holder, for 127.0.0.1, sent from 127.0.0.66. */
+  {
+    g_autoptr(ExoClusterKey) key = exo_cluster_key_load (c->key_path, &error);
+    g_autofree char *message = NULL;
+    g_autofree char *datagram = NULL;
+    gsize length = 0;
+
+    CHECK (key != NULL, "cannot read the cluster key: %s", error->message);
+    message = g_strdup_printf ("{\"type\": \"discovery\", \"node_id\": \"ghost\", "
+                               "\"grpc_port\": %u}", c->nodes[1].http_port);
+    datagram = seal (key, message, "127.0.0.1", &length);
+    CHECK (send_datagram (spoofer, c->nodes[0].udp_port, datagram, length),
+           "cannot send the spoofed datagram");
+  }
+  CHECK (wait_resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-unannounced-source", 2,
+                               5000), "the spoofed datagram of a new node was not refused");
+  /* From the right address it is genuine, once; again, it is a replay. */
+  CHECK (send_datagram (honest, c->nodes[0].udp_port, captured, (gsize) n_captured) &&
+         send_datagram (honest, c->nodes[0].udp_port, captured, (gsize) n_captured),
+         "cannot replay the datagram");
+  CHECK (wait_resource_metric (c, &c->nodes[0], "discovery", "dropped-auth-replay", 1, 5000),
+         "the replayed datagram was not refused");
+
+  /* 5. Nobody connected to where the spoofed copy pointed. */
+  g_usleep (3 * G_USEC_PER_SEC);
+  {
+    g_autoptr(GSocket) probe = g_socket_accept (trap, NULL, NULL);
+
+    CHECK (probe == NULL, "node-1 connected to 127.0.0.66:%u, the spoofed source",
+           c->nodes[1].http_port);
+  }
+
+  /* 6. The ring is as it was; it computes. */
+  CHECK (wait_ring (c, 0x3, RING_2, 5000, &last), "the ring changed; last: %s", last);
+  CHECK (node_metric (c, &c->nodes[0], "peers") == 1, "node-1 has %" G_GINT64_FORMAT " peers",
+         node_metric (c, &c->nodes[0], "peers"));
+  CHECK (chat_ok (c, &c->nodes[0], expected_tokens, &why), "chat on nodes 1 and 2: %s", why);
+
+  /* 7. Node 3 gets the cluster's key file (an operator copies it) and joins. */
+  CHECK (end_process (&c->nodes[2].proc, SIGTERM, 10000), "node-3 did not stop");
+  {
+    g_autofree char *text = NULL;
+
+    CHECK (g_file_get_contents (c->key_path, &text, NULL, &error) &&
+           g_file_set_contents (c->nodes[2].key_path, text, -1, &error),
+           "copying the key: %s", error->message);
+    g_chmod (c->nodes[2].key_path, 0600);
+  }
+  CHECK (start_node (c, &c->nodes[2], &error), "restarting node-3: %s", error->message);
+  CHECK (wait_ring (c, 0x7, RING_3, 20000, &last), "node-3 did not join with the key; last: %s",
+         last);
+  CHECK (chat_ok (c, &c->nodes[0], expected_tokens, &why), "chat on three nodes: %s", why);
+
+out:
+  cluster_clear (c);
 }
 
 /* --- the node in this process ---------------------------------------------- */
@@ -1591,11 +1857,18 @@ main (int argc, char **argv)
   install_crash_handlers ();
 
   g_log_set_writer_func (quiet_writer, NULL, NULL);
+  /* the key of the nodes made in this process (/cluster/node/...) */
+  {
+    g_autoptr(ExoClusterKey) key = exo_cluster_key_new_random ();
+
+    exo_cluster_key_set_default (key);
+  }
 
   g_test_add_func ("/cluster/node/single", test_node_single);
   g_test_add_func ("/cluster/node/id-mismatch", test_node_id_mismatch);
   g_test_add_func ("/cluster/node/no-peer-type", test_node_no_peer_type);
   g_test_add_func ("/cluster/loopback", test_loopback);
+  g_test_add_func ("/cluster/loopback/security", test_security);
   g_test_add_func ("/cluster/netns", test_netns);
 
   {

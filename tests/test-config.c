@@ -284,6 +284,7 @@ test_good_load (void)
 
   g_assert_cmpstr (exo_config_get_node_id (config), ==, "node-1");
   g_assert_cmpstr (exo_config_get_node_name (config), ==, "Test node");
+  g_assert_cmpstr (exo_config_get_cluster_key_file (config), ==, "keys/cluster.key");
   assert_strv (ids, "store,worker,sub,late,partial.retry_1");
   assert_strv (types, "kinds,test,group");
   g_assert_true (g_str_has_suffix (exo_config_get_source_name (config), "good.json"));
@@ -616,6 +617,12 @@ static const InlineCase inline_cases[] = {
     "inline.json:2: node.id: the id 'a/b' contains '/'; only letters, digits, '_', '.' and '-' are allowed" },
   { "unknown-node-key", "{\n  \"node\": { \"idd\": \"x\" },\n  \"resources\": []\n}", EXO_CONFIG_ERROR_UNKNOWN_KEY,
     "inline.json:2: node.idd: unknown key; did you mean 'id'?" },
+  { "empty-key-file", "{\n  \"node\": { \"cluster-key-file\": \"\" },\n  \"resources\": []\n}",
+    EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: node.cluster-key-file: expected the path of a file (1 to 4096 bytes)" },
+  { "key-file-not-string", "{\n  \"node\": { \"cluster-key-file\": 1 },\n  \"resources\": []\n}",
+    EXO_CONFIG_ERROR_WRONG_TYPE,
+    "inline.json:2: node.cluster-key-file: expected a string, got an integer" },
   { "unknown-key-no-suggestion", "{ \"resources\": [], \"zzzzzz\": 1 }", EXO_CONFIG_ERROR_UNKNOWN_KEY,
     "inline.json:1: zzzzzz: unknown key (expected one of: node, resources)" },
   { "unknown-retry-key", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"test\",\n"
@@ -953,6 +960,7 @@ test_load_data_defaults (void)
   g_assert_cmpstr (exo_config_get_source_name (config), ==, "<data>");
   g_assert_cmpstr (exo_config_get_node_id (config), ==, "auto");
   g_assert_null (exo_config_get_node_name (config));
+  g_assert_null (exo_config_get_cluster_key_file (config));
   ids = exo_config_get_resource_ids (config);
   types = exo_config_get_resource_types (config);
   g_assert_cmpuint (g_strv_length (ids), ==, 0);

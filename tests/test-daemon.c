@@ -181,6 +181,13 @@ node_start_argv (Fixture *f, gboolean isolated, const char *log_name, va_list ap
   node->log_path = g_build_filename (f->tmpdir, log_name, NULL);
   g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS",
                                 f->bus_address, TRUE);
+  /* the state directory (the cluster key) of this test, as systemd's
+   * StateDirectory= sets it */
+  {
+    g_autofree char *state = g_build_filename (f->tmpdir, "state", NULL);
+
+    g_subprocess_launcher_setenv (launcher, "STATE_DIRECTORY", state, TRUE);
+  }
   g_subprocess_launcher_unsetenv (launcher, "EXO_PLUGIN_PATH");
   g_subprocess_launcher_set_stderr_file_path (launcher, node->log_path);
   g_subprocess_launcher_set_stdout_file_path (launcher, node->log_path);
@@ -403,6 +410,19 @@ test_default_config (Fixture *f, gconstpointer data)
   g_assert_cmpint (log_pos (log, "discovery: closing -> closed"), <, log_pos (log, "server: ready -> closing"));
   g_assert_cmpint (log_pos (log, "node: closing -> closed"), <, log_pos (log, "engine: ready -> closing"));
   g_assert_nonnull (strstr (log, "all resources cleaned up"));
+  /* Out of the box: a cluster key was made on the first start, private. */
+  {
+    g_autofree char *key = g_build_filename (f->tmpdir, "state", "cluster.key", NULL);
+    g_autofree char *dir = g_build_filename (f->tmpdir, "state", NULL);
+    g_autofree char *line = g_strdup_printf ("generated a new cluster key in %s", key);
+    GStatBuf st;
+
+    g_assert_nonnull (strstr (log, line));
+    g_assert_cmpint (g_stat (key, &st), ==, 0);
+    g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+    g_assert_cmpint (g_stat (dir, &st), ==, 0);
+    g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+  }
   node_free (node);
 }
 
@@ -492,6 +512,103 @@ test_check_config (Fixture *f, gconstpointer data)
   g_assert_cmpint (node_wait (node, 10000), ==, 1);
   log = node_log (node);
   g_assert_true (strstr (log, "a -> b -> a") != NULL || strstr (log, "b -> a -> b") != NULL);
+  node_free (node);
+}
+
+
+/* The cluster key: made on the first start of a config that has cluster
+ * resources (never for one without), kept afterwards; a key file others
+ * may read, or one that is not a key, is refused before anything starts,
+ * by --check-config too. */
+static const char server_config[] =
+  "{ \"node\": { \"id\": \"keyed\"%s },\n"
+  "  \"resources\": [ { \"id\": \"server\", \"type\": \"http-server\",\n"
+  "    \"settings\": { \"port\": 0, \"listen-address\": \"127.0.0.1\" } } ] }\n";
+
+static void
+test_cluster_key (Fixture *f, gconstpointer data)
+{
+  g_autofree char *state = g_build_filename (f->tmpdir, "state", NULL);
+  g_autofree char *default_key = g_build_filename (state, "cluster.key", NULL);
+  g_autofree char *engine = write_file (f, "engine.json", engine_config);
+  g_autofree char *plain = g_strdup_printf (server_config, "");
+  g_autofree char *plain_path = write_file (f, "server.json", plain);
+  g_autofree char *open_key = g_build_filename (f->tmpdir, "open.key", NULL);
+  g_autofree char *junk_key = g_build_filename (f->tmpdir, "junk.key", NULL);
+  g_autofree char *with_open = g_strdup_printf (server_config, ", \"cluster-key-file\": \"open.key\"");
+  g_autofree char *with_junk = g_strdup_printf (server_config, ", \"cluster-key-file\": \"junk.key\"");
+  g_autofree char *open_path = write_file (f, "open.json", with_open);
+  g_autofree char *junk_path = write_file (f, "junk.json", with_junk);
+  g_autoptr(GDBusConnection) c = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *first_key = NULL, *second_key = NULL;
+  Node *node;
+
+  if (!have_daemon (f))
+    return;
+
+  /* no cluster resource: no key */
+  node = node_start (f, "engine.log", "--config", engine, "--bus-name", "org.exo.Test.Engine", NULL);
+  c = client (f);
+  g_assert_true (wait_node_ready (c, "org.exo.Test.Engine", 10000));
+  g_assert_false (g_file_test (default_key, G_FILE_TEST_EXISTS));
+  kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
+  g_assert_cmpint (node_wait (node, 10000), ==, 0);
+  node_free (node);
+
+  /* a server: the key is made, then kept */
+  for (guint i = 0; i < 2; i++)
+    {
+      node = node_start (f, i == 0 ? "first.log" : "second.log", "--config", plain_path,
+                         "--bus-name", "org.exo.Test.Keyed", NULL);
+      g_assert_true (wait_node_ready (c, "org.exo.Test.Keyed", 10000));
+      kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
+      g_assert_cmpint (node_wait (node, 10000), ==, 0);
+      log = node_log (node);
+      if (i == 0)
+        {
+          g_assert_nonnull (strstr (log, "generated a new cluster key in"));
+          g_assert_true (g_file_get_contents (default_key, &first_key, NULL, NULL));
+        }
+      else
+        {
+          g_autofree char *line = g_strdup_printf ("cluster key %s (fingerprint ", default_key);
+
+          g_assert_null (strstr (log, "generated"));
+          g_assert_nonnull (strstr (log, line));
+          g_assert_true (g_file_get_contents (default_key, &second_key, NULL, NULL));
+        }
+      g_clear_pointer (&log, g_free);
+      node_free (node);
+    }
+  g_assert_cmpstr (first_key, ==, second_key);
+  g_assert_cmpuint (strlen (first_key), ==, 65);   /* 64 hex digits and a newline */
+
+  /* a key others may read: refused, with the fix in the message */
+  g_assert_true (g_file_set_contents (open_key, first_key, -1, NULL));
+  g_assert_cmpint (g_chmod (open_key, 0644), ==, 0);
+  node = node_start (f, "open.log", "--config", open_path, NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 1);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "refusing to start: cluster key file "));
+  g_assert_nonnull (strstr (log, "open.key: group or others may read or write it (mode 0644)"));
+  g_assert_nonnull (strstr (log, "chmod 600"));
+  g_clear_pointer (&log, g_free);
+  node_free (node);
+  node = node_start (f, "open-check.log", "--check-config", open_path, NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 1);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "mode 0644"));
+  g_clear_pointer (&log, g_free);
+  node_free (node);
+
+  /* not a key */
+  g_assert_true (g_file_set_contents (junk_key, "hello\n", -1, NULL));
+  g_assert_cmpint (g_chmod (junk_key, 0600), ==, 0);
+  node = node_start (f, "junk.log", "--config", junk_path, NULL);
+  g_assert_cmpint (node_wait (node, 10000), ==, 1);
+  log = node_log (node);
+  g_assert_nonnull (strstr (log, "junk.key:1: expected 64 hexadecimal digits"));
   node_free (node);
 }
 
@@ -665,6 +782,7 @@ main (int argc, char **argv)
   ADD ("/daemon/shutdown-method", test_shutdown_method);
   ADD ("/daemon/second-signal", test_second_signal);
   ADD ("/daemon/usage-errors", test_usage_errors);
+  ADD ("/daemon/cluster-key", test_cluster_key);
 #undef ADD
 
   return g_test_run ();

@@ -6,6 +6,11 @@
  * interface and send nothing beyond loopback.  Bad datagrams come from
  * plain GSockets; static peers are a SoupServer in this process.
  *
+ * Every node of this process uses one cluster key (test_key, the default
+ * key); the plain sockets seal what they send with it (sender_send), so the
+ * checks of the message behind the envelope are exercised, or send raw or
+ * forged datagrams on purpose (/udp-discovery/auth/...).
+ *
  * The plugin is loaded through ExoPluginLoader from $EXO_UDP_DISCOVERY_PLUGIN
  * (set by meson), as the daemon loads it.
  *
@@ -19,6 +24,7 @@
 #define UDP_DISCOVERY_TEST_MAX_ID 128
 
 static GType discovery_type;
+static ExoClusterKey *test_key;   /* the cluster key of every node here */
 static guint interval_ms;     /* broadcast-interval-ms of the nodes */
 static guint timeout_ms;      /* peer-timeout-ms of the nodes */
 static guint wait_ms;         /* upper bound of any wait */
@@ -322,6 +328,7 @@ assert_mesh (Node   **nodes,
 typedef struct {
   GSocket *socket;
   guint16  port;
+  char    *ip;
 } Sender;
 
 static Sender *
@@ -334,6 +341,7 @@ sender_new (const char *ip,
   g_autoptr(GSocketAddress) local = NULL;
   g_autoptr(GError) error = NULL;
 
+  sender->ip = g_strdup (ip);
   sender->socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
                                  G_SOCKET_PROTOCOL_UDP, &error);
   g_assert_no_error (error);
@@ -344,11 +352,12 @@ sender_new (const char *ip,
   return sender;
 }
 
+/* Unsigned: exactly @data. */
 static void
-sender_send (Sender     *sender,
-             guint16     port,
-             const void *data,
-             gsize       length)
+sender_send_raw (Sender     *sender,
+                 guint16     port,
+                 const void *data,
+                 gsize       length)
 {
   g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr(GSocketAddress) to = g_inet_socket_address_new (lo, port);
@@ -357,6 +366,50 @@ sender_send (Sender     *sender,
   g_assert_cmpint (g_socket_send_to (sender->socket, to, data, length, NULL, &error), ==,
                    (gssize) length);
   g_assert_no_error (error);
+}
+
+/* The datagram a node holding @key sends for @data, announcing @addresses
+ * (NULL: the sender's own address) and signed at @ts_us (0: now). */
+static char *
+seal (ExoClusterKey *key,
+      const void    *data,
+      gsize          length,
+      const char    *addresses,
+      gint64         ts_us,
+      gsize         *out_length)
+{
+  g_autofree char *nonce = exo_cluster_auth_new_nonce ();
+  g_autofree char *prefix = g_strdup_printf ("EXO-AUTH v1 ts=%" G_GINT64_FORMAT " nonce=%s addrs=%s",
+                                             ts_us != 0 ? ts_us : g_get_real_time (), nonce,
+                                             addresses);
+  g_autoptr(GByteArray) covered = g_byte_array_new ();
+  g_autofree char *mac = NULL;
+  GString *datagram;
+
+  /* The envelope of docs/cluster-protocol.md, built independently of the plugin. */
+  g_byte_array_append (covered, (const guint8 *) "exo-discovery-v1\n", 17);
+  g_byte_array_append (covered, (const guint8 *) prefix, strlen (prefix));
+  g_byte_array_append (covered, (const guint8 *) "\n", 1);
+  g_byte_array_append (covered, data, length);
+  mac = exo_cluster_key_sign (key, covered->data, covered->len);
+  datagram = g_string_new (prefix);
+  g_string_append_printf (datagram, " mac=%s\n", mac);
+  g_string_append_len (datagram, data, (gssize) length);
+  *out_length = datagram->len;
+  return g_string_free (datagram, FALSE);
+}
+
+/* Sealed with the cluster key, from the sender's address. */
+static void
+sender_send (Sender     *sender,
+             guint16     port,
+             const void *data,
+             gsize       length)
+{
+  gsize sealed_length = 0;
+  g_autofree char *sealed = seal (test_key, data, length, sender->ip, 0, &sealed_length);
+
+  sender_send_raw (sender, port, sealed, sealed_length);
 }
 
 static void
@@ -371,6 +424,7 @@ static void
 sender_free (Sender *sender)
 {
   g_object_unref (sender->socket);
+  g_free (sender->ip);
   g_free (sender);
 }
 
@@ -642,9 +696,10 @@ test_invalid_messages (void)
   sender_send (sender, a->port, with_nul, sizeof with_nul - 1);
   sender_send_string (sender, a->port, long_id_message);
   n_invalid += 3;
-  /* Oversized: a valid message padded past 4096 bytes. */
+  /* Oversized: a valid message padded past 4096 bytes (the envelope is
+   * not counted: its line has a limit of its own). */
   memcpy (oversized, fake, strlen (fake));
-  sender_send (sender, a->port, oversized, 5000);
+  sender_send (sender, a->port, oversized, 4600);
   /* Exactly the limit is fine (JSON allows trailing spaces). */
   {
     g_autofree char *at_limit = g_strnfill (4096, ' ');
@@ -848,14 +903,209 @@ test_peer_id_conflict (void)
   node_free (a);
 }
 
+/* --- authentication ------------------------------------------------------------- */
+
+static guint
+log_count (const char *needle)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < plugin_log->len; i++)
+    if (strstr (g_ptr_array_index (plugin_log, i), needle) != NULL)
+      n++;
+  return n;
+}
+
+/* Datagrams without the cluster key's MAC are dropped before their message
+ * is looked at, counted per reason, and logged at most once per reason
+ * per 10 s. */
+static void
+test_auth_forged (void)
+{
+  guint16 ports[1] = { free_udp_port () };
+  g_auto(GStrv) targets = loopback_targets (ports, 1);
+  Node *a = node_new ("guarded", ports[0], (const char * const *) targets, NULL);
+  Sender *sender = sender_new ("127.0.0.1", 0);
+  g_autoptr(ExoClusterKey) other_key = exo_cluster_key_new_random ();
+  g_autofree char *forged = exo_message ("intruder", 52415, "evil", 1);
+  g_autofree char *reason = NULL;
+  gsize length = 0;
+  guint64 base;
+  guint n_bad_mac = 0;
+
+  g_ptr_array_set_size (plugin_log, 0);
+  node_start (a);
+  base = metric_u64 (a->resource, "received");
+
+  /* exo's bare message, as before the cluster key */
+  sender_send_raw (sender, a->port, forged, strlen (forged));
+  g_assert_true (wait_metric (a->resource, "dropped-auth-missing", 1));
+  reason = metric_str (a->resource, "last-drop-reason");
+  g_assert_nonnull (strstr (reason, "unsigned"));
+
+  /* another key, many times: counted each time, logged once */
+  for (guint i = 0; i < 50; i++)
+    {
+      g_autofree char *sealed = seal (other_key, forged, strlen (forged), "127.0.0.1", 0, &length);
+
+      sender_send_raw (sender, a->port, sealed, length);
+      n_bad_mac++;
+    }
+  /* the right key, but the message altered after signing */
+  {
+    g_autofree char *sealed = seal (test_key, forged, strlen (forged), "127.0.0.1", 0, &length);
+    char *port = strstr (sealed, "52415");
+
+    port[4] = '6';
+    sender_send_raw (sender, a->port, sealed, length);
+    n_bad_mac++;
+  }
+  g_assert_true (wait_metric (a->resource, "dropped-auth-bad-mac", n_bad_mac));
+
+  /* a line that is not the envelope; an envelope without a MAC */
+  sender_send_raw (sender, a->port, "EXO-AUTH v2 nonsense\n{}", 23);
+  sender_send_raw (sender, a->port, "EXO-AUTH v1 ts=1 nonce=00 addrs=127.0.0.1\n{}", 44);
+  g_assert_true (wait_metric (a->resource, "dropped-auth-malformed", 2));
+
+  /* the right key, signed a minute ago or a minute ahead: stale */
+  {
+    g_autofree char *old = seal (test_key, forged, strlen (forged), "127.0.0.1",
+                                 g_get_real_time () - 60 * G_USEC_PER_SEC, &length);
+    g_autofree char *ahead = NULL;
+
+    sender_send_raw (sender, a->port, old, length);
+    ahead = seal (test_key, forged, strlen (forged), "127.0.0.1",
+                  g_get_real_time () + 60 * G_USEC_PER_SEC, &length);
+    sender_send_raw (sender, a->port, ahead, length);
+  }
+  g_assert_true (wait_metric (a->resource, "dropped-auth-stale", 2));
+  g_free (reason);
+  reason = metric_str (a->resource, "last-drop-reason");
+  g_assert_nonnull (strstr (reason, "clocks"));
+
+  /* a datagram larger than any envelope and message */
+  {
+    g_autofree char *huge = g_strnfill (6000, 'x');
+
+    sender_send_raw (sender, a->port, huge, 6000);
+    g_assert_true (wait_metric (a->resource, "dropped-oversized", 1));
+  }
+
+  g_assert_cmpuint (metric_u64 (a->resource, "dropped-unauthenticated"), ==, 1 + n_bad_mac + 2 + 2);
+  g_assert_cmpuint (metric_u64 (a->resource, "dropped-invalid"), ==, 0);
+  g_assert_cmpuint (metric_u64 (a->resource, "received"), >=, base + 1 + n_bad_mac + 5);
+  g_assert_cmpuint (a->found, ==, 0);
+  g_assert_null (g_hash_table_lookup (a->peers, "intruder"));
+  /* one line per reason (the four reasons above), not one per datagram */
+  g_test_message ("%u log lines for %u dropped datagrams",
+                  log_count ("dropped an unauthenticated datagram"), 5 + n_bad_mac);
+  g_assert_cmpuint (log_count ("dropped an unauthenticated datagram"), ==, 4);
+  g_assert_cmpint (exo_resource_get_state (a->resource), ==, EXO_RESOURCE_STATE_READY);
+
+  /* Authentic datagrams still get through. */
+  sender_send_string (sender, a->port, forged);
+  g_assert_true (wait_peer (a, "intruder", "127.0.0.1:52415", TRUE));
+
+  sender_free (sender);
+  node_free (a);
+}
+
+/* A datagram is accepted once: the same one again is a replay. */
+static void
+test_auth_replay (void)
+{
+  guint16 ports[1] = { free_udp_port () };
+  g_auto(GStrv) targets = loopback_targets (ports, 1);
+  Node *a = node_new ("replayed-to", ports[0], (const char * const *) targets, NULL);
+  Sender *sender = sender_new ("127.0.0.1", 0);
+  g_autofree char *message = exo_message ("once", 52420, "only", 1);
+  gsize length = 0;
+  g_autofree char *sealed = seal (test_key, message, strlen (message), "127.0.0.1", 0, &length);
+
+  node_start (a);
+  sender_send_raw (sender, a->port, sealed, length);
+  g_assert_true (wait_peer (a, "once", "127.0.0.1:52420", TRUE));
+  for (guint i = 0; i < 3; i++)
+    sender_send_raw (sender, a->port, sealed, length);
+  g_assert_true (wait_metric (a->resource, "dropped-auth-replay", 3));
+  g_assert_cmpuint (a->found, ==, 1);
+  g_assert_cmpuint (metric_u32 (a->resource, "replay-cache-size"), >=, 1);
+
+  sender_free (sender);
+  node_free (a);
+}
+
+/* A real node's datagram, captured and sent again from another address
+ * (a spoofed source), does not make the receiver connect to that address:
+ * the sender signed where it sends from. */
+static void
+test_auth_spoofed_source (void)
+{
+  guint16 ports[1] = { free_udp_port () };
+  g_auto(GStrv) targets = loopback_targets (ports, 1);
+  Node *a = node_new ("victim", ports[0], (const char * const *) targets, NULL);
+  Sender *capture = sender_new ("127.0.0.1", 0);
+  Sender *spoofer = sender_new ("127.0.0.66", 0);
+  g_autofree char *capture_target = g_strdup_printf ("127.0.0.1:%u", capture->port);
+  const char *b_targets[] = { capture_target, NULL };
+  Node *b = node_new ("honest", free_udp_port (), b_targets, NULL);
+  g_autoptr(GError) error = NULL;
+  char buffer[8192];
+  gssize n;
+
+  node_start (a);
+  /* B announces itself to the capture socket only (A never hears it). */
+  node_start (b);
+  g_socket_set_timeout (capture->socket, 10);
+  n = g_socket_receive (capture->socket, buffer, sizeof buffer, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (n, >, 0);
+  g_assert_true (g_str_has_prefix (buffer, "EXO-AUTH v1 "));
+
+  /* Replayed from 127.0.0.66: dropped, B is not found at 127.0.0.66. */
+  sender_send_raw (spoofer, a->port, buffer, (gsize) n);
+  g_assert_true (wait_metric (a->resource, "dropped-auth-unannounced-source", 1));
+  {
+    g_autofree char *reason = metric_str (a->resource, "last-drop-reason");
+
+    g_test_message ("%s", reason);
+    g_assert_nonnull (strstr (reason, "does not send from 127.0.0.66"));
+  }
+  /* A message signed with the key but announcing other addresses: the same. */
+  {
+    g_autofree char *message = exo_message ("honest-too", 52421, "x", 1);
+    gsize length = 0;
+    g_autofree char *sealed = seal (test_key, message, strlen (message), "10.1.2.3,127.0.0.1",
+                                    0, &length);
+
+    sender_send_raw (spoofer, a->port, sealed, length);
+    g_assert_true (wait_metric (a->resource, "dropped-auth-unannounced-source", 2));
+  }
+  exo_test_spin (50);
+  g_assert_cmpuint (a->found, ==, 0);
+  g_assert_cmpuint (g_hash_table_size (a->peers), ==, 0);
+
+  /* From its own address, the same datagram is fine (A had not seen it). */
+  sender_send_raw (capture, a->port, buffer, (gsize) n);
+  g_assert_true (wait_peer (a, "honest", NULL, TRUE));
+
+  node_free (b);
+  node_free (a);
+  sender_free (capture);
+  sender_free (spoofer);
+}
+
 /* --- static peers ------------------------------------------------------------ */
 
 typedef struct {
-  const char *node_id;
-  gboolean    garbage;
-  gboolean    hang;
-  GPtrArray  *paused;    /* SoupServerMessage kept without an answer */
-  guint       requests;
+  const char    *node_id;
+  gboolean       garbage;
+  gboolean       hang;
+  GPtrArray     *paused;    /* SoupServerMessage kept without an answer */
+  guint          requests;
+  ExoClusterKey *key;       /* signs its answers with it; NULL: test_key */
+  gboolean       unsigned_answers;
+  guint          refused;   /* requests without a valid signature */
 } HealthServer;
 
 static void
@@ -882,6 +1132,30 @@ health_handler (SoupServer        *server,
     }
   body = hs->garbage ? g_strdup ("<html>hello</html>")
                      : g_strdup_printf ("{\"status\": \"ok\", \"node_id\": \"%s\"}", hs->node_id);
+  {
+    /* As a node's server: the probe is signed; the answer is bound to it. */
+    SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
+    ExoClusterKey *key = hs->key != NULL ? hs->key : test_key;
+    const char *pairs[] = { "X-Exo-Node-Id", soup_message_headers_get_one (headers, "X-Exo-Node-Id"),
+                            NULL };
+    g_autofree char *nonce = NULL;
+
+    if (!exo_cluster_key_verify_request (key, soup_message_headers_get_one (headers, "X-Exo-Auth"),
+                                         "GET", path, pairs[1] != NULL ? pairs : NULL, NULL, 0,
+                                         NULL, &nonce, NULL))
+      {
+        hs->refused++;
+        soup_server_message_set_status (message, SOUP_STATUS_UNAUTHORIZED, NULL);
+        return;
+      }
+    if (!hs->unsigned_answers)
+      {
+        g_autofree char *auth = exo_cluster_key_sign_response (key, nonce, SOUP_STATUS_OK,
+                                                               (const guint8 *) body, strlen (body));
+        soup_message_headers_replace (soup_server_message_get_response_headers (message),
+                                      "X-Exo-Auth", auth);
+      }
+  }
   soup_server_message_set_status (message, SOUP_STATUS_OK, NULL);
   soup_server_message_set_response (message, "application/json", SOUP_MEMORY_COPY,
                                     body, strlen (body));
@@ -931,9 +1205,9 @@ test_static_peers (void)
 {
   guint16 ports[1] = { free_udp_port () };
   g_auto(GStrv) targets = loopback_targets (ports, 1);
-  HealthServer good = { "static-node", FALSE, FALSE, NULL, 0 };
-  HealthServer garbage = { NULL, TRUE, FALSE, NULL, 0 };
-  HealthServer self_server = { "prober", FALSE, FALSE, NULL, 0 };
+  HealthServer good = { "static-node", FALSE, FALSE, NULL, 0, NULL, FALSE, 0 };
+  HealthServer garbage = { NULL, TRUE, FALSE, NULL, 0, NULL, FALSE, 0 };
+  HealthServer self_server = { "prober", FALSE, FALSE, NULL, 0, NULL, FALSE, 0 };
   guint16 good_port, garbage_port, self_port, closed_port = free_udp_port ();
   SoupServer *good_server = health_server_new (&good, &good_port);
   SoupServer *garbage_server = health_server_new (&garbage, &garbage_port);
@@ -999,7 +1273,8 @@ test_static_peer_hangs (void)
 {
   guint16 ports[1] = { free_udp_port () };
   g_auto(GStrv) targets = loopback_targets (ports, 1);
-  HealthServer hang = { "slow", FALSE, TRUE, g_ptr_array_new_with_free_func (g_object_unref), 0 };
+  HealthServer hang = { "slow", FALSE, TRUE, g_ptr_array_new_with_free_func (g_object_unref), 0,
+                       NULL, FALSE, 0 };
   guint16 hang_port;
   SoupServer *server = health_server_new (&hang, &hang_port);
   g_autofree char *address = g_strdup_printf ("127.0.0.1:%u", hang_port);
@@ -1034,7 +1309,8 @@ test_static_peer_timeout (void)
 {
   guint16 ports[1] = { free_udp_port () };
   g_auto(GStrv) targets = loopback_targets (ports, 1);
-  HealthServer hang = { "slow", FALSE, TRUE, g_ptr_array_new_with_free_func (g_object_unref), 0 };
+  HealthServer hang = { "slow", FALSE, TRUE, g_ptr_array_new_with_free_func (g_object_unref), 0,
+                       NULL, FALSE, 0 };
   guint16 hang_port;
   SoupServer *server = health_server_new (&hang, &hang_port);
   g_autofree char *address = g_strdup_printf ("127.0.0.1:%u", hang_port);
@@ -1053,6 +1329,45 @@ test_static_peer_timeout (void)
     soup_server_message_unpause (g_ptr_array_index (hang.paused, i));
   g_ptr_array_unref (hang.paused);
   health_server_free (server);
+}
+
+/* A static peer counts only when it answers with a signature made with our
+ * key for our (signed) probe. */
+static void
+test_static_peer_wrong_key (void)
+{
+  guint16 ports[1] = { free_udp_port () };
+  g_auto(GStrv) targets = loopback_targets (ports, 1);
+  g_autoptr(ExoClusterKey) other_key = exo_cluster_key_new_random ();
+  HealthServer stranger = { "stranger", FALSE, FALSE, NULL, 0, other_key, FALSE, 0 };
+  HealthServer unsigned_server = { "no-signature", FALSE, FALSE, NULL, 0, NULL, TRUE, 0 };
+  guint16 stranger_port, unsigned_port;
+  SoupServer *stranger_soup = health_server_new (&stranger, &stranger_port);
+  SoupServer *unsigned_soup = health_server_new (&unsigned_server, &unsigned_port);
+  g_autofree char *stranger_address = g_strdup_printf ("127.0.0.1:%u", stranger_port);
+  g_autofree char *unsigned_address = g_strdup_printf ("127.0.0.1:%u", unsigned_port);
+  const char *static_peers[] = { stranger_address, unsigned_address, NULL };
+  Node *a = node_new ("careful", ports[0], (const char * const *) targets,
+                      "static-peers", static_peers,
+                      "probe-timeout-ms", interval_ms * 4,
+                      NULL);
+  g_autofree char *probe_error = NULL;
+
+  node_start (a);
+  g_assert_true (wait_metric (a->resource, "static-probe-failures", 4));
+  /* The stranger refused our signature (another key); the other answered
+   * without one. */
+  g_assert_cmpuint (stranger.refused, >=, 2);
+  g_assert_cmpuint (unsigned_server.refused, ==, 0);
+  probe_error = metric_str (a->resource, "last-static-probe-error");
+  g_test_message ("%s", probe_error);
+  g_assert_true (strstr (probe_error, "not a node of this cluster") != NULL ||
+                 strstr (probe_error, "another cluster key") != NULL);
+  g_assert_cmpuint (a->found, ==, 0);
+
+  node_free (a);
+  health_server_free (stranger_soup);
+  health_server_free (unsigned_soup);
 }
 
 /* --- settings ----------------------------------------------------------------- */
@@ -1248,6 +1563,8 @@ main (int    argc,
       g_log_set_handler ("libsoup", G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO, discard_log, NULL);
     }
   plugin_log = g_ptr_array_new_with_free_func (g_free);
+  test_key = exo_cluster_key_new_random ();
+  exo_cluster_key_set_default (test_key);
 
   loader = exo_plugin_loader_new ();
   discovery_type = load_plugin (loader, argv[0]);
@@ -1268,11 +1585,17 @@ main (int    argc,
   g_test_add_func ("/udp-discovery/validation/invalid-messages", test_invalid_messages);
   g_test_add_func ("/udp-discovery/duplicate/own-id", test_duplicate_id);
   g_test_add_func ("/udp-discovery/duplicate/peer-id-conflict", test_peer_id_conflict);
+  g_test_add_func ("/udp-discovery/auth/forged", test_auth_forged);
+  g_test_add_func ("/udp-discovery/auth/replay", test_auth_replay);
+  g_test_add_func ("/udp-discovery/auth/spoofed-source", test_auth_spoofed_source);
   g_test_add_func ("/udp-discovery/static/found-and-lost", test_static_peers);
+  g_test_add_func ("/udp-discovery/static/wrong-key", test_static_peer_wrong_key);
   g_test_add_func ("/udp-discovery/static/probe-timeout", test_static_peer_timeout);
   g_test_add_func ("/udp-discovery/static/cleanup-while-probing", test_static_peer_hangs);
 
   ret = g_test_run ();
+  exo_cluster_key_set_default (NULL);
+  g_clear_pointer (&test_key, exo_cluster_key_unref);
   g_ptr_array_unref (plugin_log);
   return ret;
 }

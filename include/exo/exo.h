@@ -18,6 +18,7 @@
 #include <exo/exo-scope.h>
 #include <exo/exo-inference.h>
 #include <exo/exo-cluster.h>
+#include <exo/exo-cluster-key.h>
 #include <exo/exo-plugin.h>
 #include <exo/exo-resource-pool.h>
 #include <exo/exo-resource-group.h>

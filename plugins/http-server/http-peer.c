@@ -14,11 +14,17 @@
  *   (503 → BUSY, others FAILED); 4xx → EXO_RESOURCE_ERROR_FATAL with the
  *   server's message;
  * - metrics: round trips of the last 256 exchanges that got an answer
- *   (last, median, p99, in µs), calls, call failures, probes.
+ *   (last, median, p99, in µs), calls, call failures, probes;
+ * - authentication (http-auth.c): every request is signed with the cluster
+ *   key (exo_cluster_key_get_default(), read at connect) just before it is
+ *   sent, so each retry gets a fresh time and nonce; a 2xx answer counts
+ *   only with a valid signature bound to our request's nonce, else the
+ *   exchange fails with EXO_RESOURCE_ERROR_FATAL.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-common.h"
+#include "http-auth.h"
 
 #include <string.h>
 
@@ -38,6 +44,7 @@ struct _ExoHttpPeer
   guint        health_timeout_ms;
 
   /* while connected */
+  ExoClusterKey *key;
   SoupSession *session;
   char        *base_uri;          /* "http://host:port" */
 
@@ -135,6 +142,8 @@ typedef struct
   gboolean      timed_out;
   GInputStream *stream;          /* the answer's body */
   GByteArray   *body;
+  char         *nonce;           /* of our signature: the answer must carry it */
+  ExoClusterKey *key;
 } Exchange;
 
 static void
@@ -154,6 +163,8 @@ exchange_free (Exchange *ex)
   g_clear_object (&ex->msg);
   g_clear_object (&ex->session);
   g_free (ex->path);
+  g_free (ex->nonce);
+  g_clear_pointer (&ex->key, exo_cluster_key_unref);
   g_free (ex);
 }
 
@@ -231,6 +242,7 @@ exchange_complete (GTask *task)
   ExoHttpPeer *self = g_task_get_source_object (task);
   Exchange *ex = g_task_get_task_data (task);
   g_autoptr(GBytes) body = g_byte_array_free_to_bytes (g_steal_pointer (&ex->body));
+  g_autoptr(GError) error = NULL;
   guint status = soup_message_get_status (ex->msg);
 
   record_rtt (self, (guint64) (g_get_monotonic_time () - ex->started));
@@ -238,6 +250,15 @@ exchange_complete (GTask *task)
     {
       g_autofree char *who = g_strdup_printf ("%s at %s", peer_label_id (self), peer_address (self));
       g_task_return_error (task, exo_http_error_for_status (status, who, ex->path, body));
+      return;
+    }
+  /* Data we act on comes from a holder of the key, for this request. */
+  if (!exo_http_auth_verify_answer (ex->key, ex->msg, ex->nonce, body, &error))
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                               "peer %s at %s: %s: the answer is not signed with this "
+                               "cluster's key: %s", peer_label_id (self), peer_address (self),
+                               ex->path, error->message);
       return;
     }
   g_task_return_pointer (task, g_steal_pointer (&body), (GDestroyNotify) g_bytes_unref);
@@ -311,6 +332,7 @@ exchange_sent_cb (GObject      *source,
 static void
 exchange_async (ExoHttpPeer         *self,
                 SoupMessage         *msg,
+                GBytes              *request_body,
                 const char          *path,
                 guint                timeout_ms,
                 GCancellable        *cancellable,
@@ -336,6 +358,8 @@ exchange_async (ExoHttpPeer         *self,
       return;
     }
   ex->session = g_object_ref (self->session);
+  ex->key = exo_cluster_key_ref (self->key);
+  ex->nonce = exo_http_auth_sign_request (self->key, msg, request_body);
   if (cancellable != NULL)
     {
       ex->outer = g_object_ref (cancellable);
@@ -474,7 +498,7 @@ probe_async (ExoHttpPeer         *self,
       g_object_unref (task);
       return;
     }
-  exchange_async (self, msg, "/peer/v1/health", timeout_ms, cancellable, probe_done, task);
+  exchange_async (self, msg, NULL, "/peer/v1/health", timeout_ms, cancellable, probe_done, task);
 }
 
 /* Completes @task (a do_* task) with the probe's outcome. */
@@ -514,6 +538,15 @@ exo_http_peer_do_connect (ExoNetworkResource *resource,
   guint16 port;
 
   drop_session (self);
+
+  g_clear_pointer (&self->key, exo_cluster_key_unref);
+  self->key = exo_cluster_key_get_default (&error);
+  if (self->key == NULL)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                               "peer %s: %s", peer_label_id (self), error->message);
+      return;
+    }
 
   connectable = exo_network_resource_get_connectable (resource, DEFAULT_PEER_PORT, &error);
   if (connectable == NULL)
@@ -655,7 +688,8 @@ call_attempt (ExoResource  *resource,
                                   EXO_HTTP_HEADER_CALL_ID, call->call_id);
   soup_message_set_request_body_from_bytes (msg, call->content_type, call->body);
   /* The runner times each attempt (call-timeout-ms) through @cancellable. */
-  exchange_async (self, msg, call->path, 0, cancellable, call_exchange_done, g_object_ref (task));
+  exchange_async (self, msg, call->body, call->path, 0, cancellable, call_exchange_done,
+                  g_object_ref (task));
 }
 
 static void
@@ -941,6 +975,7 @@ exo_http_peer_finalize (GObject *object)
 
   g_clear_pointer (&self->peer_id, g_free);
   g_clear_pointer (&self->capabilities, g_variant_unref);
+  g_clear_pointer (&self->key, exo_cluster_key_unref);
 
   G_OBJECT_CLASS (exo_http_peer_parent_class)->finalize (object);
 }

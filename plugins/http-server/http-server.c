@@ -13,9 +13,17 @@
  * that makes no progress for `request-timeout-ms` is answered 504 (or an
  * SSE `error` event) and its node call cancelled.
  *
+ * Authentication (http-auth.c): every /peer/ request must be signed with
+ * the cluster key — checked in the early handler (no signature: 401 before
+ * the body is read) and before the route runs (the MAC over the body, the
+ * time, the nonce); answers to verified peer requests are signed in
+ * respond_string().  With `api-keys`/`api-key-file`, the user API wants
+ * `Authorization: Bearer`.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-common.h"
+#include "http-auth.h"
 
 #include <string.h>
 #include <netinet/in.h>
@@ -42,6 +50,10 @@ struct _ExoHttpServer
   guint64      max_body_bytes;
   guint64      max_json_bytes;
   guint        request_timeout_ms;
+  char       **api_keys;
+  char        *api_key_file;
+
+  ExoHttpAuth *auth;            /* for the server's life; configured per initialize */
 
   /* while listening (see do_initialize) */
   GSocketService *service;      /* accepts the TCP connections */
@@ -73,6 +85,8 @@ enum {
   PROP_MAX_BODY_BYTES,
   PROP_MAX_JSON_BYTES,
   PROP_REQUEST_TIMEOUT_MS,
+  PROP_API_KEYS,
+  PROP_API_KEY_FILE,
   N_PROPS,
 };
 
@@ -92,6 +106,7 @@ respond_string (SoupServerMessage *msg,
                 const char        *content_type,
                 char              *text)   /* owned */
 {
+  exo_http_auth_sign_response (msg, status, text, strlen (text));
   soup_server_message_set_status (msg, status, NULL);
   soup_server_message_set_response (msg, content_type, SOUP_MEMORY_TAKE, text, strlen (text));
 }
@@ -540,6 +555,11 @@ early_handler (SoupServer        *server,
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), collector);
 
+  /* Unsigned peer requests and user requests without a valid API key (when
+   * keys are configured) are refused before their body is read. */
+  if (!exo_http_auth_check_early (self->auth, msg, path))
+    return;
+
   /* Only peers (ExoHttpPeer) keep connections alive: see do_initialize. */
   if (soup_message_headers_get_one (headers, EXO_HTTP_HEADER_PEER) == NULL)
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
@@ -581,6 +601,11 @@ server_handler (SoupServer        *server,
       respond_too_big (msg, route, collector->limit);
       return;
     }
+  if (exo_http_auth_is_peer_path (route->path) &&
+      !exo_http_auth_check_peer (self->auth, msg,
+                                 collector != NULL ? collector->data->data : NULL,
+                                 collector != NULL ? collector->data->len : 0))
+    return;
 
   route->func (self, msg,
                collector != NULL ? collector->data->data : NULL,
@@ -819,9 +844,8 @@ peer_request_new (ExoHttpServer     *self,
 
   if (call_seen_before (self, msg, &call_id))
     {
-      soup_server_message_set_status (msg, SOUP_STATUS_ACCEPTED, NULL);
-      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC,
-                                        "{\"duplicate\":true}", 16);
+      respond_string (msg, SOUP_STATUS_ACCEPTED, "application/json",
+                      g_strdup ("{\"duplicate\":true}"));
       return NULL;
     }
   req = request_new (self, msg, node, REQUEST_PEER);
@@ -1938,6 +1962,7 @@ stop_listening (ExoHttpServer *self)
   GHashTableIter iter;
   gpointer key;
 
+  exo_http_auth_unconfigure (self->auth);
   if (self->server == NULL)
     return;
 
@@ -2051,13 +2076,30 @@ exo_http_server_do_initialize (ExoResource *resource,
   g_autoptr(GSocketAddress) address = NULL;
   g_autoptr(GSocketAddress) effective = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(ExoClusterKey) key = NULL;
   g_autofree char *where = NULL;
 
   stop_listening (self);
 
+  key = exo_cluster_key_get_default (&error);
+  if (key == NULL)
+    {
+      g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                               "%s", error->message);
+      return;
+    }
+  if (!exo_http_auth_configure (self->auth, exo_resource_get_id (resource), key,
+                                (const char * const *) self->api_keys, self->api_key_file,
+                                &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
   inet = g_inet_address_new_from_string (self->listen_address != NULL ? self->listen_address : "");
   if (inet == NULL)
     {
+      stop_listening (self);
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
                                "listen-address '%s' is not an IP address",
                                self->listen_address != NULL ? self->listen_address : "");
@@ -2124,6 +2166,7 @@ exo_http_server_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "connections-closed-idle", "t", self->n_reaped);
   g_variant_dict_insert (metrics, "duplicate-peer-calls", "t", self->n_duplicate_calls);
   g_variant_dict_insert (metrics, "keep-alive", "b", self->keepalive_socket != NULL);
+  exo_http_auth_collect_metrics (self->auth, metrics);
 }
 
 /* --- GObject ------------------------------------------------------------- */
@@ -2147,6 +2190,9 @@ exo_http_server_finalize (GObject *object)
   g_clear_pointer (&self->seen_calls, g_hash_table_unref);
   g_queue_clear_full (&self->seen_order, g_free);
   g_clear_pointer (&self->counts, g_hash_table_unref);
+  g_clear_pointer (&self->api_keys, g_strfreev);
+  g_clear_pointer (&self->api_key_file, g_free);
+  g_clear_pointer (&self->auth, exo_http_auth_free);
 
   G_OBJECT_CLASS (exo_http_server_parent_class)->finalize (object);
 }
@@ -2178,6 +2224,12 @@ exo_http_server_get_property (GObject    *object,
       break;
     case PROP_REQUEST_TIMEOUT_MS:
       g_value_set_uint (value, self->request_timeout_ms);
+      break;
+    case PROP_API_KEYS:
+      g_value_set_boxed (value, self->api_keys);
+      break;
+    case PROP_API_KEY_FILE:
+      g_value_set_string (value, self->api_key_file);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -2227,6 +2279,21 @@ exo_http_server_set_property (GObject      *object,
     case PROP_REQUEST_TIMEOUT_MS:
       changed = self->request_timeout_ms != g_value_get_uint (value);
       self->request_timeout_ms = g_value_get_uint (value);
+      break;
+    case PROP_API_KEYS:
+      {
+        const char * const *keys = g_value_get_boxed (value);
+
+        changed = !((self->api_keys == NULL || self->api_keys[0] == NULL) &&
+                    (keys == NULL || keys[0] == NULL)) &&
+                  !(self->api_keys != NULL && keys != NULL &&
+                    g_strv_equal ((const char * const *) self->api_keys, keys));
+        g_strfreev (self->api_keys);
+        self->api_keys = g_strdupv ((char **) keys);
+      }
+      break;
+    case PROP_API_KEY_FILE:
+      changed = set_string (&self->api_key_file, g_value_get_string (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -2307,6 +2374,29 @@ exo_http_server_class_init (ExoHttpServerClass *klass)
                        0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT_MS,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
+  /**
+   * ExoHttpServer:api-keys:
+   *
+   * API keys of the user API: with any (here or in #ExoHttpServer:api-key-file),
+   * every path but `/healthcheck` and the peer RPC wants
+   * `Authorization: Bearer <key>`; without, the user API is open.  Read at
+   * initialize.  Keys in a config file are as secret as the file: prefer
+   * api-key-file.
+   */
+  properties[PROP_API_KEYS] =
+    g_param_spec_boxed ("api-keys", NULL, "API keys of the user API (empty: open)",
+                        G_TYPE_STRV,
+                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:api-key-file:
+   *
+   * A file of API keys, one per line (`#` comments), mode 0600 or 0400;
+   * see #ExoHttpServer:api-keys.  Read at initialize.
+   */
+  properties[PROP_API_KEY_FILE] =
+    g_param_spec_string ("api-key-file", NULL, "File of API keys of the user API", NULL,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -2323,6 +2413,7 @@ exo_http_server_init (ExoHttpServer *self)
   self->seen_calls = g_hash_table_new (g_str_hash, g_str_equal);
   g_queue_init (&self->seen_order);
   self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->auth = exo_http_auth_new ();
 }
 
 /* --- plugin -------------------------------------------------------------- */

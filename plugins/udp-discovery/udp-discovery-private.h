@@ -1,6 +1,7 @@
 /* udp-discovery-private.h: what the files of the udp-discovery plugin share.
  *
  * udp-discovery-message.c: the wire format (build, parse, validate);
+ * udp-discovery-auth.c:    the authenticated envelope around a message;
  * udp-discovery-host.c:    this host's interfaces and device capabilities;
  * udp-discovery.c:         the resource.
  *
@@ -75,6 +76,41 @@ gboolean             udp_discovery_node_id_is_valid (const char       *node_id,
                                                      GError          **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (UdpDiscoveryMessage, udp_discovery_message_free)
+
+/* --- the authenticated envelope (udp-discovery-auth.c) --------------------- */
+
+/* The longest authentication line, and so the largest datagram. */
+#define UDP_DISCOVERY_MAX_ENVELOPE 1024
+#define UDP_DISCOVERY_MAX_DATAGRAM (UDP_DISCOVERY_MAX_MESSAGE + UDP_DISCOVERY_MAX_ENVELOPE)
+/* The most source addresses one datagram may announce. */
+#define UDP_DISCOVERY_MAX_ADDRESSES 16
+
+/* An opened envelope: the message points into the datagram. */
+typedef struct {
+  gint64       timestamp_us;
+  char         nonce[33];
+  GStrv        addresses;    /* the sender's IPv4 addresses */
+  const char  *message;
+  gsize        length;
+} UdpDiscoveryEnvelope;
+
+/* The datagram for @message: an EXO-AUTH line, then the message. */
+char     *udp_discovery_seal                 (ExoClusterKey              *key,
+                                              const char                 *message,
+                                              gsize                       length,
+                                              const char * const         *addresses,
+                                              gint64                      now_us,
+                                              gsize                      *out_length);
+/* Verifies the MAC and parses the line; EXO_CLUSTER_AUTH_ERROR_MISSING,
+ * _MALFORMED or _BAD_MAC.  Freshness is the caller's (ExoReplayGuard). */
+gboolean  udp_discovery_open                 (ExoClusterKey              *key,
+                                              const char                 *data,
+                                              gsize                       length,
+                                              UdpDiscoveryEnvelope       *envelope,
+                                              GError                    **error);
+void      udp_discovery_envelope_clear       (UdpDiscoveryEnvelope       *envelope);
+gboolean  udp_discovery_envelope_has_address (const UdpDiscoveryEnvelope *envelope,
+                                              const char                 *ip);
 
 /* An IPv4 interface of this host that is up. */
 typedef struct {

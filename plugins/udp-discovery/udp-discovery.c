@@ -22,6 +22,14 @@
  * that claim the same id (a peer id conflict).  For senders without it (exo)
  * the source port stands in: one exo node sends from one port.
  *
+ * Every datagram is authenticated with the cluster key (the envelope of
+ * udp-discovery-auth.c): a datagram without a valid MAC, with a timestamp
+ * outside ±30 s, with a nonce seen before (ExoReplayGuard), or from a
+ * source address its sender did not announce is dropped, counted per
+ * reason and logged at most once per 10 s per reason.  Static peers are
+ * probed with a signed request and count only when the answer is signed
+ * with the key too.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "udp-discovery-private.h"
@@ -37,6 +45,30 @@ G_DECLARE_FINAL_TYPE (UdpDiscovery, udp_discovery, UDP, DISCOVERY, ExoManagedRes
 #define MAX_READS_PER_DISPATCH 64
 /* Source addresses remembered per peer. */
 #define MAX_ENDPOINTS 8
+/* Nonces remembered (per node, within the clock skew) against replays. */
+#define MAX_REPLAY_ENTRIES 16384
+/* One log line per reason of unauthenticated datagrams per this interval. */
+#define AUTH_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
+/* Why a datagram was not authentic: the metrics dropped-auth-<name>. */
+typedef enum {
+  AUTH_DROP_MISSING,
+  AUTH_DROP_MALFORMED,
+  AUTH_DROP_BAD_MAC,
+  AUTH_DROP_STALE,
+  AUTH_DROP_REPLAY,
+  AUTH_DROP_UNANNOUNCED_SOURCE,
+  N_AUTH_DROPS,
+} AuthDrop;
+
+static const char * const auth_drop_metrics[N_AUTH_DROPS] = {
+  "dropped-auth-missing",
+  "dropped-auth-malformed",
+  "dropped-auth-bad-mac",
+  "dropped-auth-stale",
+  "dropped-auth-replay",
+  "dropped-auth-unannounced-source",
+};
 
 typedef struct {
   char     *key;             /* "ip:port" of the datagrams, or "static:host:port" */
@@ -83,6 +115,7 @@ typedef struct {
   GCancellable *cancellable;
   GSource      *timeout;
   GInputStream *stream;
+  char         *nonce;       /* of the signed request: the answer must carry it */
   guint         generation;
   gsize         length;
   char          buffer[UDP_DISCOVERY_MAX_MESSAGE + 1];
@@ -126,6 +159,10 @@ struct _UdpDiscovery
   guint        probes_in_flight;
   guint        generation;
   GTask       *cleanup_task;       /* waiting for probes to finish */
+  ExoClusterKey  *key;             /* the cluster key (from start on) */
+  ExoReplayGuard *guard;           /* nonces seen */
+  GStrv        source_addresses;   /* announced: where our datagrams come from */
+  gboolean     bound_to_one;       /* listen-address is one address, not 0.0.0.0 */
 
   /* duplicate node id */
   gboolean  duplicate_active;
@@ -151,6 +188,9 @@ struct _UdpDiscovery
   char     *last_send_error;
   char     *last_probe_error;
   char     *peer_id_conflict;
+  guint64   dropped_auth[N_AUTH_DROPS];
+  gint64    auth_logged_at[N_AUTH_DROPS];
+  guint64   auth_suppressed[N_AUTH_DROPS];
 };
 
 enum {
@@ -608,6 +648,54 @@ note_duplicate (UdpDiscovery *self,
 
 /* --- receiving ------------------------------------------------------------ */
 
+/* Counts an unauthenticated datagram; logs at most one line per reason per
+ * AUTH_LOG_INTERVAL_US, with how many were not logged. */
+static void
+drop_unauthenticated (UdpDiscovery *self,
+                      AuthDrop      why,
+                      const char   *source,
+                      const char   *message)
+{
+  g_autofree char *reason = g_strdup_printf ("%s: %s", source, message);
+  gint64 now = g_get_monotonic_time ();
+
+  drop (self, &self->dropped_auth[why], reason);
+  if (self->auth_logged_at[why] != 0 && now - self->auth_logged_at[why] < AUTH_LOG_INTERVAL_US)
+    {
+      self->auth_suppressed[why]++;
+      return;
+    }
+  if (self->auth_suppressed[why] > 0)
+    log_event (self, G_LOG_LEVEL_WARNING,
+               "dropped an unauthenticated datagram from %s (%" G_GUINT64_FORMAT
+               " more like it not logged in the last %d s)", reason,
+               self->auth_suppressed[why], (int) (AUTH_LOG_INTERVAL_US / G_USEC_PER_SEC));
+  else
+    log_event (self, G_LOG_LEVEL_WARNING, "dropped an unauthenticated datagram from %s", reason);
+  self->auth_logged_at[why] = now;
+  self->auth_suppressed[why] = 0;
+}
+
+static AuthDrop
+auth_drop_for_error (const GError *error)
+{
+  if (error->domain == EXO_CLUSTER_AUTH_ERROR)
+    switch (error->code)
+      {
+      case EXO_CLUSTER_AUTH_ERROR_MISSING:
+        return AUTH_DROP_MISSING;
+      case EXO_CLUSTER_AUTH_ERROR_BAD_MAC:
+        return AUTH_DROP_BAD_MAC;
+      case EXO_CLUSTER_AUTH_ERROR_STALE:
+        return AUTH_DROP_STALE;
+      case EXO_CLUSTER_AUTH_ERROR_REPLAY:
+        return AUTH_DROP_REPLAY;
+      default:
+        break;
+      }
+  return AUTH_DROP_MALFORMED;
+}
+
 static void
 handle_datagram (UdpDiscovery       *self,
                  const char         *data,
@@ -619,18 +707,25 @@ handle_datagram (UdpDiscovery       *self,
   g_autofree char *ip = g_inet_address_to_string (g_inet_socket_address_get_address (from));
   guint16 port = g_inet_socket_address_get_port (from);
   g_autofree char *source = g_strdup_printf ("%s:%u", ip, port);
+  UdpDiscoveryEnvelope envelope = { 0, };
   Endpoint *endpoint;
 
   self->received++;
-  if (length > UDP_DISCOVERY_MAX_MESSAGE)
+  if (length > UDP_DISCOVERY_MAX_DATAGRAM)
     {
-      g_autofree char *reason = g_strdup_printf ("%s: message of %" G_GSIZE_FORMAT " bytes is "
+      g_autofree char *reason = g_strdup_printf ("%s: datagram of %" G_GSIZE_FORMAT " bytes is "
                                                  "larger than %d bytes", source, length,
-                                                 UDP_DISCOVERY_MAX_MESSAGE);
+                                                 UDP_DISCOVERY_MAX_DATAGRAM);
       drop (self, &self->dropped_oversized, reason);
       return;
     }
-  message = udp_discovery_message_parse (data, length, &error);
+  /* First the MAC: nothing of an unauthenticated datagram is looked at. */
+  if (!udp_discovery_open (self->key, data, length, &envelope, &error))
+    {
+      drop_unauthenticated (self, auth_drop_for_error (error), source, error->message);
+      return;
+    }
+  message = udp_discovery_message_parse (envelope.message, envelope.length, &error);
   if (message == NULL)
     {
       g_autofree char *reason = g_strdup_printf ("%s: %s", source, error->message);
@@ -640,8 +735,30 @@ handle_datagram (UdpDiscovery       *self,
         drop (self, &self->dropped_oversized, reason);
       else
         drop (self, &self->dropped_invalid, reason);
+      udp_discovery_envelope_clear (&envelope);
       return;
     }
+  /* A copy with a spoofed source must not send us anywhere else (checked
+   * before the nonce is used up, so such a copy cannot shadow the real one). */
+  if (!udp_discovery_envelope_has_address (&envelope, ip))
+    {
+      g_autofree char *text = g_strjoinv (", ", envelope.addresses);
+      g_autofree char *why = g_strdup_printf ("node %s does not send from %s (it announced %s)",
+                                              message->node_id, ip, text);
+
+      drop_unauthenticated (self, AUTH_DROP_UNANNOUNCED_SOURCE, source, why);
+      udp_discovery_envelope_clear (&envelope);
+      return;
+    }
+  /* Fresh, and not seen before from this node (the id is authenticated). */
+  if (!exo_replay_guard_check (self->guard, message->node_id, envelope.timestamp_us,
+                               envelope.nonce, g_get_real_time (), &error))
+    {
+      drop_unauthenticated (self, auth_drop_for_error (error), source, error->message);
+      udp_discovery_envelope_clear (&envelope);
+      return;
+    }
+  udp_discovery_envelope_clear (&envelope);
 
   if (g_str_equal (message->node_id, self->effective_node_id))
     {
@@ -670,7 +787,7 @@ socket_readable_cb (GSocket      *socket,
                     gpointer      user_data)
 {
   UdpDiscovery *self = g_object_ref (user_data);
-  char buffer[UDP_DISCOVERY_MAX_MESSAGE];
+  char buffer[UDP_DISCOVERY_MAX_DATAGRAM];
 
   g_object_ref (socket);
   for (guint i = 0; i < MAX_READS_PER_DISPATCH && self->socket == socket; i++)
@@ -825,6 +942,42 @@ automatic_targets (UdpDiscovery *self)
   return targets;
 }
 
+/* The addresses to announce with a datagram that leaves by the interface
+ * @ip (or named @ifname): that one first, then the others, so that it is
+ * among them however many the host has. */
+static GStrv
+addresses_for (UdpDiscovery *self,
+               guint32       ip,
+               const char   *ifname)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_autofree char *first = NULL;
+  guint n = 0;
+
+  if (ip == 0 && ifname != NULL && *ifname != '\0' && self->interfaces != NULL)
+    for (guint i = 0; i < self->interfaces->len && ip == 0; i++)
+      {
+        UdpDiscoveryInterface *iface = g_ptr_array_index (self->interfaces, i);
+
+        if (g_str_equal (iface->name, ifname))
+          ip = iface->address;
+      }
+  /* a socket bound to one address sends from it, whatever the interface */
+  if (ip != 0 && !self->bound_to_one)
+    {
+      first = ip_to_string (ip);
+      g_strv_builder_add (builder, first);
+      n++;
+    }
+  for (guint i = 0; self->source_addresses[i] != NULL && n < UDP_DISCOVERY_MAX_ADDRESSES; i++)
+    if (first == NULL || !g_str_equal (self->source_addresses[i], first))
+      {
+        g_strv_builder_add (builder, self->source_addresses[i]);
+        n++;
+      }
+  return g_strv_builder_end (builder);
+}
+
 static void
 send_to (UdpDiscovery *self,
          Target       *target)
@@ -834,8 +987,9 @@ send_to (UdpDiscovery *self,
   const char *iftype = target->interface_type;
   gint priority = target->priority;
   g_autofree char *data = NULL;
+  g_autofree char *datagram = NULL;
   g_autoptr(GError) error = NULL;
-  gsize length = 0;
+  gsize length = 0, datagram_length = 0;
 
   if (ifname == NULL)
     {
@@ -862,7 +1016,13 @@ send_to (UdpDiscovery *self,
       replace_string (&self->last_send_error, text);
       return;
     }
-  if (g_socket_send_to (self->socket, target->address, data, length, NULL, &error) < 0)
+  {
+    g_auto(GStrv) addresses = addresses_for (self, iface != NULL ? iface->address : 0, ifname);
+
+    datagram = udp_discovery_seal (self->key, data, length, (const char * const *) addresses,
+                                   g_get_real_time (), &datagram_length);
+  }
+  if (g_socket_send_to (self->socket, target->address, datagram, datagram_length, NULL, &error) < 0)
     {
       g_autofree char *text = g_strdup_printf ("%s: %s", target->text, error->message);
 
@@ -875,6 +1035,53 @@ send_to (UdpDiscovery *self,
 
 static void probe_start (UdpDiscovery *self, StaticPeer *peer);
 
+static int
+compare_priority (gconstpointer a,
+                  gconstpointer b)
+{
+  const UdpDiscoveryInterface *ia = *(const UdpDiscoveryInterface * const *) a;
+  const UdpDiscoveryInterface *ib = *(const UdpDiscoveryInterface * const *) b;
+
+  return (ib->priority > ia->priority) - (ib->priority < ia->priority);
+}
+
+/* The addresses our datagrams leave from, announced (signed) in each one:
+ * listen-address when it is one, else this host's interfaces, the
+ * preferred first, at most UDP_DISCOVERY_MAX_ADDRESSES. */
+static void
+update_source_addresses (UdpDiscovery *self)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_autoptr(GPtrArray) sorted = g_ptr_array_new ();
+  g_autoptr(GInetAddress) listen = g_inet_address_new_from_string (self->listen_address);
+  guint n = 0;
+
+  self->bound_to_one = listen != NULL && !g_inet_address_get_is_any (listen);
+  if (self->bound_to_one)
+    {
+      g_strv_builder_add (builder, self->listen_address);
+      n++;
+    }
+  else
+    {
+      for (guint i = 0; i < self->interfaces->len; i++)
+        g_ptr_array_add (sorted, g_ptr_array_index (self->interfaces, i));
+      g_ptr_array_sort (sorted, compare_priority);
+      for (guint i = 0; i < sorted->len && n < UDP_DISCOVERY_MAX_ADDRESSES; i++)
+        {
+          UdpDiscoveryInterface *iface = g_ptr_array_index (sorted, i);
+          g_autofree char *text = ip_to_string (iface->address);
+
+          g_strv_builder_add (builder, text);
+          n++;
+        }
+    }
+  if (n == 0)
+    g_strv_builder_add (builder, "127.0.0.1");   /* no interface: nobody hears us anyway */
+  g_strfreev (self->source_addresses);
+  self->source_addresses = g_strv_builder_end (builder);
+}
+
 static void
 broadcast (UdpDiscovery *self)
 {
@@ -884,6 +1091,7 @@ broadcast (UdpDiscovery *self)
 
   g_clear_pointer (&self->interfaces, g_ptr_array_unref);
   self->interfaces = udp_discovery_list_interfaces ();
+  update_source_addresses (self);
 
   targets = self->explicit_targets;
   if (targets == NULL)
@@ -967,6 +1175,7 @@ probe_free (Probe *probe)
   g_clear_object (&probe->stream);
   g_clear_object (&probe->message);
   g_clear_object (&probe->cancellable);
+  g_free (probe->nonce);
   g_free (probe);
 }
 
@@ -1066,6 +1275,19 @@ probe_read_cb (GObject      *source,
     }
   /* At the end of the body: closing does not block. */
   g_input_stream_close (probe->stream, NULL, NULL);
+  /* Only a holder of the cluster key answers our request so. */
+  if (!exo_cluster_key_verify_response (probe->self->key,
+                                        soup_message_headers_get_one (
+                                          soup_message_get_response_headers (probe->message),
+                                          EXO_CLUSTER_AUTH_HEADER),
+                                        probe->nonce, soup_message_get_status (probe->message),
+                                        (const guint8 *) probe->buffer, probe->length, &error))
+    {
+      g_autofree char *text = g_strdup_printf ("not a node of this cluster: %s", error->message);
+
+      probe_done (probe, NULL, NULL, text);
+      return;
+    }
   if (!udp_discovery_parse_health (probe->buffer, probe->length, &node_id, &capabilities, &error))
     {
       probe_done (probe, NULL, NULL, error->message);
@@ -1092,8 +1314,11 @@ probe_sent_cb (GObject      *source,
   status = soup_message_get_status (probe->message);
   if (status != SOUP_STATUS_OK)
     {
-      g_autofree char *text = g_strdup_printf ("HTTP %u %s", status,
-                                               soup_message_get_reason_phrase (probe->message));
+      g_autofree char *text = g_strdup_printf ("HTTP %u %s%s", status,
+                                               soup_message_get_reason_phrase (probe->message),
+                                               status == SOUP_STATUS_UNAUTHORIZED
+                                               ? " (it refused our signature: another cluster key?)"
+                                               : "");
       probe_done (probe, NULL, NULL, text);
       return;
     }
@@ -1129,6 +1354,17 @@ probe_start (UdpDiscovery *self,
   probe = g_new0 (Probe, 1);
   probe->self = g_object_ref (self);
   probe->peer = static_peer;
+  {
+    const char *headers[] = { EXO_CLUSTER_AUTH_NODE_HEADER, self->effective_node_id, NULL };
+    g_autofree char *auth = exo_cluster_key_sign_request (self->key, "GET", "/peer/v1/health",
+                                                          headers, NULL, 0, g_get_real_time (),
+                                                          &probe->nonce);
+    SoupMessageHeaders *request_headers = soup_message_get_request_headers (message);
+
+    soup_message_headers_replace (request_headers, EXO_CLUSTER_AUTH_NODE_HEADER,
+                                  self->effective_node_id);
+    soup_message_headers_replace (request_headers, EXO_CLUSTER_AUTH_HEADER, auth);
+  }
   probe->generation = self->generation;
   probe->message = message;
   probe->cancellable = g_cancellable_new ();
@@ -1166,6 +1402,18 @@ start (UdpDiscovery  *self,
                    "node-id '%s': %s", self->effective_node_id, local_error->message);
       return FALSE;
     }
+  g_clear_pointer (&self->key, exo_cluster_key_unref);
+  self->key = exo_cluster_key_get_default (&local_error);
+  if (self->key == NULL)
+    {
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                   "%s", local_error->message);
+      return FALSE;
+    }
+  /* Kept across restarts: a datagram seen before a restart is still a replay. */
+  if (self->guard == NULL)
+    self->guard = exo_replay_guard_new (EXO_CLUSTER_AUTH_MAX_SKEW_US, MAX_REPLAY_ENTRIES,
+                                        self->max_peers + 1);
 
   listen = g_inet_address_new_from_string (self->listen_address != NULL ? self->listen_address : "");
   if (listen == NULL || g_inet_address_get_family (listen) != G_SOCKET_FAMILY_IPV4)
@@ -1374,6 +1622,20 @@ udp_discovery_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "dropped-invalid", "t", self->dropped_invalid);
   g_variant_dict_insert (metrics, "dropped-oversized", "t", self->dropped_oversized);
   g_variant_dict_insert (metrics, "dropped-peer-limit", "t", self->dropped_peer_limit);
+  {
+    guint64 total = 0;
+
+    for (guint i = 0; i < N_AUTH_DROPS; i++)
+      {
+        g_variant_dict_insert (metrics, auth_drop_metrics[i], "t", self->dropped_auth[i]);
+        total += self->dropped_auth[i];
+      }
+    g_variant_dict_insert (metrics, "dropped-unauthenticated", "t", total);
+  }
+  g_variant_dict_insert (metrics, "cluster-key-fingerprint", "s",
+                         self->key != NULL ? exo_cluster_key_get_fingerprint (self->key) : "");
+  g_variant_dict_insert (metrics, "replay-cache-size", "u",
+                         self->guard != NULL ? exo_replay_guard_get_size (self->guard) : 0);
   g_variant_dict_insert (metrics, "last-drop-reason", "s",
                          self->last_drop_reason != NULL ? self->last_drop_reason : "");
   g_variant_dict_insert (metrics, "duplicate-ids", "t", self->duplicate_ids);
@@ -1480,6 +1742,9 @@ udp_discovery_finalize (GObject *object)
   g_free (self->last_send_error);
   g_free (self->last_probe_error);
   g_free (self->peer_id_conflict);
+  g_clear_pointer (&self->key, exo_cluster_key_unref);
+  g_clear_pointer (&self->guard, exo_replay_guard_unref);
+  g_strfreev (self->source_addresses);
 
   G_OBJECT_CLASS (udp_discovery_parent_class)->finalize (object);
 }

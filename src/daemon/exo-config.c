@@ -81,6 +81,7 @@ struct _ExoConfig {
   char            *source;
   char            *node_id;
   char            *node_name;
+  char            *cluster_key_file;
   guint            resources_line;
   GPtrArray       *resources;   /* ResourceSpec, in file order */
   guint           *order;       /* indices into resources, dependencies first */
@@ -167,6 +168,7 @@ exo_config_unref (ExoConfig *self)
   g_free (self->source);
   g_free (self->node_id);
   g_free (self->node_name);
+  g_free (self->cluster_key_file);
   g_clear_pointer (&self->resources, g_ptr_array_unref);
   g_free (self->order);
   g_free (self);
@@ -1359,7 +1361,7 @@ load_settings (Loader       *loader,
 /* ------------------------------------------------------------------------ */
 /* The schema                                                               */
 
-static const char * const node_keys[] = { "id", "name" };
+static const char * const node_keys[] = { "id", "name", "cluster-key-file" };
 static const char * const top_level_keys[] = { "node", "resources" };
 static const char * const resource_keys[] = {
   "id", "type", "display-name", "settings", "depends-on", "retry",
@@ -1403,6 +1405,22 @@ load_node (Loader    *loader,
       if (!get_string (loader, member, "node.name", &name, error))
         return FALSE;
       loader->config->node_name = g_strdup (name);
+    }
+
+  if ((member = json_object_get_member (object, "cluster-key-file")) != NULL)
+    {
+      const char *path;
+
+      if (!get_string (loader, member, "node.cluster-key-file", &path, error))
+        return FALSE;
+      if (*path == '\0' || strlen (path) > 4096)
+        {
+          set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source, line_of (loader, member),
+                         "node.cluster-key-file", "expected the path of a file (1 to 4096 bytes)");
+          return FALSE;
+        }
+      g_free (loader->config->cluster_key_file);
+      loader->config->cluster_key_file = g_strdup (path);
     }
 
   return TRUE;
@@ -2168,6 +2186,20 @@ exo_config_get_node_name (ExoConfig *self)
 {
   g_return_val_if_fail (self != NULL, NULL);
   return self->node_name;
+}
+
+/**
+ * exo_config_get_cluster_key_file:
+ * @self: a config
+ *
+ * Returns: (nullable): `node.cluster-key-file` as written (perhaps
+ *   relative), or %NULL when not given
+ */
+const char *
+exo_config_get_cluster_key_file (ExoConfig *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->cluster_key_file;
 }
 
 /**

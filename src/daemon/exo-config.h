@@ -99,6 +99,7 @@ ExoConfig  *exo_config_load_data          (const char           *data,
 const char *exo_config_get_source_name    (ExoConfig            *self);
 const char *exo_config_get_node_id        (ExoConfig            *self);
 const char *exo_config_get_node_name      (ExoConfig            *self);
+const char *exo_config_get_cluster_key_file (ExoConfig          *self);
 char      **exo_config_get_resource_types (ExoConfig            *self);
 char      **exo_config_get_resource_ids   (ExoConfig            *self);
 

@@ -5,6 +5,11 @@
  * GMainLoop, exports everything on D-Bus, and cleans up in reverse
  * dependency order on SIGTERM/SIGINT or org.exo.Node1.Shutdown().
  *
+ * A config with cluster resources (discovery, server, node, peers) gets
+ * the cluster key before anything starts: node.cluster-key-file, else
+ * cluster.key in the state directory, generated there on first start
+ * (docs/security.md); the plugins take it from exo_cluster_key_get_default().
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <exo/exo.h>
@@ -491,6 +496,70 @@ follow_topology (Daemon *d)
     }
 }
 
+/* --- the cluster key ------------------------------------------------------ */
+
+/* Whether @root holds resources that speak to other nodes. */
+static gboolean
+uses_cluster (ExoResourceGroup *root)
+{
+  g_autoptr(GPtrArray) members = exo_resource_group_get_members (root);
+
+  for (guint i = 0; i < members->len; i++)
+    {
+      GObject *member = g_ptr_array_index (members, i);
+
+      if (EXO_IS_DISCOVERY (member) || EXO_IS_SERVER (member) || EXO_IS_NODE_ROLE (member) ||
+          EXO_IS_PEER_HANDLE (member))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* node.cluster-key-file (relative to the config file's folder), else the
+ * default in the state directory. */
+static char *
+cluster_key_path (const char *config_path,
+                  ExoConfig  *config)
+{
+  const char *configured = exo_config_get_cluster_key_file (config);
+  g_autofree char *base = NULL;
+
+  if (configured == NULL)
+    return exo_cluster_key_default_path ();
+  if (g_path_is_absolute (configured))
+    return g_strdup (configured);
+  base = config_path != NULL ? g_path_get_dirname (config_path) : g_get_current_dir ();
+  return g_canonicalize_filename (configured, base);
+}
+
+static gboolean
+setup_cluster_key (Daemon      *d,
+                   ExoConfig   *config,
+                   GError     **error)
+{
+  g_autoptr(ExoClusterKey) key = NULL;
+  g_autofree char *path = NULL;
+  gboolean generated = FALSE;
+
+  if (exo_config_get_cluster_key_file (config) == NULL && !uses_cluster (d->root))
+    return TRUE;
+  path = cluster_key_path (d->config_path, config);
+  key = exo_cluster_key_load_or_generate (path, &generated, error);
+  if (key == NULL)
+    return FALSE;
+  if (generated)
+    g_message ("generated a new cluster key in %s (fingerprint %s). Nodes that share this key "
+               "form one cluster: to add a node, copy this file to it (keep it mode 0600) at the "
+               "same path, or name it with node.cluster-key-file. Anyone with the key can join "
+               "(docs/security.md)", path, exo_cluster_key_get_fingerprint (key));
+  else
+    g_message ("cluster key %s (fingerprint %s, %u key%s)", path,
+               exo_cluster_key_get_fingerprint (key), exo_cluster_key_get_n_keys (key),
+               exo_cluster_key_get_n_keys (key) == 1 ? "" : "s");
+  exo_cluster_key_set_default (key);
+  return TRUE;
+}
+
 static int
 check_config (Daemon     *d,
               const char *path)
@@ -507,6 +576,17 @@ check_config (Daemon     *d,
        * against the types and the dependency graph. */
       root = exo_resource_group_new ("root");   /* the same id as when running */
       if (!exo_config_build (config, root, &error))
+        g_clear_pointer (&config, exo_config_unref);
+    }
+  if (config != NULL &&
+      (exo_config_get_cluster_key_file (config) != NULL || uses_cluster (root)))
+    {
+      /* An existing key file must be usable; a missing one is made at start. */
+      g_autofree char *key_path = cluster_key_path (path, config);
+      g_autoptr(ExoClusterKey) key = NULL;
+
+      if (g_file_test (key_path, G_FILE_TEST_EXISTS) &&
+          (key = exo_cluster_key_load (key_path, &error)) == NULL)
         g_clear_pointer (&config, exo_config_unref);
     }
   if (config == NULL)
@@ -629,6 +709,11 @@ main (int argc, char **argv)
       fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
       return 1;
     }
+  if (!setup_cluster_key (d, config, &error))
+    {
+      fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
+      return 1;
+    }
 
   d->connection = g_bus_get_sync (d->use_system ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION,
                                   NULL, &error);
@@ -680,6 +765,7 @@ main (int argc, char **argv)
     g_dbus_connection_flush_sync (d->connection, NULL, NULL);
   g_clear_object (&d->connection);
   g_clear_object (&d->root);
+  exo_cluster_key_set_default (NULL);
   g_clear_object (&d->loader);
   g_clear_pointer (&d->loop, g_main_loop_unref);
   g_clear_pointer (&d->plugin_dirs, g_strfreev);

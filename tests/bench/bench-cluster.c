@@ -79,6 +79,8 @@ typedef struct {
   GTestDBus       *bus;
   GDBusConnection *client;
   char            *tmpdir;
+  ExoClusterKey   *key;           /* shared by the nodes (and the in-process peer) */
+  char            *key_path;
   BenchNode        nodes[N_NODES];
   guint            n_nodes;
 } BenchCluster;
@@ -124,6 +126,10 @@ cluster_start (guint n_nodes)
 
   c->n_nodes = n_nodes;
   c->tmpdir = g_dir_make_tmp ("exo-bench-cluster-XXXXXX", NULL);
+  c->key = exo_cluster_key_new_random ();
+  c->key_path = g_build_filename (c->tmpdir, "cluster.key", NULL);
+  if (!exo_cluster_key_save (c->key, c->key_path, NULL))
+    g_error ("cannot write %s", c->key_path);
   c->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
   g_test_dbus_up (c->bus);
   c->client = g_dbus_connection_new_for_address_sync (g_test_dbus_get_bus_address (c->bus),
@@ -157,16 +163,16 @@ cluster_start (guint n_nodes)
           }
       if (n_nodes == 1)
         json = g_strdup_printf (
-          "{ \"node\": { \"id\": \"%s\" }, \"resources\": ["
+          "{ \"node\": { \"id\": \"%s\", \"cluster-key-file\": \"%s\" }, \"resources\": ["
           " { \"id\": \"engine\", \"type\": \"dummy-inference\" },"
           " { \"id\": \"server\", \"type\": \"http-server\","
           "   \"settings\": { \"port\": %u, \"listen-address\": \"127.0.0.1\" } },"
           " { \"id\": \"node\", \"type\": \"node\", \"depends-on\": [\"engine\", \"server\"],"
           "   \"settings\": { \"node-id\": \"%s\", \"discovery\": \"\" } } ] }",
-          n->id, n->http_port, n->id);
+          n->id, c->key_path, n->http_port, n->id);
       else
         json = g_strdup_printf (
-          "{ \"node\": { \"id\": \"%s\" }, \"resources\": ["
+          "{ \"node\": { \"id\": \"%s\", \"cluster-key-file\": \"%s\" }, \"resources\": ["
           " { \"id\": \"engine\", \"type\": \"dummy-inference\","
           "   \"settings\": { \"num-generate-tokens\": %u } },"
           " { \"id\": \"server\", \"type\": \"http-server\","
@@ -178,7 +184,7 @@ cluster_start (guint n_nodes)
           " { \"id\": \"node\", \"type\": \"node\","
           "   \"depends-on\": [\"engine\", \"server\", \"discovery\"],"
           "   \"settings\": { \"node-id\": \"%s\", \"device-memory-mib\": %" G_GUINT64_FORMAT " } } ] }",
-          n->id, CHAT_TOKENS, n->http_port, n->id, n->udp_port, n->http_port, memory,
+          n->id, c->key_path, CHAT_TOKENS, n->http_port, n->id, n->udp_port, n->http_port, memory,
           statics->str, broadcast->str, n->id, memory);
       n->config = g_strdup_printf ("%s/%s.json", c->tmpdir, n->id);
       if (!g_file_set_contents (n->config, json, -1, NULL))
@@ -203,6 +209,9 @@ cluster_stop (BenchCluster *c)
   g_object_unref (c->client);
   g_test_dbus_down (c->bus);
   g_object_unref (c->bus);
+  g_remove (c->key_path);
+  g_free (c->key_path);
+  exo_cluster_key_unref (c->key);
   g_rmdir (c->tmpdir);
   g_free (c->tmpdir);
   g_free (c);
@@ -316,6 +325,7 @@ measure_rtt (void)
 
   c = cluster_start (1);
   wait_cluster (c, 0, 1);
+  exo_cluster_key_set_default (c->key);   /* the peer signs with the nodes' key */
   address = g_strdup_printf ("127.0.0.1:%u", c->nodes[0].http_port);
   peer = g_object_new (type, "id", "bench-peer", "address", address, NULL);
   {
@@ -367,6 +377,7 @@ measure_rtt (void)
     exo_resource_cleanup_finish (peer, wait_result (&result), NULL);
     g_object_unref (result);
   }
+  exo_cluster_key_set_default (NULL);
   cluster_stop (c);
 }
 
