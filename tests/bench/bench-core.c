@@ -176,9 +176,90 @@ bench_bytes_per_resource (void)
   g_ptr_array_unref (all);
 }
 
+/* The same, the way exo-node makes them: all members of one group,
+ * initialized together by the group (@managed: ExoManagedResource
+ * subclasses, as plugins' types are). */
+#define BENCH_TYPE_MANAGED (bench_managed_get_type ())
+G_DECLARE_FINAL_TYPE (BenchManaged, bench_managed, BENCH, MANAGED, ExoManagedResource)
+struct _BenchManaged { ExoManagedResource parent_instance; };
+G_DEFINE_FINAL_TYPE (BenchManaged, bench_managed, EXO_TYPE_MANAGED_RESOURCE)
+
+static void
+bench_managed_class_init (BenchManagedClass *klass)
+{
+  EXO_RESOURCE_CLASS (klass)->do_initialize = bench_trivial_do_initialize;
+}
+
+static void
+bench_managed_init (BenchManaged *self)
+{
+}
+
+static void
+bytes_per_resource_in_group (const char *name,
+                             GType       type)
+{
+  const guint n = 100000;
+  ExoResourceGroup *group;
+  struct mallinfo2 before, after;
+  long rss_before, rss_after;
+  gboolean done = FALSE;
+  char extra[200];
+
+  malloc_trim (0);
+  before = mallinfo2 ();
+  rss_before = rss_kib ();
+
+  group = exo_resource_group_new (name);
+  for (guint i = 0; i < n; i++)
+    {
+      char id[32];
+      ExoResource *r;
+
+      g_snprintf (id, sizeof id, "m-%u", i);
+      r = g_object_new (type, "id", id, NULL);
+      if (!exo_resource_group_add (group, r, NULL, NULL))
+        g_error ("bench: cannot add %s", id);
+      g_object_unref (r);
+    }
+  exo_resource_initialize_async (EXO_RESOURCE (group), NULL, done_cb, &done);
+  bench_wait_flag (&done);
+  if (exo_resource_get_state (EXO_RESOURCE (group)) != EXO_RESOURCE_STATE_READY)
+    g_error ("bench: the group is not ready");
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+
+  after = mallinfo2 ();
+  rss_after = rss_kib ();
+  g_snprintf (extra, sizeof extra,
+              ", \"rss_bytes_per_resource\": %.1f, \"state\": \"ready\", \"how\": \"members of one "
+              "group, initialized by it\", \"type\": \"%s\"",
+              (double) (rss_after - rss_before) * 1024.0 / n, g_type_name (type));
+  bench_report (name, (double) (after.uordblks - before.uordblks) / n, "bytes", n, extra);
+
+  done = FALSE;
+  exo_resource_cleanup_async (EXO_RESOURCE (group), NULL, done_cb, &done);
+  bench_wait_flag (&done);
+  g_object_unref (group);
+}
+
+static void
+bench_bytes_per_resource_group (void)
+{
+  bytes_per_resource_in_group ("bytes_per_resource_group", BENCH_TYPE_TRIVIAL);
+}
+
+static void
+bench_bytes_per_managed_resource_group (void)
+{
+  bytes_per_resource_in_group ("bytes_per_managed_resource_group", BENCH_TYPE_MANAGED);
+}
+
 const BenchEntry bench_core_entries[] = {
   { "transition_ns", bench_transition },
   { "resource_lifecycle_ns", bench_lifecycle },
   { "bytes_per_resource", bench_bytes_per_resource },
+  { "bytes_per_resource_group", bench_bytes_per_resource_group },
+  { "bytes_per_managed_resource_group", bench_bytes_per_managed_resource_group },
   { NULL, NULL },
 };
