@@ -55,6 +55,7 @@ typedef struct
   gint64            initialized_at;
   guint             error_count;
   guint             attempts;
+  guint             attempts_notified; /* the value `notify::attempts` last told */
   guint             init_timeout_ms;
   ExoResourceState  state;
   ExoResourceResult result;
@@ -166,16 +167,26 @@ notify_watched (ExoResource *self,
     g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);
 }
 
+/* `attempts` is notified when an attempt failed and when a flight ended,
+ * not when an attempt starts: a first attempt that succeeds (every member
+ * of a group starting) changes nothing anyone saw, and costs no notify. */
+static void
+notify_attempts (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (priv->attempts_notified == priv->attempts)
+    return;
+  priv->attempts_notified = priv->attempts;
+  notify_watched (self, PROP_ATTEMPTS);
+}
+
 static void
 set_attempts (ExoResource *self,
               guint        attempts)
 {
-  ExoResourcePrivate *priv = PRIV (self);
-
-  if (priv->attempts == attempts)
-    return;
-  priv->attempts = attempts;
-  notify_watched (self, PROP_ATTEMPTS);
+  PRIV (self)->attempts = attempts;
+  notify_attempts (self);
 }
 
 static void
@@ -192,6 +203,7 @@ record_error_quietly (ExoResource  *self,
 static void
 notify_error (ExoResource *self)
 {
+  notify_attempts (self);
   notify_watched (self, PROP_LAST_ERROR);
   notify_watched (self, PROP_ERROR_COUNT);
 }
@@ -713,7 +725,7 @@ start_attempt (ExoResource *self)
     {
       priv->attempt_counted = TRUE;
       priv->flight_attempt++;
-      set_attempts (self, priv->attempts + 1);
+      priv->attempts++;          /* notified if it fails: notify_attempts */
       if (priv->init_timeout_ms > 0 && priv->timeout_source == NULL)
         priv->timeout_source = add_timeout (self, priv->init_timeout_ms, attempt_timeout_cb, self);
     }
