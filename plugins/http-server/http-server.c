@@ -462,6 +462,7 @@ static void handle_peer_prompt   (ExoHttpServer *, SoupServerMessage *, const gu
 static void handle_peer_tensor   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_peer_result   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_peer_topology (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_peer_cancel   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_chat          (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_models        (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_topology      (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
@@ -475,6 +476,7 @@ static const Route routes[] = {
   { "/peer/v1/tensor",      "POST", BODY_BINARY, handle_peer_tensor },
   { "/peer/v1/result",      "POST", BODY_JSON,   handle_peer_result },
   { "/peer/v1/topology",    "POST", BODY_JSON,   handle_peer_topology },
+  { "/peer/v1/cancel",      "POST", BODY_JSON,   handle_peer_cancel },
   { "/v1/chat/completions", "POST", BODY_JSON,   handle_chat },
   { "/v1/models",           "GET",  BODY_NONE,   handle_models },
   { "/v1/topology",         "GET",  BODY_NONE,   handle_topology },
@@ -1058,6 +1060,31 @@ handle_peer_result (ExoHttpServer     *self,
     }
 
   NODE_IFACE (node)->process_result (node, request_id, tokens, n, is_finished);
+  respond_empty_object (msg, SOUP_STATUS_OK);
+}
+
+/* The request is abandoned (its client went away, or it failed): the node
+ * drops the work of it that arrives later. */
+static void
+handle_peer_cancel (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *request_id;
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, cancel_request);
+
+  if (!parse_object (msg, body, body_len, &root))
+    return;
+  if (!get_request_id (json_node_get_object (root), &request_id, &error))
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+  NODE_IFACE (node)->cancel_request (node, request_id);
   respond_empty_object (msg, SOUP_STATUS_OK);
 }
 
