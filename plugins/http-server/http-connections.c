@@ -308,6 +308,14 @@ msg_disconnected_cb (SoupServerMessage *msg,
 }
 
 static void
+msg_got_chunk_cb (SoupServerMessage *msg,
+                  GBytes            *chunk,
+                  Conn              *conn)
+{
+  conn_set_timer (conn, conn->owner->limits.header_timeout_ms);
+}
+
+static void
 msg_got_headers_cb (SoupServerMessage *msg,
                     Conn              *conn)
 {
@@ -319,17 +327,13 @@ msg_got_headers_cb (SoupServerMessage *msg,
 
   /* The head is complete; a body may not stall longer than the head could. */
   if (has_body)
-    conn_set_timer (conn, conn->owner->limits.header_timeout_ms);
+    {
+      conn_set_timer (conn, conn->owner->limits.header_timeout_ms);
+      if (conn->got_chunk_id == 0)
+        conn->got_chunk_id = g_signal_connect (msg, "got-chunk", G_CALLBACK (msg_got_chunk_cb), conn);
+    }
   else
     source_clear (&conn->timer);
-}
-
-static void
-msg_got_chunk_cb (SoupServerMessage *msg,
-                  GBytes            *chunk,
-                  Conn              *conn)
-{
-  conn_set_timer (conn, conn->owner->limits.header_timeout_ms);
 }
 
 /* --- libsoup's signals ----------------------------------------------------- */
@@ -351,8 +355,6 @@ request_started_cb (SoupServer        *server,
                                                 G_CALLBACK (msg_disconnected_cb), conn);
       conn->got_headers_id = g_signal_connect (msg, "got-headers",
                                                G_CALLBACK (msg_got_headers_cb), conn);
-      conn->got_chunk_id = g_signal_connect (msg, "got-chunk",
-                                             G_CALLBACK (msg_got_chunk_cb), conn);
     }
   conn->state = CONN_READING;
   source_clear (&conn->watch);

@@ -543,18 +543,24 @@ early_handler (SoupServer        *server,
   ExoHttpServer *self = user_data;
   const Route *route = find_route (path);
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  SoupEncoding encoding = soup_message_headers_get_encoding (headers);
   BodyCollector *collector;
-
-  collector = g_new0 (BodyCollector, 1);
-  collector->data = g_byte_array_new ();
-  if (route != NULL && method_allowed (route, soup_server_message_get_method (msg)))
-    collector->limit = body_limit (self, route);
-  g_object_set_data_full (G_OBJECT (msg), "exo-http-body", collector,
-                          (GDestroyNotify) body_collector_free);
 
   /* Never let libsoup keep the whole body: collect up to the limit. */
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
-  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), collector);
+  if (encoding == SOUP_ENCODING_NONE ||
+      (encoding == SOUP_ENCODING_CONTENT_LENGTH && soup_message_headers_get_content_length (headers) == 0))
+    collector = NULL;   /* no body: nothing to collect (the common GET) */
+  else
+    {
+      collector = g_new0 (BodyCollector, 1);
+      collector->data = g_byte_array_new ();
+      if (route != NULL && method_allowed (route, soup_server_message_get_method (msg)))
+        collector->limit = body_limit (self, route);
+      g_object_set_data_full (G_OBJECT (msg), "exo-http-body", collector,
+                              (GDestroyNotify) body_collector_free);
+      g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), collector);
+    }
 
   /* Every client may keep its connection alive (HTTP/1.1 by default; an
    * HTTP/1.0 client that asks gets it said back), within the limits of
@@ -564,8 +570,8 @@ early_handler (SoupServer        *server,
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "Connection", "Keep-Alive");
 
-  if (collector->limit > 0 &&
-      soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+  if (collector != NULL && collector->limit > 0 &&
+      encoding == SOUP_ENCODING_CONTENT_LENGTH &&
       (guint64) soup_message_headers_get_content_length (headers) > collector->limit)
     respond_too_big (msg, route, collector->limit);
 }
