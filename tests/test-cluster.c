@@ -949,6 +949,17 @@ live_metric (const char *metrics_text,
   return at != NULL ? g_ascii_strtoll (at + strlen (needle), NULL, 10) : -1;
 }
 
+static gint64
+live_node_metric (Cluster    *c,
+                  Node       *n,
+                  const char *name)
+{
+  guint status = 0;
+  g_autofree char *text = http (c, n, "GET", "/metrics", NULL, &status);
+
+  return status == 200 ? live_metric (text, name) : -1;
+}
+
 /* The counters that grow while a request is computed, per node. */
 static gboolean
 read_work (Cluster *c,
@@ -1055,11 +1066,11 @@ stream_cut_stops_everywhere (Cluster *c,
                   ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT,
                   cut_after, tokens - tokens0, total_tokens, layers[0] - layers0[0],
                   layers[1] - layers0[1], layers[2] - layers0[2],
-                  node_metric (c, &c->nodes[1], "cancels-received"),
-                  node_metric (c, &c->nodes[2], "cancels-received"),
-                  node_metric (c, &c->nodes[0], "cancelled-work-dropped"),
-                  node_metric (c, &c->nodes[1], "cancelled-work-dropped"),
-                  node_metric (c, &c->nodes[2], "cancelled-work-dropped"));
+                  live_node_metric (c, &c->nodes[1], "cancels-received"),
+                  live_node_metric (c, &c->nodes[2], "cancels-received"),
+                  live_node_metric (c, &c->nodes[0], "cancelled-work-dropped"),
+                  live_node_metric (c, &c->nodes[1], "cancelled-work-dropped"),
+                  live_node_metric (c, &c->nodes[2], "cancelled-work-dropped"));
   if (tokens - tokens0 > cut_after + 2)
     {
       *why = g_strdup_printf ("%" G_GINT64_FORMAT " tokens were generated for a stream cut "
@@ -1075,13 +1086,13 @@ stream_cut_stops_everywhere (Cluster *c,
                                 layers[i] - layers0[i], tokens - tokens0);
         goto out;
       }
-  if (node_metric (c, &c->nodes[0], "requests-in-flight") != 0)
+  if (live_node_metric (c, &c->nodes[0], "requests-in-flight") != 0)
     {
       *why = g_strdup ("node-1 still has the request in flight");
       goto out;
     }
   for (guint i = 1; i < N_NODES; i++)
-    if (node_metric (c, &c->nodes[i], "cancels-received") < 1)
+    if (live_node_metric (c, &c->nodes[i], "cancels-received") < 1)
       {
         *why = g_strdup_printf ("%s was not told of the cancellation", c->nodes[i].id);
         goto out;

@@ -82,6 +82,8 @@ struct _HttpConnections
   gboolean              paused_logged;
 
   GHashTable           *conns;        /* Conn* set */
+  GSource              *deadlines;    /* one timer for every connection's deadline */
+  gint64                armed;        /* its ready time, -1: none */
   GHashTable           *lingering;    /* Linger* set */
   HttpConnectionStats   stats;
 };
@@ -97,7 +99,7 @@ struct _Conn
   gulong             got_chunk_id;
   ConnState          state;
   GSource           *watch;
-  GSource           *timer;
+  gint64             deadline;    /* monotonic µs; 0: none (see the deadlines source) */
   gboolean           soup_gone;   /* libsoup closed it: never steal */
   gboolean           closing;
 };
@@ -166,7 +168,6 @@ static void
 conn_free (Conn *conn)
 {
   source_clear (&conn->watch);
-  source_clear (&conn->timer);
   conn_forget_msg (conn);
   g_object_set_qdata (G_OBJECT (conn->remote), conn_quark (), NULL);
   g_object_unref (conn->remote);
@@ -198,30 +199,74 @@ conn_for_message (HttpConnections   *self,
   return conn != NULL && conn->owner == self ? conn : NULL;
 }
 
-static gboolean
-conn_timeout_cb (gpointer data)
+/* Deadlines: one GSource for all connections (a timer each would put a
+ * source per connection in every main-loop iteration and make and destroy
+ * one per request).  It fires at the earliest deadline it knows; deadlines
+ * only move later or go away in between, so a firing that finds none
+ * expired just arms the next one. */
+static void
+conn_set_timer (Conn  *conn,
+                guint  ms)
 {
-  Conn *conn = data;
+  HttpConnections *self = conn->owner;
 
-  g_clear_pointer (&conn->timer, g_source_unref);
-  if (conn->state == CONN_IDLE)
-    conn->owner->stats.idle_timeouts++;
-  else
-    conn->owner->stats.header_timeouts++;
-  conn_close (conn);
-  return G_SOURCE_REMOVE;
+  conn->deadline = ms > 0 ? g_get_monotonic_time () + (gint64) ms * 1000 : 0;
+  if (conn->deadline != 0 && (self->armed < 0 || conn->deadline < self->armed))
+    {
+      self->armed = conn->deadline;
+      g_source_set_ready_time (self->deadlines, self->armed);
+    }
 }
 
 static void
-conn_set_timer (Conn *conn,
-                guint ms)
+conn_clear_timer (Conn *conn)
 {
-  source_clear (&conn->timer);
-  if (ms > 0)
-    conn->timer = timer_new (conn->owner, ms, conn_timeout_cb, conn,
-                             conn->state == CONN_IDLE ? "[exo-http] idle timeout"
-                                                      : "[exo-http] header timeout");
+  conn->deadline = 0;
 }
+
+static gboolean
+deadlines_dispatch (GSource     *source,
+                    GSourceFunc  callback,
+                    gpointer     user_data)
+{
+  HttpConnections *self = user_data;
+  g_autoptr(GPtrArray) expired = g_ptr_array_new ();
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = -1;
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, self->conns);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      Conn *conn = key;
+
+      if (conn->deadline == 0)
+        continue;
+      if (conn->deadline <= now)
+        g_ptr_array_add (expired, conn);
+      else if (next < 0 || conn->deadline < next)
+        next = conn->deadline;
+    }
+  self->armed = next;
+  g_source_set_ready_time (source, next);
+  for (guint i = 0; i < expired->len; i++)
+    {
+      Conn *conn = g_ptr_array_index (expired, i);
+
+      conn->deadline = 0;
+      if (conn->state == CONN_IDLE)
+        self->stats.idle_timeouts++;
+      else
+        self->stats.header_timeouts++;
+      conn_close (conn);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs deadlines_funcs = {
+  .dispatch = deadlines_dispatch,
+};
 
 /* Idle or answering: is the client still there? */
 static gboolean
@@ -280,7 +325,7 @@ conn_close (Conn *conn)
     return;
   conn->closing = TRUE;
   source_clear (&conn->watch);
-  source_clear (&conn->timer);
+  conn_clear_timer (conn);
   if (conn->msg != NULL && !conn->soup_gone)
     {
       g_autoptr(SoupServerMessage) msg = g_object_ref (conn->msg);
@@ -333,7 +378,7 @@ msg_got_headers_cb (SoupServerMessage *msg,
         conn->got_chunk_id = g_signal_connect (msg, "got-chunk", G_CALLBACK (msg_got_chunk_cb), conn);
     }
   else
-    source_clear (&conn->timer);
+    conn_clear_timer (conn);
 }
 
 /* --- libsoup's signals ----------------------------------------------------- */
@@ -371,7 +416,7 @@ request_read_cb (SoupServer        *server,
   if (conn == NULL || conn->msg != msg)
     return;
   conn->state = CONN_PROCESSING;
-  source_clear (&conn->timer);
+  conn_clear_timer (conn);
   conn_watch (conn);
 }
 
@@ -608,6 +653,11 @@ http_connections_new (SoupServer                 *server,
   self->limits = *limits;
   self->limits.max_connections = MAX (self->limits.max_connections, 1u);
   self->conns = g_hash_table_new (NULL, NULL);
+  self->armed = -1;
+  self->deadlines = g_source_new (&deadlines_funcs, sizeof (GSource));
+  g_source_set_callback (self->deadlines, NULL, self, NULL);
+  g_source_set_static_name (self->deadlines, "[exo-http] connection deadlines");
+  g_source_attach (self->deadlines, self->context);
   self->lingering = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) linger_free, NULL);
   g_signal_connect (server, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (server, "request-read", G_CALLBACK (request_read_cb), self);
@@ -661,6 +711,7 @@ http_connections_free (HttpConnections *self)
   conns = g_hash_table_get_keys (self->conns);
   for (GList *l = conns; l != NULL; l = l->next)
     conn_close (l->data);
+  source_clear (&self->deadlines);
   g_hash_table_destroy (self->conns);
   g_hash_table_destroy (self->lingering);
 

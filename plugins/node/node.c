@@ -1558,7 +1558,7 @@ typedef struct {
   gsize           delivered;
   GString        *text;
   GPtrArray      *ring;          /* NodeShardAssignment: the ring at the start */
-  guint           timeout_id;
+  GSource        *timeout;       /* no progress for request-timeout-ms (moved, not remade) */
   guint           cancel_idle;
   GCancellable   *cancellable;
   gulong          cancel_handler;
@@ -1569,7 +1569,11 @@ typedef struct {
 static void
 request_free (Request *req)
 {
-  g_clear_handle_id (&req->timeout_id, g_source_remove);
+  if (req->timeout != NULL)
+    {
+      g_source_destroy (req->timeout);
+      g_clear_pointer (&req->timeout, g_source_unref);
+    }
   g_clear_handle_id (&req->cancel_idle, g_source_remove);
   if (req->cancellable != NULL)
     {
@@ -1749,13 +1753,27 @@ request_fail (ExoClusterNode *self,
 }
 
 static gboolean
+ready_time_dispatch (GSource     *source,
+                     GSourceFunc  callback,
+                     gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+/* A source that fires at the ready time it is given: moved at each token
+ * instead of a timer made and destroyed per token. */
+static GSourceFuncs ready_time_funcs = {
+  .dispatch = ready_time_dispatch,
+};
+
+static gboolean
 request_timeout_cb (gpointer user_data)
 {
   Request *req = user_data;
   ExoClusterNode *self = req->self;
   g_autofree char *ring = node_partition_shards_to_string (req->ring);
 
-  req->timeout_id = 0;
+  g_clear_pointer (&req->timeout, g_source_unref);
   request_fail (self, req,
                 g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                              "request %s: no progress for %u ms (ring %s); giving up",
@@ -1769,9 +1787,17 @@ request_progress (ExoClusterNode *self,
 {
   req->last_progress_us = g_get_monotonic_time ();
   req->touched_us = req->last_progress_us;
-  g_clear_handle_id (&req->timeout_id, g_source_remove);
-  if (self->request_timeout_ms > 0)
-    req->timeout_id = g_timeout_add (self->request_timeout_ms, request_timeout_cb, req);
+  if (self->request_timeout_ms == 0)
+    return;
+  if (req->timeout == NULL)
+    {
+      req->timeout = g_source_new (&ready_time_funcs, sizeof (GSource));
+      g_source_set_callback (req->timeout, request_timeout_cb, req, NULL);
+      g_source_set_static_name (req->timeout, "[exo-node] request timeout");
+      g_source_attach (req->timeout, g_main_context_get_thread_default ());
+    }
+  g_source_set_ready_time (req->timeout, req->last_progress_us +
+                                         (gint64) self->request_timeout_ms * 1000);
 }
 
 static gboolean
