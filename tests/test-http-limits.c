@@ -193,12 +193,17 @@ start_node (Fixture    *f,
   g_assert_no_error (error);
   f->pid = (pid_t) g_ascii_strtoll (g_subprocess_get_identifier (f->node), NULL, 10);
 
-  bus = g_dbus_connection_new_for_address_sync (f->bus_address,
-                                                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                                NULL, NULL, &error);
-  g_assert_no_error (error);
+  /* The bus's socket file exists a moment before it listens. */
   deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while ((bus = g_dbus_connection_new_for_address_sync (f->bus_address,
+                                                        G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                        G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                        NULL, NULL, &error)) == NULL)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_clear_error (&error);
+      g_usleep (20 * 1000);
+    }
   while ((f->port = read_port (bus)) == 0)
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
