@@ -11,6 +11,9 @@
  * Each scenario: the nodes find each other (within 5 s) and agree on the
  * ring (they share a cluster key, a file in the test's folder); a chat
  * completion sent to node 1 is computed by all three shards;
+ * a streamed chat whose client hangs up after 3 events stops on every
+ * shard within one token (their layers-computed and tokens-generated
+ * counters stop);
  * a request in flight when node 3 is killed (SIGKILL) fails fast with a
  * clear error; nodes 1 and 2 mark node 3 failed (measured; ≤ 10 s required,
  * ≤ 5 s the target) and re-partition; node 3, restarted, rejoins.
@@ -984,6 +987,171 @@ cluster_clear (Cluster *c)
 
 /* --- the scenario ------------------------------------------------------------ */
 
+/* A metric of the node resource as its server's GET /metrics has it now
+ * (the D-Bus property is polled once a second: too late here); -1 if none. */
+static gint64
+live_metric (const char *metrics_text,
+             const char *name)
+{
+  g_autofree char *needle = g_strdup_printf ("exo_resource_metric{id=\"node\",name=\"%s\"} ", name);
+  const char *at = metrics_text != NULL ? strstr (metrics_text, needle) : NULL;
+
+  return at != NULL ? g_ascii_strtoll (at + strlen (needle), NULL, 10) : -1;
+}
+
+static gint64
+live_node_metric (Cluster    *c,
+                  Node       *n,
+                  const char *name)
+{
+  guint status = 0;
+  g_autofree char *text = http (c, n, "GET", "/metrics", NULL, &status);
+
+  return status == 200 ? live_metric (text, name) : -1;
+}
+
+/* The counters that grow while a request is computed, per node. */
+static gboolean
+read_work (Cluster *c,
+           gint64   layers[N_NODES],
+           gint64  *tokens)
+{
+  *tokens = 0;
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      guint status = 0;
+      g_autofree char *text = http (c, &c->nodes[i], "GET", "/metrics", NULL, &status);
+      gint64 t = live_metric (text, "tokens-generated");
+
+      layers[i] = live_metric (text, "layers-computed");
+      if (status != 200 || layers[i] < 0 || t < 0)
+        return FALSE;
+      *tokens += t;
+    }
+  return TRUE;
+}
+
+/* A streamed chat through node 1 whose client (curl) is killed after
+ * @cut_after events.  Every shard must stop within one token: no more
+ * tokens than were sent plus the one in flight plus one, no shard computing
+ * more than one pass beyond that; without cancellation on every shard the
+ * ring goes on to the last token. */
+static gboolean
+stream_cut_stops_everywhere (Cluster *c,
+                             guint    cut_after,
+                             guint    total_tokens,
+                             char   **why)
+{
+  const char *body = "{\"model\": \"dummy\", \"stream\": true, "
+                     "\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}";
+  g_autoptr(GPtrArray) argv = curl_argv (c, &c->nodes[0], "POST", "/v1/chat/completions", body, 30);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDataInputStream) in = NULL;
+  GSubprocess *curl = NULL;
+  gint64 layers0[N_NODES], layers[N_NODES], last[N_NODES], tokens0, tokens, last_tokens = -1;
+  gint64 stable_since = 0, deadline;
+  guint events = 0;
+  gboolean ok = FALSE;
+
+  /* curl -N: each event as it arrives */
+  g_ptr_array_insert (argv, argv->len - 2, g_strdup ("-N"));
+  if (!read_work (c, layers0, &tokens0))
+    {
+      *why = g_strdup ("cannot read the nodes' metrics");
+      return FALSE;
+    }
+  curl = spawn ((const char * const *) argv->pdata, NULL, NULL,
+                G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
+  if (curl == NULL)
+    {
+      *why = g_strdup_printf ("curl: %s", error->message);
+      return FALSE;
+    }
+  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (curl));
+  while (events < cut_after)
+    {
+      g_autofree char *line = g_data_input_stream_read_line_utf8 (in, NULL, NULL, NULL);
+
+      if (line == NULL)
+        break;
+      if (g_str_has_prefix (line, "data: {"))
+        events++;
+    }
+  /* hang up */
+  end_process (&curl, SIGKILL, 5000);
+
+  if (events < cut_after)
+    {
+      *why = g_strdup_printf ("the stream ended after %u events", events);
+      return FALSE;
+    }
+
+  /* Wait until the counters stop (unchanged for 600 ms; a token takes
+   * 3 × latency-ms), at most 10 s. */
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  memset (last, 0, sizeof last);
+  while (g_get_monotonic_time () < deadline)
+    {
+      gint64 now = g_get_monotonic_time ();
+
+      if (!read_work (c, layers, &tokens))
+        {
+          *why = g_strdup ("cannot read the nodes' metrics");
+          return FALSE;
+        }
+      if (tokens != last_tokens || memcmp (layers, last, sizeof last) != 0)
+        {
+          last_tokens = tokens;
+          memcpy (last, layers, sizeof last);
+          stable_since = now;
+        }
+      else if (now - stable_since >= 600 * 1000)
+        break;
+      g_usleep (50 * 1000);
+    }
+  g_test_message ("stream cut after %u events: %" G_GINT64_FORMAT " tokens generated "
+                  "(%u without cancellation); layers-computed per node %" G_GINT64_FORMAT
+                  ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "; cancels received %"
+                  G_GINT64_FORMAT ", %" G_GINT64_FORMAT "; work dropped %" G_GINT64_FORMAT
+                  ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT,
+                  cut_after, tokens - tokens0, total_tokens, layers[0] - layers0[0],
+                  layers[1] - layers0[1], layers[2] - layers0[2],
+                  live_node_metric (c, &c->nodes[1], "cancels-received"),
+                  live_node_metric (c, &c->nodes[2], "cancels-received"),
+                  live_node_metric (c, &c->nodes[0], "cancelled-work-dropped"),
+                  live_node_metric (c, &c->nodes[1], "cancelled-work-dropped"),
+                  live_node_metric (c, &c->nodes[2], "cancelled-work-dropped"));
+  if (tokens - tokens0 > cut_after + 2)
+    {
+      *why = g_strdup_printf ("%" G_GINT64_FORMAT " tokens were generated for a stream cut "
+                              "after %u events (at most %u: the token in flight and one more)",
+                              tokens - tokens0, cut_after, cut_after + 2);
+      goto out;
+    }
+  for (guint i = 0; i < N_NODES; i++)
+    if (layers[i] - layers0[i] > tokens - tokens0 + 1)
+      {
+        *why = g_strdup_printf ("%s computed %" G_GINT64_FORMAT " passes for %" G_GINT64_FORMAT
+                                " tokens of a cut stream", c->nodes[i].id,
+                                layers[i] - layers0[i], tokens - tokens0);
+        goto out;
+      }
+  if (live_node_metric (c, &c->nodes[0], "requests-in-flight") != 0)
+    {
+      *why = g_strdup ("node-1 still has the request in flight");
+      goto out;
+    }
+  for (guint i = 1; i < N_NODES; i++)
+    if (live_node_metric (c, &c->nodes[i], "cancels-received") < 1)
+      {
+        *why = g_strdup_printf ("%s was not told of the cancellation", c->nodes[i].id);
+        goto out;
+      }
+  ok = TRUE;
+out:
+  return ok;
+}
+
 typedef struct {
   GSubprocess *proc;
   gboolean     done;
@@ -1061,6 +1229,9 @@ run_scenario (Cluster *c)
                       json_object_get_int_member (metrics, "layers-computed"),
                       json_object_get_int_member (metrics, "tokens-generated"));
     }
+
+  /* 2b. A stream cut by its client stops on every shard within one token. */
+  CHECK (stream_cut_stops_everywhere (c, 3, expected_tokens, &why), "cut stream: %s", why);
 
   /* 3. Kill node 3 while a request is in flight. */
   for (guint i = 0; i < N_NODES; i++)

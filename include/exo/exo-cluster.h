@@ -34,6 +34,10 @@ G_DECLARE_INTERFACE (ExoPeerHandle, exo_peer_handle, EXO, PEER_HANDLE, ExoResour
  * @send_result_async: tell the peer the tokens of @request_id so far
  * @collect_topology_async: ask the peer for its topology (JSON), not
  *   visiting the ids in @visited, to @max_depth hops
+ * @send_cancel_async: tell the peer that @request_id is abandoned (the
+ *   client went away, or it failed): it drops the work of it that
+ *   arrives later.  Optional (%NULL: the call fails with
+ *   %G_IO_ERROR_NOT_SUPPORTED); since 0.2
  * @*_finish: finish the matching call
  *
  * A connection to another node.  Implementations are #ExoNetworkResource
@@ -88,9 +92,17 @@ struct _ExoPeerHandleInterface
   char       *(*collect_topology_finish)   (ExoPeerHandle       *self,
                                             GAsyncResult        *result,
                                             GError             **error);
+  void        (*send_cancel_async)         (ExoPeerHandle       *self,
+                                            const char          *request_id,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+  gboolean    (*send_cancel_finish)        (ExoPeerHandle       *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
 
   /*< private >*/
-  gpointer padding[8];
+  gpointer padding[6];
 };
 
 EXO_AVAILABLE_IN_ALL
@@ -129,6 +141,13 @@ void        exo_peer_handle_collect_topology_async  (ExoPeerHandle *self, const 
                                                      GAsyncReadyCallback callback, gpointer user_data);
 EXO_AVAILABLE_IN_ALL
 char       *exo_peer_handle_collect_topology_finish (ExoPeerHandle *self, GAsyncResult *result,
+                                                     GError **error);
+EXO_AVAILABLE_IN_ALL
+void        exo_peer_handle_send_cancel_async       (ExoPeerHandle *self, const char *request_id,
+                                                     GCancellable *cancellable,
+                                                     GAsyncReadyCallback callback, gpointer user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean    exo_peer_handle_send_cancel_finish      (ExoPeerHandle *self, GAsyncResult *result,
                                                      GError **error);
 
 /* --- ExoDiscovery -------------------------------------------------------- */
@@ -227,6 +246,8 @@ typedef void (*ExoTokenFunc) (const char   *request_id,
  *
  * The orchestration of a node, as exo's `Node`: what the server calls when
  * a peer or a user asks for something.  The `node` plugin implements it.
+ * `cancel_request` (optional, since 0.2; peer RPC `/peer/v1/cancel`): the
+ * request is abandoned; work of it that arrives later is dropped.
  */
 /**
  * ExoNodeRoleInterface::chat_async:
@@ -299,9 +320,12 @@ struct _ExoNodeRoleInterface
   char       *(*chat_finish)            (ExoNodeRole         *self,
                                          GAsyncResult        *result,
                                          GError             **error);
+  /* peer RPC, since 0.2 */
+  void        (*cancel_request)         (ExoNodeRole         *self,
+                                         const char          *request_id);
 
   /*< private >*/
-  gpointer padding[8];
+  gpointer padding[7];
 };
 
 /* --- this host ------------------------------------------------------------ */

@@ -412,7 +412,7 @@ new_message (ExoHttpPeer  *self,
                    "peer %s: '%s' is not a valid URI", peer_label_id (self), uri);
       return NULL;
     }
-  /* the server keeps our connections alive (see http-server.c) */
+  /* marks peer calls (the server keeps every client's connection alive) */
   soup_message_headers_replace (soup_message_get_request_headers (msg), EXO_HTTP_HEADER_PEER, "1");
   return msg;
 }
@@ -943,6 +943,34 @@ exo_http_peer_collect_topology_finish (ExoPeerHandle  *peer,
 }
 
 static void
+exo_http_peer_send_cancel_async (ExoPeerHandle       *peer,
+                                 const char          *request_id,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "request_id");
+  json_builder_add_string_value (builder, request_id);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+
+  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/cancel", root),
+              exo_http_peer_send_cancel_async, cancellable, callback, user_data);
+}
+
+static gboolean
+exo_http_peer_send_cancel_finish (ExoPeerHandle  *peer,
+                                  GAsyncResult   *result,
+                                  GError        **error)
+{
+  return call_finish_boolean (peer, result, exo_http_peer_send_cancel_async, error);
+}
+
+static void
 exo_http_peer_peer_handle_init (ExoPeerHandleInterface *iface)
 {
   iface->get_peer_id = exo_http_peer_get_peer_id;
@@ -956,6 +984,8 @@ exo_http_peer_peer_handle_init (ExoPeerHandleInterface *iface)
   iface->send_result_finish = exo_http_peer_send_result_finish;
   iface->collect_topology_async = exo_http_peer_collect_topology_async;
   iface->collect_topology_finish = exo_http_peer_collect_topology_finish;
+  iface->send_cancel_async = exo_http_peer_send_cancel_async;
+  iface->send_cancel_finish = exo_http_peer_send_cancel_finish;
 }
 
 /* --- GObject ------------------------------------------------------------- */

@@ -19,17 +19,22 @@
  * time, the nonce); answers to verified peer requests are signed in
  * respond_string().  With `api-keys`/`api-key-file`, the user API wants
  * `Authorization: Bearer`.
+ * The TCP side (the listener, accept, connection limits and timeouts, and
+ * closing connections so that libsoup 3.2 frees them) is http-connections.c.
+ * Every client may keep its connection alive.
+ *
+ * Thread rules: the server runs in the GMainContext of its initialize (the
+ * daemon's main thread); no locks.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-common.h"
 #include "http-auth.h"
+#include "http-connections.h"
 
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
-#include <gio/gunixsocketaddress.h>
 
 #define DEFAULT_PORT               52415
 #define DEFAULT_LISTEN_ADDRESS     "0.0.0.0"
@@ -37,6 +42,9 @@
 #define DEFAULT_MAX_BODY_BYTES     (16u * 1024 * 1024)
 #define DEFAULT_MAX_JSON_BYTES     (1u * 1024 * 1024)
 #define DEFAULT_REQUEST_TIMEOUT_MS 30000
+#define DEFAULT_MAX_CONNECTIONS    1024
+#define DEFAULT_HEADER_TIMEOUT_MS  10000
+#define DEFAULT_IDLE_TIMEOUT_MS    60000
 #define NODE_NOT_READY             "node not ready"
 
 struct _ExoHttpServer
@@ -54,11 +62,14 @@ struct _ExoHttpServer
   char        *api_key_file;
 
   ExoHttpAuth *auth;            /* for the server's life; configured per initialize */
+  guint        max_connections;
+  guint        header_timeout_ms;
+  guint        idle_timeout_ms;
 
   /* while listening (see do_initialize) */
-  GSocketService *service;      /* accepts the TCP connections */
+  HttpConnections *connections; /* the listener and the accepted connections */
   GSocket     *keepalive_socket;/* a listener libsoup never accepts on */
-  GHashTable  *conns;           /* "remote ip:port" -> Conn*: the accepted connections */
+  GSocket     *keepalive_peer;  /* its other end, never written to */
   SoupServer  *server;
   guint16      bound_port;
   GHashTable  *requests;        /* Request* set: node calls in flight */
@@ -72,9 +83,8 @@ struct _ExoHttpServer
   guint64      n_server_errors;
   guint64      n_streams;
   guint64      n_timeouts;
-  guint64      n_connections;
-  guint64      n_reaped;
   guint64      n_duplicate_calls;
+  HttpConnectionStats last_connection_stats; /* kept across cleanup */
 };
 
 enum {
@@ -87,6 +97,9 @@ enum {
   PROP_REQUEST_TIMEOUT_MS,
   PROP_API_KEYS,
   PROP_API_KEY_FILE,
+  PROP_MAX_CONNECTIONS,
+  PROP_HEADER_TIMEOUT_MS,
+  PROP_IDLE_TIMEOUT_MS,
   N_PROPS,
 };
 
@@ -388,16 +401,38 @@ request_timeout_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+ready_time_dispatch (GSource     *source,
+                     GSourceFunc  callback,
+                     gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+/* A source that fires at the ready time it is given: moved at each token,
+ * not made anew (a stream of tokens on 256 connections would otherwise make
+ * and destroy a timer per token). */
+static GSourceFuncs ready_time_funcs = {
+  .dispatch = ready_time_dispatch,
+};
+
 static void
 request_restart_timer (Request *req)
 {
-  request_stop_timer (req);
   if (req->self->request_timeout_ms == 0 || req->answered)
-    return;
-  req->timer = g_timeout_source_new (req->self->request_timeout_ms);
-  g_source_set_callback (req->timer, request_timeout_cb, req, NULL);
-  g_source_set_static_name (req->timer, "[exo-http] request timeout");
-  g_source_attach (req->timer, g_main_context_get_thread_default ());
+    {
+      request_stop_timer (req);
+      return;
+    }
+  if (req->timer == NULL)
+    {
+      req->timer = g_source_new (&ready_time_funcs, sizeof (GSource));
+      g_source_set_callback (req->timer, request_timeout_cb, req, NULL);
+      g_source_set_static_name (req->timer, "[exo-http] request timeout");
+      g_source_attach (req->timer, g_main_context_get_thread_default ());
+    }
+  g_source_set_ready_time (req->timer, g_get_monotonic_time () +
+                                       (gint64) req->self->request_timeout_ms * 1000);
 }
 
 /* --- request bodies ------------------------------------------------------ */
@@ -463,6 +498,7 @@ static void handle_peer_prompt   (ExoHttpServer *, SoupServerMessage *, const gu
 static void handle_peer_tensor   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_peer_result   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_peer_topology (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+static void handle_peer_cancel   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_chat          (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_models        (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 static void handle_topology      (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
@@ -476,6 +512,7 @@ static const Route routes[] = {
   { "/peer/v1/tensor",      "POST", BODY_BINARY, handle_peer_tensor },
   { "/peer/v1/result",      "POST", BODY_JSON,   handle_peer_result },
   { "/peer/v1/topology",    "POST", BODY_JSON,   handle_peer_topology },
+  { "/peer/v1/cancel",      "POST", BODY_JSON,   handle_peer_cancel },
   { "/v1/chat/completions", "POST", BODY_JSON,   handle_chat },
   { "/v1/models",           "GET",  BODY_NONE,   handle_models },
   { "/v1/topology",         "GET",  BODY_NONE,   handle_topology },
@@ -542,31 +579,40 @@ early_handler (SoupServer        *server,
   ExoHttpServer *self = user_data;
   const Route *route = find_route (path);
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  SoupEncoding encoding = soup_message_headers_get_encoding (headers);
   BodyCollector *collector;
-
-  collector = g_new0 (BodyCollector, 1);
-  collector->data = g_byte_array_new ();
-  if (route != NULL && method_allowed (route, soup_server_message_get_method (msg)))
-    collector->limit = body_limit (self, route);
-  g_object_set_data_full (G_OBJECT (msg), "exo-http-body", collector,
-                          (GDestroyNotify) body_collector_free);
 
   /* Never let libsoup keep the whole body: collect up to the limit. */
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
-  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), collector);
+  if (encoding == SOUP_ENCODING_NONE ||
+      (encoding == SOUP_ENCODING_CONTENT_LENGTH && soup_message_headers_get_content_length (headers) == 0))
+    collector = NULL;   /* no body: nothing to collect (the common GET) */
+  else
+    {
+      collector = g_new0 (BodyCollector, 1);
+      collector->data = g_byte_array_new ();
+      if (route != NULL && method_allowed (route, soup_server_message_get_method (msg)))
+        collector->limit = body_limit (self, route);
+      g_object_set_data_full (G_OBJECT (msg), "exo-http-body", collector,
+                              (GDestroyNotify) body_collector_free);
+      g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), collector);
+    }
 
   /* Unsigned peer requests and user requests without a valid API key (when
    * keys are configured) are refused before their body is read. */
   if (!exo_http_auth_check_early (self->auth, msg, path))
     return;
 
-  /* Only peers (ExoHttpPeer) keep connections alive: see do_initialize. */
-  if (soup_message_headers_get_one (headers, EXO_HTTP_HEADER_PEER) == NULL)
+  /* Every client may keep its connection alive (HTTP/1.1 by default; an
+   * HTTP/1.0 client that asks gets it said back), within the limits of
+   * http-connections.c. */
+  if (soup_server_message_get_http_version (msg) == SOUP_HTTP_1_0 &&
+      soup_message_headers_header_contains (headers, "Connection", "Keep-Alive"))
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                  "Connection", "close");
+                                  "Connection", "Keep-Alive");
 
-  if (collector->limit > 0 &&
-      soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+  if (collector != NULL && collector->limit > 0 &&
+      encoding == SOUP_ENCODING_CONTENT_LENGTH &&
       (guint64) soup_message_headers_get_content_length (headers) > collector->limit)
     respond_too_big (msg, route, collector->limit);
 }
@@ -642,24 +688,12 @@ count_request (ExoHttpServer     *self,
     self->n_server_errors++;
 }
 
-static void conn_request_started  (ExoHttpServer *self, SoupServerMessage *msg);
-static void conn_request_finished (ExoHttpServer *self, SoupServerMessage *msg);
-
-static void
-request_started_cb (SoupServer        *server,
-                    SoupServerMessage *msg,
-                    ExoHttpServer     *self)
-{
-  conn_request_started (self, msg);
-}
-
 static void
 request_finished_cb (SoupServer        *server,
                      SoupServerMessage *msg,
                      ExoHttpServer     *self)
 {
   count_request (self, msg);
-  conn_request_finished (self, msg);
 }
 
 /* --- peer RPC ------------------------------------------------------------ */
@@ -1077,6 +1111,31 @@ handle_peer_result (ExoHttpServer     *self,
     }
 
   NODE_IFACE (node)->process_result (node, request_id, tokens, n, is_finished);
+  respond_empty_object (msg, SOUP_STATUS_OK);
+}
+
+/* The request is abandoned (its client went away, or it failed): the node
+ * drops the work of it that arrives later. */
+static void
+handle_peer_cancel (ExoHttpServer     *self,
+                    SoupServerMessage *msg,
+                    const guint8      *body,
+                    gsize              body_len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *request_id;
+  REQUIRE_NODE (self, msg, node);
+  REQUIRE_VFUNC (msg, node, cancel_request);
+
+  if (!parse_object (msg, body, body_len, &root))
+    return;
+  if (!get_request_id (json_node_get_object (root), &request_id, &error))
+    {
+      respond_bad_request (msg, error);
+      return;
+    }
+  NODE_IFACE (node)->cancel_request (node, request_id);
   respond_empty_object (msg, SOUP_STATUS_OK);
 }
 
@@ -1822,139 +1881,33 @@ exo_http_server_server_init (ExoServerInterface *iface)
   iface->get_listen_address = exo_http_server_get_listen_address;
 }
 
-/* --- connections ---------------------------------------------------------- */
-
-/* An accepted connection.  While no request is in progress on it, a watch
- * notices when the client closes it and closes it here (see do_initialize). */
-typedef struct
-{
-  ExoHttpServer     *self;
-  char              *key;          /* the remote address */
-  GSocketConnection *connection;
-  GSource           *watch;
-  guint              busy;
-} Conn;
-
-/* "ip:port" of @address, the key of a connection (libsoup gives a message's
- * remote address, not its socket, for connections it did not accept). */
-static char *
-address_key (GSocketAddress *address)
-{
-  g_autofree char *ip = NULL;
-
-  if (address == NULL || !G_IS_INET_SOCKET_ADDRESS (address))
-    return NULL;
-  ip = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
-  return g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
-}
-
-static void
-conn_unwatch (Conn *conn)
-{
-  if (conn->watch != NULL)
-    {
-      g_source_destroy (conn->watch);
-      g_clear_pointer (&conn->watch, g_source_unref);
-    }
-}
-
-static void
-conn_free (Conn *conn)
-{
-  conn_unwatch (conn);
-  g_object_unref (conn->connection);
-  g_free (conn->key);
-  g_free (conn);
-}
-
-static gboolean
-conn_idle_cb (GSocket      *socket,
-              GIOCondition  condition,
-              gpointer      data)
-{
-  Conn *conn = data;
-  ExoHttpServer *self = conn->self;
-  g_autoptr(GError) error = NULL;
-  GInputVector vector;
-  gint flags = G_SOCKET_MSG_PEEK;
-  char byte;
-  gssize n;
-
-  if (g_socket_is_closed (socket))
-    {
-      /* libsoup closed it (Connection: close, an error) */
-      g_hash_table_remove (self->conns, conn->key);
-      return G_SOURCE_REMOVE;
-    }
-
-  vector.buffer = &byte;
-  vector.size = 1;
-  n = g_socket_receive_message (socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, &error);
-  if (n > 0)
-    {
-      /* a request begins: libsoup reads it (request-started) */
-      g_clear_pointer (&conn->watch, g_source_unref);
-      return G_SOURCE_REMOVE;
-    }
-  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    return G_SOURCE_CONTINUE;
-
-  /* The client closed the connection while it was idle. */
-  self->n_reaped++;
-  g_io_stream_close (G_IO_STREAM (conn->connection), NULL, NULL);
-  g_hash_table_remove (self->conns, conn->key);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-conn_watch (Conn *conn)
-{
-  GSocket *socket = g_socket_connection_get_socket (conn->connection);
-
-  if (conn->watch != NULL)
-    return;
-  conn->watch = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-  g_source_set_callback (conn->watch, G_SOURCE_FUNC (conn_idle_cb), conn, NULL);
-  g_source_set_static_name (conn->watch, "[exo-http] idle connection");
-  g_source_attach (conn->watch, g_main_context_get_thread_default ());
-}
-
-static Conn *
-conn_for_message (ExoHttpServer     *self,
-                  SoupServerMessage *msg)
-{
-  g_autofree char *key = address_key (soup_server_message_get_remote_address (msg));
-
-  return key != NULL && self->conns != NULL ? g_hash_table_lookup (self->conns, key) : NULL;
-}
-
-static void
-conn_request_started (ExoHttpServer     *self,
-                      SoupServerMessage *msg)
-{
-  Conn *conn = conn_for_message (self, msg);
-
-  if (conn == NULL)
-    return;
-  conn->busy++;
-  conn_unwatch (conn);
-}
-
-static void
-conn_request_finished (ExoHttpServer     *self,
-                       SoupServerMessage *msg)
-{
-  Conn *conn = conn_for_message (self, msg);
-
-  if (conn == NULL)
-    return;
-  if (conn->busy > 0)
-    conn->busy--;
-  if (conn->busy == 0)
-    conn_watch (conn);
-}
-
 /* --- ExoResource --------------------------------------------------------- */
+
+/* Counters of earlier listens are kept: the metrics count since start. */
+static void
+connection_stats (ExoHttpServer       *self,
+                  HttpConnectionStats *out)
+{
+  HttpConnectionStats now = { 0 };
+
+  *out = self->last_connection_stats;
+  if (self->connections == NULL)
+    {
+      out->open = 0;
+      out->accept_paused = FALSE;
+      return;
+    }
+  http_connections_get_stats (self->connections, &now);
+  out->accepted += now.accepted;
+  out->rejected += now.rejected;
+  out->header_timeouts += now.header_timeouts;
+  out->idle_timeouts += now.idle_timeouts;
+  out->closed_idle += now.closed_idle;
+  out->client_gone += now.client_gone;
+  out->accept_pauses += now.accept_pauses;
+  out->open = now.open;
+  out->accept_paused = now.accept_paused;
+}
 
 static void
 stop_listening (ExoHttpServer *self)
@@ -1971,20 +1924,19 @@ stop_listening (ExoHttpServer *self)
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_cancellable_cancel (((Request *) key)->cancellable);
 
-  if (self->service != NULL)
-    {
-      g_signal_handlers_disconnect_by_data (self->service, self);
-      g_socket_service_stop (self->service);
-      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
-      g_clear_object (&self->service);
-    }
+  connection_stats (self, &self->last_connection_stats);
+  self->last_connection_stats.open = 0;
+  self->last_connection_stats.accept_paused = FALSE;
+  g_clear_pointer (&self->connections, http_connections_free);
   g_signal_handlers_disconnect_by_data (self->server, self);
   soup_server_disconnect (self->server);
   g_clear_object (&self->server);
-  g_clear_pointer (&self->conns, g_hash_table_unref);
   if (self->keepalive_socket != NULL)
     g_socket_close (self->keepalive_socket, NULL);
   g_clear_object (&self->keepalive_socket);
+  if (self->keepalive_peer != NULL)
+    g_socket_close (self->keepalive_peer, NULL);
+  g_clear_object (&self->keepalive_peer);
   self->bound_port = 0;
 }
 
@@ -1997,84 +1949,52 @@ short_reason (const GError *error)
   return colon != NULL ? colon + 2 : error->message;
 }
 
+/* libsoup 3.2 keeps connections alive only while it has a listener of its
+ * own.  It takes a connected socket as one: one end of a socket pair whose
+ * other end is never written to, so it never accepts anything (and nobody
+ * can connect to it). */
 static gboolean
-incoming_cb (GSocketService    *service,
-             GSocketConnection *connection,
-             GObject           *source_object,
-             ExoHttpServer     *self)
+add_keepalive_listener (ExoHttpServer *self)
 {
-  g_autoptr(GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
-  g_autoptr(GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
+  int fds[2];
+  g_autoptr(GSocket) mine = NULL;
+  g_autoptr(GSocket) peer = NULL;
 
-  GSocket *socket = g_socket_connection_get_socket (connection);
-  Conn *conn;
-
-  self->n_connections++;
-  /* Small answers go out at once (no Nagle delay on the RPC path). */
-  g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
-
-  conn = g_new0 (Conn, 1);
-  conn->self = self;
-  conn->key = address_key (remote);
-  conn->connection = g_object_ref (connection);
-  if (conn->key != NULL)
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+    return FALSE;
+  mine = g_socket_new_from_fd (fds[0], NULL);
+  peer = g_socket_new_from_fd (fds[1], NULL);
+  if (mine == NULL || peer == NULL)
     {
-      g_hash_table_replace (self->conns, conn->key, conn);
-      conn_watch (conn);
+      if (mine == NULL)
+        close (fds[0]);
+      if (peer == NULL)
+        close (fds[1]);
+      return FALSE;
     }
-  else
-    conn_free (conn);
-
-  soup_server_accept_iostream (self->server, G_IO_STREAM (connection), local, remote, NULL);
+  if (!soup_server_listen_socket (self->server, mine, 0, NULL))
+    return FALSE;
+  self->keepalive_socket = g_steal_pointer (&mine);
+  self->keepalive_peer = g_steal_pointer (&peer);
   return TRUE;
 }
 
-/* A listening socket that nobody connects to, given to libsoup: libsoup 3.2
- * keeps connections alive only while it has a listener of its own. */
-static GSocket *
-new_keepalive_socket (ExoHttpServer *self)
-{
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
-  g_autofree char *name = NULL;
-
-  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, NULL);
-  if (socket == NULL)
-    return NULL;
-  name = g_strdup_printf ("exo-http-server-%d-%p-%" G_GINT64_FORMAT,
-                          (int) getpid (), (void *) self, g_get_monotonic_time ());
-  address = g_unix_socket_address_new_with_type (name, -1, G_UNIX_SOCKET_ADDRESS_ABSTRACT);
-  if (!g_socket_bind (socket, address, FALSE, NULL) || !g_socket_listen (socket, NULL) ||
-      !soup_server_listen_socket (self->server, socket, 0, NULL))
-    {
-      g_socket_close (socket, NULL);
-      return NULL;
-    }
-  return g_steal_pointer (&socket);
-}
-
-/* Connections and libsoup 3.2.  Its own listener leaks the GSocket of
- * every connection, and a kept-alive connection that the client closes
- * while idle is never closed: one file descriptor lost per connection
- * (fixed upstream in 3.3, "Don't leak idle connections closed by the
- * client").  So:
- *  - the TCP listener is ours (a GSocketService) and each connection is
- *    handed to libsoup with soup_server_accept_iostream();
- *  - clients other than peers (no X-Exo-Peer header: curl, browsers,
- *    Prometheus) get `Connection: close`: the server closes, cleanly;
- *  - peers keep their connections alive (libsoup needs a listener of its
- *    own for that: an abstract unix socket nobody connects to); when a
- *    peer closes an idle connection, the watch in conn_idle_cb() closes
- *    it here, so the descriptor is not lost (libsoup keeps a few hundred
- *    bytes of it until cleanup). */
+/* The TCP listener is ours (http-connections.c): libsoup 3.2's own leaks
+ * the GSocket of every connection and never closes a kept-alive
+ * connection that the client closed; each connection is handed to libsoup
+ * with soup_server_accept_iostream() and closed by us. */
 static void
 exo_http_server_do_initialize (ExoResource *resource,
                                GTask       *task)
 {
   ExoHttpServer *self = EXO_HTTP_SERVER (resource);
+  HttpConnectionLimits limits = {
+    .max_connections = self->max_connections,
+    .header_timeout_ms = self->header_timeout_ms,
+    .idle_timeout_ms = self->idle_timeout_ms,
+  };
   g_autoptr(GInetAddress) inet = NULL;
   g_autoptr(GSocketAddress) address = NULL;
-  g_autoptr(GSocketAddress) effective = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(ExoClusterKey) key = NULL;
   g_autofree char *where = NULL;
@@ -2113,25 +2033,18 @@ exo_http_server_do_initialize (ExoResource *resource,
   self->server = soup_server_new ("server-header", "exo-node ", NULL);
   soup_server_add_early_handler (self->server, NULL, early_handler, self, NULL);
   soup_server_add_handler (self->server, NULL, server_handler, self, NULL);
-  g_signal_connect (self->server, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->server, "request-finished", G_CALLBACK (request_finished_cb), self);
   g_signal_connect (self->server, "request-aborted", G_CALLBACK (request_finished_cb), self);
-  self->keepalive_socket = new_keepalive_socket (self);
-  self->conns = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) conn_free);
+  add_keepalive_listener (self);
 
-  self->service = g_socket_service_new ();
-  g_signal_connect (self->service, "incoming", G_CALLBACK (incoming_cb), self);
-  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), address,
-                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
-                                      &effective, &error))
+  self->connections = http_connections_new (self->server, &limits);
+  if (!http_connections_listen (self->connections, address, &self->bound_port, &error))
     {
       stop_listening (self);
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
                                "cannot listen on %s: %s", where, short_reason (error));
       return;
     }
-  self->bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
-  g_socket_service_start (self->service);
 
   g_task_return_boolean (task, TRUE);
 }
@@ -2160,10 +2073,21 @@ exo_http_server_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "server-errors", "t", self->n_server_errors);
   g_variant_dict_insert (metrics, "streams", "t", self->n_streams);
   g_variant_dict_insert (metrics, "request-timeouts", "t", self->n_timeouts);
-  g_variant_dict_insert (metrics, "connections", "t", self->n_connections);
-  g_variant_dict_insert (metrics, "connections-open", "u",
-                         self->conns != NULL ? g_hash_table_size (self->conns) : 0);
-  g_variant_dict_insert (metrics, "connections-closed-idle", "t", self->n_reaped);
+  {
+    HttpConnectionStats c;
+
+    connection_stats (self, &c);
+    g_variant_dict_insert (metrics, "max-connections", "u", self->max_connections);
+    g_variant_dict_insert (metrics, "connections", "t", c.accepted);
+    g_variant_dict_insert (metrics, "connections-open", "u", c.open);
+    g_variant_dict_insert (metrics, "connections-rejected", "t", c.rejected);
+    g_variant_dict_insert (metrics, "connections-closed-idle", "t", c.closed_idle);
+    g_variant_dict_insert (metrics, "connections-client-gone", "t", c.client_gone);
+    g_variant_dict_insert (metrics, "header-timeouts", "t", c.header_timeouts);
+    g_variant_dict_insert (metrics, "idle-timeouts", "t", c.idle_timeouts);
+    g_variant_dict_insert (metrics, "accept-pauses", "t", c.accept_pauses);
+    g_variant_dict_insert (metrics, "accept-paused", "b", c.accept_paused);
+  }
   g_variant_dict_insert (metrics, "duplicate-peer-calls", "t", self->n_duplicate_calls);
   g_variant_dict_insert (metrics, "keep-alive", "b", self->keepalive_socket != NULL);
   exo_http_auth_collect_metrics (self->auth, metrics);
@@ -2231,6 +2155,15 @@ exo_http_server_get_property (GObject    *object,
     case PROP_API_KEY_FILE:
       g_value_set_string (value, self->api_key_file);
       break;
+    case PROP_MAX_CONNECTIONS:
+      g_value_set_uint (value, self->max_connections);
+      break;
+    case PROP_HEADER_TIMEOUT_MS:
+      g_value_set_uint (value, self->header_timeout_ms);
+      break;
+    case PROP_IDLE_TIMEOUT_MS:
+      g_value_set_uint (value, self->idle_timeout_ms);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -2294,6 +2227,18 @@ exo_http_server_set_property (GObject      *object,
       break;
     case PROP_API_KEY_FILE:
       changed = set_string (&self->api_key_file, g_value_get_string (value));
+      break;
+    case PROP_MAX_CONNECTIONS:
+      changed = self->max_connections != g_value_get_uint (value);
+      self->max_connections = g_value_get_uint (value);
+      break;
+    case PROP_HEADER_TIMEOUT_MS:
+      changed = self->header_timeout_ms != g_value_get_uint (value);
+      self->header_timeout_ms = g_value_get_uint (value);
+      break;
+    case PROP_IDLE_TIMEOUT_MS:
+      changed = self->idle_timeout_ms != g_value_get_uint (value);
+      self->idle_timeout_ms = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -2396,6 +2341,36 @@ exo_http_server_class_init (ExoHttpServerClass *klass)
   properties[PROP_API_KEY_FILE] =
     g_param_spec_string ("api-key-file", NULL, "File of API keys of the user API", NULL,
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:max-connections:
+   *
+   * The most connections open at once; past it a new client gets 503 with
+   * `Retry-After` and is closed.  Takes effect at the next initialize.
+   */
+  properties[PROP_MAX_CONNECTIONS] =
+    g_param_spec_uint ("max-connections", NULL, "Most connections open at once",
+                       1, 1000000, DEFAULT_MAX_CONNECTIONS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:header-timeout-ms:
+   *
+   * A client must send a complete request head within this long of
+   * connecting or of starting a request, and may not stall a body longer;
+   * else its connection is closed.
+   */
+  properties[PROP_HEADER_TIMEOUT_MS] =
+    g_param_spec_uint ("header-timeout-ms", NULL, "Limit for a request head (and a body stall)",
+                       100, 3600000, DEFAULT_HEADER_TIMEOUT_MS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:idle-timeout-ms:
+   *
+   * A kept-alive connection with no request for this long is closed.
+   */
+  properties[PROP_IDLE_TIMEOUT_MS] =
+    g_param_spec_uint ("idle-timeout-ms", NULL, "Limit for a kept-alive connection between requests",
+                       100, 3600000, DEFAULT_IDLE_TIMEOUT_MS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -2409,6 +2384,9 @@ exo_http_server_init (ExoHttpServer *self)
   self->max_body_bytes = DEFAULT_MAX_BODY_BYTES;
   self->max_json_bytes = DEFAULT_MAX_JSON_BYTES;
   self->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+  self->max_connections = DEFAULT_MAX_CONNECTIONS;
+  self->header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
+  self->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
   self->requests = g_hash_table_new (NULL, NULL);
   self->seen_calls = g_hash_table_new (g_str_hash, g_str_equal);
   g_queue_init (&self->seen_order);

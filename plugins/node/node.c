@@ -21,6 +21,12 @@
  *   chat_async was called) streams the tokens and fails the request with a
  *   clear error when a node of its ring is lost, when sending to the next
  *   hop fails, or after request-timeout-ms without progress.
+ * - Cancellation: a request the API node abandons (its client went away,
+ *   or it failed) is remembered as cancelled and every other node of its
+ *   ring is told (peer RPC /peer/v1/cancel); each node drops the work of a
+ *   cancelled request that reaches it (a prompt, a tensor, an inference
+ *   that completes), so the ring stops within about one token.  The last
+ *   MAX_REQUESTS cancelled ids are remembered.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -72,6 +78,8 @@ struct _ExoClusterNode
   GHashTable         *peers;          /* node id → Peer */
   GHashTable         *failed;         /* node id → FailedPeer */
   GHashTable         *requests;       /* request id → Request */
+  GHashTable         *cancelled;      /* request ids abandoned (set, ids owned by the queue) */
+  GQueue              cancelled_order;/* the same ids, oldest first */
   NodeTopology       *topology;       /* the last merged topology */
   GPtrArray          *partitions;     /* NodePartition, ring order */
   GPtrArray          *shards;         /* NodeShardAssignment, ring order */
@@ -98,6 +106,9 @@ struct _ExoClusterNode
   guint64       topology_errors;
   guint64       hop_failures;
   guint64       dropped_messages;
+  guint64       cancels_sent;
+  guint64       cancels_received;
+  guint64       cancelled_dropped;
   gint64        last_failure_detect_ms;
   char         *last_failed_peer;
 };
@@ -1547,7 +1558,7 @@ typedef struct {
   gsize           delivered;
   GString        *text;
   GPtrArray      *ring;          /* NodeShardAssignment: the ring at the start */
-  guint           timeout_id;
+  GSource        *timeout;       /* no progress for request-timeout-ms (moved, not remade) */
   guint           cancel_idle;
   GCancellable   *cancellable;
   gulong          cancel_handler;
@@ -1558,7 +1569,11 @@ typedef struct {
 static void
 request_free (Request *req)
 {
-  g_clear_handle_id (&req->timeout_id, g_source_remove);
+  if (req->timeout != NULL)
+    {
+      g_source_destroy (req->timeout);
+      g_clear_pointer (&req->timeout, g_source_unref);
+    }
   g_clear_handle_id (&req->cancel_idle, g_source_remove);
   if (req->cancellable != NULL)
     {
@@ -1586,6 +1601,95 @@ request_lookup (ExoClusterNode *self,
                 const char     *id)
 {
   return self->requests != NULL && id != NULL ? g_hash_table_lookup (self->requests, id) : NULL;
+}
+
+/* --- cancelled requests -------------------------------------------------- */
+
+static gboolean
+request_is_cancelled (ExoClusterNode *self,
+                      const char     *id)
+{
+  return id != NULL && g_hash_table_contains (self->cancelled, id);
+}
+
+static void
+remember_cancelled (ExoClusterNode *self,
+                    const char     *id)
+{
+  char *copy;
+
+  if (id == NULL || g_hash_table_contains (self->cancelled, id))
+    return;
+  while (self->cancelled_order.length >= MAX_REQUESTS)
+    {
+      char *oldest = g_queue_pop_head (&self->cancelled_order);
+
+      g_hash_table_remove (self->cancelled, oldest);
+      g_free (oldest);
+    }
+  copy = g_strdup (id);
+  g_queue_push_tail (&self->cancelled_order, copy);
+  g_hash_table_add (self->cancelled, copy);
+}
+
+/* Work of a cancelled request reached this node: it stops here. */
+static gboolean
+drop_if_cancelled (ExoClusterNode *self,
+                   const char     *id)
+{
+  if (!request_is_cancelled (self, id))
+    return FALSE;
+  self->cancelled_dropped++;
+  return TRUE;
+}
+
+typedef struct {
+  ExoClusterNode *self;
+  Peer           *peer;
+} CancelSend;
+
+static void
+cancel_sent_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  CancelSend *send = user_data;
+  g_autoptr(GError) error = NULL;
+
+  /* Best effort: a peer that misses it drops nothing, and its work ends
+   * with the request's tokens at max-tokens or EOS as before. */
+  if (!exo_peer_handle_send_cancel_finish (EXO_PEER_HANDLE (source), result, &error) &&
+      send->self->running && !is_cancelled (error))
+    log_event (send->self, G_LOG_LEVEL_INFO, "telling node %s to cancel a request failed: %s",
+               send->peer->node_id, error->message);
+  peer_unref (send->peer);
+  g_object_unref (send->self);
+  g_free (send);
+}
+
+/* The API node gives up @req: this node and every other node of its ring
+ * drop what of it is still under way. */
+static void
+request_abandon (ExoClusterNode *self,
+                 Request        *req)
+{
+  remember_cancelled (self, req->id);
+  for (guint i = 0; req->ring != NULL && i < req->ring->len; i++)
+    {
+      NodeShardAssignment *s = g_ptr_array_index (req->ring, i);
+      Peer *peer;
+      CancelSend *send;
+
+      if (g_strcmp0 (s->node_id, self->node_id) == 0 ||
+          (peer = lookup_usable_peer (self, s->node_id)) == NULL)
+        continue;
+      send = g_new0 (CancelSend, 1);
+      send->self = g_object_ref (self);
+      send->peer = peer_ref (peer);
+      self->cancels_sent++;
+      exo_peer_handle_send_cancel_async (EXO_PEER_HANDLE (peer->handle), req->id,
+                                         self->cancellable, cancel_sent_cb, send);
+    }
 }
 
 /* The entry the last shard keeps its tokens in; NULL over the limit. */
@@ -1618,6 +1722,8 @@ request_complete (ExoClusterNode *self,
   GTask *task = g_steal_pointer (&req->task);
 
   g_hash_table_steal (self->requests, req->id);
+  if (error != NULL && req->is_api && self->running)
+    request_abandon (self, req);
   if (task != NULL)
     {
       if (error != NULL)
@@ -1647,13 +1753,27 @@ request_fail (ExoClusterNode *self,
 }
 
 static gboolean
+ready_time_dispatch (GSource     *source,
+                     GSourceFunc  callback,
+                     gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+/* A source that fires at the ready time it is given: moved at each token
+ * instead of a timer made and destroyed per token. */
+static GSourceFuncs ready_time_funcs = {
+  .dispatch = ready_time_dispatch,
+};
+
+static gboolean
 request_timeout_cb (gpointer user_data)
 {
   Request *req = user_data;
   ExoClusterNode *self = req->self;
   g_autofree char *ring = node_partition_shards_to_string (req->ring);
 
-  req->timeout_id = 0;
+  g_clear_pointer (&req->timeout, g_source_unref);
   request_fail (self, req,
                 g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                              "request %s: no progress for %u ms (ring %s); giving up",
@@ -1667,9 +1787,17 @@ request_progress (ExoClusterNode *self,
 {
   req->last_progress_us = g_get_monotonic_time ();
   req->touched_us = req->last_progress_us;
-  g_clear_handle_id (&req->timeout_id, g_source_remove);
-  if (self->request_timeout_ms > 0)
-    req->timeout_id = g_timeout_add (self->request_timeout_ms, request_timeout_cb, req);
+  if (self->request_timeout_ms == 0)
+    return;
+  if (req->timeout == NULL)
+    {
+      req->timeout = g_source_new (&ready_time_funcs, sizeof (GSource));
+      g_source_set_callback (req->timeout, request_timeout_cb, req, NULL);
+      g_source_set_static_name (req->timeout, "[exo-node] request timeout");
+      g_source_attach (req->timeout, g_main_context_get_thread_default ());
+    }
+  g_source_set_ready_time (req->timeout, req->last_progress_us +
+                                         (gint64) self->request_timeout_ms * 1000);
 }
 
 static gboolean
@@ -2124,7 +2252,8 @@ infer_cb (GObject      *source,
           work->self->layers_computed++;
           if (req != NULL)
             req->touched_us = g_get_monotonic_time ();
-          process_inference_result (work->self, work->request_id, work->shard, output);
+          if (!drop_if_cancelled (work->self, work->request_id))
+            process_inference_result (work->self, work->request_id, work->shard, output);
         }
     }
   work_free (work);
@@ -2157,7 +2286,7 @@ encode_cb (GObject      *source,
     {
       if (tokens == NULL)
         local_failure (work->self, work->request_id, "encoding the prompt", error);
-      else
+      else if (!drop_if_cancelled (work->self, work->request_id))
         run_infer (work->self, work->request_id, g_steal_pointer (&work->shard), tokens);
     }
   work_free (work);
@@ -2172,6 +2301,8 @@ start_prompt (ExoClusterNode *self,
 {
   NodeShardAssignment *first;
 
+  if (drop_if_cancelled (self, request_id))
+    return;
   if (self->shards == NULL || self->shards->len == 0)
     {
       g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
@@ -2361,6 +2492,8 @@ node_process_tensor_async (ExoNodeRole         *role,
       return;
     }
   g_task_return_boolean (task, TRUE);
+  if (drop_if_cancelled (self, request_id))
+    return;
   /* As exo: our own shard, whatever the sender thought it was. */
   run_infer (self, request_id, shard_for (self, mine), tensor);
 }
@@ -2377,6 +2510,28 @@ node_process_result (ExoNodeRole  *role,
   if (!self->running || request_id == NULL || (tokens == NULL && n_tokens > 0))
     return;
   handle_result (self, request_id, tokens, n_tokens, is_finished);
+}
+
+/* A peer (the API node of @request_id) abandoned it. */
+static void
+node_cancel_request (ExoNodeRole *role,
+                     const char  *request_id)
+{
+  ExoClusterNode *self = EXO_CLUSTER_NODE (role);
+  Request *req;
+
+  if (!self->running || !node_id_is_valid (request_id))
+    return;
+  self->cancels_received++;
+  remember_cancelled (self, request_id);
+  req = request_lookup (self, request_id);
+  if (req == NULL)
+    return;
+  if (req->is_api && req->task != NULL)
+    request_fail (self, req, g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                          "request %s: cancelled by a peer", request_id));
+  else if (!req->is_api)
+    g_hash_table_remove (self->requests, request_id);   /* the last shard's tokens */
 }
 
 static void
@@ -2558,6 +2713,7 @@ exo_cluster_node_role_init (ExoNodeRoleInterface *iface)
   iface->get_topology_json = node_get_topology_json;
   iface->chat_async = node_chat_async;
   iface->chat_finish = node_chat_finish;
+  iface->cancel_request = node_cancel_request;
 }
 
 /* --- ExoResource --------------------------------------------------------- */
@@ -2918,6 +3074,9 @@ exo_cluster_node_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "failed-requests", "t", self->failed_requests);
   g_variant_dict_insert (metrics, "hop-failures", "t", self->hop_failures);
   g_variant_dict_insert (metrics, "dropped-messages", "t", self->dropped_messages);
+  g_variant_dict_insert (metrics, "cancels-sent", "t", self->cancels_sent);
+  g_variant_dict_insert (metrics, "cancels-received", "t", self->cancels_received);
+  g_variant_dict_insert (metrics, "cancelled-work-dropped", "t", self->cancelled_dropped);
 }
 
 /* --- GObject ------------------------------------------------------------- */
@@ -2931,6 +3090,8 @@ exo_cluster_node_finalize (GObject *object)
   drop_running_state (self);
   g_clear_pointer (&self->requests, g_hash_table_unref);
   g_clear_pointer (&self->peers, g_hash_table_unref);
+  g_clear_pointer (&self->cancelled, g_hash_table_unref);
+  g_queue_clear_full (&self->cancelled_order, g_free);
   g_clear_object (&self->cancellable);
   g_free (self->engine_id);
   g_free (self->server_id);
@@ -3213,6 +3374,8 @@ exo_cluster_node_init (ExoClusterNode *self)
   self->peer_health_interval_ms = 1000;
   self->peer_failure_threshold = 2;
   self->last_failure_detect_ms = -1;
+  self->cancelled = g_hash_table_new (g_str_hash, g_str_equal);
+  g_queue_init (&self->cancelled_order);
 }
 
 static void

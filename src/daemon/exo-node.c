@@ -19,9 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "exo-config.h"
+#include "exo-daemon-log.h"
 #include "exo-dbus-export.h"
 #include "exo-node-resources.h"
 
@@ -65,6 +67,8 @@ typedef struct
 
 static Daemon daemon_state;
 static gboolean verbose_logging;
+static ExoLogLimiter *log_limiter;
+static guint log_flush_id;
 
 /* --- logging ----------------------------------------------------------- */
 
@@ -85,24 +89,17 @@ level_name (GLogLevelFlags level)
 
 /* Journald gets every field when stderr is the journal (systemd sets
  * JOURNAL_STREAM); a terminal gets one readable line. */
-static GLogWriterOutput
-log_writer (GLogLevelFlags   log_level,
-            const GLogField *fields,
-            gsize            n_fields,
-            gpointer         user_data)
+static void
+write_fields (GLogLevelFlags   log_level,
+              const GLogField *fields,
+              gsize            n_fields)
 {
-  const char *message = NULL, *domain = NULL, *resource_id = NULL;
-
-  if ((log_level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) && !verbose_logging)
-    {
-      /* G_MESSAGES_DEBUG still works for other domains */
-      return g_log_writer_default (log_level, fields, n_fields, user_data);
-    }
+  const char *message = NULL, *domain = NULL;
 
   if (g_log_writer_is_journald (fileno (stderr)))
     {
-      if (g_log_writer_journald (log_level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
-        return G_LOG_WRITER_HANDLED;
+      if (g_log_writer_journald (log_level, fields, n_fields, NULL) == G_LOG_WRITER_HANDLED)
+        return;
     }
 
   for (gsize i = 0; i < n_fields; i++)
@@ -111,8 +108,6 @@ log_writer (GLogLevelFlags   log_level,
         message = fields[i].value;
       else if (g_strcmp0 (fields[i].key, "GLIB_DOMAIN") == 0)
         domain = fields[i].value;
-      else if (g_strcmp0 (fields[i].key, "EXO_RESOURCE_ID") == 0)
-        resource_id = fields[i].value;
     }
 
   {
@@ -133,10 +128,89 @@ log_writer (GLogLevelFlags   log_level,
              domain != NULL && g_strcmp0 (domain, "exo-node") != 0 ? domain : "",
              domain != NULL && g_strcmp0 (domain, "exo-node") != 0 ? ": " : "",
              message ? message : "");
-    (void) resource_id;
     fflush (stderr);
   }
+}
+
+/* The line that stands for messages the rate limit held back. */
+static void
+log_suppressed (const char     *domain,
+                GLogLevelFlags  level,
+                const char     *example,
+                guint           count,
+                gpointer        user_data)
+{
+  g_autofree char *message = g_strdup_printf ("%u similar messages suppressed (at most %u of a "
+                                              "kind per %u s), like: %s", count,
+                                              EXO_LOG_LIMIT_BURST,
+                                              (guint) (EXO_LOG_LIMIT_INTERVAL_US / G_USEC_PER_SEC),
+                                              example != NULL ? example : "");
+  char priority[2] = { (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ? '3'
+                       : (level & G_LOG_LEVEL_WARNING) ? '4' : '5', '\0' };
+  GLogField fields[] = {
+    { "MESSAGE", message, -1 },
+    { "PRIORITY", priority, -1 },
+    { "GLIB_DOMAIN", domain != NULL ? domain : "exo-node", -1 },
+    { "EXO_SUPPRESSED", "1", -1 },
+  };
+
+  write_fields (level, fields, G_N_ELEMENTS (fields));
+}
+
+/* Every message passes the rate limit first (exo-daemon-log.c): a flood
+ * of one kind of message costs a line per interval, not the disk. */
+static GLogWriterOutput
+log_writer (GLogLevelFlags   log_level,
+            const GLogField *fields,
+            gsize            n_fields,
+            gpointer         user_data)
+{
+  const char *message = NULL, *domain = NULL;
+
+  if ((log_level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) && !verbose_logging)
+    {
+      /* G_MESSAGES_DEBUG still works for other domains */
+      return g_log_writer_default (log_level, fields, n_fields, user_data);
+    }
+
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (g_strcmp0 (fields[i].key, "MESSAGE") == 0)
+        message = fields[i].value;
+      else if (g_strcmp0 (fields[i].key, "GLIB_DOMAIN") == 0)
+        domain = fields[i].value;
+    }
+  if (log_limiter != NULL &&
+      !exo_log_limiter_check (log_limiter, domain, log_level, message, g_get_monotonic_time (),
+                              log_suppressed, NULL))
+    return G_LOG_WRITER_HANDLED;
+
+  write_fields (log_level, fields, n_fields);
   return G_LOG_WRITER_HANDLED;
+}
+
+/* Connections are file descriptors: the soft limit (often 1024) goes up to
+ * the hard one (LimitNOFILE= in the unit), as systemd advises for programs
+ * that do not use select().  The HTTP server copes with the limit anyway
+ * (http-connections.c). */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+    return;
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? 1048576 : limit.rlim_max;
+  setrlimit (RLIMIT_NOFILE, &limit);
+}
+
+/* Reports what the limit held back once its interval is over, even when
+ * no message of that kind follows. */
+static gboolean
+log_flush_cb (gpointer user_data)
+{
+  exo_log_limiter_flush (log_limiter, g_get_monotonic_time (), log_suppressed, NULL);
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -665,7 +739,10 @@ main (int argc, char **argv)
     }
 
   verbose_logging = d->verbose;
+  log_limiter = exo_log_limiter_new (EXO_LOG_LIMIT_INTERVAL_US, EXO_LOG_LIMIT_BURST,
+                                     EXO_LOG_LIMIT_MAX_KEYS);
   g_log_set_writer_func (log_writer, NULL, NULL);
+  raise_fd_limit ();
 
   load_plugins (d);
 
@@ -748,6 +825,8 @@ main (int argc, char **argv)
   g_message ("exo-node %s starting: node id %s, %s", EXO_VERSION_STRING, node_id,
              d->config_path ? d->config_path : "built-in default config");
   d->started_us = g_get_monotonic_time ();
+  log_flush_id = g_timeout_add_seconds ((guint) (EXO_LOG_LIMIT_INTERVAL_US / G_USEC_PER_SEC),
+                                        log_flush_cb, NULL);
   exo_resource_initialize_async (EXO_RESOURCE (d->root), NULL, root_initialize_cb, d);
 
   g_main_loop_run (d->loop);
@@ -773,6 +852,8 @@ main (int argc, char **argv)
   g_clear_pointer (&d->bus_name, g_free);
   g_clear_pointer (&d->node_id, g_free);
   g_clear_pointer (&d->check_config, g_free);
+  g_clear_handle_id (&log_flush_id, g_source_remove);
+  exo_log_limiter_flush (log_limiter, G_MAXINT64, log_suppressed, NULL);
 
   return d->exit_code;
 }

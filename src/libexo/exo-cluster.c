@@ -125,6 +125,44 @@ exo_peer_handle_collect_topology_finish (ExoPeerHandle *self, GAsyncResult *resu
   return PEER_IFACE (self)->collect_topology_finish (self, result, error);
 }
 
+/**
+ * exo_peer_handle_send_cancel_async:
+ * @self: a peer
+ * @request_id: the request abandoned
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the peer has it (or the call failed)
+ * @user_data: data for @callback
+ *
+ * Tells the peer that @request_id is abandoned: it drops the work of it
+ * that arrives later.  A peer handle without this call fails it with
+ * %G_IO_ERROR_NOT_SUPPORTED.
+ */
+void
+exo_peer_handle_send_cancel_async (ExoPeerHandle *self, const char *request_id,
+                                   GCancellable *cancellable,
+                                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (EXO_IS_PEER_HANDLE (self));
+  if (PEER_IFACE (self)->send_cancel_async == NULL)
+    {
+      g_task_report_new_error (self, callback, user_data, exo_peer_handle_send_cancel_async,
+                               G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               "peer handle %s cannot cancel requests",
+                               G_OBJECT_TYPE_NAME (self));
+      return;
+    }
+  PEER_IFACE (self)->send_cancel_async (self, request_id, cancellable, callback, user_data);
+}
+
+gboolean
+exo_peer_handle_send_cancel_finish (ExoPeerHandle *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), FALSE);
+  if (g_async_result_is_tagged (result, exo_peer_handle_send_cancel_async))
+    return g_task_propagate_boolean (G_TASK (result), error);
+  return PEER_IFACE (self)->send_cancel_finish (self, result, error);
+}
+
 /* --- ExoDiscovery -------------------------------------------------------- */
 
 G_DEFINE_INTERFACE (ExoDiscovery, exo_discovery, EXO_TYPE_RESOURCE)

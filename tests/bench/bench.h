@@ -35,3 +35,4 @@ extern const BenchEntry bench_group_entries[];
 extern const BenchEntry bench_daemon_entries[];
 extern const BenchEntry bench_cluster_entries[];
 extern const BenchEntry bench_recovery_entries[];
+extern const BenchEntry bench_http_entries[];
