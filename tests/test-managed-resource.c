@@ -855,7 +855,7 @@ test_cleanup_does_not_wait_for_hung_initialize (void)
   gint64 t0;
 
   set_policy (r, 0, 1, 1, 1.0, EXO_JITTER_NONE, 0, 0);
-  r->init_delay_ms = 1500 * exo_test_slow_factor ();
+  r->init_delay_ms = 6500;   /* longer than the 5 s bound below (real time, not scaled) */
   r->ignore_cancel = TRUE;
   exo_resource_set_init_timeout (EXO_RESOURCE (r), 100);
   g_assert_false (exo_test_initialize (EXO_RESOURCE (r), NULL));
@@ -866,9 +866,16 @@ test_cleanup_does_not_wait_for_hung_initialize (void)
   g_assert_cmpint ((g_get_monotonic_time () - t0) / 1000, <, 1000 * exo_test_slow_factor ());
   g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_CLOSED);
 
+  /* Without an init-timeout, an initialize that waits for the hung call
+   * is bounded too (it does not hang): it times out. */
+  exo_resource_set_init_timeout (EXO_RESOURCE (r), 0);
+  g_clear_error (&error);
+  g_assert_false (exo_test_initialize (EXO_RESOURCE (r), &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+
   /* The hung call returns; what it made is cleaned up; it starts again. */
   r->init_delay_ms = 0;
-  exo_resource_set_init_timeout (EXO_RESOURCE (r), 0);
+  exo_test_spin (2000);
   g_assert_true (exo_test_initialize (EXO_RESOURCE (r), NULL));
   g_assert_cmpint (r->live, ==, 1);
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));

@@ -1190,6 +1190,31 @@ test_health_self_cancelled_check_fails (void)
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
 }
 
+/* Regression: a handler that cleans the resource up from inside its own
+ * `initializing` emission: no do_initialize runs, nothing is left made,
+ * no illegal closed -> ready. */
+static void
+cleanup_on_initializing_cb (ExoResource *r, ExoResourceState o, ExoResourceState n, gpointer data)
+{
+  if (n == EXO_RESOURCE_STATE_INITIALIZING)
+    exo_resource_cleanup_async (r, NULL, NULL, NULL);
+}
+
+static void
+test_cleanup_inside_initializing_emission (void)
+{
+  g_autoptr(ExoTestResource) r = new_plain ("self-stop");
+  g_autoptr(GError) error = NULL;
+
+  g_signal_connect (r, "state-changed", G_CALLBACK (cleanup_on_initializing_cb), NULL);
+  g_assert_false (exo_test_initialize (EXO_RESOURCE (r), &error));
+  g_assert_true (exo_test_wait_for_state (EXO_RESOURCE (r), EXO_RESOURCE_STATE_CLOSED, 5000));
+  exo_test_spin (50);
+  g_assert_cmpint (exo_resource_get_state (EXO_RESOURCE (r)), ==, EXO_RESOURCE_STATE_CLOSED);
+  g_assert_cmpuint (r->n_init_calls, ==, 0);
+  g_assert_cmpint (r->live, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1215,6 +1240,8 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/resource/cancel/one-of-two-callers", test_cancel_one_of_two);
   g_test_add_func ("/exo/resource/cancel/during-retry-wait", test_cancel_during_retry_wait);
   g_test_add_func ("/exo/resource/health", test_health);
+  g_test_add_func ("/exo/resource/regression/cleanup-inside-initializing-emission",
+                   test_cleanup_inside_initializing_emission);
   g_test_add_func ("/exo/resource/regression/self-cancelled-check-fails", test_health_self_cancelled_check_fails);
   g_test_add_func ("/exo/resource/vfunc-drops-task", test_vfunc_drops_task);
   g_test_add_func ("/exo/resource/ensure-ready", test_ensure_ready);

@@ -224,8 +224,13 @@ log_state (ExoResource      *resource,
   const char *id = exo_resource_get_id (resource);
   const char *state = exo_resource_state_to_string (new_state);
 
-  d->logged_resource = resource;
-  d->logged_error_count = exo_resource_get_error_count (resource);
+  /* an error that comes with this transition is printed here only for
+   * `error` and `degraded`; for other states log_error_count prints it */
+  if (new_state == EXO_RESOURCE_STATE_ERROR || new_state == EXO_RESOURCE_STATE_DEGRADED)
+    {
+      d->logged_resource = resource;
+      d->logged_error_count = exo_resource_get_error_count (resource);
+    }
   if (new_state == EXO_RESOURCE_STATE_ERROR || new_state == EXO_RESOURCE_STATE_DEGRADED)
     g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
                       "EXO_RESOURCE_ID", id,
@@ -270,6 +275,14 @@ log_error_count (ExoResource *resource,
                       "EXO_RESOURCE_ID", id,
                       "EXO_STATE", exo_resource_state_to_string (state),
                       "MESSAGE", "%s: health check failed (%s): %s", id,
+                      exo_resource_state_to_string (state), error->message);
+  else
+    /* recorded while in error, closing or closed (a failure reported
+     * again, a cleanup that failed or stopped waiting) */
+    g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
+                      "EXO_RESOURCE_ID", id,
+                      "EXO_STATE", exo_resource_state_to_string (state),
+                      "MESSAGE", "%s: error (%s): %s", id,
                       exo_resource_state_to_string (state), error->message);
 }
 

@@ -195,6 +195,7 @@ struct _Run
   guint             aborted : 1;
   guint             draining : 1;
   guint             doomed : 1;   /* a member fell: no new starts, finish soon */
+  guint             cancelled : 1; /* the group's own initialize was cancelled */
 };
 
 typedef struct
@@ -837,7 +838,12 @@ run_init_cb (GObject      *source,
       else
         {
           run_fail (run, m, error);
-          if (run->stop_on_failure)
+          /* Keep going: the first failure ends the group's start at once
+           * (what still starts goes on in the background, what waits for
+           * the failed member starts later), so that supervision — the
+           * restart of the failed member — does not wait for the slowest
+           * member. */
+          if (run->stop_on_failure || (run->group_init && PRIV (run->group)->keep_going))
             {
               run_finish (run);
               op_free (op);
@@ -1270,7 +1276,7 @@ process_jobs (ExoResourceGroup *self)
         {
           GPtrArray *set;
 
-          if (!m->fresh || m->run != NULL || !deps_ready (m))
+          if (!m->fresh || m->stopped || m->run != NULL || !deps_ready (m))
             {
               job_free (job);
               continue;
@@ -1366,7 +1372,7 @@ pass_cb (gpointer data)
               action = g_new0 (Action, 1);
               action->kind = ACTION_RESTORE;
             }
-          else if (m->fresh && !m->job_queued && deps_ready (m))
+          else if (m->fresh && !m->stopped && !m->job_queued && deps_ready (m))
             {
               action = g_new0 (Action, 1);
               action->kind = ACTION_START;
@@ -1610,8 +1616,10 @@ supervise (ExoResourceGroup *self,
 
     case EXO_RESOURCE_STATE_INITIALIZING:
       /* Started by hand: supervised again, and a give-up is forgotten
-       * (like `systemctl restart` after start-limit-hit). */
+       * (like `systemctl restart` after start-limit-hit).  A member that
+       * waited for its dependencies is started now. */
       m->stopped = FALSE;
+      m->fresh = m->deferred = FALSE;
       if (m->given_up)
         {
           m->given_up = FALSE;
@@ -1731,6 +1739,15 @@ member_state_changed (Member           *m,
               run->doomed = TRUE;
               queue_event (self, m, run, EVENT_RUN_FAILED, old_state, new_state);
             }
+          else if (run->group_init && priv->keep_going)
+            {
+              /* keep going: the start ends now, the group supervises it */
+              if (run->error == NULL)
+                run->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
+                                          "member '%s' failed after it was ready", m->name);
+              run->doomed = TRUE;
+              queue_event (self, m, run, EVENT_RUN_FAILED, old_state, new_state);
+            }
           else if (priv->up)
             queue_event (self, m, NULL, EVENT_FELL, old_state, new_state);
         }
@@ -1811,6 +1828,7 @@ cancel_idle_cb (gpointer data)
       run->error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                 "initialize of group '%s' was cancelled",
                                 exo_resource_get_id (EXO_RESOURCE (self)));
+      run->cancelled = TRUE;
       run_finish (run);
     }
   return G_SOURCE_REMOVE;
@@ -1863,8 +1881,7 @@ init_done (ExoResourceGroup *self,
   if (priv->init_run == run)
     priv->init_run = NULL;
 
-  if (run->error != NULL && priv->keep_going && !run->aborted &&
-      !g_error_matches (run->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (run->error != NULL && priv->keep_going && !run->aborted && !run->cancelled)
     {
       /* Keep going: the group is up and supervises what failed (restarted
        * with backoff by the health pass) and starts what waits for it once
@@ -1873,7 +1890,10 @@ init_done (ExoResourceGroup *self,
         {
           Member *m = g_ptr_array_index (run->set, i);
 
-          if (m->skipped && !m->failed && member_state (m) == EXO_RESOURCE_STATE_UNINITIALIZED)
+          /* never started (its dependency failed, or the start ended
+           * first): started by the health pass once its dependencies
+           * are ready; what is still initializing goes on by itself */
+          if (!m->init_started && !m->failed && !m->stopped)
             m->fresh = m->deferred = TRUE;
         }
       g_task_return_boolean (task, TRUE);

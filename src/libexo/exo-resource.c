@@ -137,6 +137,7 @@ static const guint legal_transitions[EXO_RESOURCE_STATE_LAST] = {
 #undef S
 
 static void start_attempt  (ExoResource *self);
+static guint zombie_wait_ms (ExoResource *self);
 static void resume_pending (ExoResource *self);
 
 /**
@@ -695,7 +696,8 @@ attempt_timeout_cb (gpointer data)
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                          "initialize of '%s' timed out after %u ms (attempt %u): the previous "
                          "attempt has not returned since it was cancelled",
-                         priv->id, priv->init_timeout_ms, priv->flight_attempt);
+                         priv->id, priv->init_timeout_ms > 0 ? priv->init_timeout_ms : zombie_wait_ms (self),
+                         priv->flight_attempt);
   else
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                          "initialize of '%s' timed out after %u ms (attempt %u)",
@@ -728,6 +730,10 @@ start_attempt (ExoResource *self)
       priv->attempts++;          /* notified if it fails: notify_attempts */
       if (priv->init_timeout_ms > 0 && priv->timeout_source == NULL)
         priv->timeout_source = add_timeout (self, priv->init_timeout_ms, attempt_timeout_cb, self);
+      else if (priv->zombie && priv->timeout_source == NULL)
+        /* no init-timeout, but an abandoned call that may never return:
+         * waiting for it is bounded all the same */
+        priv->timeout_source = add_timeout (self, zombie_wait_ms (self), attempt_timeout_cb, self);
     }
 
   if (priv->busy)
@@ -909,8 +915,12 @@ initialize_internal (ExoResource         *self,
 
   priv->in_flight = TRUE;
   priv->flight_attempt = 0;
+  g_object_ref (self);
   exo_resource_transition (self, EXO_RESOURCE_STATE_INITIALIZING, NULL);
-  start_attempt (self);
+  /* a handler may have cleaned it up from inside that emission */
+  if (priv->in_flight && priv->state == EXO_RESOURCE_STATE_INITIALIZING)
+    start_attempt (self);
+  g_object_unref (self);
 }
 
 static void
@@ -1034,7 +1044,8 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
   task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (task, exo_resource_cleanup_async);
 
-  if (priv->state == EXO_RESOURCE_STATE_CLOSED && !priv->busy && !priv->cleaning && !holds_more (self))
+  if (priv->state == EXO_RESOURCE_STATE_CLOSED && (!priv->busy || priv->zombie) && !priv->cleaning &&
+      !holds_more (self))
     {
       g_task_return_boolean (task, TRUE);
       g_object_unref (task);
@@ -1168,8 +1179,15 @@ forward_report (ExoResource  *self,
   report->error = error != NULL ? g_error_copy (error) : NULL;
   report->health = health;
   report->healthy = healthy;
-  g_main_context_invoke_full (PRIV (self)->context, G_PRIORITY_DEFAULT, forwarded_report_cb,
-                              report, forwarded_report_free);
+  GSource *source = g_idle_source_new ();
+
+  /* not g_main_context_invoke: it runs the function right here when this
+   * thread can acquire the context (nobody iterates it at the moment) */
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, forwarded_report_cb, report, forwarded_report_free);
+  g_source_set_static_name (source, "[exo] report from another thread");
+  g_source_attach (source, PRIV (self)->context);
+  g_source_unref (source);
 }
 
 /**
@@ -1226,15 +1244,17 @@ exo_resource_report_health (ExoResource  *self,
     priv->health_passes = 0;
     if (priv->health_fails < G_MAXUINT)
       priv->health_fails++;
-    record_error (self, error);
     if (priv->state == EXO_RESOURCE_STATE_READY && !priv->held &&
         priv->health_fails >= priv->unhealthy_threshold)
       {
-        /* set first: state-changed handlers ask why it is degraded */
+        /* set first: state-changed handlers ask why it is degraded; the
+         * error is recorded with the transition (told once) */
         priv->degraded_by_health = TRUE;
-        exo_resource_transition (self, EXO_RESOURCE_STATE_DEGRADED, NULL);
+        exo_resource_transition (self, EXO_RESOURCE_STATE_DEGRADED, error);
+        return;
       }
-    else if (priv->state == EXO_RESOURCE_STATE_DEGRADED && !priv->held)
+    record_error (self, error);
+    if (priv->state == EXO_RESOURCE_STATE_DEGRADED && !priv->held)
       priv->degraded_by_health = TRUE;
   }
 }
