@@ -15,6 +15,8 @@ G_BEGIN_DECLS
 #define NODE_TOPOLOGY_MAX_NODES   1024
 #define NODE_TOPOLOGY_MAX_EDGES   16384
 #define NODE_TOPOLOGY_MAX_ID_LEN  256
+/* The largest flops value (TFLOPS) accepted or written out. */
+#define NODE_CAPS_MAX_FLOPS       1e15
 
 typedef struct {
   char    *model;
