@@ -299,9 +299,13 @@ exo_http_parse_shape (const char *text,
 
       if (!g_ascii_string_to_unsigned (p, 10, 0, G_MAXUINT32, &v, NULL))
         {
+          /* A header may hold any byte but CR, LF and NUL: the message shows
+           * at most 32 of them, as valid UTF-8. */
+          g_autofree char *shown = g_utf8_make_valid (p, (gssize) strnlen (p, 32));
+
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "header %s: dim %u (\"%.32s\") is not a non-negative integer",
-                       EXO_HTTP_HEADER_SHAPE, i, p);
+                       "header %s: dim %u (\"%s\") is not a non-negative integer",
+                       EXO_HTTP_HEADER_SHAPE, i, shown);
           return FALSE;
         }
       shape[i] = (gsize) v;

@@ -51,7 +51,7 @@ G_DECLARE_FINAL_TYPE (FuzzKinds, fuzz_kinds, FUZZ, KINDS, ExoResource)
 struct _FuzzKinds
 {
   ExoResource parent_instance;
-  GValue      values[10];
+  GValue      values[11];   /* by property id, 1 to 10 */
 };
 
 G_DEFINE_FINAL_TYPE (FuzzKinds, fuzz_kinds, EXO_TYPE_RESOURCE)
