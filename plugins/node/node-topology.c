@@ -266,6 +266,11 @@ node_topology_merge (NodeTopology       *topology,
     {
       if (exclude != NULL && g_hash_table_contains (exclude, key))
         continue;
+      /* A peer that lists NODE_TOPOLOGY_MAX_NODES nodes must not make ours
+       * one that every other peer refuses. */
+      if (!g_hash_table_contains (topology->nodes, key) &&
+          g_hash_table_size (topology->nodes) >= NODE_TOPOLOGY_MAX_NODES)
+        continue;
       if (g_strcmp0 (key, peer_id) == 0 || !g_hash_table_contains (topology->nodes, key))
         node_topology_update_node (topology, key, value);
     }

@@ -66,7 +66,8 @@ void          node_topology_remove_node (NodeTopology       *topology,
                                          const char         *id);
 /* Merges @other, the answer of peer @peer_id: what a node says about itself
  * wins; what it says about others only fills gaps.  Nodes in @exclude
- * (a set of ids, may be NULL) are left out. */
+ * (a set of ids, may be NULL) are left out, and so are new nodes past
+ * NODE_TOPOLOGY_MAX_NODES. */
 void          node_topology_merge       (NodeTopology       *topology,
                                          const char         *peer_id,
                                          const NodeTopology *other,
