@@ -16,7 +16,8 @@
  * /hostile-json/discovery: datagrams with the same bypass, a lone surrogate
  *   in a string, 1e999: dropped and counted, no critical, the node up.
  * /hostile-json/peer-topology: the fake peer answers the topology request
- *   with the bypass and with values json-glib would misread; then with
+ *   with the bypass and with values json-glib would misread, with a model
+ *   name holding U+001F (which json-glib writes back unescaped), then with
  *   flops of 1e-8, which the node used to write back as `1e-08.0`: its
  *   GET /v1/topology must stay strict JSON.
  * /hostile-json/check-config: `exo-node --check-config` of such a file
@@ -703,6 +704,9 @@ test_peer_topology (Fixture       *f,
     CAPS ("1024", "1e17"),               /* 1e+17.0 */
     "{\"nodes\":{\"\\ud800\":{\"memory\":1}},\"peer_graph\":{}}",
     CAPS ("1024", "1") " trailing",
+    /* valid, but json-glib writes U+001F back unescaped */
+    "{\"nodes\":{\"fake-peer\":{\"model\":\"a\\u001fb\",\"chip\":\"c\",\"memory\":1024,"
+    "\"flops\":{\"fp32\":1,\"fp16\":0,\"int8\":0}}},\"peer_graph\":{},\"active_node_id\":null}",
   };
   const char *health_tiny =
     "{\"status\":\"ok\",\"node_id\":\"fake-peer\",\"device_capabilities\":"

@@ -207,6 +207,34 @@ test_long_number (void)
   g_assert_nonnull (strstr (error->message, "1024"));
 }
 
+/* json-glib 1.6 writes U+001F unescaped; exo_json_fix_generated () mends it. */
+static void
+test_fix_generated (void)
+{
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_VALUE);
+  g_autoptr(GError) error = NULL;
+  char *text;
+  gsize length = 0;
+
+  json_node_set_string (node, "a\x1f" "b\x1e" "c");
+  text = json_to_string (node, FALSE);
+  if (exo_json_validate (text, strlen (text), 1, NULL, NULL, NULL))
+    g_test_message ("this json-glib escapes U+001F itself");
+  length = strlen (text);
+  text = exo_json_fix_generated (text, &length);
+  g_assert_cmpstr (text, ==, "\"a\\u001fb\\u001ec\"");
+  g_assert_cmpuint (length, ==, strlen (text));
+  g_assert_true (exo_json_validate (text, length, 1, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_free (text);
+
+  /* nothing to mend: the same string */
+  text = g_strdup ("{\"a\":1}");
+  g_assert_true (exo_json_fix_generated (text, NULL) == text);
+  g_free (text);
+  g_assert_null (exo_json_fix_generated (NULL, NULL));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -217,6 +245,7 @@ main (int   argc,
   g_test_add_func ("/json/validate/deep", test_deep);
   g_test_add_func ("/json/validate/depth-limit", test_depth_limit);
   g_test_add_func ("/json/validate/long-number", test_long_number);
+  g_test_add_func ("/json/fix-generated", test_fix_generated);
 
   return g_test_run ();
 }

@@ -67,4 +67,8 @@ gboolean exo_json_validate    (const char  *data,
                                guint       *error_column,
                                GError     **error);
 
+EXO_AVAILABLE_IN_ALL
+char    *exo_json_fix_generated (char   *text,
+                                 gsize  *length);
+
 G_END_DECLS

@@ -61,7 +61,8 @@ exo_http_node_to_string (JsonNode *node)
   g_autoptr(JsonGenerator) generator = json_generator_new ();
 
   json_generator_set_root (generator, node);
-  return json_generator_to_data (generator, NULL);
+  /* json-glib leaves U+001F unescaped: every answer and request is JSON. */
+  return exo_json_fix_generated (json_generator_to_data (generator, NULL), NULL);
 }
 
 static const char *

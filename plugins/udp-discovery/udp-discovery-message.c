@@ -422,7 +422,8 @@ udp_discovery_message_build (const char               *node_id,
 
   root = json_builder_get_root (builder);
   json_generator_set_root (generator, root);
-  return json_generator_to_data (generator, length);
+  /* json-glib leaves U+001F unescaped. */
+  return exo_json_fix_generated (json_generator_to_data (generator, length), length);
 }
 
 /* --- the health answer of a static peer ----------------------------------- */

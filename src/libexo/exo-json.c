@@ -15,6 +15,9 @@
  * stack of bytes (on the C stack up to 256 levels).  No global state: any
  * thread may call it.
  *
+ * exo_json_fix_generated() mends the one thing json-glib 1.6 writes that is
+ * not JSON whatever the values: U+001F unescaped in a string.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "exo-private.h"
@@ -626,4 +629,46 @@ out:
         *error_column = s.error_column;
     }
   return ok;
+}
+
+/**
+ * exo_json_fix_generated:
+ * @text: (transfer full): text that json-glib's #JsonGenerator wrote
+ * @length: (inout) (optional): its length in bytes, updated
+ *
+ * json-glib 1.6 escapes the control characters U+0000 to U+001E in the
+ * strings it writes but writes U+001F as it is, which makes text that is not
+ * JSON (RFC 8259 §7) and that exo_json_validate() refuses: a peer that
+ * announces a model name with `"\u001f"` in it would make every topology
+ * its neighbours write invalid.  In generated text the byte 0x1f can only
+ * stand inside a string, so each one becomes `\u001f`.
+ *
+ * Returns: (transfer full): @text, or a new string that replaces it (then
+ *   @text is freed)
+ */
+char *
+exo_json_fix_generated (char  *text,
+                        gsize *length)
+{
+  gsize len;
+  GString *fixed;
+
+  if (text == NULL)
+    return NULL;
+  len = length != NULL ? *length : strlen (text);
+  if (memchr (text, 0x1f, len) == NULL)
+    return text;
+
+  fixed = g_string_sized_new (len + 16);
+  for (gsize i = 0; i < len; i++)
+    {
+      if (text[i] == 0x1f)
+        g_string_append (fixed, "\\u001f");
+      else
+        g_string_append_c (fixed, text[i]);
+    }
+  g_free (text);
+  if (length != NULL)
+    *length = fixed->len;
+  return g_string_free (fixed, FALSE);
 }

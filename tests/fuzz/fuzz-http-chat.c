@@ -8,31 +8,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "fuzz-common.h"
+#include "fuzz-http.h"
 #include "http-request.h"
 
 #include <math.h>
 #include <string.h>
-
-/* The error answer, as http-server.c makes it. */
-static void
-check_error_answer (const GError *error)
-{
-  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *valid = g_utf8_make_valid (error->message, -1);
-  g_autofree char *text = NULL;
-
-  EXO_FUZZ_CHECK (error->domain == G_IO_ERROR && error->code == G_IO_ERROR_INVALID_DATA,
-                  "unexpected error %s", error->message);
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "error");
-  json_builder_add_string_value (builder, valid);
-  json_builder_end_object (builder);
-  root = json_builder_get_root (builder);
-  text = exo_http_node_to_string (root);
-  exo_fuzz_assert_json (text, strlen (text), "the error answer");
-}
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data,
@@ -45,8 +25,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   chat = exo_http_chat_request_parse ((const char *) data, size, &error);
   if (chat == NULL)
     {
-      EXO_FUZZ_CHECK (error != NULL, "refused without an error");
-      check_error_answer (error);
+      exo_fuzz_check_error_answer (error);
       return 0;
     }
   EXO_FUZZ_CHECK (chat->prompt != NULL && g_utf8_validate (chat->prompt, -1, NULL), "prompt");

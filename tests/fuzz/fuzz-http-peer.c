@@ -6,7 +6,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "fuzz-common.h"
+#include "fuzz-http.h"
 #include "http-request.h"
 
 #include <string.h>
@@ -24,7 +24,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     g_autoptr(ExoHttpPromptRequest) prompt = exo_http_prompt_request_parse (text, size, &error);
 
     EXO_FUZZ_CHECK ((prompt == NULL) == (error != NULL), "prompt: result and error disagree");
-    if (prompt != NULL)
+    if (prompt == NULL)
+      exo_fuzz_check_error_answer (error);
+    else
       {
         EXO_FUZZ_CHECK (exo_http_id_is_valid (prompt->request_id), "request_id");
         EXO_FUZZ_CHECK (g_utf8_validate (prompt->prompt, -1, NULL), "prompt");

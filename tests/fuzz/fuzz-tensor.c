@@ -8,7 +8,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "fuzz-common.h"
+#include "fuzz-http.h"
 #include "http-request.h"
 
 #include <string.h>
@@ -39,7 +39,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     g_clear_pointer (&fields[i], g_free);
   if (tensor == NULL)
     {
-      EXO_FUZZ_CHECK (error != NULL && g_utf8_validate (error->message, -1, NULL), "error");
+      EXO_FUZZ_CHECK (error != NULL && g_utf8_validate (error->message, -1, NULL),
+                      "the error message is not UTF-8");
+      exo_fuzz_check_error_answer (error);
       return 0;
     }
   EXO_FUZZ_CHECK (exo_http_id_is_valid (tensor->request_id), "request_id");
