@@ -728,7 +728,7 @@ test_invalid_messages (void)
       { "[1]", "not a JSON object" },
       { "{\"type\": \"discovery\", \"node_id\": \"x\", \"grpc_port\": 1, "
         "\"device_capabilities\": {\"flops\": {\"int8\": true}}}", "device_capabilities.flops.int8 is not a number" },
-      { "\x80garbage", "not UTF-8" },
+      { "\x80garbage", "is not JSON (line 1, column 1): unexpected byte 0x80" },
       { "{oops", "not JSON" },
     };
 

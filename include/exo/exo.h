@@ -8,6 +8,7 @@
 #include <exo/exo-version.h>
 #include <exo/exo-types.h>
 #include <exo/exo-error.h>
+#include <exo/exo-json.h>
 #include <exo/exo-retry-policy.h>
 #include <exo/exo-async-resource.h>
 #include <exo/exo-resource.h>

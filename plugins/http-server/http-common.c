@@ -8,50 +8,6 @@
 
 /* --- JSON -------------------------------------------------------------- */
 
-/* json-glib parses nested values recursively, without a depth limit: a body
- * of a million '[' overflows the stack.  Count the nesting first. */
-static gboolean
-check_depth (const char *data,
-             gsize       len,
-             guint       max_depth)
-{
-  gboolean in_string = FALSE;
-  guint depth = 0;
-
-  for (gsize i = 0; i < len; i++)
-    {
-      char c = data[i];
-
-      if (in_string)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
-          continue;
-        }
-      switch (c)
-        {
-        case '"':
-          in_string = TRUE;
-          break;
-        case '[':
-        case '{':
-          if (++depth > max_depth)
-            return FALSE;
-          break;
-        case ']':
-        case '}':
-          if (depth > 0)
-            depth--;
-          break;
-        default:
-          break;
-        }
-    }
-  return TRUE;
-}
-
 JsonNode *
 exo_http_parse_json (const char  *data,
                      gsize        len,
@@ -59,6 +15,7 @@ exo_http_parse_json (const char  *data,
 {
   g_autoptr(JsonParser) parser = NULL;
   g_autoptr(GError) local_error = NULL;
+  guint line = 0, column = 0;
   JsonNode *root;
 
   if (data == NULL || len == 0)
@@ -67,22 +24,17 @@ exo_http_parse_json (const char  *data,
                            "the body is empty; a JSON object was expected");
       return NULL;
     }
-  if (memchr (data, '\0', len) != NULL)
+  /* json-glib accepts comments and single quotes, recurses without a depth
+   * limit and wraps big integers: only strict JSON within the limits gets
+   * to it (exo_json_validate() refuses NUL bytes and invalid UTF-8 too). */
+  if (!exo_json_validate (data, len, EXO_HTTP_MAX_JSON_DEPTH, &line, &column, &local_error))
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "malformed JSON: the body contains a NUL byte");
-      return NULL;
-    }
-  if (!g_utf8_validate_len (data, len, NULL))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "malformed JSON: the body is not valid UTF-8");
-      return NULL;
-    }
-  if (!check_depth (data, len, EXO_HTTP_MAX_JSON_DEPTH))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "malformed JSON: nested deeper than %u levels", EXO_HTTP_MAX_JSON_DEPTH);
+      if (g_error_matches (local_error, EXO_JSON_ERROR, EXO_JSON_ERROR_EMPTY))
+        g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                             "the body is empty; a JSON object was expected");
+      else
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "malformed JSON (line %u, column %u): %s", line, column, local_error->message);
       return NULL;
     }
 
@@ -109,7 +61,8 @@ exo_http_node_to_string (JsonNode *node)
   g_autoptr(JsonGenerator) generator = json_generator_new ();
 
   json_generator_set_root (generator, node);
-  return json_generator_to_data (generator, NULL);
+  /* json-glib leaves U+001F unescaped: every answer and request is JSON. */
+  return exo_json_fix_generated (json_generator_to_data (generator, NULL), NULL);
 }
 
 static const char *
@@ -347,9 +300,13 @@ exo_http_parse_shape (const char *text,
 
       if (!g_ascii_string_to_unsigned (p, 10, 0, G_MAXUINT32, &v, NULL))
         {
+          /* A header may hold any byte but CR, LF and NUL: the message shows
+           * at most 32 of them, as valid UTF-8. */
+          g_autofree char *shown = g_utf8_make_valid (p, (gssize) strnlen (p, 32));
+
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "header %s: dim %u (\"%.32s\") is not a non-negative integer",
-                       EXO_HTTP_HEADER_SHAPE, i, p);
+                       "header %s: dim %u (\"%s\") is not a non-negative integer",
+                       EXO_HTTP_HEADER_SHAPE, i, shown);
           return FALSE;
         }
       shape[i] = (gsize) v;

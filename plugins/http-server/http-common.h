@@ -37,9 +37,12 @@ G_DECLARE_FINAL_TYPE (ExoHttpPeer, exo_http_peer, EXO, HTTP_PEER, ExoNetworkReso
 #define EXO_HTTP_HEADER_DTYPE        "X-Exo-Tensor-Dtype"
 #define EXO_HTTP_HEADER_SHAPE        "X-Exo-Tensor-Shape"
 
-/* Parse @len bytes of JSON.  Refuses NUL bytes, invalid UTF-8, nesting
- * deeper than EXO_HTTP_MAX_JSON_DEPTH (json-glib recurses without a limit)
- * and an empty body.  The error is G_IO_ERROR_INVALID_DATA, message for users. */
+/* Parse @len bytes of JSON.  Only strict JSON (exo_json_validate():
+ * no comments, single quotes, trailing data, NUL bytes, invalid UTF-8 or
+ * lone surrogates, numbers json-glib cannot hold) nested at most
+ * EXO_HTTP_MAX_JSON_DEPTH deep reaches json-glib, which recurses without a
+ * limit.  The error is G_IO_ERROR_INVALID_DATA, a message for users that
+ * says where and what, and names the limit that was hit. */
 JsonNode   *exo_http_parse_json        (const char     *data,
                                         gsize           len,
                                         GError        **error);

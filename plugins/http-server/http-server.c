@@ -31,6 +31,7 @@
 #include "http-common.h"
 #include "http-auth.h"
 #include "http-connections.h"
+#include "http-request.h"
 
 #include <string.h>
 #include <sys/socket.h>
@@ -698,51 +699,11 @@ request_finished_cb (SoupServer        *server,
 
 /* --- peer RPC ------------------------------------------------------------ */
 
-static gboolean
-parse_object (SoupServerMessage *msg,
-              const guint8      *body,
-              gsize              body_len,
-              JsonNode         **out_root)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) root = exo_http_parse_json ((const char *) body, body_len, &error);
-
-  if (root == NULL)
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
-      return FALSE;
-    }
-  if (!JSON_NODE_HOLDS_OBJECT (root))
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "the body must be a JSON object");
-      return FALSE;
-    }
-  *out_root = g_steal_pointer (&root);
-  return TRUE;
-}
-
 static void
 respond_bad_request (SoupServerMessage *msg,
                      const GError      *error)
 {
   respond_error (msg, SOUP_STATUS_BAD_REQUEST, "%s", error->message);
-}
-
-static gboolean
-get_request_id (JsonObject  *object,
-                const char **out,
-                GError     **error)
-{
-  if (!exo_http_get_string_member (object, "request_id", TRUE, out, error))
-    return FALSE;
-  if (!exo_http_id_is_valid (*out))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "field 'request_id' must be 1 to %u printable ASCII characters",
-                   EXO_HTTP_MAX_ID_LEN);
-      return FALSE;
-    }
-  return TRUE;
 }
 
 #define REQUIRE_NODE(self, msg, node)                                          \
@@ -937,22 +898,14 @@ handle_peer_prompt (ExoHttpServer     *self,
                     const guint8      *body,
                     gsize              body_len)
 {
-  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(ExoHttpPromptRequest) prompt = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(ExoShard) shard = NULL;
-  JsonObject *object;
-  const char *prompt, *request_id;
   Request *req;
   REQUIRE_NODE (self, msg, node);
   REQUIRE_VFUNC (msg, node, process_prompt_async);
 
-  if (!parse_object (msg, body, body_len, &root))
-    return;
-  object = json_node_get_object (root);
-  if (!exo_http_get_string_member (object, "prompt", TRUE, &prompt, &error) ||
-      !get_request_id (object, &request_id, &error) ||
-      (shard = exo_http_shard_from_json (json_object_get_member (object, "shard"),
-                                         "field 'shard'", &error)) == NULL)
+  prompt = exo_http_prompt_request_parse ((const char *) body, body_len, &error);
+  if (prompt == NULL)
     {
       respond_bad_request (msg, error);
       return;
@@ -961,8 +914,8 @@ handle_peer_prompt (ExoHttpServer     *self,
   req = peer_request_new (self, msg, node);
   if (req == NULL)
     return;
-  NODE_IFACE (node)->process_prompt_async (node, shard, prompt, request_id, req->cancellable,
-                                           peer_call_done, req);
+  NODE_IFACE (node)->process_prompt_async (node, prompt->shard, prompt->prompt, prompt->request_id,
+                                           req->cancellable, peer_call_done, req);
 }
 
 static void
@@ -972,77 +925,17 @@ handle_peer_tensor (ExoHttpServer     *self,
                     gsize              body_len)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
-  const char *request_id = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_REQUEST_ID);
-  const char *shard_text = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHARD);
-  const char *dtype_text = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_DTYPE);
-  const char *shape_text = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHAPE);
+  g_autoptr(ExoHttpTensorRequest) tensor = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) shard_node = NULL;
-  g_autoptr(ExoShard) shard = NULL;
-  g_autoptr(ExoTensor) tensor = NULL;
-  g_autoptr(GBytes) data = NULL;
-  gsize shape[EXO_TENSOR_MAX_DIMS];
-  guint n_dims = 0;
-  guint64 n_bytes;
-  ExoDType dtype;
   Request *req;
   REQUIRE_NODE (self, msg, node);
   REQUIRE_VFUNC (msg, node, process_tensor_async);
 
-  if (request_id == NULL || !exo_http_id_is_valid (request_id))
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     "header %s must be 1 to %u printable ASCII characters",
-                     EXO_HTTP_HEADER_REQUEST_ID, EXO_HTTP_MAX_ID_LEN);
-      return;
-    }
-  if (shard_text == NULL || strlen (shard_text) > EXO_HTTP_MAX_HEADER_LEN)
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     "header %s must hold the shard as JSON (at most %u bytes)",
-                     EXO_HTTP_HEADER_SHARD, EXO_HTTP_MAX_HEADER_LEN);
-      return;
-    }
-  shard_node = exo_http_parse_json (shard_text, strlen (shard_text), &error);
-  if (shard_node == NULL ||
-      (shard = exo_http_shard_from_json (shard_node, "header " EXO_HTTP_HEADER_SHARD, &error)) == NULL)
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "header %s: %s",
-                     EXO_HTTP_HEADER_SHARD, error->message);
-      return;
-    }
-  if (dtype_text == NULL || !exo_dtype_from_string (dtype_text, &dtype))
-    {
-      g_autofree char *shown = shown_text (dtype_text, 32);
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     "header %s must be one of float32, int32, int64, float16 (got \"%s\")",
-                     EXO_HTTP_HEADER_DTYPE, shown);
-      return;
-    }
-  if (!exo_http_parse_shape (shape_text, shape, &n_dims, &error))
-    {
-      respond_bad_request (msg, error);
-      return;
-    }
-  n_bytes = exo_dtype_get_size (dtype);
-  for (guint i = 0; i < n_dims; i++)
-    {
-      if (shape[i] != 0 && n_bytes > G_MAXUINT64 / shape[i])
-        {
-          n_bytes = G_MAXUINT64;
-          break;
-        }
-      n_bytes *= shape[i];
-    }
-  if (n_bytes != body_len)
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     "the body has %" G_GSIZE_FORMAT " bytes; a %s tensor of shape [%s] has %"
-                     G_GUINT64_FORMAT, body_len, dtype_text, shape_text, n_bytes);
-      return;
-    }
-  data = g_bytes_new (body, body_len);
-  tensor = exo_tensor_new (dtype, shape, n_dims, data, &error);
+  tensor = exo_http_tensor_request_parse (soup_message_headers_get_one (headers, EXO_HTTP_HEADER_REQUEST_ID),
+                                          soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHARD),
+                                          soup_message_headers_get_one (headers, EXO_HTTP_HEADER_DTYPE),
+                                          soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHAPE),
+                                          body, body_len, &error);
   if (tensor == NULL)
     {
       respond_bad_request (msg, error);
@@ -1053,8 +946,8 @@ handle_peer_tensor (ExoHttpServer     *self,
   if (req == NULL)
     return;
   req->is_tensor = TRUE;
-  NODE_IFACE (node)->process_tensor_async (node, shard, tensor, request_id, req->cancellable,
-                                           peer_call_done, req);
+  NODE_IFACE (node)->process_tensor_async (node, tensor->shard, tensor->tensor, tensor->request_id,
+                                           req->cancellable, peer_call_done, req);
 }
 
 static void
@@ -1063,54 +956,20 @@ handle_peer_result (ExoHttpServer     *self,
                     const guint8      *body,
                     gsize              body_len)
 {
-  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(ExoHttpResultRequest) result = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree gint32 *tokens = NULL;
-  JsonObject *object;
-  JsonNode *result;
-  JsonArray *array;
-  const char *request_id;
-  gboolean is_finished = FALSE;
-  guint n;
   REQUIRE_NODE (self, msg, node);
   REQUIRE_VFUNC (msg, node, process_result);
 
-  if (!parse_object (msg, body, body_len, &root))
-    return;
-  object = json_node_get_object (root);
-  if (!get_request_id (object, &request_id, &error) ||
-      !exo_http_get_bool_member (object, "is_finished", TRUE, &is_finished, &error))
+  result = exo_http_result_request_parse ((const char *) body, body_len, &error);
+  if (result == NULL)
     {
       respond_bad_request (msg, error);
       return;
     }
-  result = json_object_get_member (object, "result");
-  if (result == NULL || !JSON_NODE_HOLDS_ARRAY (result))
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     result == NULL ? "missing field 'result' (an array of token ids)"
-                                    : "field 'result' must be an array of token ids");
-      return;
-    }
-  array = json_node_get_array (result);
-  n = json_array_get_length (array);
-  tokens = g_new (gint32, MAX (n, 1));
-  for (guint i = 0; i < n; i++)
-    {
-      JsonNode *element = json_array_get_element (array, i);
-      gint64 v;
 
-      if (!JSON_NODE_HOLDS_VALUE (element) || json_node_get_value_type (element) != G_TYPE_INT64 ||
-          (v = json_node_get_int (element)) < G_MININT32 || v > G_MAXINT32)
-        {
-          respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                         "field 'result': element %u is not a 32-bit integer", i);
-          return;
-        }
-      tokens[i] = (gint32) v;
-    }
-
-  NODE_IFACE (node)->process_result (node, request_id, tokens, n, is_finished);
+  NODE_IFACE (node)->process_result (node, result->request_id, result->tokens, result->n_tokens,
+                                     result->is_finished);
   respond_empty_object (msg, SOUP_STATUS_OK);
 }
 
@@ -1122,15 +981,13 @@ handle_peer_cancel (ExoHttpServer     *self,
                     const guint8      *body,
                     gsize              body_len)
 {
-  g_autoptr(JsonNode) root = NULL;
   g_autoptr(GError) error = NULL;
-  const char *request_id;
+  g_autofree char *request_id = NULL;
   REQUIRE_NODE (self, msg, node);
   REQUIRE_VFUNC (msg, node, cancel_request);
 
-  if (!parse_object (msg, body, body_len, &root))
-    return;
-  if (!get_request_id (json_node_get_object (root), &request_id, &error))
+  request_id = exo_http_cancel_request_parse ((const char *) body, body_len, &error);
+  if (request_id == NULL)
     {
       respond_bad_request (msg, error);
       return;
@@ -1165,52 +1022,22 @@ handle_peer_topology (ExoHttpServer     *self,
                       const guint8      *body,
                       gsize              body_len)
 {
-  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(ExoHttpTopologyRequest) topology = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) visited = NULL;
-  JsonObject *object;
-  JsonNode *visited_node;
-  JsonArray *array;
-  gint64 max_depth = 0;
   Request *req;
   REQUIRE_NODE (self, msg, node);
   REQUIRE_VFUNC (msg, node, collect_topology_async);
 
-  if (!parse_object (msg, body, body_len, &root))
-    return;
-  object = json_node_get_object (root);
-  if (!exo_http_get_int_member (object, "max_depth", TRUE, 0, 64, &max_depth, &error))
+  topology = exo_http_topology_request_parse ((const char *) body, body_len, &error);
+  if (topology == NULL)
     {
       respond_bad_request (msg, error);
       return;
     }
-  visited_node = json_object_get_member (object, "visited");
-  if (visited_node == NULL || !JSON_NODE_HOLDS_ARRAY (visited_node))
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     visited_node == NULL ? "missing field 'visited' (an array of node ids)"
-                                          : "field 'visited' must be an array of node ids");
-      return;
-    }
-  array = json_node_get_array (visited_node);
-  visited = g_ptr_array_new ();
-  for (guint i = 0; i < json_array_get_length (array); i++)
-    {
-      JsonNode *element = json_array_get_element (array, i);
-
-      if (!JSON_NODE_HOLDS_VALUE (element) || json_node_get_value_type (element) != G_TYPE_STRING)
-        {
-          respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                         "field 'visited': element %u is not a string", i);
-          return;
-        }
-      g_ptr_array_add (visited, (gpointer) json_node_get_string (element));
-    }
-  g_ptr_array_add (visited, NULL);
 
   req = request_new (self, msg, node, REQUEST_TOPOLOGY);
-  NODE_IFACE (node)->collect_topology_async (node, (const char * const *) visited->pdata,
-                                             (guint) max_depth, req->cancellable,
+  NODE_IFACE (node)->collect_topology_async (node, (const char * const *) topology->visited,
+                                             topology->max_depth, req->cancellable,
                                              topology_done, req);
 }
 
@@ -1287,107 +1114,6 @@ default_model (ExoNodeRole *node)
         return g_strdup (json_node_get_string (id));
     }
   return g_strdup ("default");
-}
-
-/* A message's content: a string, null, or OpenAI's array of parts
- * ({"type": "text", "text": …}; other parts are refused). */
-static gboolean
-append_content (GString    *prompt,
-                JsonNode   *content,
-                guint       index,
-                GError    **error)
-{
-  if (content == NULL || JSON_NODE_HOLDS_NULL (content))
-    return TRUE;
-  if (JSON_NODE_HOLDS_VALUE (content) && json_node_get_value_type (content) == G_TYPE_STRING)
-    {
-      g_string_append (prompt, json_node_get_string (content));
-      return TRUE;
-    }
-  if (JSON_NODE_HOLDS_ARRAY (content))
-    {
-      JsonArray *parts = json_node_get_array (content);
-
-      for (guint i = 0; i < json_array_get_length (parts); i++)
-        {
-          JsonNode *part = json_array_get_element (parts, i);
-          const char *type = NULL, *text = NULL;
-
-          if (!JSON_NODE_HOLDS_OBJECT (part) ||
-              !exo_http_get_string_member (json_node_get_object (part), "type", TRUE, &type, NULL) ||
-              !g_str_equal (type, "text") ||
-              !exo_http_get_string_member (json_node_get_object (part), "text", TRUE, &text, NULL))
-            {
-              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "messages[%u].content[%u] must be {\"type\": \"text\", \"text\": string}",
-                           index, i);
-              return FALSE;
-            }
-          g_string_append (prompt, text);
-        }
-      return TRUE;
-    }
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-               "messages[%u].content must be a string or an array of text parts", index);
-  return FALSE;
-}
-
-/* exo's dummy tokenizer's chat template: "role: content\n" per message. */
-static char *
-build_prompt (JsonObject  *object,
-              GError     **error)
-{
-  JsonNode *messages = json_object_get_member (object, "messages");
-  g_autoptr(GString) prompt = g_string_new (NULL);
-  JsonArray *array;
-  guint n;
-
-  if (messages == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "missing field 'messages' (an array of {\"role\", \"content\"})");
-      return NULL;
-    }
-  if (!JSON_NODE_HOLDS_ARRAY (messages))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "field 'messages' must be an array of {\"role\", \"content\"}");
-      return NULL;
-    }
-  array = json_node_get_array (messages);
-  n = json_array_get_length (array);
-  if (n == 0)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "field 'messages' is empty");
-      return NULL;
-    }
-  for (guint i = 0; i < n; i++)
-    {
-      JsonNode *message = json_array_get_element (array, i);
-      g_autoptr(GError) local_error = NULL;
-      const char *role = NULL;
-
-      if (!JSON_NODE_HOLDS_OBJECT (message))
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "messages[%u] must be an object {\"role\", \"content\"}", i);
-          return NULL;
-        }
-      if (!exo_http_get_string_member (json_node_get_object (message), "role", TRUE, &role,
-                                       &local_error))
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "messages[%u]: %s", i, local_error->message);
-          return NULL;
-        }
-      g_string_append_printf (prompt, "%s: ", role);
-      if (!append_content (prompt, json_object_get_member (json_node_get_object (message), "content"),
-                           i, error))
-        return NULL;
-      g_string_append_c (prompt, '\n');
-    }
-  return g_string_free (g_steal_pointer (&prompt), FALSE);
 }
 
 static void
@@ -1553,42 +1279,13 @@ handle_chat (ExoHttpServer     *self,
              const guint8      *body,
              gsize              body_len)
 {
-  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(ExoHttpChatRequest) chat = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *prompt = NULL;
-  JsonObject *object;
-  JsonNode *temperature;
-  const char *model = NULL;
-  gboolean stream = FALSE;
   Request *req;
 
   /* Validate before looking for the node: a bad request is bad anyway. */
-  if (!parse_object (msg, body, body_len, &root))
-    return;
-  object = json_node_get_object (root);
-  if (!exo_http_get_string_member (object, "model", FALSE, &model, &error) ||
-      !exo_http_get_bool_member (object, "stream", FALSE, &stream, &error))
-    {
-      respond_bad_request (msg, error);
-      return;
-    }
-  if (model != NULL && !exo_http_id_is_valid (model))
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     "field 'model' must be 1 to %u printable ASCII characters", EXO_HTTP_MAX_ID_LEN);
-      return;
-    }
-  temperature = json_object_get_member (object, "temperature");
-  if (temperature != NULL && !JSON_NODE_HOLDS_NULL (temperature) &&
-      (!JSON_NODE_HOLDS_VALUE (temperature) ||
-       (json_node_get_value_type (temperature) != G_TYPE_DOUBLE &&
-        json_node_get_value_type (temperature) != G_TYPE_INT64)))
-    {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "field 'temperature' must be a number");
-      return;
-    }
-  prompt = build_prompt (object, &error);
-  if (prompt == NULL)
+  chat = exo_http_chat_request_parse ((const char *) body, body_len, &error);
+  if (chat == NULL)
     {
       respond_bad_request (msg, error);
       return;
@@ -1599,13 +1296,13 @@ handle_chat (ExoHttpServer     *self,
     REQUIRE_VFUNC (msg, node, chat_async);
 
     req = request_new (self, msg, node, REQUEST_CHAT);
-    req->stream = stream;
+    req->stream = chat->stream;
     req->request_id = g_uuid_string_random ();
-    req->model = model != NULL ? g_strdup (model) : default_model (node);
+    req->model = chat->model != NULL ? g_strdup (chat->model) : default_model (node);
     req->text = g_string_new (NULL);
     req->created = g_get_real_time () / G_USEC_PER_SEC;
 
-    if (stream)
+    if (chat->stream)
       {
         SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
 
@@ -1616,7 +1313,7 @@ handle_chat (ExoHttpServer     *self,
         soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
       }
 
-    NODE_IFACE (node)->chat_async (node, req->model, prompt, req->request_id,
+    NODE_IFACE (node)->chat_async (node, req->model, chat->prompt, req->request_id,
                                    chat_token_cb, req, req->cancellable, chat_done, req);
   }
 }

@@ -4,6 +4,7 @@
  */
 #include "node-topology.h"
 
+#include <exo/exo.h>
 #include <gio/gio.h>
 #include <string.h>
 
@@ -60,6 +61,32 @@ node_caps_equal (const NodeCaps *a,
          a->int8 == b->int8;
 }
 
+/* Memory in MiB from a double of unknown origin: a cast of NaN, a negative
+ * value or one past 2^64 is undefined behaviour; the topology has integers
+ * up to G_MAXINT64. */
+static guint64
+memory_from_double (double value)
+{
+  if (!(value > 0))
+    return 0;
+  if (value >= 9223372036854775807.0)
+    return G_MAXINT64;
+  return (guint64) value;
+}
+
+/* Flops (TFLOPS) that json-glib writes as JSON.  json-glib 1.6 prints a
+ * double with "%.17g" and appends ".0" when the text has no '.': 1e17
+ * becomes 1e+17.0, 1e-8 becomes 1e-08.0 and inf becomes inf.0, none of them
+ * JSON.  From 1e-4 up to NODE_CAPS_MAX_FLOPS (1e15) "%.17g" writes plain
+ * digits; smaller values (and NaN) become 0, larger ones the limit. */
+static double
+flops_clamp (double value)
+{
+  if (!(value >= 1e-4))
+    return 0;
+  return MIN (value, NODE_CAPS_MAX_FLOPS);
+}
+
 static double
 lookup_double (GVariantDict *dict,
                const char   *key)
@@ -105,11 +132,11 @@ node_caps_from_variant (GVariant *variant)
       else if (g_variant_is_of_type (memory, G_VARIANT_TYPE_INT32))
         caps->memory = (guint64) MAX (0, g_variant_get_int32 (memory));
       else if (g_variant_is_of_type (memory, G_VARIANT_TYPE_DOUBLE))
-        caps->memory = (guint64) MAX (0.0, g_variant_get_double (memory));
+        caps->memory = memory_from_double (g_variant_get_double (memory));
     }
-  caps->fp32 = lookup_double (&dict, "flops-fp32");
-  caps->fp16 = lookup_double (&dict, "flops-fp16");
-  caps->int8 = lookup_double (&dict, "flops-int8");
+  caps->fp32 = flops_clamp (lookup_double (&dict, "flops-fp32"));
+  caps->fp16 = flops_clamp (lookup_double (&dict, "flops-fp16"));
+  caps->int8 = flops_clamp (lookup_double (&dict, "flops-int8"));
   return caps;
 }
 
@@ -239,6 +266,11 @@ node_topology_merge (NodeTopology       *topology,
     {
       if (exclude != NULL && g_hash_table_contains (exclude, key))
         continue;
+      /* A peer that lists NODE_TOPOLOGY_MAX_NODES nodes must not make ours
+       * one that every other peer refuses. */
+      if (!g_hash_table_contains (topology->nodes, key) &&
+          g_hash_table_size (topology->nodes) >= NODE_TOPOLOGY_MAX_NODES)
+        continue;
       if (g_strcmp0 (key, peer_id) == 0 || !g_hash_table_contains (topology->nodes, key))
         node_topology_update_node (topology, key, value);
     }
@@ -311,11 +343,11 @@ node_topology_build_json (const NodeTopology *topology,
       json_builder_set_member_name (builder, "flops");
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "fp32");
-      json_builder_add_double_value (builder, caps->fp32);
+      json_builder_add_double_value (builder, flops_clamp (caps->fp32));
       json_builder_set_member_name (builder, "fp16");
-      json_builder_add_double_value (builder, caps->fp16);
+      json_builder_add_double_value (builder, flops_clamp (caps->fp16));
       json_builder_set_member_name (builder, "int8");
-      json_builder_add_double_value (builder, caps->int8);
+      json_builder_add_double_value (builder, flops_clamp (caps->int8));
       json_builder_end_object (builder);
       json_builder_end_object (builder);
     }
@@ -371,53 +403,8 @@ node_topology_to_json (const NodeTopology *topology)
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
   json_generator_set_root (generator, root);
-  return json_generator_to_data (generator, NULL);
-}
-
-/* json-glib recurses without a limit: refuse deep nesting before parsing. */
-static gboolean
-check_depth (const char *json,
-             gsize       length,
-             GError    **error)
-{
-  gboolean in_string = FALSE, escaped = FALSE;
-  guint depth = 0;
-
-  for (gsize i = 0; i < length; i++)
-    {
-      char c = json[i];
-
-      if (c == '\0')
-        {
-          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                               "topology: NUL byte in JSON");
-          return FALSE;
-        }
-      if (in_string)
-        {
-          if (escaped)
-            escaped = FALSE;
-          else if (c == '\\')
-            escaped = TRUE;
-          else if (c == '"')
-            in_string = FALSE;
-          continue;
-        }
-      if (c == '"')
-        in_string = TRUE;
-      else if (c == '{' || c == '[')
-        {
-          if (++depth > MAX_JSON_DEPTH)
-            {
-              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "topology: JSON nested deeper than %d levels", MAX_JSON_DEPTH);
-              return FALSE;
-            }
-        }
-      else if ((c == '}' || c == ']') && depth > 0)
-        depth--;
-    }
-  return TRUE;
+  /* json-glib leaves U+001F unescaped (a model name from a peer may hold it). */
+  return exo_json_fix_generated (json_generator_to_data (generator, NULL), NULL);
 }
 
 static gboolean
@@ -433,12 +420,16 @@ id_is_valid (const char *id)
   return g_utf8_validate (id, -1, NULL);
 }
 
+/* A number in [@min, @max]; absent or null is 0. */
 static gboolean
 get_number (JsonObject *object,
             const char *name,
+            double      min,
+            double      max,
             double     *out)
 {
   JsonNode *node = json_object_get_member (object, name);
+  double value;
 
   *out = 0;
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
@@ -448,14 +439,18 @@ get_number (JsonObject *object,
   switch (json_node_get_value_type (node))
     {
     case G_TYPE_INT64:
-      *out = (double) json_node_get_int (node);
-      return TRUE;
+      value = (double) json_node_get_int (node);
+      break;
     case G_TYPE_DOUBLE:
-      *out = json_node_get_double (node);
-      return TRUE;
+      value = json_node_get_double (node);
+      break;
     default:
       return FALSE;
     }
+  if (!(value >= min && value <= max))
+    return FALSE;
+  *out = value;
+  return TRUE;
 }
 
 static const char *
@@ -486,15 +481,18 @@ caps_from_json (JsonNode    *node,
   object = json_node_get_object (node);
   model = get_string (object, "model");
   chip = get_string (object, "chip");
-  if (!get_number (object, "memory", &memory) || memory < 0)
+  /* Memory goes back out as a JSON integer, flops as plain digits
+   * (flops_clamp ()); a cast of a double past 2^64 would be undefined. */
+  if (!get_number (object, "memory", 0, 9223372036854774784.0, &memory))
     goto bad;
   caps = node_caps_new (model, chip, (guint64) memory);
   flops_node = json_object_get_member (object, "flops");
   if (flops_node != NULL && JSON_NODE_HOLDS_OBJECT (flops_node))
     {
       flops = json_node_get_object (flops_node);
-      if (!get_number (flops, "fp32", &caps->fp32) || !get_number (flops, "fp16", &caps->fp16) ||
-          !get_number (flops, "int8", &caps->int8))
+      if (!get_number (flops, "fp32", 0, NODE_CAPS_MAX_FLOPS, &caps->fp32) ||
+          !get_number (flops, "fp16", 0, NODE_CAPS_MAX_FLOPS, &caps->fp16) ||
+          !get_number (flops, "int8", 0, NODE_CAPS_MAX_FLOPS, &caps->int8))
         goto bad;
     }
   return g_steal_pointer (&caps);
@@ -502,7 +500,8 @@ caps_from_json (JsonNode    *node,
 bad:
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                "topology: the capabilities of node '%s' are not an object "
-               "{model, chip, memory, flops}", id);
+               "{model, chip, memory (0 to 2^63 MiB), flops (0 to %g each)}",
+               id, NODE_CAPS_MAX_FLOPS);
   return NULL;
 }
 
@@ -517,6 +516,7 @@ node_topology_from_json (const char  *json,
   JsonObject *root, *nodes, *graph;
   JsonNode *member;
   GList *names;
+  guint line = 0, column = 0;
 
   if (json == NULL)
     {
@@ -532,8 +532,14 @@ node_topology_from_json (const char  *json,
                    length, MAX_JSON_BYTES);
       return NULL;
     }
-  if (!check_depth (json, length, error))
-    return NULL;
+  /* Strict JSON only: json-glib would take comments and single quotes,
+   * recurse without a depth limit, and read 1e999 as inf. */
+  if (!exo_json_validate (json, (gsize) length, MAX_JSON_DEPTH, &line, &column, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "topology: not JSON (line %u, column %u): %s", line, column, local_error->message);
+      return NULL;
+    }
   if (!json_parser_load_from_data (parser, json, length, &local_error))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "topology: %s", local_error->message);

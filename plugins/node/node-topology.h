@@ -15,6 +15,8 @@ G_BEGIN_DECLS
 #define NODE_TOPOLOGY_MAX_NODES   1024
 #define NODE_TOPOLOGY_MAX_EDGES   16384
 #define NODE_TOPOLOGY_MAX_ID_LEN  256
+/* The largest flops value (TFLOPS) accepted or written out. */
+#define NODE_CAPS_MAX_FLOPS       1e15
 
 typedef struct {
   char    *model;
@@ -64,7 +66,8 @@ void          node_topology_remove_node (NodeTopology       *topology,
                                          const char         *id);
 /* Merges @other, the answer of peer @peer_id: what a node says about itself
  * wins; what it says about others only fills gaps.  Nodes in @exclude
- * (a set of ids, may be NULL) are left out. */
+ * (a set of ids, may be NULL) are left out, and so are new nodes past
+ * NODE_TOPOLOGY_MAX_NODES. */
 void          node_topology_merge       (NodeTopology       *topology,
                                          const char         *peer_id,
                                          const NodeTopology *other,

@@ -1124,7 +1124,8 @@ build_topology_json (ExoClusterNode *self)
 
   root = json_builder_get_root (builder);
   json_generator_set_root (generator, root);
-  return json_generator_to_data (generator, NULL);
+  /* json-glib leaves U+001F unescaped (a model name from a peer may hold it). */
+  return exo_json_fix_generated (json_generator_to_data (generator, NULL), NULL);
 }
 
 static void

@@ -141,6 +141,9 @@ get_optional_string (JsonObject  *object,
   if (!is_string (node))
     return INVALID (error, "%s%s is not a string", where, member);
   s = json_node_get_string (node);
+  /* exo_json_validate() made sure of it; GVariant would warn on every message. */
+  if (!g_utf8_validate (s, -1, NULL))
+    return INVALID (error, "%s%s is not UTF-8", where, member);
   if (g_utf8_strlen (s, -1) > UDP_DISCOVERY_MAX_STRING)
     return INVALID (error, "%s%s is longer than %d characters", where, member,
                     UDP_DISCOVERY_MAX_STRING);
@@ -205,18 +208,29 @@ parse_capabilities (JsonNode   *node,
       json_object_iter_init (&iter, json_node_get_object (member));
       while (json_object_iter_next (&iter, &name, &value))
         {
+          double number;
+
           if (!is_number (value))
             {
               INVALID (error, "device_capabilities.flops.%s is not a number",
                        g_utf8_validate (name, -1, NULL) ? name : "?");
               goto out;
             }
+          /* Finite (exo_json_validate() refused 1e999), and in a range that
+           * goes back out as JSON (see json_safe_flops ()). */
+          number = get_number (value);
+          if (!(number >= 0 && number <= UDP_DISCOVERY_MAX_FLOPS))
+            {
+              INVALID (error, "device_capabilities.flops.%s is out of range (0 to %g)",
+                       g_utf8_validate (name, -1, NULL) ? name : "?", UDP_DISCOVERY_MAX_FLOPS);
+              goto out;
+            }
           if (g_str_equal (name, "fp32"))
-            device.fp32 = get_number (value);
+            device.fp32 = number;
           else if (g_str_equal (name, "fp16"))
-            device.fp16 = get_number (value);
+            device.fp16 = number;
           else if (g_str_equal (name, "int8"))
-            device.int8 = get_number (value);
+            device.int8 = number;
         }
     }
 
@@ -236,6 +250,7 @@ parse_json (const char  *data,
 {
   g_autoptr(JsonParser) parser = NULL;
   g_autoptr(GError) local_error = NULL;
+  guint line = 0, column = 0;
   JsonNode *root;
 
   if (length > UDP_DISCOVERY_MAX_MESSAGE)
@@ -245,11 +260,13 @@ parse_json (const char  *data,
                    UDP_DISCOVERY_MAX_MESSAGE);
       return NULL;
     }
-  /* JSON is UTF-8 (RFC 8259); this also refuses NUL bytes, and keeps
-   * invalid strings away from GVariant. */
-  if (length == 0 || !g_utf8_validate (data, (gssize) length, NULL))
+  /* Strict JSON only (RFC 8259): json-glib would take comments, single
+   * quotes and 1e999, recurse without a depth limit, and make invalid UTF-8
+   * of a lone surrogate ("\ud800"), which GVariant refuses with a critical. */
+  if (!exo_json_validate (data, length, UDP_DISCOVERY_MAX_JSON_DEPTH, &line, &column, &local_error))
     {
-      INVALID (error, "%s is not UTF-8 text", what);
+      INVALID (error, "%s is not JSON (line %u, column %u): %s", what, line, column,
+               local_error->message);
       return NULL;
     }
 
@@ -339,6 +356,19 @@ udp_discovery_message_parse (const char  *data,
   return g_steal_pointer (&message);
 }
 
+/* A flops value that json-glib writes as JSON.  json-glib 1.6 prints a
+ * double with "%.17g" and appends ".0" when the text has no '.': 1e17
+ * becomes 1e+17.0, 1e-8 becomes 1e-08.0 and inf becomes inf.0, none of them
+ * JSON.  From 1e-4 up to UDP_DISCOVERY_MAX_FLOPS (1e15) "%.17g" writes
+ * plain digits; smaller values (and NaN) go out as 0, larger as the limit. */
+static double
+json_safe_flops (double value)
+{
+  if (!(value >= 1e-4))
+    return 0;
+  return MIN (value, UDP_DISCOVERY_MAX_FLOPS);
+}
+
 char *
 udp_discovery_message_build (const char               *node_id,
                              guint16                   grpc_port,
@@ -372,11 +402,11 @@ udp_discovery_message_build (const char               *node_id,
   json_builder_set_member_name (builder, "flops");
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "fp32");
-  json_builder_add_double_value (builder, device->fp32);
+  json_builder_add_double_value (builder, json_safe_flops (device->fp32));
   json_builder_set_member_name (builder, "fp16");
-  json_builder_add_double_value (builder, device->fp16);
+  json_builder_add_double_value (builder, json_safe_flops (device->fp16));
   json_builder_set_member_name (builder, "int8");
-  json_builder_add_double_value (builder, device->int8);
+  json_builder_add_double_value (builder, json_safe_flops (device->int8));
   json_builder_end_object (builder);
   json_builder_end_object (builder);
 
@@ -392,7 +422,8 @@ udp_discovery_message_build (const char               *node_id,
 
   root = json_builder_get_root (builder);
   json_generator_set_root (generator, root);
-  return json_generator_to_data (generator, length);
+  /* json-glib leaves U+001F unescaped. */
+  return exo_json_fix_generated (json_generator_to_data (generator, length), length);
 }
 
 /* --- the health answer of a static peer ----------------------------------- */

@@ -15,6 +15,10 @@ G_BEGIN_DECLS
 
 /* The largest datagram accepted or sent (docs/cluster-protocol.md). */
 #define UDP_DISCOVERY_MAX_MESSAGE 4096
+/* How deeply a message's objects and arrays may nest (exo's has 3 levels). */
+#define UDP_DISCOVERY_MAX_JSON_DEPTH 8
+/* The largest flops value (TFLOPS) accepted or announced. */
+#define UDP_DISCOVERY_MAX_FLOPS 1e15
 /* The longest node id, in characters. */
 #define UDP_DISCOVERY_MAX_NODE_ID 128
 /* The longest instance id and any other string field, in characters. */

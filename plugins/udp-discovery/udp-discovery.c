@@ -2035,13 +2035,13 @@ udp_discovery_class_init (UdpDiscoveryClass *klass)
                          0, G_MAXINT64, 0, RW);
   properties[PROP_DEVICE_FLOPS_FP32] =
     g_param_spec_double ("device-flops-fp32", NULL, "FP32 TFLOPS announced",
-                         0, G_MAXDOUBLE, 0, RW);
+                         0, UDP_DISCOVERY_MAX_FLOPS, 0, RW);
   properties[PROP_DEVICE_FLOPS_FP16] =
     g_param_spec_double ("device-flops-fp16", NULL, "FP16 TFLOPS announced",
-                         0, G_MAXDOUBLE, 0, RW);
+                         0, UDP_DISCOVERY_MAX_FLOPS, 0, RW);
   properties[PROP_DEVICE_FLOPS_INT8] =
     g_param_spec_double ("device-flops-int8", NULL, "INT8 TOPS announced",
-                         0, G_MAXDOUBLE, 0, RW);
+                         0, UDP_DISCOVERY_MAX_FLOPS, 0, RW);
   /**
    * UdpDiscovery:interface-type:
    *

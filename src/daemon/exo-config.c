@@ -417,70 +417,41 @@ line_of_object (Loader     *loader,
   return GPOINTER_TO_UINT (g_hash_table_lookup (loader->container_lines, object));
 }
 
-/* Checks made on the text before json-glib sees it:
+/* The text must be strict JSON before json-glib sees it (exo_json_validate()):
  *  - json-glib 1.6 recurses once per nesting level and has no limit of its
- *    own: a file of a million '[' overflows the stack;
- *  - it accepts several top-level values and leaks all but the last.
- * Comments are not JSON; whatever follows the top-level value is refused. */
+ *    own: a file of a million '[' overflows the stack, also when a comment
+ *    or a single-quoted string hides them from a simpler check;
+ *  - it accepts comments, single quotes and several top-level values, wraps
+ *    integers beyond 64 bits and reads 1e999 as inf.
+ * A UTF-8 byte order mark, which editors write, is allowed at the start. */
 static gboolean
 prescan (const char  *data,
          gsize        len,
          const char  *source,
          GError     **error)
 {
-  gboolean in_string = FALSE, escaped = FALSE, closed = FALSE;
-  guint depth = 0, line = 1;
+  g_autoptr(GError) json_error = NULL;
+  guint line = 0, column = 0;
 
-  for (gsize i = 0; i < len; i++)
+  if (len >= 3 && memcmp (data, "\xef\xbb\xbf", 3) == 0)
     {
-      char c = data[i];
-
-      if (c == '\n')
-        line++;
-      if (in_string)
-        {
-          if (escaped)
-            escaped = FALSE;
-          else if (c == '\\')
-            escaped = TRUE;
-          else if (c == '"')
-            in_string = FALSE;
-          continue;
-        }
-      if (closed && !g_ascii_isspace (c))
-        {
-          g_set_error (error, EXO_CONFIG_ERROR, EXO_CONFIG_ERROR_PARSE,
-                       "%s:%u: syntax error: unexpected text after the top-level value",
-                       source, line);
-          return FALSE;
-        }
-      switch (c)
-        {
-        case '"':
-          in_string = TRUE;
-          break;
-        case '{':
-        case '[':
-          if (++depth > EXO_CONFIG_MAX_DEPTH)
-            {
-              g_set_error (error, EXO_CONFIG_ERROR, EXO_CONFIG_ERROR_LIMIT,
-                           "%s:%u: objects and arrays nested deeper than the limit of %u levels",
-                           source, line, EXO_CONFIG_MAX_DEPTH);
-              return FALSE;
-            }
-          break;
-        case '}':
-        case ']':
-          /* An unbalanced bracket is json-glib's to report. */
-          if (depth > 0 && --depth == 0)
-            closed = TRUE;
-          break;
-        default:
-          break;
-        }
+      data += 3;
+      len -= 3;
     }
+  if (exo_json_validate (data, len, EXO_CONFIG_MAX_DEPTH, &line, &column, &json_error))
+    return TRUE;
 
-  return TRUE;
+  if (g_error_matches (json_error, EXO_JSON_ERROR, EXO_JSON_ERROR_DEPTH))
+    g_set_error (error, EXO_CONFIG_ERROR, EXO_CONFIG_ERROR_LIMIT,
+                 "%s:%u: objects and arrays nested deeper than the limit of %u levels",
+                 source, line, EXO_CONFIG_MAX_DEPTH);
+  else if (g_error_matches (json_error, EXO_JSON_ERROR, EXO_JSON_ERROR_EMPTY))
+    g_set_error (error, EXO_CONFIG_ERROR, EXO_CONFIG_ERROR_PARSE,
+                 "%s:1: syntax error: the file holds no JSON value", source);
+  else
+    g_set_error (error, EXO_CONFIG_ERROR, EXO_CONFIG_ERROR_PARSE,
+                 "%s:%u: syntax error: %s (column %u)", source, line, json_error->message, column);
+  return FALSE;
 }
 
 static void

@@ -507,7 +507,8 @@ build_topology (ExoDBusExport *self)
 
   root = json_builder_get_root (builder);
   json_generator_set_root (generator, root);
-  return json_generator_to_data (generator, NULL);
+  /* json-glib leaves U+001F unescaped. */
+  return exo_json_fix_generated (json_generator_to_data (generator, NULL), NULL);
 }
 
 /* --- refreshing ----------------------------------------------------------- */

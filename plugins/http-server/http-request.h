@@ -1,0 +1,98 @@
+/* http-request.h: the requests of the `http-server` plugin, parsed and
+ * checked from their bytes (bodies, and the headers of a tensor) without
+ * libsoup.  The handlers of http-server.c answer 400 with the error's
+ * message; the fuzz harnesses of tests/fuzz/ call the same functions.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "http-common.h"
+
+G_BEGIN_DECLS
+
+/* Limits of the user API (OpenAI's where it has one). */
+#define EXO_HTTP_MAX_TEMPERATURE   2.0
+#define EXO_HTTP_MAX_TOKENS        (1 << 20)   /* max_tokens, max_completion_tokens */
+#define EXO_HTTP_MAX_STOP          4           /* strings in "stop" */
+#define EXO_HTTP_MAX_VISITED       1024        /* ids in a topology request */
+
+/* POST /v1/chat/completions */
+typedef struct {
+  char     *model;        /* NULL when absent (the node's first model) */
+  char     *prompt;       /* the messages as "role: content\n" lines */
+  gboolean  stream;
+  double    temperature;  /* -1 when absent */
+  double    top_p;        /* -1 when absent */
+  gint64    max_tokens;   /* 0 when absent; max_completion_tokens too */
+} ExoHttpChatRequest;
+
+ExoHttpChatRequest *exo_http_chat_request_parse (const char   *body,
+                                                 gsize         len,
+                                                 GError      **error);
+void                exo_http_chat_request_free  (ExoHttpChatRequest *request);
+
+/* POST /peer/v1/prompt */
+typedef struct {
+  ExoShard *shard;
+  char     *prompt;
+  char     *request_id;
+} ExoHttpPromptRequest;
+
+ExoHttpPromptRequest *exo_http_prompt_request_parse (const char  *body,
+                                                     gsize        len,
+                                                     GError     **error);
+void                  exo_http_prompt_request_free  (ExoHttpPromptRequest *request);
+
+/* POST /peer/v1/result */
+typedef struct {
+  char     *request_id;
+  gint32   *tokens;
+  guint     n_tokens;
+  gboolean  is_finished;
+} ExoHttpResultRequest;
+
+ExoHttpResultRequest *exo_http_result_request_parse (const char  *body,
+                                                     gsize        len,
+                                                     GError     **error);
+void                  exo_http_result_request_free  (ExoHttpResultRequest *request);
+
+char                 *exo_http_cancel_request_parse (const char  *body,
+                                                     gsize        len,
+                                                     GError     **error);
+
+/* POST /peer/v1/topology */
+typedef struct {
+  GStrv  visited;         /* NULL-terminated */
+  guint  max_depth;
+} ExoHttpTopologyRequest;
+
+ExoHttpTopologyRequest *exo_http_topology_request_parse (const char  *body,
+                                                         gsize        len,
+                                                         GError     **error);
+void                    exo_http_topology_request_free  (ExoHttpTopologyRequest *request);
+
+/* POST /peer/v1/tensor: the X-Exo-* headers (each may be NULL: missing)
+ * and the body. */
+typedef struct {
+  char      *request_id;
+  ExoShard  *shard;
+  ExoTensor *tensor;
+} ExoHttpTensorRequest;
+
+ExoHttpTensorRequest *exo_http_tensor_request_parse (const char   *request_id,
+                                                     const char   *shard,
+                                                     const char   *dtype,
+                                                     const char   *shape,
+                                                     const guint8 *body,
+                                                     gsize         body_len,
+                                                     GError      **error);
+void                  exo_http_tensor_request_free  (ExoHttpTensorRequest *request);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoHttpChatRequest, exo_http_chat_request_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoHttpPromptRequest, exo_http_prompt_request_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoHttpResultRequest, exo_http_result_request_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoHttpTopologyRequest, exo_http_topology_request_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoHttpTensorRequest, exo_http_tensor_request_free)
+
+G_END_DECLS

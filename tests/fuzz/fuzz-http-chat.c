@@ -1,0 +1,40 @@
+/* fuzz-http-chat.c: the body of POST /v1/chat/completions
+ * (exo_http_chat_request_parse () of plugins/http-server/http-request.c,
+ * compiled in), as the handler gets it.
+ *
+ * Accepted requests must hold what the handler relies on: a prompt, an id
+ * for the model if any, and the OpenAI parameters in their ranges.  The
+ * error of a refused one is the 400 answer, which must be JSON.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "fuzz-http.h"
+#include "http-request.h"
+
+#include <math.h>
+#include <string.h>
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data,
+                        size_t         size)
+{
+  g_autoptr(ExoHttpChatRequest) chat = NULL;
+  g_autoptr(GError) error = NULL;
+
+  exo_fuzz_init ();
+  chat = exo_http_chat_request_parse ((const char *) data, size, &error);
+  if (chat == NULL)
+    {
+      exo_fuzz_check_error_answer (error);
+      return 0;
+    }
+  EXO_FUZZ_CHECK (chat->prompt != NULL && g_utf8_validate (chat->prompt, -1, NULL), "prompt");
+  EXO_FUZZ_CHECK (chat->model == NULL || exo_http_id_is_valid (chat->model), "model");
+  EXO_FUZZ_CHECK (chat->temperature == -1 ||
+                  (chat->temperature >= 0 && chat->temperature <= EXO_HTTP_MAX_TEMPERATURE),
+                  "temperature %g", chat->temperature);
+  EXO_FUZZ_CHECK (chat->top_p == -1 || (chat->top_p >= 0 && chat->top_p <= 1), "top_p %g", chat->top_p);
+  EXO_FUZZ_CHECK (chat->max_tokens >= 0 && chat->max_tokens <= EXO_HTTP_MAX_TOKENS,
+                  "max_tokens %" G_GINT64_FORMAT, chat->max_tokens);
+  return 0;
+}
