@@ -230,14 +230,13 @@ log_state (ExoResource      *resource,
     {
       d->logged_resource = resource;
       d->logged_error_count = exo_resource_get_error_count (resource);
+      g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
+                        "EXO_RESOURCE_ID", id,
+                        "EXO_STATE", state,
+                        "MESSAGE", "%s: %s -> %s: %s", id,
+                        exo_resource_state_to_string (old_state), state,
+                        error != NULL ? error->message : "unknown error");
     }
-  if (new_state == EXO_RESOURCE_STATE_ERROR || new_state == EXO_RESOURCE_STATE_DEGRADED)
-    g_log_structured ("exo-node", G_LOG_LEVEL_WARNING,
-                      "EXO_RESOURCE_ID", id,
-                      "EXO_STATE", state,
-                      "MESSAGE", "%s: %s -> %s: %s", id,
-                      exo_resource_state_to_string (old_state), state,
-                      error != NULL ? error->message : "unknown error");
   else
     g_log_structured ("exo-node", G_LOG_LEVEL_MESSAGE,
                       "EXO_RESOURCE_ID", id,
