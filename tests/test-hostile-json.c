@@ -57,8 +57,50 @@ typedef struct {
   char         *topology;
   guint         n_health;
   guint         n_topology;
+  guint         n_unsigned;    /* requests without a valid signature */
 } FakePeer;
 
+/* Whether @msg is signed with the cluster key; its nonce in @out_nonce. */
+static gboolean
+fake_peer_verify (SoupServerMessage  *msg,
+                  char              **out_nonce)
+{
+  SoupMessageHeaders *request_headers = soup_server_message_get_request_headers (msg);
+  g_autoptr(GBytes) body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+  g_autoptr(GPtrArray) pairs = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path_and_query = NULL;
+  GUri *uri = soup_server_message_get_uri (msg);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+
+  soup_message_headers_iter_init (&iter, request_headers);
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    if (g_ascii_strncasecmp (name, "X-Exo-", 6) == 0 &&
+        g_ascii_strcasecmp (name, EXO_CLUSTER_AUTH_HEADER) != 0)
+      {
+        g_ptr_array_add (pairs, (gpointer) name);
+        g_ptr_array_add (pairs, (gpointer) value);
+      }
+  g_ptr_array_add (pairs, NULL);
+  path_and_query = g_uri_get_query (uri) != NULL
+                   ? g_strdup_printf ("%s?%s", g_uri_get_path (uri), g_uri_get_query (uri))
+                   : g_strdup (g_uri_get_path (uri));
+  if (exo_cluster_key_verify_request (hostile_key,
+                                      soup_message_headers_get_one (request_headers,
+                                                                    EXO_CLUSTER_AUTH_HEADER),
+                                      soup_server_message_get_method (msg), path_and_query,
+                                      (const char * const *) pairs->pdata,
+                                      g_bytes_get_data (body, NULL), g_bytes_get_size (body),
+                                      NULL, out_nonce, &error))
+    return TRUE;
+  g_test_message ("fake peer: refused %s: %s", path_and_query, error->message);
+  return FALSE;
+}
+
+/* A peer that holds the cluster key, as a node does: it checks each
+ * request's signature and signs its answer, so that the hostile JSON it
+ * answers reaches the node's parser instead of being refused unsigned. */
 static void
 fake_peer_handler (SoupServer        *server,
                    SoupServerMessage *msg,
@@ -68,6 +110,18 @@ fake_peer_handler (SoupServer        *server,
 {
   FakePeer *peer = user_data;
   g_autofree char *answer = NULL;
+  g_autofree char *nonce = NULL;
+  g_autofree char *signature = NULL;
+  gsize len;
+
+  if (!fake_peer_verify (msg, &nonce))
+    {
+      g_mutex_lock (&peer->lock);
+      peer->n_unsigned++;
+      g_mutex_unlock (&peer->lock);
+      soup_server_message_set_status (msg, SOUP_STATUS_UNAUTHORIZED, NULL);
+      return;
+    }
 
   g_mutex_lock (&peer->lock);
   if (g_str_equal (path, "/peer/v1/health"))
@@ -87,13 +141,14 @@ fake_peer_handler (SoupServer        *server,
       soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
       return;
     }
+  len = strlen (answer);
+  signature = exo_cluster_key_sign_response (hostile_key, nonce, SOUP_STATUS_OK,
+                                             (const guint8 *) answer, len);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                EXO_CLUSTER_AUTH_HEADER, signature);
   soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  {
-    gsize len = strlen (answer);
-
-    soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE,
-                                      g_steal_pointer (&answer), len);
-  }
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE,
+                                    g_steal_pointer (&answer), len);
 }
 
 static gpointer
@@ -742,13 +797,9 @@ test_peer_topology (Fixture       *f,
 {
   gsize len;
 
-  /* Since the cluster is authenticated, the node asks only a peer that
-   * answers with the cluster key's signatures; this fake peer does not sign
-   * yet.  The topology parser is fuzzed directly (tests/fuzz/fuzz-topology
-   * and its regressions), and unsigned answers are refused
-   * (/http/auth/answer-unsigned). */
-  g_test_skip ("the fake peer does not sign its answers with the cluster key yet");
-  return;
+  /* The fake peer holds the cluster key and signs its hostile answers, as
+   * a compromised member of the cluster would (unsigned answers are refused
+   * before parsing: /http/auth/answer-unsigned). */
   g_autofree char *deep_comment = nested ("/*\"*/", '[', DEEP, &len);
   g_autofree char *deep_quote = nested ("'\"'", '[', DEEP, &len);
   g_autofree char *deep = nested ("{\"nodes\":", '[', DEEP, &len);
@@ -814,6 +865,10 @@ test_peer_topology (Fixture       *f,
   g_test_message ("%s", topology);
   g_assert_null (strstr (topology, "e-08"));
   assert_node_up (f);
+  /* every request the node sent was signed: the answers were what it parsed */
+  g_mutex_lock (&f->peer.lock);
+  g_assert_cmpuint (f->peer.n_unsigned, ==, 0);
+  g_mutex_unlock (&f->peer.lock);
 }
 
 static void
