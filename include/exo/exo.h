@@ -14,6 +14,7 @@
 #include <exo/exo-resource.h>
 #include <exo/exo-managed-resource.h>
 #include <exo/exo-network-resource.h>
+#include <exo/exo-task.h>
 #include <exo/exo-task-manager.h>
 #include <exo/exo-registry.h>
 #include <exo/exo-scope.h>
