@@ -20,153 +20,83 @@
 /* ------------------------------------------------------------------------ */
 /* One value                                                                */
 
-static gboolean
-out_of_range_signed (Loader     *loader,
-                     JsonNode   *node,
-                     const char *key,
-                     gint64      v,
-                     gint64      min,
-                     gint64      max,
-                     GError    **error)
+/* "MIN to MAX" of an integer property, for messages; %NULL for a kind of
+ * GParamSpec that GObject does not define. */
+static char *
+integer_range (GParamSpec *pspec)
 {
-  _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
-                             _exo_config_line_of (loader, node), key,
-                             "value %" G_GINT64_FORMAT " is out of range (%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT ")",
-                             v, min, max);
-  return FALSE;
+  if (G_IS_PARAM_SPEC_CHAR (pspec))
+    return g_strdup_printf ("%d to %d", G_PARAM_SPEC_CHAR (pspec)->minimum,
+                            G_PARAM_SPEC_CHAR (pspec)->maximum);
+  if (G_IS_PARAM_SPEC_UCHAR (pspec))
+    return g_strdup_printf ("%u to %u", G_PARAM_SPEC_UCHAR (pspec)->minimum,
+                            G_PARAM_SPEC_UCHAR (pspec)->maximum);
+  if (G_IS_PARAM_SPEC_INT (pspec))
+    return g_strdup_printf ("%d to %d", G_PARAM_SPEC_INT (pspec)->minimum,
+                            G_PARAM_SPEC_INT (pspec)->maximum);
+  if (G_IS_PARAM_SPEC_UINT (pspec))
+    return g_strdup_printf ("%u to %u", G_PARAM_SPEC_UINT (pspec)->minimum,
+                            G_PARAM_SPEC_UINT (pspec)->maximum);
+  if (G_IS_PARAM_SPEC_LONG (pspec))
+    return g_strdup_printf ("%ld to %ld", G_PARAM_SPEC_LONG (pspec)->minimum,
+                            G_PARAM_SPEC_LONG (pspec)->maximum);
+  if (G_IS_PARAM_SPEC_ULONG (pspec))
+    return g_strdup_printf ("%lu to %lu", G_PARAM_SPEC_ULONG (pspec)->minimum,
+                            G_PARAM_SPEC_ULONG (pspec)->maximum);
+  if (G_IS_PARAM_SPEC_INT64 (pspec))
+    return g_strdup_printf ("%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT,
+                            G_PARAM_SPEC_INT64 (pspec)->minimum, G_PARAM_SPEC_INT64 (pspec)->maximum);
+  if (G_IS_PARAM_SPEC_UINT64 (pspec))
+    return g_strdup_printf ("%" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+                            G_PARAM_SPEC_UINT64 (pspec)->minimum, G_PARAM_SPEC_UINT64 (pspec)->maximum);
+  return NULL;
 }
 
+/* Every integer type, signed or not, with one range check: the GParamSpec's. */
 static gboolean
-out_of_range_unsigned (Loader     *loader,
-                       JsonNode   *node,
-                       const char *key,
-                       gint64      v,
-                       guint64     min,
-                       guint64     max,
-                       GError    **error)
-{
-  _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
-                             _exo_config_line_of (loader, node), key,
-                             "value %" G_GINT64_FORMAT " is out of range (%" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT ")",
-                             v, min, max);
-  return FALSE;
-}
-
-static gboolean
-convert_signed (Loader     *loader,
-                JsonNode   *node,
-                GParamSpec *pspec,
-                const char *key,
-                GValue     *value,
-                GError    **error)
+convert_integer (Loader     *loader,
+                 JsonNode   *node,
+                 GParamSpec *pspec,
+                 const char *key,
+                 GValue     *value,
+                 GError    **error)
 {
   GType type = G_TYPE_FUNDAMENTAL (G_PARAM_SPEC_VALUE_TYPE (pspec));
-  gint64 min, max, v;
-
-  if (!_exo_config_holds (node, G_TYPE_INT64))
-    return _exo_config_wrong_type (loader, node, key, "an integer", error);
-  v = json_node_get_int (node);
-
-  switch (type)
-    {
-    case G_TYPE_CHAR:
-      min = G_PARAM_SPEC_CHAR (pspec)->minimum;
-      max = G_PARAM_SPEC_CHAR (pspec)->maximum;
-      break;
-    case G_TYPE_INT:
-      min = G_PARAM_SPEC_INT (pspec)->minimum;
-      max = G_PARAM_SPEC_INT (pspec)->maximum;
-      break;
-    case G_TYPE_LONG:
-      min = G_PARAM_SPEC_LONG (pspec)->minimum;
-      max = G_PARAM_SPEC_LONG (pspec)->maximum;
-      break;
-    case G_TYPE_INT64:
-    default:
-      min = G_PARAM_SPEC_INT64 (pspec)->minimum;
-      max = G_PARAM_SPEC_INT64 (pspec)->maximum;
-      break;
-    }
-  if (v < min || v > max)
-    return out_of_range_signed (loader, node, key, v, min, max, error);
-
-  g_value_init (value, G_PARAM_SPEC_VALUE_TYPE (pspec));
-  switch (type)
-    {
-    case G_TYPE_CHAR:
-      g_value_set_schar (value, (gint8) v);
-      break;
-    case G_TYPE_INT:
-      g_value_set_int (value, (int) v);
-      break;
-    case G_TYPE_LONG:
-      g_value_set_long (value, (long) v);
-      break;
-    case G_TYPE_INT64:
-    default:
-      g_value_set_int64 (value, v);
-      break;
-    }
-  return TRUE;
-}
-
-static gboolean
-convert_unsigned (Loader     *loader,
-                  JsonNode   *node,
-                  GParamSpec *pspec,
-                  const char *key,
-                  GValue     *value,
-                  GError    **error)
-{
-  GType type = G_TYPE_FUNDAMENTAL (G_PARAM_SPEC_VALUE_TYPE (pspec));
-  guint64 min, max;
+  gboolean is_unsigned = type == G_TYPE_UCHAR || type == G_TYPE_UINT ||
+                         type == G_TYPE_ULONG || type == G_TYPE_UINT64;
+  g_auto(GValue) wide = G_VALUE_INIT;
+  g_auto(GValue) back = G_VALUE_INIT;
+  g_autofree char *range = NULL;
   gint64 v;
 
   if (!_exo_config_holds (node, G_TYPE_INT64))
     return _exo_config_wrong_type (loader, node, key, "an integer", error);
   v = json_node_get_int (node);
 
-  switch (type)
-    {
-    case G_TYPE_UCHAR:
-      min = G_PARAM_SPEC_UCHAR (pspec)->minimum;
-      max = G_PARAM_SPEC_UCHAR (pspec)->maximum;
-      break;
-    case G_TYPE_UINT:
-      min = G_PARAM_SPEC_UINT (pspec)->minimum;
-      max = G_PARAM_SPEC_UINT (pspec)->maximum;
-      break;
-    case G_TYPE_ULONG:
-      min = G_PARAM_SPEC_ULONG (pspec)->minimum;
-      max = G_PARAM_SPEC_ULONG (pspec)->maximum;
-      break;
-    case G_TYPE_UINT64:
-    default:
-      min = G_PARAM_SPEC_UINT64 (pspec)->minimum;
-      max = G_PARAM_SPEC_UINT64 (pspec)->maximum;
-      break;
-    }
-  if (v < 0 || (guint64) v < min || (guint64) v > max)
-    return out_of_range_unsigned (loader, node, key, v, min, max, error);
-
+  /* GLib transforms one integer type to another with a C cast: @v comes
+   * back unchanged only when the property's type can hold it (and a
+   * negative number never fits an unsigned type, even when the cast back
+   * restores it). */
+  g_value_init (&wide, G_TYPE_INT64);
+  g_value_set_int64 (&wide, v);
+  g_value_init (&back, G_TYPE_INT64);
   g_value_init (value, G_PARAM_SPEC_VALUE_TYPE (pspec));
-  switch (type)
-    {
-    case G_TYPE_UCHAR:
-      g_value_set_uchar (value, (guint8) v);
-      break;
-    case G_TYPE_UINT:
-      g_value_set_uint (value, (guint) v);
-      break;
-    case G_TYPE_ULONG:
-      g_value_set_ulong (value, (gulong) v);
-      break;
-    case G_TYPE_UINT64:
-    default:
-      g_value_set_uint64 (value, (guint64) v);
-      break;
-    }
-  return TRUE;
+  if (g_value_transform (&wide, value) && g_value_transform (value, &back) &&
+      g_value_get_int64 (&back) == v && !(is_unsigned && v < 0) &&
+      g_param_value_is_valid (pspec, value))
+    return TRUE;
+
+  g_value_unset (value);
+  range = integer_range (pspec);
+  if (range != NULL)
+    _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
+                               _exo_config_line_of (loader, node), key,
+                               "value %" G_GINT64_FORMAT " is out of range (%s)", v, range);
+  else
+    _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
+                               _exo_config_line_of (loader, node), key,
+                               "value %" G_GINT64_FORMAT " is out of range", v);
+  return FALSE;
 }
 
 static gboolean
@@ -388,16 +318,14 @@ convert_setting (Loader     *loader,
       ok = TRUE;
       break;
     case G_TYPE_CHAR:
-    case G_TYPE_INT:
-    case G_TYPE_LONG:
-    case G_TYPE_INT64:
-      ok = convert_signed (loader, node, pspec, key, value, error);
-      break;
     case G_TYPE_UCHAR:
+    case G_TYPE_INT:
     case G_TYPE_UINT:
+    case G_TYPE_LONG:
     case G_TYPE_ULONG:
+    case G_TYPE_INT64:
     case G_TYPE_UINT64:
-      ok = convert_unsigned (loader, node, pspec, key, value, error);
+      ok = convert_integer (loader, node, pspec, key, value, error);
       break;
     case G_TYPE_FLOAT:
     case G_TYPE_DOUBLE:
