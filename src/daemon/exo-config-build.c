@@ -70,20 +70,7 @@ create_resource (ExoConfig     *self,
           g_autoptr(ExoRetryPolicy) policy = exo_managed_resource_get_retry_policy (managed);
           g_autoptr(GError) local_error = NULL;
 
-          if (spec->retry_mask & RETRY_MAX_RETRIES)
-            policy->max_retries = spec->retry.max_retries;
-          if (spec->retry_mask & RETRY_INITIAL_DELAY)
-            policy->initial_delay_ms = spec->retry.initial_delay_ms;
-          if (spec->retry_mask & RETRY_MAX_DELAY)
-            policy->max_delay_ms = spec->retry.max_delay_ms;
-          if (spec->retry_mask & RETRY_MULTIPLIER)
-            policy->multiplier = spec->retry.multiplier;
-          if (spec->retry_mask & RETRY_JITTER)
-            policy->jitter = spec->retry.jitter;
-          if (spec->retry_mask & RETRY_BURST)
-            policy->restart_burst = spec->retry.restart_burst;
-          if (spec->retry_mask & RETRY_INTERVAL)
-            policy->restart_interval_ms = spec->retry.restart_interval_ms;
+          _exo_config_apply_retry (spec, policy);
 
           if (!exo_retry_policy_validate (policy, &local_error))
             {

@@ -111,10 +111,12 @@ typedef struct {
 /* ------------------------------------------------------------------------ */
 /* exo-config.c                                                             */
 
-void          _exo_config_setting_free       (gpointer data);
-ResourceSpec *_exo_config_resource_spec_new  (guint    index,
-                                              guint    line);
-void          _exo_config_resource_spec_free (gpointer data);
+void          _exo_config_setting_free       (gpointer            data);
+ResourceSpec *_exo_config_resource_spec_new  (guint               index,
+                                              guint               line);
+void          _exo_config_resource_spec_free (gpointer            data);
+void          _exo_config_apply_retry        (const ResourceSpec *spec,
+                                              ExoRetryPolicy     *policy);
 
 static inline guint
 resource_spec_n_depends (const ResourceSpec *spec)

@@ -79,6 +79,27 @@ _exo_config_resource_spec_new (guint index,
   return spec;
 }
 
+/* Sets the members of @policy that the resource's `retry` gives. */
+void
+_exo_config_apply_retry (const ResourceSpec *spec,
+                         ExoRetryPolicy     *policy)
+{
+  if (spec->retry_mask & RETRY_MAX_RETRIES)
+    policy->max_retries = spec->retry.max_retries;
+  if (spec->retry_mask & RETRY_INITIAL_DELAY)
+    policy->initial_delay_ms = spec->retry.initial_delay_ms;
+  if (spec->retry_mask & RETRY_MAX_DELAY)
+    policy->max_delay_ms = spec->retry.max_delay_ms;
+  if (spec->retry_mask & RETRY_MULTIPLIER)
+    policy->multiplier = spec->retry.multiplier;
+  if (spec->retry_mask & RETRY_JITTER)
+    policy->jitter = spec->retry.jitter;
+  if (spec->retry_mask & RETRY_BURST)
+    policy->restart_burst = spec->retry.restart_burst;
+  if (spec->retry_mask & RETRY_INTERVAL)
+    policy->restart_interval_ms = spec->retry.restart_interval_ms;
+}
+
 /**
  * exo_config_ref:
  * @self: a config
