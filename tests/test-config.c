@@ -560,6 +560,89 @@ test_build_rolls_back (void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Deprecated spellings: every time in milliseconds, its key ending in -ms   */
+
+/* The same config in the old spellings and in the new ones.  The old keys
+ * were the names of the libexo properties, which count milliseconds too:
+ * the values are the same numbers. */
+static const char old_spelling_json[] =
+  "{ \"resources\": [\n"
+  "  { \"id\": \"store\", \"type\": \"kinds\", \"init-timeout\": 2500 },\n"
+  "  { \"id\": \"worker\", \"type\": \"test\", \"health-check-interval\": 5000,\n"
+  "    \"retry\": { \"restart-burst\": 2, \"restart-interval\": 1000 } },\n"
+  "  { \"id\": \"sub\", \"type\": \"group\", \"restart-interval\": 60000, \"init-timeout\": 7 }\n"
+  "] }\n";
+
+static const char new_spelling_json[] =
+  "{ \"resources\": [\n"
+  "  { \"id\": \"store\", \"type\": \"kinds\", \"init-timeout-ms\": 2500 },\n"
+  "  { \"id\": \"worker\", \"type\": \"test\", \"health-check-interval-ms\": 5000,\n"
+  "    \"retry\": { \"restart-burst\": 2, \"restart-interval-ms\": 1000 } },\n"
+  "  { \"id\": \"sub\", \"type\": \"group\", \"restart-interval-ms\": 60000, \"init-timeout-ms\": 7 }\n"
+  "] }\n";
+
+/* Builds @json and checks the values of both configs above. */
+static ExoConfig *
+load_spelling (const char *json)
+{
+  g_autoptr(ExoConfig) config = NULL;
+  g_autoptr(ExoResourceGroup) root = exo_resource_group_new ("root");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExoRetryPolicy) policy = NULL;
+  ExoResource *worker;
+
+  /* g_test_init () makes warnings fatal: the loader logs nothing. */
+  config = exo_config_load_data (json, -1, "inline.json", test_lookup, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (exo_config_build (config, root, &error));
+  g_assert_no_error (error);
+
+  g_assert_cmpuint (exo_resource_get_init_timeout (exo_resource_group_lookup (root, "store")), ==, 2500);
+  worker = exo_resource_group_lookup (root, "worker");
+  g_assert_cmpuint (exo_managed_resource_get_health_check_interval (EXO_MANAGED_RESOURCE (worker)), ==, 5000);
+  policy = exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (worker));
+  g_assert_cmpuint (policy->restart_burst, ==, 2);
+  g_assert_cmpuint (policy->restart_interval_ms, ==, 1000);
+  g_assert_cmpuint (exo_resource_group_get_restart_interval (
+      EXO_RESOURCE_GROUP (exo_resource_group_lookup (root, "sub"))), ==, 60000);
+  g_assert_cmpuint (exo_resource_get_init_timeout (exo_resource_group_lookup (root, "sub")), ==, 7);
+
+  return g_steal_pointer (&config);
+}
+
+/* The old spelling: the same values, and one warning per old key (at its
+ * first use, by line), which exo-node logs and --check-config prints. */
+static void
+test_old_spelling (void)
+{
+  g_autoptr(ExoConfig) config = load_spelling (old_spelling_json);
+  const char * const *warnings = exo_config_get_warnings (config);
+
+  g_assert_cmpuint (g_strv_length ((char **) warnings), ==, 3);
+  g_assert_cmpstr (warnings[0], ==,
+                   "inline.json:2: resources[0].init-timeout: 'init-timeout' is a deprecated spelling of "
+                   "'init-timeout-ms' (the same value, in milliseconds); 1 more use in this file");
+  g_assert_cmpstr (warnings[1], ==,
+                   "inline.json:3: resources[1].health-check-interval: 'health-check-interval' is a "
+                   "deprecated spelling of 'health-check-interval-ms' (the same value, in milliseconds)");
+  g_assert_cmpstr (warnings[2], ==,
+                   "inline.json:4: resources[1].retry.restart-interval: 'restart-interval' is a "
+                   "deprecated spelling of 'restart-interval-ms' (the same value, in milliseconds); "
+                   "1 more use in this file");
+}
+
+/* The new spelling: no warning (and none in the test configs either). */
+static void
+test_new_spelling (void)
+{
+  g_autoptr(ExoConfig) config = load_spelling (new_spelling_json);
+  g_autoptr(ExoConfig) good = load_good ();
+
+  g_assert_null (exo_config_get_warnings (config)[0]);
+  g_assert_null (exo_config_get_warnings (good)[0]);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Errors in files: code and the exact message, with file and line          */
 
 typedef struct {
@@ -798,6 +881,20 @@ static const InlineCase inline_cases[] = {
     "  \"restart-burst\": 3 } ] }", EXO_CONFIG_ERROR_INVALID,
     "inline.json:2: resources[0].restart-burst: 'restart-burst' applies only to resource groups "
     "(ExoResourceGroup), and type 'test' is not one; did you mean it inside 'retry'?" },
+  { "both-spellings", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\", \"init-timeout-ms\": 1,\n"
+    "  \"init-timeout\": 1 } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].init-timeout: 'init-timeout' and 'init-timeout-ms' are both given, "
+    "but they are one key (the deprecated and the new spelling); keep only 'init-timeout-ms'" },
+  { "both-spellings-retry", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"test\",\n"
+    "  \"retry\": { \"restart-interval\": 10,\n    \"restart-interval-ms\": 10 } } ] }",
+    EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].retry.restart-interval: 'restart-interval' and 'restart-interval-ms' "
+    "are both given, but they are one key (the deprecated and the new spelling); "
+    "keep only 'restart-interval-ms'" },
+  { "old-spelling-not-in-retry", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"test\",\n"
+    "  \"retry\": { \"init-timeout\": 10 } } ] }", EXO_CONFIG_ERROR_UNKNOWN_KEY,
+    "inline.json:2: resources[0].retry.init-timeout: unknown key (expected one of: max-retries, "
+    "initial-delay-ms, max-delay-ms, multiplier, jitter, restart-burst, restart-interval-ms)" },
   { "display-name-not-string", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
     "  \"display-name\": false } ] }", EXO_CONFIG_ERROR_WRONG_TYPE,
     "inline.json:2: resources[0].display-name: expected a string, got a boolean" },
@@ -1085,6 +1182,8 @@ main (int   argc,
   g_test_add_func ("/exo/config/good/data", test_load_data_defaults);
   g_test_add_func ("/exo/config/good/default-config", test_default_config);
   g_test_add_func ("/exo/config/build/existing-member", test_build_refuses_existing_member);
+  g_test_add_func ("/exo/config/deprecated/old-spelling", test_old_spelling);
+  g_test_add_func ("/exo/config/deprecated/new-spelling", test_new_spelling);
   g_test_add_func ("/exo/config/build/rollback", test_build_rolls_back);
 
   for (gsize i = 0; i < G_N_ELEMENTS (error_cases); i++)

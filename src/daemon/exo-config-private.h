@@ -83,6 +83,7 @@ struct _ExoConfig {
   guint            resources_line;
   GPtrArray       *resources;   /* ResourceSpec, in file order */
   guint           *order;       /* indices into resources, dependencies first */
+  char           **warnings;    /* old spellings used (exo-config-schema.c) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -106,6 +107,7 @@ typedef struct {
 
   ExoConfig           *config;
   GHashTable          *ids;              /* id -> ResourceSpec *, borrowed */
+  GPtrArray           *deprecations;     /* old spellings used (exo-config-schema.c) */
 } Loader;
 
 /* ------------------------------------------------------------------------ */

@@ -472,6 +472,7 @@ _exo_config_loader_clear (Loader *loader)
   g_clear_pointer (&loader->open_lines, g_array_unref);
   g_clear_pointer (&loader->ids, g_hash_table_unref);
   g_clear_pointer (&loader->dup_name, g_free);
+  g_clear_pointer (&loader->deprecations, g_ptr_array_unref);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -5,11 +5,13 @@
  *
  * Owns: the keys of the top level, of `node`, of a resource and of
  * `retry`; the supervision keys of managed resources; the base-class
- * properties that have a resource key of their own; which types each key
- * applies to.  And the walk over a parsed document: `node`, then every
- * resource (id, type through the caller's lookup, the resource keys,
- * `retry`, `settings` through exo-config-value.c, `depends-on`), then the
- * dependencies as a whole (defined, acyclic, an order to add them in).
+ * properties that have a resource key of their own; the deprecated
+ * spellings of keys (read as the new ones, with a warning); which types
+ * each key applies to.  And the walk over a parsed document: `node`, then
+ * every resource (id, type through the caller's lookup, the resource
+ * keys, `retry`, `settings` through exo-config-value.c, `depends-on`),
+ * then the dependencies as a whole (defined, acyclic, an order to add
+ * them in).
  * docs/config.md describes every key: a key added here belongs there too.
  *
  * Rules: synchronous, no main context, no locks; the caller's type lookup
@@ -50,7 +52,6 @@ static const struct {
   { "health-check-interval", "health-check-interval-ms" },
   { "strategy", "strategy" },
   { "restart-burst", "restart-burst" },
-  { "restart-interval", "restart-interval-ms" },
   { "restart-interval-ms", "restart-interval-ms" },
   { "unhealthy-threshold", "unhealthy-threshold" },
   { "healthy-threshold", "healthy-threshold" },
@@ -65,6 +66,23 @@ const SupervisionKey _exo_config_supervision_keys[] = {
   { "healthy-threshold", 1 },
   { "degraded-restart-ms", 0 },
   { "backoff-reset-ms", 0 },
+};
+
+/* Old spellings of keys, still read.  Every time in a config is in
+ * milliseconds and its key ends in "-ms"; these spell a key as the libexo
+ * property or function behind it is named (ExoResource:init-timeout,
+ * exo_resource_group_set_restart_interval()), which counts milliseconds
+ * too, so a value is taken as it is.  Each is read as the new key of the
+ * same object when the object has that key (a resource, `retry`), with a
+ * warning; both spellings in one object are refused.  docs/config.md lists
+ * them ("Deprecated spellings"). */
+static const struct {
+  const char *old_key;
+  const char *key;
+} deprecated_keys[] = {
+  { "init-timeout", "init-timeout-ms" },
+  { "health-check-interval", "health-check-interval-ms" },
+  { "restart-interval", "restart-interval-ms" },
 };
 
 /* ------------------------------------------------------------------------ */
@@ -156,6 +174,137 @@ check_id (Loader     *loader,
                                    "only letters, digits, '_', '.' and '-' are allowed",
                                    (guint) (guchar) *p);
       return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Old spellings                                                            */
+
+/* An old spelling used in the file: one per old key, however often used. */
+typedef struct {
+  const char *old_key;
+  const char *key;
+  char       *path;     /* the first use */
+  guint       line;
+  guint       n_more;   /* uses after the first */
+} Deprecation;
+
+static void
+deprecation_free (gpointer data)
+{
+  Deprecation *deprecation = data;
+
+  g_free (deprecation->path);
+  g_free (deprecation);
+}
+
+static void
+note_deprecation (Loader     *loader,
+                  const char *old_key,
+                  const char *key,
+                  const char *path,
+                  guint       line)
+{
+  Deprecation *deprecation;
+
+  if (loader->deprecations == NULL)
+    loader->deprecations = g_ptr_array_new_with_free_func (deprecation_free);
+
+  for (guint i = 0; i < loader->deprecations->len; i++)
+    {
+      deprecation = g_ptr_array_index (loader->deprecations, i);
+      if (g_str_equal (deprecation->old_key, old_key))
+        {
+          deprecation->n_more++;
+          return;
+        }
+    }
+
+  deprecation = g_new0 (Deprecation, 1);
+  deprecation->old_key = old_key;
+  deprecation->key = key;
+  deprecation->path = g_strdup (path);
+  deprecation->line = line;
+  g_ptr_array_add (loader->deprecations, deprecation);
+}
+
+static int
+compare_deprecations (gconstpointer a,
+                      gconstpointer b)
+{
+  const Deprecation *da = *(const Deprecation * const *) a;
+  const Deprecation *db = *(const Deprecation * const *) b;
+
+  return (da->line > db->line) - (da->line < db->line);
+}
+
+/* The warnings of the load, by the line where each old key is first used. */
+static char **
+deprecation_warnings (Loader *loader)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+
+  if (loader->deprecations != NULL)
+    g_ptr_array_sort (loader->deprecations, compare_deprecations);
+  for (guint i = 0; loader->deprecations != NULL && i < loader->deprecations->len; i++)
+    {
+      Deprecation *deprecation = g_ptr_array_index (loader->deprecations, i);
+      g_autofree char *more = NULL;
+      g_autofree char *warning = NULL;
+
+      if (deprecation->n_more > 0)
+        more = g_strdup_printf ("; %u more use%s in this file", deprecation->n_more,
+                                deprecation->n_more == 1 ? "" : "s");
+      warning = g_strdup_printf ("%s:%u: %s: '%s' is a deprecated spelling of '%s' "
+                                 "(the same value, in milliseconds)%s",
+                                 loader->source, MAX (deprecation->line, 1), deprecation->path,
+                                 deprecation->old_key, deprecation->key, more != NULL ? more : "");
+      g_strv_builder_add (builder, warning);
+    }
+  return g_strv_builder_end (builder);
+}
+
+/* Reads the old spelling of a key of @object as the new one, when @known
+ * (the keys of @object) has the new one.  The JSON node moves to the new
+ * name, so the rest of the load sees only new keys, and messages keep the
+ * line the value is on. */
+static gboolean
+read_deprecated_keys (Loader             *loader,
+                      JsonObject         *object,
+                      const char         *prefix,
+                      const char * const *known,
+                      gsize               n_known,
+                      GError            **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (deprecated_keys); i++)
+    {
+      const char *old_key = deprecated_keys[i].old_key;
+      const char *key = deprecated_keys[i].key;
+      JsonNode *node = json_object_get_member (object, old_key);
+      g_autofree char *path = NULL;
+      gboolean applies = FALSE;
+
+      for (gsize j = 0; j < n_known && !applies; j++)
+        applies = g_str_equal (known[j], key);
+      if (node == NULL || !applies)
+        continue;
+
+      path = g_strdup_printf ("%s.%s", prefix, old_key);
+      if (json_object_has_member (object, key))
+        {
+          _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
+                                     _exo_config_line_of (loader, node), path,
+                                     "'%s' and '%s' are both given, but they are one key "
+                                     "(the deprecated and the new spelling); keep only '%s'",
+                                     old_key, key, key);
+          return FALSE;
+        }
+
+      note_deprecation (loader, old_key, key, path, _exo_config_line_of (loader, node));
+      json_object_set_member (object, key, json_node_ref (node));
+      json_object_remove_member (object, old_key);
     }
 
   return TRUE;
@@ -256,6 +405,7 @@ load_retry (Loader       *loader,
                            "managed resources (ExoManagedResource)", error);
 
   if (!_exo_config_read_object (loader, node, retry_key, &object, error) ||
+      !read_deprecated_keys (loader, object, retry_key, retry_keys, G_N_ELEMENTS (retry_keys), error) ||
       !_exo_config_check_keys (loader, object, retry_key, retry_keys, G_N_ELEMENTS (retry_keys), error))
     return FALSE;
 
@@ -408,6 +558,7 @@ load_resource (Loader    *loader,
   gboolean is_managed, is_group;
 
   if (!_exo_config_read_object (loader, node, prefix, &object, error) ||
+      !read_deprecated_keys (loader, object, prefix, resource_keys, G_N_ELEMENTS (resource_keys), error) ||
       !_exo_config_check_keys (loader, object, prefix, resource_keys, G_N_ELEMENTS (resource_keys), error))
     return FALSE;
 
@@ -728,5 +879,9 @@ _exo_config_load_document (Loader    *loader,
     if (!load_resource (loader, i, json_array_get_element (resources, i), error))
       return FALSE;
 
-  return check_dependencies (loader, error);
+  if (!check_dependencies (loader, error))
+    return FALSE;
+
+  loader->config->warnings = deprecation_warnings (loader);
+  return TRUE;
 }

@@ -29,7 +29,9 @@
  * caller's type lookup and class_init of the types it returns.  A loaded
  * ExoConfig is never changed again: it may be read from several threads
  * (its reference count is atomic).  exo_config_build() runs in the thread
- * of the group it builds into.
+ * of the group it builds into.  Nothing here logs: what is wrong is a
+ * GError, and what is only doubtful (a key in a deprecated spelling) is a
+ * warning kept in the config for the caller, exo_config_get_warnings().
  */
 #include "exo-config-private.h"
 
@@ -132,6 +134,7 @@ exo_config_unref (ExoConfig *self)
   g_free (self->cluster_key_file);
   g_clear_pointer (&self->resources, g_ptr_array_unref);
   g_free (self->order);
+  g_strfreev (self->warnings);
   g_free (self);
 }
 
@@ -243,6 +246,27 @@ exo_config_get_source_name (ExoConfig *self)
 {
   g_return_val_if_fail (self != NULL, NULL);
   return self->source;
+}
+
+/**
+ * exo_config_get_warnings:
+ * @self: a config
+ *
+ * What is wrong with the config but does not stop it: today, keys in a
+ * deprecated spelling, one message per key however often it is used, of
+ * the form `FILE:LINE: KEY: what` (the first use).  The loader logs
+ * nothing: exo-node logs these, and `--check-config` prints them.
+ *
+ * Returns: (transfer none) (array zero-terminated=1): the warnings, in the
+ *   order of the file; empty when there are none
+ */
+const char * const *
+exo_config_get_warnings (ExoConfig *self)
+{
+  static const char * const none[] = { NULL };
+
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->warnings != NULL ? (const char * const *) self->warnings : none;
 }
 
 /**
