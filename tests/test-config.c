@@ -74,6 +74,11 @@ struct _TestKinds
   char        *mode;            /* construct-only */
   char        *mode_at_constructed;
   char        *token;           /* lower-case letters only (the GParamSpec's cset) */
+  gint8        tiny;            /* the other integer types, with odd ranges */
+  guint8       byte;
+  glong        wide;
+  gulong       uwide;
+  guint64      huge;
 };
 
 G_DEFINE_FINAL_TYPE (TestKinds, test_kinds, EXO_TYPE_RESOURCE)
@@ -92,6 +97,11 @@ enum {
   PROP_MODE,
   PROP_TOKEN,
   PROP_COMPUTED,
+  PROP_TINY,
+  PROP_BYTE,
+  PROP_WIDE,
+  PROP_UWIDE,
+  PROP_HUGE,
   N_PROPS
 };
 
@@ -141,6 +151,11 @@ test_kinds_get_property (GObject    *object,
     case PROP_MODE: g_value_set_string (value, self->mode); break;
     case PROP_TOKEN: g_value_set_string (value, self->token); break;
     case PROP_COMPUTED: g_value_set_uint (value, 42); break;
+    case PROP_TINY: g_value_set_schar (value, self->tiny); break;
+    case PROP_BYTE: g_value_set_uchar (value, self->byte); break;
+    case PROP_WIDE: g_value_set_long (value, self->wide); break;
+    case PROP_UWIDE: g_value_set_ulong (value, self->uwide); break;
+    case PROP_HUGE: g_value_set_uint64 (value, self->huge); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
@@ -166,6 +181,11 @@ test_kinds_set_property (GObject      *object,
     case PROP_FEATURES: self->features = g_value_get_flags (value); break;
     case PROP_MODE: g_free (self->mode); self->mode = g_value_dup_string (value); break;
     case PROP_TOKEN: g_free (self->token); self->token = g_value_dup_string (value); break;
+    case PROP_TINY: self->tiny = g_value_get_schar (value); break;
+    case PROP_BYTE: self->byte = g_value_get_uchar (value); break;
+    case PROP_WIDE: self->wide = g_value_get_long (value); break;
+    case PROP_UWIDE: self->uwide = g_value_get_ulong (value); break;
+    case PROP_HUGE: self->huge = g_value_get_uint64 (value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
@@ -202,12 +222,19 @@ test_kinds_class_init (TestKindsClass *klass)
   G_PARAM_SPEC_STRING (kinds_properties[PROP_TOKEN])->cset_nth = (char *) G_CSET_a_2_z;
   kinds_properties[PROP_COMPUTED] = g_param_spec_uint ("computed", NULL, NULL, 0, G_MAXUINT, 0,
                                                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  kinds_properties[PROP_TINY] = g_param_spec_char ("tiny", NULL, NULL, -5, 5, 0, rw);
+  kinds_properties[PROP_BYTE] = g_param_spec_uchar ("byte", NULL, NULL, 1, 200, 1, rw);
+  kinds_properties[PROP_WIDE] = g_param_spec_long ("wide", NULL, NULL, -1000000, 1000000, 0, rw);
+  kinds_properties[PROP_UWIDE] = g_param_spec_ulong ("uwide", NULL, NULL, 0, 1000000, 0, rw);
+  kinds_properties[PROP_HUGE] = g_param_spec_uint64 ("huge", NULL, NULL, 10, G_MAXUINT64, 10, rw);
   g_object_class_install_properties (object_class, N_PROPS, kinds_properties);
 }
 
 static void
 test_kinds_init (TestKinds *self)
 {
+  self->byte = 1;
+  self->huge = 10;
   self->port = 80;
   self->ratio = 0.5;
   self->level = TEST_LEVEL_NORMAL;
@@ -383,6 +410,50 @@ test_good_build (void)
   g_assert_cmpint (strv_index (order, "worker"), <, strv_index (order, "sub"));
 }
 
+/* Every integer type, at the ends of its property's range. */
+static void
+test_integer_kinds (void)
+{
+  const char *json =
+    "{ \"resources\": [\n"
+    "  { \"id\": \"low\", \"type\": \"kinds\", \"settings\": { \"count\": -10, \"port\": 0,\n"
+    "    \"tiny\": -5, \"byte\": 1, \"wide\": -1000000, \"uwide\": 0, \"huge\": 10,\n"
+    "    \"big\": -9223372036854775808 } },\n"
+    "  { \"id\": \"high\", \"type\": \"kinds\", \"settings\": { \"count\": 100, \"port\": 65535,\n"
+    "    \"tiny\": 5, \"byte\": 200, \"wide\": 1000000, \"uwide\": 1000000,\n"
+    "    \"huge\": 9223372036854775807, \"big\": 9223372036854775807 } }\n"
+    "] }\n";
+  g_autoptr(ExoConfig) config = NULL;
+  g_autoptr(ExoResourceGroup) root = exo_resource_group_new ("root");
+  g_autoptr(GError) error = NULL;
+  TestKinds *low, *high;
+
+  config = exo_config_load_data (json, -1, "inline.json", test_lookup, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (exo_config_build (config, root, &error));
+  g_assert_no_error (error);
+
+  low = TEST_KINDS (exo_resource_group_lookup (root, "low"));
+  g_assert_cmpint (low->count, ==, -10);
+  g_assert_cmpuint (low->port, ==, 0);
+  g_assert_cmpint (low->tiny, ==, -5);
+  g_assert_cmpuint (low->byte, ==, 1);
+  g_assert_cmpint (low->wide, ==, -1000000);
+  g_assert_cmpuint (low->uwide, ==, 0);
+  g_assert_cmpuint (low->huge, ==, 10);
+  g_assert_cmpint (low->big, ==, G_MININT64);
+
+  high = TEST_KINDS (exo_resource_group_lookup (root, "high"));
+  g_assert_cmpint (high->count, ==, 100);
+  g_assert_cmpuint (high->port, ==, 65535);
+  g_assert_cmpint (high->tiny, ==, 5);
+  g_assert_cmpuint (high->byte, ==, 200);
+  g_assert_cmpint (high->wide, ==, 1000000);
+  g_assert_cmpuint (high->uwide, ==, 1000000);
+  g_assert_cmpuint (high->huge, ==, G_MAXINT64);
+  g_assert_cmpint (high->big, ==, G_MAXINT64);
+}
+
 /* One config builds any number of times, into different groups. */
 static void
 test_good_build_twice (void)
@@ -486,6 +557,89 @@ test_build_rolls_back (void)
   g_assert_cmpuint (exo_resource_group_get_n_members (root), ==, 1);
   g_assert_true (exo_resource_group_lookup (root, "x") == EXO_RESOURCE (existing));
   g_assert_null (exo_resource_group_lookup (root, "store"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deprecated spellings: every time in milliseconds, its key ending in -ms   */
+
+/* The same config in the old spellings and in the new ones.  The old keys
+ * were the names of the libexo properties, which count milliseconds too:
+ * the values are the same numbers. */
+static const char old_spelling_json[] =
+  "{ \"resources\": [\n"
+  "  { \"id\": \"store\", \"type\": \"kinds\", \"init-timeout\": 2500 },\n"
+  "  { \"id\": \"worker\", \"type\": \"test\", \"health-check-interval\": 5000,\n"
+  "    \"retry\": { \"restart-burst\": 2, \"restart-interval\": 1000 } },\n"
+  "  { \"id\": \"sub\", \"type\": \"group\", \"restart-interval\": 60000, \"init-timeout\": 7 }\n"
+  "] }\n";
+
+static const char new_spelling_json[] =
+  "{ \"resources\": [\n"
+  "  { \"id\": \"store\", \"type\": \"kinds\", \"init-timeout-ms\": 2500 },\n"
+  "  { \"id\": \"worker\", \"type\": \"test\", \"health-check-interval-ms\": 5000,\n"
+  "    \"retry\": { \"restart-burst\": 2, \"restart-interval-ms\": 1000 } },\n"
+  "  { \"id\": \"sub\", \"type\": \"group\", \"restart-interval-ms\": 60000, \"init-timeout-ms\": 7 }\n"
+  "] }\n";
+
+/* Builds @json and checks the values of both configs above. */
+static ExoConfig *
+load_spelling (const char *json)
+{
+  g_autoptr(ExoConfig) config = NULL;
+  g_autoptr(ExoResourceGroup) root = exo_resource_group_new ("root");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExoRetryPolicy) policy = NULL;
+  ExoResource *worker;
+
+  /* g_test_init () makes warnings fatal: the loader logs nothing. */
+  config = exo_config_load_data (json, -1, "inline.json", test_lookup, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (exo_config_build (config, root, &error));
+  g_assert_no_error (error);
+
+  g_assert_cmpuint (exo_resource_get_init_timeout (exo_resource_group_lookup (root, "store")), ==, 2500);
+  worker = exo_resource_group_lookup (root, "worker");
+  g_assert_cmpuint (exo_managed_resource_get_health_check_interval (EXO_MANAGED_RESOURCE (worker)), ==, 5000);
+  policy = exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (worker));
+  g_assert_cmpuint (policy->restart_burst, ==, 2);
+  g_assert_cmpuint (policy->restart_interval_ms, ==, 1000);
+  g_assert_cmpuint (exo_resource_group_get_restart_interval (
+      EXO_RESOURCE_GROUP (exo_resource_group_lookup (root, "sub"))), ==, 60000);
+  g_assert_cmpuint (exo_resource_get_init_timeout (exo_resource_group_lookup (root, "sub")), ==, 7);
+
+  return g_steal_pointer (&config);
+}
+
+/* The old spelling: the same values, and one warning per old key (at its
+ * first use, by line), which exo-node logs and --check-config prints. */
+static void
+test_old_spelling (void)
+{
+  g_autoptr(ExoConfig) config = load_spelling (old_spelling_json);
+  const char * const *warnings = exo_config_get_warnings (config);
+
+  g_assert_cmpuint (g_strv_length ((char **) warnings), ==, 3);
+  g_assert_cmpstr (warnings[0], ==,
+                   "inline.json:2: resources[0].init-timeout: 'init-timeout' is a deprecated spelling of "
+                   "'init-timeout-ms' (the same value, in milliseconds); 1 more use in this file");
+  g_assert_cmpstr (warnings[1], ==,
+                   "inline.json:3: resources[1].health-check-interval: 'health-check-interval' is a "
+                   "deprecated spelling of 'health-check-interval-ms' (the same value, in milliseconds)");
+  g_assert_cmpstr (warnings[2], ==,
+                   "inline.json:4: resources[1].retry.restart-interval: 'restart-interval' is a "
+                   "deprecated spelling of 'restart-interval-ms' (the same value, in milliseconds); "
+                   "1 more use in this file");
+}
+
+/* The new spelling: no warning (and none in the test configs either). */
+static void
+test_new_spelling (void)
+{
+  g_autoptr(ExoConfig) config = load_spelling (new_spelling_json);
+  g_autoptr(ExoConfig) good = load_good ();
+
+  g_assert_null (exo_config_get_warnings (config)[0]);
+  g_assert_null (exo_config_get_warnings (good)[0]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -661,6 +815,36 @@ static const InlineCase inline_cases[] = {
   { "below-int-minimum", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
     "  \"settings\": { \"count\": -11 } } ] }", EXO_CONFIG_ERROR_INVALID,
     "inline.json:2: resources[0].settings.count: value -11 is out of range (-10 to 100)" },
+  { "int-wraps", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"count\": 4294967296 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.count: value 4294967296 is out of range (-10 to 100)" },
+  { "uint-wraps", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"port\": 4294967376 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.port: value 4294967376 is out of range (0 to 65535)" },
+  { "char-range", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"tiny\": 6 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.tiny: value 6 is out of range (-5 to 5)" },
+  { "char-wraps", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"tiny\": 256 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.tiny: value 256 is out of range (-5 to 5)" },
+  { "uchar-minimum", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"byte\": 0 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.byte: value 0 is out of range (1 to 200)" },
+  { "uchar-negative", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"byte\": -56 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.byte: value -56 is out of range (1 to 200)" },
+  { "long-range", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"wide\": -1000001 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.wide: value -1000001 is out of range (-1000000 to 1000000)" },
+  { "ulong-negative", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"uwide\": -1 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.uwide: value -1 is out of range (0 to 1000000)" },
+  { "uint64-negative", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"huge\": -1 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.huge: value -1 is out of range (10 to 18446744073709551615)" },
+  { "uint64-minimum", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
+    "  \"settings\": { \"huge\": 9 } } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].settings.huge: value 9 is out of range (10 to 18446744073709551615)" },
   { "double-out-of-range", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
     "  \"settings\": { \"ratio\": 1.5 } } ] }", EXO_CONFIG_ERROR_INVALID,
     "inline.json:2: resources[0].settings.ratio: value 1.5 is out of range (0 to 1)" },
@@ -697,6 +881,20 @@ static const InlineCase inline_cases[] = {
     "  \"restart-burst\": 3 } ] }", EXO_CONFIG_ERROR_INVALID,
     "inline.json:2: resources[0].restart-burst: 'restart-burst' applies only to resource groups "
     "(ExoResourceGroup), and type 'test' is not one; did you mean it inside 'retry'?" },
+  { "both-spellings", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\", \"init-timeout-ms\": 1,\n"
+    "  \"init-timeout\": 1 } ] }", EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].init-timeout: 'init-timeout' and 'init-timeout-ms' are both given, "
+    "but they are one key (the deprecated and the new spelling); keep only 'init-timeout-ms'" },
+  { "both-spellings-retry", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"test\",\n"
+    "  \"retry\": { \"restart-interval\": 10,\n    \"restart-interval-ms\": 10 } } ] }",
+    EXO_CONFIG_ERROR_INVALID,
+    "inline.json:2: resources[0].retry.restart-interval: 'restart-interval' and 'restart-interval-ms' "
+    "are both given, but they are one key (the deprecated and the new spelling); "
+    "keep only 'restart-interval-ms'" },
+  { "old-spelling-not-in-retry", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"test\",\n"
+    "  \"retry\": { \"init-timeout\": 10 } } ] }", EXO_CONFIG_ERROR_UNKNOWN_KEY,
+    "inline.json:2: resources[0].retry.init-timeout: unknown key (expected one of: max-retries, "
+    "initial-delay-ms, max-delay-ms, multiplier, jitter, restart-burst, restart-interval-ms)" },
   { "display-name-not-string", "{ \"resources\": [ { \"id\": \"a\", \"type\": \"kinds\",\n"
     "  \"display-name\": false } ] }", EXO_CONFIG_ERROR_WRONG_TYPE,
     "inline.json:2: resources[0].display-name: expected a string, got a boolean" },
@@ -979,10 +1177,13 @@ main (int   argc,
   g_test_add_func ("/exo/config/good/load", test_good_load);
   g_test_add_func ("/exo/config/good/build", test_good_build);
   g_test_add_func ("/exo/config/good/build-twice", test_good_build_twice);
+  g_test_add_func ("/exo/config/good/integer-kinds", test_integer_kinds);
   g_test_add_func ("/exo/config/good/initialize", test_good_initialize);
   g_test_add_func ("/exo/config/good/data", test_load_data_defaults);
   g_test_add_func ("/exo/config/good/default-config", test_default_config);
   g_test_add_func ("/exo/config/build/existing-member", test_build_refuses_existing_member);
+  g_test_add_func ("/exo/config/deprecated/old-spelling", test_old_spelling);
+  g_test_add_func ("/exo/config/deprecated/new-spelling", test_new_spelling);
   g_test_add_func ("/exo/config/build/rollback", test_build_rolls_back);
 
   for (gsize i = 0; i < G_N_ELEMENTS (error_cases); i++)

@@ -486,6 +486,10 @@ test_check_config (Fixture *f, gconstpointer data)
                                        "  { \"id\": \"a\", \"type\": \"dummy-inference\", \"depends-on\": [\"b\"] },\n"
                                        "  { \"id\": \"b\", \"type\": \"dummy-inference\", \"depends-on\": [\"a\"] }\n"
                                        "] }\n");
+  g_autofree char *old = write_file (f, "old.json",
+                                     "{ \"resources\": [\n"
+                                     "  { \"id\": \"a\", \"type\": \"dummy-inference\", \"init-timeout\": 5000 }\n"
+                                     "] }\n");
   g_autofree char *log = NULL;
   Node *node;
 
@@ -512,7 +516,27 @@ test_check_config (Fixture *f, gconstpointer data)
   g_assert_cmpint (node_wait (node, 10000), ==, 1);
   log = node_log (node);
   g_assert_true (strstr (log, "a -> b -> a") != NULL || strstr (log, "b -> a -> b") != NULL);
+  g_clear_pointer (&log, g_free);
   node_free (node);
+
+  /* a key in its deprecated spelling: valid, with a warning that names it
+   * on stderr (apart from stdout: node_start () writes both to one file) */
+  {
+    const char *argv[] = { f->exo_node, "--plugin-dir", f->plugin_dir, "--check-config", old, NULL };
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    g_autoptr(GError) error = NULL;
+    int status;
+
+    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                                 &out, &err, &status, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+    g_assert_nonnull (strstr (out, "old.json: configuration is valid (1 resource), with 1 warning\n"));
+    g_assert_true (g_str_has_prefix (err, "exo-node: warning: "));
+    g_assert_nonnull (strstr (err, "old.json:2: resources[0].init-timeout: 'init-timeout' is a "
+                                   "deprecated spelling of 'init-timeout-ms'"));
+  }
 }
 
 

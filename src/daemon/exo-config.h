@@ -29,7 +29,8 @@ G_BEGIN_DECLS
  * ExoConfigError:
  * @EXO_CONFIG_ERROR_PARSE: not valid JSON (or a key given twice in one object)
  * @EXO_CONFIG_ERROR_INVALID: a value that is not allowed (empty id, out of
- *   range, unknown enum nick, a key that does not apply to the type, …)
+ *   range, unknown enum nick, a key that does not apply to the type, a key
+ *   given in its deprecated and its new spelling, …)
  * @EXO_CONFIG_ERROR_UNKNOWN_TYPE: a resource type the lookup does not know
  * @EXO_CONFIG_ERROR_UNKNOWN_KEY: a key the schema or the type does not have
  * @EXO_CONFIG_ERROR_WRONG_TYPE: a JSON value of the wrong kind
@@ -102,6 +103,8 @@ const char *exo_config_get_node_name      (ExoConfig            *self);
 const char *exo_config_get_cluster_key_file (ExoConfig          *self);
 char      **exo_config_get_resource_types (ExoConfig            *self);
 char      **exo_config_get_resource_ids   (ExoConfig            *self);
+const char * const *
+            exo_config_get_warnings       (ExoConfig            *self);
 
 gboolean    exo_config_build              (ExoConfig            *self,
                                            ExoResourceGroup     *root,

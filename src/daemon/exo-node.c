@@ -654,6 +654,8 @@ check_config (Daemon     *d,
   g_autoptr(ExoConfig) config = NULL;
   g_autoptr(ExoResourceGroup) root = NULL;
   g_auto(GStrv) ids = NULL;
+  const char * const *warnings;
+  guint n_warnings;
 
   config = load_config (d, path, &error);
   if (config != NULL)
@@ -681,9 +683,19 @@ check_config (Daemon     *d,
       return 1;
     }
 
+  /* valid, but with keys in a deprecated spelling */
+  warnings = exo_config_get_warnings (config);
+  for (n_warnings = 0; warnings[n_warnings] != NULL; n_warnings++)
+    fprintf (stderr, "exo-node: warning: %s\n", warnings[n_warnings]);
+
   ids = exo_config_get_resource_ids (config);
-  printf ("%s: configuration is valid (%u resource%s)\n", path, g_strv_length (ids),
-          g_strv_length (ids) == 1 ? "" : "s");
+  if (n_warnings > 0)
+    printf ("%s: configuration is valid (%u resource%s), with %u warning%s\n", path,
+            g_strv_length (ids), g_strv_length (ids) == 1 ? "" : "s",
+            n_warnings, n_warnings == 1 ? "" : "s");
+  else
+    printf ("%s: configuration is valid (%u resource%s)\n", path, g_strv_length (ids),
+            g_strv_length (ids) == 1 ? "" : "s");
   return 0;
 }
 
@@ -771,6 +783,9 @@ main (int argc, char **argv)
       fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
       return 1;
     }
+  /* keys in a deprecated spelling, once each */
+  for (const char * const *w = exo_config_get_warnings (config); *w != NULL; w++)
+    g_warning ("%s", *w);
 
   if (d->node_id != NULL)
     node_id = g_strdup (d->node_id);
