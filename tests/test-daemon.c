@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "exo-test-bus.h"
 
 typedef struct
 {
@@ -60,19 +61,8 @@ fixture_setup (Fixture *f, gconstpointer data)
    * node that runs in its own network namespace too. */
   {
     g_autofree char *socket_path = g_build_filename (f->tmpdir, "bus", NULL);
-    g_autoptr(GError) error = NULL;
-    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
 
-    f->bus_address = g_strdup_printf ("unix:path=%s", socket_path);
-    f->bus = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                               &error, "dbus-daemon", "--session", "--nofork",
-                               "--address", f->bus_address, NULL);
-    g_assert_no_error (error);
-    while (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
-      {
-        g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-        g_usleep (5000);
-      }
+    f->bus = exo_test_bus_spawn (socket_path, &f->bus_address);
   }
 }
 

@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include "exo-test-bus.h"
 
 /* The node's cluster key (a file in the test's folder): datagrams and peer
  * RPC are signed with it, so that the hostile JSON inside reaches the
@@ -432,17 +433,7 @@ fixture_setup (Fixture       *f,
   fake_peer_start (&f->peer);
 
   socket_path = g_build_filename (f->tmpdir, "bus", NULL);
-  f->bus_address = g_strdup_printf ("unix:path=%s", socket_path);
-  {
-    const char *argv[] = { "dbus-daemon", "--session", "--nofork", "--address", f->bus_address, NULL };
-    f->bus = spawn (f, argv, NULL, G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
-  }
-  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-  while (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (5000);
-    }
+  f->bus = exo_test_bus_spawn (socket_path, &f->bus_address);
 
   f->http_port = free_port (G_SOCKET_TYPE_STREAM);
   f->udp_port = free_port (G_SOCKET_TYPE_DATAGRAM);

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "exo-test-util.h"
+#include "exo-test-bus.h"
 
 #define BUS_NAME      "org.exo.Node1"
 #define NODE_PATH     "/org/exo/Node1"
@@ -286,22 +287,10 @@ have_programs (Fixture *f)
 static void
 start_bus (Fixture *f)
 {
-  g_autoptr(GSubprocessLauncher) launcher =
-    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
   g_autofree char *socket_path = g_build_filename (f->tmpdir, "bus", NULL);
   g_autoptr(GError) error = NULL;
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
 
-  f->bus_address = g_strdup_printf ("unix:path=%s", socket_path);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, GINT_TO_POINTER (SIGKILL), NULL);
-  f->bus = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", "--session", "--nofork",
-                                        "--address", f->bus_address, NULL);
-  g_assert_no_error (error);
-  while (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (5000);
-    }
+  f->bus = exo_test_bus_spawn (socket_path, &f->bus_address);
 
   f->c = g_dbus_connection_new_for_address_sync (f->bus_address,
                                                  G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |

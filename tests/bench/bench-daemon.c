@@ -18,6 +18,7 @@
 #include "bench.h"
 #include "exo-test-util.h"
 #include "exo-dbus-export.h"
+#include "exo-test-bus.h"
 
 #include <glib/gstdio.h>
 #include <signal.h>
@@ -392,7 +393,6 @@ with_private_bus (void (*func) (const char *address))
   g_autofree char *socket_path = g_build_filename (dir, "bus", NULL);
   g_autofree char *address = g_strdup_printf ("unix:path=%s", socket_path);
   g_autoptr(GSubprocess) bus = NULL;
-  g_autoptr(GError) error = NULL;
 
   if (getuid () != 0)
     {
@@ -400,12 +400,7 @@ with_private_bus (void (*func) (const char *address))
       return;
     }
   /* a bus on a filesystem socket, reachable from the node's namespace */
-  bus = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, "dbus-daemon", "--session",
-                          "--nofork", "--address", address, NULL);
-  if (bus == NULL)
-    g_error ("cannot start dbus-daemon: %s", error->message);
-  while (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
-    g_usleep (2000);
+  bus = exo_test_bus_spawn (socket_path, NULL);
   func (address);
   g_subprocess_force_exit (bus);
   g_subprocess_wait (bus, NULL, NULL);
