@@ -43,6 +43,7 @@
 #include <json-glib/json-glib.h>
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -721,15 +722,21 @@ chat_body (void)
   return "{\"model\": \"dummy\", \"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}";
 }
 
-/* A chat completion through @n: checks the answer is dummy tokens. */
+/* A chat completion through @n, with the OpenAI fields @extra (e.g.
+ * "\"max_tokens\": 3") if not NULL: checks the answer is
+ * @expected_tokens dummy tokens. */
 static gboolean
-chat_ok (Cluster *c,
-         Node    *n,
-         guint    expected_tokens,
-         char   **why)
+chat_ok_with (Cluster    *c,
+              Node       *n,
+              const char *extra,
+              guint       expected_tokens,
+              char      **why)
 {
   guint status;
-  g_autofree char *body = http (c, n, "POST", "/v1/chat/completions", chat_body (), &status);
+  g_autofree char *request = extra == NULL ? g_strdup (chat_body ())
+    : g_strdup_printf ("{\"model\": \"dummy\", \"messages\": [{\"role\": \"user\", "
+                       "\"content\": \"hello\"}], %s}", extra);
+  g_autofree char *body = http (c, n, "POST", "/v1/chat/completions", request, &status);
   g_autoptr(JsonNode) root = parse_json (body);
   JsonObject *choice, *usage;
   const char *content;
@@ -753,10 +760,95 @@ chat_ok (Cluster *c,
   if (g_strcmp0 (content, expected) != 0 ||
       json_object_get_int_member (usage, "completion_tokens") != expected_tokens)
     {
-      *why = g_strdup_printf ("unexpected answer: %s", body);
+      *why = g_strdup_printf ("unexpected answer (%u tokens expected): %s", expected_tokens, body);
       return FALSE;
     }
   return TRUE;
+}
+
+static gboolean
+chat_ok (Cluster *c,
+         Node    *n,
+         guint    expected_tokens,
+         char   **why)
+{
+  return chat_ok_with (c, n, NULL, expected_tokens, why);
+}
+
+/* A streamed chat completion through @n with the OpenAI fields @extra:
+ * exactly @expected_tokens events with a token, then the final chunk
+ * (usage.completion_tokens) and [DONE]. */
+static gboolean
+stream_ok_with (Cluster    *c,
+                Node       *n,
+                const char *extra,
+                guint       expected_tokens,
+                char      **why)
+{
+  guint status, token_events = 0, other_events = 0;
+  g_autofree char *request = g_strdup_printf ("{\"model\": \"dummy\", \"stream\": true, "
+                                              "\"messages\": [{\"role\": \"user\", "
+                                              "\"content\": \"hello\"}], %s}", extra);
+  g_autofree char *body = http (c, n, "POST", "/v1/chat/completions", request, &status);
+  g_auto(GStrv) lines = NULL;
+  gint64 usage_tokens = -1;
+  gboolean done = FALSE;
+
+  if (status != 200 || body == NULL)
+    {
+      *why = g_strdup_printf ("HTTP %u: %s", status, body ? body : "(nothing)");
+      return FALSE;
+    }
+  lines = g_strsplit (body, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_autoptr(JsonNode) root = NULL;
+      JsonObject *chunk, *choice, *delta;
+
+      if (g_str_equal (lines[i], "data: [DONE]"))
+        {
+          done = TRUE;
+          continue;
+        }
+      if (!g_str_has_prefix (lines[i], "data: {") ||
+          (root = parse_json (lines[i] + strlen ("data: "))) == NULL)
+        continue;
+      chunk = json_node_get_object (root);
+      choice = json_array_get_object_element (json_object_get_array_member (chunk, "choices"), 0);
+      delta = json_object_get_object_member (choice, "delta");
+      if (json_object_has_member (delta, "content") &&
+          g_str_equal (json_object_get_string_member (delta, "content"), "dummy"))
+        token_events++;
+      else
+        other_events++;
+      if (json_object_has_member (chunk, "usage"))
+        usage_tokens = json_object_get_int_member (json_object_get_object_member (chunk, "usage"),
+                                                   "completion_tokens");
+    }
+  if (token_events != expected_tokens || usage_tokens != expected_tokens || !done)
+    {
+      *why = g_strdup_printf ("%u token events (%u expected), %u others, usage %" G_GINT64_FORMAT
+                              ", %s: %s", token_events, expected_tokens, other_events, usage_tokens,
+                              done ? "[DONE]" : "no [DONE]", body);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* A double metric of resource @id of @n as its GET /metrics has it now;
+ * NAN if none. */
+static double
+live_resource_metric_double (Cluster    *c,
+                             Node       *n,
+                             const char *id,
+                             const char *name)
+{
+  guint status = 0;
+  g_autofree char *text = http (c, n, "GET", "/metrics", NULL, &status);
+  g_autofree char *needle = g_strdup_printf ("exo_resource_metric{id=\"%s\",name=\"%s\"} ", id, name);
+  const char *at = status == 200 && text != NULL ? strstr (text, needle) : NULL;
+
+  return at != NULL ? g_ascii_strtod (at + strlen (needle), NULL) : NAN;
 }
 
 static void
@@ -1241,6 +1333,23 @@ run_scenario (Cluster *c)
                       json_object_get_int_member (metrics, "tokens-generated"));
     }
 
+  /* 2a. The request's max_tokens (below the nodes' max-tokens, 64, and the
+   * engine's 29 tokens) is obeyed by the last shard, node-2, for a request
+   * that node-1 took; node-2 samples with its temperature and top_p (and
+   * node-1 never samples). */
+  CHECK (chat_ok_with (c, &c->nodes[0], "\"max_tokens\": 3, \"temperature\": 0.5, "
+                       "\"top_p\": 0.25, \"seed\": 7", 3, &why),
+         "chat with max_tokens 3 through node 1: %s", why);
+  CHECK (live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-temperature") == 0.5 &&
+         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-top-p") == 0.25,
+         "node-2 (the last shard) did not sample with temperature 0.5 and top_p 0.25: %g, %g",
+         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-temperature"),
+         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-top-p"));
+  CHECK (live_resource_metric_double (c, &c->nodes[0], "engine", "last-sample-temperature") == -1,
+         "node-1 sampled, but it does not hold the last shard");
+  CHECK (stream_ok_with (c, &c->nodes[0], "\"max_completion_tokens\": 3", 3, &why),
+         "streamed chat with max_completion_tokens 3 through node 1: %s", why);
+
   /* 2b. A stream cut by its client stops on every shard within one token. */
   CHECK (stream_cut_stops_everywhere (c, 3, expected_tokens, &why), "cut stream: %s", why);
 
@@ -1301,6 +1410,16 @@ run_scenario (Cluster *c)
   CHECK (wait_ring (c, survivors, RING_2, 5000, &last), "no re-partition to %s; last: %s",
          RING_2, last);
   CHECK (chat_ok (c, &c->nodes[1], expected_tokens, &why), "chat with two nodes: %s", why);
+  /* A two-node ring: node-1 takes the request, node-2 (the last shard)
+   * stops it at max_tokens and samples with its parameters. */
+  CHECK (chat_ok_with (c, &c->nodes[0], "\"max_tokens\": 4, \"temperature\": 1.25, \"top_p\": 0.75",
+                       4, &why),
+         "chat with max_tokens 4 through node 1 of two: %s", why);
+  CHECK (live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-temperature") == 1.25 &&
+         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-top-p") == 0.75,
+         "node-2 (the last shard of two) did not sample with temperature 1.25 and top_p 0.75");
+  CHECK (stream_ok_with (c, &c->nodes[0], "\"max_tokens\": 3", 3, &why),
+         "streamed chat with max_tokens 3 through node 1 of two: %s", why);
 
   /* 4. Node 3 comes back and rejoins. */
   t_rejoin = g_get_monotonic_time ();
@@ -1746,6 +1865,23 @@ on_token (const char   *request_id,
 }
 
 static char *
+chat_with (ExoResource                *node,
+           const char                 *model,
+           const char                 *request_id,
+           const ExoGenerationParams  *params,
+           Tokens                     *tokens,
+           GCancellable               *cancellable,
+           GError                    **error)
+{
+  ExoNodeRoleInterface *iface = EXO_NODE_ROLE_GET_IFACE (node);
+  g_autoptr(GAsyncResult) result = NULL;
+
+  iface->chat_async (EXO_NODE_ROLE (node), model, "hello", request_id, params, on_token, tokens,
+                     cancellable, store_result, &result);
+  return iface->chat_finish (EXO_NODE_ROLE (node), wait_for (&result), error);
+}
+
+static char *
 chat (ExoResource   *node,
       const char    *model,
       const char    *request_id,
@@ -1753,12 +1889,18 @@ chat (ExoResource   *node,
       GCancellable  *cancellable,
       GError       **error)
 {
-  ExoNodeRoleInterface *iface = EXO_NODE_ROLE_GET_IFACE (node);
-  g_autoptr(GAsyncResult) result = NULL;
+  return chat_with (node, model, request_id, NULL, tokens, cancellable, error);
+}
 
-  iface->chat_async (EXO_NODE_ROLE (node), model, "hello", request_id, on_token, tokens,
-                     cancellable, store_result, &result);
-  return iface->chat_finish (EXO_NODE_ROLE (node), wait_for (&result), error);
+static double
+local_metric_double (ExoResource *r,
+                     const char  *key)
+{
+  g_autoptr(GVariant) metrics = exo_resource_get_metrics (r);
+  double value = -2;
+
+  g_variant_lookup (metrics, key, "d", &value);
+  return value;
 }
 
 static gint64
@@ -1832,6 +1974,70 @@ test_node_single (void)
   g_assert_cmpint (local_metric (node, "shard-end"), ==, 7);
   g_assert_cmpint (local_metric (node, "requests-in-flight"), ==, 0);
 
+  /* The request's max_tokens when it is below the node's max-tokens (64);
+   * the engine samples with its temperature and top_p. */
+  {
+    g_autoptr(ExoGenerationParams) params = exo_generation_params_new ();
+
+    params->max_tokens = 2;
+    params->temperature = 0.75;
+    params->top_p = 0.5;
+    params->has_seed = TRUE;
+    params->seed = 11;
+    g_string_truncate (t.text, 0);
+    t.tokens = 0;
+    t.finished = FALSE;
+    g_clear_pointer (&text, g_free);
+    text = chat_with (node, "dummy", "r1-params", params, &t, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (text, ==, "dummydummy");
+    g_assert_cmpuint (t.tokens, ==, 2);
+    g_assert_true (t.finished);
+    g_assert_cmpfloat (local_metric_double (engine, "last-sample-temperature"), ==, 0.75);
+    g_assert_cmpfloat (local_metric_double (engine, "last-sample-top-p"), ==, 0.5);
+
+    /* the node's max-tokens when it is the smaller */
+    g_object_set (node, "max-tokens", 3, NULL);
+    params->max_tokens = 10;
+    g_clear_pointer (&text, g_free);
+    text = chat_with (node, "dummy", "r1-capped", params, &t, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (text, ==, "dummydummydummy");
+    g_object_set (node, "max-tokens", 64, NULL);
+
+    /* none given: greedy (temperature 0, top_p 1), the node's max-tokens */
+    g_clear_pointer (&text, g_free);
+    text = chat_with (node, "dummy", "r1-defaults", NULL, &t, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (text, ==, "dummydummydummydummy");
+    g_assert_cmpfloat (local_metric_double (engine, "last-sample-temperature"), ==, 0);
+    g_assert_cmpfloat (local_metric_double (engine, "last-sample-top-p"), ==, 1);
+
+    /* what the peer RPC would refuse is refused here too */
+    params->temperature = 2.5;
+    g_clear_pointer (&text, g_free);
+    text = chat_with (node, "dummy", "r1-bad", params, &t, NULL, &error);
+    g_assert_null (text);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_assert_nonnull (strstr (error->message, "temperature"));
+    g_clear_error (&error);
+    params->temperature = 1;
+    params->top_p = 0;
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(ExoShard) shard = exo_shard_new ("dummy", 0, 7, 8);
+      const gint32 one = 1;
+      g_autoptr(ExoTensor) tensor = exo_tensor_new_int32 (&one, 1);
+
+      iface->process_tensor_async (EXO_NODE_ROLE (node), shard, tensor, "r1-bad-tensor", params,
+                                   NULL, store_result, &result);
+      g_assert_false (iface->process_tensor_finish (EXO_NODE_ROLE (node), wait_for (&result), &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+      g_assert_nonnull (strstr (error->message, "top_p"));
+      g_clear_error (&error);
+    }
+  }
+
   /* Without a model name: the one served. */
   g_clear_pointer (&text, g_free);
   text = chat (node, NULL, NULL, &t, NULL, &error);
@@ -1873,8 +2079,8 @@ test_node_single (void)
     const gint32 one = 1;
     g_autoptr(ExoTensor) tensor = exo_tensor_new_int32 (&one, 1);
 
-    iface->process_tensor_async (EXO_NODE_ROLE (node), shard, tensor, "r3", NULL, store_result,
-                                 &result);
+    iface->process_tensor_async (EXO_NODE_ROLE (node), shard, tensor, "r3", NULL, NULL,
+                                 store_result, &result);
     g_assert_false (iface->process_tensor_finish (EXO_NODE_ROLE (node), wait_for (&result), &error));
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
     g_clear_error (&error);

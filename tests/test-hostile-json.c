@@ -8,11 +8,13 @@
  * listed in the node's static peers, whose health and topology answers each
  * case sets.  Nothing is sent beyond 127.0.0.1.
  *
- * /hostile-json/http/deep: every JSON route (and the shard header of a
- *   tensor) gets 100,000 '[' behind a comment, a single-quoted string and
+ * /hostile-json/http/deep: every JSON route (and the shard and generation
+ *   parameter headers of a tensor: 1000 there) gets 100,000 '[' behind a
+ *   comment, a single-quoted string and
  *   nothing, and answers 400 naming the problem or the limit; the node stays up.
- * /hostile-json/http/values: out-of-range and mistyped OpenAI parameters,
- *   two concatenated objects, 1e999, lone surrogates: 400, naming the field.
+ * /hostile-json/http/values: out-of-range and mistyped OpenAI parameters
+ *   (and generation parameters of a peer's prompt), two concatenated
+ *   objects, 1e999, lone surrogates: 400, naming the field.
  * /hostile-json/discovery: datagrams with the same bypass, a lone surrogate
  *   in a string, 1e999: dropped and counted, no critical, the node up.
  * /hostile-json/peer-topology: the fake peer answers the topology request
@@ -602,6 +604,25 @@ test_http_deep (Fixture       *f,
       assert_error_answer (status, answer, bypasses[b].needle);
       assert_node_up (f);
     }
+
+  /* So do a tensor's generation parameters (X-Exo-Params). */
+  for (gsize b = 0; b < G_N_ELEMENTS (bypasses); b++)
+    {
+      gsize len;
+      g_autofree char *params = nested (bypasses[b].prefix, '[', 1000, &len);
+      const char *headers[] = { "X-Exo-Request-Id", "r1",
+                                "X-Exo-Shard", "{\"model_id\":\"dummy\",\"start_layer\":0,"
+                                               "\"end_layer\":7,\"n_layers\":16}",
+                                "X-Exo-Tensor-Dtype", "int32", "X-Exo-Tensor-Shape", "1",
+                                "X-Exo-Params", params, NULL };
+      g_autofree char *answer = NULL;
+      guint status = http (f, "POST", "/peer/v1/tensor", "application/octet-stream",
+                           "\0\0\0\0", 4, headers, &answer);
+
+      assert_error_answer (status, answer, bypasses[b].needle);
+      g_assert_nonnull (strstr (answer, "X-Exo-Params"));
+      assert_node_up (f);
+    }
 }
 
 static void
@@ -609,6 +630,8 @@ test_http_values (Fixture       *f,
                   gconstpointer  data)
 {
 #define MSG "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+#define PROMPT "\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16}," \
+               "\"prompt\":\"p\",\"request_id\":\"r\""
   static const struct { const char *path; const char *body; const char *needle; } cases[] = {
     { "/v1/chat/completions", "{" MSG ",\"temperature\":-1e308}", "'temperature' is out of range (0 to 2)" },
     { "/v1/chat/completions", "{" MSG ",\"temperature\":2.5}", "'temperature' is out of range (0 to 2)" },
@@ -632,8 +655,16 @@ test_http_values (Fixture       *f,
       "64-bit range" },
     { "/peer/v1/topology", "{\"visited\":[],\"max_depth\":1}{\"visited\":[],\"max_depth\":64}",
       "after the top-level value" },
+    { "/peer/v1/prompt", "{" PROMPT ",\"params\":{\"top_p\":0}}",
+      "field 'params': field 'top_p' is out of range" },
+    { "/peer/v1/prompt", "{" PROMPT ",\"params\":{\"temperature\":-1e308}}",
+      "field 'params': field 'temperature' is out of range (0 to 2)" },
+    { "/peer/v1/prompt", "{" PROMPT ",\"params\":{\"max_tokens\":18446744073709551617}}", "64-bit range" },
+    { "/peer/v1/prompt", "{" PROMPT ",\"params\":{\"seed\":9223372036854775808}}", "64-bit range" },
+    { "/peer/v1/prompt", "{" PROMPT ",\"params\":\"greedy\"}", "field 'params' must be an object" },
   };
 #undef MSG
+#undef PROMPT
 
   if (!have_daemon (f))
     return;

@@ -135,6 +135,7 @@ struct _TestNode
   guint      n_chats_done;
   guint      n_cancels;
   ExoShard  *last_shard;
+  ExoGenerationParams *last_params;  /* of the last prompt, tensor or chat; NULL: none given */
   char      *last_prompt;
   char      *last_request_id;
   char      *last_model;
@@ -179,6 +180,15 @@ remember (char       **field,
 }
 
 static void
+remember_params (TestNode                  *self,
+                 const ExoGenerationParams *params)
+{
+  g_clear_pointer (&self->last_params, exo_generation_params_free);
+  if (params != NULL)
+    self->last_params = exo_generation_params_copy (params);
+}
+
+static void
 complete_call (TestNode *self,
                GTask    *task)
 {
@@ -189,18 +199,20 @@ complete_call (TestNode *self,
 }
 
 static void
-test_node_process_prompt_async (ExoNodeRole         *role,
-                                const ExoShard      *shard,
-                                const char          *prompt,
-                                const char          *request_id,
-                                GCancellable        *cancellable,
-                                GAsyncReadyCallback  callback,
-                                gpointer             user_data)
+test_node_process_prompt_async (ExoNodeRole               *role,
+                                const ExoShard            *shard,
+                                const char                *prompt,
+                                const char                *request_id,
+                                const ExoGenerationParams *params,
+                                GCancellable              *cancellable,
+                                GAsyncReadyCallback        callback,
+                                gpointer                   user_data)
 {
   TestNode *self = TEST_NODE (role);
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
 
   self->n_prompts++;
+  remember_params (self, params);
   g_clear_pointer (&self->last_shard, exo_shard_free);
   self->last_shard = exo_shard_copy (shard);
   remember (&self->last_prompt, prompt);
@@ -217,18 +229,20 @@ test_node_finish_boolean (ExoNodeRole   *role,
 }
 
 static void
-test_node_process_tensor_async (ExoNodeRole         *role,
-                                const ExoShard      *shard,
-                                ExoTensor           *tensor,
-                                const char          *request_id,
-                                GCancellable        *cancellable,
-                                GAsyncReadyCallback  callback,
-                                gpointer             user_data)
+test_node_process_tensor_async (ExoNodeRole               *role,
+                                const ExoShard            *shard,
+                                ExoTensor                 *tensor,
+                                const char                *request_id,
+                                const ExoGenerationParams *params,
+                                GCancellable              *cancellable,
+                                GAsyncReadyCallback        callback,
+                                gpointer                   user_data)
 {
   TestNode *self = TEST_NODE (role);
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
 
   self->n_tensors++;
+  remember_params (self, params);
   g_clear_pointer (&self->last_shard, exo_shard_free);
   self->last_shard = exo_shard_copy (shard);
   g_clear_pointer (&self->last_tensor, exo_tensor_unref);
@@ -358,15 +372,16 @@ chat_tick_cb (gpointer data)
 }
 
 static void
-test_node_chat_async (ExoNodeRole         *role,
-                      const char          *model,
-                      const char          *prompt,
-                      const char          *request_id,
-                      ExoTokenFunc         on_token,
-                      gpointer             token_data,
-                      GCancellable        *cancellable,
-                      GAsyncReadyCallback  callback,
-                      gpointer             user_data)
+test_node_chat_async (ExoNodeRole               *role,
+                      const char                *model,
+                      const char                *prompt,
+                      const char                *request_id,
+                      const ExoGenerationParams *params,
+                      ExoTokenFunc               on_token,
+                      gpointer                   token_data,
+                      GCancellable              *cancellable,
+                      GAsyncReadyCallback        callback,
+                      gpointer                   user_data)
 {
   TestNode *self = TEST_NODE (role);
   GTask *task = g_task_new (self, cancellable, callback, user_data);
@@ -374,6 +389,7 @@ test_node_chat_async (ExoNodeRole         *role,
   GSource *source;
 
   self->n_chats++;
+  remember_params (self, params);
   remember (&self->last_prompt, prompt);
   remember (&self->last_model, model);
   remember (&self->last_request_id, request_id);
@@ -419,6 +435,7 @@ test_node_finalize (GObject *object)
   g_free (self->models_json);
   g_free (self->topology_json);
   g_clear_pointer (&self->last_shard, exo_shard_free);
+  g_clear_pointer (&self->last_params, exo_generation_params_free);
   g_free (self->last_prompt);
   g_free (self->last_request_id);
   g_free (self->last_model);
@@ -695,6 +712,24 @@ assert_error_reply (Reply      *reply,
     g_error ("error message '%s' does not contain '%s'", message, needle);
 }
 
+/* Asserts @got holds the given parameters. */
+static void
+assert_params (const ExoGenerationParams *got,
+               guint                      max_tokens,
+               double                     temperature,
+               double                     top_p,
+               gboolean                   has_seed,
+               gint64                     seed)
+{
+  g_assert_nonnull (got);
+  g_assert_cmpuint (got->max_tokens, ==, max_tokens);
+  g_assert_cmpfloat (got->temperature, ==, temperature);
+  g_assert_cmpfloat (got->top_p, ==, top_p);
+  g_assert_cmpint (got->has_seed, ==, has_seed);
+  if (has_seed)
+    g_assert_cmpint (got->seed, ==, seed);
+}
+
 /* --- listening ------------------------------------------------------------- */
 
 static void
@@ -918,6 +953,27 @@ test_peer_prompt (Fixture       *fx,
     { "{\"shard\":{\"model_id\":\"dummy\",\"start_layer\":-1,\"end_layer\":7,\"n_layers\":16},\"prompt\":\"p\",\"request_id\":\"r\"}", "out of range" },
     { "{\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0.5,\"end_layer\":7,\"n_layers\":16},\"prompt\":\"p\",\"request_id\":\"r\"}", "must be an integer" },
     { "{\"shard\":{\"start_layer\":0,\"end_layer\":7,\"n_layers\":16},\"prompt\":\"p\",\"request_id\":\"r\"}", "'model_id'" },
+    /* the generation parameters (since plugin ABI 2.0): typed, in range, the field named */
+#define P "{\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16},\"prompt\":\"p\",\"request_id\":\"r\",\"params\":"
+    { P "7}", "field 'params' must be an object" },
+    { P "null}", "field 'params' must be an object" },
+    { P "[]}", "field 'params' must be an object" },
+    { P "{\"max_tokens\":0}}", "field 'params': field 'max_tokens' is out of range (1 to 1048576)" },
+    { P "{\"max_tokens\":1048577}}", "field 'params': field 'max_tokens' is out of range" },
+    { P "{\"max_tokens\":2.5}}", "field 'params': field 'max_tokens' must be an integer" },
+    { P "{\"max_tokens\":\"3\"}}", "field 'params': field 'max_tokens' must be an integer" },
+    { P "{\"max_tokens\":null}}", "field 'params': field 'max_tokens' must be an integer" },
+    { P "{\"temperature\":2.5}}", "field 'params': field 'temperature' is out of range (0 to 2)" },
+    { P "{\"temperature\":-0.1}}", "field 'params': field 'temperature' is out of range" },
+    { P "{\"temperature\":\"hot\"}}", "field 'params': field 'temperature' must be a number" },
+    { P "{\"temperature\":1e999}}", "too large for a double" },
+    { P "{\"top_p\":0}}", "field 'params': field 'top_p' is out of range (more than 0, at most 1)" },
+    { P "{\"top_p\":1.5}}", "field 'params': field 'top_p' is out of range" },
+    { P "{\"top_p\":true}}", "field 'params': field 'top_p' must be a number" },
+    { P "{\"seed\":1.5}}", "field 'params': field 'seed' must be an integer" },
+    { P "{\"seed\":\"42\"}}", "field 'params': field 'seed' must be an integer" },
+    { P "{\"seed\":9223372036854775808}}", "64-bit" },
+#undef P
   };
 
   g_assert_cmpuint (ok->status, ==, 202);
@@ -929,6 +985,8 @@ test_peer_prompt (Fixture       *fx,
   g_assert_cmpuint (fx->node->last_shard->start_layer, ==, 0);
   g_assert_cmpuint (fx->node->last_shard->end_layer, ==, 7);
   g_assert_cmpuint (fx->node->last_shard->n_layers, ==, 16);
+  /* an older peer sends no parameters: the node gets none (the defaults) */
+  g_assert_null (fx->node->last_params);
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -936,6 +994,35 @@ test_peer_prompt (Fixture       *fx,
       assert_error_reply (reply, 400, bad[i].needle);
     }
   g_assert_cmpuint (fx->node->n_prompts, ==, 1);
+
+  /* the parameters reach the node; absent members are the defaults, a newer
+   * peer's members are ignored */
+  {
+    static const char *with_params[] = {
+      "{\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16},"
+      "\"prompt\":\"p\",\"request_id\":\"r-2\",\"params\":{\"max_tokens\":3,\"temperature\":0.5,"
+      "\"top_p\":0.25,\"seed\":-9223372036854775808}}",
+      "{\"params\":{\"top_p\":1,\"stop\":[\"x\"],\"temperature\":2},\"request_id\":\"r-3\",\"prompt\":\"p\","
+      "\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16}}",
+      "{\"params\":{},\"request_id\":\"r-4\",\"prompt\":\"p\","
+      "\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16}}",
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (with_params); i++)
+      {
+        g_autoptr(Reply) reply = http_post_json (fx, "/peer/v1/prompt", with_params[i]);
+
+        g_assert_cmpuint (reply->status, ==, 202);
+        if (i == 0)
+          assert_params (fx->node->last_params, 3, 0.5, 0.25, TRUE, G_MININT64);
+        else if (i == 1)
+          assert_params (fx->node->last_params, 0, 2, 1, FALSE, 0);
+        else
+          assert_params (fx->node->last_params, 0, 0, 1, FALSE, 0);
+      }
+    g_assert_cmpuint (fx->node->n_prompts, ==, 4);
+    fx->node->n_prompts = 1;
+  }
 
   /* a failing node: its error and a status that says whether to retry */
   fx->node->fail_with = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL, "shard not loaded");
@@ -999,6 +1086,7 @@ test_peer_tensor (Fixture       *fx,
     "X-Exo-Shard", valid_shard,
     "X-Exo-Tensor-Dtype", "float32",
     "X-Exo-Tensor-Shape", "2,3",
+    "X-Exo-Params", "{\"max_tokens\":5,\"temperature\":1e-8,\"top_p\":0.5,\"seed\":42}",
     NULL,
   };
   g_autoptr(Reply) ok = http (fx, "POST", "/peer/v1/tensor", "application/octet-stream",
@@ -1016,11 +1104,23 @@ test_peer_tensor (Fixture       *fx,
     { "X-Exo-Shard", "{\"model_id\":\"dummy\"}", "X-Exo-Shard" },
     { "X-Exo-Shard", "not json", "X-Exo-Shard" },
     { "X-Exo-Request-Id", "", "X-Exo-Request-Id" },
+    /* the generation parameters: as in a prompt, the header and the field named */
+    { "X-Exo-Params", "not json", "header X-Exo-Params: malformed JSON" },
+    { "X-Exo-Params", "", "header X-Exo-Params: the body is empty" },
+    { "X-Exo-Params", "[1]", "header X-Exo-Params must be an object" },
+    { "X-Exo-Params", "{\"max_tokens\":0}", "header X-Exo-Params: field 'max_tokens' is out of range" },
+    { "X-Exo-Params", "{\"max_tokens\":-1}", "header X-Exo-Params: field 'max_tokens' is out of range" },
+    { "X-Exo-Params", "{\"temperature\":3}", "header X-Exo-Params: field 'temperature' is out of range (0 to 2)" },
+    { "X-Exo-Params", "{\"temperature\":1e999}", "header X-Exo-Params: malformed JSON" },
+    { "X-Exo-Params", "{\"top_p\":-0.0}", "header X-Exo-Params: field 'top_p' is out of range" },
+    { "X-Exo-Params", "{\"top_p\":\"all\"}", "header X-Exo-Params: field 'top_p' must be a number" },
+    { "X-Exo-Params", "{\"seed\":{}}", "header X-Exo-Params: field 'seed' must be an integer" },
   };
 
   g_assert_cmpuint (ok->status, ==, 202);
   g_assert_cmpuint (fx->node->n_tensors, ==, 1);
   g_assert_cmpstr (fx->node->last_request_id, ==, "r-tensor");
+  assert_params (fx->node->last_params, 5, 1e-8, 0.5, TRUE, 42);
   g_assert_cmpuint (fx->node->last_shard->end_layer, ==, 7);
   g_assert_cmpint (exo_tensor_get_dtype (fx->node->last_tensor), ==, EXO_DTYPE_FLOAT32);
   g_assert_cmpuint (exo_tensor_get_n_dims (fx->node->last_tensor), ==, 2);
@@ -1031,11 +1131,11 @@ test_peer_tensor (Fixture       *fx,
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      const char *h[9];
+      const char *h[11];
       g_autoptr(Reply) reply = NULL;
 
       memcpy (h, headers, sizeof h);
-      for (guint j = 0; j < 8; j += 2)
+      for (guint j = 0; j < 10; j += 2)
         if (g_str_equal (h[j], bad[i].name))
           h[j + 1] = bad[i].value;
       reply = http (fx, "POST", "/peer/v1/tensor", "application/octet-stream",
@@ -1060,6 +1160,7 @@ test_peer_tensor (Fixture       *fx,
     g_autoptr(GBytes) want = g_bytes_new (ints, sizeof ints);
 
     g_assert_cmpuint (reply->status, ==, 202);
+    g_assert_null (fx->node->last_params);   /* none given (an older peer): none passed on */
     g_assert_cmpint (exo_tensor_get_dtype (fx->node->last_tensor), ==, EXO_DTYPE_INT64);
     g_assert_cmpuint (exo_tensor_get_n_dims (fx->node->last_tensor), ==, 3);
     g_assert_true (g_bytes_equal (exo_tensor_get_data (fx->node->last_tensor), want));
@@ -1253,6 +1354,8 @@ test_chat (Fixture       *fx,
   g_assert_cmpstr (reply->content_type, ==, "application/json");
   g_assert_cmpstr (fx->node->last_prompt, ==, "system: be brief\nuser: hi\n");
   g_assert_cmpstr (fx->node->last_model, ==, "dummy");
+  /* the OpenAI parameters reach the node; the defaults where absent */
+  assert_params (fx->node->last_params, 0, 0.7, 1, FALSE, 0);
 
   root = reply_json (reply);
   object = json_node_get_object (root);
@@ -1281,6 +1384,38 @@ test_chat (Fixture       *fx,
     g_assert_cmpuint (r2->status, ==, 200);
     g_assert_cmpstr (json_object_get_string_member (json_node_get_object (r2_root), "model"), ==, "dummy");
     g_assert_cmpstr (fx->node->last_prompt, ==, "user: ab\n");
+    assert_params (fx->node->last_params, 0, 0, 1, FALSE, 0);
+  }
+
+  /* every parameter the node acts on; max_completion_tokens wins over
+   * max_tokens; top_p 0 (only the most likely token) is greedy sampling;
+   * null is absent */
+  {
+    static const struct {
+      const char *params;
+      guint max_tokens;
+      double temperature, top_p;
+      gboolean has_seed;
+      gint64 seed;
+    } cases[] = {
+      { "\"max_tokens\":3,\"temperature\":1.5,\"top_p\":0.25,\"seed\":-7", 3, 1.5, 0.25, TRUE, -7 },
+      { "\"max_tokens\":9,\"max_completion_tokens\":4", 4, 0, 1, FALSE, 0 },
+      { "\"max_completion_tokens\":1048576,\"seed\":9223372036854775807", 1048576, 0, 1, TRUE, G_MAXINT64 },
+      { "\"temperature\":0.9,\"top_p\":0", 0, 0, 1, FALSE, 0 },
+      { "\"temperature\":null,\"top_p\":null,\"max_tokens\":null,\"seed\":null", 0, 0, 1, FALSE, 0 },
+      { "\"seed\":0", 0, 0, 1, TRUE, 0 },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      {
+        g_autofree char *body = g_strdup_printf ("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],%s}",
+                                                 cases[i].params);
+        g_autoptr(Reply) r = http_post_json (fx, "/v1/chat/completions", body);
+
+        g_assert_cmpuint (r->status, ==, 200);
+        assert_params (fx->node->last_params, cases[i].max_tokens, cases[i].temperature,
+                       cases[i].top_p, cases[i].has_seed, cases[i].seed);
+      }
   }
 
   /* the node fails: 502 for a lost next hop, with its message */
@@ -2424,12 +2559,19 @@ test_peer_calls (Fixture       *fx,
   g_autoptr(GError) error = NULL;
   ExoPeerHandle *handle = EXO_PEER_HANDLE (peer);
 
-  /* the first call connects */
+  /* the first call connects; the parameters arrive as they were sent,
+   * numbers json-glib would write as `1e-08.0` too */
   {
     g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(ExoGenerationParams) params = exo_generation_params_new ();
 
+    params->max_tokens = 7;
+    params->temperature = 1e-8;
+    params->top_p = 0.9;
+    params->has_seed = TRUE;
+    params->seed = G_MININT64;
     exo_peer_handle_send_prompt_async (handle, shard, "a prompt \xe2\x98\x83 \"quoted\"\n", "req-1",
-                                       NULL, exo_test_store_result, &result);
+                                       params, NULL, exo_test_store_result, &result);
     g_assert_true (exo_test_wait_result (&result, WAIT_MS));
     g_assert_true (finish_boolean_call (peer, result, exo_peer_handle_send_prompt_finish, &error));
     g_assert_no_error (error);
@@ -2438,6 +2580,7 @@ test_peer_calls (Fixture       *fx,
     g_assert_cmpstr (fx->node->last_prompt, ==, "a prompt \xe2\x98\x83 \"quoted\"\n");
     g_assert_cmpstr (fx->node->last_request_id, ==, "req-1");
     g_assert_true (exo_shard_equal (fx->node->last_shard, shard));
+    assert_params (fx->node->last_params, 7, 1e-8, 0.9, TRUE, G_MININT64);
   }
 
   /* tensors: bytes, dtype and shape intact */
@@ -2447,13 +2590,16 @@ test_peer_calls (Fixture       *fx,
     g_autoptr(GBytes) bytes = NULL;
     g_autoptr(ExoTensor) tensor = NULL;
     g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(ExoGenerationParams) params = exo_generation_params_new ();
 
     for (guint i = 0; i < 12; i++)
       values[i] = (gint32) (i * 1000003) - 5;
     bytes = g_bytes_new (values, sizeof values);
     tensor = exo_tensor_new (EXO_DTYPE_INT32, shape, 3, bytes, &error);
     g_assert_no_error (error);
-    exo_peer_handle_send_tensor_async (handle, shard, tensor, "req-2", NULL,
+    params->temperature = 0.7;
+    params->top_p = 1e-300;
+    exo_peer_handle_send_tensor_async (handle, shard, tensor, "req-2", params, NULL,
                                        exo_test_store_result, &result);
     g_assert_true (exo_test_wait_result (&result, WAIT_MS));
     g_assert_true (finish_boolean_call (peer, result, exo_peer_handle_send_tensor_finish, &error));
@@ -2465,6 +2611,7 @@ test_peer_calls (Fixture       *fx,
     g_assert_cmpuint (exo_tensor_get_n_dims (fx->node->last_tensor), ==, 3);
     g_assert_cmpmem (exo_tensor_get_shape (fx->node->last_tensor), 3 * sizeof (gsize), shape, sizeof shape);
     g_assert_true (g_bytes_equal (exo_tensor_get_data (fx->node->last_tensor), bytes));
+    assert_params (fx->node->last_params, 0, 0.7, 1e-300, FALSE, 0);
   }
   {
     guint16 halves[3] = { 0x3c00, 0xc000, 0x7bff };
@@ -2473,13 +2620,14 @@ test_peer_calls (Fixture       *fx,
     g_autoptr(ExoTensor) tensor = exo_tensor_new (EXO_DTYPE_FLOAT16, shape, 1, bytes, NULL);
     g_autoptr(GAsyncResult) result = NULL;
 
-    exo_peer_handle_send_tensor_async (handle, shard, tensor, "req-3", NULL,
+    exo_peer_handle_send_tensor_async (handle, shard, tensor, "req-3", NULL, NULL,
                                        exo_test_store_result, &result);
     g_assert_true (exo_test_wait_result (&result, WAIT_MS));
     g_assert_true (finish_boolean_call (peer, result, exo_peer_handle_send_tensor_finish, &error));
     g_assert_no_error (error);
     g_assert_cmpint (exo_tensor_get_dtype (fx->node->last_tensor), ==, EXO_DTYPE_FLOAT16);
     g_assert_true (g_bytes_equal (exo_tensor_get_data (fx->node->last_tensor), bytes));
+    g_assert_null (fx->node->last_params);   /* none: none sent */
   }
 
   /* cancellation (/peer/v1/cancel) */
@@ -2535,7 +2683,8 @@ test_peer_calls (Fixture       *fx,
   {
     g_autoptr(GAsyncResult) result = NULL;
 
-    exo_peer_handle_send_prompt_async (handle, shard, "p", "req-5", NULL, exo_test_store_result, &result);
+    exo_peer_handle_send_prompt_async (handle, shard, "p", "req-5", NULL, NULL,
+                                       exo_test_store_result, &result);
     g_assert_true (exo_test_wait_result (&result, WAIT_MS));
     g_assert_false (finish_boolean_call (peer, result, exo_peer_handle_send_prompt_finish, &error));
     g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL);
@@ -2550,7 +2699,8 @@ test_peer_calls (Fixture       *fx,
   {
     g_autoptr(GAsyncResult) result = NULL;
 
-    exo_peer_handle_send_prompt_async (handle, shard, "p", "req-6", NULL, exo_test_store_result, &result);
+    exo_peer_handle_send_prompt_async (handle, shard, "p", "req-6", NULL, NULL,
+                                       exo_test_store_result, &result);
     g_assert_true (exo_test_wait_result (&result, WAIT_MS));
     g_assert_false (finish_boolean_call (peer, result, exo_peer_handle_send_prompt_finish, &error));
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_FAILED);

@@ -14,6 +14,7 @@
 
 #include <exo/exo-resource.h>
 #include <exo/exo-inference.h>
+#include <exo/exo-generation-params.h>
 
 G_BEGIN_DECLS
 
@@ -29,8 +30,11 @@ G_DECLARE_INTERFACE (ExoPeerHandle, exo_peer_handle, EXO, PEER_HANDLE, ExoResour
  * @get_address: where it is reached (`host:port`)
  * @get_device_capabilities: its capabilities as `a{sv}` (model s, chip s,
  *   memory t (MiB), flops-fp32 d, flops-fp16 d, flops-int8 d)
- * @send_prompt_async: ask the peer to process @prompt for @shard
- * @send_tensor_async: send a tensor for @shard
+ * @send_prompt_async: ask the peer to process @prompt for @shard, to be
+ *   generated with @params (%NULL: the defaults; copied if kept beyond the
+ *   call); since plugin ABI 2.0 with @params
+ * @send_tensor_async: send a tensor for @shard, with the @params of its
+ *   request (as for @send_prompt_async)
  * @send_result_async: tell the peer the tokens of @request_id so far
  * @collect_topology_async: ask the peer for its topology (JSON), not
  *   visiting the ids in @visited, to @max_depth hops
@@ -56,6 +60,7 @@ struct _ExoPeerHandleInterface
                                             const ExoShard      *shard,
                                             const char          *prompt,
                                             const char          *request_id,
+                                            const ExoGenerationParams *params,
                                             GCancellable        *cancellable,
                                             GAsyncReadyCallback  callback,
                                             gpointer             user_data);
@@ -66,6 +71,7 @@ struct _ExoPeerHandleInterface
                                             const ExoShard      *shard,
                                             ExoTensor           *tensor,
                                             const char          *request_id,
+                                            const ExoGenerationParams *params,
                                             GCancellable        *cancellable,
                                             GAsyncReadyCallback  callback,
                                             gpointer             user_data);
@@ -114,6 +120,7 @@ GVariant   *exo_peer_handle_get_device_capabilities (ExoPeerHandle *self);
 EXO_AVAILABLE_IN_ALL
 void        exo_peer_handle_send_prompt_async       (ExoPeerHandle *self, const ExoShard *shard,
                                                      const char *prompt, const char *request_id,
+                                                     const ExoGenerationParams *params,
                                                      GCancellable *cancellable,
                                                      GAsyncReadyCallback callback, gpointer user_data);
 EXO_AVAILABLE_IN_ALL
@@ -122,6 +129,7 @@ gboolean    exo_peer_handle_send_prompt_finish      (ExoPeerHandle *self, GAsync
 EXO_AVAILABLE_IN_ALL
 void        exo_peer_handle_send_tensor_async       (ExoPeerHandle *self, const ExoShard *shard,
                                                      ExoTensor *tensor, const char *request_id,
+                                                     const ExoGenerationParams *params,
                                                      GCancellable *cancellable,
                                                      GAsyncReadyCallback callback, gpointer user_data);
 EXO_AVAILABLE_IN_ALL
@@ -246,6 +254,14 @@ typedef void (*ExoTokenFunc) (const char   *request_id,
  *
  * The orchestration of a node, as exo's `Node`: what the server calls when
  * a peer or a user asks for something.  The `node` plugin implements it.
+ * `process_prompt_async` and `process_tensor_async` (peer RPC
+ * `/peer/v1/prompt`, `/peer/v1/tensor`) get the #ExoGenerationParams the
+ * request carries, %NULL when it carries none (a peer older than plugin
+ * ABI 2.0): the defaults apply; the node copies what it keeps before
+ * returning, as it does the shard.  The node keeps the first parameters it
+ * sees for a request and passes them on with it; the node of the last
+ * shard samples with them and stops at their `max_tokens` (or its own
+ * `max-tokens`, whichever is smaller).
  * `cancel_request` (optional, since 0.2; peer RPC `/peer/v1/cancel`): the
  * request is abandoned; work of it that arrives later is dropped.
  */
@@ -255,6 +271,9 @@ typedef void (*ExoTokenFunc) (const char   *request_id,
  * @model: (nullable): the model asked for; %NULL or empty for the one served
  * @prompt: the prompt
  * @request_id: (nullable): the request id; %NULL to make one
+ * @params: (nullable): how to generate: the user's `max_tokens`,
+ *   `temperature`, `top_p` and `seed`; %NULL for the defaults.  The node
+ *   copies what it needs before returning.
  * @on_token: (nullable) (scope notified) (closure token_data): called with
  *   new tokens until @callback runs
  * @token_data: data for @on_token
@@ -275,6 +294,7 @@ struct _ExoNodeRoleInterface
                                          const ExoShard      *shard,
                                          const char          *prompt,
                                          const char          *request_id,
+                                         const ExoGenerationParams *params,
                                          GCancellable        *cancellable,
                                          GAsyncReadyCallback  callback,
                                          gpointer             user_data);
@@ -285,6 +305,7 @@ struct _ExoNodeRoleInterface
                                          const ExoShard      *shard,
                                          ExoTensor           *tensor,
                                          const char          *request_id,
+                                         const ExoGenerationParams *params,
                                          GCancellable        *cancellable,
                                          GAsyncReadyCallback  callback,
                                          gpointer             user_data);
@@ -312,6 +333,7 @@ struct _ExoNodeRoleInterface
                                          const char          *model,
                                          const char          *prompt,
                                          const char          *request_id,
+                                         const ExoGenerationParams *params,
                                          ExoTokenFunc         on_token,
                                          gpointer             token_data,
                                          GCancellable        *cancellable,

@@ -19,6 +19,7 @@
 #include <exo/exo-registry.h>
 #include <exo/exo-scope.h>
 #include <exo/exo-inference.h>
+#include <exo/exo-generation-params.h>
 #include <exo/exo-cluster.h>
 #include <exo/exo-cluster-key.h>
 #include <exo/exo-plugin.h>

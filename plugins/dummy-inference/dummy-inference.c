@@ -4,7 +4,9 @@
  *  - encode (prompt) → [1]                     (exo's DummyTokenizer.encode)
  *  - infer_tensor (shard, x) → x + 1 on the shard holding the model's last
  *    layer, x unchanged on any other shard
- *  - sample (x) → [eos] once x[0] > num-generate-tokens, else x[0]
+ *  - sample (x) → [eos] once x[0] > num-generate-tokens, else x[0]; the
+ *    temperature and top_p it was called with last are metrics (tests see
+ *    what the node sampled with)
  *  - decode (tokens) → "dummy" per token
  *
  * So a prompt run through every shard yields the tokens 2, 3, …, N, then EOS:
@@ -29,6 +31,8 @@ struct _DummyInference
   gint      eos_token;
   guint64   infer_calls;
   guint64   tokens_sampled;
+  double    last_temperature;  /* of the last sample call; -1 before */
+  double    last_top_p;
   guint64   shard_loads;
 };
 
@@ -102,6 +106,8 @@ dummy_inference_collect_metrics (ExoResource  *resource,
   EXO_RESOURCE_CLASS (dummy_inference_parent_class)->collect_metrics (resource, metrics);
   g_variant_dict_insert (metrics, "infer-calls", "t", self->infer_calls);
   g_variant_dict_insert (metrics, "tokens-sampled", "t", self->tokens_sampled);
+  g_variant_dict_insert (metrics, "last-sample-temperature", "d", self->last_temperature);
+  g_variant_dict_insert (metrics, "last-sample-top-p", "d", self->last_top_p);
   g_variant_dict_insert (metrics, "shard-loads", "t", self->shard_loads);
   if (self->shard != NULL)
     {
@@ -228,6 +234,8 @@ dummy_sample (ExoInferenceEngine  *engine,
   if (token > (gint32) self->num_generate_tokens)
     token = self->eos_token;
   self->tokens_sampled++;
+  self->last_temperature = temperature;
+  self->last_top_p = top_p;
   return exo_tensor_new_int32 (&token, 1);
 }
 
@@ -454,6 +462,8 @@ dummy_inference_init (DummyInference *self)
   self->num_generate_tokens = 10;
   self->vocab_size = 1000;
   self->eos_token = 69;
+  self->last_temperature = -1;
+  self->last_top_p = -1;
 }
 
 static void

@@ -4,6 +4,7 @@
  */
 #include "http-common.h"
 
+#include <math.h>
 #include <string.h>
 
 /* --- JSON -------------------------------------------------------------- */
@@ -265,6 +266,125 @@ exo_http_shard_to_string (const ExoShard *shard)
   g_autoptr(JsonNode) node = exo_http_shard_to_json (shard);
 
   return exo_http_node_to_string (node);
+}
+
+/* --- generation parameters -------------------------------------------- */
+
+/* An optional number in [@min, @max] (or (@min, @max] without
+ * @min_inclusive); *out is untouched when absent.  (exo_json_validate ()
+ * already refused what a double cannot hold.) */
+static gboolean
+get_number_member (JsonObject  *object,
+                   const char  *name,
+                   double       min,
+                   gboolean     min_inclusive,
+                   double       max,
+                   double      *out,
+                   GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  double value;
+
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) ||
+      (json_node_get_value_type (node) != G_TYPE_DOUBLE &&
+       json_node_get_value_type (node) != G_TYPE_INT64))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "field '%s' must be a number, not %s", name, node_type_name (node));
+      return FALSE;
+    }
+  value = json_node_get_value_type (node) == G_TYPE_INT64 ? (double) json_node_get_int (node)
+                                                          : json_node_get_double (node);
+  if (!((min_inclusive ? value >= min : value > min) && value <= max))
+    {
+      if (min_inclusive)
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "field '%s' is out of range (%g to %g)", name, min, max);
+      else
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "field '%s' is out of range (more than %g, at most %g)", name, min, max);
+      return FALSE;
+    }
+  *out = value;
+  return TRUE;
+}
+
+ExoGenerationParams *
+exo_http_params_from_json (JsonNode    *node,
+                           const char  *what,
+                           GError     **error)
+{
+  g_autoptr(ExoGenerationParams) params = exo_generation_params_new ();
+  g_autoptr(GError) local_error = NULL;
+  JsonObject *object;
+  gint64 max_tokens = 0;
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s must be an object {\"max_tokens\", \"temperature\", \"top_p\", "
+                   "\"seed\"}, not %s", what, node_type_name (node));
+      return NULL;
+    }
+  object = json_node_get_object (node);
+  if (!exo_http_get_int_member (object, "max_tokens", FALSE, 1, EXO_HTTP_MAX_TOKENS,
+                                &max_tokens, &local_error) ||
+      !get_number_member (object, "temperature", 0, TRUE, EXO_HTTP_MAX_TEMPERATURE,
+                          &params->temperature, &local_error) ||
+      !get_number_member (object, "top_p", 0, FALSE, 1, &params->top_p, &local_error) ||
+      !exo_http_get_int_member (object, "seed", FALSE, G_MININT64, G_MAXINT64,
+                                &params->seed, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", what, local_error->message);
+      return NULL;
+    }
+  params->max_tokens = (guint) max_tokens;
+  params->has_seed = json_object_has_member (object, "seed");
+  return g_steal_pointer (&params);
+}
+
+/* @value (finite) as a JSON number: the shortest text that reads back as
+ * the same double.  json-glib 1.6 would append ".0" to any text without a
+ * '.', which makes 1e-08 into `1e-08.0`, not JSON. */
+static void
+append_number (GString *out,
+               double   value)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  g_assert (isfinite (value));
+  for (int precision = 1; precision <= 17; precision++)
+    {
+      char format[8];
+
+      g_snprintf (format, sizeof format, "%%.%dg", precision);
+      g_ascii_formatd (buf, sizeof buf, format, value);
+      if (g_ascii_strtod (buf, NULL) == value)
+        break;
+    }
+  g_string_append (out, buf);
+}
+
+char *
+exo_http_params_to_string (const ExoGenerationParams *params)
+{
+  GString *out = g_string_new ("{");
+
+  g_return_val_if_fail (params != NULL, NULL);
+  /* What a peer accepts; the values of a caller that did not check them
+   * are refused there, with the field named. */
+  if (params->max_tokens > 0)
+    g_string_append_printf (out, "\"max_tokens\":%u,", MIN (params->max_tokens, EXO_HTTP_MAX_TOKENS));
+  g_string_append (out, "\"temperature\":");
+  append_number (out, isfinite (params->temperature) ? params->temperature : -1);
+  g_string_append (out, ",\"top_p\":");
+  append_number (out, isfinite (params->top_p) ? params->top_p : -1);
+  if (params->has_seed)
+    g_string_append_printf (out, ",\"seed\":%" G_GINT64_FORMAT, params->seed);
+  g_string_append_c (out, '}');
+  return g_string_free (out, FALSE);
 }
 
 /* --- tensor shape ------------------------------------------------------ */

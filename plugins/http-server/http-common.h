@@ -18,6 +18,11 @@ G_DECLARE_FINAL_TYPE (ExoHttpServer, exo_http_server, EXO, HTTP_SERVER, ExoManag
 #define EXO_TYPE_HTTP_PEER (exo_http_peer_get_type ())
 G_DECLARE_FINAL_TYPE (ExoHttpPeer, exo_http_peer, EXO, HTTP_PEER, ExoNetworkResource)
 
+/* Limits of the user API and of the generation parameters on the wire
+ * (OpenAI's where it has one). */
+#define EXO_HTTP_MAX_TEMPERATURE   2.0
+#define EXO_HTTP_MAX_TOKENS        (1 << 20)   /* max_tokens, max_completion_tokens */
+
 /* Limits of the wire format. */
 #define EXO_HTTP_MAX_JSON_DEPTH   32    /* nesting of arrays/objects in a body */
 #define EXO_HTTP_MAX_ID_LEN       256   /* node, request and model ids */
@@ -36,6 +41,8 @@ G_DECLARE_FINAL_TYPE (ExoHttpPeer, exo_http_peer, EXO, HTTP_PEER, ExoNetworkReso
 #define EXO_HTTP_HEADER_SHARD        "X-Exo-Shard"
 #define EXO_HTTP_HEADER_DTYPE        "X-Exo-Tensor-Dtype"
 #define EXO_HTTP_HEADER_SHAPE        "X-Exo-Tensor-Shape"
+/* The request's ExoGenerationParams as JSON (optional; since plugin ABI 2.0). */
+#define EXO_HTTP_HEADER_PARAMS       "X-Exo-Params"
 
 /* Parse @len bytes of JSON.  Only strict JSON (exo_json_validate():
  * no comments, single quotes, trailing data, NUL bytes, invalid UTF-8 or
@@ -54,6 +61,19 @@ ExoShard   *exo_http_shard_from_json   (JsonNode       *node,
                                         GError        **error);
 JsonNode   *exo_http_shard_to_json     (const ExoShard *shard);
 char       *exo_http_shard_to_string   (const ExoShard *shard);
+
+/* ExoGenerationParams ↔ JSON: {"max_tokens": 1…EXO_HTTP_MAX_TOKENS,
+ * "temperature": 0…2, "top_p": (0, 1], "seed": int64}, each member
+ * optional (absent: the default of exo_generation_params_new()), other
+ * members ignored (a newer peer's).  from_json refuses anything else (null
+ * too), naming @what and the field.  to_string writes temperature and
+ * top_p, max_tokens unless 0 and seed when set, numbers as strict JSON
+ * (json-glib would write 1e-8 as `1e-08.0`): the text may be spliced into
+ * a body or sent as the X-Exo-Params header. */
+ExoGenerationParams *exo_http_params_from_json (JsonNode                  *node,
+                                                const char                *what,
+                                                GError                   **error);
+char       *exo_http_params_to_string  (const ExoGenerationParams *params);
 
 /* "1,4" ↔ shape.  Parses at most EXO_TENSOR_MAX_DIMS non-negative dims. */
 gboolean    exo_http_parse_shape       (const char     *text,

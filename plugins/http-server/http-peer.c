@@ -774,16 +774,18 @@ exo_http_peer_get_device_capabilities (ExoPeerHandle *peer)
 }
 
 static void
-exo_http_peer_send_prompt_async (ExoPeerHandle       *peer,
-                                 const ExoShard      *shard,
-                                 const char          *prompt,
-                                 const char          *request_id,
-                                 GCancellable        *cancellable,
-                                 GAsyncReadyCallback  callback,
-                                 gpointer             user_data)
+exo_http_peer_send_prompt_async (ExoPeerHandle             *peer,
+                                 const ExoShard            *shard,
+                                 const char                *prompt,
+                                 const char                *request_id,
+                                 const ExoGenerationParams *params,
+                                 GCancellable              *cancellable,
+                                 GAsyncReadyCallback        callback,
+                                 gpointer                   user_data)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
   g_autoptr(JsonNode) root = NULL;
+  Call *call;
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "shard");
@@ -795,8 +797,24 @@ exo_http_peer_send_prompt_async (ExoPeerHandle       *peer,
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
 
-  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/prompt", root),
-              exo_http_peer_send_prompt_async, cancellable, callback, user_data);
+  call = call_new_json ("/peer/v1/prompt", root);
+  if (params != NULL)
+    {
+      /* "params" is written by exo_http_params_to_string (), not json-glib
+       * (see there): it goes in before the object's closing brace. */
+      g_autofree char *params_json = exo_http_params_to_string (params);
+      gsize len = 0;
+      const char *json = g_bytes_get_data (call->body, &len);
+      GString *body = g_string_new_len (json, len);
+
+      g_assert (len > 2 && body->str[len - 1] == '}');
+      g_string_truncate (body, len - 1);
+      g_string_append_printf (body, ",\"params\":%s}", params_json);
+      g_bytes_unref (call->body);
+      call->body = g_string_free_to_bytes (body);
+    }
+  call_start (EXO_HTTP_PEER (peer), call, exo_http_peer_send_prompt_async, cancellable,
+              callback, user_data);
 }
 
 static gboolean
@@ -808,13 +826,14 @@ exo_http_peer_send_prompt_finish (ExoPeerHandle  *peer,
 }
 
 static void
-exo_http_peer_send_tensor_async (ExoPeerHandle       *peer,
-                                 const ExoShard      *shard,
-                                 ExoTensor           *tensor,
-                                 const char          *request_id,
-                                 GCancellable        *cancellable,
-                                 GAsyncReadyCallback  callback,
-                                 gpointer             user_data)
+exo_http_peer_send_tensor_async (ExoPeerHandle             *peer,
+                                 const ExoShard            *shard,
+                                 ExoTensor                 *tensor,
+                                 const char                *request_id,
+                                 const ExoGenerationParams *params,
+                                 GCancellable              *cancellable,
+                                 GAsyncReadyCallback        callback,
+                                 gpointer                   user_data)
 {
   Call *call = g_new0 (Call, 1);
   GStrvBuilder *headers = g_strv_builder_new ();
@@ -828,6 +847,12 @@ exo_http_peer_send_tensor_async (ExoPeerHandle       *peer,
                            EXO_HTTP_HEADER_DTYPE, exo_dtype_to_string (exo_tensor_get_dtype (tensor)),
                            EXO_HTTP_HEADER_SHAPE, shape,
                            NULL);
+  if (params != NULL)
+    {
+      g_autofree char *params_json = exo_http_params_to_string (params);
+
+      g_strv_builder_add_many (headers, EXO_HTTP_HEADER_PARAMS, params_json, NULL);
+    }
   call->headers = g_strv_builder_end (headers);
   g_strv_builder_unref (headers);
   call->path = g_strdup ("/peer/v1/tensor");

@@ -240,15 +240,14 @@ exo_http_chat_request_parse (const char  *body,
   g_autoptr(ExoHttpChatRequest) request = g_new0 (ExoHttpChatRequest, 1);
   g_autoptr(JsonNode) root = parse_object (body, len, error);
   JsonObject *object;
+  JsonNode *seed_node;
   const char *model = NULL, *user = NULL;
   gint64 max_tokens = 0, max_completion_tokens = 0, n = 1, seed = 0;
-  double penalty = 0;
+  double penalty = 0, temperature = -1, top_p = -1;
 
   if (root == NULL)
     return NULL;
   object = json_node_get_object (root);
-  request->temperature = -1;
-  request->top_p = -1;
 
   if (!exo_http_get_string_member (object, "model", FALSE, &model, error) ||
       !exo_http_get_bool_member (object, "stream", FALSE, &request->stream, error))
@@ -261,8 +260,8 @@ exo_http_chat_request_parse (const char  *body,
 
   /* OpenAI's sampling parameters: typed and in OpenAI's ranges. */
   if (!get_number_member (object, "temperature", 0, EXO_HTTP_MAX_TEMPERATURE,
-                          &request->temperature, error) ||
-      !get_number_member (object, "top_p", 0, 1, &request->top_p, error) ||
+                          &temperature, error) ||
+      !get_number_member (object, "top_p", 0, 1, &top_p, error) ||
       !get_number_member (object, "presence_penalty", -2, 2, &penalty, error) ||
       !get_number_member (object, "frequency_penalty", -2, 2, &penalty, error) ||
       !get_optional_int (object, "max_tokens", 1, EXO_HTTP_MAX_TOKENS, &max_tokens, error) ||
@@ -273,8 +272,27 @@ exo_http_chat_request_parse (const char  *body,
       !exo_http_get_string_member (object, "user", FALSE, &user, error) ||
       !check_stop (object, error))
     return NULL;
-  /* max_completion_tokens is OpenAI's newer name; it wins when both are given. */
-  request->max_tokens = max_completion_tokens > 0 ? max_completion_tokens : max_tokens;
+
+  /* What the node that samples gets (ExoGenerationParams; the defaults
+   * where absent).  max_completion_tokens is OpenAI's newer name; it wins
+   * when both are given. */
+  request->params = exo_generation_params_new ();
+  request->params->max_tokens = (guint) (max_completion_tokens > 0 ? max_completion_tokens
+                                                                   : max_tokens);
+  if (temperature >= 0)
+    request->params->temperature = temperature;
+  if (top_p > 0)
+    request->params->top_p = top_p;
+  else if (top_p == 0)
+    {
+      /* Nothing but the most likely token: greedy sampling.  (On the wire
+       * top_p is more than 0.) */
+      request->params->temperature = 0;
+      request->params->top_p = 1;
+    }
+  seed_node = json_object_get_member (object, "seed");
+  request->params->has_seed = seed_node != NULL && !JSON_NODE_HOLDS_NULL (seed_node);
+  request->params->seed = seed;
 
   request->prompt = build_prompt (object, error);
   if (request->prompt == NULL)
@@ -290,6 +308,7 @@ exo_http_chat_request_free (ExoHttpChatRequest *request)
     return;
   g_free (request->model);
   g_free (request->prompt);
+  g_clear_pointer (&request->params, exo_generation_params_free);
   g_free (request);
 }
 
@@ -303,6 +322,7 @@ exo_http_prompt_request_parse (const char  *body,
   g_autoptr(ExoHttpPromptRequest) request = g_new0 (ExoHttpPromptRequest, 1);
   g_autoptr(JsonNode) root = parse_object (body, len, error);
   JsonObject *object;
+  JsonNode *params;
   const char *prompt, *request_id;
 
   if (root == NULL)
@@ -312,6 +332,11 @@ exo_http_prompt_request_parse (const char  *body,
       !get_request_id (object, &request_id, error) ||
       (request->shard = exo_http_shard_from_json (json_object_get_member (object, "shard"),
                                                   "field 'shard'", error)) == NULL)
+    return NULL;
+  /* Optional: a peer older than plugin ABI 2.0 sends none (the defaults). */
+  params = json_object_get_member (object, "params");
+  if (params != NULL &&
+      (request->params = exo_http_params_from_json (params, "field 'params'", error)) == NULL)
     return NULL;
   request->prompt = g_strdup (prompt);
   request->request_id = g_strdup (request_id);
@@ -326,6 +351,7 @@ exo_http_prompt_request_free (ExoHttpPromptRequest *request)
   g_clear_pointer (&request->shard, exo_shard_free);
   g_free (request->prompt);
   g_free (request->request_id);
+  g_clear_pointer (&request->params, exo_generation_params_free);
   g_free (request);
 }
 
@@ -482,6 +508,7 @@ exo_http_tensor_request_parse (const char   *request_id,
                                const char   *shard_text,
                                const char   *dtype_text,
                                const char   *shape_text,
+                               const char   *params_text,
                                const guint8 *body,
                                gsize         body_len,
                                GError      **error)
@@ -489,6 +516,7 @@ exo_http_tensor_request_parse (const char   *request_id,
   g_autoptr(ExoHttpTensorRequest) request = g_new0 (ExoHttpTensorRequest, 1);
   g_autoptr(GError) local_error = NULL;
   g_autoptr(JsonNode) shard_node = NULL;
+  g_autoptr(JsonNode) params_node = NULL;
   g_autoptr(GBytes) data = NULL;
   gsize shape[EXO_TENSOR_MAX_DIMS];
   guint n_dims = 0;
@@ -525,6 +553,28 @@ exo_http_tensor_request_parse (const char   *request_id,
     }
   if (!exo_http_parse_shape (shape_text, shape, &n_dims, error))
     return NULL;
+  /* Optional: a peer older than plugin ABI 2.0 sends none (the defaults). */
+  if (params_text != NULL)
+    {
+      if (strlen (params_text) > EXO_HTTP_MAX_HEADER_LEN)
+        {
+          INVALID (error, "header %s must hold the generation parameters as JSON (at most %u bytes)",
+                   EXO_HTTP_HEADER_PARAMS, EXO_HTTP_MAX_HEADER_LEN);
+          return NULL;
+        }
+      params_node = exo_http_parse_json (params_text, strlen (params_text), &local_error);
+      if (params_node == NULL ||
+          (request->params = exo_http_params_from_json (params_node, "header " EXO_HTTP_HEADER_PARAMS,
+                                                        &local_error)) == NULL)
+        {
+          /* from_json names the header already */
+          if (params_node == NULL)
+            INVALID (error, "header %s: %s", EXO_HTTP_HEADER_PARAMS, local_error->message);
+          else
+            g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+    }
   n_bytes = exo_dtype_get_size (dtype);
   for (guint i = 0; i < n_dims; i++)
     {
@@ -559,5 +609,6 @@ exo_http_tensor_request_free (ExoHttpTensorRequest *request)
   g_free (request->request_id);
   g_clear_pointer (&request->shard, exo_shard_free);
   g_clear_pointer (&request->tensor, exo_tensor_unref);
+  g_clear_pointer (&request->params, exo_generation_params_free);
   g_free (request);
 }

@@ -11,20 +11,19 @@
 
 G_BEGIN_DECLS
 
-/* Limits of the user API (OpenAI's where it has one). */
-#define EXO_HTTP_MAX_TEMPERATURE   2.0
-#define EXO_HTTP_MAX_TOKENS        (1 << 20)   /* max_tokens, max_completion_tokens */
+/* Limits of the user API (OpenAI's where it has one; the limits of the
+ * generation parameters are in http-common.h). */
 #define EXO_HTTP_MAX_STOP          4           /* strings in "stop" */
 #define EXO_HTTP_MAX_VISITED       1024        /* ids in a topology request */
 
 /* POST /v1/chat/completions */
 typedef struct {
-  char     *model;        /* NULL when absent (the node's first model) */
-  char     *prompt;       /* the messages as "role: content\n" lines */
-  gboolean  stream;
-  double    temperature;  /* -1 when absent */
-  double    top_p;        /* -1 when absent */
-  gint64    max_tokens;   /* 0 when absent; max_completion_tokens too */
+  char                *model;   /* NULL when absent (the node's first model) */
+  char                *prompt;  /* the messages as "role: content\n" lines */
+  gboolean             stream;
+  /* max_tokens (or max_completion_tokens; 0 when absent), temperature,
+   * top_p, seed: never NULL, the defaults where absent */
+  ExoGenerationParams *params;
 } ExoHttpChatRequest;
 
 ExoHttpChatRequest *exo_http_chat_request_parse (const char   *body,
@@ -34,9 +33,10 @@ void                exo_http_chat_request_free  (ExoHttpChatRequest *request);
 
 /* POST /peer/v1/prompt */
 typedef struct {
-  ExoShard *shard;
-  char     *prompt;
-  char     *request_id;
+  ExoShard            *shard;
+  char                *prompt;
+  char                *request_id;
+  ExoGenerationParams *params;    /* NULL when absent (an older peer) */
 } ExoHttpPromptRequest;
 
 ExoHttpPromptRequest *exo_http_prompt_request_parse (const char  *body,
@@ -72,18 +72,20 @@ ExoHttpTopologyRequest *exo_http_topology_request_parse (const char  *body,
                                                          GError     **error);
 void                    exo_http_topology_request_free  (ExoHttpTopologyRequest *request);
 
-/* POST /peer/v1/tensor: the X-Exo-* headers (each may be NULL: missing)
- * and the body. */
+/* POST /peer/v1/tensor: the X-Exo-* headers (each may be NULL: missing;
+ * X-Exo-Params is optional) and the body. */
 typedef struct {
-  char      *request_id;
-  ExoShard  *shard;
-  ExoTensor *tensor;
+  char                *request_id;
+  ExoShard            *shard;
+  ExoTensor           *tensor;
+  ExoGenerationParams *params;    /* NULL when absent (an older peer) */
 } ExoHttpTensorRequest;
 
 ExoHttpTensorRequest *exo_http_tensor_request_parse (const char   *request_id,
                                                      const char   *shard,
                                                      const char   *dtype,
                                                      const char   *shape,
+                                                     const char   *params,
                                                      const guint8 *body,
                                                      gsize         body_len,
                                                      GError      **error);

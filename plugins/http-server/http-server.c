@@ -915,7 +915,7 @@ handle_peer_prompt (ExoHttpServer     *self,
   if (req == NULL)
     return;
   NODE_IFACE (node)->process_prompt_async (node, prompt->shard, prompt->prompt, prompt->request_id,
-                                           req->cancellable, peer_call_done, req);
+                                           prompt->params, req->cancellable, peer_call_done, req);
 }
 
 static void
@@ -935,6 +935,7 @@ handle_peer_tensor (ExoHttpServer     *self,
                                           soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHARD),
                                           soup_message_headers_get_one (headers, EXO_HTTP_HEADER_DTYPE),
                                           soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHAPE),
+                                          soup_message_headers_get_one (headers, EXO_HTTP_HEADER_PARAMS),
                                           body, body_len, &error);
   if (tensor == NULL)
     {
@@ -947,7 +948,7 @@ handle_peer_tensor (ExoHttpServer     *self,
     return;
   req->is_tensor = TRUE;
   NODE_IFACE (node)->process_tensor_async (node, tensor->shard, tensor->tensor, tensor->request_id,
-                                           req->cancellable, peer_call_done, req);
+                                           tensor->params, req->cancellable, peer_call_done, req);
 }
 
 static void
@@ -1313,7 +1314,7 @@ handle_chat (ExoHttpServer     *self,
         soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
       }
 
-    NODE_IFACE (node)->chat_async (node, req->model, chat->prompt, req->request_id,
+    NODE_IFACE (node)->chat_async (node, req->model, chat->prompt, req->request_id, chat->params,
                                    chat_token_cb, req, req->cancellable, chat_done, req);
   }
 }

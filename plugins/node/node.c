@@ -21,6 +21,14 @@
  *   chat_async was called) streams the tokens and fails the request with a
  *   clear error when a node of its ring is lost, when sending to the next
  *   hop fails, or after request-timeout-ms without progress.
+ * - Generation parameters (ExoGenerationParams: max_tokens, temperature,
+ *   top_p, seed) travel with the request's prompt and tensors.  A node that
+ *   keeps a record of the request (the API node; the last shard from the
+ *   first token on) keeps the first parameters it sees for it and sends
+ *   those on; the others pass on what they got.  The last shard samples
+ *   with them and stops at max_tokens or the node's max-tokens, whichever
+ *   is smaller.  A prompt or tensor without them (an older peer) gets the
+ *   defaults.
  * - Cancellation: a request the API node abandons (its client went away,
  *   or it failed) is remembered as cancelled and every other node of its
  *   ring is told (peer RPC /peer/v1/cancel); each node drops the work of a
@@ -1550,6 +1558,7 @@ typedef struct {
   char           *id;
   gint64          touched_us;
   GArray         *tokens;        /* gint32: sampled here (last shard) */
+  ExoGenerationParams *params;   /* the first ones seen; NULL until then */
 
   /* the API node */
   gboolean        is_api;
@@ -1590,6 +1599,7 @@ request_free (Request *req)
       g_object_unref (req->task);
     }
   g_clear_pointer (&req->tokens, g_array_unref);
+  g_clear_pointer (&req->params, exo_generation_params_free);
   g_clear_pointer (&req->ring, g_ptr_array_unref);
   if (req->text != NULL)
     g_string_free (req->text, TRUE);
@@ -1712,6 +1722,63 @@ request_ensure (ExoClusterNode *self,
     }
   req->touched_us = g_get_monotonic_time ();
   return req;
+}
+
+/* The parameters @req is generated with: the first ones seen for it
+ * (@params, NULL for the defaults, when it had none yet). */
+static const ExoGenerationParams *
+request_params (Request                   *req,
+                const ExoGenerationParams *params)
+{
+  if (req->params == NULL)
+    req->params = params != NULL ? exo_generation_params_copy (params)
+                                 : exo_generation_params_new ();
+  return req->params;
+}
+
+/* What goes on with the work of @request_id that came with @params: the
+ * parameters of its record if this node keeps one, else @params. */
+static const ExoGenerationParams *
+params_to_pass_on (ExoClusterNode            *self,
+                   const char                *request_id,
+                   const ExoGenerationParams *params)
+{
+  Request *req = request_lookup (self, request_id);
+
+  return req != NULL ? request_params (req, params) : params;
+}
+
+/* Tokens generated at most for a request with @params. */
+static guint
+max_tokens_for (ExoClusterNode            *self,
+                const ExoGenerationParams *params)
+{
+  if (params->max_tokens > 0)
+    return MIN (params->max_tokens, self->max_tokens);
+  return self->max_tokens;
+}
+
+/* Parameters a caller (another server plugin, a test) passes in: what the
+ * peer RPC accepts.  NULL is the defaults. */
+static gboolean
+check_params (const ExoGenerationParams  *params,
+              GError                    **error)
+{
+  if (params == NULL)
+    return TRUE;
+  if (!(params->temperature >= 0 && params->temperature <= 2))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "temperature %g is out of range (0 to 2)", params->temperature);
+      return FALSE;
+    }
+  if (!(params->top_p > 0 && params->top_p <= 1))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "top_p %g is out of range (more than 0, at most 1)", params->top_p);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* Takes @req out of the table, then answers its caller. */
@@ -1924,22 +1991,25 @@ local_failure (ExoClusterNode *self,
 }
 
 typedef struct {
-  ExoClusterNode *self;
-  char           *request_id;
-  ExoShard       *shard;
-  guint           generation;
+  ExoClusterNode      *self;
+  char                *request_id;
+  ExoShard            *shard;
+  ExoGenerationParams *params;     /* those the work came with; NULL: none */
+  guint                generation;
 } Work;
 
 static Work *
-work_new (ExoClusterNode *self,
-          const char     *request_id,
-          ExoShard       *shard)
+work_new (ExoClusterNode            *self,
+          const char                *request_id,
+          ExoShard                  *shard,
+          const ExoGenerationParams *params)
 {
   Work *work = g_new0 (Work, 1);
 
   work->self = g_object_ref (self);
   work->request_id = g_strdup (request_id);
   work->shard = shard;
+  work->params = params != NULL ? exo_generation_params_copy (params) : NULL;
   work->generation = self->generation;
   return work;
 }
@@ -1950,6 +2020,7 @@ work_free (Work *work)
   g_object_unref (work->self);
   g_free (work->request_id);
   exo_shard_free (work->shard);
+  g_clear_pointer (&work->params, exo_generation_params_free);
   g_free (work);
 }
 
@@ -2039,15 +2110,18 @@ hop_cb (GObject      *source,
   hop_free (hop);
 }
 
-static void run_infer (ExoClusterNode *self, const char *request_id, ExoShard *shard, ExoTensor *input);
+static void run_infer (ExoClusterNode *self, const char *request_id, ExoShard *shard,
+                       ExoTensor *input, const ExoGenerationParams *params);
 
-/* Sends @tensor (or, with @prompt, the prompt) to the node of @target. */
+/* Sends @tensor (or, with @prompt, the prompt) with @params to the node of
+ * @target. */
 static void
 send_to (ExoClusterNode            *self,
          const char                *request_id,
          const NodeShardAssignment *target,
          ExoTensor                 *tensor,
-         const char                *prompt)
+         const char                *prompt,
+         const ExoGenerationParams *params)
 {
   const char *what = prompt != NULL ? "prompt" : "tensor";
   Peer *peer = lookup_usable_peer (self, target->node_id);
@@ -2073,19 +2147,20 @@ send_to (ExoClusterNode            *self,
   hop->generation = self->generation;
   if (prompt != NULL)
     exo_peer_handle_send_prompt_async (EXO_PEER_HANDLE (peer->handle), shard, prompt, request_id,
-                                       self->cancellable, hop_cb, hop);
+                                       params, self->cancellable, hop_cb, hop);
   else
     exo_peer_handle_send_tensor_async (EXO_PEER_HANDLE (peer->handle), shard, tensor, request_id,
-                                       self->cancellable, hop_cb, hop);
+                                       params, self->cancellable, hop_cb, hop);
 }
 
-/* Passes @tensor to the node after @from_index in the ring (the last
- * shard's token goes back to the first). */
+/* Passes @tensor (and @params) to the node after @from_index in the ring
+ * (the last shard's token goes back to the first). */
 static void
-forward (ExoClusterNode *self,
-         const char     *request_id,
-         gint            from_index,
-         ExoTensor      *tensor)
+forward (ExoClusterNode            *self,
+         const char                *request_id,
+         gint                       from_index,
+         ExoTensor                 *tensor,
+         const ExoGenerationParams *params)
 {
   NodeShardAssignment *next;
 
@@ -2098,9 +2173,9 @@ forward (ExoClusterNode *self,
     }
   next = g_ptr_array_index (self->shards, from_index < 0 ? 0 : (guint) (from_index + 1) % self->shards->len);
   if (g_strcmp0 (next->node_id, self->node_id) == 0)
-    run_infer (self, request_id, shard_for (self, next), tensor);
+    run_infer (self, request_id, shard_for (self, next), tensor, params);
   else
-    send_to (self, request_id, next, tensor, NULL);
+    send_to (self, request_id, next, tensor, NULL, params);
 }
 
 typedef struct {
@@ -2182,33 +2257,46 @@ tensor_first_int (ExoTensor *x)
     }
 }
 
-/* exo's process_inference_result. */
+/* exo's process_inference_result; @params came with the work. */
 static void
-process_inference_result (ExoClusterNode *self,
-                          const char     *request_id,
-                          const ExoShard *shard,
-                          ExoTensor      *output)
+process_inference_result (ExoClusterNode            *self,
+                          const char                *request_id,
+                          const ExoShard            *shard,
+                          ExoTensor                 *output,
+                          const ExoGenerationParams *params)
 {
   gint index = node_partition_find_shard (self->shards, self->node_id);
 
   if (exo_shard_is_last_layer (shard))
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(ExoTensor) token = exo_inference_engine_sample (self->engine, output, 0.0, 1.0, &error);
+      g_autoptr(ExoTensor) token = NULL;
       g_autoptr(GArray) tokens = NULL;
+      g_autoptr(ExoGenerationParams) used = NULL;
       Request *req;
       gint32 value;
       gboolean finished;
 
-      if (token == NULL)
-        {
-          local_failure (self, request_id, "sampling", error);
-          return;
-        }
       req = request_ensure (self, request_id);
       if (req == NULL)
         {
           self->dropped_messages++;
+          return;
+        }
+      /* The first parameters seen for the request rule, whatever later
+       * tensors say.  TODO: the seed (used->seed, used->has_seed) goes to
+       * the engine when exo_inference_engine_sample () takes one. */
+      used = exo_generation_params_copy (request_params (req, params));
+      token = exo_inference_engine_sample (self->engine, output, used->temperature, used->top_p,
+                                           &error);
+      if (token == NULL)
+        {
+          gboolean drop = !req->is_api && req->tokens->len == 0;
+
+          local_failure (self, request_id, "sampling", error);
+          /* The record was made for this token: it ends here. */
+          if (drop)
+            g_hash_table_remove (self->requests, request_id);
           return;
         }
       value = tensor_first_int (token);
@@ -2218,18 +2306,18 @@ process_inference_result (ExoClusterNode *self,
           g_array_append_val (req->tokens, value);
           self->tokens_generated++;
         }
-      if (req->tokens->len >= self->max_tokens)
+      if (req->tokens->len >= max_tokens_for (self, used))
         finished = TRUE;
 
       tokens = g_array_ref (req->tokens);
       if (finished && !req->is_api)
         g_hash_table_remove (self->requests, request_id);
       if (!finished)
-        forward (self, request_id, index, token);
+        forward (self, request_id, index, token, used);
       broadcast_result (self, request_id, (const gint32 *) (void *) tokens->data, tokens->len, finished);
     }
   else
-    forward (self, request_id, index, output);
+    forward (self, request_id, index, output, params_to_pass_on (self, request_id, params));
 }
 
 static void
@@ -2254,20 +2342,22 @@ infer_cb (GObject      *source,
           if (req != NULL)
             req->touched_us = g_get_monotonic_time ();
           if (!drop_if_cancelled (work->self, work->request_id))
-            process_inference_result (work->self, work->request_id, work->shard, output);
+            process_inference_result (work->self, work->request_id, work->shard, output,
+                                      work->params);
         }
     }
   work_free (work);
 }
 
-/* Runs our layers (@shard, taken) on @input. */
+/* Runs our layers (@shard, taken) on @input of a request with @params. */
 static void
-run_infer (ExoClusterNode *self,
-           const char     *request_id,
-           ExoShard       *shard,
-           ExoTensor      *input)
+run_infer (ExoClusterNode            *self,
+           const char                *request_id,
+           ExoShard                  *shard,
+           ExoTensor                 *input,
+           const ExoGenerationParams *params)
 {
-  Work *work = work_new (self, request_id, shard);
+  Work *work = work_new (self, request_id, shard, params);
 
   exo_inference_engine_infer_tensor_async (self->engine, request_id, shard, input,
                                            self->cancellable, infer_cb, work);
@@ -2288,17 +2378,19 @@ encode_cb (GObject      *source,
       if (tokens == NULL)
         local_failure (work->self, work->request_id, "encoding the prompt", error);
       else if (!drop_if_cancelled (work->self, work->request_id))
-        run_infer (work->self, work->request_id, g_steal_pointer (&work->shard), tokens);
+        run_infer (work->self, work->request_id, g_steal_pointer (&work->shard), tokens,
+                   work->params);
     }
   work_free (work);
 }
 
 /* exo's process_prompt: the first shard encodes and runs; anyone else
- * forwards the prompt to the node of the first shard. */
+ * forwards the prompt (with @params) to the node of the first shard. */
 static void
-start_prompt (ExoClusterNode *self,
-              const char     *request_id,
-              const char     *prompt)
+start_prompt (ExoClusterNode            *self,
+              const char                *request_id,
+              const char                *prompt,
+              const ExoGenerationParams *params)
 {
   NodeShardAssignment *first;
 
@@ -2312,15 +2404,16 @@ start_prompt (ExoClusterNode *self,
       return;
     }
   first = g_ptr_array_index (self->shards, 0);
+  params = params_to_pass_on (self, request_id, params);
   if (g_strcmp0 (first->node_id, self->node_id) == 0)
     {
-      Work *work = work_new (self, request_id, shard_for (self, first));
+      Work *work = work_new (self, request_id, shard_for (self, first), params);
 
       exo_inference_engine_encode_async (self->engine, work->shard, prompt, self->cancellable,
                                          encode_cb, work);
     }
   else
-    send_to (self, request_id, first, NULL, prompt);
+    send_to (self, request_id, first, NULL, prompt, params);
 }
 
 /* exo's on_token: the API node passes new tokens to its caller. */
@@ -2424,20 +2517,21 @@ node_get_node_id (ExoNodeRole *role)
 }
 
 static void
-node_process_prompt_async (ExoNodeRole         *role,
-                           const ExoShard      *shard,
-                           const char          *prompt,
-                           const char          *request_id,
-                           GCancellable        *cancellable,
-                           GAsyncReadyCallback  callback,
-                           gpointer             user_data)
+node_process_prompt_async (ExoNodeRole               *role,
+                           const ExoShard            *shard,
+                           const char                *prompt,
+                           const char                *request_id,
+                           const ExoGenerationParams *params,
+                           GCancellable              *cancellable,
+                           GAsyncReadyCallback        callback,
+                           gpointer                   user_data)
 {
   ExoClusterNode *self = EXO_CLUSTER_NODE (role);
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
   GError *error = NULL;
 
   g_task_set_source_tag (task, node_process_prompt_async);
-  if (!check_request (self, shard, request_id, &error))
+  if (!check_request (self, shard, request_id, &error) || !check_params (params, &error))
     {
       g_task_return_error (task, error);
       return;
@@ -2448,7 +2542,7 @@ node_process_prompt_async (ExoNodeRole         *role,
       return;
     }
   g_task_return_boolean (task, TRUE);
-  start_prompt (self, request_id, prompt);
+  start_prompt (self, request_id, prompt, params);
 }
 
 static gboolean
@@ -2461,13 +2555,14 @@ node_boolean_finish (ExoNodeRole   *role,
 }
 
 static void
-node_process_tensor_async (ExoNodeRole         *role,
-                           const ExoShard      *shard,
-                           ExoTensor           *tensor,
-                           const char          *request_id,
-                           GCancellable        *cancellable,
-                           GAsyncReadyCallback  callback,
-                           gpointer             user_data)
+node_process_tensor_async (ExoNodeRole               *role,
+                           const ExoShard            *shard,
+                           ExoTensor                 *tensor,
+                           const char                *request_id,
+                           const ExoGenerationParams *params,
+                           GCancellable              *cancellable,
+                           GAsyncReadyCallback        callback,
+                           gpointer                   user_data)
 {
   ExoClusterNode *self = EXO_CLUSTER_NODE (role);
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
@@ -2475,7 +2570,7 @@ node_process_tensor_async (ExoNodeRole         *role,
   NodeShardAssignment *mine;
 
   g_task_set_source_tag (task, node_process_tensor_async);
-  if (!check_request (self, shard, request_id, &error))
+  if (!check_request (self, shard, request_id, &error) || !check_params (params, &error))
     {
       g_task_return_error (task, error);
       return;
@@ -2496,7 +2591,7 @@ node_process_tensor_async (ExoNodeRole         *role,
   if (drop_if_cancelled (self, request_id))
     return;
   /* As exo: our own shard, whatever the sender thought it was. */
-  run_infer (self, request_id, shard_for (self, mine), tensor);
+  run_infer (self, request_id, shard_for (self, mine), tensor, params);
 }
 
 static void
@@ -2611,15 +2706,16 @@ node_get_topology_json (ExoNodeRole *role)
 }
 
 static void
-node_chat_async (ExoNodeRole         *role,
-                 const char          *model,
-                 const char          *prompt,
-                 const char          *request_id,
-                 ExoTokenFunc         on_token,
-                 gpointer             token_data,
-                 GCancellable        *cancellable,
-                 GAsyncReadyCallback  callback,
-                 gpointer             user_data)
+node_chat_async (ExoNodeRole               *role,
+                 const char                *model,
+                 const char                *prompt,
+                 const char                *request_id,
+                 const ExoGenerationParams *params,
+                 ExoTokenFunc               on_token,
+                 gpointer                   token_data,
+                 GCancellable              *cancellable,
+                 GAsyncReadyCallback        callback,
+                 gpointer                   user_data)
 {
   ExoClusterNode *self = EXO_CLUSTER_NODE (role);
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
@@ -2643,6 +2739,11 @@ node_chat_async (ExoNodeRole         *role,
   if (prompt == NULL)
     {
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no prompt");
+      return;
+    }
+  if (!check_params (params, &error))
+    {
+      g_task_return_error (task, error);
       return;
     }
   id = request_id != NULL ? g_strdup (request_id) : g_uuid_string_random ();
@@ -2674,6 +2775,7 @@ node_chat_async (ExoNodeRole         *role,
   self->requests_total++;
   req = request_ensure (self, id);
   req->is_api = TRUE;
+  request_params (req, params);
   req->task = g_steal_pointer (&task);
   req->on_token = on_token;
   req->token_data = token_data;
@@ -2687,7 +2789,7 @@ node_chat_async (ExoNodeRole         *role,
       req->cancel_handler = g_cancellable_connect (cancellable, G_CALLBACK (request_cancelled),
                                                    req, NULL);
     }
-  start_prompt (self, id, prompt);
+  start_prompt (self, id, prompt, req->params);
 }
 
 static char *

@@ -45,14 +45,29 @@ exo_peer_handle_get_device_capabilities (ExoPeerHandle *self)
   return PEER_IFACE (self)->get_device_capabilities (self);
 }
 
+/**
+ * exo_peer_handle_send_prompt_async:
+ * @self: a peer
+ * @shard: the shard the peer is to run
+ * @prompt: the prompt
+ * @request_id: the request
+ * @params: (nullable): how the request is to be generated; %NULL for the
+ *   defaults
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the peer has it (or the call failed)
+ * @user_data: data for @callback
+ *
+ * Asks the peer to process @prompt (peer RPC `/peer/v1/prompt`).
+ */
 void
 exo_peer_handle_send_prompt_async (ExoPeerHandle *self, const ExoShard *shard,
                                    const char *prompt, const char *request_id,
+                                   const ExoGenerationParams *params,
                                    GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data)
 {
   g_return_if_fail (EXO_IS_PEER_HANDLE (self));
-  PEER_IFACE (self)->send_prompt_async (self, shard, prompt, request_id, cancellable,
+  PEER_IFACE (self)->send_prompt_async (self, shard, prompt, request_id, params, cancellable,
                                         callback, user_data);
 }
 
@@ -63,14 +78,29 @@ exo_peer_handle_send_prompt_finish (ExoPeerHandle *self, GAsyncResult *result, G
   return PEER_IFACE (self)->send_prompt_finish (self, result, error);
 }
 
+/**
+ * exo_peer_handle_send_tensor_async:
+ * @self: a peer
+ * @shard: the shard the peer is to run
+ * @tensor: the input of its layers
+ * @request_id: the request
+ * @params: (nullable): how the request is to be generated; %NULL for the
+ *   defaults
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the peer has it (or the call failed)
+ * @user_data: data for @callback
+ *
+ * Sends the peer a tensor of a request (peer RPC `/peer/v1/tensor`).
+ */
 void
 exo_peer_handle_send_tensor_async (ExoPeerHandle *self, const ExoShard *shard,
                                    ExoTensor *tensor, const char *request_id,
+                                   const ExoGenerationParams *params,
                                    GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data)
 {
   g_return_if_fail (EXO_IS_PEER_HANDLE (self));
-  PEER_IFACE (self)->send_tensor_async (self, shard, tensor, request_id, cancellable,
+  PEER_IFACE (self)->send_tensor_async (self, shard, tensor, request_id, params, cancellable,
                                         callback, user_data);
 }
 

@@ -3,8 +3,9 @@
  * compiled in), as the handler gets it.
  *
  * Accepted requests must hold what the handler relies on: a prompt, an id
- * for the model if any, and the OpenAI parameters in their ranges.  The
- * error of a refused one is the 400 answer, which must be JSON.
+ * for the model if any, and the OpenAI parameters in their ranges, which a
+ * peer accepts as they are sent (fuzz-http.h).  The error of a refused one
+ * is the 400 answer, which must be JSON.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -30,11 +31,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     }
   EXO_FUZZ_CHECK (chat->prompt != NULL && g_utf8_validate (chat->prompt, -1, NULL), "prompt");
   EXO_FUZZ_CHECK (chat->model == NULL || exo_http_id_is_valid (chat->model), "model");
-  EXO_FUZZ_CHECK (chat->temperature == -1 ||
-                  (chat->temperature >= 0 && chat->temperature <= EXO_HTTP_MAX_TEMPERATURE),
-                  "temperature %g", chat->temperature);
-  EXO_FUZZ_CHECK (chat->top_p == -1 || (chat->top_p >= 0 && chat->top_p <= 1), "top_p %g", chat->top_p);
-  EXO_FUZZ_CHECK (chat->max_tokens >= 0 && chat->max_tokens <= EXO_HTTP_MAX_TOKENS,
-                  "max_tokens %" G_GINT64_FORMAT, chat->max_tokens);
+  /* what the node gets, and a peer too */
+  exo_fuzz_check_params (chat->params);
   return 0;
 }

@@ -1,6 +1,6 @@
 /* fuzz-http-peer.c: the JSON a node takes from its peers over HTTP
- * (plugins/http-server, compiled in): the bodies of POST /peer/v1/prompt,
- * /peer/v1/result and /peer/v1/topology, and a peer's error answer
+ * (plugins/http-server, compiled in): the bodies of POST /peer/v1/prompt
+ * (with its generation parameters), /peer/v1/result and /peer/v1/topology, and a peer's error answer
  * (exo_http_error_for_status (), which reads its "error" member).  Every
  * parser gets every input.
  *
@@ -32,6 +32,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
         EXO_FUZZ_CHECK (g_utf8_validate (prompt->prompt, -1, NULL), "prompt");
         EXO_FUZZ_CHECK (prompt->shard->start_layer <= prompt->shard->end_layer &&
                         prompt->shard->end_layer < prompt->shard->n_layers, "shard");
+        if (prompt->params != NULL)
+          exo_fuzz_check_params (prompt->params);
       }
   }
   {

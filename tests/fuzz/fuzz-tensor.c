@@ -2,9 +2,11 @@
  * (exo_http_tensor_request_parse () of plugins/http-server/http-request.c,
  * compiled in).
  *
- * Input: four lines — X-Exo-Request-Id, X-Exo-Shard, X-Exo-Tensor-Dtype,
- * X-Exo-Tensor-Shape — then the body; a line that is missing is a missing
- * header.  (libsoup never gives a handler a header with CR, LF or NUL.)
+ * Input: five lines — X-Exo-Request-Id, X-Exo-Shard, X-Exo-Tensor-Dtype,
+ * X-Exo-Tensor-Shape, X-Exo-Params — then the body; a line that is missing,
+ * or holds CR or NUL, is a missing header, and so is an empty fifth line
+ * (X-Exo-Params is optional: older peers do not send it).  (libsoup never
+ * gives a handler a header with CR, LF or NUL.)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -17,7 +19,7 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data,
                         size_t         size)
 {
-  g_autofree char *fields[4] = { NULL, };
+  g_autofree char *fields[5] = { NULL, };
   g_autoptr(ExoHttpTensorRequest) tensor = NULL;
   g_autoptr(GError) error = NULL;
   gsize pos = 0;
@@ -33,7 +35,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       pos = nl != NULL ? end + 1 : size;
     }
 
-  tensor = exo_http_tensor_request_parse (fields[0], fields[1], fields[2], fields[3],
+  if (fields[4] != NULL && fields[4][0] == '\0')
+    g_clear_pointer (&fields[4], g_free);
+  tensor = exo_http_tensor_request_parse (fields[0], fields[1], fields[2], fields[3], fields[4],
                                           data + pos, size - pos, &error);
   for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
     g_clear_pointer (&fields[i], g_free);
@@ -45,6 +49,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       return 0;
     }
   EXO_FUZZ_CHECK (exo_http_id_is_valid (tensor->request_id), "request_id");
+  if (tensor->params != NULL)
+    exo_fuzz_check_params (tensor->params);
   {
     gsize n_bytes = exo_tensor_get_n_elements (tensor->tensor) * exo_dtype_get_size (exo_tensor_get_dtype (tensor->tensor));
     g_autofree char *shape = exo_tensor_shape_to_string (tensor->tensor);

@@ -1,0 +1,64 @@
+/* exo-generation-params.h: ExoGenerationParams, how a request asks to be
+ * generated (length, sampling), carried from the user API to the node that
+ * samples.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#if !defined(EXO_INSIDE) && !defined(EXO_COMPILATION)
+# error "Only <exo/exo.h> can be included directly."
+#endif
+
+#include <exo/exo-types.h>
+
+G_BEGIN_DECLS
+
+#define EXO_TYPE_GENERATION_PARAMS (exo_generation_params_get_type ())
+
+/**
+ * ExoGenerationParams:
+ * @max_tokens: the most tokens to generate; 0 for the node's default (its
+ *   `max-tokens` setting).  A node never generates more than its own
+ *   `max-tokens`, whatever is asked.
+ * @temperature: the sampling temperature, from 0 to 2; 0 samples greedily
+ *   (the most likely token)
+ * @top_p: nucleus sampling: sample among the most likely tokens whose
+ *   probabilities add up to @top_p, greater than 0 and at most 1 (1: all)
+ * @seed: the seed of the sampler's random numbers, when @has_seed
+ * @has_seed: whether @seed is set; without it the sampler seeds itself
+ *
+ * How a request asks to be generated: the user API's `max_tokens`,
+ * `temperature`, `top_p` and `seed`.  The API node gets them with
+ * [vfunc@Exo.NodeRole.chat_async]; they travel with the request through
+ * the ring (peer RPC) to the node of the last shard, which samples with
+ * them and stops at @max_tokens.
+ *
+ * Make one with exo_generation_params_new(), which fills in the defaults
+ * (max_tokens 0, temperature 0, top_p 1, no seed), then set the fields.
+ * Where a #ExoGenerationParams argument is %NULL, the defaults apply.
+ * New in plugin ABI 2.0.
+ */
+typedef struct {
+  guint    max_tokens;
+  double   temperature;
+  double   top_p;
+  gint64   seed;
+  gboolean has_seed;
+
+  /*< private >*/
+  gpointer padding[4];
+} ExoGenerationParams;
+
+EXO_AVAILABLE_IN_ALL
+GType                exo_generation_params_get_type (void) G_GNUC_CONST;
+EXO_AVAILABLE_IN_ALL
+ExoGenerationParams *exo_generation_params_new      (void);
+EXO_AVAILABLE_IN_ALL
+ExoGenerationParams *exo_generation_params_copy     (const ExoGenerationParams *params);
+EXO_AVAILABLE_IN_ALL
+void                 exo_generation_params_free     (ExoGenerationParams       *params);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoGenerationParams, exo_generation_params_free)
+
+G_END_DECLS
