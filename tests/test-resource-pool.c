@@ -629,6 +629,73 @@ test_acquire_while_starting (void)
   backend_clear (&backend);
 }
 
+/* A waiter's callback must not run inside the pool's own state-changed
+ * emission (docs/architecture.md: no callbacks from inside an emission). */
+typedef struct
+{
+  ExoResourcePool *pool;
+  GAsyncResult    *result;
+  gboolean         inside_emission;
+} EmissionProbe;
+
+static void
+probe_acquire_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  EmissionProbe *probe = user_data;
+
+  probe->inside_emission = g_signal_get_invocation_hint (probe->pool) != NULL;
+  probe->result = g_object_ref (result);
+}
+
+static void
+test_acquire_not_inside_emission (void)
+{
+  Backend backend;
+  ExoResourcePool *pool;
+  g_autoptr(GAsyncResult) init = NULL;
+  g_autoptr(ExoPoolLease) lease = NULL;
+  g_autoptr(GError) error = NULL;
+  EmissionProbe probe = { NULL, NULL, FALSE };
+
+  /* Served when the pool becomes ready. */
+  backend_init (&backend);
+  backend.init_delay_ms = 50;
+  pool = new_pool (&backend, 1, 1);
+  probe.pool = pool;
+  exo_resource_initialize_async (EXO_RESOURCE (pool), NULL, exo_test_store_result, &init);
+  exo_resource_pool_acquire_async (pool, 5000, NULL, probe_acquire_cb, &probe);
+  g_assert_true (exo_test_wait_result (&probe.result, 5000));
+  g_assert_false (probe.inside_emission);
+  lease = exo_resource_pool_acquire_finish (pool, probe.result, NULL);
+  g_assert_nonnull (lease);
+  g_clear_object (&probe.result);
+  g_clear_pointer (&lease, exo_pool_lease_unref);
+  g_assert_true (exo_test_wait_result (&init, 5000));
+  g_clear_object (&init);
+  finish_pool (pool, &backend);
+  backend_clear (&backend);
+
+  /* Failed when its start fails. */
+  backend_init (&backend);
+  backend.init_delay_ms = 50;
+  backend.down = TRUE;
+  pool = new_pool (&backend, 1, 1);
+  probe.pool = pool;
+  probe.inside_emission = FALSE;
+  exo_resource_initialize_async (EXO_RESOURCE (pool), NULL, exo_test_store_result, &init);
+  exo_resource_pool_acquire_async (pool, 5000, NULL, probe_acquire_cb, &probe);
+  g_assert_true (exo_test_wait_result (&probe.result, 5000));
+  g_assert_false (probe.inside_emission);
+  g_assert_null (exo_resource_pool_acquire_finish (pool, probe.result, &error));
+  g_assert_nonnull (error);
+  g_clear_object (&probe.result);
+  g_assert_true (exo_test_wait_result (&init, 5000));
+  finish_pool (pool, &backend);
+  backend_clear (&backend);
+}
+
 /* --- leases ------------------------------------------------------------ */
 
 static void
@@ -1795,6 +1862,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/pool/acquire/fifo", test_acquire_fifo);
   g_test_add_func ("/exo/pool/acquire/not-ready", test_acquire_not_ready);
   g_test_add_func ("/exo/pool/acquire/while-starting", test_acquire_while_starting);
+  g_test_add_func ("/exo/pool/acquire/not-inside-emission", test_acquire_not_inside_emission);
   g_test_add_func ("/exo/pool/lease/autoptr", test_lease_autoptr);
   g_test_add_func ("/exo/pool/lease/invalidate", test_lease_invalidate);
   g_test_add_func ("/exo/pool/try-acquire", test_try_acquire);

@@ -26,8 +26,9 @@
  * Re-entrancy: slot_state_changed_cb runs inside a member's state-changed
  * emission; it only moves the slot under the mutex and wakes the
  * dispatcher, and never calls out.  _exo_resource_pool_state_changed_cb runs
- * inside the pool's own emission, and runs the dispatcher (when the pool
- * opens) or fails the waiters (when it goes down), which both call out.
+ * inside the pool's own emission and does not call out either: it wakes the
+ * dispatcher (when the pool opens) and takes the waiters to fail them from
+ * an idle (when it goes down).
  * The factory, the members' vfuncs, exo_resource_report_health() (the
  * pool's own transitions and their handlers) and the returns of init_task,
  * cleanup_task and the waiters' tasks may call back into the pool: each
@@ -485,6 +486,38 @@ _exo_resource_pool_start_check (ExoResourcePool *self,
 
 /* --- lifecycle --------------------------------------------------------- */
 
+/* Waiters taken from the queue when the pool went down, failed from an idle
+ * in the pool's context. */
+typedef struct
+{
+  ExoResourcePool *self;
+  GQueue           waiters;
+  GError          *error;
+} FailWaiters;
+
+static void
+fail_waiters_free (gpointer data)
+{
+  FailWaiters *fail = data;
+
+  /* Not run (the context went away first): still fail them. */
+  if (!g_queue_is_empty (&fail->waiters))
+    _exo_resource_pool_fail_waiters (&fail->waiters, fail->error);
+  g_clear_error (&fail->error);
+  g_clear_object (&fail->self);
+  g_free (fail);
+}
+
+static gboolean
+fail_waiters_cb (gpointer data)
+{
+  FailWaiters *fail = data;
+
+  _exo_resource_pool_fail_waiters (&fail->waiters, fail->error);
+  _exo_resource_pool_schedule_notify (fail->self);
+  return G_SOURCE_REMOVE;
+}
+
 void
 _exo_resource_pool_state_changed_cb (ExoResourcePool  *self,
                                      ExoResourceState  old_state,
@@ -521,10 +554,13 @@ _exo_resource_pool_state_changed_cb (ExoResourcePool  *self,
   if (phase == old_phase)
     return;
 
+  /* Inside our own emission: nothing here calls out.  The dispatcher runs
+   * from its source in the next iteration, and waiters are failed from an
+   * idle, so that their callbacks never run inside state-changed. */
   if (phase == PHASE_OPEN)
     {
       _exo_resource_pool_update_maintenance (self);
-      _exo_resource_pool_run_dispatch (self);
+      wake (self, TRUE, FALSE, 0);
     }
   else
     {
@@ -536,13 +572,29 @@ _exo_resource_pool_state_changed_cb (ExoResourcePool  *self,
     {
       /* Waiters queued while it started: the start failed. */
       const GError *last = exo_resource_get_last_error (EXO_RESOURCE (self));
-      g_autoptr(GError) error = NULL;
+      FailWaiters *fail = g_new0 (FailWaiters, 1);
+      GSource *source;
 
-      error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
-                           "pool '%s' is %s%s%s", exo_resource_get_id (EXO_RESOURCE (self)),
-                           exo_resource_state_to_string (new_state),
-                           last != NULL ? ": " : "", last != NULL ? last->message : "");
-      _exo_resource_pool_fail_all_waiters (self, error);
+      fail->self = g_object_ref (self);
+      fail->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
+                                 "pool '%s' is %s%s%s", exo_resource_get_id (EXO_RESOURCE (self)),
+                                 exo_resource_state_to_string (new_state),
+                                 last != NULL ? ": " : "", last != NULL ? last->message : "");
+      /* Taken now: no later dispatch may serve them. */
+      g_mutex_lock (&self->mutex);
+      _exo_resource_pool_steal_waiters_locked (self, &fail->waiters);
+      g_mutex_unlock (&self->mutex);
+      if (g_queue_is_empty (&fail->waiters))
+        {
+          fail_waiters_free (fail);
+          return;
+        }
+      source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, fail_waiters_cb, fail, fail_waiters_free);
+      g_source_set_static_name (source, "[exo] ExoResourcePool fail waiters");
+      g_source_attach (source, exo_resource_get_context (EXO_RESOURCE (self)));
+      g_source_unref (source);
     }
 }
 
