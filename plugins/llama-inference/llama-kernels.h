@@ -1,0 +1,91 @@
+/* llama-kernels.h: the numeric kernels of the llama engine (matmul in
+ * float32 and int8, RMSNorm, softmax, SiLU) and the thread team that
+ * splits a matmul by output rows.
+ *
+ * Thread rules: the kernels are pure functions of their arguments.  A
+ * LlamaTeam is used by one thread at a time (the engine's worker); its
+ * helper threads only ever run the row ranges that llama_team_run() hands
+ * them.
+ *
+ * Determinism: every output element is computed by one thread, with the
+ * same loop and the same summation order whatever the thread count, the
+ * batch size and the SIMD width the compiler picked (16 independent lanes,
+ * then a fixed reduction tree).  The kernels are compiled with -O3 and
+ * -ffp-contract=off and never with -ffast-math.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* A weight matrix [rows, cols] in the mapped checkpoint: float32, or int8
+ * in groups of @group_size consecutive values with one float32 scale per
+ * group (@scales may be unaligned: read through memcpy). */
+typedef struct
+{
+  const float  *f32;
+  const gint8  *q8;
+  const guint8 *scales;
+  guint         rows;
+  guint         cols;
+  guint         group_size;
+} LlamaMatrix;
+
+typedef struct _LlamaTeam LlamaTeam;
+
+/* Called on row range [start, end) by one thread of the team. */
+typedef void (*LlamaRangeFunc) (gpointer data,
+                                guint    start,
+                                guint    end);
+
+LlamaTeam *llama_team_new       (guint           n_threads);
+void       llama_team_free      (LlamaTeam      *team);
+guint      llama_team_get_size  (LlamaTeam      *team);
+void       llama_team_run       (LlamaTeam      *team,
+                                 guint           n_items,
+                                 LlamaRangeFunc  func,
+                                 gpointer        data);
+
+/* out[b * out_stride + r] = Σ_c w[r, c] · x[b * x_stride + c], for b < batch.
+ * An int8 @w quantises each x row to int8 groups of its group size first. */
+void  llama_matmul          (LlamaTeam         *team,
+                             float             *out,
+                             gsize              out_stride,
+                             const LlamaMatrix *w,
+                             const float       *x,
+                             gsize              x_stride,
+                             guint              batch);
+
+float llama_dot             (const float *a,
+                             const float *b,
+                             guint        n);
+void  llama_rmsnorm         (float       *out,
+                             const float *x,
+                             const float *weight,
+                             guint        n);
+void  llama_softmax         (float       *x,
+                             guint        n);
+/* hb[i] = silu (hb[i]) * hb2[i] */
+void  llama_swiglu          (float       *hb,
+                             const float *hb2,
+                             guint        n);
+/* y[i] += a * x[i] */
+void  llama_axpy            (float       *y,
+                             float        a,
+                             const float *x,
+                             guint        n);
+/* Row @row of @w as float32 (dequantised for int8). */
+void  llama_matrix_get_row  (const LlamaMatrix *w,
+                             guint              row,
+                             float             *out);
+/* Quantise @x (n values, n a multiple of @group_size) to int8 groups. */
+void  llama_quantize_q8     (gint8       *q,
+                             float       *scales,
+                             const float *x,
+                             guint        n,
+                             guint        group_size);
+
+G_END_DECLS
