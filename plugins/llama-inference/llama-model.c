@@ -330,9 +330,10 @@ place_tensors (LlamaModel        *model,
   if (c.offset != model->size)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "model file '%s': %" G_GUINT64_FORMAT " bytes after the last tensor, which "
+                   "model file '%s': %" G_GUINT64_FORMAT " byte%s after the last tensor, which "
                    "ends at byte offset %" G_GUINT64_FORMAT " (not a %s checkpoint of this shape)",
-                   model->path, model->size - c.offset, c.offset,
+                   model->path, model->size - c.offset, model->size - c.offset == 1 ? "" : "s",
+                   c.offset,
                    llama_format_to_string (model->format));
       return FALSE;
     }

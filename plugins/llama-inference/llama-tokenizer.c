@@ -144,10 +144,10 @@ parse (LlamaTokenizer  *tok,
       off += 8;
       if (size - off < (gsize) len)
         return fail (error, path, "token %u at byte offset %" G_GSIZE_FORMAT " needs %d bytes, "
-                     "the file ends at byte %" G_GSIZE_FORMAT, i, off, len, size);
+                     "the file ends at byte %" G_GSIZE_FORMAT, i, off - 8, len + 8, size);
       if (memchr (data + off, '\0', len) != NULL)
         return fail (error, path, "token %u at byte offset %" G_GSIZE_FORMAT
-                     " has a NUL byte in it", i, off);
+                     " has a NUL byte in it", i, off - 8);
       tok->scores[i] = score;
       tok->pieces[i] = g_strndup ((const char *) data + off, len);
       tok->longest_piece = MAX (tok->longest_piece, (guint) len);
