@@ -162,16 +162,10 @@ attention (const LlamaConfig *cfg,
 
   for (guint h = 0; h < cfg->n_heads; h++)
     {
-      const float *qh = q + h * hs;
       guint kv_offset = (h / group) * hs;
-      float *oh = out + h * hs;
 
-      for (guint t = 0; t <= pos; t++)
-        att[t] = llama_dot (qh, keys + (gsize) t * cfg->kv_dim + kv_offset, hs) * scale;
-      llama_softmax (att, pos + 1);
-      memset (oh, 0, hs * sizeof (float));
-      for (guint t = 0; t <= pos; t++)
-        llama_axpy (oh, att[t], values + (gsize) t * cfg->kv_dim + kv_offset, hs);
+      llama_attend (q + h * hs, keys + kv_offset, values + kv_offset, cfg->kv_dim, pos + 1, hs,
+                    scale, att, out + h * hs);
     }
 }
 

@@ -566,7 +566,7 @@ llama_inference_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "infer-calls", "t", self->infer_calls);
   g_variant_dict_insert (metrics, "positions", "t", self->positions);
   g_variant_dict_insert (metrics, "tokens-sampled", "t", self->tokens_sampled);
-  g_variant_dict_insert (metrics, "forward-ms", "t", self->forward_us / 1000);
+  g_variant_dict_insert (metrics, "forward-us", "t", self->forward_us);
   for (guint i = 0; i < self->views->len; i++)
     {
       LlamaShardWeights *w = g_ptr_array_index (self->views, i);

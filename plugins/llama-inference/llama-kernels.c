@@ -3,12 +3,12 @@
  *
  * Owns nothing but the team's threads.  Thread rules and the determinism
  * contract: see llama-kernels.h.  Each float dot product accumulates in
- * LANES independent partial sums (element i goes to lane i % LANES) and
- * then folds them in a fixed tree; GCC vectorises the lanes at -O3 without
- * reassociating anything, so the result is the same whether it uses SSE2,
- * AVX2 or scalar code, and whichever thread computes the element.  Int8
- * dot products sum exactly in int32 per group, then accumulate the groups
- * in order in float.
+ * LANES = 16 independent partial sums (element i goes to lane i % 16),
+ * held in four 4-float vectors, then folds them in a fixed tree: nothing
+ * is reassociated, so the result is the same with SSE2, AVX2 or scalar
+ * code, and whichever thread computes the element.  Int8 dot products sum
+ * exactly in int32 per group, then accumulate the groups in order in
+ * float.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -183,57 +183,88 @@ fold_lanes (float *acc)
   return acc[0];
 }
 
-static inline float
-dot_f32 (const float *restrict a,
-         const float *restrict b,
-         guint                 n)
-{
-  float acc[LANES] = { 0.0f, };
-  guint i = 0;
+/* Four vectors of four floats: the 16 lanes, in registers (GCC's vector
+ * extension; SSE2 or better does each in one instruction, anything else
+ * lane by lane with the same result). */
+typedef float v4sf __attribute__ ((vector_size (16)));
 
-  for (; i + LANES <= n; i += LANES)
-    for (guint k = 0; k < LANES; k++)
-      acc[k] += a[i + k] * b[i + k];
+static inline v4sf
+load4 (const float *p)
+{
+  v4sf v;
+
+  memcpy (&v, p, sizeof v);
+  return v;
+}
+
+/* Adds the tail (i .. n-1, fewer than LANES) to the lanes and folds them. */
+static inline float
+finish (v4sf         a0,
+        v4sf         a1,
+        v4sf         a2,
+        v4sf         a3,
+        const float *a,
+        const float *b,
+        guint        i,
+        guint        n)
+{
+  float acc[LANES];
+
+  memcpy (acc, &a0, sizeof a0);
+  memcpy (acc + 4, &a1, sizeof a1);
+  memcpy (acc + 8, &a2, sizeof a2);
+  memcpy (acc + 12, &a3, sizeof a3);
   for (guint k = 0; i < n; i++, k++)
     acc[k] += a[i] * b[i];
   return fold_lanes (acc);
 }
 
-/* Four dot products of one weight row with four x rows: each is computed
- * exactly as dot_f32() computes it, the row is read once. */
-static inline void
-dot_f32_x4 (const float *restrict w,
-            const float *restrict x0,
-            const float *restrict x1,
-            const float *restrict x2,
-            const float *restrict x3,
-            guint                 n,
-            float                *out)
+static inline float
+dot_f32 (const float *restrict a,
+         const float *restrict b,
+         guint                 n)
 {
-  float a0[LANES] = { 0.0f, }, a1[LANES] = { 0.0f, }, a2[LANES] = { 0.0f, }, a3[LANES] = { 0.0f, };
+  v4sf a0 = { 0, }, a1 = { 0, }, a2 = { 0, }, a3 = { 0, };
   guint i = 0;
 
   for (; i + LANES <= n; i += LANES)
-    for (guint k = 0; k < LANES; k++)
-      {
-        float wk = w[i + k];
-
-        a0[k] += wk * x0[i + k];
-        a1[k] += wk * x1[i + k];
-        a2[k] += wk * x2[i + k];
-        a3[k] += wk * x3[i + k];
-      }
-  for (guint k = 0; i < n; i++, k++)
     {
-      a0[k] += w[i] * x0[i];
-      a1[k] += w[i] * x1[i];
-      a2[k] += w[i] * x2[i];
-      a3[k] += w[i] * x3[i];
+      a0 += load4 (a + i) * load4 (b + i);
+      a1 += load4 (a + i + 4) * load4 (b + i + 4);
+      a2 += load4 (a + i + 8) * load4 (b + i + 8);
+      a3 += load4 (a + i + 12) * load4 (b + i + 12);
     }
-  out[0] = fold_lanes (a0);
-  out[1] = fold_lanes (a1);
-  out[2] = fold_lanes (a2);
-  out[3] = fold_lanes (a3);
+  return finish (a0, a1, a2, a3, a, b, i, n);
+}
+
+/* Two dot products of one weight row with two x rows: each computed
+ * exactly as dot_f32() computes it, the row read once. */
+static inline void
+dot_f32_x2 (const float *restrict w,
+            const float *restrict x0,
+            const float *restrict x1,
+            guint                 n,
+            float                *out)
+{
+  v4sf a0 = { 0, }, a1 = { 0, }, a2 = { 0, }, a3 = { 0, };
+  v4sf b0 = { 0, }, b1 = { 0, }, b2 = { 0, }, b3 = { 0, };
+  guint i = 0;
+
+  for (; i + LANES <= n; i += LANES)
+    {
+      v4sf w0 = load4 (w + i), w1 = load4 (w + i + 4), w2 = load4 (w + i + 8), w3 = load4 (w + i + 12);
+
+      a0 += w0 * load4 (x0 + i);
+      a1 += w1 * load4 (x0 + i + 4);
+      a2 += w2 * load4 (x0 + i + 8);
+      a3 += w3 * load4 (x0 + i + 12);
+      b0 += w0 * load4 (x1 + i);
+      b1 += w1 * load4 (x1 + i + 4);
+      b2 += w2 * load4 (x1 + i + 8);
+      b3 += w3 * load4 (x1 + i + 12);
+    }
+  out[0] = finish (a0, a1, a2, a3, w, x0, i, n);
+  out[1] = finish (b0, b1, b2, b3, w, x1, i, n);
 }
 
 float
@@ -252,7 +283,7 @@ typedef struct
   const float       *x;
   gsize              x_stride;
   guint              batch;
-  const gint8       *xq;        /* int8: the quantised x rows */
+  const gint16      *xq;        /* int8: the quantised x rows, widened */
   const float       *xs;        /* int8: their scales */
 } Matmul;
 
@@ -269,14 +300,13 @@ matmul_f32_rows (gpointer data,
       const float *row = m->w->f32 + (gsize) r * cols;
       guint b = 0;
 
-      for (; b + 4 <= m->batch; b += 4)
+      for (; b + 2 <= m->batch; b += 2)
         {
-          float v[4];
+          float v[2];
 
-          dot_f32_x4 (row, m->x + b * m->x_stride, m->x + (b + 1) * m->x_stride,
-                      m->x + (b + 2) * m->x_stride, m->x + (b + 3) * m->x_stride, cols, v);
-          for (guint k = 0; k < 4; k++)
-            m->out[(b + k) * m->out_stride + r] = v[k];
+          dot_f32_x2 (row, m->x + b * m->x_stride, m->x + (b + 1) * m->x_stride, cols, v);
+          m->out[b * m->out_stride + r] = v[0];
+          m->out[(b + 1) * m->out_stride + r] = v[1];
         }
       for (; b < m->batch; b++)
         m->out[b * m->out_stride + r] = dot_f32 (row, m->x + b * m->x_stride, cols);
@@ -295,42 +325,77 @@ load_scale (const guint8 *scales,
   return s;
 }
 
+/* The activations are quantised to int8 as the format intends, then kept
+ * widened to int16: the products become one multiply-add of 16-bit pairs
+ * (pmaddwd), and the integer sums are exact whatever the instructions. */
 static inline gint32
-dot_i8 (const gint8 *restrict a,
-        const gint8 *restrict b,
-        guint                 n)
+dot_i8_i16 (const gint8  *restrict w,
+            const gint16 *restrict x,
+            guint                  n)
 {
   gint32 sum = 0;
 
   for (guint j = 0; j < n; j++)
-    sum += (gint32) a[j] * (gint32) b[j];
+    sum += (gint32) w[j] * (gint32) x[j];
   return sum;
 }
 
-static inline float
-dot_q8 (const gint8  *restrict wq,
-        const guint8 *restrict ws,
-        const gint8  *restrict xq,
-        const float  *restrict xs,
-        guint                  n,
-        guint                  gs)
+/* Rows @w, @w + stride, … (@n_rows of them, 1 to 4) times one x: each row
+ * sums its groups in order, acc += isum × (w scale × x scale), the same
+ * whichever rows it is computed with; four rows make four independent
+ * chains for the CPU to overlap.  Inlined with a constant @gs (the common
+ * group sizes) so that GCC unrolls the groups. */
+static inline void
+dot_q8_rows (const gint8  *restrict w,
+             gsize                  stride,
+             const guint8 *restrict ws,
+             gsize                  scale_stride,
+             guint                  n_rows,
+             const gint16 *restrict xq,
+             const float  *restrict xs,
+             guint                  n,
+             guint                  gs,
+             float                 *out)
 {
-  float acc = 0.0f;
-  guint n_groups = n / gs;
+  float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
 
-  /* the common group sizes get a constant trip count GCC unrolls */
-  if (gs == 64)
-    for (guint g = 0; g < n_groups; g++)
-      acc += (float) dot_i8 (wq + g * 64, xq + g * 64, 64) * (load_scale (ws, g) * xs[g]);
-  else if (gs == 32)
-    for (guint g = 0; g < n_groups; g++)
-      acc += (float) dot_i8 (wq + g * 32, xq + g * 32, 32) * (load_scale (ws, g) * xs[g]);
-  else
-    for (guint g = 0; g < n_groups; g++)
-      acc += (float) dot_i8 (wq + g * gs, xq + g * gs, gs) * (load_scale (ws, g) * xs[g]);
-  return acc;
+  for (guint g = 0; g < n / gs; g++)
+    {
+      const gint16 *xg = xq + (gsize) g * gs;
+      float xsg = xs[g];
+
+      for (guint k = 0; k < 4; k++)
+        if (k < n_rows)
+          acc[k] += (float) dot_i8_i16 (w + k * stride + (gsize) g * gs, xg, gs)
+                    * (load_scale (ws + k * scale_stride, g) * xsg);
+    }
+  for (guint k = 0; k < n_rows; k++)
+    out[k] = acc[k];
 }
 
+static inline void
+dot_q8 (const gint8  *w,
+        gsize         stride,
+        const guint8 *ws,
+        gsize         scale_stride,
+        guint         n_rows,
+        const gint16 *xq,
+        const float  *xs,
+        guint         n,
+        guint         gs,
+        float        *out)
+{
+  if (gs == 32 && n_rows == 4)
+    dot_q8_rows (w, stride, ws, scale_stride, 4, xq, xs, n, 32, out);
+  else if (gs == 64 && n_rows == 4)
+    dot_q8_rows (w, stride, ws, scale_stride, 4, xq, xs, n, 64, out);
+  else
+    dot_q8_rows (w, stride, ws, scale_stride, n_rows, xq, xs, n, gs, out);
+}
+
+/* An AVX2 copy is picked at load time where the CPU has it (integer sums
+ * and the float order are the same in both: so are the results). */
+__attribute__ ((target_clones ("avx2", "default")))
 static void
 matmul_q8_rows (gpointer data,
                 guint    start,
@@ -338,15 +403,23 @@ matmul_q8_rows (gpointer data,
 {
   const Matmul *m = data;
   guint cols = m->w->cols, gs = m->w->group_size, groups = cols / gs;
+  gsize scale_stride = (gsize) groups * sizeof (float);
 
-  for (guint r = start; r < end; r++)
+  for (guint r = start; r < end; r += 4)
     {
-      const gint8 *row = m->w->q8 + (gsize) r * cols;
-      const guint8 *scales = m->w->scales + (gsize) r * groups * sizeof (float);
+      guint n_rows = MIN (4, end - r);
+      const gint8 *rows = m->w->q8 + (gsize) r * cols;
+      const guint8 *scales = m->w->scales + (gsize) r * scale_stride;
 
       for (guint b = 0; b < m->batch; b++)
-        m->out[b * m->out_stride + r] = dot_q8 (row, scales, m->xq + (gsize) b * cols,
-                                                m->xs + (gsize) b * groups, cols, gs);
+        {
+          float v[4];
+
+          dot_q8 (rows, cols, scales, scale_stride, n_rows, m->xq + (gsize) b * cols,
+                  m->xs + (gsize) b * groups, cols, gs, v);
+          for (guint k = 0; k < n_rows; k++)
+            m->out[b * m->out_stride + r + k] = v[k];
+        }
     }
 }
 
@@ -407,12 +480,16 @@ llama_matmul (LlamaTeam         *team,
 
   {
     guint groups = w->cols / w->group_size;
-    g_autofree gint8 *xq = g_new (gint8, (gsize) batch * w->cols);
+    gsize n = (gsize) batch * w->cols;
+    g_autofree gint8 *q = g_new (gint8, n);
+    g_autofree gint16 *xq = g_new (gint16, n);
     g_autofree float *xs = g_new (float, (gsize) batch * groups);
 
     for (guint b = 0; b < batch; b++)
-      llama_quantize_q8 (xq + (gsize) b * w->cols, xs + (gsize) b * groups,
+      llama_quantize_q8 (q + (gsize) b * w->cols, xs + (gsize) b * groups,
                          x + b * x_stride, w->cols, w->group_size);
+    for (gsize i = 0; i < n; i++)
+      xq[i] = q[i];
     m.xq = xq;
     m.xs = xs;
     llama_team_run (team, w->rows, matmul_q8_rows, &m);
@@ -480,6 +557,31 @@ llama_swiglu (float       *hb,
       float v = hb[i];
 
       hb[i] = v / (1.0f + expf (-v)) * hb2[i];
+    }
+}
+
+void
+llama_attend (const float *q,
+              const float *keys,
+              const float *values,
+              gsize        stride,
+              guint        n_pos,
+              guint        head_size,
+              float        scale,
+              float       *att,
+              float       *out)
+{
+  for (guint t = 0; t < n_pos; t++)
+    att[t] = dot_f32 (q, keys + t * stride, head_size) * scale;
+  llama_softmax (att, n_pos);
+  memset (out, 0, head_size * sizeof (float));
+  for (guint t = 0; t < n_pos; t++)
+    {
+      const float *v = values + t * stride;
+      float a = att[t];
+
+      for (guint i = 0; i < head_size; i++)
+        out[i] += a * v[i];
     }
 }
 

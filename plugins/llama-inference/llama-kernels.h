@@ -72,6 +72,18 @@ void  llama_softmax         (float       *x,
 void  llama_swiglu          (float       *hb,
                              const float *hb2,
                              guint        n);
+/* One attention head over positions 0 .. n_pos - 1: att[t] = q · k_t ×
+ * scale, softmax, out = Σ_t att[t] v_t (k_t = keys + t × stride, and v_t
+ * likewise; head_size values each). */
+void  llama_attend          (const float *q,
+                             const float *keys,
+                             const float *values,
+                             gsize        stride,
+                             guint        n_pos,
+                             guint        head_size,
+                             float        scale,
+                             float       *att,
+                             float       *out);
 /* y[i] += a * x[i] */
 void  llama_axpy            (float       *y,
                              float        a,
