@@ -328,6 +328,9 @@ test_too_long (void)
 
       g_assert_no_error (error);
     }
+  /* its KV cache holds 4 positions, not the 16 of a first doubling:
+   * 2 layers × (keys + values) × 4 positions × kv_dim 4 × 4 bytes */
+  g_assert_cmpuint (metric (engine, "kv-cache-bytes"), ==, 2 * 2 * 4 * 4 * 4);
   g_clear_pointer (&out, exo_tensor_unref);
   out = step (engine, "gen", shard, 4, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);

@@ -61,15 +61,18 @@ llama_kv_cache_free (LlamaKVCache *kv)
 gboolean
 llama_kv_cache_reserve (LlamaKVCache  *kv,
                         guint          n_positions,
+                        guint          max_positions,
                         GError       **error)
 {
   guint capacity = MAX (kv->capacity, 16);
   gsize bytes;
 
+  g_assert (n_positions <= max_positions);
   if (n_positions <= kv->capacity)
     return TRUE;
   while (capacity < n_positions)
     capacity = capacity > G_MAXUINT / 2 ? n_positions : capacity * 2;
+  capacity = MIN (capacity, max_positions);
   bytes = (gsize) capacity * kv->kv_dim * sizeof (float);
   for (guint l = 0; l < kv->n_layers; l++)
     {

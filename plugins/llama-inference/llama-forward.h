@@ -21,9 +21,11 @@ typedef struct _LlamaKVCache LlamaKVCache;
 LlamaKVCache *llama_kv_cache_new       (guint          n_layers,
                                         guint          kv_dim);
 void          llama_kv_cache_free      (LlamaKVCache  *kv);
-/* Makes room for positions [0, n_positions); fails when memory runs out. */
+/* Makes room for positions [0, n_positions), growing by doubling up to
+ * @max_positions; fails when memory runs out. */
 gboolean      llama_kv_cache_reserve   (LlamaKVCache  *kv,
                                         guint          n_positions,
+                                        guint          max_positions,
                                         GError       **error);
 gsize         llama_kv_cache_get_bytes (LlamaKVCache  *kv);
 

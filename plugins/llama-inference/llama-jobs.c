@@ -173,7 +173,7 @@ run_infer (LlamaInference  *self,
   /* the session is ours until llama_sessions_finish () */
   out_len = w->is_last ? cfg->vocab_size : 0;
   n = check_input (self, w, job->request_id, job->input, s->pos, error);
-  if (n == 0 || !llama_kv_cache_reserve (s->kv, s->pos + n, error))
+  if (n == 0 || !llama_kv_cache_reserve (s->kv, s->pos + n, self->seq_limit, error))
     out = NULL;
   else if ((out = g_try_new (float, w->is_last ? out_len : (out_len = (gsize) n * cfg->dim))) == NULL)
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "out of memory for the output");
