@@ -6,6 +6,7 @@
  *  - prefill = one token at a time, bit for bit;
  *  - sharded (layers 0..0 then 1..1 on two engines) = one engine, bit for
  *    bit, greedy and seeded sampling over 70 tokens; threads = 2 = 1;
+ *  - a shard maps only its layers' pages;
  *  - the tokenizer (BPE merges, byte fallback, decode) and sampling.
  *
  * Thread rules: single-threaded test code.
@@ -15,8 +16,12 @@
 #include "exo-test-util.h"
 #include "llama-test-util.h"
 
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static char *tmpdir;
 
@@ -302,6 +307,118 @@ test_long_prefill (void)
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (b), NULL));
 }
 
+/* --- pages ------------------------------------------------------------------------------ */
+
+/* The resident KiB of the mappings of @path (/proc/self/smaps). */
+static double
+mapped_kib (const char *path)
+{
+  g_autofree char *smaps = NULL;
+  g_auto(GStrv) lines = NULL;
+  gboolean inside = FALSE;
+  double kib = 0;
+
+  g_assert_true (g_file_get_contents ("/proc/self/smaps", &smaps, NULL, NULL));
+  lines = g_strsplit (smaps, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *l = lines[i];
+
+      if (g_ascii_isxdigit (l[0]) && strchr (l, '-') != NULL && strchr (l, ' ') != NULL)
+        inside = g_str_has_suffix (l, path);
+      else if (inside && g_str_has_prefix (l, "Rss:"))
+        kib += g_ascii_strtod (l + 4, NULL);
+    }
+  return kib;
+}
+
+/* Evicts @path from the page cache; FALSE where that cannot be done (tmpfs). */
+static gboolean
+drop_page_cache (const char *path, gsize size)
+{
+  int fd = open (path, O_RDONLY);
+  gsize page = sysconf (_SC_PAGESIZE), resident = 0;
+  g_autofree unsigned char *vec = g_malloc ((size + page - 1) / page);
+  void *map;
+
+  g_assert_cmpint (fd, >=, 0);
+  fdatasync (fd);
+  posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
+  map = mmap (NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  g_assert_true (map != MAP_FAILED);
+  g_assert_cmpint (mincore (map, size, vec), ==, 0);
+  for (gsize i = 0; i < (size + page - 1) / page; i++)
+    resident += vec[i] & 1;
+  munmap (map, size);
+  close (fd);
+  return resident * page < size / 10;
+}
+
+/* A shard maps only its layers: an engine running the middle two of four
+ * layers brings in those layers' pages (2 × 2.5 MiB), not the 14 MiB file. */
+static void
+test_pages (void)
+{
+  g_autoptr(TinyModel) m = tiny_model_new (256, 512, 4, 4, 4, 4096, 64, TRUE, 9);
+  g_autofree char *path = tiny_model_write (m, TINY_LEGACY, tmpdir, "pages.bin");
+  g_autoptr(ExoShard) middle = exo_shard_new ("m", 1, 2, 4);
+  g_autoptr(ExoShard) all = exo_shard_new ("m", 0, 3, 4);
+  gsize size = 0;
+  double layer_kib = (4.0 * 256 * 256 + 3.0 * 256 * 512) * 4 / 1024, file_kib;
+
+  {
+    GStatBuf st;
+
+    g_assert_cmpint (g_stat (path, &st), ==, 0);
+    size = st.st_size;
+    file_kib = size / 1024.0;
+  }
+  for (guint run = 0; run < 2; run++)
+    {
+      g_autoptr(ExoInferenceEngine) engine = llama_test_engine_new (path, NULL, NULL);
+      g_autofree float *x = g_new0 (float, 256);
+      double grown = 0;
+
+      if (!drop_page_cache (path, size))
+        {
+          g_test_skip ("the page cache of the temporary folder cannot be dropped");
+          return;
+        }
+      g_assert_true (exo_test_initialize (EXO_RESOURCE (engine), NULL));
+      for (gint32 step = 0; step < 4; step++)
+        {
+          g_autoptr(ExoTensor) in = NULL;
+          g_autoptr(ExoTensor) out = NULL;
+          g_autoptr(GError) error = NULL;
+
+          if (run == 0)
+            {
+              gsize shape[2] = { 1, 256 };
+              g_autoptr(GBytes) b = NULL;
+
+              x[step] = 1.0f;
+              b = g_bytes_new (x, 256 * sizeof (float));
+              in = exo_tensor_new (EXO_DTYPE_FLOAT32, shape, 2, b, NULL);
+            }
+          else
+            in = llama_test_tokens (&step, 1);
+          out = llama_test_infer (engine, "p", run == 0 ? middle : all, in, &error);
+          g_assert_no_error (error);
+        }
+      grown = mapped_kib (path);
+      g_test_message ("%s: %.0f KiB of a %.0f KiB file mapped (2 layers: %.0f KiB)",
+                      run == 0 ? "layers 1..2" : "all layers", grown, file_kib, 2 * layer_kib);
+      if (run == 0)
+        {
+          g_assert_cmpfloat (grown, >=, 2 * layer_kib * 0.9);
+          g_assert_cmpfloat (grown, <=, 2 * layer_kib + 256);   /* + a page at each end */
+        }
+      else
+        g_assert_cmpfloat (grown, >=, file_kib * 0.9);
+      g_assert_true (exo_test_cleanup (EXO_RESOURCE (engine), NULL));
+    }
+}
+
 /* --- sampling ------------------------------------------------------------------------ */
 
 static void
@@ -527,6 +644,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/llama/forward/sharded/v1", GINT_TO_POINTER (TINY_V1), test_sharded);
   g_test_add_data_func ("/llama/forward/sharded/v2", GINT_TO_POINTER (TINY_V2), test_sharded);
   g_test_add_func ("/llama/forward/long-prefill", test_long_prefill);
+  g_test_add_func ("/llama/forward/pages", test_pages);
   g_test_add_func ("/llama/sampling", test_sampling);
   g_test_add_func ("/llama/tokenizer", test_tokenizer);
 
