@@ -229,16 +229,18 @@ llama_forward (const LlamaShardWeights *w,
   guint dim = cfg->dim, n_layers = w->end_layer - w->start_layer + 1;
   Scratch s;
 
-  g_assert (n > 0 && pos0 + n <= kv->capacity && kv->n_layers == n_layers);
+  g_assert (team != NULL && n > 0 && pos0 + n <= kv->capacity && kv->n_layers == n_layers);
 
-  s.x = g_new (float, (gsize) CHUNK * dim);
-  s.xb = g_new (float, (gsize) CHUNK * dim);
-  s.xb2 = g_new (float, (gsize) CHUNK * dim);
-  s.q = g_new (float, (gsize) CHUNK * dim);
-  s.hb = g_new (float, (gsize) CHUNK * cfg->hidden_dim);
-  s.hb2 = g_new (float, (gsize) CHUNK * cfg->hidden_dim);
-  s.att = g_new (float, pos0 + n);
-  s.cos_sin = g_new (float, cfg->head_size);
+  s.x = llama_team_scratch (team, LLAMA_SCRATCH_X, (gsize) CHUNK * dim * sizeof (float));
+  s.xb = llama_team_scratch (team, LLAMA_SCRATCH_XB, (gsize) CHUNK * dim * sizeof (float));
+  s.xb2 = llama_team_scratch (team, LLAMA_SCRATCH_XB2, (gsize) CHUNK * dim * sizeof (float));
+  s.q = llama_team_scratch (team, LLAMA_SCRATCH_Q, (gsize) CHUNK * dim * sizeof (float));
+  s.hb = llama_team_scratch (team, LLAMA_SCRATCH_HB,
+                             (gsize) CHUNK * cfg->hidden_dim * sizeof (float));
+  s.hb2 = llama_team_scratch (team, LLAMA_SCRATCH_HB2,
+                              (gsize) CHUNK * cfg->hidden_dim * sizeof (float));
+  s.att = llama_team_scratch (team, LLAMA_SCRATCH_ATT, (gsize) (pos0 + n) * sizeof (float));
+  s.cos_sin = llama_team_scratch (team, LLAMA_SCRATCH_ROPE, cfg->head_size * sizeof (float));
 
   for (guint c0 = 0; c0 < n; c0 += CHUNK)
     {
@@ -262,13 +264,4 @@ llama_forward (const LlamaShardWeights *w,
           llama_matmul (team, out, cfg->vocab_size, &w->classifier, s.xb, dim, 1);
         }
     }
-
-  g_free (s.x);
-  g_free (s.xb);
-  g_free (s.xb2);
-  g_free (s.q);
-  g_free (s.hb);
-  g_free (s.hb2);
-  g_free (s.att);
-  g_free (s.cos_sin);
 }

@@ -34,6 +34,8 @@ struct _LlamaTeam
   LlamaRangeFunc  func;
   gpointer        data;
   guint           n_items;
+  gpointer        scratch[LLAMA_N_SCRATCH];
+  gsize           scratch_size[LLAMA_N_SCRATCH];
 };
 
 typedef struct
@@ -125,10 +127,27 @@ llama_team_free (LlamaTeam *team)
   for (guint i = 0; i + 1 < team->n_threads; i++)
     g_thread_join (team->threads[i]);
   g_free (team->threads);
+  for (guint i = 0; i < LLAMA_N_SCRATCH; i++)
+    g_free (team->scratch[i]);
   g_mutex_clear (&team->lock);
   g_cond_clear (&team->start_cond);
   g_cond_clear (&team->done_cond);
   g_free (team);
+}
+
+gpointer
+llama_team_scratch (LlamaTeam *team,
+                    guint      slot,
+                    gsize      bytes)
+{
+  g_assert (slot < LLAMA_N_SCRATCH);
+  if (bytes > team->scratch_size[slot])
+    {
+      g_free (team->scratch[slot]);
+      team->scratch[slot] = g_malloc (bytes);
+      team->scratch_size[slot] = bytes;
+    }
+  return team->scratch[slot];
 }
 
 guint
@@ -423,8 +442,10 @@ matmul_q8_rows (gpointer data,
     }
 }
 
+/* An AVX2 copy rounds inline (roundf is exactly specified: same values). */
+__attribute__ ((target_clones ("avx2", "default")))
 void
-llama_quantize_q8 (gint8       *q,
+llama_quantize_q8 (gint16      *q,
                    float       *scales,
                    const float *x,
                    guint        n,
@@ -433,7 +454,7 @@ llama_quantize_q8 (gint8       *q,
   for (guint g = 0; g < n / group_size; g++)
     {
       const float *xg = x + (gsize) g * group_size;
-      gint8 *qg = q + (gsize) g * group_size;
+      gint16 *qg = q + (gsize) g * group_size;
       float amax = 0.0f, scale;
 
       for (guint j = 0; j < group_size; j++)
@@ -456,7 +477,7 @@ llama_quantize_q8 (gint8       *q,
             v = -127.0f;
           else if (v != v)
             v = 0.0f;
-          qg[j] = (gint8) v;
+          qg[j] = (gint16) v;
         }
     }
 }
@@ -480,16 +501,14 @@ llama_matmul (LlamaTeam         *team,
 
   {
     guint groups = w->cols / w->group_size;
-    gsize n = (gsize) batch * w->cols;
-    g_autofree gint8 *q = g_new (gint8, n);
-    g_autofree gint16 *xq = g_new (gint16, n);
-    g_autofree float *xs = g_new (float, (gsize) batch * groups);
+    gint16 *xq = llama_team_scratch (team, LLAMA_SCRATCH_Q8_VALUES,
+                                     (gsize) batch * w->cols * sizeof (gint16));
+    float *xs = llama_team_scratch (team, LLAMA_SCRATCH_Q8_SCALES,
+                                    (gsize) batch * groups * sizeof (float));
 
     for (guint b = 0; b < batch; b++)
-      llama_quantize_q8 (q + (gsize) b * w->cols, xs + (gsize) b * groups,
+      llama_quantize_q8 (xq + (gsize) b * w->cols, xs + (gsize) b * groups,
                          x + b * x_stride, w->cols, w->group_size);
-    for (gsize i = 0; i < n; i++)
-      xq[i] = q[i];
     m.xq = xq;
     m.xs = xs;
     llama_team_run (team, w->rows, matmul_q8_rows, &m);

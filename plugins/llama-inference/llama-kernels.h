@@ -41,7 +41,28 @@ typedef void (*LlamaRangeFunc) (gpointer data,
                                 guint    start,
                                 guint    end);
 
+/* Buffers a team keeps for the thread that uses it, so that a forward
+ * pass allocates nothing (a slot grows to the largest size asked for;
+ * its contents are not kept from one use to the next). */
+enum
+{
+  LLAMA_SCRATCH_X,
+  LLAMA_SCRATCH_XB,
+  LLAMA_SCRATCH_XB2,
+  LLAMA_SCRATCH_Q,
+  LLAMA_SCRATCH_HB,
+  LLAMA_SCRATCH_HB2,
+  LLAMA_SCRATCH_ATT,
+  LLAMA_SCRATCH_ROPE,
+  LLAMA_SCRATCH_Q8_VALUES,   /* used by llama_matmul */
+  LLAMA_SCRATCH_Q8_SCALES,   /* used by llama_matmul */
+  LLAMA_N_SCRATCH,
+};
+
 LlamaTeam *llama_team_new       (guint           n_threads);
+gpointer   llama_team_scratch   (LlamaTeam      *team,
+                                 guint           slot,
+                                 gsize           bytes);
 void       llama_team_free      (LlamaTeam      *team);
 guint      llama_team_get_size  (LlamaTeam      *team);
 void       llama_team_run       (LlamaTeam      *team,
@@ -93,8 +114,9 @@ void  llama_axpy            (float       *y,
 void  llama_matrix_get_row  (const LlamaMatrix *w,
                              guint              row,
                              float             *out);
-/* Quantise @x (n values, n a multiple of @group_size) to int8 groups. */
-void  llama_quantize_q8     (gint8       *q,
+/* Quantise @x (n values, n a multiple of @group_size) to int8 groups
+ * (-127..127, stored widened to int16). */
+void  llama_quantize_q8     (gint16      *q,
                              float       *scales,
                              const float *x,
                              guint        n,

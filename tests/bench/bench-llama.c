@@ -35,7 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ROUNDS        3
+#define ROUNDS        5
 #define DECODE_STEPS  128
 #define PREFILL       128
 
