@@ -39,12 +39,12 @@ assert_close (const float *got, const double *want, int n, double tolerance, con
 }
 
 static void
-check_against_reference (TinyFormat format, gboolean shared)
+check_against_reference (TinyFormat format, gboolean shared, int dim, int hidden)
 {
-  g_autoptr(TinyModel) m = tiny_model_new (8, 16, 2, 2, 1, 16, 8, shared, 7 + format);
+  g_autoptr(TinyModel) m = tiny_model_new (dim, hidden, 2, 2, 1, 16, 8, shared, 7 + format);
   g_autoptr(TinyModel) dq = format == TINY_V2 ? tiny_model_dequantized (m) : NULL;
-  g_autofree char *name = g_strdup_printf ("ref-%s-%s.bin", format_names[format],
-                                           shared ? "tied" : "untied");
+  g_autofree char *name = g_strdup_printf ("ref-%s-%s-%d.bin", format_names[format],
+                                           shared ? "tied" : "untied", dim);
   g_autofree char *path = tiny_model_write (m, format, tmpdir, name);
   g_autoptr(ExoInferenceEngine) engine = llama_test_engine_new (path, NULL, NULL);
   g_autoptr(ExoShard) shard = exo_shard_new ("tiny", 0, 1, 2);
@@ -96,8 +96,10 @@ test_reference (gconstpointer data)
 {
   TinyFormat format = GPOINTER_TO_INT (data);
 
-  check_against_reference (format, TRUE);
-  check_against_reference (format, FALSE);
+  check_against_reference (format, TRUE, 8, 16);
+  check_against_reference (format, FALSE, 8, 16);
+  /* wide enough for the 16 lanes and for int8 groups of 32 (the AVX2 path) */
+  check_against_reference (format, FALSE, 64, 96);
 }
 
 /* --- generation through one or more shards ------------------------------------------ */

@@ -36,6 +36,10 @@ typedef struct
 
 typedef struct _LlamaTeam LlamaTeam;
 
+/* Tests set it to run the portable code where a CPU-specific copy exists
+ * (the results must be, and are checked to be, the same). */
+extern gboolean llama_kernels_generic_only;
+
 /* Called on row range [start, end) by one thread of the team. */
 typedef void (*LlamaRangeFunc) (gpointer data,
                                 guint    start,
