@@ -155,12 +155,6 @@ llama_team_scratch (LlamaTeam *team,
   return team->scratch[slot];
 }
 
-guint
-llama_team_get_size (LlamaTeam *team)
-{
-  return team != NULL ? team->n_threads : 1;
-}
-
 /* Runs @func over [0, n_items) split in contiguous ranges, one per thread
  * (the caller takes the first); returns when all are done.  Small jobs run
  * on the caller alone: which thread computes a row never changes a value. */
@@ -289,14 +283,6 @@ dot_f32_x2 (const float *restrict w,
     }
   out[0] = finish (a0, a1, a2, a3, w, x0, i, n);
   out[1] = finish (b0, b1, b2, b3, w, x1, i, n);
-}
-
-float
-llama_dot (const float *a,
-           const float *b,
-           guint        n)
-{
-  return dot_f32 (a, b, n);
 }
 
 typedef struct
@@ -689,12 +675,3 @@ llama_attend (const float *q,
     }
 }
 
-void
-llama_axpy (float       *y,
-            float        a,
-            const float *x,
-            guint        n)
-{
-  for (guint i = 0; i < n; i++)
-    y[i] += a * x[i];
-}

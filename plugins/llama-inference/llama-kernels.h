@@ -68,7 +68,6 @@ gpointer   llama_team_scratch   (LlamaTeam      *team,
                                  guint           slot,
                                  gsize           bytes);
 void       llama_team_free      (LlamaTeam      *team);
-guint      llama_team_get_size  (LlamaTeam      *team);
 void       llama_team_run       (LlamaTeam      *team,
                                  guint           n_items,
                                  LlamaRangeFunc  func,
@@ -84,9 +83,6 @@ void  llama_matmul          (LlamaTeam         *team,
                              gsize              x_stride,
                              guint              batch);
 
-float llama_dot             (const float *a,
-                             const float *b,
-                             guint        n);
 void  llama_rmsnorm         (float       *out,
                              const float *x,
                              const float *weight,
@@ -109,11 +105,6 @@ void  llama_attend          (const float *q,
                              float        scale,
                              float       *att,
                              float       *out);
-/* y[i] += a * x[i] */
-void  llama_axpy            (float       *y,
-                             float        a,
-                             const float *x,
-                             guint        n);
 /* Row @row of @w as float32 (dequantised for int8). */
 void  llama_matrix_get_row  (const LlamaMatrix *w,
                              guint              row,
