@@ -139,10 +139,21 @@ G_DECLARE_INTERFACE (ExoInferenceEngine, exo_inference_engine, EXO, INFERENCE_EN
  * @load_checkpoint_async: load (or switch to) a shard's weights
  * @load_checkpoint_finish: finish @load_checkpoint_async
  * @get_eos_token: the end-of-sequence token id
+ * @sample_for_request: as @sample, with the random state of @request_id:
+ *   seeded from @seed on its first use when @has_seed, else from a random
+ *   seed, then carried from token to token.  Optional (%NULL: @sample is
+ *   called and the seed is ignored); since 0.3
+ * @end_request: @request_id is over (finished, failed, cancelled or timed
+ *   out): free its state (KV cache, random state).  Optional; since 0.3
  *
  * The role of an inference engine, as exo's `InferenceEngine`.  An engine
  * is a resource: its initialize loads nothing yet; load_checkpoint or the
  * first infer call loads a shard.
+ *
+ * An engine may keep state per request id (the position and KV cache of a
+ * transformer): each call of @infer_tensor_async for a request continues
+ * where the previous one stopped, so the caller runs a request's calls one
+ * after another and calls @end_request when it is over.
  */
 struct _ExoInferenceEngineInterface
 {
@@ -187,8 +198,20 @@ struct _ExoInferenceEngineInterface
                                         GError             **error);
   gint32     (*get_eos_token)          (ExoInferenceEngine  *self);
 
+  /* since 0.3 */
+  ExoTensor *(*sample_for_request)     (ExoInferenceEngine  *self,
+                                        const char          *request_id,
+                                        ExoTensor           *x,
+                                        double               temperature,
+                                        double               top_p,
+                                        guint64              seed,
+                                        gboolean             has_seed,
+                                        GError             **error);
+  void       (*end_request)            (ExoInferenceEngine  *self,
+                                        const char          *request_id);
+
   /*< private >*/
-  gpointer padding[8];
+  gpointer padding[6];
 };
 
 EXO_AVAILABLE_IN_ALL
@@ -250,5 +273,17 @@ gboolean   exo_inference_engine_load_checkpoint_finish (ExoInferenceEngine *self
                                                         GError            **error);
 EXO_AVAILABLE_IN_ALL
 gint32     exo_inference_engine_get_eos_token         (ExoInferenceEngine  *self);
+EXO_AVAILABLE_IN_ALL
+ExoTensor *exo_inference_engine_sample_for_request    (ExoInferenceEngine  *self,
+                                                       const char          *request_id,
+                                                       ExoTensor           *x,
+                                                       double               temperature,
+                                                       double               top_p,
+                                                       guint64              seed,
+                                                       gboolean             has_seed,
+                                                       GError             **error);
+EXO_AVAILABLE_IN_ALL
+void       exo_inference_engine_end_request           (ExoInferenceEngine  *self,
+                                                       const char          *request_id);
 
 G_END_DECLS

@@ -547,3 +547,74 @@ exo_inference_engine_get_eos_token (ExoInferenceEngine *self)
   g_return_val_if_fail (EXO_IS_INFERENCE_ENGINE (self), -1);
   return EXO_INFERENCE_ENGINE_GET_IFACE (self)->get_eos_token (self);
 }
+
+/**
+ * exo_inference_engine_sample_for_request:
+ * @self: an engine
+ * @request_id: (nullable): the request the token is for
+ * @x: the output of the last layer (the logits)
+ * @temperature: sampling temperature; 0 (or less) is greedy
+ * @top_p: nucleus sampling threshold; 0 or 1 and above sample from all tokens
+ * @seed: the seed of @request_id's random state, read on its first use
+ * @has_seed: whether @seed is given; without it the state is seeded randomly
+ * @error: return location for an error
+ *
+ * Samples the next token of @request_id.  The random state belongs to the
+ * request, so the same prompt, settings and seed give the same tokens on
+ * every run, whatever else the engine does meanwhile.  An engine without
+ * the vfunc falls back to exo_inference_engine_sample() (no seed).
+ *
+ * Returns: (transfer full): the next token, int32 shape [1]
+ *
+ * Since: 0.3
+ */
+ExoTensor *
+exo_inference_engine_sample_for_request (ExoInferenceEngine  *self,
+                                         const char          *request_id,
+                                         ExoTensor           *x,
+                                         double               temperature,
+                                         double               top_p,
+                                         guint64              seed,
+                                         gboolean             has_seed,
+                                         GError             **error)
+{
+  ExoInferenceEngineInterface *iface;
+
+  g_return_val_if_fail (EXO_IS_INFERENCE_ENGINE (self), NULL);
+  g_return_val_if_fail (x != NULL, NULL);
+
+  iface = EXO_INFERENCE_ENGINE_GET_IFACE (self);
+  if (iface->sample_for_request == NULL)
+    return iface->sample (self, x, temperature, top_p, error);
+  return iface->sample_for_request (self, request_id, x, temperature, top_p, seed, has_seed, error);
+}
+
+/**
+ * exo_inference_engine_end_request:
+ * @self: an engine
+ * @request_id: the request that is over
+ *
+ * Tells the engine that @request_id finished, failed, was cancelled or
+ * timed out: it frees what it keeps for it (KV cache, random state).  A
+ * later call for the same id is refused by an engine that keeps state.
+ * Unknown ids are ignored; engines without state ignore every id.
+ *
+ * Since: 0.3
+ */
+void
+exo_inference_engine_end_request (ExoInferenceEngine *self,
+                                  const char         *request_id)
+{
+  ExoInferenceEngineInterface *iface;
+
+  g_return_if_fail (EXO_IS_INFERENCE_ENGINE (self));
+  g_return_if_fail (request_id != NULL);
+
+  iface = EXO_INFERENCE_ENGINE_GET_IFACE (self);
+  if (iface->end_request != NULL)
+    iface->end_request (self, request_id);
+}
+
+/* The vfuncs of 0.3 took two padding slots: the struct keeps its size. */
+G_STATIC_ASSERT (sizeof (ExoInferenceEngineInterface) ==
+                 sizeof (GTypeInterface) + 17 * sizeof (gpointer));

@@ -16,6 +16,7 @@ extern const BenchEntry bench_daemon_entries[] __attribute__((weak));
 extern const BenchEntry bench_cluster_entries[] __attribute__((weak));
 extern const BenchEntry bench_recovery_entries[] __attribute__((weak));
 extern const BenchEntry bench_http_entries[] __attribute__((weak));
+extern const BenchEntry bench_llama_entries[] __attribute__((weak));
 
 void
 bench_report (const char *name,
@@ -81,7 +82,7 @@ wanted (int argc, char **argv, const char *name)
 int
 main (int argc, char **argv)
 {
-  const BenchEntry *tables[7];
+  const BenchEntry *tables[8];
   guint n_tables = 0;
   guint ran = 0;
 
@@ -104,6 +105,8 @@ main (int argc, char **argv)
     tables[n_tables++] = bench_recovery_entries;
   if (bench_http_entries != NULL)
     tables[n_tables++] = bench_http_entries;
+  if (bench_llama_entries != NULL)
+    tables[n_tables++] = bench_llama_entries;
 
   if (argv[1] != NULL && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "--list") == 0))
     {
