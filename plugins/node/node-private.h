@@ -1,0 +1,267 @@
+/* node-private.h: what the files of the ExoClusterNode resource share
+ * (node.c has the map): the object's structure, a peer (Peer), the
+ * Deadline of a call to a peer, and the calls between the files.  Not
+ * installed; the node plugin has no GIR.
+ *
+ * Rules: the same for every file of the node (written out in node.c): the
+ * node's main context only, no threads, no locks; an asynchronous call
+ * keeps a reference on the node and the generation it started in, and
+ * touches the node's running state when it completes only if
+ * `self->running && generation == self->generation`.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "node.h"
+#include "node-partition.h"
+#include "node-topology.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+G_BEGIN_DECLS
+
+#define LOG_DOMAIN "exo-node-plugin"
+
+/* Requests and results a node keeps at most (a limit on what peers and
+ * users can make us hold). */
+#define MAX_REQUESTS 4096
+
+typedef struct _Peer       Peer;
+typedef struct _FailedPeer FailedPeer;   /* node-peers.c's */
+typedef struct _Request    Request;      /* node-requests.c's */
+
+/* The settings are node.c's; each file counts its own work in the
+ * metrics.  The tables and the ring belong to the file that says so in its
+ * opening comment (peers, failed: node-peers.c; topology, partitions,
+ * shards, topology_json: node-ring.c; requests, cancelled:
+ * node-requests.c).  node.c makes them at initialize and drops them at
+ * cleanup: requests and peers through their files (requests_close(),
+ * peers_remove_all()), the rest in drop_running_state().  `cancelled`
+ * outlives the runs: made at init, freed at finalize. */
+struct _ExoClusterNode
+{
+  ExoManagedResource parent_instance;
+
+  /* settings */
+  char         *engine_id;
+  char         *server_id;
+  char         *discovery_id;
+  char         *node_id_setting;
+  char         *model_id;
+  guint         n_layers;
+  guint         topology_interval_ms;
+  guint         topology_max_depth;
+  guint         peer_timeout_ms;
+  guint         request_timeout_ms;
+  guint         max_tokens;
+  guint         peer_health_interval_ms;
+  guint         peer_failure_threshold;
+  guint64       device_memory_mib;
+
+  /* running (between initialize and cleanup) */
+  char               *node_id;        /* the effective id; kept after cleanup */
+  guint               generation;     /* bumped by every initialize and cleanup */
+  gboolean            running;
+  GCancellable       *cancellable;
+  ExoResourceGroup   *group;
+  ExoInferenceEngine *engine;
+  ExoResource        *server;
+  ExoDiscovery       *discovery;
+  gulong              found_handler;
+  gulong              lost_handler;
+  NodeCaps           *caps;
+  GHashTable         *peers;          /* node id → Peer */
+  GHashTable         *failed;         /* node id → FailedPeer */
+  GHashTable         *requests;       /* request id → Request */
+  GHashTable         *cancelled;      /* request ids abandoned (set, ids owned by the queue) */
+  GQueue              cancelled_order;/* the same ids, oldest first */
+  NodeTopology       *topology;       /* the last merged topology */
+  GPtrArray          *partitions;     /* NodePartition, ring order */
+  GPtrArray          *shards;         /* NodeShardAssignment, ring order */
+  char               *topology_json;
+  guint               topology_timer;
+  guint               health_timer;
+  guint               collect_soon;
+  guint               reap_idle;
+  gboolean            collecting;
+  guint               pending_removals;
+  GTask              *cleanup_task;
+  GType               peer_type;
+  gboolean            warned_no_peer_type;
+  GError             *peer_type_error;
+
+  /* metrics (kept across restarts) */
+  guint64       requests_total;
+  guint64       tokens_generated;
+  guint64       layers_computed;
+  guint64       failed_requests;
+  guint64       topology_version;
+  guint64       peers_failed;
+  guint64       peers_joined;
+  guint64       topology_errors;
+  guint64       hop_failures;
+  guint64       dropped_messages;
+  guint64       cancels_sent;
+  guint64       cancels_received;
+  guint64       cancelled_dropped;
+  gint64        last_failure_detect_ms;
+  char         *last_failed_peer;
+};
+
+/* A peer discovery found, with its handle in the group (node-peers.c makes
+ * and removes them; the ring and the requests use its handle). */
+struct _Peer
+{
+  guint           ref;
+  ExoClusterNode *node;        /* not a reference; NULL once removed */
+  char           *node_id;
+  char           *address;
+  char           *resource_id;
+  NodeCaps       *caps;        /* as discovery told */
+  ExoResource    *handle;
+  gulong          state_handler;
+  guint           failures;    /* failed health checks in a row */
+  gint64          added_us;
+  gint64          unusable_since;
+  gint64          last_ok_us;
+  gboolean        health_pending;
+  gboolean        verifying;
+  gboolean        ever_ready;
+  GError         *fail_error;  /* set when it is to be failed (by the reaper) */
+};
+
+/* A GCancellable that fires after @timeout_ms or when @parent fires. */
+typedef struct {
+  GCancellable *cancellable;
+  GCancellable *parent;
+  gulong        parent_handler;
+  guint         timer;
+  gboolean      timed_out;
+  guint         timeout_ms;
+} Deadline;
+
+static inline const char *
+self_id (ExoClusterNode *self)
+{
+  return exo_resource_get_id (EXO_RESOURCE (self));
+}
+
+static inline gboolean
+is_cancelled (const GError *error)
+{
+  return g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+/* --- node.c: the object, its life, shared helpers ------------------------ */
+
+void       log_event           (ExoClusterNode *self,
+                                GLogLevelFlags  level,
+                                const char     *format,
+                                ...) G_GNUC_PRINTF (3, 4);
+gboolean   node_id_is_valid    (const char     *id);
+Deadline  *deadline_new        (GCancellable   *parent,
+                                guint           timeout_ms);
+void       deadline_free       (Deadline       *d);
+void       deadline_fix_error  (Deadline       *d,
+                                GError        **error,
+                                const char     *what);
+/* notify::topology and ::topology-changed (topology_json changed). */
+void       emit_topology_changed (ExoClusterNode *self);
+
+/* --- node-peers.c: peers, their health, discovery ------------------------ */
+
+Peer      *peer_ref            (Peer           *peer);
+void       peer_unref          (Peer           *peer);
+void       failed_peer_free    (FailedPeer     *failed);
+gboolean   peer_is_usable      (Peer           *peer);
+Peer      *lookup_usable_peer  (ExoClusterNode *self,
+                                const char     *node_id);
+void       peer_set_failed     (ExoClusterNode *self,
+                                Peer           *peer,
+                                const GError   *error);
+void       peer_note_failure   (ExoClusterNode *self,
+                                Peer           *peer,
+                                const GError   *error);
+/* do_cleanup: every peer out of the table, its handle out of the group. */
+void       peers_remove_all    (ExoClusterNode *self);
+void       discovery_peer_found (ExoDiscovery  *discovery,
+                                 const char    *node_id,
+                                 const char    *address,
+                                 GVariant      *caps,
+                                 gpointer       user_data);
+void       discovery_peer_lost (ExoDiscovery   *discovery,
+                                const char     *node_id,
+                                gpointer        user_data);
+void       reconcile_discovery (ExoClusterNode *self);
+gboolean   health_tick         (gpointer        user_data);
+
+/* --- node-ring.c: the ring, the topology we collect and show ------------- */
+
+void       ring_recompute      (ExoClusterNode *self,
+                                const char     *why);
+NodeShardAssignment *ring_find (GPtrArray      *ring,
+                                const char     *node_id);
+ExoShard  *shard_for           (ExoClusterNode            *self,
+                                const NodeShardAssignment *s);
+GPtrArray *copy_shards         (GPtrArray      *shards);
+char      *build_topology_json (ExoClusterNode *self);
+/* The topology as JSON (the property, ExoNodeRole.get_topology_json). */
+char      *dup_topology_json   (ExoClusterNode *self);
+void       collect_begin       (ExoClusterNode     *self,
+                                const char * const *visited,
+                                guint               max_depth,
+                                guint               timeout_ms,
+                                GTask              *task);
+void       schedule_collect    (ExoClusterNode *self,
+                                guint           delay_ms);
+gboolean   topology_tick       (gpointer        user_data);
+
+/* --- node-requests.c: requests through the ring -------------------------- */
+
+void       request_free        (Request        *req);
+Request   *request_lookup      (ExoClusterNode *self,
+                                const char     *id);
+/* chat_async, checked: the API node's record (@task taken), then the
+ * prompt into the ring. */
+void       request_start       (ExoClusterNode            *self,
+                                const char                *id,
+                                const char                *prompt,
+                                const ExoGenerationParams *params,
+                                ExoTokenFunc               on_token,
+                                gpointer                   token_data,
+                                GCancellable              *cancellable,
+                                GTask                     *task);
+void       request_cancel_from_peer (ExoClusterNode *self,
+                                     const char     *request_id);
+gboolean   drop_if_cancelled   (ExoClusterNode *self,
+                                const char     *id);
+void       fail_requests_using (ExoClusterNode *self,
+                                const char     *node_id,
+                                const GError   *error);
+void       requests_gc         (ExoClusterNode *self,
+                                gint64          now);
+/* do_cleanup: every caller answered, the table gone. */
+void       requests_close      (ExoClusterNode *self);
+guint      requests_in_flight  (ExoClusterNode *self);
+void       run_infer           (ExoClusterNode            *self,
+                                const char                *request_id,
+                                ExoShard                  *shard,
+                                ExoTensor                 *input,
+                                const ExoGenerationParams *params);
+void       start_prompt        (ExoClusterNode            *self,
+                                const char                *request_id,
+                                const char                *prompt,
+                                const ExoGenerationParams *params);
+void       handle_result       (ExoClusterNode *self,
+                                const char     *request_id,
+                                const gint32   *tokens,
+                                gsize           n_tokens,
+                                gboolean        is_finished);
+
+/* --- node-role.c: ExoNodeRole ------------------------------------------- */
+
+void       exo_cluster_node_role_init (ExoNodeRoleInterface *iface);
+
+G_END_DECLS
