@@ -4,7 +4,8 @@
 Run with Debian's Python (the torch and numpy are Debian's python3-torch and
 python3-numpy):
 
-    apt-get install -y --no-install-recommends fortunes python3-torch python3-numpy
+    apt-get install -y --no-install-recommends fortunes python3-torch python3-numpy \
+        libopenblas0-pthread      # optional: without it torch uses the slow reference BLAS
     nice /usr/bin/python3 tools/train-model.py --out-dir data/models
 
 or `./bootstrap train-model [options...]`.  Training is not part of the test suite.
