@@ -319,12 +319,12 @@ forget_streak_if_stable (ExoManagedResource *self)
 }
 
 /* Only timers are armed and flags set here: nothing outside this object is
- * called from inside the emission. */
-static void
-state_changed_cb (ExoManagedResource *self,
-                  ExoResourceState    old_state,
-                  ExoResourceState    new_state,
-                  gpointer            user_data)
+ * called from inside the emission.  Called by ExoResource on each
+ * transition, where the first state-changed handler would run. */
+void
+_exo_managed_resource_state_changed (ExoManagedResource *self,
+                                     ExoResourceState    old_state,
+                                     ExoResourceState    new_state)
 {
   ExoManagedResourcePrivate *priv = PRIV (self);
 
@@ -1202,5 +1202,5 @@ exo_managed_resource_init (ExoManagedResource *self)
   priv->backoff_reset_ms = DEFAULT_BACKOFF_RESET_MS;
   priv->degraded_restart_ms = DEFAULT_DEGRADED_RESTART_MS;
 
-  g_signal_connect (self, "state-changed", G_CALLBACK (state_changed_cb), NULL);
+  _exo_resource_set_managed_hook (EXO_RESOURCE (self));
 }

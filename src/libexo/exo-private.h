@@ -33,6 +33,17 @@ gboolean _exo_resource_is_degraded_by_health (ExoResource      *self);
 void     _exo_resource_hold_degraded      (ExoResource         *self,
                                            const GError        *error);
 gboolean _exo_resource_is_held            (ExoResource         *self);
+
+/* Who is told of @self's transitions without a signal handler (a
+ * GClosure, a handler and their tables cost ~250 bytes per resource):
+ * ExoManagedResource, as the first of the state-changed handlers; the
+ * group @self is a member of, after every handler (its bookkeeping queues
+ * events, handled outside the emission).  @member is the group's record,
+ * NULL when @self is in no group. */
+void     _exo_resource_set_managed_hook   (ExoResource         *self);
+gpointer _exo_resource_get_member         (ExoResource         *self);
+void     _exo_resource_set_member         (ExoResource         *self,
+                                           gpointer             member);
 /* The task for a do_* vfunc or an operation: if the implementation lets it
  * go uncompleted, @callback still runs, with an error naming @vfunc. */
 GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
@@ -44,6 +55,14 @@ GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
 
 /* exo-resource-group.c */
 gboolean _exo_resource_group_has_live_members (ExoResourceGroup *self);
+void     _exo_resource_group_member_state_changed (gpointer         member,
+                                                   ExoResourceState old_state,
+                                                   ExoResourceState new_state);
+
+/* exo-managed-resource.c */
+void     _exo_managed_resource_state_changed (ExoManagedResource *self,
+                                              ExoResourceState    old_state,
+                                              ExoResourceState    new_state);
 
 /* exo-managed-resource.c: the runner, shared with ExoNetworkResource.
  * @observe sees each attempt's error (%NULL on success) before the runner

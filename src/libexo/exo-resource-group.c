@@ -100,10 +100,10 @@ struct _Member
 {
   gint              refcount;
   ExoResourceGroup *group;        /* weak; NULL once removed */
+  ExoResourceGroup *owner;        /* weak; the group until the member is released */
   ExoResource      *resource;
   const char       *name;         /* the resource's id */
   GPtrArray        *dep_names;    /* char*, in the order given */
-  gulong            handler_id;
   guint             index;        /* insertion position */
   guint             topo;         /* position in the topological order */
   guint             kahn;         /* scratch: unresolved dependencies */
@@ -272,8 +272,6 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
-static guint signal_state_changed;
-static GQuark group_quark;
 
 G_DEFINE_TYPE_WITH_PRIVATE (ExoResourceGroup, exo_resource_group, EXO_TYPE_RESOURCE)
 
@@ -373,7 +371,8 @@ member_unref (gpointer data)
 
   if (--m->refcount > 0)
     return;
-  g_assert (m->handler_id == 0);
+  if (_exo_resource_get_member (m->resource) == m)
+    _exo_resource_set_member (m->resource, NULL);
   clear_member_timers (m);
   g_clear_pointer (&m->limiter, exo_restart_limiter_free);
   g_ptr_array_unref (m->dep_names);
@@ -385,6 +384,15 @@ static inline ExoResourceState
 member_state (Member *m)
 {
   return exo_resource_get_state (m->resource);
+}
+
+/* The group @resource belongs to (until it is released), or %NULL. */
+static ExoResourceGroup *
+group_of (ExoResource *resource)
+{
+  Member *m = _exo_resource_get_member (resource);
+
+  return m != NULL ? m->owner : NULL;
 }
 
 static gboolean
@@ -1796,20 +1804,13 @@ schedule_restart (ExoResourceGroup *self,
   m->restart_source = member_timeout (m, delay, restart_tick_cb, "[exo] group member restart");
 }
 
-/* A direct marshaller: cheaper than the generic one (libffi) for a
- * handler that runs on every transition of every member. */
-static void
-member_state_marshal (GClosure     *closure,
-                      GValue       *return_value,
-                      guint         n_param_values,
-                      const GValue *param_values,
-                      gpointer      invocation_hint,
-                      gpointer      marshal_data)
+/* Called by ExoResource after the handlers of each transition of a member. */
+void
+_exo_resource_group_member_state_changed (gpointer         member,
+                                          ExoResourceState old_state,
+                                          ExoResourceState new_state)
 {
-  g_assert (n_param_values == 3);
-  member_state_changed (closure->data,
-                        g_value_get_enum (&param_values[1]),
-                        g_value_get_enum (&param_values[2]));
+  member_state_changed (member, old_state, new_state);
 }
 
 /* --- initialize, cleanup, health --------------------------------------- */
@@ -2179,14 +2180,10 @@ static void
 member_attach (ExoResourceGroup *self,
                Member           *m)
 {
-  GClosure *closure;
-
-  g_object_set_qdata (G_OBJECT (m->resource), group_quark, self);
-
-  closure = g_closure_new_simple (sizeof (GClosure), m);
-  g_closure_set_marshal (closure, member_state_marshal);
-  m->handler_id = g_signal_connect_closure_by_id (m->resource, signal_state_changed, 0,
-                                                  closure, FALSE);
+  /* Told of the member's transitions by the resource itself (no signal
+   * handler: see _exo_resource_group_member_state_changed()). */
+  m->owner = self;
+  _exo_resource_set_member (m->resource, m);
 
   if (EXO_IS_MANAGED_RESOURCE (m->resource))
     {
@@ -2212,11 +2209,9 @@ member_detach (ExoResourceGroup *self,
   ExoResourceGroupPrivate *priv = PRIV (self);
   Run *run = m->run;
 
-  g_signal_handler_disconnect (m->resource, m->handler_id);
-  m->handler_id = 0;
   m->removed = TRUE;
   clear_member_timers (m);
-  m->group = NULL;
+  m->group = NULL;            /* no more bookkeeping of its transitions */
 
   g_hash_table_remove (priv->by_name, m->name);
   g_ptr_array_steal_index (priv->members, m->index);
@@ -2248,8 +2243,9 @@ member_detach (ExoResourceGroup *self,
 static void
 member_release (Member *m)
 {
-  if (g_object_get_qdata (G_OBJECT (m->resource), group_quark) != NULL)
-    g_object_set_qdata (G_OBJECT (m->resource), group_quark, NULL);
+  if (_exo_resource_get_member (m->resource) == m)
+    _exo_resource_set_member (m->resource, NULL);
+  m->owner = NULL;
   if (m->managed)
     exo_managed_resource_set_auto_recover (EXO_MANAGED_RESOURCE (m->resource),
                                            m->saved_auto_recover);
@@ -2305,7 +2301,7 @@ exo_resource_group_add (ExoResourceGroup   *self,
   priv = PRIV (self);
   name = exo_resource_get_id (resource);
 
-  owner = g_object_get_qdata (G_OBJECT (resource), group_quark);
+  owner = group_of (resource);
   if (owner != NULL)
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
@@ -2314,8 +2310,7 @@ exo_resource_group_add (ExoResourceGroup   *self,
       return FALSE;
     }
 
-  for (ExoResourceGroup *g = self; g != NULL;
-       g = g_object_get_qdata (G_OBJECT (g), group_quark))
+  for (ExoResourceGroup *g = self; g != NULL; g = group_of (EXO_RESOURCE (g)))
     if (EXO_RESOURCE (g) == resource)
       {
         g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
@@ -3010,8 +3005,6 @@ exo_resource_group_dispose (GObject *object)
     {
       Member *m = g_ptr_array_index (priv->members, priv->members->len - 1);
 
-      g_signal_handler_disconnect (m->resource, m->handler_id);
-      m->handler_id = 0;
       clear_member_timers (m);
       m->group = NULL;
       m->removed = TRUE;
@@ -3139,8 +3132,6 @@ exo_resource_group_class_init (ExoResourceGroupClass *klass)
   resource_class->reset = exo_resource_group_reset;
   exo_resource_class_set_resource_type (resource_class, "group");
 
-  group_quark = g_quark_from_static_string ("exo-resource-group-owner");
-  signal_state_changed = g_signal_lookup ("state-changed", EXO_TYPE_ASYNC_RESOURCE);
 
   /**
    * ExoResourceGroup:strategy:

@@ -87,12 +87,15 @@ typedef struct
   guint             held : 1;          /* kept degraded by its supervisor (a dependency is down) */
   guint             emitting : 1;      /* inside a state-changed emission */
   guint             zombie : 1;        /* busy with a vfunc of an abandoned attempt */
+  guint             managed_hook : 1;  /* an ExoManagedResource: told of transitions first */
+  guint             disposed : 1;      /* its handlers are gone: so are the hooks */
   GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
 
   /* Transitions made by handlers during an emission: emitted after it, in
    * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
   GArray           *pending_emissions;
   GThread          *thread;            /* the thread that made it */
+  gpointer          member;            /* the record of the group it is in, if any */
 } ExoResourcePrivate;
 
 enum {
@@ -247,8 +250,18 @@ emit_transition (ExoResource      *self,
                  ExoResourceState  new_state,
                  gboolean          with_error)
 {
+  ExoResourcePrivate *priv = PRIV (self);
+
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  /* Where ExoManagedResource's own handler was: connected at init, it ran
+   * before every other handler. */
+  if (priv->managed_hook)
+    _exo_managed_resource_state_changed (EXO_MANAGED_RESOURCE (self), old_state, new_state);
   g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
+  /* The group's bookkeeping: after every handler, so that each of them has
+   * seen the transition before the group does anything about it. */
+  if (priv->member != NULL && !priv->disposed)
+    _exo_resource_group_member_state_changed (priv->member, old_state, new_state);
   /* After the emission: a watcher of the error count sees that this error
    * came with the transition it was just told of. */
   if (with_error)
@@ -1316,6 +1329,25 @@ _exo_resource_is_held (ExoResource *self)
   return PRIV (self)->held;
 }
 
+void
+_exo_resource_set_managed_hook (ExoResource *self)
+{
+  PRIV (self)->managed_hook = TRUE;
+}
+
+gpointer
+_exo_resource_get_member (ExoResource *self)
+{
+  return PRIV (self)->member;
+}
+
+void
+_exo_resource_set_member (ExoResource *self,
+                          gpointer     member)
+{
+  PRIV (self)->member = member;
+}
+
 /**
  * exo_resource_report_error:
  * @self: a resource
@@ -2034,6 +2066,11 @@ exo_resource_dispose (GObject *object)
   clear_source (&priv->cleanup_wait_source);
 
   G_OBJECT_CLASS (exo_resource_parent_class)->dispose (object);
+
+  /* GObject's dispose destroyed the signal handlers: the hooks that stand
+   * for handlers go with them. */
+  priv->managed_hook = FALSE;
+  priv->disposed = TRUE;
 }
 
 static void
