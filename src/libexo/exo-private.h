@@ -53,6 +53,30 @@ GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
                                            gpointer             source_tag,
                                            const char          *vfunc);
 
+/* An initialize caller inside the library (a group starting its members)
+ * without a GTask: embedded in the caller's own record, it costs no
+ * allocation.  @func runs when the flight ends, at the time the callback of
+ * exo_resource_initialize_async() would (GTask's rules: at once from a
+ * later main-loop iteration, else from an idle); @error is %NULL on success.
+ * The fields are the resource's until @func runs. */
+typedef struct _ExoInitWaiter ExoInitWaiter;
+typedef void (*ExoInitWaiterFunc) (ExoResource   *self,
+                                   ExoInitWaiter *waiter,
+                                   const GError  *error);
+struct _ExoInitWaiter
+{
+  ExoInitWaiter     *next;
+  ExoInitWaiterFunc  func;       /* NULL: a caller with a GTask */
+  GMainContext      *context;    /* the caller's, owned */
+  gint64             created;    /* monotonic µs */
+};
+
+/* exo_resource_initialize_async() for such a caller, when @self does not
+ * override it (returns %FALSE then: call exo_resource_initialize_async()). */
+gboolean _exo_resource_initialize_internal (ExoResource       *self,
+                                            ExoInitWaiter     *waiter,
+                                            ExoInitWaiterFunc  func);
+
 /* exo-resource-group.c */
 gboolean _exo_resource_group_has_live_members (ExoResourceGroup *self);
 void     _exo_resource_group_member_state_changed (gpointer         member,

@@ -200,8 +200,9 @@ struct _Run
 
 typedef struct
 {
-  Run    *run;
-  Member *member;
+  ExoInitWaiter  waiter;   /* an initialize of the member, without a GTask */
+  Run           *run;
+  Member        *member;
 } Op;
 
 typedef enum {
@@ -826,17 +827,13 @@ run_fail (Run          *run,
 }
 
 static void
-run_init_cb (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
+run_init_done (Op           *op,
+               gboolean      ok,
+               const GError *error)
 {
-  Op *op = user_data;
   Run *run = op->run;
   Member *m = op->member;
-  g_autoptr(GError) error = NULL;
-  gboolean ok;
 
-  ok = exo_resource_initialize_finish (m->resource, result, &error);
   run->n_inflight--;
 
   if (run->live && m->run == run && m->rstate == RS_RUNNING)
@@ -864,6 +861,27 @@ run_init_cb (GObject      *source,
   if (run->live)
     run_drain (run);
   op_free (op);
+}
+
+static void
+run_init_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  Op *op = user_data;
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  ok = exo_resource_initialize_finish (op->member->resource, result, &error);
+  run_init_done (op, ok, error);
+}
+
+static void
+run_init_waiter_cb (ExoResource   *resource,
+                    ExoInitWaiter *waiter,
+                    const GError  *error)
+{
+  run_init_done ((Op *) waiter, error == NULL, error);
 }
 
 static void
@@ -931,7 +949,12 @@ run_drain (Run *run)
             }
           m->rstate = RS_RUNNING;
           run->n_inflight++;
-          exo_resource_initialize_async (m->resource, NULL, run_init_cb, op_new (run, m));
+          {
+            Op *op = op_new (run, m);
+
+            if (!_exo_resource_initialize_internal (m->resource, &op->waiter, run_init_waiter_cb))
+              exo_resource_initialize_async (m->resource, NULL, run_init_cb, op);
+          }
         }
       else
         {

@@ -37,10 +37,13 @@ struct _Attempt
   gboolean      abandoned;
 };
 
+/* A caller of initialize with a GTask (the library's own callers use a
+ * bare ExoInitWaiter). */
 typedef struct
 {
-  GTask   *task;
-  GSource *cancel_source;
+  ExoInitWaiter  base;          /* base.func == NULL */
+  GTask         *task;
+  GSource       *cancel_source;
 } Waiter;
 
 typedef struct
@@ -67,7 +70,8 @@ typedef struct
   guint             healthy_threshold;
 
   /* The initialize flight: one set of callers sharing attempts. */
-  GQueue            init_waiters;      /* Waiter* */
+  ExoInitWaiter    *init_waiters;      /* in the order they came; Waiter or the library's */
+  ExoInitWaiter    *init_waiters_tail;
   Attempt          *attempt;           /* the live attempt, if any */
   GSource          *timeout_source;
   GSource          *retry_source;
@@ -365,22 +369,116 @@ waiter_free (Waiter *waiter)
 }
 
 static void
+init_waiters_push (ExoResourcePrivate *priv,
+                   ExoInitWaiter      *waiter)
+{
+  waiter->next = NULL;
+  if (priv->init_waiters_tail != NULL)
+    priv->init_waiters_tail->next = waiter;
+  else
+    priv->init_waiters = waiter;
+  priv->init_waiters_tail = waiter;
+}
+
+typedef struct
+{
+  ExoResource   *self;
+  ExoInitWaiter *waiter;
+  GError        *error;
+} DeferredWaiter;
+
+static void
+call_init_waiter (ExoResource   *self,
+                  ExoInitWaiter *waiter,
+                  const GError  *error)
+{
+  GMainContext *context = g_steal_pointer (&waiter->context);
+
+  /* as g_task_return_now() does */
+  g_main_context_push_thread_default (context);
+  waiter->func (self, waiter, error);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+}
+
+static gboolean
+deferred_waiter_cb (gpointer data)
+{
+  DeferredWaiter *deferred = data;
+
+  call_init_waiter (deferred->self, deferred->waiter, deferred->error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+deferred_waiter_free (gpointer data)
+{
+  DeferredWaiter *deferred = data;
+
+  g_object_unref (deferred->self);
+  g_clear_error (&deferred->error);
+  g_free (deferred);
+}
+
+/* Completes a library caller when a GTask in its place would complete:
+ * at once when running in its context in a later iteration than the one
+ * it came in, else from an idle of default priority. */
+static void
+complete_init_waiter (ExoResource   *self,
+                      ExoInitWaiter *waiter,
+                      const GError  *error)
+{
+  GSource *source = g_main_current_source ();
+  DeferredWaiter *deferred;
+
+  if (source != NULL && g_source_get_context (source) == waiter->context &&
+      g_source_get_time (source) > waiter->created)
+    {
+      call_init_waiter (self, waiter, error);
+      return;
+    }
+
+  deferred = g_new (DeferredWaiter, 1);
+  deferred->self = g_object_ref (self);
+  deferred->waiter = waiter;
+  deferred->error = error != NULL ? g_error_copy (error) : NULL;
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, deferred_waiter_cb, deferred, deferred_waiter_free);
+  g_source_set_static_name (source, "[exo] initialize complete");
+  g_source_attach (source, waiter->context);
+  g_source_unref (source);
+}
+
+static void
 flush_init_waiters (ExoResource  *self,
                     const GError *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
-  GQueue waiters = priv->init_waiters;
-  Waiter *waiter;
+  ExoInitWaiter *next = priv->init_waiters;
 
-  g_queue_init (&priv->init_waiters);
+  priv->init_waiters = priv->init_waiters_tail = NULL;
 
-  while ((waiter = g_queue_pop_head (&waiters)))
+  while (next != NULL)
     {
-      if (error == NULL)
-        g_task_return_boolean (waiter->task, TRUE);
-      else
-        g_task_return_error (waiter->task, g_error_copy (error));
-      waiter_free (waiter);
+      ExoInitWaiter *base = next;
+
+      next = base->next;
+      if (base->func != NULL)
+        {
+          complete_init_waiter (self, base, error);
+          continue;
+        }
+
+      {
+        Waiter *waiter = (Waiter *) base;
+
+        if (error == NULL)
+          g_task_return_boolean (waiter->task, TRUE);
+        else
+          g_task_return_error (waiter->task, g_error_copy (error));
+        waiter_free (waiter);
+      }
     }
 }
 
@@ -832,18 +930,24 @@ waiter_cancelled_cb (GCancellable *cancellable,
   ExoResource *self = g_task_get_source_object (task);
   ExoResourcePrivate *priv = PRIV (self);
   g_autoptr(GError) error = NULL;
-  GList *link;
+  ExoInitWaiter *prev = NULL;
+  ExoInitWaiter *link;
 
-  for (link = priv->init_waiters.head; link != NULL; link = link->next)
-    if (((Waiter *) link->data)->task == task)
+  for (link = priv->init_waiters; link != NULL; prev = link, link = link->next)
+    if (link->func == NULL && ((Waiter *) link)->task == task)
       break;
   if (link == NULL)
     return G_SOURCE_REMOVE;
 
   {
-    Waiter *waiter = link->data;
+    Waiter *waiter = (Waiter *) link;
 
-    g_queue_delete_link (&priv->init_waiters, link);
+    if (prev != NULL)
+      prev->next = link->next;
+    else
+      priv->init_waiters = link->next;
+    if (priv->init_waiters_tail == link)
+      priv->init_waiters_tail = prev;
     g_clear_pointer (&waiter->cancel_source, g_source_unref);
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                          "initialize of '%s' was cancelled", priv->id);
@@ -854,7 +958,7 @@ waiter_cancelled_cb (GCancellable *cancellable,
   }
 
   /* The last caller is gone: stop the attempt. */
-  if (priv->in_flight && g_queue_is_empty (&priv->init_waiters))
+  if (priv->in_flight && priv->init_waiters == NULL)
     {
       g_object_ref (self);
       abandon_attempt (self);
@@ -883,8 +987,14 @@ add_init_waiter (ExoResource *self,
       g_source_set_static_name (waiter->cancel_source, "[exo] initialize cancelled");
       g_source_attach (waiter->cancel_source, priv->context);
     }
-  g_queue_push_tail (&priv->init_waiters, waiter);
+  init_waiters_push (priv, &waiter->base);
 }
+
+static void start_flight (ExoResource *self);
+static void exo_resource_real_initialize_async (ExoAsyncResource    *resource,
+                                                GCancellable        *cancellable,
+                                                GAsyncReadyCallback  callback,
+                                                gpointer             user_data);
 
 static void
 initialize_internal (ExoResource         *self,
@@ -922,6 +1032,14 @@ initialize_internal (ExoResource         *self,
     }
 
   add_init_waiter (self, task);
+  start_flight (self);
+}
+
+/* After a waiter was queued: the flight starts, unless it flies already. */
+static void
+start_flight (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
 
   if (priv->in_flight)
     return;
@@ -934,6 +1052,40 @@ initialize_internal (ExoResource         *self,
   if (priv->in_flight && priv->state == EXO_RESOURCE_STATE_INITIALIZING)
     start_attempt (self);
   g_object_unref (self);
+}
+
+gboolean
+_exo_resource_initialize_internal (ExoResource       *self,
+                                   ExoInitWaiter     *waiter,
+                                   ExoInitWaiterFunc  func)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (EXO_ASYNC_RESOURCE_GET_IFACE (self)->initialize_async != exo_resource_real_initialize_async)
+    return FALSE;
+
+  waiter->func = func;
+  waiter->context = g_main_context_ref_thread_default ();
+  waiter->created = g_get_monotonic_time ();
+
+  /* initialize_internal() without a cancellable */
+  if (priv->cleaning || priv->state == EXO_RESOURCE_STATE_CLOSING)
+    {
+      g_autoptr(GError) error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
+                                             "resource '%s' is closing", priv->id);
+      complete_init_waiter (self, waiter, error);
+      return TRUE;
+    }
+
+  if (!priv->in_flight && exo_resource_state_is_usable (priv->state))
+    {
+      complete_init_waiter (self, waiter, NULL);
+      return TRUE;
+    }
+
+  init_waiters_push (priv, waiter);
+  start_flight (self);
+  return TRUE;
 }
 
 static void
@@ -2079,7 +2231,7 @@ exo_resource_finalize (GObject *object)
   ExoResource *self = EXO_RESOURCE (object);
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_assert (g_queue_is_empty (&priv->init_waiters));
+  g_assert (priv->init_waiters == NULL);
   g_assert (g_queue_is_empty (&priv->cleanup_waiters));
 
   g_clear_pointer (&priv->id, g_free);
@@ -2267,6 +2419,5 @@ exo_resource_init (ExoResource *self)
   priv->unhealthy_threshold = 1;
   priv->healthy_threshold = 1;
   priv->context = g_main_context_ref_thread_default ();
-  g_queue_init (&priv->init_waiters);
   g_queue_init (&priv->cleanup_waiters);
 }
