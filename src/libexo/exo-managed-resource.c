@@ -33,8 +33,8 @@
 
 typedef struct
 {
-  ExoRetryPolicy    *policy;
-  ExoRestartLimiter *limiter;
+  ExoRetryPolicy    *policy;             /* shared_default_policy() until one is set */
+  ExoRestartLimiter *limiter;            /* for policy; made when first needed */
   GSource           *health_source;
   GSource           *recover_source;
   GCancellable      *health_cancellable;
@@ -79,6 +79,43 @@ G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ExoManagedResource, exo_managed_resource, E
 #define PRIV(self) ((ExoManagedResourcePrivate *) exo_managed_resource_get_instance_private (EXO_MANAGED_RESOURCE (self)))
 
 static void schedule_recovery (ExoManagedResource *self);
+
+/* The defaults, shared by every resource that has not set a policy of its
+ * own (read only: a set policy is a copy). */
+static ExoRetryPolicy *
+shared_default_policy (void)
+{
+  static ExoRetryPolicy *policy;
+
+  if (g_once_init_enter (&policy))
+    g_once_init_leave (&policy, exo_retry_policy_new ());
+  return policy;
+}
+
+static void
+free_policy (ExoRetryPolicy *policy)
+{
+  if (policy != shared_default_policy ())
+    exo_retry_policy_free (policy);
+}
+
+/* The restart limiter, made on first use from the current policy (as it
+ * was made anew whenever the policy was set). */
+static ExoRestartLimiter *
+get_limiter (ExoManagedResourcePrivate *priv)
+{
+  if (priv->limiter == NULL)
+    priv->limiter = exo_restart_limiter_new (priv->policy->restart_burst,
+                                             priv->policy->restart_interval_ms);
+  return priv->limiter;
+}
+
+static void
+reset_limiter (ExoManagedResourcePrivate *priv)
+{
+  if (priv->limiter != NULL)
+    exo_restart_limiter_reset (priv->limiter);
+}
 
 static void
 clear_source (GSource **source)
@@ -243,7 +280,7 @@ recover_tick_cb (gpointer data)
    * so the resource comes back by itself when its backend does. */
   counts = priv->came_up;
   priv->came_up = FALSE;
-  if (counts && !exo_restart_limiter_try (priv->limiter, g_get_monotonic_time ()))
+  if (counts && !exo_restart_limiter_try (get_limiter (priv), g_get_monotonic_time ()))
     {
       g_autoptr(GError) error = NULL;
 
@@ -372,7 +409,7 @@ _exo_managed_resource_state_changed (ExoManagedResource *self,
       if (!priv->recovering && priv->limit_hit)
         {
           priv->limit_hit = FALSE;
-          exo_restart_limiter_reset (priv->limiter);
+          reset_limiter (priv);
         }
       break;
 
@@ -397,7 +434,7 @@ exo_managed_resource_reset (ExoResource *resource)
 
   EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->reset (resource);
 
-  exo_restart_limiter_reset (priv->limiter);
+  reset_limiter (priv);
   priv->limit_hit = FALSE;
   priv->recover_streak = 0;
   priv->recover_prev_ms = 0;
@@ -793,10 +830,9 @@ exo_managed_resource_set_retry_policy (ExoManagedResource   *self,
   g_return_if_fail (exo_retry_policy_validate (policy, NULL));
   priv = PRIV (self);
 
-  exo_retry_policy_free (priv->policy);
+  free_policy (priv->policy);
   priv->policy = exo_retry_policy_copy (policy);
-  exo_restart_limiter_free (priv->limiter);
-  priv->limiter = exo_restart_limiter_new (policy->restart_burst, policy->restart_interval_ms);
+  g_clear_pointer (&priv->limiter, exo_restart_limiter_free);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRY_POLICY]);
 }
 
@@ -1015,7 +1051,7 @@ exo_managed_resource_finalize (GObject *object)
 {
   ExoManagedResourcePrivate *priv = PRIV (object);
 
-  g_clear_pointer (&priv->policy, exo_retry_policy_free);
+  g_clear_pointer (&priv->policy, free_policy);
   g_clear_pointer (&priv->limiter, exo_restart_limiter_free);
 
   G_OBJECT_CLASS (exo_managed_resource_parent_class)->finalize (object);
@@ -1193,9 +1229,7 @@ exo_managed_resource_init (ExoManagedResource *self)
 {
   ExoManagedResourcePrivate *priv = PRIV (self);
 
-  priv->policy = exo_retry_policy_new ();
-  priv->limiter = exo_restart_limiter_new (priv->policy->restart_burst,
-                                           priv->policy->restart_interval_ms);
+  priv->policy = shared_default_policy ();
   priv->auto_recover = TRUE;
   priv->unhealthy_threshold = 1;
   priv->healthy_threshold = 1;

@@ -57,7 +57,8 @@ GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
  * without a GTask: embedded in the caller's own record, it costs no
  * allocation.  @func runs when the flight ends, at the time the callback of
  * exo_resource_initialize_async() would (GTask's rules: at once from a
- * later main-loop iteration, else from an idle); @error is %NULL on success.
+ * later main-loop iteration of @self's context, else from an idle; the
+ * caller is in that context, as it must be); @error is %NULL on success.
  * The fields are the resource's until @func runs. */
 typedef struct _ExoInitWaiter ExoInitWaiter;
 typedef void (*ExoInitWaiterFunc) (ExoResource   *self,
@@ -67,7 +68,6 @@ struct _ExoInitWaiter
 {
   ExoInitWaiter     *next;
   ExoInitWaiterFunc  func;       /* NULL: a caller with a GTask */
-  GMainContext      *context;    /* the caller's, owned */
   gint64             created;    /* monotonic µs */
 };
 

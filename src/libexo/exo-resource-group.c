@@ -99,12 +99,12 @@ typedef enum {
 struct _Member
 {
   gint              refcount;
-  ExoResourceGroup *group;        /* weak; NULL once removed */
-  ExoResourceGroup *owner;        /* weak; the group until the member is released */
+  guint             index;        /* insertion position */
+  ExoResourceGroup *owner;        /* weak; the group until the member is released
+                                   * (member_group(): NULL once removed) */
   ExoResource      *resource;
   const char       *name;         /* the resource's id */
-  GPtrArray        *dep_names;    /* char*, in the order given */
-  guint             index;        /* insertion position */
+  GPtrArray        *dep_names;    /* char*, in the order given; NULL = none yet */
   guint             topo;         /* position in the topological order */
   guint             kahn;         /* scratch: unresolved dependencies */
   guint             visit;        /* scratch: walks */
@@ -358,6 +358,13 @@ exo_supervision_strategy_from_string (const char             *str,
 
 /* --- members ----------------------------------------------------------- */
 
+/* The group @m is in; NULL once it was removed (or its group disposed). */
+static inline ExoResourceGroup *
+member_group (Member *m)
+{
+  return m->removed ? NULL : m->owner;
+}
+
 static Member *
 member_ref (Member *m)
 {
@@ -376,7 +383,7 @@ member_unref (gpointer data)
     _exo_resource_set_member (m->resource, NULL);
   clear_member_timers (m);
   g_clear_pointer (&m->limiter, exo_restart_limiter_free);
-  g_ptr_array_unref (m->dep_names);
+  g_clear_pointer (&m->dep_names, g_ptr_array_unref);
   g_object_unref (m->resource);
   g_free (m);
 }
@@ -396,11 +403,26 @@ group_of (ExoResource *resource)
   return m != NULL ? m->owner : NULL;
 }
 
+static inline guint
+n_dep_names (Member *m)
+{
+  return m->dep_names != NULL ? m->dep_names->len : 0;
+}
+
+static void
+add_dep_name (Member     *m,
+              const char *name)
+{
+  if (m->dep_names == NULL)
+    m->dep_names = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (m->dep_names, g_strdup (name));
+}
+
 static gboolean
 member_has_dep_name (Member     *m,
                      const char *name)
 {
-  for (guint i = 0; i < m->dep_names->len; i++)
+  for (guint i = 0; i < n_dep_names (m); i++)
     if (g_str_equal (g_ptr_array_index (m->dep_names, i), name))
       return TRUE;
   return FALSE;
@@ -487,7 +509,7 @@ rebuild_plan (ExoResourceGroup *self)
     {
       Member *m = g_ptr_array_index (priv->members, i);
 
-      n_names += m->dep_names->len;
+      n_names += n_dep_names (m);
       m->n_rdeps = 0;
     }
 
@@ -501,7 +523,7 @@ rebuild_plan (ExoResourceGroup *self)
 
       m->deps = priv->edges + off;
       m->n_deps = 0;
-      for (guint j = 0; j < m->dep_names->len; j++)
+      for (guint j = 0; j < n_dep_names (m); j++)
         {
           const char *name = g_ptr_array_index (m->dep_names, j);
           Member *d = g_hash_table_lookup (priv->by_name, name);
@@ -1552,7 +1574,7 @@ static gboolean
 degraded_tick_cb (gpointer data)
 {
   Member *m = data;
-  ExoResourceGroup *self = m->group;
+  ExoResourceGroup *self = member_group (m);
 
   g_clear_pointer (&m->degraded_source, g_source_unref);
   if (self == NULL || m->run != NULL || m->stopped || m->given_up)
@@ -1576,7 +1598,7 @@ member_timeout (Member      *m,
 
   g_source_set_callback (source, func, m, NULL);
   g_source_set_static_name (source, name);
-  g_source_attach (source, exo_resource_get_context (EXO_RESOURCE (m->group)));
+  g_source_attach (source, exo_resource_get_context (EXO_RESOURCE (member_group (m))));
   return source;
 }
 
@@ -1703,7 +1725,7 @@ events_cb (gpointer data)
 
       g_array_index (priv->events, MemberEvent, i).member = NULL;
       g_array_index (priv->events, MemberEvent, i).run = NULL;
-      if (event.member->group == self)
+      if (member_group (event.member) == self)
         supervise (self, &event);
       member_event_clear (&event);
     }
@@ -1720,7 +1742,7 @@ member_state_changed (Member           *m,
                       ExoResourceState  old_state,
                       ExoResourceState  new_state)
 {
-  ExoResourceGroup *self = m->group;
+  ExoResourceGroup *self = member_group (m);
   ExoResourceGroupPrivate *priv;
   gboolean fell;
 
@@ -1796,8 +1818,8 @@ restart_tick_cb (gpointer data)
   Member *m = data;
 
   g_clear_pointer (&m->restart_source, g_source_unref);
-  if (m->group != NULL)
-    push_job (m->group, JOB_RESTART, m);
+  if (member_group (m) != NULL)
+    push_job (member_group (m), JOB_RESTART, m);
   return G_SOURCE_REMOVE;
 }
 
@@ -2205,7 +2227,6 @@ member_attach (ExoResourceGroup *self,
 {
   /* Told of the member's transitions by the resource itself (no signal
    * handler: see _exo_resource_group_member_state_changed()). */
-  m->owner = self;
   _exo_resource_set_member (m->resource, m);
 
   if (EXO_IS_MANAGED_RESOURCE (m->resource))
@@ -2232,9 +2253,8 @@ member_detach (ExoResourceGroup *self,
   ExoResourceGroupPrivate *priv = PRIV (self);
   Run *run = m->run;
 
-  m->removed = TRUE;
+  m->removed = TRUE;          /* member_group() is NULL: no more bookkeeping */
   clear_member_timers (m);
-  m->group = NULL;            /* no more bookkeeping of its transitions */
 
   g_hash_table_remove (priv->by_name, m->name);
   g_ptr_array_steal_index (priv->members, m->index);
@@ -2351,10 +2371,9 @@ exo_resource_group_add (ExoResourceGroup   *self,
 
   m = g_new0 (Member, 1);
   m->refcount = 1;
-  m->group = self;
+  m->owner = self;
   m->resource = g_object_ref (resource);
   m->name = name;
-  m->dep_names = g_ptr_array_new_with_free_func (g_free);
 
   for (guint i = 0; depends_on != NULL && depends_on[i] != NULL; i++)
     {
@@ -2366,7 +2385,7 @@ exo_resource_group_add (ExoResourceGroup   *self,
           return FALSE;
         }
       if (!member_has_dep_name (m, depends_on[i]))
-        g_ptr_array_add (m->dep_names, g_strdup (depends_on[i]));
+        add_dep_name (m, depends_on[i]);
     }
 
   m->index = priv->members->len;
@@ -2441,7 +2460,7 @@ exo_resource_group_add_dependency (ExoResourceGroup  *self,
   if (member_has_dep_name (m, depends_on))
     return TRUE;
 
-  g_ptr_array_add (m->dep_names, g_strdup (depends_on));
+  add_dep_name (m, depends_on);
   invalidate_plan (self, FALSE);
 
   if (group_is_active (self) && !ensure_plan (self, error))
@@ -2553,7 +2572,7 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
     {
       Member *d = g_ptr_array_index (dependents, i);
 
-      for (guint j = 0; j < d->dep_names->len; j++)
+      for (guint j = 0; j < n_dep_names (d); j++)
         if (g_str_equal (g_ptr_array_index (d->dep_names, j), m->name))
           g_ptr_array_remove_index (d->dep_names, j--);
     }
@@ -2724,10 +2743,10 @@ exo_resource_group_get_dependencies (ExoResourceGroup *self,
   m = g_hash_table_lookup (PRIV (self)->by_name, member);
   if (m == NULL)
     return NULL;
-  names = g_new (char *, m->dep_names->len + 1);
-  for (guint i = 0; i < m->dep_names->len; i++)
+  names = g_new (char *, n_dep_names (m) + 1);
+  for (guint i = 0; i < n_dep_names (m); i++)
     names[i] = g_strdup (g_ptr_array_index (m->dep_names, i));
-  names[m->dep_names->len] = NULL;
+  names[n_dep_names (m)] = NULL;
   return names;
 }
 
@@ -3029,7 +3048,6 @@ exo_resource_group_dispose (GObject *object)
       Member *m = g_ptr_array_index (priv->members, priv->members->len - 1);
 
       clear_member_timers (m);
-      m->group = NULL;
       m->removed = TRUE;
       m->run = NULL;
       m->deps = m->rdeps = NULL;

@@ -75,9 +75,8 @@ typedef struct
   Attempt          *attempt;           /* the live attempt, if any */
   GSource          *timeout_source;
   GSource          *retry_source;
-  guint             flight_attempt;
 
-  GQueue            cleanup_waiters;   /* GTask* */
+  GSList           *cleanup_waiters;   /* GTask*, the last one first */
 
   guint             in_flight : 1;
   guint             busy : 1;          /* a do_initialize or do_cleanup runs */
@@ -93,6 +92,7 @@ typedef struct
   guint             zombie : 1;        /* busy with a vfunc of an abandoned attempt */
   guint             managed_hook : 1;  /* an ExoManagedResource: told of transitions first */
   guint             disposed : 1;      /* its handlers are gone: so are the hooks */
+  guint             flight_attempt;    /* beside the bits: no hole */
   GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
 
   /* Transitions made by handlers during an emission: emitted after it, in
@@ -392,13 +392,12 @@ call_init_waiter (ExoResource   *self,
                   ExoInitWaiter *waiter,
                   const GError  *error)
 {
-  GMainContext *context = g_steal_pointer (&waiter->context);
+  GMainContext *context = PRIV (self)->context;
 
   /* as g_task_return_now() does */
   g_main_context_push_thread_default (context);
   waiter->func (self, waiter, error);
   g_main_context_pop_thread_default (context);
-  g_main_context_unref (context);
 }
 
 static gboolean
@@ -431,7 +430,7 @@ complete_init_waiter (ExoResource   *self,
   GSource *source = g_main_current_source ();
   DeferredWaiter *deferred;
 
-  if (source != NULL && g_source_get_context (source) == waiter->context &&
+  if (source != NULL && g_source_get_context (source) == PRIV (self)->context &&
       g_source_get_time (source) > waiter->created)
     {
       call_init_waiter (self, waiter, error);
@@ -446,7 +445,7 @@ complete_init_waiter (ExoResource   *self,
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
   g_source_set_callback (source, deferred_waiter_cb, deferred, deferred_waiter_free);
   g_source_set_static_name (source, "[exo] initialize complete");
-  g_source_attach (source, waiter->context);
+  g_source_attach (source, PRIV (self)->context);
   g_source_unref (source);
 }
 
@@ -487,13 +486,13 @@ flush_cleanup_waiters (ExoResource  *self,
                        const GError *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
-  GQueue waiters = priv->cleanup_waiters;
-  GTask *task;
+  GSList *waiters = g_slist_reverse (g_steal_pointer (&priv->cleanup_waiters));
 
-  g_queue_init (&priv->cleanup_waiters);
-
-  while ((task = g_queue_pop_head (&waiters)))
+  while (waiters != NULL)
     {
+      GTask *task = waiters->data;
+
+      waiters = g_slist_delete_link (waiters, waiters);
       if (error == NULL)
         g_task_return_boolean (task, TRUE);
       else
@@ -1065,7 +1064,6 @@ _exo_resource_initialize_internal (ExoResource       *self,
     return FALSE;
 
   waiter->func = func;
-  waiter->context = g_main_context_ref_thread_default ();
   waiter->created = g_get_monotonic_time ();
 
   /* initialize_internal() without a cancellable */
@@ -1217,7 +1215,7 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       return;
     }
 
-  g_queue_push_tail (&priv->cleanup_waiters, task);
+  priv->cleanup_waiters = g_slist_prepend (priv->cleanup_waiters, task);
   if (priv->cleaning)
     return;
 
@@ -2156,7 +2154,14 @@ _exo_resource_vfunc_task_new (ExoResource         *self,
   GTask *task = g_task_new (self, cancellable, callback, user_data);
   VfuncWatch *watch = g_new0 (VfuncWatch, 1);
 
-  g_task_set_source_tag (task, source_tag);
+  /* Not the g_task_set_source_tag() macro: before GLib 2.76 it names the
+   * task with a copy of the string "source_tag", and GTask copies the name
+   * again to the source that completes the task (two allocations per
+   * do_initialize of every resource). */
+  (g_task_set_source_tag) (task, source_tag);
+#if GLIB_CHECK_VERSION (2, 76, 0)
+  g_task_set_static_name (task, vfunc);
+#endif
   watch->callback = callback;
   watch->user_data = user_data;
   watch->source_tag = source_tag;
@@ -2232,7 +2237,7 @@ exo_resource_finalize (GObject *object)
   ExoResourcePrivate *priv = PRIV (self);
 
   g_assert (priv->init_waiters == NULL);
-  g_assert (g_queue_is_empty (&priv->cleanup_waiters));
+  g_assert (priv->cleanup_waiters == NULL);
 
   g_clear_pointer (&priv->id, g_free);
   g_clear_pointer (&priv->display_name, g_free);
@@ -2419,5 +2424,4 @@ exo_resource_init (ExoResource *self)
   priv->unhealthy_threshold = 1;
   priv->healthy_threshold = 1;
   priv->context = g_main_context_ref_thread_default ();
-  g_queue_init (&priv->cleanup_waiters);
 }
