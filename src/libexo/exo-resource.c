@@ -2087,8 +2087,13 @@ typedef struct
   gpointer             user_data;
   gpointer             source_tag;
   const char          *vfunc;   /* static */
-  ExoResource         *self;    /* owned, once the task is gone */
+  ExoResource         *self;    /* owned */
 } VfuncWatch;
+
+/* The watch rides on the task as qdata (one GData; a weak ref would cost a
+ * second allocation): the task's own callback takes it off, so that its
+ * destroy notify runs only for a task finalized before its callback ran. */
+static GQuark vfunc_watch_quark;
 
 static void
 vfunc_watch_free (gpointer data)
@@ -2117,28 +2122,31 @@ vfunc_task_dropped_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* The task is being disposed (its fields are still there). */
+/* The task is finalized and its callback never ran. */
 static void
-vfunc_task_gone (gpointer  data,
-                 GObject  *where_the_task_was)
+vfunc_task_gone (gpointer data)
 {
   VfuncWatch *watch = data;
-  GTask *task = G_TASK (where_the_task_was);
   GSource *source;
 
-  if (g_task_get_completed (task))
-    {
-      vfunc_watch_free (watch);
-      return;
-    }
-
-  watch->self = g_object_ref (g_task_get_source_object (task));
   source = g_idle_source_new ();
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
   g_source_set_callback (source, vfunc_task_dropped_cb, watch, vfunc_watch_free);
   g_source_set_static_name (source, "[exo] vfunc task dropped");
   g_source_attach (source, PRIV (watch->self)->context);
   g_source_unref (source);
+}
+
+static void
+vfunc_task_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  VfuncWatch *watch = data;
+
+  g_object_steal_qdata (G_OBJECT (result), vfunc_watch_quark);
+  watch->callback (source, result, watch->user_data);
+  vfunc_watch_free (watch);
 }
 
 /* g_task_new() + g_task_set_source_tag() for the task given to a do_* vfunc
@@ -2151,9 +2159,16 @@ _exo_resource_vfunc_task_new (ExoResource         *self,
                               gpointer             source_tag,
                               const char          *vfunc)
 {
-  GTask *task = g_task_new (self, cancellable, callback, user_data);
-  VfuncWatch *watch = g_new0 (VfuncWatch, 1);
+  VfuncWatch *watch = g_new (VfuncWatch, 1);
+  GTask *task;
 
+  watch->callback = callback;
+  watch->user_data = user_data;
+  watch->source_tag = source_tag;
+  watch->vfunc = vfunc;
+  watch->self = g_object_ref (self);
+
+  task = g_task_new (self, cancellable, vfunc_task_cb, watch);
   /* Not the g_task_set_source_tag() macro: before GLib 2.76 it names the
    * task with a copy of the string "source_tag", and GTask copies the name
    * again to the source that completes the task (two allocations per
@@ -2162,11 +2177,7 @@ _exo_resource_vfunc_task_new (ExoResource         *self,
 #if GLIB_CHECK_VERSION (2, 76, 0)
   g_task_set_static_name (task, vfunc);
 #endif
-  watch->callback = callback;
-  watch->user_data = user_data;
-  watch->source_tag = source_tag;
-  watch->vfunc = vfunc;
-  g_object_weak_ref (G_OBJECT (task), vfunc_task_gone, watch);
+  g_object_set_qdata_full (G_OBJECT (task), vfunc_watch_quark, watch, vfunc_task_gone);
   return task;
 }
 
@@ -2350,6 +2361,7 @@ exo_resource_class_init (ExoResourceClass *klass)
   klass->reset = exo_resource_real_reset;
 
   resource_type_quark = g_quark_from_static_string ("exo-resource-type");
+  vfunc_watch_quark = g_quark_from_static_string ("exo-vfunc-watch");
 
   g_object_class_override_property (object_class, PROP_ID, "id");
   g_object_class_override_property (object_class, PROP_RESOURCE_TYPE, "resource-type");
