@@ -96,26 +96,39 @@ typedef enum {
   RS_DONE,
 } RunState;
 
+/* Supervision of a member that was restarted or watched while degraded:
+ * the backoff of its restarts, the timers that start them, its own
+ * restart limiter.  Made when first needed: most members never need it. */
+typedef struct
+{
+  GSource           *restart_source;
+  GSource           *degraded_source;
+  ExoRestartLimiter *limiter;      /* made at its first counted restart */
+  guint              restart_streak;
+  guint              restart_prev_ms;
+} MemberSup;
+
 struct _Member
 {
   gint              refcount;
   guint             index;        /* insertion position */
   ExoResourceGroup *owner;        /* weak; the group until the member is released
                                    * (member_group(): NULL once removed) */
-  ExoResource      *resource;
-  const char       *name;         /* the resource's id */
+  ExoResource      *resource;     /* its id is the member's name: member_name() */
   GPtrArray        *dep_names;    /* char*, in the order given; NULL = none yet */
   guint             topo;         /* position in the topological order */
   guint             kahn;         /* scratch: unresolved dependencies */
   guint             visit;        /* scratch: walks */
+  /* A managed member's own restart limit (its retry policy's restart
+   * burst/interval when it was added): over it the group stops restarting
+   * that member.  limit_burst 0 = none. */
+  guint             limit_interval_ms;
 
   /* The resolved graph: slices of the group's edge block. */
   Member          **deps;
   Member          **rdeps;
   guint             n_deps;
   guint             n_rdeps;
-
-  Member           *culprit;      /* scratch of the health pass */
 
   /* Scratch of the live run that covers this member, if any. */
   Run              *run;
@@ -135,18 +148,13 @@ struct _Member
   guint             stopped : 1;  /* stopped by hand: out of supervision */
   guint             came_up : 1;  /* ready since its last restart started */
   guint             given_up : 1; /* its own restart limit was hit */
-  /* A managed member's own restart limit (its retry policy's restart
-   * burst/interval): over it the group stops restarting that member. */
-  ExoRestartLimiter *limiter;
+  guint             limit_burst : 14; /* <= EXO_RESTART_BURST_MAX */
 
-  /* Supervision of this member: the backoff of its restarts and the
-   * timers that start them. */
-  GSource          *restart_source;
-  GSource          *degraded_source;
+  MemberSup        *sup;          /* NULL until needed: member_sup() */
   gint64            ready_since;  /* monotonic µs, 0 = not ready */
-  guint             restart_streak;
-  guint             restart_prev_ms;
 };
+
+G_STATIC_ASSERT (EXO_RESTART_BURST_MAX < (1 << 14));
 
 /* What a member's state-changed handler saw, for the event queue. */
 typedef enum {
@@ -365,6 +373,44 @@ member_group (Member *m)
   return m->removed ? NULL : m->owner;
 }
 
+static inline const char *
+member_name (Member *m)
+{
+  return exo_resource_get_id (m->resource);
+}
+
+static MemberSup *
+member_sup (Member *m)
+{
+  if (m->sup == NULL)
+    m->sup = g_new0 (MemberSup, 1);
+  return m->sup;
+}
+
+#define RESTART_SOURCE(m)  ((m)->sup != NULL ? (m)->sup->restart_source : NULL)
+#define DEGRADED_SOURCE(m) ((m)->sup != NULL ? (m)->sup->degraded_source : NULL)
+
+/* The member's own restart limiter, if it has a limit. */
+static ExoRestartLimiter *
+member_limiter (Member *m)
+{
+  MemberSup *sup;
+
+  if (m->limit_burst == 0)
+    return NULL;
+  sup = member_sup (m);
+  if (sup->limiter == NULL)
+    sup->limiter = exo_restart_limiter_new (m->limit_burst, m->limit_interval_ms);
+  return sup->limiter;
+}
+
+static void
+member_reset_limiter (Member *m)
+{
+  if (m->sup != NULL && m->sup->limiter != NULL)
+    exo_restart_limiter_reset (m->sup->limiter);
+}
+
 static Member *
 member_ref (Member *m)
 {
@@ -382,7 +428,11 @@ member_unref (gpointer data)
   if (_exo_resource_get_member (m->resource) == m)
     _exo_resource_set_member (m->resource, NULL);
   clear_member_timers (m);
-  g_clear_pointer (&m->limiter, exo_restart_limiter_free);
+  if (m->sup != NULL)
+    {
+      g_clear_pointer (&m->sup->limiter, exo_restart_limiter_free);
+      g_clear_pointer (&m->sup, g_free);
+    }
   g_clear_pointer (&m->dep_names, g_ptr_array_unref);
   g_object_unref (m->resource);
   g_free (m);
@@ -488,7 +538,7 @@ cycle_error (ExoResourceGroup *self)
 
       if (k > 0)
         g_string_append (message, " -> ");
-      g_string_append (message, c->name);
+      g_string_append (message, member_name (c));
     }
 
   return g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY, message->str);
@@ -533,7 +583,7 @@ rebuild_plan (ExoResourceGroup *self)
               if (priv->plan_error == NULL)
                 priv->plan_error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
                                                 "member '%s' depends on unknown member '%s'",
-                                                m->name, name);
+                                                member_name (m), name);
               continue;
             }
           m->deps[m->n_deps++] = d;
@@ -815,7 +865,7 @@ member_error (Member       *m,
               const char   *what)
 {
   return g_error_new (error->domain, error->code, "member '%s' %s: %s",
-                      m->name, what, error->message);
+                      member_name (m), what, error->message);
 }
 
 static Op *
@@ -1171,7 +1221,7 @@ escalate (ExoResourceGroup *self,
                        "group '%s' hit its restart limit (%u restarts within %u ms); "
                        "member '%s' failed: %s",
                        exo_resource_get_id (EXO_RESOURCE (self)),
-                       priv->restart_burst, priv->restart_interval_ms, m->name,
+                       priv->restart_burst, priv->restart_interval_ms, member_name (m),
                        cause != NULL ? cause->message : "unknown error");
   exo_resource_report_error (EXO_RESOURCE (self), error);
 }
@@ -1292,8 +1342,8 @@ process_jobs (ExoResourceGroup *self)
            * while its backend is away only back off. */
           counts = m->came_up;
           m->came_up = FALSE;
-          if (m->limiter != NULL && counts &&
-              !exo_restart_limiter_try (m->limiter, g_get_monotonic_time ()))
+          if (counts && m->limit_burst > 0 &&
+              !exo_restart_limiter_try (member_limiter (m), g_get_monotonic_time ()))
             {
               g_autoptr(ExoRetryPolicy) policy =
                 exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource));
@@ -1301,7 +1351,7 @@ process_jobs (ExoResourceGroup *self)
                 g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT,
                              "member '%s' restarted %u times within %u ms: given up until it "
                              "is started or restarted by hand",
-                             m->name, policy->restart_burst, policy->restart_interval_ms);
+                             member_name (m), policy->restart_burst, policy->restart_interval_ms);
 
               /* Like a systemd unit over StartLimitBurst: it stays failed
                * (result start-limit-hit); the group goes on (degraded)
@@ -1380,6 +1430,7 @@ pass_cb (gpointer data)
   ExoResourceGroupPrivate *priv = PRIV (self);
   g_autoptr(GPtrArray) actions = NULL;
   g_autoptr(GError) group_error = NULL;
+  g_autofree Member **culprits = NULL;
   ExoResourceState group_state;
 
   g_clear_pointer (&priv->pass_source, g_source_unref);
@@ -1388,6 +1439,9 @@ pass_cb (gpointer data)
 
   g_object_ref (self);
   actions = g_ptr_array_new_with_free_func (action_free);
+  /* culprits[i]: why priv->order[i] is blocked (the first dependency down,
+   * or what blocks it), NULL if it is not */
+  culprits = g_new (Member *, MAX (priv->order->len, 1));
 
   for (guint i = 0; i < priv->order->len; i++)
     {
@@ -1399,13 +1453,14 @@ pass_cb (gpointer data)
         {
           Member *d = m->deps[j];
 
+          /* d comes earlier in the order: its culprit is known */
           if (d->blocked)
-            culprit = d->culprit;
+            culprit = culprits[d->topo];
           else if (member_state (d) != EXO_RESOURCE_STATE_READY)
             culprit = d;
         }
       m->blocked = culprit != NULL;
-      m->culprit = culprit;
+      culprits[i] = culprit;
 
       if (m->run == NULL && !priv->escalated)
         {
@@ -1417,7 +1472,7 @@ pass_cb (gpointer data)
               action = g_new0 (Action, 1);
               action->kind = ACTION_DEGRADE;
               action->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
-                                           "dependency '%s' is %s", culprit->name,
+                                           "dependency '%s' is %s", member_name (culprit),
                                            exo_resource_state_to_string (member_state (culprit)));
             }
           else if (culprit == NULL && m->degraded_by_group)
@@ -1453,7 +1508,7 @@ pass_cb (gpointer data)
           group_error = g_error_new (EXO_RESOURCE_ERROR,
                                      state == EXO_RESOURCE_STATE_ERROR ? EXO_RESOURCE_ERROR_DEPENDENCY
                                                                       : EXO_RESOURCE_ERROR_UNHEALTHY,
-                                     "member '%s' is %s%s%s", m->name,
+                                     "member '%s' is %s%s%s", member_name (m),
                                      exo_resource_state_to_string (state),
                                      cause != NULL ? ": " : "",
                                      cause != NULL ? cause->message : "");
@@ -1576,7 +1631,7 @@ degraded_tick_cb (gpointer data)
   Member *m = data;
   ExoResourceGroup *self = member_group (m);
 
-  g_clear_pointer (&m->degraded_source, g_source_unref);
+  g_clear_pointer (&m->sup->degraded_source, g_source_unref);
   if (self == NULL || m->run != NULL || m->stopped || m->given_up)
     return G_SOURCE_REMOVE;
   if (_exo_resource_is_degraded_by_health (m->resource))
@@ -1603,18 +1658,22 @@ member_timeout (Member      *m,
 }
 
 static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static void
 clear_member_timers (Member *m)
 {
-  if (m->restart_source != NULL)
-    {
-      g_source_destroy (m->restart_source);
-      g_clear_pointer (&m->restart_source, g_source_unref);
-    }
-  if (m->degraded_source != NULL)
-    {
-      g_source_destroy (m->degraded_source);
-      g_clear_pointer (&m->degraded_source, g_source_unref);
-    }
+  if (m->sup == NULL)
+    return;
+  clear_source (&m->sup->restart_source);
+  clear_source (&m->sup->degraded_source);
 }
 
 static void
@@ -1623,13 +1682,14 @@ watch_degraded (ExoResourceGroup *self,
 {
   guint ms;
 
-  if (m->degraded_source != NULL || m->restart_source != NULL || m->job_queued ||
+  if (DEGRADED_SOURCE (m) != NULL || RESTART_SOURCE (m) != NULL || m->job_queued ||
       !m->managed || m->stopped || m->given_up ||
       !_exo_resource_is_degraded_by_health (m->resource))
     return;
 
   ms = exo_managed_resource_get_degraded_restart (EXO_MANAGED_RESOURCE (m->resource));
-  m->degraded_source = member_timeout (m, ms, degraded_tick_cb, "[exo] group degraded member");
+  member_sup (m)->degraded_source = member_timeout (m, ms, degraded_tick_cb,
+                                                   "[exo] group degraded member");
 }
 
 /* What the supervisor does about one transition, outside the emission. */
@@ -1676,14 +1736,10 @@ supervise (ExoResourceGroup *self,
       if (m->given_up)
         {
           m->given_up = FALSE;
-          if (m->limiter != NULL)
-            exo_restart_limiter_reset (m->limiter);
+          member_reset_limiter (m);
         }
-      if (m->restart_source != NULL)
-        {
-          g_source_destroy (m->restart_source);
-          g_clear_pointer (&m->restart_source, g_source_unref);
-        }
+      if (m->sup != NULL)
+        clear_source (&m->sup->restart_source);
       break;
 
     case EXO_RESOURCE_STATE_ERROR:
@@ -1764,8 +1820,8 @@ member_state_changed (Member           *m,
         exo_managed_resource_get_backoff_reset (EXO_MANAGED_RESOURCE (m->resource)) :
         DEFAULT_BACKOFF_RESET_MS;
 
-      if (g_get_monotonic_time () - m->ready_since >= (gint64) reset_ms * 1000)
-        m->restart_streak = m->restart_prev_ms = 0;
+      if (g_get_monotonic_time () - m->ready_since >= (gint64) reset_ms * 1000 && m->sup != NULL)
+        m->sup->restart_streak = m->sup->restart_prev_ms = 0;
       m->ready_since = 0;
     }
 
@@ -1788,7 +1844,7 @@ member_state_changed (Member           *m,
                 run->error = member_error (m, cause, "failed");
               else if (run->error == NULL)
                 run->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
-                                          "member '%s' failed after it was ready", m->name);
+                                          "member '%s' failed after it was ready", member_name (m));
               run->doomed = TRUE;
               queue_event (self, m, run, EVENT_RUN_FAILED, old_state, new_state);
             }
@@ -1797,7 +1853,7 @@ member_state_changed (Member           *m,
               /* keep going: the start ends now, the group supervises it */
               if (run->error == NULL)
                 run->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
-                                          "member '%s' failed after it was ready", m->name);
+                                          "member '%s' failed after it was ready", member_name (m));
               run->doomed = TRUE;
               queue_event (self, m, run, EVENT_RUN_FAILED, old_state, new_state);
             }
@@ -1817,7 +1873,7 @@ restart_tick_cb (gpointer data)
 {
   Member *m = data;
 
-  g_clear_pointer (&m->restart_source, g_source_unref);
+  g_clear_pointer (&m->sup->restart_source, g_source_unref);
   if (member_group (m) != NULL)
     push_job (member_group (m), JOB_RESTART, m);
   return G_SOURCE_REMOVE;
@@ -1829,24 +1885,22 @@ schedule_restart (ExoResourceGroup *self,
 {
   ExoResourceGroupPrivate *priv = PRIV (self);
   g_autoptr(ExoRetryPolicy) policy = NULL;
+  MemberSup *sup;
   guint delay;
 
-  if (m->removed || m->stopped || m->given_up || m->restart_source != NULL || m->job_queued)
+  if (m->removed || m->stopped || m->given_up || RESTART_SOURCE (m) != NULL || m->job_queued)
     return;
 
-  if (m->degraded_source != NULL)
-    {
-      g_source_destroy (m->degraded_source);
-      g_clear_pointer (&m->degraded_source, g_source_unref);
-    }
+  sup = member_sup (m);
+  clear_source (&sup->degraded_source);
   policy = m->managed ? exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource))
                       : exo_retry_policy_copy (priv->default_policy);
-  delay = exo_retry_policy_next_delay (policy, m->restart_streak + 1, m->restart_prev_ms,
+  delay = exo_retry_policy_next_delay (policy, sup->restart_streak + 1, sup->restart_prev_ms,
                                        _exo_resource_get_rand (m->resource));
-  m->restart_prev_ms = delay;
-  if (m->restart_streak < G_MAXUINT)
-    m->restart_streak++;
-  m->restart_source = member_timeout (m, delay, restart_tick_cb, "[exo] group member restart");
+  sup->restart_prev_ms = delay;
+  if (sup->restart_streak < G_MAXUINT)
+    sup->restart_streak++;
+  sup->restart_source = member_timeout (m, delay, restart_tick_cb, "[exo] group member restart");
 }
 
 /* Called by ExoResource after the handlers of each transition of a member. */
@@ -1986,10 +2040,10 @@ exo_resource_group_do_initialize (ExoResource *resource,
       m->blocked = FALSE;
       m->stopped = FALSE;
       m->given_up = FALSE;
-      m->restart_streak = m->restart_prev_ms = 0;
+      if (m->sup != NULL)
+        m->sup->restart_streak = m->sup->restart_prev_ms = 0;
       clear_member_timers (m);
-      if (m->limiter != NULL)
-        exo_restart_limiter_reset (m->limiter);
+      member_reset_limiter (m);
     }
 
   run = run_new (self, FALSE, !priv->keep_going, collect_set (self, NULL, NULL),
@@ -2122,7 +2176,7 @@ health_finish (ExoResourceGroup *self,
           const GError *cause = exo_resource_get_last_error (m->resource);
 
           g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                                   "member '%s' is %s%s%s", m->name,
+                                   "member '%s' is %s%s%s", member_name (m),
                                    exo_resource_state_to_string (state),
                                    cause != NULL ? ": " : "",
                                    cause != NULL ? cause->message : "");
@@ -2238,9 +2292,11 @@ member_attach (ExoResourceGroup *self,
       m->managed = TRUE;
       m->saved_auto_recover = exo_managed_resource_get_auto_recover (managed);
       exo_managed_resource_set_auto_recover (managed, FALSE);
-      g_clear_pointer (&m->limiter, exo_restart_limiter_free);
-      if (policy->restart_burst > 0)
-        m->limiter = exo_restart_limiter_new (policy->restart_burst, policy->restart_interval_ms);
+      if (m->sup != NULL)
+        g_clear_pointer (&m->sup->limiter, exo_restart_limiter_free);
+      /* the limiter itself is made at the first restart that counts */
+      m->limit_burst = MIN (policy->restart_burst, EXO_RESTART_BURST_MAX);
+      m->limit_interval_ms = policy->restart_interval_ms;
     }
 }
 
@@ -2256,7 +2312,7 @@ member_detach (ExoResourceGroup *self,
   m->removed = TRUE;          /* member_group() is NULL: no more bookkeeping */
   clear_member_timers (m);
 
-  g_hash_table_remove (priv->by_name, m->name);
+  g_hash_table_remove (priv->by_name, member_name (m));
   g_ptr_array_steal_index (priv->members, m->index);
   for (guint i = m->index; i < priv->members->len; i++)
     ((Member *) g_ptr_array_index (priv->members, i))->index = i;
@@ -2373,7 +2429,6 @@ exo_resource_group_add (ExoResourceGroup   *self,
   m->refcount = 1;
   m->owner = self;
   m->resource = g_object_ref (resource);
-  m->name = name;
 
   for (guint i = 0; depends_on != NULL && depends_on[i] != NULL; i++)
     {
@@ -2390,14 +2445,14 @@ exo_resource_group_add (ExoResourceGroup   *self,
 
   m->index = priv->members->len;
   g_ptr_array_add (priv->members, m);
-  g_hash_table_insert (priv->by_name, (gpointer) m->name, m);
+  g_hash_table_insert (priv->by_name, (gpointer) member_name (m), m);
   invalidate_plan (self, FALSE);
 
   if (group_is_active (self))
     {
       if (!ensure_plan (self, error))
         {
-          g_hash_table_remove (priv->by_name, m->name);
+          g_hash_table_remove (priv->by_name, member_name (m));
           g_ptr_array_steal_index (priv->members, m->index);
           invalidate_plan (self, TRUE);
           member_unref (m);
@@ -2552,7 +2607,7 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
     {
       Member *d = g_ptr_array_index (priv->members, i);
 
-      if (member_has_dep_name (d, m->name))
+      if (member_has_dep_name (d, member_name (m)))
         g_ptr_array_add (dependents, d);
     }
 
@@ -2562,9 +2617,9 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
 
       for (guint i = 0; i < dependents->len; i++)
         g_string_append_printf (names, "%s'%s'", i > 0 ? ", " : "",
-                                ((Member *) g_ptr_array_index (dependents, i))->name);
+                                member_name ((Member *) g_ptr_array_index (dependents, i)));
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
-                               "member '%s' is needed by %s", m->name, names->str);
+                               "member '%s' is needed by %s", member_name (m), names->str);
       return;
     }
 
@@ -2573,7 +2628,7 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
       Member *d = g_ptr_array_index (dependents, i);
 
       for (guint j = 0; j < n_dep_names (d); j++)
-        if (g_str_equal (g_ptr_array_index (d->dep_names, j), m->name))
+        if (g_str_equal (g_ptr_array_index (d->dep_names, j), member_name (m)))
           g_ptr_array_remove_index (d->dep_names, j--);
     }
 
@@ -2716,7 +2771,7 @@ exo_resource_group_get_topological_order (ExoResourceGroup  *self,
     return NULL;
   names = g_new (char *, priv->order->len + 1);
   for (guint i = 0; i < priv->order->len; i++)
-    names[i] = g_strdup (((Member *) g_ptr_array_index (priv->order, i))->name);
+    names[i] = g_strdup (member_name (g_ptr_array_index (priv->order, i)));
   names[priv->order->len] = NULL;
   return names;
 }
@@ -2779,7 +2834,7 @@ exo_resource_group_get_dependents (ExoResourceGroup *self,
       Member *d = g_ptr_array_index (priv->members, i);
 
       if (member_has_dep_name (d, member))
-        g_ptr_array_add (names, g_strdup (d->name));
+        g_ptr_array_add (names, g_strdup (member_name (d)));
     }
   g_ptr_array_add (names, NULL);
   return (char **) g_ptr_array_free (names, FALSE);
@@ -3053,7 +3108,7 @@ exo_resource_group_dispose (GObject *object)
       m->deps = m->rdeps = NULL;
       m->n_deps = m->n_rdeps = 0;
       member_release (m);
-      g_hash_table_remove (priv->by_name, m->name);
+      g_hash_table_remove (priv->by_name, member_name (m));
       g_ptr_array_steal_index (priv->members, priv->members->len - 1);
       member_unref (m);
     }
