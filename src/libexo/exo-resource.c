@@ -46,22 +46,32 @@ typedef struct
   GSource       *cancel_source;
 } Waiter;
 
+/* What only failures, retries, zombies and nested emissions use: made when
+ * first needed, so that a resource that never fails does not carry it. */
+typedef struct
+{
+  GError           *last_error;
+  GRand            *rand;
+  GSource          *retry_source;
+  GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
+  /* Transitions made by handlers during an emission: emitted after it, in
+   * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
+  GArray           *pending_emissions;
+} ExoResourceExtra;
+
 typedef struct
 {
   char             *id;
   char             *display_name;
   const char       *resource_type;     /* interned */
   GMainContext     *context;
-  GError           *last_error;
-  GRand            *rand;
+  ExoResourceExtra *extra;             /* NULL until needed: EXTRA() */
   gint64            state_changed_at;
   gint64            initialized_at;
   guint             error_count;
   guint             attempts;
   guint             attempts_notified; /* the value `notify::attempts` last told */
   guint             init_timeout_ms;
-  ExoResourceState  state;
-  ExoResourceResult result;
 
   /* Health hysteresis: consecutive outcomes of health checks. */
   guint             health_fails;
@@ -74,10 +84,11 @@ typedef struct
   ExoInitWaiter    *init_waiters_tail;
   Attempt          *attempt;           /* the live attempt, if any */
   GSource          *timeout_source;
-  GSource          *retry_source;
 
   GSList           *cleanup_waiters;   /* GTask*, the last one first */
 
+  guint             state : 3;         /* ExoResourceState */
+  guint             result : 3;        /* ExoResourceResult */
   guint             in_flight : 1;
   guint             busy : 1;          /* a do_initialize or do_cleanup runs */
   guint             needs_cleanup : 1; /* do_initialize succeeded, no do_cleanup since */
@@ -93,14 +104,24 @@ typedef struct
   guint             managed_hook : 1;  /* an ExoManagedResource: told of transitions first */
   guint             disposed : 1;      /* its handlers are gone: so are the hooks */
   guint             flight_attempt;    /* beside the bits: no hole */
-  GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
 
-  /* Transitions made by handlers during an emission: emitted after it, in
-   * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
-  GArray           *pending_emissions;
   GThread          *thread;            /* the thread that made it */
   gpointer          member;            /* the record of the group it is in, if any */
 } ExoResourcePrivate;
+
+G_STATIC_ASSERT (EXO_RESOURCE_STATE_LAST <= 8);
+G_STATIC_ASSERT (EXO_RESOURCE_RESULT_START_LIMIT_HIT < 8);
+
+static inline ExoResourceExtra *
+EXTRA (ExoResourcePrivate *priv)
+{
+  if (G_UNLIKELY (priv->extra == NULL))
+    priv->extra = g_new0 (ExoResourceExtra, 1);
+  return priv->extra;
+}
+
+/* A field of the extra part, for reading: NULL when there is none. */
+#define EXTRA_GET(priv, field) ((priv)->extra != NULL ? (priv)->extra->field : NULL)
 
 enum {
   PROP_0,
@@ -203,8 +224,8 @@ record_error_quietly (ExoResource  *self,
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_clear_error (&priv->last_error);
-  priv->last_error = g_error_copy (error);
+  g_clear_error (&EXTRA (priv)->last_error);
+  priv->extra->last_error = g_error_copy (error);
   priv->error_count++;
 }
 
@@ -331,23 +352,24 @@ exo_resource_transition (ExoResource      *self,
     {
       guint32 entry = old_state | (new_state << 8) | ((error != NULL) << 16);
 
-      if (priv->pending_emissions == NULL)
-        priv->pending_emissions = g_array_new (FALSE, FALSE, sizeof (guint32));
-      g_array_append_val (priv->pending_emissions, entry);
+      if (EXTRA (priv)->pending_emissions == NULL)
+        priv->extra->pending_emissions = g_array_new (FALSE, FALSE, sizeof (guint32));
+      g_array_append_val (priv->extra->pending_emissions, entry);
       return TRUE;
     }
 
   g_object_ref (self);
   priv->emitting = TRUE;
   emit_transition (self, old_state, new_state, error != NULL);
-  for (guint i = 0; priv->pending_emissions != NULL && i < priv->pending_emissions->len; i++)
+  for (guint i = 0; EXTRA_GET (priv, pending_emissions) != NULL &&
+                   i < priv->extra->pending_emissions->len; i++)
     {
-      guint32 entry = g_array_index (priv->pending_emissions, guint32, i);
+      guint32 entry = g_array_index (priv->extra->pending_emissions, guint32, i);
 
       emit_transition (self, entry & 0xff, (entry >> 8) & 0xff, (entry >> 16) & 1);
     }
-  if (priv->pending_emissions != NULL)
-    g_array_set_size (priv->pending_emissions, 0);
+  if (EXTRA_GET (priv, pending_emissions) != NULL)
+    g_array_set_size (priv->extra->pending_emissions, 0);
   priv->emitting = FALSE;
   g_object_unref (self);
 
@@ -532,6 +554,14 @@ clear_source (GSource **source)
     }
 }
 
+static void
+clear_extra_source (ExoResourcePrivate *priv,
+                    glong               offset)
+{
+  if (priv->extra != NULL)
+    clear_source (G_STRUCT_MEMBER_P (priv->extra, offset));
+}
+
 static GSource *
 add_timeout (ExoResource *self,
              guint        ms,
@@ -555,7 +585,7 @@ end_flight (ExoResource  *self,
   priv->in_flight = FALSE;
   priv->start_pending = FALSE;
   priv->attempt_counted = FALSE;
-  clear_source (&priv->retry_source);
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, retry_source));
   clear_source (&priv->timeout_source);
 
   if (error == NULL)
@@ -596,7 +626,7 @@ retry_cb (gpointer data)
   ExoResource *self = data;
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_clear_pointer (&priv->retry_source, g_source_unref);
+  g_clear_pointer (&priv->extra->retry_source, g_source_unref);
   start_attempt (self);
   return G_SOURCE_REMOVE;
 }
@@ -621,7 +651,7 @@ after_failed_attempt (ExoResource  *self,
       return;
     }
 
-  priv->retry_source = add_timeout (self, (guint) MIN (delay, G_MAXUINT), retry_cb, self);
+  EXTRA (priv)->retry_source = add_timeout (self, (guint) MIN (delay, G_MAXUINT), retry_cb, self);
 }
 
 typedef void (*CleanupDone) (ExoResource *self, Attempt *attempt, GError *error);
@@ -695,8 +725,8 @@ failed_cleanup_done (ExoResource *self,
   g_clear_error (&error);
   if (init_error != NULL)
     {
-      g_clear_error (&priv->last_error);
-      priv->last_error = g_error_copy (init_error);
+      g_clear_error (&EXTRA (priv)->last_error);
+      priv->extra->last_error = g_error_copy (init_error);
     }
 
   priv->busy = FALSE;
@@ -895,7 +925,7 @@ run_cleanup (ExoResource *self)
   ExoResourcePrivate *priv = PRIV (self);
 
   priv->cleanup_pending = FALSE;
-  clear_source (&priv->cleanup_wait_source);
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, cleanup_wait_source));
 
   if (priv->needs_cleanup || holds_more (self))
     {
@@ -1177,7 +1207,7 @@ cleanup_wait_cb (gpointer data)
   ExoResourcePrivate *priv = PRIV (self);
   g_autoptr(GError) error = NULL;
 
-  g_clear_pointer (&priv->cleanup_wait_source, g_source_unref);
+  g_clear_pointer (&priv->extra->cleanup_wait_source, g_source_unref);
   if (!priv->cleanup_pending || !priv->busy)
     return G_SOURCE_REMOVE;
 
@@ -1232,7 +1262,7 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       priv->in_flight = FALSE;
       priv->start_pending = FALSE;
       priv->attempt_counted = FALSE;
-      clear_source (&priv->retry_source);
+      clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, retry_source));
       exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSING, NULL);
       flush_init_waiters (self, error);
     }
@@ -1244,8 +1274,9 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       priv->cleanup_pending = TRUE;
       /* An abandoned do_initialize that never returns must not keep the
        * resource `closing` for good (a Stop or Restart would hang). */
-      if (priv->zombie && priv->cleanup_wait_source == NULL)
-        priv->cleanup_wait_source = add_timeout (self, zombie_wait_ms (self), cleanup_wait_cb, self);
+      if (priv->zombie && EXTRA_GET (priv, cleanup_wait_source) == NULL)
+        EXTRA (priv)->cleanup_wait_source = add_timeout (self, zombie_wait_ms (self),
+                                                         cleanup_wait_cb, self);
     }
   else
     run_cleanup (self);
@@ -1753,9 +1784,10 @@ exo_resource_real_reset (ExoResource *self)
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  gboolean had_error = priv->last_error != NULL;
+  gboolean had_error = EXTRA_GET (priv, last_error) != NULL;
 
-  g_clear_error (&priv->last_error);
+  if (priv->extra != NULL)
+    g_clear_error (&priv->extra->last_error);
   if (had_error)
     notify_watched (self, PROP_LAST_ERROR);
   if (priv->error_count != 0)
@@ -1880,7 +1912,7 @@ const GError *
 exo_resource_get_last_error (ExoResource *self)
 {
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
-  return PRIV (self)->last_error;
+  return EXTRA_GET (PRIV (self), last_error);
 }
 
 guint
@@ -1989,9 +2021,9 @@ _exo_resource_get_rand (ExoResource *self)
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  if (priv->rand == NULL)
-    priv->rand = g_rand_new ();
-  return priv->rand;
+  if (EXTRA (priv)->rand == NULL)
+    priv->extra->rand = g_rand_new ();
+  return priv->extra->rand;
 }
 
 void
@@ -2000,8 +2032,8 @@ _exo_resource_seed_rand (ExoResource *self,
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_clear_pointer (&priv->rand, g_rand_free);
-  priv->rand = g_rand_new_with_seed (seed);
+  g_clear_pointer (&EXTRA (priv)->rand, g_rand_free);
+  priv->extra->rand = g_rand_new_with_seed (seed);
 }
 
 gboolean
@@ -2230,8 +2262,8 @@ exo_resource_dispose (GObject *object)
     }
 
   clear_source (&priv->timeout_source);
-  clear_source (&priv->retry_source);
-  clear_source (&priv->cleanup_wait_source);
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, retry_source));
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, cleanup_wait_source));
 
   G_OBJECT_CLASS (exo_resource_parent_class)->dispose (object);
 
@@ -2252,9 +2284,13 @@ exo_resource_finalize (GObject *object)
 
   g_clear_pointer (&priv->id, g_free);
   g_clear_pointer (&priv->display_name, g_free);
-  g_clear_pointer (&priv->rand, g_rand_free);
-  g_clear_pointer (&priv->pending_emissions, g_array_unref);
-  g_clear_error (&priv->last_error);
+  if (priv->extra != NULL)
+    {
+      g_clear_pointer (&priv->extra->rand, g_rand_free);
+      g_clear_pointer (&priv->extra->pending_emissions, g_array_unref);
+      g_clear_error (&priv->extra->last_error);
+      g_clear_pointer (&priv->extra, g_free);
+    }
   g_clear_pointer (&priv->context, g_main_context_unref);
 
   G_OBJECT_CLASS (exo_resource_parent_class)->finalize (object);
@@ -2293,7 +2329,7 @@ exo_resource_get_property (GObject    *object,
       g_value_set_uint (value, priv->attempts);
       break;
     case PROP_LAST_ERROR:
-      g_value_set_boxed (value, priv->last_error);
+      g_value_set_boxed (value, EXTRA_GET (priv, last_error));
       break;
     case PROP_RESULT:
       g_value_set_enum (value, priv->result);
