@@ -167,6 +167,8 @@ static const guint legal_transitions[EXO_RESOURCE_STATE_LAST] = {
 static void start_attempt  (ExoResource *self);
 static guint zombie_wait_ms (ExoResource *self);
 static void resume_pending (ExoResource *self);
+static GTask *vfunc_init_task_new (ExoResource *self,
+                                   Attempt     *attempt);
 
 /**
  * exo_resource_state_transition_is_legal:
@@ -796,8 +798,7 @@ static void
 call_do_initialize (ExoResource *self,
                     Attempt     *attempt)
 {
-  GTask *task = _exo_resource_vfunc_task_new (self, attempt->cancellable, do_initialize_cb,
-                                              attempt, call_do_initialize, "do_initialize");
+  GTask *task = vfunc_init_task_new (self, attempt);
 
   EXO_RESOURCE_GET_CLASS (self)->do_initialize (self, task);
   g_object_unref (task);
@@ -2179,6 +2180,53 @@ vfunc_task_cb (GObject      *source,
   g_object_steal_qdata (G_OBJECT (result), vfunc_watch_quark);
   watch->callback (source, result, watch->user_data);
   vfunc_watch_free (watch);
+}
+
+/* The task of do_initialize is watched the same way, with its attempt as
+ * the watch (it has all a watch needs): no allocation of its own. */
+static void do_initialize_cb (GObject      *source,
+                              GAsyncResult *result,
+                              gpointer      user_data);
+static void call_do_initialize (ExoResource *self,
+                                Attempt     *attempt);
+
+static void
+init_task_gone (gpointer data)
+{
+  Attempt *attempt = data;
+  VfuncWatch *watch = g_new (VfuncWatch, 1);
+
+  watch->callback = do_initialize_cb;
+  watch->user_data = attempt;
+  watch->source_tag = call_do_initialize;
+  watch->vfunc = "do_initialize";
+  watch->self = g_object_ref (attempt->self);
+  vfunc_task_gone (watch);
+}
+
+static void
+init_task_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
+{
+  g_object_steal_qdata (G_OBJECT (result), vfunc_watch_quark);
+  do_initialize_cb (source, result, data);
+}
+
+static GTask *
+vfunc_init_task_new (ExoResource *self,
+                     Attempt     *attempt)
+{
+  GTask *task = g_task_new (self, attempt->cancellable, init_task_cb, attempt);
+
+  (g_task_set_source_tag) (task, call_do_initialize);
+#if GLIB_CHECK_VERSION (2, 76, 0)
+  g_task_set_static_name (task, "do_initialize");
+#endif
+  /* the attempt lives until the task's callback ran (or the error that
+   * stands for it, when the task is dropped) */
+  g_object_set_qdata_full (G_OBJECT (task), vfunc_watch_quark, attempt, init_task_gone);
+  return task;
 }
 
 /* g_task_new() + g_task_set_source_tag() for the task given to a do_* vfunc
