@@ -29,6 +29,9 @@ void     _exo_resource_set_result         (ExoResource         *self,
 void     _exo_resource_set_health_thresholds (ExoResource      *self,
                                               guint             unhealthy,
                                               guint             healthy);
+void     _exo_resource_get_health_thresholds (ExoResource      *self,
+                                              guint            *unhealthy,
+                                              guint            *healthy);
 gboolean _exo_resource_is_degraded_by_health (ExoResource      *self);
 void     _exo_resource_hold_degraded      (ExoResource         *self,
                                            const GError        *error);

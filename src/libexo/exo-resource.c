@@ -1467,6 +1467,17 @@ _exo_resource_set_health_thresholds (ExoResource *self,
   priv->healthy_threshold = MAX (healthy, 1);
 }
 
+void
+_exo_resource_get_health_thresholds (ExoResource *self,
+                                     guint       *unhealthy,
+                                     guint       *healthy)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  *unhealthy = priv->unhealthy_threshold;
+  *healthy = priv->healthy_threshold;
+}
+
 /* TRUE while @self is degraded by its own failing health checks (not by a
  * supervisor, not only by a dependency). */
 gboolean
