@@ -87,8 +87,8 @@ typedef struct
 
   GSList           *cleanup_waiters;   /* GTask*, the last one first */
 
-  guint             state : 3;         /* ExoResourceState */
-  guint             result : 3;        /* ExoResourceResult */
+  guint8            state;             /* ExoResourceState: a byte, read on every transition */
+  guint8            result;            /* ExoResourceResult */
   guint             in_flight : 1;
   guint             busy : 1;          /* a do_initialize or do_cleanup runs */
   guint             needs_cleanup : 1; /* do_initialize succeeded, no do_cleanup since */
@@ -102,6 +102,7 @@ typedef struct
   guint             emitting : 1;      /* inside a state-changed emission */
   guint             zombie : 1;        /* busy with a vfunc of an abandoned attempt */
   guint             managed_hook : 1;  /* an ExoManagedResource: told of transitions first */
+  guint             member_hook : 1;   /* in a group, not disposed: the group is told */
   guint             disposed : 1;      /* its handlers are gone: so are the hooks */
   guint             flight_attempt;    /* beside the bits: no hole */
 
@@ -272,22 +273,21 @@ result_of (const GError *error)
 }
 
 static void
-emit_transition (ExoResource      *self,
-                 ExoResourceState  old_state,
-                 ExoResourceState  new_state,
-                 gboolean          with_error)
+emit_transition (ExoResource        *self,
+                 ExoResourcePrivate *priv,
+                 ExoResourceState    old_state,
+                 ExoResourceState    new_state,
+                 gboolean            with_error)
 {
-  ExoResourcePrivate *priv = PRIV (self);
-
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
   /* Where ExoManagedResource's own handler was: connected at init, it ran
    * before every other handler. */
-  if (priv->managed_hook)
+  if (G_UNLIKELY (priv->managed_hook))
     _exo_managed_resource_state_changed (EXO_MANAGED_RESOURCE (self), old_state, new_state);
   g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
   /* The group's bookkeeping: after every handler, so that each of them has
    * seen the transition before the group does anything about it. */
-  if (priv->member != NULL && !priv->disposed)
+  if (G_UNLIKELY (priv->member_hook))
     _exo_resource_group_member_state_changed (priv->member, old_state, new_state);
   /* After the emission: a watcher of the error count sees that this error
    * came with the transition it was just told of. */
@@ -362,16 +362,19 @@ exo_resource_transition (ExoResource      *self,
 
   g_object_ref (self);
   priv->emitting = TRUE;
-  emit_transition (self, old_state, new_state, error != NULL);
-  for (guint i = 0; EXTRA_GET (priv, pending_emissions) != NULL &&
-                   i < priv->extra->pending_emissions->len; i++)
+  emit_transition (self, priv, old_state, new_state, error != NULL);
+  if (G_UNLIKELY (priv->extra != NULL && priv->extra->pending_emissions != NULL))
     {
-      guint32 entry = g_array_index (priv->extra->pending_emissions, guint32, i);
+      GArray *pending = priv->extra->pending_emissions;
 
-      emit_transition (self, entry & 0xff, (entry >> 8) & 0xff, (entry >> 16) & 1);
+      for (guint i = 0; i < pending->len; i++)
+        {
+          guint32 entry = g_array_index (pending, guint32, i);
+
+          emit_transition (self, priv, entry & 0xff, (entry >> 8) & 0xff, (entry >> 16) & 1);
+        }
+      g_array_set_size (pending, 0);
     }
-  if (EXTRA_GET (priv, pending_emissions) != NULL)
-    g_array_set_size (priv->extra->pending_emissions, 0);
   priv->emitting = FALSE;
   g_object_unref (self);
 
@@ -1538,7 +1541,10 @@ void
 _exo_resource_set_member (ExoResource *self,
                           gpointer     member)
 {
-  PRIV (self)->member = member;
+  ExoResourcePrivate *priv = PRIV (self);
+
+  priv->member = member;
+  priv->member_hook = member != NULL && !priv->disposed;
 }
 
 /**
@@ -2329,6 +2335,7 @@ exo_resource_dispose (GObject *object)
   /* GObject's dispose destroyed the signal handlers: the hooks that stand
    * for handlers go with them. */
   priv->managed_hook = FALSE;
+  priv->member_hook = FALSE;
   priv->disposed = TRUE;
 }
 
