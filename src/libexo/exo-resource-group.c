@@ -87,6 +87,7 @@
 
 typedef struct _Member Member;
 typedef struct _Run Run;
+typedef struct _Op Op;
 
 typedef enum {
   RS_IDLE,
@@ -190,6 +191,8 @@ struct _Run
   guint             q_tail;
   guint             n_remaining;
   guint             n_inflight;
+  Op               *ops;          /* NULL until the first; n_ops of set->len used */
+  guint             n_ops;
   GError           *error;        /* the first failure */
   GPtrArray        *failed;       /* Member* whose initialize failed */
   RunDone           done;
@@ -206,12 +209,12 @@ struct _Run
   guint             cancelled : 1; /* the group's own initialize was cancelled */
 };
 
-typedef struct
+struct _Op
 {
   ExoInitWaiter  waiter;   /* an initialize of the member, without a GTask */
   Run           *run;
   Member        *member;
-} Op;
+};
 
 typedef enum {
   JOB_RESTART,
@@ -685,6 +688,7 @@ run_unref (Run *run)
   g_ptr_array_unref (run->failed);
   g_clear_error (&run->error);
   g_free (run->queue);
+  g_free (run->ops);
   g_object_unref (run->group);
   g_free (run);
 }
@@ -868,12 +872,19 @@ member_error (Member       *m,
                       member_name (m), what, error->message);
 }
 
+/* A run's operations come from one block of the run (a member is started
+ * or cleaned up at most once per run): one allocation per run, not per
+ * member, and the block goes back whole when the run ends. */
 static Op *
 op_new (Run    *run,
         Member *m)
 {
-  Op *op = g_new (Op, 1);
+  Op *op;
 
+  if (run->ops == NULL)
+    run->ops = g_new (Op, MAX (run->set->len, 1));
+  g_assert (run->n_ops < MAX (run->set->len, 1));
+  op = &run->ops[run->n_ops++];
   op->run = run_ref (run);
   op->member = member_ref (m);
   return op;
@@ -882,9 +893,11 @@ op_new (Run    *run,
 static void
 op_free (Op *op)
 {
+  Member *m = op->member;
+
+  /* the block is the run's: it goes with the run's last reference */
   run_unref (op->run);
-  member_unref (op->member);
-  g_free (op);
+  member_unref (m);
 }
 
 static void
