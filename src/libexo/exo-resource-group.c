@@ -111,11 +111,12 @@ typedef struct
 
 struct _Member
 {
+  ExoResource      *resource;     /* its id is the member's name: member_name();
+                                   * first: see NameKey */
   gint              refcount;
   guint             index;        /* insertion position */
   ExoResourceGroup *owner;        /* weak; the group until the member is released
                                    * (member_group(): NULL once removed) */
-  ExoResource      *resource;     /* its id is the member's name: member_name() */
   GPtrArray        *dep_names;    /* char*, in the order given; NULL = none yet */
   guint             topo;         /* position in the topological order */
   guint             kahn;         /* scratch: unresolved dependencies */
@@ -230,7 +231,7 @@ typedef struct
 typedef struct
 {
   GPtrArray              *members;     /* Member*, owned, insertion order */
-  GHashTable             *by_name;     /* name -> Member* */
+  GHashTable             *by_name;     /* a set of Member*, by name: member_lookup() */
   GPtrArray              *order;       /* Member*, topological order */
   Member                **edges;
   GError                 *plan_error;
@@ -481,6 +482,50 @@ member_has_dep_name (Member     *m,
   return FALSE;
 }
 
+/* The members by name: a set of Member* hashed by their name (a table of
+ * name -> Member would keep a second array of pointers, 8 bytes a bucket).
+ * A name is looked up with a NameKey, told from a Member by its first
+ * word: a Member's is its resource, never &name_key_tag. */
+typedef struct
+{
+  gconstpointer  tag;           /* &name_key_tag */
+  const char    *name;
+} NameKey;
+
+static const char name_key_tag = 0;
+
+static inline const char *
+key_name (gconstpointer key)
+{
+  const NameKey *name_key = key;
+
+  if (name_key->tag == &name_key_tag)
+    return name_key->name;
+  return member_name ((Member *) key);
+}
+
+static guint
+member_key_hash (gconstpointer key)
+{
+  return g_str_hash (key_name (key));
+}
+
+static gboolean
+member_key_equal (gconstpointer a,
+                  gconstpointer b)
+{
+  return g_str_equal (key_name (a), key_name (b));
+}
+
+static Member *
+member_lookup (ExoResourceGroupPrivate *priv,
+               const char              *name)
+{
+  NameKey key = { &name_key_tag, name };
+
+  return g_hash_table_lookup (priv->by_name, &key);
+}
+
 static gboolean
 group_is_active (ExoResourceGroup *self)
 {
@@ -579,7 +624,7 @@ rebuild_plan (ExoResourceGroup *self)
       for (guint j = 0; j < n_dep_names (m); j++)
         {
           const char *name = g_ptr_array_index (m->dep_names, j);
-          Member *d = g_hash_table_lookup (priv->by_name, name);
+          Member *d = member_lookup (priv, name);
 
           if (d == NULL)
             {
@@ -2325,7 +2370,7 @@ member_detach (ExoResourceGroup *self,
   m->removed = TRUE;          /* member_group() is NULL: no more bookkeeping */
   clear_member_timers (m);
 
-  g_hash_table_remove (priv->by_name, member_name (m));
+  g_hash_table_remove (priv->by_name, m);
   g_ptr_array_steal_index (priv->members, m->index);
   for (guint i = m->index; i < priv->members->len; i++)
     ((Member *) g_ptr_array_index (priv->members, i))->index = i;
@@ -2430,7 +2475,7 @@ exo_resource_group_add (ExoResourceGroup   *self,
         return FALSE;
       }
 
-  if (g_hash_table_contains (priv->by_name, name))
+  if (member_lookup (priv, name) != NULL)
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
                    "group '%s' already has a member '%s'",
@@ -2458,14 +2503,14 @@ exo_resource_group_add (ExoResourceGroup   *self,
 
   m->index = priv->members->len;
   g_ptr_array_add (priv->members, m);
-  g_hash_table_insert (priv->by_name, (gpointer) member_name (m), m);
+  g_hash_table_add (priv->by_name, m);
   invalidate_plan (self, FALSE);
 
   if (group_is_active (self))
     {
       if (!ensure_plan (self, error))
         {
-          g_hash_table_remove (priv->by_name, member_name (m));
+          g_hash_table_remove (priv->by_name, m);
           g_ptr_array_steal_index (priv->members, m->index);
           invalidate_plan (self, TRUE);
           member_unref (m);
@@ -2511,7 +2556,7 @@ exo_resource_group_add_dependency (ExoResourceGroup  *self,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   priv = PRIV (self);
-  m = g_hash_table_lookup (priv->by_name, member);
+  m = member_lookup (priv, member);
   if (m == NULL)
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_NOT_FOUND,
@@ -2606,7 +2651,7 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, exo_resource_group_remove_async);
 
-  m = g_hash_table_lookup (priv->by_name, member);
+  m = member_lookup (priv, member);
   if (m == NULL)
     {
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_NOT_FOUND,
@@ -2718,7 +2763,7 @@ exo_resource_group_lookup (ExoResourceGroup *self,
   g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
   g_return_val_if_fail (member != NULL, NULL);
 
-  m = g_hash_table_lookup (PRIV (self)->by_name, member);
+  m = member_lookup (PRIV (self), member);
   return m != NULL ? m->resource : NULL;
 }
 
@@ -2808,7 +2853,7 @@ exo_resource_group_get_dependencies (ExoResourceGroup *self,
   g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
   g_return_val_if_fail (member != NULL, NULL);
 
-  m = g_hash_table_lookup (PRIV (self)->by_name, member);
+  m = member_lookup (PRIV (self), member);
   if (m == NULL)
     return NULL;
   names = g_new (char *, n_dep_names (m) + 1);
@@ -2838,7 +2883,7 @@ exo_resource_group_get_dependents (ExoResourceGroup *self,
   g_return_val_if_fail (member != NULL, NULL);
 
   priv = PRIV (self);
-  if (!g_hash_table_contains (priv->by_name, member))
+  if (member_lookup (priv, member) == NULL)
     return NULL;
 
   names = g_ptr_array_new ();
@@ -3121,7 +3166,7 @@ exo_resource_group_dispose (GObject *object)
       m->deps = m->rdeps = NULL;
       m->n_deps = m->n_rdeps = 0;
       member_release (m);
-      g_hash_table_remove (priv->by_name, member_name (m));
+      g_hash_table_remove (priv->by_name, m);
       g_ptr_array_steal_index (priv->members, priv->members->len - 1);
       member_unref (m);
     }
@@ -3347,7 +3392,7 @@ exo_resource_group_init (ExoResourceGroup *self)
   ExoResourceGroupPrivate *priv = PRIV (self);
 
   priv->members = g_ptr_array_new_with_free_func (member_unref);
-  priv->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  priv->by_name = g_hash_table_new (member_key_hash, member_key_equal);
   priv->order = g_ptr_array_new ();
   priv->live_runs = g_ptr_array_new ();
   priv->strategy = EXO_SUPERVISION_ONE_FOR_ONE;
