@@ -18,22 +18,65 @@ struct _ExoRegistry
   GObject     parent_instance;
 
   GMutex      lock;
-  GHashTable *by_id;     /* id (borrowed from a resource) -> an entry (below) */
+  GHashTable *by_id;     /* a set of entries (below), by id */
   guint       size;
 };
 
 /* An entry is the resource itself when it is the only one with its id (as
  * nearly all are: no allocation per resource), or a GPtrArray of them, in
- * the order registered, tagged with the low bit. */
+ * the order registered, tagged with the low bit.  The table is a set of
+ * entries hashed by their id (a table of id -> entry would keep a second
+ * array of pointers, 8 bytes a bucket); an id is looked up with an IdKey,
+ * told from a resource by its first word (a resource's is its class). */
 #define ENTRY_IS_LIST(e)   ((GPOINTER_TO_SIZE (e) & 1) != 0)
 #define ENTRY_LIST(e)      ((GPtrArray *) (gpointer) (GPOINTER_TO_SIZE (e) & ~(gsize) 1))
 #define LIST_ENTRY(list)   ((gpointer) (GPOINTER_TO_SIZE (list) | 1))
+
+typedef struct
+{
+  gconstpointer  tag;       /* &id_key_tag */
+  const char    *id;
+} IdKey;
+
+static const char id_key_tag = 0;
 
 static void
 entry_free (gpointer entry)
 {
   if (ENTRY_IS_LIST (entry))
     g_ptr_array_unref (ENTRY_LIST (entry));
+}
+
+static const char *
+entry_id (gconstpointer entry)
+{
+  if (ENTRY_IS_LIST (entry))
+    return exo_resource_get_id (g_ptr_array_index (ENTRY_LIST (entry), 0));
+  if (((const IdKey *) entry)->tag == &id_key_tag)
+    return ((const IdKey *) entry)->id;
+  return exo_resource_get_id ((ExoResource *) entry);
+}
+
+static guint
+entry_hash (gconstpointer entry)
+{
+  return g_str_hash (entry_id (entry));
+}
+
+static gboolean
+entry_equal (gconstpointer a,
+             gconstpointer b)
+{
+  return g_str_equal (entry_id (a), entry_id (b));
+}
+
+static gpointer
+lookup_entry (ExoRegistry *self,
+              const char  *id)
+{
+  IdKey key = { &id_key_tag, id };
+
+  return g_hash_table_lookup (self->by_id, &key);
 }
 
 /* The resources of @entry: *n_out of them. */
@@ -102,7 +145,7 @@ static void
 exo_registry_init (ExoRegistry *self)
 {
   g_mutex_init (&self->lock);
-  self->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, entry_free);
+  self->by_id = g_hash_table_new_full (entry_hash, entry_equal, entry_free, NULL);
 }
 
 /**
@@ -130,9 +173,9 @@ _exo_registry_add (ExoResource *resource)
   gboolean notify;
 
   g_mutex_lock (&self->lock);
-  entry = g_hash_table_lookup (self->by_id, id);
+  entry = lookup_entry (self, id);
   if (entry == NULL)
-    g_hash_table_insert (self->by_id, (gpointer) id, resource);
+    g_hash_table_add (self->by_id, resource);
   else if (ENTRY_IS_LIST (entry))
     g_ptr_array_add (ENTRY_LIST (entry), resource);
   else
@@ -141,8 +184,8 @@ _exo_registry_add (ExoResource *resource)
 
       g_ptr_array_add (list, entry);
       g_ptr_array_add (list, resource);
-      /* the key stays the first one's id */
-      g_hash_table_insert (self->by_id, (gpointer) exo_resource_get_id (entry), LIST_ENTRY (list));
+      /* replaces the entry of that id */
+      g_hash_table_add (self->by_id, LIST_ENTRY (list));
     }
   self->size++;
   notify = g_signal_has_handler_pending (self, signals[RESOURCE_ADDED], 0, FALSE);
@@ -161,29 +204,22 @@ _exo_registry_remove (ExoResource *resource)
   gboolean found = FALSE;
 
   g_mutex_lock (&self->lock);
-  entry = g_hash_table_lookup (self->by_id, id);
+  entry = lookup_entry (self, id);
   if (entry == resource)
     {
       found = TRUE;
       self->size--;
-      g_hash_table_remove (self->by_id, id);
+      g_hash_table_remove (self->by_id, resource);
     }
   else if (entry != NULL && ENTRY_IS_LIST (entry) && g_ptr_array_remove (ENTRY_LIST (entry), resource))
     {
       GPtrArray *list = ENTRY_LIST (entry);
-      ExoResource *first = g_ptr_array_index (list, 0);
 
       found = TRUE;
       self->size--;
-      /* The key may point into the removed resource's id: re-key. */
-      g_hash_table_steal (self->by_id, id);
+      /* the last one left is an entry by itself (replacing the list frees it) */
       if (list->len == 1)
-        {
-          g_ptr_array_unref (list);
-          g_hash_table_insert (self->by_id, (gpointer) exo_resource_get_id (first), first);
-        }
-      else
-        g_hash_table_insert (self->by_id, (gpointer) exo_resource_get_id (first), entry);
+        g_hash_table_add (self->by_id, g_ptr_array_index (list, 0));
     }
   g_mutex_unlock (&self->lock);
 
@@ -212,7 +248,7 @@ exo_registry_lookup (ExoRegistry *self,
   g_return_val_if_fail (id != NULL, NULL);
 
   g_mutex_lock (&self->lock);
-  entry = g_hash_table_lookup (self->by_id, id);
+  entry = lookup_entry (self, id);
   if (entry != NULL)
     {
       guint n;
