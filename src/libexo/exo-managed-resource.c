@@ -41,6 +41,10 @@ typedef struct
   guint              recover_streak;     /* recoveries since the last success */
   guint              prev_delay_ms;
   guint              recover_prev_ms;
+  guint              restarts;
+  /* settings that nearly every resource leaves at their defaults */
+  guint              degraded_restart_ms;
+  guint              backoff_reset_ms;
 } ManagedExtra;
 
 typedef struct
@@ -51,9 +55,6 @@ typedef struct
   GCancellable      *health_cancellable;
   gint64             ready_since;        /* monotonic µs, 0 = not ready */
   guint              health_interval_ms;
-  guint              degraded_restart_ms;
-  guint              backoff_reset_ms;
-  guint              restarts;
   /* the health thresholds are ExoResource's, which applies them */
   guint              auto_recover : 1;
   guint              health_running : 1;
@@ -90,9 +91,18 @@ static inline ManagedExtra *
 MX (ExoManagedResourcePrivate *priv)
 {
   if (G_UNLIKELY (priv->extra == NULL))
-    priv->extra = g_new0 (ManagedExtra, 1);
+    {
+      priv->extra = g_new0 (ManagedExtra, 1);
+      priv->extra->degraded_restart_ms = DEFAULT_DEGRADED_RESTART_MS;
+      priv->extra->backoff_reset_ms = DEFAULT_BACKOFF_RESET_MS;
+    }
   return priv->extra;
 }
+
+#define DEGRADED_RESTART_MS(priv) \
+  ((priv)->extra != NULL ? (priv)->extra->degraded_restart_ms : DEFAULT_DEGRADED_RESTART_MS)
+#define BACKOFF_RESET_MS(priv) \
+  ((priv)->extra != NULL ? (priv)->extra->backoff_reset_ms : DEFAULT_BACKOFF_RESET_MS)
 
 /* A field of the extra part, for reading: 0 or NULL when there is none. */
 #define MX_GET(priv, field) ((priv)->extra != NULL ? (priv)->extra->field : 0)
@@ -325,7 +335,7 @@ recover_tick_cb (gpointer data)
       return G_SOURCE_REMOVE;
     }
 
-  priv->restarts++;
+  MX (priv)->restarts++;
   MX (priv)->recover_streak++;
   priv->recovering = TRUE;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
@@ -373,7 +383,7 @@ forget_streak_if_stable (ExoManagedResource *self)
   ExoManagedResourcePrivate *priv = PRIV (self);
 
   if (priv->ready_since != 0 &&
-      g_get_monotonic_time () - priv->ready_since >= (gint64) priv->backoff_reset_ms * 1000)
+      g_get_monotonic_time () - priv->ready_since >= (gint64) BACKOFF_RESET_MS (priv) * 1000)
     {
       if (priv->extra != NULL)
         priv->extra->recover_streak = priv->extra->recover_prev_ms = 0;
@@ -410,13 +420,13 @@ _exo_managed_resource_state_changed (ExoManagedResource *self,
       /* Kept degraded by a supervisor: a dependency is down, not this. */
       if (_exo_resource_is_held (EXO_RESOURCE (self)))
         break;
-      if (priv->degraded_restart_ms == 0)
+      if (DEGRADED_RESTART_MS (priv) == 0)
         {
           _exo_resource_set_result (EXO_RESOURCE (self), EXO_RESOURCE_RESULT_UNHEALTHY);
           schedule_recovery (self);
         }
       else if (priv->auto_recover && MX_GET (priv, degraded_source) == NULL)
-        MX (priv)->degraded_source = attach_timeout (self, priv->degraded_restart_ms,
+        MX (priv)->degraded_source = attach_timeout (self, DEGRADED_RESTART_MS (priv),
                                                      degraded_tick_cb);
       break;
 
@@ -465,9 +475,9 @@ exo_managed_resource_reset (ExoResource *resource)
   priv->limit_hit = FALSE;
   if (priv->extra != NULL)
     priv->extra->recover_streak = priv->extra->recover_prev_ms = 0;
-  if (priv->restarts != 0)
+  if (MX_GET (priv, restarts) != 0)
     {
-      priv->restarts = 0;
+      priv->extra->restarts = 0;
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
     }
 
@@ -484,7 +494,7 @@ exo_managed_resource_collect_metrics (ExoResource  *resource,
   if (EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->collect_metrics != NULL)
     EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->collect_metrics (resource, metrics);
 
-  g_variant_dict_insert (metrics, "restarts", "u", priv->restarts);
+  g_variant_dict_insert (metrics, "restarts", "u", MX_GET (priv, restarts));
   /* its own limit, or its supervisor's give-up (a group's member) */
   g_variant_dict_insert (metrics, "restart-limit-hit", "b",
                          priv->limit_hit ||
@@ -935,7 +945,7 @@ guint
 exo_managed_resource_get_restarts (ExoManagedResource *self)
 {
   g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
-  return PRIV (self)->restarts;
+  return MX_GET (PRIV (self), restarts);
 }
 
 gboolean
@@ -983,7 +993,7 @@ guint
 exo_managed_resource_get_degraded_restart (ExoManagedResource *self)
 {
   g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
-  return PRIV (self)->degraded_restart_ms;
+  return DEGRADED_RESTART_MS (PRIV (self));
 }
 
 /**
@@ -998,9 +1008,9 @@ exo_managed_resource_set_degraded_restart (ExoManagedResource *self,
 {
   g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
 
-  if (PRIV (self)->degraded_restart_ms == ms)
+  if (DEGRADED_RESTART_MS (PRIV (self)) == ms)
     return;
-  PRIV (self)->degraded_restart_ms = ms;
+  MX (PRIV (self))->degraded_restart_ms = ms;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DEGRADED_RESTART_MS]);
 }
 
@@ -1015,7 +1025,7 @@ guint
 exo_managed_resource_get_backoff_reset (ExoManagedResource *self)
 {
   g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
-  return PRIV (self)->backoff_reset_ms;
+  return BACKOFF_RESET_MS (PRIV (self));
 }
 
 /**
@@ -1030,9 +1040,9 @@ exo_managed_resource_set_backoff_reset (ExoManagedResource *self,
 {
   g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
 
-  if (PRIV (self)->backoff_reset_ms == ms)
+  if (BACKOFF_RESET_MS (PRIV (self)) == ms)
     return;
-  PRIV (self)->backoff_reset_ms = ms;
+  MX (PRIV (self))->backoff_reset_ms = ms;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BACKOFF_RESET_MS]);
 }
 
@@ -1101,7 +1111,7 @@ exo_managed_resource_get_property (GObject    *object,
       g_value_set_boolean (value, priv->auto_recover);
       break;
     case PROP_RESTARTS:
-      g_value_set_uint (value, priv->restarts);
+      g_value_set_uint (value, MX_GET (priv, restarts));
       break;
     case PROP_UNHEALTHY_THRESHOLD:
       {
@@ -1120,10 +1130,10 @@ exo_managed_resource_get_property (GObject    *object,
       }
       break;
     case PROP_DEGRADED_RESTART_MS:
-      g_value_set_uint (value, priv->degraded_restart_ms);
+      g_value_set_uint (value, DEGRADED_RESTART_MS (priv));
       break;
     case PROP_BACKOFF_RESET_MS:
-      g_value_set_uint (value, priv->backoff_reset_ms);
+      g_value_set_uint (value, BACKOFF_RESET_MS (priv));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1269,8 +1279,6 @@ exo_managed_resource_init (ExoManagedResource *self)
 
   priv->policy = shared_default_policy ();
   priv->auto_recover = TRUE;
-  priv->backoff_reset_ms = DEFAULT_BACKOFF_RESET_MS;
-  priv->degraded_restart_ms = DEFAULT_DEGRADED_RESTART_MS;
 
   _exo_resource_set_managed_hook (EXO_RESOURCE (self));
 }
