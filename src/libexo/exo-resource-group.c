@@ -107,6 +107,9 @@ typedef struct
   ExoRestartLimiter *limiter;      /* made at its first counted restart */
   guint              restart_streak;
   guint              restart_prev_ms;
+  /* monotonic µs since it is ready, 0 = not ready: kept only while there
+   * is a backoff to reset (a new MemberSup has none) */
+  gint64             ready_since;
 } MemberSup;
 
 struct _Member
@@ -117,7 +120,6 @@ struct _Member
   guint             index;        /* insertion position */
   ExoResourceGroup *owner;        /* weak; the group until the member is released
                                    * (member_group(): NULL once removed) */
-  GPtrArray        *dep_names;    /* char*, in the order given; NULL = none yet */
   guint             topo;         /* position in the topological order */
   guint             kahn;         /* scratch: unresolved dependencies */
   guint             visit;        /* scratch: walks */
@@ -153,7 +155,6 @@ struct _Member
   guint             limit_burst : 14; /* <= EXO_RESTART_BURST_MAX */
 
   MemberSup        *sup;          /* NULL until needed: member_sup() */
-  gint64            ready_since;  /* monotonic µs, 0 = not ready */
 };
 
 G_STATIC_ASSERT (EXO_RESTART_BURST_MAX < (1 << 14));
@@ -232,6 +233,7 @@ typedef struct
 {
   GPtrArray              *members;     /* Member*, owned, insertion order */
   GHashTable             *by_name;     /* a set of Member*, by name: member_lookup() */
+  GHashTable             *dep_names;   /* Member* -> GPtrArray of char*: deps_of() */
   GPtrArray              *order;       /* Member*, topological order */
   Member                **edges;
   GError                 *plan_error;
@@ -415,6 +417,23 @@ member_reset_limiter (Member *m)
     exo_restart_limiter_reset (m->sup->limiter);
 }
 
+/* The names of the members @m depends on, in the order given (NULL: none
+ * yet): the group keeps them aside, for the members that have any. */
+static GPtrArray *
+deps_of (Member *m)
+{
+  if (m->owner == NULL)
+    return NULL;
+  return g_hash_table_lookup (PRIV (m->owner)->dep_names, m);
+}
+
+static void
+forget_dep_names (Member *m)
+{
+  if (m->owner != NULL)
+    g_hash_table_remove (PRIV (m->owner)->dep_names, m);
+}
+
 static Member *
 member_ref (Member *m)
 {
@@ -437,7 +456,7 @@ member_unref (gpointer data)
       g_clear_pointer (&m->sup->limiter, exo_restart_limiter_free);
       g_clear_pointer (&m->sup, g_free);
     }
-  g_clear_pointer (&m->dep_names, g_ptr_array_unref);
+  forget_dep_names (m);
   g_object_unref (m->resource);
   g_free (m);
 }
@@ -460,16 +479,23 @@ group_of (ExoResource *resource)
 static inline guint
 n_dep_names (Member *m)
 {
-  return m->dep_names != NULL ? m->dep_names->len : 0;
+  GPtrArray *names = deps_of (m);
+
+  return names != NULL ? names->len : 0;
 }
 
 static void
 add_dep_name (Member     *m,
               const char *name)
 {
-  if (m->dep_names == NULL)
-    m->dep_names = g_ptr_array_new_with_free_func (g_free);
-  g_ptr_array_add (m->dep_names, g_strdup (name));
+  GPtrArray *names = deps_of (m);
+
+  if (names == NULL)
+    {
+      names = g_ptr_array_new_with_free_func (g_free);
+      g_hash_table_insert (PRIV (m->owner)->dep_names, m, names);
+    }
+  g_ptr_array_add (names, g_strdup (name));
 }
 
 static gboolean
@@ -477,7 +503,7 @@ member_has_dep_name (Member     *m,
                      const char *name)
 {
   for (guint i = 0; i < n_dep_names (m); i++)
-    if (g_str_equal (g_ptr_array_index (m->dep_names, i), name))
+    if (g_str_equal (g_ptr_array_index (deps_of (m), i), name))
       return TRUE;
   return FALSE;
 }
@@ -623,7 +649,7 @@ rebuild_plan (ExoResourceGroup *self)
       m->n_deps = 0;
       for (guint j = 0; j < n_dep_names (m); j++)
         {
-          const char *name = g_ptr_array_index (m->dep_names, j);
+          const char *name = g_ptr_array_index (deps_of (m), j);
           Member *d = member_lookup (priv, name);
 
           if (d == NULL)
@@ -1869,18 +1895,19 @@ member_state_changed (Member           *m,
   if (new_state == EXO_RESOURCE_STATE_READY)
     {
       m->came_up = TRUE;
-      if (m->ready_since == 0)
-        m->ready_since = g_get_monotonic_time ();
+      /* (no MemberSup: no backoff to reset, nothing to time) */
+      if (m->sup != NULL && m->sup->ready_since == 0)
+        m->sup->ready_since = g_get_monotonic_time ();
     }
-  else if (!exo_resource_state_is_usable (new_state) && m->ready_since != 0)
+  else if (!exo_resource_state_is_usable (new_state) && m->sup != NULL && m->sup->ready_since != 0)
     {
       guint reset_ms = m->managed ?
         exo_managed_resource_get_backoff_reset (EXO_MANAGED_RESOURCE (m->resource)) :
         DEFAULT_BACKOFF_RESET_MS;
 
-      if (g_get_monotonic_time () - m->ready_since >= (gint64) reset_ms * 1000 && m->sup != NULL)
+      if (g_get_monotonic_time () - m->sup->ready_since >= (gint64) reset_ms * 1000)
         m->sup->restart_streak = m->sup->restart_prev_ms = 0;
-      m->ready_since = 0;
+      m->sup->ready_since = 0;
     }
 
   if (m->run != NULL)
@@ -2402,6 +2429,7 @@ member_release (Member *m)
 {
   if (_exo_resource_get_member (m->resource) == m)
     _exo_resource_set_member (m->resource, NULL);
+  forget_dep_names (m);
   m->owner = NULL;
   if (m->managed)
     exo_managed_resource_set_auto_recover (EXO_MANAGED_RESOURCE (m->resource),
@@ -2578,7 +2606,7 @@ exo_resource_group_add_dependency (ExoResourceGroup  *self,
 
   if (group_is_active (self) && !ensure_plan (self, error))
     {
-      g_ptr_array_remove_index (m->dep_names, m->dep_names->len - 1);
+      g_ptr_array_remove_index (deps_of (m), n_dep_names (m) - 1);
       invalidate_plan (self, FALSE);
       return FALSE;
     }
@@ -2686,8 +2714,8 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
       Member *d = g_ptr_array_index (dependents, i);
 
       for (guint j = 0; j < n_dep_names (d); j++)
-        if (g_str_equal (g_ptr_array_index (d->dep_names, j), member_name (m)))
-          g_ptr_array_remove_index (d->dep_names, j--);
+        if (g_str_equal (g_ptr_array_index (deps_of (d), j), member_name (m)))
+          g_ptr_array_remove_index (deps_of (d), j--);
     }
 
   g_task_set_task_data (task, member_ref (m), member_unref);
@@ -2858,7 +2886,7 @@ exo_resource_group_get_dependencies (ExoResourceGroup *self,
     return NULL;
   names = g_new (char *, n_dep_names (m) + 1);
   for (guint i = 0; i < n_dep_names (m); i++)
-    names[i] = g_strdup (g_ptr_array_index (m->dep_names, i));
+    names[i] = g_strdup (g_ptr_array_index (deps_of (m), i));
   names[n_dep_names (m)] = NULL;
   return names;
 }
@@ -3184,6 +3212,7 @@ exo_resource_group_finalize (GObject *object)
   g_assert (priv->live_runs->len == 0);
   g_clear_pointer (&priv->members, g_ptr_array_unref);
   g_clear_pointer (&priv->by_name, g_hash_table_unref);
+  g_clear_pointer (&priv->dep_names, g_hash_table_unref);
   g_clear_pointer (&priv->order, g_ptr_array_unref);
   g_clear_pointer (&priv->live_runs, g_ptr_array_unref);
   g_clear_pointer (&priv->edges, g_free);
@@ -3393,6 +3422,7 @@ exo_resource_group_init (ExoResourceGroup *self)
 
   priv->members = g_ptr_array_new_with_free_func (member_unref);
   priv->by_name = g_hash_table_new (member_key_hash, member_key_equal);
+  priv->dep_names = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_ptr_array_unref);
   priv->order = g_ptr_array_new ();
   priv->live_runs = g_ptr_array_new ();
   priv->strategy = EXO_SUPERVISION_ONE_FOR_ONE;
