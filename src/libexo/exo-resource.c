@@ -33,8 +33,9 @@ struct _Attempt
 {
   ExoResource  *self;         /* owned while the attempt runs */
   GCancellable *cancellable;
-  GError       *init_error;   /* why do_initialize failed, while its cleanup runs */
   gboolean      abandoned;
+  /* why its do_initialize failed, while its cleanup runs, is the
+   * resource's extra->init_error (one attempt at a time is busy) */
 };
 
 /* A caller of initialize with a GTask (the library's own callers use a
@@ -54,6 +55,7 @@ typedef struct
   GRand            *rand;
   GSource          *retry_source;
   GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
+  GError           *init_error;        /* why do_initialize failed, while its cleanup runs */
   /* Transitions made by handlers during an emission: emitted after it, in
    * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
   GArray           *pending_emissions;
@@ -543,7 +545,6 @@ attempt_new (ExoResource *self)
 static void
 attempt_free (Attempt *attempt)
 {
-  g_clear_error (&attempt->init_error);
   g_clear_object (&attempt->cancellable);
   g_clear_object (&attempt->self);
   g_free (attempt);
@@ -722,7 +723,7 @@ failed_cleanup_done (ExoResource *self,
                      GError      *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
-  GError *init_error = g_steal_pointer (&attempt->init_error);
+  GError *init_error = g_steal_pointer (&EXTRA (priv)->init_error);
 
   /* The init error is what callers see; a cleanup error is only recorded. */
   if (error != NULL)
@@ -793,7 +794,8 @@ do_initialize_cb (GObject      *source,
 
   record_error (self, error);
   /* Clean up the half-made resource before anyone hears of the failure. */
-  attempt->init_error = error;
+  g_clear_error (&EXTRA (priv)->init_error);
+  priv->extra->init_error = error;
   call_do_cleanup (self, attempt, failed_cleanup_done);
 }
 
@@ -2355,6 +2357,7 @@ exo_resource_finalize (GObject *object)
       g_clear_pointer (&priv->extra->rand, g_rand_free);
       g_clear_pointer (&priv->extra->pending_emissions, g_array_unref);
       g_clear_error (&priv->extra->last_error);
+      g_clear_error (&priv->extra->init_error);
       g_clear_pointer (&priv->extra, g_free);
     }
   g_clear_pointer (&priv->context, g_main_context_unref);
