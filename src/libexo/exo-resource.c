@@ -63,7 +63,10 @@ typedef struct
 
 typedef struct
 {
-  char             *id;
+  union {
+    char           *ptr;
+    char            buf[16];
+  }                 id;                /* ID(): inline when it fits, as most ids do */
   char             *display_name;
   const char       *resource_type;     /* interned */
   GMainContext     *context;
@@ -82,7 +85,8 @@ typedef struct
   guint             healthy_threshold;
 
   /* The initialize flight: one set of callers sharing attempts. */
-  ExoInitWaiter    *init_waiters;      /* in the order they came; Waiter or the library's */
+  /* in the order they came (Waiter, or the library's): a ring, the last
+   * one's next is the first */
   ExoInitWaiter    *init_waiters_tail;
   Attempt          *attempt;           /* the live attempt, if any */
   GSource          *timeout_source;
@@ -106,6 +110,7 @@ typedef struct
   guint             managed_hook : 1;  /* an ExoManagedResource: told of transitions first */
   guint             member_hook : 1;   /* in a group, not disposed: the group is told */
   guint             disposed : 1;      /* its handlers are gone: so are the hooks */
+  guint             id_inline : 1;
   guint             flight_attempt;    /* beside the bits: no hole */
 
   GThread          *thread;            /* the thread that made it */
@@ -114,6 +119,26 @@ typedef struct
 
 G_STATIC_ASSERT (EXO_RESOURCE_STATE_LAST <= 8);
 G_STATIC_ASSERT (EXO_RESOURCE_RESULT_START_LIMIT_HIT < 8);
+
+#define ID(priv) ((priv)->id_inline ? (priv)->id.buf : (priv)->id.ptr)
+
+static void
+set_id (ExoResourcePrivate *priv,
+        const char         *id)
+{
+  if (!priv->id_inline)
+    g_free (priv->id.ptr);
+  if (id != NULL && strlen (id) < sizeof priv->id.buf)
+    {
+      strcpy (priv->id.buf, id);
+      priv->id_inline = TRUE;
+    }
+  else
+    {
+      priv->id.ptr = g_strdup (id);
+      priv->id_inline = FALSE;
+    }
+}
 
 static inline ExoResourceExtra *
 EXTRA (ExoResourcePrivate *priv)
@@ -324,7 +349,7 @@ exo_resource_transition (ExoResource      *self,
   if G_UNLIKELY (!exo_resource_state_transition_is_legal (old_state, new_state))
     {
       g_critical ("illegal state transition of resource '%s': %s -> %s",
-                  priv->id,
+                  ID (priv),
                   exo_resource_state_to_string (old_state),
                   exo_resource_state_to_string (new_state));
       return FALSE;
@@ -401,11 +426,15 @@ static void
 init_waiters_push (ExoResourcePrivate *priv,
                    ExoInitWaiter      *waiter)
 {
-  waiter->next = NULL;
-  if (priv->init_waiters_tail != NULL)
-    priv->init_waiters_tail->next = waiter;
+  ExoInitWaiter *tail = priv->init_waiters_tail;
+
+  if (tail != NULL)
+    {
+      waiter->next = tail->next;
+      tail->next = waiter;
+    }
   else
-    priv->init_waiters = waiter;
+    waiter->next = waiter;
   priv->init_waiters_tail = waiter;
 }
 
@@ -483,9 +512,14 @@ flush_init_waiters (ExoResource  *self,
                     const GError *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
-  ExoInitWaiter *next = priv->init_waiters;
+  ExoInitWaiter *tail = g_steal_pointer (&priv->init_waiters_tail);
+  ExoInitWaiter *next = NULL;
 
-  priv->init_waiters = priv->init_waiters_tail = NULL;
+  if (tail != NULL)
+    {
+      next = tail->next;
+      tail->next = NULL;
+    }
 
   while (next != NULL)
     {
@@ -790,7 +824,7 @@ do_initialize_cb (GObject      *source,
 
   if (error == NULL)
     error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
-                         "initialize of '%s' failed", priv->id);
+                         "initialize of '%s' failed", ID (priv));
 
   record_error (self, error);
   /* Clean up the half-made resource before anyone hears of the failure. */
@@ -842,12 +876,12 @@ attempt_timeout_cb (gpointer data)
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                          "initialize of '%s' timed out after %u ms (attempt %u): the previous "
                          "attempt has not returned since it was cancelled",
-                         priv->id, priv->init_timeout_ms > 0 ? priv->init_timeout_ms : zombie_wait_ms (self),
+                         ID (priv), priv->init_timeout_ms > 0 ? priv->init_timeout_ms : zombie_wait_ms (self),
                          priv->flight_attempt);
   else
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                          "initialize of '%s' timed out after %u ms (attempt %u)",
-                         priv->id, priv->init_timeout_ms, priv->flight_attempt);
+                         ID (priv), priv->init_timeout_ms, priv->flight_attempt);
 
   g_clear_pointer (&priv->timeout_source, g_source_unref);
   priv->start_pending = FALSE;
@@ -966,26 +1000,40 @@ waiter_cancelled_cb (GCancellable *cancellable,
   ExoResourcePrivate *priv = PRIV (self);
   g_autoptr(GError) error = NULL;
   ExoInitWaiter *prev = NULL;
-  ExoInitWaiter *link;
+  ExoInitWaiter *link = NULL;
 
-  for (link = priv->init_waiters; link != NULL; prev = link, link = link->next)
-    if (link->func == NULL && ((Waiter *) link)->task == task)
-      break;
+  if (priv->init_waiters_tail != NULL)
+    {
+      ExoInitWaiter *tail = priv->init_waiters_tail;
+
+      for (prev = tail, link = tail->next; ; prev = link, link = link->next)
+        {
+          if (link->func == NULL && ((Waiter *) link)->task == task)
+            break;
+          if (link == tail)
+            {
+              link = NULL;
+              break;
+            }
+        }
+    }
   if (link == NULL)
     return G_SOURCE_REMOVE;
 
   {
     Waiter *waiter = (Waiter *) link;
 
-    if (prev != NULL)
-      prev->next = link->next;
+    if (link->next == link)
+      priv->init_waiters_tail = NULL;
     else
-      priv->init_waiters = link->next;
-    if (priv->init_waiters_tail == link)
-      priv->init_waiters_tail = prev;
+      {
+        prev->next = link->next;
+        if (priv->init_waiters_tail == link)
+          priv->init_waiters_tail = prev;
+      }
     g_clear_pointer (&waiter->cancel_source, g_source_unref);
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                         "initialize of '%s' was cancelled", priv->id);
+                         "initialize of '%s' was cancelled", ID (priv));
     g_task_return_error (waiter->task, g_error_copy (error));
     /* keep the source alive until dispatch returns: it is destroyed for us */
     g_clear_object (&waiter->task);
@@ -993,7 +1041,7 @@ waiter_cancelled_cb (GCancellable *cancellable,
   }
 
   /* The last caller is gone: stop the attempt. */
-  if (priv->in_flight && priv->init_waiters == NULL)
+  if (priv->in_flight && priv->init_waiters_tail == NULL)
     {
       g_object_ref (self);
       abandon_attempt (self);
@@ -1054,7 +1102,7 @@ initialize_internal (ExoResource         *self,
   if (priv->cleaning || priv->state == EXO_RESOURCE_STATE_CLOSING)
     {
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
-                               "resource '%s' is closing", priv->id);
+                               "resource '%s' is closing", ID (priv));
       g_object_unref (task);
       return;
     }
@@ -1106,7 +1154,7 @@ _exo_resource_initialize_internal (ExoResource       *self,
   if (priv->cleaning || priv->state == EXO_RESOURCE_STATE_CLOSING)
     {
       g_autoptr(GError) error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
-                                             "resource '%s' is closing", priv->id);
+                                             "resource '%s' is closing", ID (priv));
       complete_init_waiter (self, waiter, error);
       return TRUE;
     }
@@ -1220,7 +1268,7 @@ cleanup_wait_cb (gpointer data)
   error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                        "cleanup of '%s' stopped waiting after %u ms for a do_initialize that "
                        "has not returned since it was cancelled; what it made is cleaned up "
-                       "when it returns", priv->id, zombie_wait_ms (self));
+                       "when it returns", ID (priv), zombie_wait_ms (self));
   g_object_ref (self);
   priv->cleanup_pending = FALSE;
   priv->cleaning = FALSE;
@@ -1263,7 +1311,7 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       g_autoptr(GError) error = NULL;
 
       error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                           "initialize of '%s' was cancelled: cleanup requested", priv->id);
+                           "initialize of '%s' was cancelled: cleanup requested", ID (priv));
       abandon_attempt (self);
       priv->in_flight = FALSE;
       priv->start_pending = FALSE;
@@ -1440,7 +1488,7 @@ exo_resource_report_health (ExoResource  *self,
 
     if (error == NULL)
       error = fallback = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                                      "health check of '%s' failed", priv->id);
+                                      "health check of '%s' failed", ID (priv));
     priv->health_passes = 0;
     if (priv->health_fails < G_MAXUINT)
       priv->health_fails++;
@@ -1609,7 +1657,7 @@ do_check_health_cb (GObject      *source,
 
   if (!healthy && error == NULL)
     error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                         "health check of '%s' failed", PRIV (self)->id);
+                         "health check of '%s' failed", ID (PRIV (self)));
 
   exo_resource_report_health (self, healthy, error);
 
@@ -1637,7 +1685,7 @@ exo_resource_real_check_health_async (ExoAsyncResource    *resource,
   if (!exo_resource_state_is_usable (priv->state) || priv->in_flight || priv->cleaning)
     {
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                               "resource '%s' is %s", priv->id,
+                               "resource '%s' is %s", ID (priv),
                                exo_resource_state_to_string (priv->state));
       g_object_unref (task);
       return;
@@ -1859,7 +1907,7 @@ const char *
 exo_resource_get_id (ExoResource *self)
 {
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
-  return PRIV (self)->id;
+  return ID (PRIV (self));
 }
 
 const char *
@@ -1876,7 +1924,7 @@ exo_resource_get_display_name (ExoResource *self)
 
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
   priv = PRIV (self);
-  return priv->display_name != NULL ? priv->display_name : priv->id;
+  return priv->display_name != NULL ? priv->display_name : ID (priv);
 }
 
 void
@@ -2168,7 +2216,7 @@ vfunc_task_dropped_cb (gpointer data)
   g_task_set_source_tag (task, watch->source_tag);
   g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
                            "%s of '%s' returned without completing its task and without "
-                           "keeping a reference to it", watch->vfunc, priv->id);
+                           "keeping a reference to it", watch->vfunc, ID (priv));
   g_object_unref (task);
   g_main_context_pop_thread_default (priv->context);
   return G_SOURCE_REMOVE;
@@ -2305,11 +2353,12 @@ exo_resource_constructed (GObject *object)
         priv->resource_type = G_OBJECT_TYPE_NAME (object);
     }
 
-  if (priv->id == NULL || priv->id[0] == '\0')
+  if (ID (priv) == NULL || ID (priv)[0] == '\0')
     {
-      g_free (priv->id);
-      priv->id = g_strdup_printf ("%s-%d", priv->resource_type,
-                                  g_atomic_int_add (&counter, 1) + 1);
+      g_autofree char *made = g_strdup_printf ("%s-%d", priv->resource_type,
+                                               g_atomic_int_add (&counter, 1) + 1);
+
+      set_id (priv, made);
     }
 
   _exo_registry_add (self);
@@ -2347,10 +2396,11 @@ exo_resource_finalize (GObject *object)
   ExoResource *self = EXO_RESOURCE (object);
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_assert (priv->init_waiters == NULL);
+  g_assert (priv->init_waiters_tail == NULL);
   g_assert (priv->cleanup_waiters == NULL);
 
-  g_clear_pointer (&priv->id, g_free);
+  if (!priv->id_inline)
+    g_clear_pointer (&priv->id.ptr, g_free);
   g_clear_pointer (&priv->display_name, g_free);
   if (priv->extra != NULL)
     {
@@ -2377,7 +2427,7 @@ exo_resource_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_ID:
-      g_value_set_string (value, priv->id);
+      g_value_set_string (value, ID (priv));
       break;
     case PROP_RESOURCE_TYPE:
       g_value_set_string (value, priv->resource_type);
@@ -2420,8 +2470,7 @@ exo_resource_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_ID:
-      g_free (priv->id);
-      priv->id = g_value_dup_string (value);
+      set_id (priv, g_value_get_string (value));
       break;
     case PROP_RESOURCE_TYPE:
       if (g_value_get_string (value) != NULL)
