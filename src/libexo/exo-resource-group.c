@@ -629,13 +629,17 @@ rebuild_plan (ExoResourceGroup *self)
   priv->plan_dirty = FALSE;
   g_clear_error (&priv->plan_error);
 
-  for (guint i = 0; i < n; i++)
-    {
-      Member *m = g_ptr_array_index (priv->members, i);
+  /* (the dependency names are counted from their table: most members have none) */
+  {
+    GHashTableIter iter;
+    gpointer names;
 
-      n_names += n_dep_names (m);
-      m->n_rdeps = 0;
-    }
+    g_hash_table_iter_init (&iter, priv->dep_names);
+    while (g_hash_table_iter_next (&iter, NULL, &names))
+      n_names += ((GPtrArray *) names)->len;
+  }
+  for (guint i = 0; i < n; i++)
+    ((Member *) g_ptr_array_index (priv->members, i))->n_rdeps = 0;
 
   g_free (priv->edges);
   priv->edges = g_new (Member *, MAX (2 * n_names, 1));
@@ -644,12 +648,14 @@ rebuild_plan (ExoResourceGroup *self)
   for (guint i = 0; i < n; i++)
     {
       Member *m = g_ptr_array_index (priv->members, i);
+      GPtrArray *names = g_hash_table_size (priv->dep_names) > 0 ? deps_of (m) : NULL;
 
       m->deps = priv->edges + off;
       m->n_deps = 0;
-      for (guint j = 0; j < n_dep_names (m); j++)
+
+      for (guint j = 0; names != NULL && j < names->len; j++)
         {
-          const char *name = g_ptr_array_index (deps_of (m), j);
+          const char *name = g_ptr_array_index (names, j);
           Member *d = member_lookup (priv, name);
 
           if (d == NULL)
