@@ -610,6 +610,46 @@ test_cancel_one_of_two (void)
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
 }
 
+/* Callers that cancel from the middle and the end of the queue: the others
+ * stay queued, in order, and the attempt goes on for them. */
+static void
+test_cancel_middle_and_last (void)
+{
+  g_autoptr(ExoTestResource) r = new_plain ("shared-three");
+  g_autoptr(GCancellable) middle_cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) last_cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) first = NULL;
+  g_autoptr(GAsyncResult) middle = NULL;
+  g_autoptr(GAsyncResult) last = NULL;
+  g_autoptr(GAsyncResult) fourth = NULL;
+  g_autoptr(GError) error = NULL;
+
+  r->init_delay_ms = 100;
+  exo_resource_initialize_async (EXO_RESOURCE (r), NULL, exo_test_store_result, &first);
+  exo_resource_initialize_async (EXO_RESOURCE (r), middle_cancellable, exo_test_store_result, &middle);
+  exo_resource_initialize_async (EXO_RESOURCE (r), last_cancellable, exo_test_store_result, &last);
+  g_timeout_add (10, cancel_cb, middle_cancellable);
+  g_timeout_add (20, cancel_cb, last_cancellable);
+
+  g_assert_true (exo_test_wait_result (&middle, 5000));
+  g_assert_false (exo_resource_initialize_finish (EXO_RESOURCE (r), middle, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_true (exo_test_wait_result (&last, 5000));
+  g_assert_false (exo_resource_initialize_finish (EXO_RESOURCE (r), last, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  /* a caller that comes after the cancelled last one joins the queue */
+  exo_resource_initialize_async (EXO_RESOURCE (r), NULL, exo_test_store_result, &fourth);
+  g_assert_null (first);
+  g_assert_true (exo_test_wait_result (&first, 5000));
+  g_assert_true (exo_resource_initialize_finish (EXO_RESOURCE (r), first, NULL));
+  g_assert_true (exo_test_wait_result (&fourth, 5000));
+  g_assert_true (exo_resource_initialize_finish (EXO_RESOURCE (r), fourth, NULL));
+  g_assert_cmpuint (r->n_init_calls, ==, 1);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (r), NULL));
+}
+
 /* Cancelled while waiting for the next retry: no further attempt. */
 static void
 test_cancel_during_retry_wait (void)
@@ -1238,6 +1278,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/resource/cancel/during-init", test_cancel_during_init);
   g_test_add_func ("/exo/resource/cancel/during-failed-cleanup", test_cancel_during_failed_cleanup);
   g_test_add_func ("/exo/resource/cancel/one-of-two-callers", test_cancel_one_of_two);
+  g_test_add_func ("/exo/resource/cancel/middle-and-last-callers", test_cancel_middle_and_last);
   g_test_add_func ("/exo/resource/cancel/during-retry-wait", test_cancel_during_retry_wait);
   g_test_add_func ("/exo/resource/health", test_health);
   g_test_add_func ("/exo/resource/regression/cleanup-inside-initializing-emission",

@@ -31,24 +31,31 @@
  * - an operation runner: exo_managed_resource_run_async().
  */
 
+/* What only recoveries, retries and restart limits use: made when first
+ * needed, so that a resource that never fails does not carry it. */
 typedef struct
 {
-  ExoRetryPolicy    *policy;
-  ExoRestartLimiter *limiter;
-  GSource           *health_source;
+  ExoRestartLimiter *limiter;            /* for policy; made when first needed */
   GSource           *recover_source;
-  GCancellable      *health_cancellable;
   GSource           *degraded_source;
-  gint64             ready_since;        /* monotonic µs, 0 = not ready */
-  guint              health_interval_ms;
-  guint              unhealthy_threshold;
-  guint              healthy_threshold;
-  guint              degraded_restart_ms;
-  guint              backoff_reset_ms;
-  guint              restarts;
   guint              recover_streak;     /* recoveries since the last success */
   guint              prev_delay_ms;
   guint              recover_prev_ms;
+  guint              restarts;
+  /* settings that nearly every resource leaves at their defaults */
+  guint              degraded_restart_ms;
+  guint              backoff_reset_ms;
+} ManagedExtra;
+
+typedef struct
+{
+  ExoRetryPolicy    *policy;             /* shared_default_policy() until one is set */
+  ManagedExtra      *extra;              /* NULL until needed: MX() */
+  GSource           *health_source;
+  GCancellable      *health_cancellable;
+  gint64             ready_since;        /* monotonic µs, 0 = not ready */
+  guint              health_interval_ms;
+  /* the health thresholds are ExoResource's, which applies them */
   guint              auto_recover : 1;
   guint              health_running : 1;
   guint              recovering : 1;
@@ -80,6 +87,63 @@ G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (ExoManagedResource, exo_managed_resource, E
 
 static void schedule_recovery (ExoManagedResource *self);
 
+static inline ManagedExtra *
+MX (ExoManagedResourcePrivate *priv)
+{
+  if (G_UNLIKELY (priv->extra == NULL))
+    {
+      priv->extra = g_new0 (ManagedExtra, 1);
+      priv->extra->degraded_restart_ms = DEFAULT_DEGRADED_RESTART_MS;
+      priv->extra->backoff_reset_ms = DEFAULT_BACKOFF_RESET_MS;
+    }
+  return priv->extra;
+}
+
+#define DEGRADED_RESTART_MS(priv) \
+  ((priv)->extra != NULL ? (priv)->extra->degraded_restart_ms : DEFAULT_DEGRADED_RESTART_MS)
+#define BACKOFF_RESET_MS(priv) \
+  ((priv)->extra != NULL ? (priv)->extra->backoff_reset_ms : DEFAULT_BACKOFF_RESET_MS)
+
+/* A field of the extra part, for reading: 0 or NULL when there is none. */
+#define MX_GET(priv, field) ((priv)->extra != NULL ? (priv)->extra->field : 0)
+
+/* The defaults, shared by every resource that has not set a policy of its
+ * own (read only: a set policy is a copy). */
+static ExoRetryPolicy *
+shared_default_policy (void)
+{
+  static ExoRetryPolicy *policy;
+
+  if (g_once_init_enter (&policy))
+    g_once_init_leave (&policy, exo_retry_policy_new ());
+  return policy;
+}
+
+static void
+free_policy (ExoRetryPolicy *policy)
+{
+  if (policy != shared_default_policy ())
+    exo_retry_policy_free (policy);
+}
+
+/* The restart limiter, made on first use from the current policy (as it
+ * was made anew whenever the policy was set). */
+static ExoRestartLimiter *
+get_limiter (ExoManagedResourcePrivate *priv)
+{
+  if (MX (priv)->limiter == NULL)
+    priv->extra->limiter = exo_restart_limiter_new (priv->policy->restart_burst,
+                                                    priv->policy->restart_interval_ms);
+  return priv->extra->limiter;
+}
+
+static void
+reset_limiter (ExoManagedResourcePrivate *priv)
+{
+  if (MX_GET (priv, limiter) != NULL)
+    exo_restart_limiter_reset (priv->extra->limiter);
+}
+
 static void
 clear_source (GSource **source)
 {
@@ -88,6 +152,14 @@ clear_source (GSource **source)
       g_source_destroy (*source);
       g_clear_pointer (source, g_source_unref);
     }
+}
+
+static void
+clear_extra_source (ExoManagedResourcePrivate *priv,
+                    glong                      offset)
+{
+  if (priv->extra != NULL)
+    clear_source (G_STRUCT_MEMBER_P (priv->extra, offset));
 }
 
 static GSource *
@@ -115,16 +187,16 @@ exo_managed_resource_retry_delay (ExoResource  *resource,
   guint delay;
 
   if (attempt <= 1)
-    priv->prev_delay_ms = 0;
+    MX (priv)->prev_delay_ms = 0;
 
   if (!EXO_MANAGED_RESOURCE_GET_CLASS (self)->is_retryable (self, error))
     return -1;
   if (priv->policy->max_retries != G_MAXUINT && attempt > priv->policy->max_retries)
     return -1;
 
-  delay = exo_retry_policy_next_delay (priv->policy, attempt, priv->prev_delay_ms,
+  delay = exo_retry_policy_next_delay (priv->policy, attempt, MX_GET (priv, prev_delay_ms),
                                        _exo_resource_get_rand (resource));
-  priv->prev_delay_ms = delay;
+  MX (priv)->prev_delay_ms = delay;
   return delay;
 }
 
@@ -232,7 +304,7 @@ recover_tick_cb (gpointer data)
   ExoResourceState state = exo_resource_get_state (EXO_RESOURCE (self));
   gboolean counts;
 
-  g_clear_pointer (&priv->recover_source, g_source_unref);
+  g_clear_pointer (&priv->extra->recover_source, g_source_unref);
 
   if (state != EXO_RESOURCE_STATE_DEGRADED && state != EXO_RESOURCE_STATE_ERROR)
     return G_SOURCE_REMOVE;
@@ -243,7 +315,7 @@ recover_tick_cb (gpointer data)
    * so the resource comes back by itself when its backend does. */
   counts = priv->came_up;
   priv->came_up = FALSE;
-  if (counts && !exo_restart_limiter_try (priv->limiter, g_get_monotonic_time ()))
+  if (counts && !exo_restart_limiter_try (get_limiter (priv), g_get_monotonic_time ()))
     {
       g_autoptr(GError) error = NULL;
 
@@ -263,8 +335,8 @@ recover_tick_cb (gpointer data)
       return G_SOURCE_REMOVE;
     }
 
-  priv->restarts++;
-  priv->recover_streak++;
+  MX (priv)->restarts++;
+  MX (priv)->recover_streak++;
   priv->recovering = TRUE;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
   _exo_resource_reinitialize_async (EXO_RESOURCE (self), recover_cb, g_object_ref (self));
@@ -278,14 +350,15 @@ schedule_recovery (ExoManagedResource *self)
   ExoManagedResourcePrivate *priv = PRIV (self);
   guint delay;
 
-  if (!priv->auto_recover || priv->limit_hit || priv->recovering || priv->recover_source != NULL)
+  if (!priv->auto_recover || priv->limit_hit || priv->recovering ||
+      MX_GET (priv, recover_source) != NULL)
     return;
 
-  delay = exo_retry_policy_next_delay (priv->policy, priv->recover_streak + 1,
-                                       priv->recover_prev_ms,
+  delay = exo_retry_policy_next_delay (priv->policy, MX_GET (priv, recover_streak) + 1,
+                                       MX_GET (priv, recover_prev_ms),
                                        _exo_resource_get_rand (EXO_RESOURCE (self)));
-  priv->recover_prev_ms = delay;
-  priv->recover_source = attach_timeout (self, delay, recover_tick_cb);
+  MX (priv)->recover_prev_ms = delay;
+  priv->extra->recover_source = attach_timeout (self, delay, recover_tick_cb);
 }
 
 static gboolean
@@ -294,7 +367,7 @@ degraded_tick_cb (gpointer data)
   ExoManagedResource *self = data;
   ExoManagedResourcePrivate *priv = PRIV (self);
 
-  g_clear_pointer (&priv->degraded_source, g_source_unref);
+  g_clear_pointer (&priv->extra->degraded_source, g_source_unref);
   if (_exo_resource_is_degraded_by_health (EXO_RESOURCE (self)))
     {
       _exo_resource_set_result (EXO_RESOURCE (self), EXO_RESOURCE_RESULT_UNHEALTHY);
@@ -310,27 +383,27 @@ forget_streak_if_stable (ExoManagedResource *self)
   ExoManagedResourcePrivate *priv = PRIV (self);
 
   if (priv->ready_since != 0 &&
-      g_get_monotonic_time () - priv->ready_since >= (gint64) priv->backoff_reset_ms * 1000)
+      g_get_monotonic_time () - priv->ready_since >= (gint64) BACKOFF_RESET_MS (priv) * 1000)
     {
-      priv->recover_streak = 0;
-      priv->recover_prev_ms = 0;
+      if (priv->extra != NULL)
+        priv->extra->recover_streak = priv->extra->recover_prev_ms = 0;
     }
   priv->ready_since = 0;
 }
 
 /* Only timers are armed and flags set here: nothing outside this object is
- * called from inside the emission. */
-static void
-state_changed_cb (ExoManagedResource *self,
-                  ExoResourceState    old_state,
-                  ExoResourceState    new_state,
-                  gpointer            user_data)
+ * called from inside the emission.  Called by ExoResource on each
+ * transition, where the first state-changed handler would run. */
+void
+_exo_managed_resource_state_changed (ExoManagedResource *self,
+                                     ExoResourceState    old_state,
+                                     ExoResourceState    new_state)
 {
   ExoManagedResourcePrivate *priv = PRIV (self);
 
   update_health_timer (self);
   if (new_state != EXO_RESOURCE_STATE_DEGRADED)
-    clear_source (&priv->degraded_source);
+    clear_extra_source (priv, G_STRUCT_OFFSET (ManagedExtra, degraded_source));
 
   switch (new_state)
     {
@@ -338,7 +411,7 @@ state_changed_cb (ExoManagedResource *self,
       priv->came_up = TRUE;
       if (priv->ready_since == 0)
         priv->ready_since = g_get_monotonic_time ();
-      clear_source (&priv->recover_source);
+      clear_extra_source (priv, G_STRUCT_OFFSET (ManagedExtra, recover_source));
       break;
 
     case EXO_RESOURCE_STATE_DEGRADED:
@@ -347,13 +420,14 @@ state_changed_cb (ExoManagedResource *self,
       /* Kept degraded by a supervisor: a dependency is down, not this. */
       if (_exo_resource_is_held (EXO_RESOURCE (self)))
         break;
-      if (priv->degraded_restart_ms == 0)
+      if (DEGRADED_RESTART_MS (priv) == 0)
         {
           _exo_resource_set_result (EXO_RESOURCE (self), EXO_RESOURCE_RESULT_UNHEALTHY);
           schedule_recovery (self);
         }
-      else if (priv->auto_recover && priv->degraded_source == NULL)
-        priv->degraded_source = attach_timeout (self, priv->degraded_restart_ms, degraded_tick_cb);
+      else if (priv->auto_recover && MX_GET (priv, degraded_source) == NULL)
+        MX (priv)->degraded_source = attach_timeout (self, DEGRADED_RESTART_MS (priv),
+                                                     degraded_tick_cb);
       break;
 
     case EXO_RESOURCE_STATE_ERROR:
@@ -362,7 +436,7 @@ state_changed_cb (ExoManagedResource *self,
       /* Recover what was up once: what fell, what failed while recovering,
        * and what a manual initialize or restart failed to bring back.  A
        * first initialize that failed is its caller's to retry. */
-      if (exo_resource_get_initialized_at (EXO_RESOURCE (self)) != 0 || priv->recover_streak > 0)
+      if (exo_resource_get_initialized_at (EXO_RESOURCE (self)) != 0 || MX_GET (priv, recover_streak) > 0)
         schedule_recovery (self);
       break;
 
@@ -372,14 +446,14 @@ state_changed_cb (ExoManagedResource *self,
       if (!priv->recovering && priv->limit_hit)
         {
           priv->limit_hit = FALSE;
-          exo_restart_limiter_reset (priv->limiter);
+          reset_limiter (priv);
         }
       break;
 
     case EXO_RESOURCE_STATE_CLOSING:
     case EXO_RESOURCE_STATE_CLOSED:
       priv->ready_since = 0;
-      clear_source (&priv->recover_source);
+      clear_extra_source (priv, G_STRUCT_OFFSET (ManagedExtra, recover_source));
       break;
 
     case EXO_RESOURCE_STATE_UNINITIALIZED:
@@ -397,13 +471,13 @@ exo_managed_resource_reset (ExoResource *resource)
 
   EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->reset (resource);
 
-  exo_restart_limiter_reset (priv->limiter);
+  reset_limiter (priv);
   priv->limit_hit = FALSE;
-  priv->recover_streak = 0;
-  priv->recover_prev_ms = 0;
-  if (priv->restarts != 0)
+  if (priv->extra != NULL)
+    priv->extra->recover_streak = priv->extra->recover_prev_ms = 0;
+  if (MX_GET (priv, restarts) != 0)
     {
-      priv->restarts = 0;
+      priv->extra->restarts = 0;
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESTARTS]);
     }
 
@@ -420,12 +494,12 @@ exo_managed_resource_collect_metrics (ExoResource  *resource,
   if (EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->collect_metrics != NULL)
     EXO_RESOURCE_CLASS (exo_managed_resource_parent_class)->collect_metrics (resource, metrics);
 
-  g_variant_dict_insert (metrics, "restarts", "u", priv->restarts);
+  g_variant_dict_insert (metrics, "restarts", "u", MX_GET (priv, restarts));
   /* its own limit, or its supervisor's give-up (a group's member) */
   g_variant_dict_insert (metrics, "restart-limit-hit", "b",
                          priv->limit_hit ||
                          exo_resource_get_result (resource) == EXO_RESOURCE_RESULT_START_LIMIT_HIT);
-  g_variant_dict_insert (metrics, "recovery-pending", "b", priv->recover_source != NULL);
+  g_variant_dict_insert (metrics, "recovery-pending", "b", MX_GET (priv, recover_source) != NULL);
 }
 
 /* --- operation runner -------------------------------------------------- */
@@ -793,10 +867,10 @@ exo_managed_resource_set_retry_policy (ExoManagedResource   *self,
   g_return_if_fail (exo_retry_policy_validate (policy, NULL));
   priv = PRIV (self);
 
-  exo_retry_policy_free (priv->policy);
+  free_policy (priv->policy);
   priv->policy = exo_retry_policy_copy (policy);
-  exo_restart_limiter_free (priv->limiter);
-  priv->limiter = exo_restart_limiter_new (policy->restart_burst, policy->restart_interval_ms);
+  if (priv->extra != NULL)
+    g_clear_pointer (&priv->extra->limiter, exo_restart_limiter_free);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRY_POLICY]);
 }
 
@@ -857,7 +931,7 @@ exo_managed_resource_set_auto_recover (ExoManagedResource *self,
     return;
   priv->auto_recover = auto_recover;
   if (!auto_recover)
-    clear_source (&priv->recover_source);
+    clear_extra_source (priv, G_STRUCT_OFFSET (ManagedExtra, recover_source));
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_AUTO_RECOVER]);
 }
 
@@ -871,14 +945,14 @@ guint
 exo_managed_resource_get_restarts (ExoManagedResource *self)
 {
   g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
-  return PRIV (self)->restarts;
+  return MX_GET (PRIV (self), restarts);
 }
 
 gboolean
 exo_managed_resource_is_recovery_pending (ExoManagedResource *self)
 {
   g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), FALSE);
-  return PRIV (self)->recover_source != NULL || PRIV (self)->recovering;
+  return MX_GET (PRIV (self), recover_source) != NULL || PRIV (self)->recovering;
 }
 
 /**
@@ -894,24 +968,18 @@ exo_managed_resource_set_health_thresholds (ExoManagedResource *self,
                                             guint               unhealthy_threshold,
                                             guint               healthy_threshold)
 {
-  ExoManagedResourcePrivate *priv;
+  guint old_unhealthy, old_healthy;
 
   g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
-  priv = PRIV (self);
 
   unhealthy_threshold = MAX (unhealthy_threshold, 1);
   healthy_threshold = MAX (healthy_threshold, 1);
+  _exo_resource_get_health_thresholds (EXO_RESOURCE (self), &old_unhealthy, &old_healthy);
   _exo_resource_set_health_thresholds (EXO_RESOURCE (self), unhealthy_threshold, healthy_threshold);
-  if (priv->unhealthy_threshold != unhealthy_threshold)
-    {
-      priv->unhealthy_threshold = unhealthy_threshold;
-      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_UNHEALTHY_THRESHOLD]);
-    }
-  if (priv->healthy_threshold != healthy_threshold)
-    {
-      priv->healthy_threshold = healthy_threshold;
-      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HEALTHY_THRESHOLD]);
-    }
+  if (old_unhealthy != unhealthy_threshold)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_UNHEALTHY_THRESHOLD]);
+  if (old_healthy != healthy_threshold)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HEALTHY_THRESHOLD]);
 }
 
 /**
@@ -925,7 +993,7 @@ guint
 exo_managed_resource_get_degraded_restart (ExoManagedResource *self)
 {
   g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
-  return PRIV (self)->degraded_restart_ms;
+  return DEGRADED_RESTART_MS (PRIV (self));
 }
 
 /**
@@ -940,9 +1008,9 @@ exo_managed_resource_set_degraded_restart (ExoManagedResource *self,
 {
   g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
 
-  if (PRIV (self)->degraded_restart_ms == ms)
+  if (DEGRADED_RESTART_MS (PRIV (self)) == ms)
     return;
-  PRIV (self)->degraded_restart_ms = ms;
+  MX (PRIV (self))->degraded_restart_ms = ms;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DEGRADED_RESTART_MS]);
 }
 
@@ -957,7 +1025,7 @@ guint
 exo_managed_resource_get_backoff_reset (ExoManagedResource *self)
 {
   g_return_val_if_fail (EXO_IS_MANAGED_RESOURCE (self), 0);
-  return PRIV (self)->backoff_reset_ms;
+  return BACKOFF_RESET_MS (PRIV (self));
 }
 
 /**
@@ -972,9 +1040,9 @@ exo_managed_resource_set_backoff_reset (ExoManagedResource *self,
 {
   g_return_if_fail (EXO_IS_MANAGED_RESOURCE (self));
 
-  if (PRIV (self)->backoff_reset_ms == ms)
+  if (BACKOFF_RESET_MS (PRIV (self)) == ms)
     return;
-  PRIV (self)->backoff_reset_ms = ms;
+  MX (PRIV (self))->backoff_reset_ms = ms;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BACKOFF_RESET_MS]);
 }
 
@@ -1001,8 +1069,8 @@ exo_managed_resource_dispose (GObject *object)
   ExoManagedResourcePrivate *priv = PRIV (object);
 
   clear_source (&priv->health_source);
-  clear_source (&priv->recover_source);
-  clear_source (&priv->degraded_source);
+  clear_extra_source (priv, G_STRUCT_OFFSET (ManagedExtra, recover_source));
+  clear_extra_source (priv, G_STRUCT_OFFSET (ManagedExtra, degraded_source));
   if (priv->health_cancellable != NULL)
     g_cancellable_cancel (priv->health_cancellable);
   g_clear_object (&priv->health_cancellable);
@@ -1015,8 +1083,9 @@ exo_managed_resource_finalize (GObject *object)
 {
   ExoManagedResourcePrivate *priv = PRIV (object);
 
-  g_clear_pointer (&priv->policy, exo_retry_policy_free);
-  g_clear_pointer (&priv->limiter, exo_restart_limiter_free);
+  g_clear_pointer (&priv->policy, free_policy);
+  if (priv->extra != NULL)
+    g_clear_pointer (&priv->extra->limiter, exo_restart_limiter_free);
 
   G_OBJECT_CLASS (exo_managed_resource_parent_class)->finalize (object);
 }
@@ -1042,19 +1111,29 @@ exo_managed_resource_get_property (GObject    *object,
       g_value_set_boolean (value, priv->auto_recover);
       break;
     case PROP_RESTARTS:
-      g_value_set_uint (value, priv->restarts);
+      g_value_set_uint (value, MX_GET (priv, restarts));
       break;
     case PROP_UNHEALTHY_THRESHOLD:
-      g_value_set_uint (value, priv->unhealthy_threshold);
+      {
+        guint unhealthy, healthy;
+
+        _exo_resource_get_health_thresholds (EXO_RESOURCE (object), &unhealthy, &healthy);
+        g_value_set_uint (value, unhealthy);
+      }
       break;
     case PROP_HEALTHY_THRESHOLD:
-      g_value_set_uint (value, priv->healthy_threshold);
+      {
+        guint unhealthy, healthy;
+
+        _exo_resource_get_health_thresholds (EXO_RESOURCE (object), &unhealthy, &healthy);
+        g_value_set_uint (value, healthy);
+      }
       break;
     case PROP_DEGRADED_RESTART_MS:
-      g_value_set_uint (value, priv->degraded_restart_ms);
+      g_value_set_uint (value, DEGRADED_RESTART_MS (priv));
       break;
     case PROP_BACKOFF_RESET_MS:
-      g_value_set_uint (value, priv->backoff_reset_ms);
+      g_value_set_uint (value, BACKOFF_RESET_MS (priv));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1082,12 +1161,17 @@ exo_managed_resource_set_property (GObject      *object,
       exo_managed_resource_set_auto_recover (self, g_value_get_boolean (value));
       break;
     case PROP_UNHEALTHY_THRESHOLD:
-      exo_managed_resource_set_health_thresholds (self, g_value_get_uint (value),
-                                                  PRIV (self)->healthy_threshold);
-      break;
     case PROP_HEALTHY_THRESHOLD:
-      exo_managed_resource_set_health_thresholds (self, PRIV (self)->unhealthy_threshold,
-                                                  g_value_get_uint (value));
+      {
+        guint unhealthy, healthy;
+
+        _exo_resource_get_health_thresholds (EXO_RESOURCE (self), &unhealthy, &healthy);
+        if (prop_id == PROP_UNHEALTHY_THRESHOLD)
+          unhealthy = g_value_get_uint (value);
+        else
+          healthy = g_value_get_uint (value);
+        exo_managed_resource_set_health_thresholds (self, unhealthy, healthy);
+      }
       break;
     case PROP_DEGRADED_RESTART_MS:
       exo_managed_resource_set_degraded_restart (self, g_value_get_uint (value));
@@ -1193,14 +1277,8 @@ exo_managed_resource_init (ExoManagedResource *self)
 {
   ExoManagedResourcePrivate *priv = PRIV (self);
 
-  priv->policy = exo_retry_policy_new ();
-  priv->limiter = exo_restart_limiter_new (priv->policy->restart_burst,
-                                           priv->policy->restart_interval_ms);
+  priv->policy = shared_default_policy ();
   priv->auto_recover = TRUE;
-  priv->unhealthy_threshold = 1;
-  priv->healthy_threshold = 1;
-  priv->backoff_reset_ms = DEFAULT_BACKOFF_RESET_MS;
-  priv->degraded_restart_ms = DEFAULT_DEGRADED_RESTART_MS;
 
-  g_signal_connect (self, "state-changed", G_CALLBACK (state_changed_cb), NULL);
+  _exo_resource_set_managed_hook (EXO_RESOURCE (self));
 }

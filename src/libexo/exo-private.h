@@ -29,10 +29,24 @@ void     _exo_resource_set_result         (ExoResource         *self,
 void     _exo_resource_set_health_thresholds (ExoResource      *self,
                                               guint             unhealthy,
                                               guint             healthy);
+void     _exo_resource_get_health_thresholds (ExoResource      *self,
+                                              guint            *unhealthy,
+                                              guint            *healthy);
 gboolean _exo_resource_is_degraded_by_health (ExoResource      *self);
 void     _exo_resource_hold_degraded      (ExoResource         *self,
                                            const GError        *error);
 gboolean _exo_resource_is_held            (ExoResource         *self);
+
+/* Who is told of @self's transitions without a signal handler (a
+ * GClosure, a handler and their tables cost ~250 bytes per resource):
+ * ExoManagedResource, as the first of the state-changed handlers; the
+ * group @self is a member of, after every handler (its bookkeeping queues
+ * events, handled outside the emission).  @member is the group's record,
+ * NULL when @self is in no group. */
+void     _exo_resource_set_managed_hook   (ExoResource         *self);
+gpointer _exo_resource_get_member         (ExoResource         *self);
+void     _exo_resource_set_member         (ExoResource         *self,
+                                           gpointer             member);
 /* The task for a do_* vfunc or an operation: if the implementation lets it
  * go uncompleted, @callback still runs, with an error naming @vfunc. */
 GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
@@ -42,8 +56,40 @@ GTask   *_exo_resource_vfunc_task_new     (ExoResource         *self,
                                            gpointer             source_tag,
                                            const char          *vfunc);
 
+/* An initialize caller inside the library (a group starting its members)
+ * without a GTask: embedded in the caller's own record, it costs no
+ * allocation.  @func runs when the flight ends, at the time the callback of
+ * exo_resource_initialize_async() would (GTask's rules: at once from a
+ * later main-loop iteration of @self's context, else from an idle; the
+ * caller is in that context, as it must be); @error is %NULL on success.
+ * The fields are the resource's until @func runs. */
+typedef struct _ExoInitWaiter ExoInitWaiter;
+typedef void (*ExoInitWaiterFunc) (ExoResource   *self,
+                                   ExoInitWaiter *waiter,
+                                   const GError  *error);
+struct _ExoInitWaiter
+{
+  ExoInitWaiter     *next;
+  ExoInitWaiterFunc  func;       /* NULL: a caller with a GTask */
+  gint64             created;    /* monotonic µs */
+};
+
+/* exo_resource_initialize_async() for such a caller, when @self does not
+ * override it (returns %FALSE then: call exo_resource_initialize_async()). */
+gboolean _exo_resource_initialize_internal (ExoResource       *self,
+                                            ExoInitWaiter     *waiter,
+                                            ExoInitWaiterFunc  func);
+
 /* exo-resource-group.c */
 gboolean _exo_resource_group_has_live_members (ExoResourceGroup *self);
+void     _exo_resource_group_member_state_changed (gpointer         member,
+                                                   ExoResourceState old_state,
+                                                   ExoResourceState new_state);
+
+/* exo-managed-resource.c */
+void     _exo_managed_resource_state_changed (ExoManagedResource *self,
+                                              ExoResourceState    old_state,
+                                              ExoResourceState    new_state);
 
 /* exo-managed-resource.c: the runner, shared with ExoNetworkResource.
  * @observe sees each attempt's error (%NULL on success) before the runner

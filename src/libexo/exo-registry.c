@@ -18,9 +18,82 @@ struct _ExoRegistry
   GObject     parent_instance;
 
   GMutex      lock;
-  GHashTable *by_id;     /* id (borrowed from the resource) -> GPtrArray of ExoResource* */
+  GHashTable *by_id;     /* a set of entries (below), by id */
   guint       size;
 };
+
+/* An entry is the resource itself when it is the only one with its id (as
+ * nearly all are: no allocation per resource), or a GPtrArray of them, in
+ * the order registered, tagged with the low bit.  The table is a set of
+ * entries hashed by their id (a table of id -> entry would keep a second
+ * array of pointers, 8 bytes a bucket); an id is looked up with an IdKey,
+ * told from a resource by its first word (a resource's is its class). */
+#define ENTRY_IS_LIST(e)   ((GPOINTER_TO_SIZE (e) & 1) != 0)
+#define ENTRY_LIST(e)      ((GPtrArray *) (gpointer) (GPOINTER_TO_SIZE (e) & ~(gsize) 1))
+#define LIST_ENTRY(list)   ((gpointer) (GPOINTER_TO_SIZE (list) | 1))
+
+typedef struct
+{
+  gconstpointer  tag;       /* &id_key_tag */
+  const char    *id;
+} IdKey;
+
+static const char id_key_tag = 0;
+
+static void
+entry_free (gpointer entry)
+{
+  if (ENTRY_IS_LIST (entry))
+    g_ptr_array_unref (ENTRY_LIST (entry));
+}
+
+static const char *
+entry_id (gconstpointer entry)
+{
+  if (ENTRY_IS_LIST (entry))
+    return exo_resource_get_id (g_ptr_array_index (ENTRY_LIST (entry), 0));
+  if (((const IdKey *) entry)->tag == &id_key_tag)
+    return ((const IdKey *) entry)->id;
+  return exo_resource_get_id ((ExoResource *) entry);
+}
+
+static guint
+entry_hash (gconstpointer entry)
+{
+  return g_str_hash (entry_id (entry));
+}
+
+static gboolean
+entry_equal (gconstpointer a,
+             gconstpointer b)
+{
+  return g_str_equal (entry_id (a), entry_id (b));
+}
+
+static gpointer
+lookup_entry (ExoRegistry *self,
+              const char  *id)
+{
+  IdKey key = { &id_key_tag, id };
+
+  return g_hash_table_lookup (self->by_id, &key);
+}
+
+/* The resources of @entry: *n_out of them. */
+static ExoResource **
+entry_resources (gpointer *entry,
+                 guint    *n_out)
+{
+  if (ENTRY_IS_LIST (*entry))
+    {
+      GPtrArray *list = ENTRY_LIST (*entry);
+
+      *n_out = list->len;
+      return (ExoResource **) list->pdata;
+    }
+  *n_out = 1;
+  return (ExoResource **) entry;
+}
 
 enum {
   RESOURCE_ADDED,
@@ -72,8 +145,7 @@ static void
 exo_registry_init (ExoRegistry *self)
 {
   g_mutex_init (&self->lock);
-  self->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                       (GDestroyNotify) g_ptr_array_unref);
+  self->by_id = g_hash_table_new_full (entry_hash, entry_equal, entry_free, NULL);
 }
 
 /**
@@ -97,17 +169,24 @@ _exo_registry_add (ExoResource *resource)
 {
   ExoRegistry *self = exo_registry_get_default ();
   const char *id = exo_resource_get_id (resource);
-  GPtrArray *list;
+  gpointer entry;
   gboolean notify;
 
   g_mutex_lock (&self->lock);
-  list = g_hash_table_lookup (self->by_id, id);
-  if (list == NULL)
+  entry = lookup_entry (self, id);
+  if (entry == NULL)
+    g_hash_table_add (self->by_id, resource);
+  else if (ENTRY_IS_LIST (entry))
+    g_ptr_array_add (ENTRY_LIST (entry), resource);
+  else
     {
-      list = g_ptr_array_new ();
-      g_hash_table_insert (self->by_id, (gpointer) id, list);
+      GPtrArray *list = g_ptr_array_new ();
+
+      g_ptr_array_add (list, entry);
+      g_ptr_array_add (list, resource);
+      /* replaces the entry of that id */
+      g_hash_table_add (self->by_id, LIST_ENTRY (list));
     }
-  g_ptr_array_add (list, resource);
   self->size++;
   notify = g_signal_has_handler_pending (self, signals[RESOURCE_ADDED], 0, FALSE);
   g_mutex_unlock (&self->lock);
@@ -121,25 +200,26 @@ _exo_registry_remove (ExoResource *resource)
 {
   ExoRegistry *self = exo_registry_get_default ();
   const char *id = exo_resource_get_id (resource);
-  GPtrArray *list;
+  gpointer entry;
   gboolean found = FALSE;
 
   g_mutex_lock (&self->lock);
-  list = g_hash_table_lookup (self->by_id, id);
-  if (list != NULL && g_ptr_array_remove (list, resource))
+  entry = lookup_entry (self, id);
+  if (entry == resource)
     {
       found = TRUE;
       self->size--;
-      if (list->len == 0)
-        g_hash_table_remove (self->by_id, id);
-      else if (g_hash_table_lookup_extended (self->by_id, id, NULL, NULL))
-        {
-          /* The key pointed into the removed resource's id: re-key. */
-          g_hash_table_steal (self->by_id, id);
-          g_hash_table_insert (self->by_id,
-                               (gpointer) exo_resource_get_id (g_ptr_array_index (list, 0)),
-                               list);
-        }
+      g_hash_table_remove (self->by_id, resource);
+    }
+  else if (entry != NULL && ENTRY_IS_LIST (entry) && g_ptr_array_remove (ENTRY_LIST (entry), resource))
+    {
+      GPtrArray *list = ENTRY_LIST (entry);
+
+      found = TRUE;
+      self->size--;
+      /* the last one left is an entry by itself (replacing the list frees it) */
+      if (list->len == 1)
+        g_hash_table_add (self->by_id, g_ptr_array_index (list, 0));
     }
   g_mutex_unlock (&self->lock);
 
@@ -162,16 +242,19 @@ exo_registry_lookup (ExoRegistry *self,
                      const char  *id)
 {
   ExoResource *resource = NULL;
-  GPtrArray *list;
+  gpointer entry;
 
   g_return_val_if_fail (EXO_IS_REGISTRY (self), NULL);
   g_return_val_if_fail (id != NULL, NULL);
 
   g_mutex_lock (&self->lock);
-  list = g_hash_table_lookup (self->by_id, id);
-  if (list != NULL && list->len > 0)
+  entry = lookup_entry (self, id);
+  if (entry != NULL)
     {
-      resource = g_ptr_array_index (list, list->len - 1);
+      guint n;
+      ExoResource **resources = entry_resources (&entry, &n);
+
+      resource = resources[n - 1];
       /* It may be finalizing in another thread; only hand out a live one. */
       if (G_OBJECT (resource)->ref_count > 0)
         g_object_ref (resource);
@@ -195,20 +278,21 @@ exo_registry_list (ExoRegistry *self)
 {
   GPtrArray *all;
   GHashTableIter iter;
-  gpointer value;
+  gpointer entry;
 
   g_return_val_if_fail (EXO_IS_REGISTRY (self), NULL);
 
   all = g_ptr_array_new_with_free_func (g_object_unref);
   g_mutex_lock (&self->lock);
   g_hash_table_iter_init (&iter, self->by_id);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
+  while (g_hash_table_iter_next (&iter, NULL, &entry))
     {
-      GPtrArray *list = value;
+      guint n;
+      ExoResource **resources = entry_resources (&entry, &n);
 
-      for (guint i = 0; i < list->len; i++)
+      for (guint i = 0; i < n; i++)
         {
-          GObject *object = g_ptr_array_index (list, i);
+          GObject *object = G_OBJECT (resources[i]);
           if (object->ref_count > 0)
             g_ptr_array_add (all, g_object_ref (object));
         }

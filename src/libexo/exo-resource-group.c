@@ -87,6 +87,7 @@
 
 typedef struct _Member Member;
 typedef struct _Run Run;
+typedef struct _Op Op;
 
 typedef enum {
   RS_IDLE,
@@ -96,26 +97,42 @@ typedef enum {
   RS_DONE,
 } RunState;
 
+/* Supervision of a member that was restarted or watched while degraded:
+ * the backoff of its restarts, the timers that start them, its own
+ * restart limiter.  Made when first needed: most members never need it. */
+typedef struct
+{
+  GSource           *restart_source;
+  GSource           *degraded_source;
+  ExoRestartLimiter *limiter;      /* made at its first counted restart */
+  guint              restart_streak;
+  guint              restart_prev_ms;
+  /* monotonic µs since it is ready, 0 = not ready: kept only while there
+   * is a backoff to reset (a new MemberSup has none) */
+  gint64             ready_since;
+} MemberSup;
+
 struct _Member
 {
+  ExoResource      *resource;     /* its id is the member's name: member_name();
+                                   * first: see NameKey */
   gint              refcount;
-  ExoResourceGroup *group;        /* weak; NULL once removed */
-  ExoResource      *resource;
-  const char       *name;         /* the resource's id */
-  GPtrArray        *dep_names;    /* char*, in the order given */
-  gulong            handler_id;
   guint             index;        /* insertion position */
+  ExoResourceGroup *owner;        /* weak; the group until the member is released
+                                   * (member_group(): NULL once removed) */
   guint             topo;         /* position in the topological order */
   guint             kahn;         /* scratch: unresolved dependencies */
   guint             visit;        /* scratch: walks */
+  /* A managed member's own restart limit (its retry policy's restart
+   * burst/interval when it was added): over it the group stops restarting
+   * that member.  limit_burst 0 = none. */
+  guint             limit_interval_ms;
 
   /* The resolved graph: slices of the group's edge block. */
   Member          **deps;
   Member          **rdeps;
   guint             n_deps;
   guint             n_rdeps;
-
-  Member           *culprit;      /* scratch of the health pass */
 
   /* Scratch of the live run that covers this member, if any. */
   Run              *run;
@@ -135,18 +152,12 @@ struct _Member
   guint             stopped : 1;  /* stopped by hand: out of supervision */
   guint             came_up : 1;  /* ready since its last restart started */
   guint             given_up : 1; /* its own restart limit was hit */
-  /* A managed member's own restart limit (its retry policy's restart
-   * burst/interval): over it the group stops restarting that member. */
-  ExoRestartLimiter *limiter;
+  guint             limit_burst : 14; /* <= EXO_RESTART_BURST_MAX */
 
-  /* Supervision of this member: the backoff of its restarts and the
-   * timers that start them. */
-  GSource          *restart_source;
-  GSource          *degraded_source;
-  gint64            ready_since;  /* monotonic µs, 0 = not ready */
-  guint             restart_streak;
-  guint             restart_prev_ms;
+  MemberSup        *sup;          /* NULL until needed: member_sup() */
 };
+
+G_STATIC_ASSERT (EXO_RESTART_BURST_MAX < (1 << 14));
 
 /* What a member's state-changed handler saw, for the event queue. */
 typedef enum {
@@ -182,6 +193,8 @@ struct _Run
   guint             q_tail;
   guint             n_remaining;
   guint             n_inflight;
+  Op               *ops;          /* NULL until the first; n_ops of set->len used */
+  guint             n_ops;
   GError           *error;        /* the first failure */
   GPtrArray        *failed;       /* Member* whose initialize failed */
   RunDone           done;
@@ -198,11 +211,12 @@ struct _Run
   guint             cancelled : 1; /* the group's own initialize was cancelled */
 };
 
-typedef struct
+struct _Op
 {
-  Run    *run;
-  Member *member;
-} Op;
+  ExoInitWaiter  waiter;   /* an initialize of the member, without a GTask */
+  Run           *run;
+  Member        *member;
+};
 
 typedef enum {
   JOB_RESTART,
@@ -218,7 +232,8 @@ typedef struct
 typedef struct
 {
   GPtrArray              *members;     /* Member*, owned, insertion order */
-  GHashTable             *by_name;     /* name -> Member* */
+  GHashTable             *by_name;     /* a set of Member*, by name: member_lookup() */
+  GHashTable             *dep_names;   /* Member* -> GPtrArray of char*: deps_of() */
   GPtrArray              *order;       /* Member*, topological order */
   Member                **edges;
   GError                 *plan_error;
@@ -272,8 +287,6 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
-static guint signal_state_changed;
-static GQuark group_quark;
 
 G_DEFINE_TYPE_WITH_PRIVATE (ExoResourceGroup, exo_resource_group, EXO_TYPE_RESOURCE)
 
@@ -359,6 +372,68 @@ exo_supervision_strategy_from_string (const char             *str,
 
 /* --- members ----------------------------------------------------------- */
 
+/* The group @m is in; NULL once it was removed (or its group disposed). */
+static inline ExoResourceGroup *
+member_group (Member *m)
+{
+  return m->removed ? NULL : m->owner;
+}
+
+static inline const char *
+member_name (Member *m)
+{
+  return exo_resource_get_id (m->resource);
+}
+
+static MemberSup *
+member_sup (Member *m)
+{
+  if (m->sup == NULL)
+    m->sup = g_new0 (MemberSup, 1);
+  return m->sup;
+}
+
+#define RESTART_SOURCE(m)  ((m)->sup != NULL ? (m)->sup->restart_source : NULL)
+#define DEGRADED_SOURCE(m) ((m)->sup != NULL ? (m)->sup->degraded_source : NULL)
+
+/* The member's own restart limiter, if it has a limit. */
+static ExoRestartLimiter *
+member_limiter (Member *m)
+{
+  MemberSup *sup;
+
+  if (m->limit_burst == 0)
+    return NULL;
+  sup = member_sup (m);
+  if (sup->limiter == NULL)
+    sup->limiter = exo_restart_limiter_new (m->limit_burst, m->limit_interval_ms);
+  return sup->limiter;
+}
+
+static void
+member_reset_limiter (Member *m)
+{
+  if (m->sup != NULL && m->sup->limiter != NULL)
+    exo_restart_limiter_reset (m->sup->limiter);
+}
+
+/* The names of the members @m depends on, in the order given (NULL: none
+ * yet): the group keeps them aside, for the members that have any. */
+static GPtrArray *
+deps_of (Member *m)
+{
+  if (m->owner == NULL)
+    return NULL;
+  return g_hash_table_lookup (PRIV (m->owner)->dep_names, m);
+}
+
+static void
+forget_dep_names (Member *m)
+{
+  if (m->owner != NULL)
+    g_hash_table_remove (PRIV (m->owner)->dep_names, m);
+}
+
 static Member *
 member_ref (Member *m)
 {
@@ -373,10 +448,15 @@ member_unref (gpointer data)
 
   if (--m->refcount > 0)
     return;
-  g_assert (m->handler_id == 0);
+  if (_exo_resource_get_member (m->resource) == m)
+    _exo_resource_set_member (m->resource, NULL);
   clear_member_timers (m);
-  g_clear_pointer (&m->limiter, exo_restart_limiter_free);
-  g_ptr_array_unref (m->dep_names);
+  if (m->sup != NULL)
+    {
+      g_clear_pointer (&m->sup->limiter, exo_restart_limiter_free);
+      g_clear_pointer (&m->sup, g_free);
+    }
+  forget_dep_names (m);
   g_object_unref (m->resource);
   g_free (m);
 }
@@ -387,14 +467,89 @@ member_state (Member *m)
   return exo_resource_get_state (m->resource);
 }
 
+/* The group @resource belongs to (until it is released), or %NULL. */
+static ExoResourceGroup *
+group_of (ExoResource *resource)
+{
+  Member *m = _exo_resource_get_member (resource);
+
+  return m != NULL ? m->owner : NULL;
+}
+
+static inline guint
+n_dep_names (Member *m)
+{
+  GPtrArray *names = deps_of (m);
+
+  return names != NULL ? names->len : 0;
+}
+
+static void
+add_dep_name (Member     *m,
+              const char *name)
+{
+  GPtrArray *names = deps_of (m);
+
+  if (names == NULL)
+    {
+      names = g_ptr_array_new_with_free_func (g_free);
+      g_hash_table_insert (PRIV (m->owner)->dep_names, m, names);
+    }
+  g_ptr_array_add (names, g_strdup (name));
+}
+
 static gboolean
 member_has_dep_name (Member     *m,
                      const char *name)
 {
-  for (guint i = 0; i < m->dep_names->len; i++)
-    if (g_str_equal (g_ptr_array_index (m->dep_names, i), name))
+  for (guint i = 0; i < n_dep_names (m); i++)
+    if (g_str_equal (g_ptr_array_index (deps_of (m), i), name))
       return TRUE;
   return FALSE;
+}
+
+/* The members by name: a set of Member* hashed by their name (a table of
+ * name -> Member would keep a second array of pointers, 8 bytes a bucket).
+ * A name is looked up with a NameKey, told from a Member by its first
+ * word: a Member's is its resource, never &name_key_tag. */
+typedef struct
+{
+  gconstpointer  tag;           /* &name_key_tag */
+  const char    *name;
+} NameKey;
+
+static const char name_key_tag = 0;
+
+static inline const char *
+key_name (gconstpointer key)
+{
+  const NameKey *name_key = key;
+
+  if (name_key->tag == &name_key_tag)
+    return name_key->name;
+  return member_name ((Member *) key);
+}
+
+static guint
+member_key_hash (gconstpointer key)
+{
+  return g_str_hash (key_name (key));
+}
+
+static gboolean
+member_key_equal (gconstpointer a,
+                  gconstpointer b)
+{
+  return g_str_equal (key_name (a), key_name (b));
+}
+
+static Member *
+member_lookup (ExoResourceGroupPrivate *priv,
+               const char              *name)
+{
+  NameKey key = { &name_key_tag, name };
+
+  return g_hash_table_lookup (priv->by_name, &key);
 }
 
 static gboolean
@@ -457,7 +612,7 @@ cycle_error (ExoResourceGroup *self)
 
       if (k > 0)
         g_string_append (message, " -> ");
-      g_string_append (message, c->name);
+      g_string_append (message, member_name (c));
     }
 
   return g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY, message->str);
@@ -474,13 +629,17 @@ rebuild_plan (ExoResourceGroup *self)
   priv->plan_dirty = FALSE;
   g_clear_error (&priv->plan_error);
 
-  for (guint i = 0; i < n; i++)
-    {
-      Member *m = g_ptr_array_index (priv->members, i);
+  /* (the dependency names are counted from their table: most members have none) */
+  {
+    GHashTableIter iter;
+    gpointer names;
 
-      n_names += m->dep_names->len;
-      m->n_rdeps = 0;
-    }
+    g_hash_table_iter_init (&iter, priv->dep_names);
+    while (g_hash_table_iter_next (&iter, NULL, &names))
+      n_names += ((GPtrArray *) names)->len;
+  }
+  for (guint i = 0; i < n; i++)
+    ((Member *) g_ptr_array_index (priv->members, i))->n_rdeps = 0;
 
   g_free (priv->edges);
   priv->edges = g_new (Member *, MAX (2 * n_names, 1));
@@ -489,20 +648,22 @@ rebuild_plan (ExoResourceGroup *self)
   for (guint i = 0; i < n; i++)
     {
       Member *m = g_ptr_array_index (priv->members, i);
+      GPtrArray *names = g_hash_table_size (priv->dep_names) > 0 ? deps_of (m) : NULL;
 
       m->deps = priv->edges + off;
       m->n_deps = 0;
-      for (guint j = 0; j < m->dep_names->len; j++)
+
+      for (guint j = 0; names != NULL && j < names->len; j++)
         {
-          const char *name = g_ptr_array_index (m->dep_names, j);
-          Member *d = g_hash_table_lookup (priv->by_name, name);
+          const char *name = g_ptr_array_index (names, j);
+          Member *d = member_lookup (priv, name);
 
           if (d == NULL)
             {
               if (priv->plan_error == NULL)
                 priv->plan_error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
                                                 "member '%s' depends on unknown member '%s'",
-                                                m->name, name);
+                                                member_name (m), name);
               continue;
             }
           m->deps[m->n_deps++] = d;
@@ -604,6 +765,7 @@ run_unref (Run *run)
   g_ptr_array_unref (run->failed);
   g_clear_error (&run->error);
   g_free (run->queue);
+  g_free (run->ops);
   g_object_unref (run->group);
   g_free (run);
 }
@@ -784,15 +946,22 @@ member_error (Member       *m,
               const char   *what)
 {
   return g_error_new (error->domain, error->code, "member '%s' %s: %s",
-                      m->name, what, error->message);
+                      member_name (m), what, error->message);
 }
 
+/* A run's operations come from one block of the run (a member is started
+ * or cleaned up at most once per run): one allocation per run, not per
+ * member, and the block goes back whole when the run ends. */
 static Op *
 op_new (Run    *run,
         Member *m)
 {
-  Op *op = g_new (Op, 1);
+  Op *op;
 
+  if (run->ops == NULL)
+    run->ops = g_new (Op, MAX (run->set->len, 1));
+  g_assert (run->n_ops < MAX (run->set->len, 1));
+  op = &run->ops[run->n_ops++];
   op->run = run_ref (run);
   op->member = member_ref (m);
   return op;
@@ -801,9 +970,11 @@ op_new (Run    *run,
 static void
 op_free (Op *op)
 {
+  Member *m = op->member;
+
+  /* the block is the run's: it goes with the run's last reference */
   run_unref (op->run);
-  member_unref (op->member);
-  g_free (op);
+  member_unref (m);
 }
 
 static void
@@ -818,17 +989,13 @@ run_fail (Run          *run,
 }
 
 static void
-run_init_cb (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
+run_init_done (Op           *op,
+               gboolean      ok,
+               const GError *error)
 {
-  Op *op = user_data;
   Run *run = op->run;
   Member *m = op->member;
-  g_autoptr(GError) error = NULL;
-  gboolean ok;
 
-  ok = exo_resource_initialize_finish (m->resource, result, &error);
   run->n_inflight--;
 
   if (run->live && m->run == run && m->rstate == RS_RUNNING)
@@ -856,6 +1023,27 @@ run_init_cb (GObject      *source,
   if (run->live)
     run_drain (run);
   op_free (op);
+}
+
+static void
+run_init_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  Op *op = user_data;
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  ok = exo_resource_initialize_finish (op->member->resource, result, &error);
+  run_init_done (op, ok, error);
+}
+
+static void
+run_init_waiter_cb (ExoResource   *resource,
+                    ExoInitWaiter *waiter,
+                    const GError  *error)
+{
+  run_init_done ((Op *) waiter, error == NULL, error);
 }
 
 static void
@@ -923,7 +1111,12 @@ run_drain (Run *run)
             }
           m->rstate = RS_RUNNING;
           run->n_inflight++;
-          exo_resource_initialize_async (m->resource, NULL, run_init_cb, op_new (run, m));
+          {
+            Op *op = op_new (run, m);
+
+            if (!_exo_resource_initialize_internal (m->resource, &op->waiter, run_init_waiter_cb))
+              exo_resource_initialize_async (m->resource, NULL, run_init_cb, op);
+          }
         }
       else
         {
@@ -1118,7 +1311,7 @@ escalate (ExoResourceGroup *self,
                        "group '%s' hit its restart limit (%u restarts within %u ms); "
                        "member '%s' failed: %s",
                        exo_resource_get_id (EXO_RESOURCE (self)),
-                       priv->restart_burst, priv->restart_interval_ms, m->name,
+                       priv->restart_burst, priv->restart_interval_ms, member_name (m),
                        cause != NULL ? cause->message : "unknown error");
   exo_resource_report_error (EXO_RESOURCE (self), error);
 }
@@ -1239,8 +1432,8 @@ process_jobs (ExoResourceGroup *self)
            * while its backend is away only back off. */
           counts = m->came_up;
           m->came_up = FALSE;
-          if (m->limiter != NULL && counts &&
-              !exo_restart_limiter_try (m->limiter, g_get_monotonic_time ()))
+          if (counts && m->limit_burst > 0 &&
+              !exo_restart_limiter_try (member_limiter (m), g_get_monotonic_time ()))
             {
               g_autoptr(ExoRetryPolicy) policy =
                 exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource));
@@ -1248,7 +1441,7 @@ process_jobs (ExoResourceGroup *self)
                 g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_RESTART_LIMIT,
                              "member '%s' restarted %u times within %u ms: given up until it "
                              "is started or restarted by hand",
-                             m->name, policy->restart_burst, policy->restart_interval_ms);
+                             member_name (m), policy->restart_burst, policy->restart_interval_ms);
 
               /* Like a systemd unit over StartLimitBurst: it stays failed
                * (result start-limit-hit); the group goes on (degraded)
@@ -1327,6 +1520,7 @@ pass_cb (gpointer data)
   ExoResourceGroupPrivate *priv = PRIV (self);
   g_autoptr(GPtrArray) actions = NULL;
   g_autoptr(GError) group_error = NULL;
+  g_autofree Member **culprits = NULL;
   ExoResourceState group_state;
 
   g_clear_pointer (&priv->pass_source, g_source_unref);
@@ -1335,6 +1529,9 @@ pass_cb (gpointer data)
 
   g_object_ref (self);
   actions = g_ptr_array_new_with_free_func (action_free);
+  /* culprits[i]: why priv->order[i] is blocked (the first dependency down,
+   * or what blocks it), NULL if it is not */
+  culprits = g_new (Member *, MAX (priv->order->len, 1));
 
   for (guint i = 0; i < priv->order->len; i++)
     {
@@ -1346,13 +1543,14 @@ pass_cb (gpointer data)
         {
           Member *d = m->deps[j];
 
+          /* d comes earlier in the order: its culprit is known */
           if (d->blocked)
-            culprit = d->culprit;
+            culprit = culprits[d->topo];
           else if (member_state (d) != EXO_RESOURCE_STATE_READY)
             culprit = d;
         }
       m->blocked = culprit != NULL;
-      m->culprit = culprit;
+      culprits[i] = culprit;
 
       if (m->run == NULL && !priv->escalated)
         {
@@ -1364,7 +1562,7 @@ pass_cb (gpointer data)
               action = g_new0 (Action, 1);
               action->kind = ACTION_DEGRADE;
               action->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
-                                           "dependency '%s' is %s", culprit->name,
+                                           "dependency '%s' is %s", member_name (culprit),
                                            exo_resource_state_to_string (member_state (culprit)));
             }
           else if (culprit == NULL && m->degraded_by_group)
@@ -1400,7 +1598,7 @@ pass_cb (gpointer data)
           group_error = g_error_new (EXO_RESOURCE_ERROR,
                                      state == EXO_RESOURCE_STATE_ERROR ? EXO_RESOURCE_ERROR_DEPENDENCY
                                                                       : EXO_RESOURCE_ERROR_UNHEALTHY,
-                                     "member '%s' is %s%s%s", m->name,
+                                     "member '%s' is %s%s%s", member_name (m),
                                      exo_resource_state_to_string (state),
                                      cause != NULL ? ": " : "",
                                      cause != NULL ? cause->message : "");
@@ -1521,9 +1719,9 @@ static gboolean
 degraded_tick_cb (gpointer data)
 {
   Member *m = data;
-  ExoResourceGroup *self = m->group;
+  ExoResourceGroup *self = member_group (m);
 
-  g_clear_pointer (&m->degraded_source, g_source_unref);
+  g_clear_pointer (&m->sup->degraded_source, g_source_unref);
   if (self == NULL || m->run != NULL || m->stopped || m->given_up)
     return G_SOURCE_REMOVE;
   if (_exo_resource_is_degraded_by_health (m->resource))
@@ -1545,23 +1743,27 @@ member_timeout (Member      *m,
 
   g_source_set_callback (source, func, m, NULL);
   g_source_set_static_name (source, name);
-  g_source_attach (source, exo_resource_get_context (EXO_RESOURCE (m->group)));
+  g_source_attach (source, exo_resource_get_context (EXO_RESOURCE (member_group (m))));
   return source;
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
 }
 
 static void
 clear_member_timers (Member *m)
 {
-  if (m->restart_source != NULL)
-    {
-      g_source_destroy (m->restart_source);
-      g_clear_pointer (&m->restart_source, g_source_unref);
-    }
-  if (m->degraded_source != NULL)
-    {
-      g_source_destroy (m->degraded_source);
-      g_clear_pointer (&m->degraded_source, g_source_unref);
-    }
+  if (m->sup == NULL)
+    return;
+  clear_source (&m->sup->restart_source);
+  clear_source (&m->sup->degraded_source);
 }
 
 static void
@@ -1570,13 +1772,14 @@ watch_degraded (ExoResourceGroup *self,
 {
   guint ms;
 
-  if (m->degraded_source != NULL || m->restart_source != NULL || m->job_queued ||
+  if (DEGRADED_SOURCE (m) != NULL || RESTART_SOURCE (m) != NULL || m->job_queued ||
       !m->managed || m->stopped || m->given_up ||
       !_exo_resource_is_degraded_by_health (m->resource))
     return;
 
   ms = exo_managed_resource_get_degraded_restart (EXO_MANAGED_RESOURCE (m->resource));
-  m->degraded_source = member_timeout (m, ms, degraded_tick_cb, "[exo] group degraded member");
+  member_sup (m)->degraded_source = member_timeout (m, ms, degraded_tick_cb,
+                                                   "[exo] group degraded member");
 }
 
 /* What the supervisor does about one transition, outside the emission. */
@@ -1623,14 +1826,10 @@ supervise (ExoResourceGroup *self,
       if (m->given_up)
         {
           m->given_up = FALSE;
-          if (m->limiter != NULL)
-            exo_restart_limiter_reset (m->limiter);
+          member_reset_limiter (m);
         }
-      if (m->restart_source != NULL)
-        {
-          g_source_destroy (m->restart_source);
-          g_clear_pointer (&m->restart_source, g_source_unref);
-        }
+      if (m->sup != NULL)
+        clear_source (&m->sup->restart_source);
       break;
 
     case EXO_RESOURCE_STATE_ERROR:
@@ -1672,7 +1871,7 @@ events_cb (gpointer data)
 
       g_array_index (priv->events, MemberEvent, i).member = NULL;
       g_array_index (priv->events, MemberEvent, i).run = NULL;
-      if (event.member->group == self)
+      if (member_group (event.member) == self)
         supervise (self, &event);
       member_event_clear (&event);
     }
@@ -1689,7 +1888,7 @@ member_state_changed (Member           *m,
                       ExoResourceState  old_state,
                       ExoResourceState  new_state)
 {
-  ExoResourceGroup *self = m->group;
+  ExoResourceGroup *self = member_group (m);
   ExoResourceGroupPrivate *priv;
   gboolean fell;
 
@@ -1702,18 +1901,19 @@ member_state_changed (Member           *m,
   if (new_state == EXO_RESOURCE_STATE_READY)
     {
       m->came_up = TRUE;
-      if (m->ready_since == 0)
-        m->ready_since = g_get_monotonic_time ();
+      /* (no MemberSup: no backoff to reset, nothing to time) */
+      if (m->sup != NULL && m->sup->ready_since == 0)
+        m->sup->ready_since = g_get_monotonic_time ();
     }
-  else if (!exo_resource_state_is_usable (new_state) && m->ready_since != 0)
+  else if (!exo_resource_state_is_usable (new_state) && m->sup != NULL && m->sup->ready_since != 0)
     {
       guint reset_ms = m->managed ?
         exo_managed_resource_get_backoff_reset (EXO_MANAGED_RESOURCE (m->resource)) :
         DEFAULT_BACKOFF_RESET_MS;
 
-      if (g_get_monotonic_time () - m->ready_since >= (gint64) reset_ms * 1000)
-        m->restart_streak = m->restart_prev_ms = 0;
-      m->ready_since = 0;
+      if (g_get_monotonic_time () - m->sup->ready_since >= (gint64) reset_ms * 1000)
+        m->sup->restart_streak = m->sup->restart_prev_ms = 0;
+      m->sup->ready_since = 0;
     }
 
   if (m->run != NULL)
@@ -1735,7 +1935,7 @@ member_state_changed (Member           *m,
                 run->error = member_error (m, cause, "failed");
               else if (run->error == NULL)
                 run->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
-                                          "member '%s' failed after it was ready", m->name);
+                                          "member '%s' failed after it was ready", member_name (m));
               run->doomed = TRUE;
               queue_event (self, m, run, EVENT_RUN_FAILED, old_state, new_state);
             }
@@ -1744,7 +1944,7 @@ member_state_changed (Member           *m,
               /* keep going: the start ends now, the group supervises it */
               if (run->error == NULL)
                 run->error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
-                                          "member '%s' failed after it was ready", m->name);
+                                          "member '%s' failed after it was ready", member_name (m));
               run->doomed = TRUE;
               queue_event (self, m, run, EVENT_RUN_FAILED, old_state, new_state);
             }
@@ -1764,9 +1964,9 @@ restart_tick_cb (gpointer data)
 {
   Member *m = data;
 
-  g_clear_pointer (&m->restart_source, g_source_unref);
-  if (m->group != NULL)
-    push_job (m->group, JOB_RESTART, m);
+  g_clear_pointer (&m->sup->restart_source, g_source_unref);
+  if (member_group (m) != NULL)
+    push_job (member_group (m), JOB_RESTART, m);
   return G_SOURCE_REMOVE;
 }
 
@@ -1776,40 +1976,31 @@ schedule_restart (ExoResourceGroup *self,
 {
   ExoResourceGroupPrivate *priv = PRIV (self);
   g_autoptr(ExoRetryPolicy) policy = NULL;
+  MemberSup *sup;
   guint delay;
 
-  if (m->removed || m->stopped || m->given_up || m->restart_source != NULL || m->job_queued)
+  if (m->removed || m->stopped || m->given_up || RESTART_SOURCE (m) != NULL || m->job_queued)
     return;
 
-  if (m->degraded_source != NULL)
-    {
-      g_source_destroy (m->degraded_source);
-      g_clear_pointer (&m->degraded_source, g_source_unref);
-    }
+  sup = member_sup (m);
+  clear_source (&sup->degraded_source);
   policy = m->managed ? exo_managed_resource_get_retry_policy (EXO_MANAGED_RESOURCE (m->resource))
                       : exo_retry_policy_copy (priv->default_policy);
-  delay = exo_retry_policy_next_delay (policy, m->restart_streak + 1, m->restart_prev_ms,
+  delay = exo_retry_policy_next_delay (policy, sup->restart_streak + 1, sup->restart_prev_ms,
                                        _exo_resource_get_rand (m->resource));
-  m->restart_prev_ms = delay;
-  if (m->restart_streak < G_MAXUINT)
-    m->restart_streak++;
-  m->restart_source = member_timeout (m, delay, restart_tick_cb, "[exo] group member restart");
+  sup->restart_prev_ms = delay;
+  if (sup->restart_streak < G_MAXUINT)
+    sup->restart_streak++;
+  sup->restart_source = member_timeout (m, delay, restart_tick_cb, "[exo] group member restart");
 }
 
-/* A direct marshaller: cheaper than the generic one (libffi) for a
- * handler that runs on every transition of every member. */
-static void
-member_state_marshal (GClosure     *closure,
-                      GValue       *return_value,
-                      guint         n_param_values,
-                      const GValue *param_values,
-                      gpointer      invocation_hint,
-                      gpointer      marshal_data)
+/* Called by ExoResource after the handlers of each transition of a member. */
+void
+_exo_resource_group_member_state_changed (gpointer         member,
+                                          ExoResourceState old_state,
+                                          ExoResourceState new_state)
 {
-  g_assert (n_param_values == 3);
-  member_state_changed (closure->data,
-                        g_value_get_enum (&param_values[1]),
-                        g_value_get_enum (&param_values[2]));
+  member_state_changed (member, old_state, new_state);
 }
 
 /* --- initialize, cleanup, health --------------------------------------- */
@@ -1940,10 +2131,10 @@ exo_resource_group_do_initialize (ExoResource *resource,
       m->blocked = FALSE;
       m->stopped = FALSE;
       m->given_up = FALSE;
-      m->restart_streak = m->restart_prev_ms = 0;
+      if (m->sup != NULL)
+        m->sup->restart_streak = m->sup->restart_prev_ms = 0;
       clear_member_timers (m);
-      if (m->limiter != NULL)
-        exo_restart_limiter_reset (m->limiter);
+      member_reset_limiter (m);
     }
 
   run = run_new (self, FALSE, !priv->keep_going, collect_set (self, NULL, NULL),
@@ -2076,7 +2267,7 @@ health_finish (ExoResourceGroup *self,
           const GError *cause = exo_resource_get_last_error (m->resource);
 
           g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                                   "member '%s' is %s%s%s", m->name,
+                                   "member '%s' is %s%s%s", member_name (m),
                                    exo_resource_state_to_string (state),
                                    cause != NULL ? ": " : "",
                                    cause != NULL ? cause->message : "");
@@ -2179,14 +2370,9 @@ static void
 member_attach (ExoResourceGroup *self,
                Member           *m)
 {
-  GClosure *closure;
-
-  g_object_set_qdata (G_OBJECT (m->resource), group_quark, self);
-
-  closure = g_closure_new_simple (sizeof (GClosure), m);
-  g_closure_set_marshal (closure, member_state_marshal);
-  m->handler_id = g_signal_connect_closure_by_id (m->resource, signal_state_changed, 0,
-                                                  closure, FALSE);
+  /* Told of the member's transitions by the resource itself (no signal
+   * handler: see _exo_resource_group_member_state_changed()). */
+  _exo_resource_set_member (m->resource, m);
 
   if (EXO_IS_MANAGED_RESOURCE (m->resource))
     {
@@ -2197,9 +2383,11 @@ member_attach (ExoResourceGroup *self,
       m->managed = TRUE;
       m->saved_auto_recover = exo_managed_resource_get_auto_recover (managed);
       exo_managed_resource_set_auto_recover (managed, FALSE);
-      g_clear_pointer (&m->limiter, exo_restart_limiter_free);
-      if (policy->restart_burst > 0)
-        m->limiter = exo_restart_limiter_new (policy->restart_burst, policy->restart_interval_ms);
+      if (m->sup != NULL)
+        g_clear_pointer (&m->sup->limiter, exo_restart_limiter_free);
+      /* the limiter itself is made at the first restart that counts */
+      m->limit_burst = MIN (policy->restart_burst, EXO_RESTART_BURST_MAX);
+      m->limit_interval_ms = policy->restart_interval_ms;
     }
 }
 
@@ -2212,13 +2400,10 @@ member_detach (ExoResourceGroup *self,
   ExoResourceGroupPrivate *priv = PRIV (self);
   Run *run = m->run;
 
-  g_signal_handler_disconnect (m->resource, m->handler_id);
-  m->handler_id = 0;
-  m->removed = TRUE;
+  m->removed = TRUE;          /* member_group() is NULL: no more bookkeeping */
   clear_member_timers (m);
-  m->group = NULL;
 
-  g_hash_table_remove (priv->by_name, m->name);
+  g_hash_table_remove (priv->by_name, m);
   g_ptr_array_steal_index (priv->members, m->index);
   for (guint i = m->index; i < priv->members->len; i++)
     ((Member *) g_ptr_array_index (priv->members, i))->index = i;
@@ -2248,8 +2433,10 @@ member_detach (ExoResourceGroup *self,
 static void
 member_release (Member *m)
 {
-  if (g_object_get_qdata (G_OBJECT (m->resource), group_quark) != NULL)
-    g_object_set_qdata (G_OBJECT (m->resource), group_quark, NULL);
+  if (_exo_resource_get_member (m->resource) == m)
+    _exo_resource_set_member (m->resource, NULL);
+  forget_dep_names (m);
+  m->owner = NULL;
   if (m->managed)
     exo_managed_resource_set_auto_recover (EXO_MANAGED_RESOURCE (m->resource),
                                            m->saved_auto_recover);
@@ -2305,7 +2492,7 @@ exo_resource_group_add (ExoResourceGroup   *self,
   priv = PRIV (self);
   name = exo_resource_get_id (resource);
 
-  owner = g_object_get_qdata (G_OBJECT (resource), group_quark);
+  owner = group_of (resource);
   if (owner != NULL)
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
@@ -2314,8 +2501,7 @@ exo_resource_group_add (ExoResourceGroup   *self,
       return FALSE;
     }
 
-  for (ExoResourceGroup *g = self; g != NULL;
-       g = g_object_get_qdata (G_OBJECT (g), group_quark))
+  for (ExoResourceGroup *g = self; g != NULL; g = group_of (EXO_RESOURCE (g)))
     if (EXO_RESOURCE (g) == resource)
       {
         g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
@@ -2323,7 +2509,7 @@ exo_resource_group_add (ExoResourceGroup   *self,
         return FALSE;
       }
 
-  if (g_hash_table_contains (priv->by_name, name))
+  if (member_lookup (priv, name) != NULL)
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
                    "group '%s' already has a member '%s'",
@@ -2333,10 +2519,8 @@ exo_resource_group_add (ExoResourceGroup   *self,
 
   m = g_new0 (Member, 1);
   m->refcount = 1;
-  m->group = self;
+  m->owner = self;
   m->resource = g_object_ref (resource);
-  m->name = name;
-  m->dep_names = g_ptr_array_new_with_free_func (g_free);
 
   for (guint i = 0; depends_on != NULL && depends_on[i] != NULL; i++)
     {
@@ -2348,19 +2532,19 @@ exo_resource_group_add (ExoResourceGroup   *self,
           return FALSE;
         }
       if (!member_has_dep_name (m, depends_on[i]))
-        g_ptr_array_add (m->dep_names, g_strdup (depends_on[i]));
+        add_dep_name (m, depends_on[i]);
     }
 
   m->index = priv->members->len;
   g_ptr_array_add (priv->members, m);
-  g_hash_table_insert (priv->by_name, (gpointer) m->name, m);
+  g_hash_table_add (priv->by_name, m);
   invalidate_plan (self, FALSE);
 
   if (group_is_active (self))
     {
       if (!ensure_plan (self, error))
         {
-          g_hash_table_remove (priv->by_name, m->name);
+          g_hash_table_remove (priv->by_name, m);
           g_ptr_array_steal_index (priv->members, m->index);
           invalidate_plan (self, TRUE);
           member_unref (m);
@@ -2406,7 +2590,7 @@ exo_resource_group_add_dependency (ExoResourceGroup  *self,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   priv = PRIV (self);
-  m = g_hash_table_lookup (priv->by_name, member);
+  m = member_lookup (priv, member);
   if (m == NULL)
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_NOT_FOUND,
@@ -2423,12 +2607,12 @@ exo_resource_group_add_dependency (ExoResourceGroup  *self,
   if (member_has_dep_name (m, depends_on))
     return TRUE;
 
-  g_ptr_array_add (m->dep_names, g_strdup (depends_on));
+  add_dep_name (m, depends_on);
   invalidate_plan (self, FALSE);
 
   if (group_is_active (self) && !ensure_plan (self, error))
     {
-      g_ptr_array_remove_index (m->dep_names, m->dep_names->len - 1);
+      g_ptr_array_remove_index (deps_of (m), n_dep_names (m) - 1);
       invalidate_plan (self, FALSE);
       return FALSE;
     }
@@ -2501,7 +2685,7 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, exo_resource_group_remove_async);
 
-  m = g_hash_table_lookup (priv->by_name, member);
+  m = member_lookup (priv, member);
   if (m == NULL)
     {
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_NOT_FOUND,
@@ -2515,7 +2699,7 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
     {
       Member *d = g_ptr_array_index (priv->members, i);
 
-      if (member_has_dep_name (d, m->name))
+      if (member_has_dep_name (d, member_name (m)))
         g_ptr_array_add (dependents, d);
     }
 
@@ -2525,9 +2709,9 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
 
       for (guint i = 0; i < dependents->len; i++)
         g_string_append_printf (names, "%s'%s'", i > 0 ? ", " : "",
-                                ((Member *) g_ptr_array_index (dependents, i))->name);
+                                member_name ((Member *) g_ptr_array_index (dependents, i)));
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
-                               "member '%s' is needed by %s", m->name, names->str);
+                               "member '%s' is needed by %s", member_name (m), names->str);
       return;
     }
 
@@ -2535,9 +2719,9 @@ exo_resource_group_remove_async (ExoResourceGroup    *self,
     {
       Member *d = g_ptr_array_index (dependents, i);
 
-      for (guint j = 0; j < d->dep_names->len; j++)
-        if (g_str_equal (g_ptr_array_index (d->dep_names, j), m->name))
-          g_ptr_array_remove_index (d->dep_names, j--);
+      for (guint j = 0; j < n_dep_names (d); j++)
+        if (g_str_equal (g_ptr_array_index (deps_of (d), j), member_name (m)))
+          g_ptr_array_remove_index (deps_of (d), j--);
     }
 
   g_task_set_task_data (task, member_ref (m), member_unref);
@@ -2613,7 +2797,7 @@ exo_resource_group_lookup (ExoResourceGroup *self,
   g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
   g_return_val_if_fail (member != NULL, NULL);
 
-  m = g_hash_table_lookup (PRIV (self)->by_name, member);
+  m = member_lookup (PRIV (self), member);
   return m != NULL ? m->resource : NULL;
 }
 
@@ -2679,7 +2863,7 @@ exo_resource_group_get_topological_order (ExoResourceGroup  *self,
     return NULL;
   names = g_new (char *, priv->order->len + 1);
   for (guint i = 0; i < priv->order->len; i++)
-    names[i] = g_strdup (((Member *) g_ptr_array_index (priv->order, i))->name);
+    names[i] = g_strdup (member_name (g_ptr_array_index (priv->order, i)));
   names[priv->order->len] = NULL;
   return names;
 }
@@ -2703,13 +2887,13 @@ exo_resource_group_get_dependencies (ExoResourceGroup *self,
   g_return_val_if_fail (EXO_IS_RESOURCE_GROUP (self), NULL);
   g_return_val_if_fail (member != NULL, NULL);
 
-  m = g_hash_table_lookup (PRIV (self)->by_name, member);
+  m = member_lookup (PRIV (self), member);
   if (m == NULL)
     return NULL;
-  names = g_new (char *, m->dep_names->len + 1);
-  for (guint i = 0; i < m->dep_names->len; i++)
-    names[i] = g_strdup (g_ptr_array_index (m->dep_names, i));
-  names[m->dep_names->len] = NULL;
+  names = g_new (char *, n_dep_names (m) + 1);
+  for (guint i = 0; i < n_dep_names (m); i++)
+    names[i] = g_strdup (g_ptr_array_index (deps_of (m), i));
+  names[n_dep_names (m)] = NULL;
   return names;
 }
 
@@ -2733,7 +2917,7 @@ exo_resource_group_get_dependents (ExoResourceGroup *self,
   g_return_val_if_fail (member != NULL, NULL);
 
   priv = PRIV (self);
-  if (!g_hash_table_contains (priv->by_name, member))
+  if (member_lookup (priv, member) == NULL)
     return NULL;
 
   names = g_ptr_array_new ();
@@ -2742,7 +2926,7 @@ exo_resource_group_get_dependents (ExoResourceGroup *self,
       Member *d = g_ptr_array_index (priv->members, i);
 
       if (member_has_dep_name (d, member))
-        g_ptr_array_add (names, g_strdup (d->name));
+        g_ptr_array_add (names, g_strdup (member_name (d)));
     }
   g_ptr_array_add (names, NULL);
   return (char **) g_ptr_array_free (names, FALSE);
@@ -3010,16 +3194,13 @@ exo_resource_group_dispose (GObject *object)
     {
       Member *m = g_ptr_array_index (priv->members, priv->members->len - 1);
 
-      g_signal_handler_disconnect (m->resource, m->handler_id);
-      m->handler_id = 0;
       clear_member_timers (m);
-      m->group = NULL;
       m->removed = TRUE;
       m->run = NULL;
       m->deps = m->rdeps = NULL;
       m->n_deps = m->n_rdeps = 0;
       member_release (m);
-      g_hash_table_remove (priv->by_name, m->name);
+      g_hash_table_remove (priv->by_name, m);
       g_ptr_array_steal_index (priv->members, priv->members->len - 1);
       member_unref (m);
     }
@@ -3037,6 +3218,7 @@ exo_resource_group_finalize (GObject *object)
   g_assert (priv->live_runs->len == 0);
   g_clear_pointer (&priv->members, g_ptr_array_unref);
   g_clear_pointer (&priv->by_name, g_hash_table_unref);
+  g_clear_pointer (&priv->dep_names, g_hash_table_unref);
   g_clear_pointer (&priv->order, g_ptr_array_unref);
   g_clear_pointer (&priv->live_runs, g_ptr_array_unref);
   g_clear_pointer (&priv->edges, g_free);
@@ -3139,8 +3321,6 @@ exo_resource_group_class_init (ExoResourceGroupClass *klass)
   resource_class->reset = exo_resource_group_reset;
   exo_resource_class_set_resource_type (resource_class, "group");
 
-  group_quark = g_quark_from_static_string ("exo-resource-group-owner");
-  signal_state_changed = g_signal_lookup ("state-changed", EXO_TYPE_ASYNC_RESOURCE);
 
   /**
    * ExoResourceGroup:strategy:
@@ -3247,7 +3427,8 @@ exo_resource_group_init (ExoResourceGroup *self)
   ExoResourceGroupPrivate *priv = PRIV (self);
 
   priv->members = g_ptr_array_new_with_free_func (member_unref);
-  priv->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  priv->by_name = g_hash_table_new (member_key_hash, member_key_equal);
+  priv->dep_names = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_ptr_array_unref);
   priv->order = g_ptr_array_new ();
   priv->live_runs = g_ptr_array_new ();
   priv->strategy = EXO_SUPERVISION_ONE_FOR_ONE;

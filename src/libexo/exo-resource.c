@@ -33,32 +33,50 @@ struct _Attempt
 {
   ExoResource  *self;         /* owned while the attempt runs */
   GCancellable *cancellable;
-  GError       *init_error;   /* why do_initialize failed, while its cleanup runs */
   gboolean      abandoned;
+  /* why its do_initialize failed, while its cleanup runs, is the
+   * resource's extra->init_error (one attempt at a time is busy) */
 };
 
+/* A caller of initialize with a GTask (the library's own callers use a
+ * bare ExoInitWaiter). */
 typedef struct
 {
-  GTask   *task;
-  GSource *cancel_source;
+  ExoInitWaiter  base;          /* base.func == NULL */
+  GTask         *task;
+  GSource       *cancel_source;
 } Waiter;
+
+/* What only failures, retries, zombies and nested emissions use: made when
+ * first needed, so that a resource that never fails does not carry it. */
+typedef struct
+{
+  GError           *last_error;
+  GRand            *rand;
+  GSource          *retry_source;
+  GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
+  GError           *init_error;        /* why do_initialize failed, while its cleanup runs */
+  /* Transitions made by handlers during an emission: emitted after it, in
+   * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
+  GArray           *pending_emissions;
+} ExoResourceExtra;
 
 typedef struct
 {
-  char             *id;
+  union {
+    char           *ptr;
+    char            buf[16];
+  }                 id;                /* ID(): inline when it fits, as most ids do */
   char             *display_name;
   const char       *resource_type;     /* interned */
   GMainContext     *context;
-  GError           *last_error;
-  GRand            *rand;
+  ExoResourceExtra *extra;             /* NULL until needed: EXTRA() */
   gint64            state_changed_at;
   gint64            initialized_at;
   guint             error_count;
   guint             attempts;
   guint             attempts_notified; /* the value `notify::attempts` last told */
   guint             init_timeout_ms;
-  ExoResourceState  state;
-  ExoResourceResult result;
 
   /* Health hysteresis: consecutive outcomes of health checks. */
   guint             health_fails;
@@ -67,14 +85,16 @@ typedef struct
   guint             healthy_threshold;
 
   /* The initialize flight: one set of callers sharing attempts. */
-  GQueue            init_waiters;      /* Waiter* */
+  /* in the order they came (Waiter, or the library's): a ring, the last
+   * one's next is the first */
+  ExoInitWaiter    *init_waiters_tail;
   Attempt          *attempt;           /* the live attempt, if any */
   GSource          *timeout_source;
-  GSource          *retry_source;
-  guint             flight_attempt;
 
-  GQueue            cleanup_waiters;   /* GTask* */
+  GSList           *cleanup_waiters;   /* GTask*, the last one first */
 
+  guint8            state;             /* ExoResourceState: a byte, read on every transition */
+  guint8            result;            /* ExoResourceResult */
   guint             in_flight : 1;
   guint             busy : 1;          /* a do_initialize or do_cleanup runs */
   guint             needs_cleanup : 1; /* do_initialize succeeded, no do_cleanup since */
@@ -87,13 +107,49 @@ typedef struct
   guint             held : 1;          /* kept degraded by its supervisor (a dependency is down) */
   guint             emitting : 1;      /* inside a state-changed emission */
   guint             zombie : 1;        /* busy with a vfunc of an abandoned attempt */
-  GSource          *cleanup_wait_source; /* how long a cleanup waits for a zombie */
+  guint             managed_hook : 1;  /* an ExoManagedResource: told of transitions first */
+  guint             member_hook : 1;   /* in a group, not disposed: the group is told */
+  guint             disposed : 1;      /* its handlers are gone: so are the hooks */
+  guint             id_inline : 1;
+  guint             flight_attempt;    /* beside the bits: no hole */
 
-  /* Transitions made by handlers during an emission: emitted after it, in
-   * order (guint32: old | new << 8 | has_error << 16); NULL until needed. */
-  GArray           *pending_emissions;
   GThread          *thread;            /* the thread that made it */
+  gpointer          member;            /* the record of the group it is in, if any */
 } ExoResourcePrivate;
+
+G_STATIC_ASSERT (EXO_RESOURCE_STATE_LAST <= 8);
+G_STATIC_ASSERT (EXO_RESOURCE_RESULT_START_LIMIT_HIT < 8);
+
+#define ID(priv) ((priv)->id_inline ? (priv)->id.buf : (priv)->id.ptr)
+
+static void
+set_id (ExoResourcePrivate *priv,
+        const char         *id)
+{
+  if (!priv->id_inline)
+    g_free (priv->id.ptr);
+  if (id != NULL && strlen (id) < sizeof priv->id.buf)
+    {
+      strcpy (priv->id.buf, id);
+      priv->id_inline = TRUE;
+    }
+  else
+    {
+      priv->id.ptr = g_strdup (id);
+      priv->id_inline = FALSE;
+    }
+}
+
+static inline ExoResourceExtra *
+EXTRA (ExoResourcePrivate *priv)
+{
+  if (G_UNLIKELY (priv->extra == NULL))
+    priv->extra = g_new0 (ExoResourceExtra, 1);
+  return priv->extra;
+}
+
+/* A field of the extra part, for reading: NULL when there is none. */
+#define EXTRA_GET(priv, field) ((priv)->extra != NULL ? (priv)->extra->field : NULL)
 
 enum {
   PROP_0,
@@ -139,6 +195,8 @@ static const guint legal_transitions[EXO_RESOURCE_STATE_LAST] = {
 static void start_attempt  (ExoResource *self);
 static guint zombie_wait_ms (ExoResource *self);
 static void resume_pending (ExoResource *self);
+static GTask *vfunc_init_task_new (ExoResource *self,
+                                   Attempt     *attempt);
 
 /**
  * exo_resource_state_transition_is_legal:
@@ -196,8 +254,8 @@ record_error_quietly (ExoResource  *self,
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_clear_error (&priv->last_error);
-  priv->last_error = g_error_copy (error);
+  g_clear_error (&EXTRA (priv)->last_error);
+  priv->extra->last_error = g_error_copy (error);
   priv->error_count++;
 }
 
@@ -242,13 +300,22 @@ result_of (const GError *error)
 }
 
 static void
-emit_transition (ExoResource      *self,
-                 ExoResourceState  old_state,
-                 ExoResourceState  new_state,
-                 gboolean          with_error)
+emit_transition (ExoResource        *self,
+                 ExoResourcePrivate *priv,
+                 ExoResourceState    old_state,
+                 ExoResourceState    new_state,
+                 gboolean            with_error)
 {
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  /* Where ExoManagedResource's own handler was: connected at init, it ran
+   * before every other handler. */
+  if (G_UNLIKELY (priv->managed_hook))
+    _exo_managed_resource_state_changed (EXO_MANAGED_RESOURCE (self), old_state, new_state);
   g_signal_emit (self, signal_state_changed, 0, old_state, new_state);
+  /* The group's bookkeeping: after every handler, so that each of them has
+   * seen the transition before the group does anything about it. */
+  if (G_UNLIKELY (priv->member_hook))
+    _exo_resource_group_member_state_changed (priv->member, old_state, new_state);
   /* After the emission: a watcher of the error count sees that this error
    * came with the transition it was just told of. */
   if (with_error)
@@ -282,7 +349,7 @@ exo_resource_transition (ExoResource      *self,
   if G_UNLIKELY (!exo_resource_state_transition_is_legal (old_state, new_state))
     {
       g_critical ("illegal state transition of resource '%s': %s -> %s",
-                  priv->id,
+                  ID (priv),
                   exo_resource_state_to_string (old_state),
                   exo_resource_state_to_string (new_state));
       return FALSE;
@@ -314,23 +381,27 @@ exo_resource_transition (ExoResource      *self,
     {
       guint32 entry = old_state | (new_state << 8) | ((error != NULL) << 16);
 
-      if (priv->pending_emissions == NULL)
-        priv->pending_emissions = g_array_new (FALSE, FALSE, sizeof (guint32));
-      g_array_append_val (priv->pending_emissions, entry);
+      if (EXTRA (priv)->pending_emissions == NULL)
+        priv->extra->pending_emissions = g_array_new (FALSE, FALSE, sizeof (guint32));
+      g_array_append_val (priv->extra->pending_emissions, entry);
       return TRUE;
     }
 
   g_object_ref (self);
   priv->emitting = TRUE;
-  emit_transition (self, old_state, new_state, error != NULL);
-  for (guint i = 0; priv->pending_emissions != NULL && i < priv->pending_emissions->len; i++)
+  emit_transition (self, priv, old_state, new_state, error != NULL);
+  if (G_UNLIKELY (priv->extra != NULL && priv->extra->pending_emissions != NULL))
     {
-      guint32 entry = g_array_index (priv->pending_emissions, guint32, i);
+      GArray *pending = priv->extra->pending_emissions;
 
-      emit_transition (self, entry & 0xff, (entry >> 8) & 0xff, (entry >> 16) & 1);
+      for (guint i = 0; i < pending->len; i++)
+        {
+          guint32 entry = g_array_index (pending, guint32, i);
+
+          emit_transition (self, priv, entry & 0xff, (entry >> 8) & 0xff, (entry >> 16) & 1);
+        }
+      g_array_set_size (pending, 0);
     }
-  if (priv->pending_emissions != NULL)
-    g_array_set_size (priv->pending_emissions, 0);
   priv->emitting = FALSE;
   g_object_unref (self);
 
@@ -352,22 +423,124 @@ waiter_free (Waiter *waiter)
 }
 
 static void
+init_waiters_push (ExoResourcePrivate *priv,
+                   ExoInitWaiter      *waiter)
+{
+  ExoInitWaiter *tail = priv->init_waiters_tail;
+
+  if (tail != NULL)
+    {
+      waiter->next = tail->next;
+      tail->next = waiter;
+    }
+  else
+    waiter->next = waiter;
+  priv->init_waiters_tail = waiter;
+}
+
+typedef struct
+{
+  ExoResource   *self;
+  ExoInitWaiter *waiter;
+  GError        *error;
+} DeferredWaiter;
+
+static void
+call_init_waiter (ExoResource   *self,
+                  ExoInitWaiter *waiter,
+                  const GError  *error)
+{
+  GMainContext *context = PRIV (self)->context;
+
+  /* as g_task_return_now() does */
+  g_main_context_push_thread_default (context);
+  waiter->func (self, waiter, error);
+  g_main_context_pop_thread_default (context);
+}
+
+static gboolean
+deferred_waiter_cb (gpointer data)
+{
+  DeferredWaiter *deferred = data;
+
+  call_init_waiter (deferred->self, deferred->waiter, deferred->error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+deferred_waiter_free (gpointer data)
+{
+  DeferredWaiter *deferred = data;
+
+  g_object_unref (deferred->self);
+  g_clear_error (&deferred->error);
+  g_free (deferred);
+}
+
+/* Completes a library caller when a GTask in its place would complete:
+ * at once when running in its context in a later iteration than the one
+ * it came in, else from an idle of default priority. */
+static void
+complete_init_waiter (ExoResource   *self,
+                      ExoInitWaiter *waiter,
+                      const GError  *error)
+{
+  GSource *source = g_main_current_source ();
+  DeferredWaiter *deferred;
+
+  if (source != NULL && g_source_get_context (source) == PRIV (self)->context &&
+      g_source_get_time (source) > waiter->created)
+    {
+      call_init_waiter (self, waiter, error);
+      return;
+    }
+
+  deferred = g_new (DeferredWaiter, 1);
+  deferred->self = g_object_ref (self);
+  deferred->waiter = waiter;
+  deferred->error = error != NULL ? g_error_copy (error) : NULL;
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, deferred_waiter_cb, deferred, deferred_waiter_free);
+  g_source_set_static_name (source, "[exo] initialize complete");
+  g_source_attach (source, PRIV (self)->context);
+  g_source_unref (source);
+}
+
+static void
 flush_init_waiters (ExoResource  *self,
                     const GError *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
-  GQueue waiters = priv->init_waiters;
-  Waiter *waiter;
+  ExoInitWaiter *tail = g_steal_pointer (&priv->init_waiters_tail);
+  ExoInitWaiter *next = NULL;
 
-  g_queue_init (&priv->init_waiters);
-
-  while ((waiter = g_queue_pop_head (&waiters)))
+  if (tail != NULL)
     {
-      if (error == NULL)
-        g_task_return_boolean (waiter->task, TRUE);
-      else
-        g_task_return_error (waiter->task, g_error_copy (error));
-      waiter_free (waiter);
+      next = tail->next;
+      tail->next = NULL;
+    }
+
+  while (next != NULL)
+    {
+      ExoInitWaiter *base = next;
+
+      next = base->next;
+      if (base->func != NULL)
+        {
+          complete_init_waiter (self, base, error);
+          continue;
+        }
+
+      {
+        Waiter *waiter = (Waiter *) base;
+
+        if (error == NULL)
+          g_task_return_boolean (waiter->task, TRUE);
+        else
+          g_task_return_error (waiter->task, g_error_copy (error));
+        waiter_free (waiter);
+      }
     }
 }
 
@@ -376,13 +549,13 @@ flush_cleanup_waiters (ExoResource  *self,
                        const GError *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
-  GQueue waiters = priv->cleanup_waiters;
-  GTask *task;
+  GSList *waiters = g_slist_reverse (g_steal_pointer (&priv->cleanup_waiters));
 
-  g_queue_init (&priv->cleanup_waiters);
-
-  while ((task = g_queue_pop_head (&waiters)))
+  while (waiters != NULL)
     {
+      GTask *task = waiters->data;
+
+      waiters = g_slist_delete_link (waiters, waiters);
       if (error == NULL)
         g_task_return_boolean (task, TRUE);
       else
@@ -406,7 +579,6 @@ attempt_new (ExoResource *self)
 static void
 attempt_free (Attempt *attempt)
 {
-  g_clear_error (&attempt->init_error);
   g_clear_object (&attempt->cancellable);
   g_clear_object (&attempt->self);
   g_free (attempt);
@@ -420,6 +592,14 @@ clear_source (GSource **source)
       g_source_destroy (*source);
       g_clear_pointer (source, g_source_unref);
     }
+}
+
+static void
+clear_extra_source (ExoResourcePrivate *priv,
+                    glong               offset)
+{
+  if (priv->extra != NULL)
+    clear_source (G_STRUCT_MEMBER_P (priv->extra, offset));
 }
 
 static GSource *
@@ -445,7 +625,7 @@ end_flight (ExoResource  *self,
   priv->in_flight = FALSE;
   priv->start_pending = FALSE;
   priv->attempt_counted = FALSE;
-  clear_source (&priv->retry_source);
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, retry_source));
   clear_source (&priv->timeout_source);
 
   if (error == NULL)
@@ -486,7 +666,7 @@ retry_cb (gpointer data)
   ExoResource *self = data;
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_clear_pointer (&priv->retry_source, g_source_unref);
+  g_clear_pointer (&priv->extra->retry_source, g_source_unref);
   start_attempt (self);
   return G_SOURCE_REMOVE;
 }
@@ -511,7 +691,7 @@ after_failed_attempt (ExoResource  *self,
       return;
     }
 
-  priv->retry_source = add_timeout (self, (guint) MIN (delay, G_MAXUINT), retry_cb, self);
+  EXTRA (priv)->retry_source = add_timeout (self, (guint) MIN (delay, G_MAXUINT), retry_cb, self);
 }
 
 typedef void (*CleanupDone) (ExoResource *self, Attempt *attempt, GError *error);
@@ -577,7 +757,7 @@ failed_cleanup_done (ExoResource *self,
                      GError      *error)
 {
   ExoResourcePrivate *priv = PRIV (self);
-  GError *init_error = g_steal_pointer (&attempt->init_error);
+  GError *init_error = g_steal_pointer (&EXTRA (priv)->init_error);
 
   /* The init error is what callers see; a cleanup error is only recorded. */
   if (error != NULL)
@@ -585,8 +765,8 @@ failed_cleanup_done (ExoResource *self,
   g_clear_error (&error);
   if (init_error != NULL)
     {
-      g_clear_error (&priv->last_error);
-      priv->last_error = g_error_copy (init_error);
+      g_clear_error (&EXTRA (priv)->last_error);
+      priv->extra->last_error = g_error_copy (init_error);
     }
 
   priv->busy = FALSE;
@@ -644,11 +824,12 @@ do_initialize_cb (GObject      *source,
 
   if (error == NULL)
     error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
-                         "initialize of '%s' failed", priv->id);
+                         "initialize of '%s' failed", ID (priv));
 
   record_error (self, error);
   /* Clean up the half-made resource before anyone hears of the failure. */
-  attempt->init_error = error;
+  g_clear_error (&EXTRA (priv)->init_error);
+  priv->extra->init_error = error;
   call_do_cleanup (self, attempt, failed_cleanup_done);
 }
 
@@ -656,8 +837,7 @@ static void
 call_do_initialize (ExoResource *self,
                     Attempt     *attempt)
 {
-  GTask *task = _exo_resource_vfunc_task_new (self, attempt->cancellable, do_initialize_cb,
-                                              attempt, call_do_initialize, "do_initialize");
+  GTask *task = vfunc_init_task_new (self, attempt);
 
   EXO_RESOURCE_GET_CLASS (self)->do_initialize (self, task);
   g_object_unref (task);
@@ -696,12 +876,12 @@ attempt_timeout_cb (gpointer data)
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                          "initialize of '%s' timed out after %u ms (attempt %u): the previous "
                          "attempt has not returned since it was cancelled",
-                         priv->id, priv->init_timeout_ms > 0 ? priv->init_timeout_ms : zombie_wait_ms (self),
+                         ID (priv), priv->init_timeout_ms > 0 ? priv->init_timeout_ms : zombie_wait_ms (self),
                          priv->flight_attempt);
   else
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                          "initialize of '%s' timed out after %u ms (attempt %u)",
-                         priv->id, priv->init_timeout_ms, priv->flight_attempt);
+                         ID (priv), priv->init_timeout_ms, priv->flight_attempt);
 
   g_clear_pointer (&priv->timeout_source, g_source_unref);
   priv->start_pending = FALSE;
@@ -785,7 +965,7 @@ run_cleanup (ExoResource *self)
   ExoResourcePrivate *priv = PRIV (self);
 
   priv->cleanup_pending = FALSE;
-  clear_source (&priv->cleanup_wait_source);
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, cleanup_wait_source));
 
   if (priv->needs_cleanup || holds_more (self))
     {
@@ -819,21 +999,41 @@ waiter_cancelled_cb (GCancellable *cancellable,
   ExoResource *self = g_task_get_source_object (task);
   ExoResourcePrivate *priv = PRIV (self);
   g_autoptr(GError) error = NULL;
-  GList *link;
+  ExoInitWaiter *prev = NULL;
+  ExoInitWaiter *link = NULL;
 
-  for (link = priv->init_waiters.head; link != NULL; link = link->next)
-    if (((Waiter *) link->data)->task == task)
-      break;
+  if (priv->init_waiters_tail != NULL)
+    {
+      ExoInitWaiter *tail = priv->init_waiters_tail;
+
+      for (prev = tail, link = tail->next; ; prev = link, link = link->next)
+        {
+          if (link->func == NULL && ((Waiter *) link)->task == task)
+            break;
+          if (link == tail)
+            {
+              link = NULL;
+              break;
+            }
+        }
+    }
   if (link == NULL)
     return G_SOURCE_REMOVE;
 
   {
-    Waiter *waiter = link->data;
+    Waiter *waiter = (Waiter *) link;
 
-    g_queue_delete_link (&priv->init_waiters, link);
+    if (link->next == link)
+      priv->init_waiters_tail = NULL;
+    else
+      {
+        prev->next = link->next;
+        if (priv->init_waiters_tail == link)
+          priv->init_waiters_tail = prev;
+      }
     g_clear_pointer (&waiter->cancel_source, g_source_unref);
     error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                         "initialize of '%s' was cancelled", priv->id);
+                         "initialize of '%s' was cancelled", ID (priv));
     g_task_return_error (waiter->task, g_error_copy (error));
     /* keep the source alive until dispatch returns: it is destroyed for us */
     g_clear_object (&waiter->task);
@@ -841,7 +1041,7 @@ waiter_cancelled_cb (GCancellable *cancellable,
   }
 
   /* The last caller is gone: stop the attempt. */
-  if (priv->in_flight && g_queue_is_empty (&priv->init_waiters))
+  if (priv->in_flight && priv->init_waiters_tail == NULL)
     {
       g_object_ref (self);
       abandon_attempt (self);
@@ -870,8 +1070,14 @@ add_init_waiter (ExoResource *self,
       g_source_set_static_name (waiter->cancel_source, "[exo] initialize cancelled");
       g_source_attach (waiter->cancel_source, priv->context);
     }
-  g_queue_push_tail (&priv->init_waiters, waiter);
+  init_waiters_push (priv, &waiter->base);
 }
+
+static void start_flight (ExoResource *self);
+static void exo_resource_real_initialize_async (ExoAsyncResource    *resource,
+                                                GCancellable        *cancellable,
+                                                GAsyncReadyCallback  callback,
+                                                gpointer             user_data);
 
 static void
 initialize_internal (ExoResource         *self,
@@ -896,7 +1102,7 @@ initialize_internal (ExoResource         *self,
   if (priv->cleaning || priv->state == EXO_RESOURCE_STATE_CLOSING)
     {
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
-                               "resource '%s' is closing", priv->id);
+                               "resource '%s' is closing", ID (priv));
       g_object_unref (task);
       return;
     }
@@ -909,6 +1115,14 @@ initialize_internal (ExoResource         *self,
     }
 
   add_init_waiter (self, task);
+  start_flight (self);
+}
+
+/* After a waiter was queued: the flight starts, unless it flies already. */
+static void
+start_flight (ExoResource *self)
+{
+  ExoResourcePrivate *priv = PRIV (self);
 
   if (priv->in_flight)
     return;
@@ -921,6 +1135,39 @@ initialize_internal (ExoResource         *self,
   if (priv->in_flight && priv->state == EXO_RESOURCE_STATE_INITIALIZING)
     start_attempt (self);
   g_object_unref (self);
+}
+
+gboolean
+_exo_resource_initialize_internal (ExoResource       *self,
+                                   ExoInitWaiter     *waiter,
+                                   ExoInitWaiterFunc  func)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  if (EXO_ASYNC_RESOURCE_GET_IFACE (self)->initialize_async != exo_resource_real_initialize_async)
+    return FALSE;
+
+  waiter->func = func;
+  waiter->created = g_get_monotonic_time ();
+
+  /* initialize_internal() without a cancellable */
+  if (priv->cleaning || priv->state == EXO_RESOURCE_STATE_CLOSING)
+    {
+      g_autoptr(GError) error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
+                                             "resource '%s' is closing", ID (priv));
+      complete_init_waiter (self, waiter, error);
+      return TRUE;
+    }
+
+  if (!priv->in_flight && exo_resource_state_is_usable (priv->state))
+    {
+      complete_init_waiter (self, waiter, NULL);
+      return TRUE;
+    }
+
+  init_waiters_push (priv, waiter);
+  start_flight (self);
+  return TRUE;
 }
 
 static void
@@ -1014,14 +1261,14 @@ cleanup_wait_cb (gpointer data)
   ExoResourcePrivate *priv = PRIV (self);
   g_autoptr(GError) error = NULL;
 
-  g_clear_pointer (&priv->cleanup_wait_source, g_source_unref);
+  g_clear_pointer (&priv->extra->cleanup_wait_source, g_source_unref);
   if (!priv->cleanup_pending || !priv->busy)
     return G_SOURCE_REMOVE;
 
   error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                        "cleanup of '%s' stopped waiting after %u ms for a do_initialize that "
                        "has not returned since it was cancelled; what it made is cleaned up "
-                       "when it returns", priv->id, zombie_wait_ms (self));
+                       "when it returns", ID (priv), zombie_wait_ms (self));
   g_object_ref (self);
   priv->cleanup_pending = FALSE;
   priv->cleaning = FALSE;
@@ -1052,7 +1299,7 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       return;
     }
 
-  g_queue_push_tail (&priv->cleanup_waiters, task);
+  priv->cleanup_waiters = g_slist_prepend (priv->cleanup_waiters, task);
   if (priv->cleaning)
     return;
 
@@ -1064,12 +1311,12 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       g_autoptr(GError) error = NULL;
 
       error = g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                           "initialize of '%s' was cancelled: cleanup requested", priv->id);
+                           "initialize of '%s' was cancelled: cleanup requested", ID (priv));
       abandon_attempt (self);
       priv->in_flight = FALSE;
       priv->start_pending = FALSE;
       priv->attempt_counted = FALSE;
-      clear_source (&priv->retry_source);
+      clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, retry_source));
       exo_resource_transition (self, EXO_RESOURCE_STATE_CLOSING, NULL);
       flush_init_waiters (self, error);
     }
@@ -1081,8 +1328,9 @@ exo_resource_real_cleanup_async (ExoAsyncResource    *resource,
       priv->cleanup_pending = TRUE;
       /* An abandoned do_initialize that never returns must not keep the
        * resource `closing` for good (a Stop or Restart would hang). */
-      if (priv->zombie && priv->cleanup_wait_source == NULL)
-        priv->cleanup_wait_source = add_timeout (self, zombie_wait_ms (self), cleanup_wait_cb, self);
+      if (priv->zombie && EXTRA_GET (priv, cleanup_wait_source) == NULL)
+        EXTRA (priv)->cleanup_wait_source = add_timeout (self, zombie_wait_ms (self),
+                                                         cleanup_wait_cb, self);
     }
   else
     run_cleanup (self);
@@ -1240,7 +1488,7 @@ exo_resource_report_health (ExoResource  *self,
 
     if (error == NULL)
       error = fallback = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                                      "health check of '%s' failed", priv->id);
+                                      "health check of '%s' failed", ID (priv));
     priv->health_passes = 0;
     if (priv->health_fails < G_MAXUINT)
       priv->health_fails++;
@@ -1270,6 +1518,17 @@ _exo_resource_set_health_thresholds (ExoResource *self,
 
   priv->unhealthy_threshold = MAX (unhealthy, 1);
   priv->healthy_threshold = MAX (healthy, 1);
+}
+
+void
+_exo_resource_get_health_thresholds (ExoResource *self,
+                                     guint       *unhealthy,
+                                     guint       *healthy)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  *unhealthy = priv->unhealthy_threshold;
+  *healthy = priv->healthy_threshold;
 }
 
 /* TRUE while @self is degraded by its own failing health checks (not by a
@@ -1314,6 +1573,28 @@ gboolean
 _exo_resource_is_held (ExoResource *self)
 {
   return PRIV (self)->held;
+}
+
+void
+_exo_resource_set_managed_hook (ExoResource *self)
+{
+  PRIV (self)->managed_hook = TRUE;
+}
+
+gpointer
+_exo_resource_get_member (ExoResource *self)
+{
+  return PRIV (self)->member;
+}
+
+void
+_exo_resource_set_member (ExoResource *self,
+                          gpointer     member)
+{
+  ExoResourcePrivate *priv = PRIV (self);
+
+  priv->member = member;
+  priv->member_hook = member != NULL && !priv->disposed;
 }
 
 /**
@@ -1376,7 +1657,7 @@ do_check_health_cb (GObject      *source,
 
   if (!healthy && error == NULL)
     error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                         "health check of '%s' failed", PRIV (self)->id);
+                         "health check of '%s' failed", ID (PRIV (self)));
 
   exo_resource_report_health (self, healthy, error);
 
@@ -1404,7 +1685,7 @@ exo_resource_real_check_health_async (ExoAsyncResource    *resource,
   if (!exo_resource_state_is_usable (priv->state) || priv->in_flight || priv->cleaning)
     {
       g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_UNHEALTHY,
-                               "resource '%s' is %s", priv->id,
+                               "resource '%s' is %s", ID (priv),
                                exo_resource_state_to_string (priv->state));
       g_object_unref (task);
       return;
@@ -1571,9 +1852,10 @@ exo_resource_real_reset (ExoResource *self)
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  gboolean had_error = priv->last_error != NULL;
+  gboolean had_error = EXTRA_GET (priv, last_error) != NULL;
 
-  g_clear_error (&priv->last_error);
+  if (priv->extra != NULL)
+    g_clear_error (&priv->extra->last_error);
   if (had_error)
     notify_watched (self, PROP_LAST_ERROR);
   if (priv->error_count != 0)
@@ -1625,7 +1907,7 @@ const char *
 exo_resource_get_id (ExoResource *self)
 {
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
-  return PRIV (self)->id;
+  return ID (PRIV (self));
 }
 
 const char *
@@ -1642,7 +1924,7 @@ exo_resource_get_display_name (ExoResource *self)
 
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
   priv = PRIV (self);
-  return priv->display_name != NULL ? priv->display_name : priv->id;
+  return priv->display_name != NULL ? priv->display_name : ID (priv);
 }
 
 void
@@ -1698,7 +1980,7 @@ const GError *
 exo_resource_get_last_error (ExoResource *self)
 {
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
-  return PRIV (self)->last_error;
+  return EXTRA_GET (PRIV (self), last_error);
 }
 
 guint
@@ -1807,9 +2089,9 @@ _exo_resource_get_rand (ExoResource *self)
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  if (priv->rand == NULL)
-    priv->rand = g_rand_new ();
-  return priv->rand;
+  if (EXTRA (priv)->rand == NULL)
+    priv->extra->rand = g_rand_new ();
+  return priv->extra->rand;
 }
 
 void
@@ -1818,8 +2100,8 @@ _exo_resource_seed_rand (ExoResource *self,
 {
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_clear_pointer (&priv->rand, g_rand_free);
-  priv->rand = g_rand_new_with_seed (seed);
+  g_clear_pointer (&EXTRA (priv)->rand, g_rand_free);
+  priv->extra->rand = g_rand_new_with_seed (seed);
 }
 
 gboolean
@@ -1905,8 +2187,13 @@ typedef struct
   gpointer             user_data;
   gpointer             source_tag;
   const char          *vfunc;   /* static */
-  ExoResource         *self;    /* owned, once the task is gone */
+  ExoResource         *self;    /* owned */
 } VfuncWatch;
+
+/* The watch rides on the task as qdata (one GData; a weak ref would cost a
+ * second allocation): the task's own callback takes it off, so that its
+ * destroy notify runs only for a task finalized before its callback ran. */
+static GQuark vfunc_watch_quark;
 
 static void
 vfunc_watch_free (gpointer data)
@@ -1929,34 +2216,84 @@ vfunc_task_dropped_cb (gpointer data)
   g_task_set_source_tag (task, watch->source_tag);
   g_task_return_new_error (task, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FAILED,
                            "%s of '%s' returned without completing its task and without "
-                           "keeping a reference to it", watch->vfunc, priv->id);
+                           "keeping a reference to it", watch->vfunc, ID (priv));
   g_object_unref (task);
   g_main_context_pop_thread_default (priv->context);
   return G_SOURCE_REMOVE;
 }
 
-/* The task is being disposed (its fields are still there). */
+/* The task is finalized and its callback never ran. */
 static void
-vfunc_task_gone (gpointer  data,
-                 GObject  *where_the_task_was)
+vfunc_task_gone (gpointer data)
 {
   VfuncWatch *watch = data;
-  GTask *task = G_TASK (where_the_task_was);
   GSource *source;
 
-  if (g_task_get_completed (task))
-    {
-      vfunc_watch_free (watch);
-      return;
-    }
-
-  watch->self = g_object_ref (g_task_get_source_object (task));
   source = g_idle_source_new ();
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
   g_source_set_callback (source, vfunc_task_dropped_cb, watch, vfunc_watch_free);
   g_source_set_static_name (source, "[exo] vfunc task dropped");
   g_source_attach (source, PRIV (watch->self)->context);
   g_source_unref (source);
+}
+
+static void
+vfunc_task_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  VfuncWatch *watch = data;
+
+  g_object_steal_qdata (G_OBJECT (result), vfunc_watch_quark);
+  watch->callback (source, result, watch->user_data);
+  vfunc_watch_free (watch);
+}
+
+/* The task of do_initialize is watched the same way, with its attempt as
+ * the watch (it has all a watch needs): no allocation of its own. */
+static void do_initialize_cb (GObject      *source,
+                              GAsyncResult *result,
+                              gpointer      user_data);
+static void call_do_initialize (ExoResource *self,
+                                Attempt     *attempt);
+
+static void
+init_task_gone (gpointer data)
+{
+  Attempt *attempt = data;
+  VfuncWatch *watch = g_new (VfuncWatch, 1);
+
+  watch->callback = do_initialize_cb;
+  watch->user_data = attempt;
+  watch->source_tag = call_do_initialize;
+  watch->vfunc = "do_initialize";
+  watch->self = g_object_ref (attempt->self);
+  vfunc_task_gone (watch);
+}
+
+static void
+init_task_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
+{
+  g_object_steal_qdata (G_OBJECT (result), vfunc_watch_quark);
+  do_initialize_cb (source, result, data);
+}
+
+static GTask *
+vfunc_init_task_new (ExoResource *self,
+                     Attempt     *attempt)
+{
+  GTask *task = g_task_new (self, attempt->cancellable, init_task_cb, attempt);
+
+  (g_task_set_source_tag) (task, call_do_initialize);
+#if GLIB_CHECK_VERSION (2, 76, 0)
+  g_task_set_static_name (task, "do_initialize");
+#endif
+  /* the attempt lives until the task's callback ran (or the error that
+   * stands for it, when the task is dropped) */
+  g_object_set_qdata_full (G_OBJECT (task), vfunc_watch_quark, attempt, init_task_gone);
+  return task;
 }
 
 /* g_task_new() + g_task_set_source_tag() for the task given to a do_* vfunc
@@ -1969,15 +2306,25 @@ _exo_resource_vfunc_task_new (ExoResource         *self,
                               gpointer             source_tag,
                               const char          *vfunc)
 {
-  GTask *task = g_task_new (self, cancellable, callback, user_data);
-  VfuncWatch *watch = g_new0 (VfuncWatch, 1);
+  VfuncWatch *watch = g_new (VfuncWatch, 1);
+  GTask *task;
 
-  g_task_set_source_tag (task, source_tag);
   watch->callback = callback;
   watch->user_data = user_data;
   watch->source_tag = source_tag;
   watch->vfunc = vfunc;
-  g_object_weak_ref (G_OBJECT (task), vfunc_task_gone, watch);
+  watch->self = g_object_ref (self);
+
+  task = g_task_new (self, cancellable, vfunc_task_cb, watch);
+  /* Not the g_task_set_source_tag() macro: before GLib 2.76 it names the
+   * task with a copy of the string "source_tag", and GTask copies the name
+   * again to the source that completes the task (two allocations per
+   * do_initialize of every resource). */
+  (g_task_set_source_tag) (task, source_tag);
+#if GLIB_CHECK_VERSION (2, 76, 0)
+  g_task_set_static_name (task, vfunc);
+#endif
+  g_object_set_qdata_full (G_OBJECT (task), vfunc_watch_quark, watch, vfunc_task_gone);
   return task;
 }
 
@@ -2006,11 +2353,12 @@ exo_resource_constructed (GObject *object)
         priv->resource_type = G_OBJECT_TYPE_NAME (object);
     }
 
-  if (priv->id == NULL || priv->id[0] == '\0')
+  if (ID (priv) == NULL || ID (priv)[0] == '\0')
     {
-      g_free (priv->id);
-      priv->id = g_strdup_printf ("%s-%d", priv->resource_type,
-                                  g_atomic_int_add (&counter, 1) + 1);
+      g_autofree char *made = g_strdup_printf ("%s-%d", priv->resource_type,
+                                               g_atomic_int_add (&counter, 1) + 1);
+
+      set_id (priv, made);
     }
 
   _exo_registry_add (self);
@@ -2030,10 +2378,16 @@ exo_resource_dispose (GObject *object)
     }
 
   clear_source (&priv->timeout_source);
-  clear_source (&priv->retry_source);
-  clear_source (&priv->cleanup_wait_source);
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, retry_source));
+  clear_extra_source (priv, G_STRUCT_OFFSET (ExoResourceExtra, cleanup_wait_source));
 
   G_OBJECT_CLASS (exo_resource_parent_class)->dispose (object);
+
+  /* GObject's dispose destroyed the signal handlers: the hooks that stand
+   * for handlers go with them. */
+  priv->managed_hook = FALSE;
+  priv->member_hook = FALSE;
+  priv->disposed = TRUE;
 }
 
 static void
@@ -2042,14 +2396,20 @@ exo_resource_finalize (GObject *object)
   ExoResource *self = EXO_RESOURCE (object);
   ExoResourcePrivate *priv = PRIV (self);
 
-  g_assert (g_queue_is_empty (&priv->init_waiters));
-  g_assert (g_queue_is_empty (&priv->cleanup_waiters));
+  g_assert (priv->init_waiters_tail == NULL);
+  g_assert (priv->cleanup_waiters == NULL);
 
-  g_clear_pointer (&priv->id, g_free);
+  if (!priv->id_inline)
+    g_clear_pointer (&priv->id.ptr, g_free);
   g_clear_pointer (&priv->display_name, g_free);
-  g_clear_pointer (&priv->rand, g_rand_free);
-  g_clear_pointer (&priv->pending_emissions, g_array_unref);
-  g_clear_error (&priv->last_error);
+  if (priv->extra != NULL)
+    {
+      g_clear_pointer (&priv->extra->rand, g_rand_free);
+      g_clear_pointer (&priv->extra->pending_emissions, g_array_unref);
+      g_clear_error (&priv->extra->last_error);
+      g_clear_error (&priv->extra->init_error);
+      g_clear_pointer (&priv->extra, g_free);
+    }
   g_clear_pointer (&priv->context, g_main_context_unref);
 
   G_OBJECT_CLASS (exo_resource_parent_class)->finalize (object);
@@ -2067,7 +2427,7 @@ exo_resource_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_ID:
-      g_value_set_string (value, priv->id);
+      g_value_set_string (value, ID (priv));
       break;
     case PROP_RESOURCE_TYPE:
       g_value_set_string (value, priv->resource_type);
@@ -2088,7 +2448,7 @@ exo_resource_get_property (GObject    *object,
       g_value_set_uint (value, priv->attempts);
       break;
     case PROP_LAST_ERROR:
-      g_value_set_boxed (value, priv->last_error);
+      g_value_set_boxed (value, EXTRA_GET (priv, last_error));
       break;
     case PROP_RESULT:
       g_value_set_enum (value, priv->result);
@@ -2110,8 +2470,7 @@ exo_resource_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_ID:
-      g_free (priv->id);
-      priv->id = g_value_dup_string (value);
+      set_id (priv, g_value_get_string (value));
       break;
     case PROP_RESOURCE_TYPE:
       if (g_value_get_string (value) != NULL)
@@ -2156,6 +2515,7 @@ exo_resource_class_init (ExoResourceClass *klass)
   klass->reset = exo_resource_real_reset;
 
   resource_type_quark = g_quark_from_static_string ("exo-resource-type");
+  vfunc_watch_quark = g_quark_from_static_string ("exo-vfunc-watch");
 
   g_object_class_override_property (object_class, PROP_ID, "id");
   g_object_class_override_property (object_class, PROP_RESOURCE_TYPE, "resource-type");
@@ -2230,6 +2590,4 @@ exo_resource_init (ExoResource *self)
   priv->unhealthy_threshold = 1;
   priv->healthy_threshold = 1;
   priv->context = g_main_context_ref_thread_default ();
-  g_queue_init (&priv->init_waiters);
-  g_queue_init (&priv->cleanup_waiters);
 }

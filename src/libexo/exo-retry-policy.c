@@ -211,7 +211,7 @@ exo_restart_limiter_new (guint burst,
   burst = MIN (burst, EXO_RESTART_BURST_MAX);
   limiter->burst = burst;
   limiter->interval_us = (gint64) interval_ms * 1000;
-  limiter->stamps = burst > 0 ? g_new0 (gint64, burst) : NULL;
+  /* the stamps are made by the first restart: most limiters never see one */
   return limiter;
 }
 
@@ -260,6 +260,8 @@ exo_restart_limiter_try (ExoRestartLimiter *limiter,
   if (limiter->len >= limiter->burst)
     return FALSE;
 
+  if (limiter->stamps == NULL)
+    limiter->stamps = g_new0 (gint64, limiter->burst);
   limiter->stamps[limiter->head] = now_us;
   limiter->head = (limiter->head + 1) % limiter->burst;
   limiter->len++;
