@@ -36,7 +36,10 @@
  * called exo_dbus_export_new(); the resources' state-changed signals may come
  * from another thread and are then handled in that context.  Other signals
  * of the resources (notify, member-added, member-removed) are expected in
- * that context.
+ * that context.  Nothing is locked.  The handlers only read the resources,
+ * store values, mark entries for the refresh and emit signals on the
+ * connection; they change no resource, so they may run inside any libexo
+ * emission.
  */
 #include "exo-dbus-export-private.h"
 
