@@ -842,6 +842,87 @@ test_objects_cache (Fixture       *f,
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (f->db), NULL));
 }
 
+static char *
+introspect (Fixture    *f,
+            const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  char *xml;
+
+  reply = call (f, path, "org.freedesktop.DBus.Introspectable", "Introspect", NULL,
+                G_VARIANT_TYPE ("(s)"), &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(s)", &xml);
+  return xml;
+}
+
+static GVariant *
+get_all (Fixture    *f,
+         const char *path,
+         const char *iface)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  GVariant *properties;
+
+  reply = call (f, path, "org.freedesktop.DBus.Properties", "GetAll", g_variant_new ("(s)", iface),
+                G_VARIANT_TYPE ("(a{sv})"), &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(@a{sv})", &properties);
+  return properties;
+}
+
+/* The resource objects are one subtree: introspection lists them and each
+ * object's own interfaces, and GetAll agrees with GetManagedObjects. */
+static void
+test_objects_introspect (Fixture       *f,
+                         gconstpointer  data)
+{
+  const char *pool_path = path_of (f, f->pool);
+  const char *nodes[] = { "root", "db", "workers", "w2" };
+  g_autofree char *tree_xml = introspect (f, "/org/exo/Node1/resource");
+  g_autofree char *db_xml = introspect (f, RESOURCE_PATH ("db"));
+  g_autofree char *pool_xml = introspect (f, pool_path);
+  g_autofree char *workers_xml = introspect (f, RESOURCE_PATH ("workers"));
+  g_autoptr(GVariant) objects = NULL;
+  g_autoptr(GVariant) all = NULL;
+  g_autoptr(GVariant) managed = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (nodes); i++)
+    {
+      g_autofree char *node = g_strdup_printf ("<node name=\"%s\"/>", nodes[i]);
+
+      g_assert_nonnull (strstr (tree_xml, node));
+    }
+  g_assert_nonnull (strstr (db_xml, "<interface name=\"org.exo.Resource1\">"));
+  g_assert_null (strstr (db_xml, "org.exo.ResourcePool1"));
+  g_assert_null (strstr (db_xml, "org.exo.ResourceGroup1"));
+  g_assert_nonnull (strstr (pool_xml, "<interface name=\"org.exo.ResourcePool1\">"));
+  g_assert_nonnull (strstr (workers_xml, "<interface name=\"org.exo.ResourceGroup1\">"));
+
+  /* GetAll reads what GetManagedObjects reads, Metrics included. */
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (f->root), NULL));
+  barrier (f);
+  objects = get_managed_objects (f);
+  all = get_all (f, RESOURCE_PATH ("db"), "org.exo.Resource1");
+  managed = managed_property (objects, RESOURCE_PATH ("db"), "org.exo.Resource1", "State");
+  g_assert_cmpuint (g_variant_n_children (all), ==, 13);
+  {
+    g_autoptr(GVariant) state = g_variant_lookup_value (all, "State", G_VARIANT_TYPE_STRING);
+    g_autoptr(GVariant) metrics = g_variant_lookup_value (all, "Metrics", G_VARIANT_TYPE_VARDICT);
+
+    g_assert_true (g_variant_equal (state, managed));
+    g_assert_nonnull (metrics);
+  }
+  g_clear_pointer (&all, g_variant_unref);
+  all = get_all (f, pool_path, "org.exo.ResourcePool1");
+  g_assert_cmpuint (g_variant_n_children (all), ==, 10);
+  g_clear_pointer (&all, g_variant_unref);
+  all = get_all (f, RESOURCE_PATH ("workers"), "org.exo.ResourceGroup1");
+  g_assert_cmpuint (g_variant_n_children (all), ==, 1);
+}
+
 /* --- properties and signals -------------------------------------------------- */
 
 static void
@@ -1750,6 +1831,7 @@ main (int argc, char **argv)
   ADD ("/exo/dbus/objects/initial", test_objects_initial);
   ADD ("/exo/dbus/objects/added-removed", test_objects_added_removed);
   ADD ("/exo/dbus/objects/cache", test_objects_cache);
+  ADD ("/exo/dbus/objects/introspect", test_objects_introspect);
   ADD ("/exo/dbus/node/properties", test_node_properties);
   ADD ("/exo/dbus/node/plugins", test_node_plugins);
   ADD ("/exo/dbus/node/shutdown", test_node_shutdown);
