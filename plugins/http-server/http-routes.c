@@ -99,16 +99,6 @@ http_server_respond_error (SoupServerMessage *msg,
   http_server_respond_string (msg, status, "application/json", error_body (message));
 }
 
-/* At most @max bytes of @text, valid UTF-8, for a message. */
-static char *
-shown_text (const char *text,
-            gsize       max)
-{
-  if (text == NULL)
-    return g_strdup ("");
-  return g_utf8_make_valid (text, (gssize) strnlen (text, max));
-}
-
 void
 http_server_respond_bad_request (SoupServerMessage *msg,
                                  const GError      *error)
@@ -524,7 +514,7 @@ http_server_handler (SoupServer        *server,
 
   if (route == NULL)
     {
-      g_autofree char *shown = shown_text (path, 128);
+      g_autofree char *shown = exo_http_shown_text (path, 128);
       http_server_respond_error (msg, SOUP_STATUS_NOT_FOUND, "no such path: %s", shown);
       return;
     }
