@@ -194,13 +194,6 @@ request_stop_timer (Request *req)
     }
 }
 
-/* Whether the response may still be written. */
-gboolean
-http_server_request_can_answer (Request *req)
-{
-  return !req->answered && !req->msg_gone;
-}
-
 void
 http_server_request_answer_json (Request  *req,
                                  guint     status,

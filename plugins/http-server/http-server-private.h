@@ -163,8 +163,6 @@ Request     *http_server_request_new         (ExoHttpServer     *self,
                                               ExoNodeRole       *node,
                                               RequestKind        kind);
 void         http_server_request_unref       (Request           *req);
-/* Whether the response may still be written. */
-gboolean     http_server_request_can_answer  (Request           *req);
 /* The request made progress (a token): its timer starts again. */
 void         http_server_request_restart_timer (Request         *req);
 /* Answer (once; nothing when the client is gone) and unpause. */
@@ -184,6 +182,14 @@ void         http_server_stream_append       (Request           *req,
 void         http_server_stream_end          (Request           *req);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Request, http_server_request_unref)
+
+/* Whether the response may still be written (inline: asked at every token,
+ * as it was before the split). */
+static inline gboolean
+http_server_request_can_answer (Request *req)
+{
+  return !req->answered && !req->msg_gone;
+}
 
 /* --- http-routes.c: dispatch ------------------------------------------------ */
 
