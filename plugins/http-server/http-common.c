@@ -448,6 +448,15 @@ exo_http_shape_to_string (const gsize *shape,
 
 /* --- errors ------------------------------------------------------------ */
 
+char *
+exo_http_shown_text (const char *text,
+                     gsize       max)
+{
+  if (text == NULL)
+    return g_strdup ("");
+  return g_utf8_make_valid (text, (gssize) strnlen (text, max));
+}
+
 guint
 exo_http_status_for_error (const GError *error)
 {

@@ -106,6 +106,11 @@ gboolean    exo_http_get_bool_member   (JsonObject     *object,
                                         gboolean       *out,
                                         GError        **error);
 
+/* At most @max bytes of @text (NULL: ""), valid UTF-8: a piece of a
+ * request quoted in a message. */
+char       *exo_http_shown_text        (const char     *text,
+                                        gsize           max);
+
 /* The HTTP status that tells a client about @error (a failure of the node). */
 guint       exo_http_status_for_error  (const GError   *error);
 /* The GError a client makes of an HTTP error answer (see the peer handle):

@@ -493,16 +493,6 @@ exo_http_topology_request_free (ExoHttpTopologyRequest *request)
 
 /* --- POST /peer/v1/tensor ----------------------------------------------- */
 
-/* At most @max bytes of @text, valid UTF-8, for a message. */
-static char *
-shown_text (const char *text,
-            gsize       max)
-{
-  if (text == NULL)
-    return g_strdup ("");
-  return g_utf8_make_valid (text, (gssize) strnlen (text, max));
-}
-
 ExoHttpTensorRequest *
 exo_http_tensor_request_parse (const char   *request_id,
                                const char   *shard_text,
@@ -545,7 +535,7 @@ exo_http_tensor_request_parse (const char   *request_id,
     }
   if (dtype_text == NULL || !exo_dtype_from_string (dtype_text, &dtype))
     {
-      g_autofree char *shown = shown_text (dtype_text, 32);
+      g_autofree char *shown = exo_http_shown_text (dtype_text, 32);
 
       INVALID (error, "header %s must be one of float32, int32, int64, float16 (got \"%s\")",
                EXO_HTTP_HEADER_DTYPE, shown);
@@ -587,7 +577,7 @@ exo_http_tensor_request_parse (const char   *request_id,
     }
   if (n_bytes != body_len)
     {
-      g_autofree char *shown = shown_text (shape_text, 128);
+      g_autofree char *shown = exo_http_shown_text (shape_text, 128);
 
       INVALID (error, "the body has %" G_GSIZE_FORMAT " bytes; a %s tensor of shape [%s] has %"
                G_GUINT64_FORMAT, body_len, dtype_text, shown, n_bytes);

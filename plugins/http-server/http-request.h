@@ -1,7 +1,8 @@
 /* http-request.h: the requests of the `http-server` plugin, parsed and
  * checked from their bytes (bodies, and the headers of a tensor) without
- * libsoup.  The handlers of http-server.c answer 400 with the error's
- * message; the fuzz harnesses of tests/fuzz/ call the same functions.
+ * libsoup.  The handlers of http-peer-rpc.c and http-user-api.c answer 400
+ * with the error's message; the fuzz harnesses of tests/fuzz/ call the
+ * same functions.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
