@@ -3,7 +3,10 @@
  * udp-discovery-message.c: the wire format (build, parse, validate);
  * udp-discovery-auth.c:    the authenticated envelope around a message;
  * udp-discovery-host.c:    this host's interfaces and device capabilities;
- * udp-discovery.c:         the resource.
+ * udp-discovery.c, -peers.c, -sockets.c, -static.c: the resource (they
+ *                          share udp-discovery-resource-private.h, which
+ *                          needs libsoup; this header does not, for the
+ *                          fuzz harness).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */

@@ -1,5 +1,5 @@
 /* fuzz-http.h: what the harnesses of the http-server plugin share: the 400
- * answer a refused request gets, made as http-server.c's error_body () makes
+ * answer a refused request gets, made as http-routes.c's error_body () makes
  * it, must be strict JSON whatever the request held; generation parameters
  * that were accepted are what a peer accepts, and come back the same from
  * the text a peer handle sends.
