@@ -179,6 +179,8 @@ node_start_argv (Fixture *f, gboolean isolated, const char *log_name, va_list ap
     g_subprocess_launcher_setenv (launcher, "STATE_DIRECTORY", state, TRUE);
   }
   g_subprocess_launcher_unsetenv (launcher, "EXO_PLUGIN_PATH");
+  /* relative paths given to a node are relative to the test's folder */
+  g_subprocess_launcher_set_cwd (launcher, f->tmpdir);
   g_subprocess_launcher_set_stderr_file_path (launcher, node->log_path);
   g_subprocess_launcher_set_stdout_file_path (launcher, node->log_path);
 
@@ -615,6 +617,40 @@ test_cluster_key (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (log, "mode 0644"));
   g_clear_pointer (&log, g_free);
   node_free (node);
+
+  /* a relative --config naming a relative key file: the key is found
+   * beside the config, whatever the folder names look like */
+  {
+    g_autofree char *with_rel = g_strdup_printf (server_config, ", \"cluster-key-file\": \"rel.key\"");
+    g_autofree char *rel_path = write_file (f, "rel.json", with_rel);
+    g_autofree char *rel_key = g_build_filename (f->tmpdir, "rel.key", NULL);
+    g_autofree char *line = g_strdup_printf ("cluster key %s (fingerprint ", rel_key);
+    const char *configs[] = { "rel.json", "./rel.json" };
+
+    g_assert_true (g_file_set_contents (rel_key, first_key, -1, NULL));
+    g_assert_cmpint (g_chmod (rel_key, 0600), ==, 0);
+    for (gsize i = 0; i < G_N_ELEMENTS (configs); i++)
+      {
+        node = node_start (f, "rel.log", "--config", configs[i], "--bus-name", "org.exo.Test.Rel", NULL);
+        g_assert_true (wait_node_ready (c, "org.exo.Test.Rel", 10000));
+        kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
+        g_assert_cmpint (node_wait (node, 10000), ==, 0);
+        log = node_log (node);
+        g_assert_nonnull (strstr (log, line));
+        g_assert_null (strstr (log, "CRITICAL"));
+        g_assert_null (strstr (log, "critical"));
+        g_clear_pointer (&log, g_free);
+        node_free (node);
+
+        node = node_start (f, "rel-check.log", "--check-config", configs[i], NULL);
+        g_assert_cmpint (node_wait (node, 10000), ==, 0);
+        log = node_log (node);
+        g_assert_null (strstr (log, "critical"));
+        g_clear_pointer (&log, g_free);
+        node_free (node);
+      }
+    g_unlink (rel_path);
+  }
 
   /* not a key */
   g_assert_true (g_file_set_contents (junk_key, "hello\n", -1, NULL));

@@ -614,7 +614,16 @@ cluster_key_path (const char *config_path,
     return exo_cluster_key_default_path ();
   if (g_path_is_absolute (configured))
     return g_strdup (configured);
-  base = config_path != NULL ? g_path_get_dirname (config_path) : g_get_current_dir ();
+  if (config_path != NULL)
+    {
+      g_autofree char *dir = g_path_get_dirname (config_path);
+
+      /* beside the config, also when it was named relative to the
+       * current folder ("my-node.json", "./my-node.json") */
+      base = g_canonicalize_filename (dir, NULL);
+    }
+  else
+    base = g_get_current_dir ();
   return g_canonicalize_filename (configured, base);
 }
 
