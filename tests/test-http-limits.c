@@ -560,8 +560,90 @@ test_slow_loris (Fixture *f, gconstpointer data)
     close (trickle);
   }
 
-  g_assert_cmpint (server_metric (f, "header-timeouts"), >=, 4);
+  /* the unfinished heads, the silent one and the trickle; the body that
+   * stalled is a body timeout */
+  g_assert_cmpint (server_metric (f, "header-timeouts"), >=, 3);
+  g_assert_cmpint (server_metric (f, "body-timeouts"), >=, 1);
   /* and the server serves */
+  g_assert_cmpuint (get_once (f, healthcheck), ==, 200);
+}
+
+/* A head whose framing is wrong is answered at once and closed: before,
+ * "Content-Length: -1" held its connection (and a slot of max-connections)
+ * forever, a declared body over the limit was read before the 413, and two
+ * Content-Lengths were accepted (request smuggling).  A body that trickles
+ * in slower than the minimum rate is closed (slow POST). */
+static void
+test_framing (Fixture *f, gconstpointer data)
+{
+  static const struct { const char *head; guint status; const char *needle; } cases[] = {
+    { "Content-Length: -1\r\n", 400, "invalid Content-Length: '-1'" },
+    { "Content-Length: 99999999999999999999\r\n", 400, "invalid Content-Length" },
+    { "Content-Length: 18446744073709551616\r\n", 400, "invalid Content-Length" },
+    /* libsoup answers this one itself (400, no body) */
+    { "Content-Length: 1x\r\n", 400, NULL },
+    { "Content-Length: 2\r\nContent-Length: 45\r\n", 400, "invalid Content-Length: '2, 45'" },
+    { "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 400,
+      "both Content-Length and Transfer-Encoding" },
+    { "Content-Length: 2000000\r\n", 413, "max-json-bytes" },
+    { "Content-Length: 2000000000\r\n", 413, "max-body-bytes" },
+  };
+  gint64 refused;
+  guint n_ours = 0;
+
+  if (!start_node (f, "\"header-timeout-ms\": 1000", 0))
+    return;
+  refused = server_metric (f, "requests-refused-framing");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      int fd = client_connect (f, -1);
+      g_autofree char *request = g_strdup_printf ("POST /v1/chat/completions HTTP/1.1\r\nHost: exo\r\n"
+                                                  "Content-Type: application/json\r\n%s\r\nx",
+                                                  cases[i].head);
+      gint64 start = g_get_monotonic_time ();
+      Response r;
+
+      send_all (fd, request);
+      /* answered from the head, long before any timeout */
+      g_assert_true (read_response (fd, 800, &r));
+      g_test_message ("%s -> %u %s after %" G_GINT64_FORMAT " ms", cases[i].head, r.status, r.body,
+                      (g_get_monotonic_time () - start) / 1000);
+      g_assert_cmpuint (r.status, ==, cases[i].status);
+      if (cases[i].needle != NULL)
+        {
+          g_assert_true (head_has (&r, "Connection: close"));
+          g_assert_nonnull (strstr (r.body, cases[i].needle));
+          g_assert_cmpint (ms_until_closed (fd, 800), <=, 800);
+          n_ours++;
+        }
+      response_clear (&r);
+      close (fd);
+    }
+  g_assert_cmpint (server_metric (f, "requests-refused-framing"), ==, refused + n_ours);
+
+  /* slow POST: a byte every 400 ms of a 100-byte body; header-timeout-ms
+   * 1000 and 16 KiB/s at least: closed after about a second */
+  {
+    int fd = client_connect (f, -1);
+    gint64 start = g_get_monotonic_time (), ms;
+    gint64 before = server_metric (f, "body-timeouts");
+    gboolean closed = FALSE;
+
+    send_all (fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: exo\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n");
+    for (guint i = 0; i < 40 && !closed; i++)
+      {
+        if (send (fd, "x", 1, MSG_NOSIGNAL) != 1 || wait_readable (fd, 400))
+          closed = TRUE;
+      }
+    ms = (g_get_monotonic_time () - start) / 1000;
+    g_test_message ("a body sent a byte per 400 ms closed after %" G_GINT64_FORMAT " ms", ms);
+    g_assert_true (closed);
+    g_assert_cmpint (ms, <=, 3000);
+    close (fd);
+    g_assert_cmpint (server_metric (f, "body-timeouts"), ==, before + 1);
+  }
   g_assert_cmpuint (get_once (f, healthcheck), ==, 200);
 }
 
@@ -808,6 +890,7 @@ main (int argc, char **argv)
   ADD ("keep-alive", test_keep_alive);
   ADD ("slow-loris", test_slow_loris);
   ADD ("idle", test_idle);
+  ADD ("framing", test_framing);
   ADD ("cap", test_cap);
   ADD ("fd-limit", test_fd_limit);
   ADD ("peer-rss", test_peer_rss);

@@ -47,6 +47,7 @@
  */
 #include "http-connections.h"
 
+#include <json-glib/json-glib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -58,6 +59,11 @@
 #define MAX_LINGERING        64
 #define LINGER_MS            2000
 #define RETRY_AFTER_S        1
+/* A body must come at least this fast: its deadline is header-timeout-ms
+ * after the head, moved on by one second for each this many bytes read
+ * (as Apache's mod_reqtimeout MinRate).  A trickle of a byte every few
+ * seconds (slow POST) is closed; a 16 MiB tensor has 16 minutes at it. */
+#define MIN_BODY_BYTES_PER_S 16384
 /* Above libsoup's sources (G_PRIORITY_DEFAULT): see the comment above. */
 #define WATCH_PRIORITY       (G_PRIORITY_DEFAULT - 10)
 
@@ -102,6 +108,9 @@ struct _Conn
   gint64             deadline;    /* monotonic µs; 0: none (see the deadlines source) */
   gboolean           soup_gone;   /* libsoup closed it: never steal */
   gboolean           closing;
+  gboolean           refused;     /* answered from its head; closes at its deadline */
+  gint64             body_start;  /* monotonic µs: the head was read */
+  guint64            body_read;   /* bytes of the body so far */
 };
 
 typedef struct
@@ -255,8 +264,12 @@ deadlines_dispatch (GSource     *source,
       Conn *conn = g_ptr_array_index (expired, i);
 
       conn->deadline = 0;
-      if (conn->state == CONN_IDLE)
+      if (conn->refused)
+        ;   /* answered already: counted as refused */
+      else if (conn->state == CONN_IDLE)
         self->stats.idle_timeouts++;
+      else if (conn->body_start != 0)
+        self->stats.body_timeouts++;
       else
         self->stats.header_timeouts++;
       conn_close (conn);
@@ -352,12 +365,61 @@ msg_disconnected_cb (SoupServerMessage *msg,
   conn_remove (conn);
 }
 
+/* The body's deadline: header-timeout-ms after the head, one more second
+ * for each MIN_BODY_BYTES_PER_S bytes read. */
+static void
+conn_set_body_deadline (Conn *conn)
+{
+  HttpConnections *self = conn->owner;
+  gint64 deadline;
+
+  if (self->limits.header_timeout_ms == 0)
+    return;
+  deadline = conn->body_start + (gint64) self->limits.header_timeout_ms * 1000 +
+             (gint64) (conn->body_read * G_USEC_PER_SEC / MIN_BODY_BYTES_PER_S);
+  conn->deadline = deadline;
+  if (self->armed < 0 || deadline < self->armed)
+    {
+      self->armed = deadline;
+      g_source_set_ready_time (self->deadlines, self->armed);
+    }
+}
+
 static void
 msg_got_chunk_cb (SoupServerMessage *msg,
                   GBytes            *chunk,
                   Conn              *conn)
 {
-  conn_set_timer (conn, conn->owner->limits.header_timeout_ms);
+  if (conn->refused)
+    return;
+  conn->body_read += g_bytes_get_size (chunk);
+  conn_set_body_deadline (conn);
+}
+
+/* The value of Content-Length, if it is one: 1 to 19 digits and nothing
+ * else (a list, as two headers make it, a sign or junk are not). */
+static gboolean
+parse_content_length (const char *value,
+                      guint64    *out)
+{
+  const char *p = value;
+  guint64 n = 0;
+  guint digits = 0;
+
+  while (*p == ' ' || *p == '\t')
+    p++;
+  for (; *p >= '0' && *p <= '9'; p++, digits++)
+    {
+      if (digits == 19)
+        return FALSE;
+      n = n * 10 + (guint64) (*p - '0');
+    }
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (digits == 0 || *p != '\0')
+    return FALSE;
+  *out = n;
+  return TRUE;
 }
 
 static void
@@ -366,14 +428,21 @@ msg_got_headers_cb (SoupServerMessage *msg,
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   SoupEncoding encoding = soup_message_headers_get_encoding (headers);
-  gboolean has_body = encoding == SOUP_ENCODING_CHUNKED ||
-                      (encoding == SOUP_ENCODING_CONTENT_LENGTH &&
-                       soup_message_headers_get_content_length (headers) > 0);
+  guint64 declared = 0;
+  gboolean has_body;
 
-  /* The head is complete; a body may not stall longer than the head could. */
+  if (!http_connections_check_head (conn->owner, msg, &declared))
+    return;
+
+  has_body = encoding == SOUP_ENCODING_CHUNKED ||
+             (encoding == SOUP_ENCODING_CONTENT_LENGTH && declared > 0);
+  /* The head is complete; the body has a deadline of its own, moved on by
+   * what arrives (MIN_BODY_BYTES_PER_S). */
   if (has_body)
     {
-      conn_set_timer (conn, conn->owner->limits.header_timeout_ms);
+      conn->body_start = g_get_monotonic_time ();
+      conn->body_read = 0;
+      conn_set_body_deadline (conn);
       if (conn->got_chunk_id == 0)
         conn->got_chunk_id = g_signal_connect (msg, "got-chunk", G_CALLBACK (msg_got_chunk_cb), conn);
     }
@@ -402,6 +471,7 @@ request_started_cb (SoupServer        *server,
                                                G_CALLBACK (msg_got_headers_cb), conn);
     }
   conn->state = CONN_READING;
+  conn->body_start = 0;
   source_clear (&conn->watch);
   conn_set_timer (conn, self->limits.header_timeout_ms);
 }
@@ -413,9 +483,10 @@ request_read_cb (SoupServer        *server,
 {
   Conn *conn = conn_for_message (self, msg);
 
-  if (conn == NULL || conn->msg != msg)
+  if (conn == NULL || conn->msg != msg || conn->refused)
     return;
   conn->state = CONN_PROCESSING;
+  conn->body_start = 0;
   conn_clear_timer (conn);
   conn_watch (conn);
 }
@@ -506,6 +577,97 @@ reject (HttpConnections *self,
   g_source_attach (linger->watch, self->context);
   linger->timer = timer_new (self, LINGER_MS, linger_done_cb, linger, "[exo-http] linger timeout");
   g_hash_table_add (self->lingering, linger);
+}
+
+gboolean
+http_connections_check_head (HttpConnections   *self,
+                             SoupServerMessage *msg,
+                             guint64           *out_length)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *length = soup_message_headers_get_list (headers, "Content-Length");
+  const char *transfer = soup_message_headers_get_list (headers, "Transfer-Encoding");
+  Conn *conn = conn_for_message (self, msg);
+  guint64 declared = 0;
+
+  if (conn != NULL && conn->refused)
+    return FALSE;
+  /* What libsoup would wait for forever or read wrongly: a Content-Length
+   * that is no number, two of them (which one frames the body?), or one
+   * beside Transfer-Encoding (RFC 9112 §6.3: request smuggling). */
+  if (length != NULL && !parse_content_length (length, &declared))
+    {
+      g_autofree char *shown = g_utf8_make_valid (length, MIN (strlen (length), 64));
+      g_autofree char *message = g_strdup_printf ("invalid Content-Length: '%s'", shown);
+
+      http_connections_refuse (self, msg, SOUP_STATUS_BAD_REQUEST, message);
+      return FALSE;
+    }
+  if (length != NULL && transfer != NULL)
+    {
+      http_connections_refuse (self, msg, SOUP_STATUS_BAD_REQUEST,
+                               "both Content-Length and Transfer-Encoding");
+      return FALSE;
+    }
+  if (length != NULL && self->limits.max_body_bytes > 0 &&
+      declared > self->limits.max_body_bytes)
+    {
+      g_autofree char *message = g_strdup_printf ("the body (Content-Length %" G_GUINT64_FORMAT
+                                                  ") is larger than %" G_GUINT64_FORMAT
+                                                  " bytes (max-body-bytes)",
+                                                  declared, self->limits.max_body_bytes);
+
+      http_connections_refuse (self, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, message);
+      return FALSE;
+    }
+
+  if (out_length != NULL)
+    *out_length = declared;
+  return TRUE;
+}
+
+void
+http_connections_refuse (HttpConnections   *self,
+                         SoupServerMessage *msg,
+                         guint              status,
+                         const char        *message)
+{
+  Conn *conn = conn_for_message (self, msg);
+  g_autoptr(JsonBuilder) builder = NULL;
+  g_autoptr(JsonGenerator) generator = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *response = NULL;
+  GSocket *socket;
+
+  if (conn == NULL || conn->refused || conn->closing)
+    return;
+  builder = json_builder_new ();
+  /* the shape of every error of the server (http-routes.c's error_body) */
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_add_string_value (builder, message);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  generator = json_generator_new ();
+  json_generator_set_root (generator, root);
+  body = json_generator_to_data (generator, NULL);
+  response = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
+                              "Server: exo-node\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Connection: close\r\n"
+                              "Content-Length: %zu\r\n\r\n%s",
+                              status, soup_status_get_phrase (status), strlen (body), body);
+  self->stats.refused++;
+  conn->refused = TRUE;
+  /* A few hundred bytes into the socket's buffer: never blocks.  libsoup is
+   * reading this connection and writes nothing before the body is read. */
+  socket = g_socket_connection_get_socket (conn->connection);
+  g_socket_send (socket, response, strlen (response), NULL, NULL);
+  /* Closed from the deadlines source, not inside libsoup's emission. */
+  conn->deadline = g_get_monotonic_time ();
+  self->armed = conn->deadline;
+  g_source_set_ready_time (self->deadlines, self->armed);
 }
 
 /* --- accepting ------------------------------------------------------------- */

@@ -24,6 +24,7 @@ typedef struct
   guint max_connections;    /* past it, new clients get 503 and are closed */
   guint header_timeout_ms;  /* request head (and each stall of a body) */
   guint idle_timeout_ms;    /* a kept-alive connection between requests */
+  guint64 max_body_bytes;   /* the largest body any route takes (413 past it) */
 } HttpConnectionLimits;
 
 typedef struct
@@ -35,6 +36,8 @@ typedef struct
   guint64  closed_idle;      /* the client closed it between requests */
   guint64  client_gone;      /* the client left during a request */
   guint64  accept_pauses;    /* accept failed (EMFILE, ENFILE, ...): paused */
+  guint64  refused;          /* answered 400/413 from the head and closed */
+  guint64  body_timeouts;    /* closed: the body came slower than its deadline */
   guint    open;             /* connections now */
   gboolean accept_paused;    /* not accepting right now */
 } HttpConnectionStats;
@@ -52,5 +55,19 @@ gboolean         http_connections_listen     (HttpConnections            *self,
 void             http_connections_free       (HttpConnections            *self);
 void             http_connections_get_stats  (HttpConnections            *self,
                                               HttpConnectionStats        *stats);
+/* Checks the framing of @msg's head (Content-Length a number, alone, not
+ * beside Transfer-Encoding, within max_body_bytes) and refuses the request
+ * when it is wrong; FALSE then.  @out_length: the Content-Length (0 when
+ * none).  Idempotent: the first of the early handler and got-headers runs it. */
+gboolean         http_connections_check_head (HttpConnections            *self,
+                                              SoupServerMessage          *msg,
+                                              guint64                    *out_length);
+/* Answers @msg's request from its head (@status, a JSON error naming
+ * @message) and closes its connection, without reading its body: libsoup
+ * 3.2 would read a body it was told to refuse before answering. */
+void             http_connections_refuse     (HttpConnections            *self,
+                                              SoupServerMessage          *msg,
+                                              guint                       status,
+                                              const char                 *message);
 
 G_END_DECLS

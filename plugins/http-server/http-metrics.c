@@ -318,6 +318,8 @@ http_server_connection_stats (ExoHttpServer       *self,
   out->accepted += now.accepted;
   out->rejected += now.rejected;
   out->header_timeouts += now.header_timeouts;
+  out->body_timeouts += now.body_timeouts;
+  out->refused += now.refused;
   out->idle_timeouts += now.idle_timeouts;
   out->closed_idle += now.closed_idle;
   out->client_gone += now.client_gone;
@@ -350,6 +352,8 @@ http_server_collect_metrics (ExoHttpServer *self,
     g_variant_dict_insert (metrics, "connections-closed-idle", "t", c.closed_idle);
     g_variant_dict_insert (metrics, "connections-client-gone", "t", c.client_gone);
     g_variant_dict_insert (metrics, "header-timeouts", "t", c.header_timeouts);
+    g_variant_dict_insert (metrics, "body-timeouts", "t", c.body_timeouts);
+    g_variant_dict_insert (metrics, "requests-refused-framing", "t", c.refused);
     g_variant_dict_insert (metrics, "idle-timeouts", "t", c.idle_timeouts);
     g_variant_dict_insert (metrics, "accept-pauses", "t", c.accept_pauses);
     g_variant_dict_insert (metrics, "accept-paused", "b", c.accept_paused);

@@ -459,6 +459,12 @@ http_server_early_handler (SoupServer        *server,
   SoupEncoding encoding = soup_message_headers_get_encoding (headers);
   BodyCollector *collector;
 
+  /* A head whose framing is wrong (Content-Length no number, twice, or
+   * beside Transfer-Encoding; a body over every limit) is answered and
+   * closed before anything else looks at it. */
+  if (self->connections != NULL && !http_connections_check_head (self->connections, msg, NULL))
+    return;
+
   /* Never let libsoup keep the whole body: collect up to the limit. */
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
   if (encoding == SOUP_ENCODING_NONE ||
@@ -488,10 +494,22 @@ http_server_early_handler (SoupServer        *server,
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "Connection", "Keep-Alive");
 
+  /* Said by Content-Length: answered now, without reading the body (which
+   * libsoup 3.2 would read first). */
   if (collector != NULL && collector->limit > 0 &&
       encoding == SOUP_ENCODING_CONTENT_LENGTH &&
       (guint64) soup_message_headers_get_content_length (headers) > collector->limit)
-    respond_too_big (msg, route, collector->limit);
+    {
+      g_autofree char *message = g_strdup_printf ("the body of %s is larger than %" G_GUINT64_FORMAT
+                                                  " bytes (%s)", route->path, collector->limit,
+                                                  route->body == BODY_JSON ? "max-json-bytes"
+                                                                           : "max-body-bytes");
+
+      respond_too_big (msg, route, collector->limit);
+      if (self->connections != NULL)
+        http_connections_refuse (self->connections, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                                 message);
+    }
 }
 
 void

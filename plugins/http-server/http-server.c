@@ -183,6 +183,7 @@ exo_http_server_do_initialize (ExoResource *resource,
     .max_connections = self->max_connections,
     .header_timeout_ms = self->header_timeout_ms,
     .idle_timeout_ms = self->idle_timeout_ms,
+    .max_body_bytes = MAX (self->max_body_bytes, self->max_json_bytes),
   };
   g_autoptr(GInetAddress) inet = NULL;
   g_autoptr(GSocketAddress) address = NULL;
