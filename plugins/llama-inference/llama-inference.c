@@ -427,6 +427,11 @@ llama_sample_for_request (ExoInferenceEngine  *engine,
     }
 
   token = llama_sample (logits, vocab, temperature, top_p, &state);
+  /* llama2.c's models end a text by predicting BOS (they were trained on
+   * BOS + text + BOS + …, never on EOS): BOS is reported as EOS, the token
+   * get_eos_token() names, so a caller that stops on EOS stops there. */
+  if (token == LLAMA_TOKEN_BOS)
+    token = LLAMA_TOKEN_EOS;
 
   if (temperature > 0.0 && request_id != NULL)
     llama_sessions_put_rng (self->sessions, request_id, state);
