@@ -1108,7 +1108,7 @@ test_default_config (void)
   g_autoptr(GError) error = NULL;
   g_auto(GStrv) types = NULL;
   g_auto(GStrv) ids = NULL;
-  const char *expected[] = { "dummy-inference", "http-server", "udp-discovery", "node" };
+  const char *expected[] = { "llama", "http-server", "udp-discovery", "node" };
 
   if (path == NULL || plugin_dir == NULL)
     {

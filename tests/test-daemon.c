@@ -8,6 +8,7 @@
  */
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,115 @@ log_pos (const char *log, const char *needle)
   return p ? p - log : -1;
 }
 
+/* POST @body to http://127.0.0.1:52415@path from inside the network
+ * namespace of @node (nsenter + curl): the body, then a line with the
+ * status and the Retry-After header, if any. */
+static G_GNUC_NO_INLINE char *
+http_in_ns (Node       *node,
+            const char *path,
+            const char *body)
+{
+  g_autofree char *url = g_strdup_printf ("http://127.0.0.1:52415%s", path);
+  const char *argv[] = {
+    "nsenter", "--net", NULL /* --target */, NULL, "curl", "-s", "-S", "-m", "60",
+    "-H", "Content-Type: application/json", "--data-binary", body,
+    "-w", "\n%{http_code} %header{retry-after}", url, NULL
+  };
+  g_autofree char *target = g_strdup_printf ("--target=%s", g_subprocess_get_identifier (node->proc));
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GError) error = NULL;
+  char *out = NULL;
+
+  argv[2] = target;
+  argv[3] = "--";
+  proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, NULL, &error);
+  g_assert_no_error (error);
+  return out;
+}
+
+/* A chat through the default config's node: its choice's text, the token
+ * count and the finish reason. */
+static void
+chat_in_ns (Node        *node,
+            const char  *prompt,
+            const char  *extra,
+            char       **text,
+            gint64      *completion_tokens,
+            gint64      *prompt_tokens,
+            char       **finish_reason)
+{
+  g_autofree char *body = g_strdup_printf ("{\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}]%s}",
+                                           prompt, extra);
+  char *out = http_in_ns (node, "/v1/chat/completions", body);
+  char *nl = strrchr (out, '\n');
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *root, *choice, *usage;
+
+  g_assert_nonnull (nl);
+  if (!g_str_has_prefix (nl + 1, "200"))
+    g_error ("chat '%s' answered %s: %.*s", prompt, nl + 1, (int) (nl - out), out);
+  *nl = '\0';
+  json_parser_load_from_data (parser, out, -1, &error);
+  g_assert_no_error (error);
+  root = json_node_get_object (json_parser_get_root (parser));
+  choice = json_array_get_object_element (json_object_get_array_member (root, "choices"), 0);
+  *text = g_strdup (json_object_get_string_member (json_object_get_object_member (choice, "message"),
+                                                   "content"));
+  *finish_reason = g_strdup (json_object_get_string_member (choice, "finish_reason"));
+  usage = json_object_get_object_member (root, "usage");
+  *completion_tokens = json_object_get_int_member (usage, "completion_tokens");
+  *prompt_tokens = json_object_get_int_member (usage, "prompt_tokens");
+  g_free (out);
+}
+
+/* The built-in default config serves the shipped model (data/models/):
+ * greedy answers are stable (golden texts recorded once), max_tokens ends
+ * an answer with finish_reason "length", the model's own end with "stop". */
+static void
+check_default_model_answers (Node *node)
+{
+  static const struct {
+    const char *prompt;
+    const char *text;
+    gint64      tokens;
+  } golden[] = {
+    /* recorded once (the chat template puts the prompt in a longer text) */
+    { "Love is", "\t\t-- John Johnson", 15 },
+    { "The computer", "\t\t-- John Johnson", 15 },
+    { "", "\t\t-- John Christmastics, order, 1988", 29 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (golden); i++)
+    for (guint round = 0; round < 2; round++)
+      {
+        g_autofree char *text = NULL, *reason = NULL;
+        gint64 n = 0, np = 0;
+
+        chat_in_ns (node, golden[i].prompt, ", \"temperature\": 0", &text, &n, &np, &reason);
+        g_test_message ("prompt '%s': %" G_GINT64_FORMAT " tokens (prompt %" G_GINT64_FORMAT "), %s: '%s'",
+                        golden[i].prompt, n, np, reason, text);
+        if (golden[i].text != NULL)
+          {
+            g_assert_cmpstr (text, ==, golden[i].text);
+            g_assert_cmpint (n, ==, golden[i].tokens);
+          }
+        g_assert_cmpstr (reason, ==, "stop");
+      }
+
+  /* max_tokens: exactly that many, "length" */
+  {
+    g_autofree char *text = NULL, *reason = NULL;
+    gint64 n = 0, np = 0;
+
+    chat_in_ns (node, "Love is", ", \"temperature\": 0, \"max_tokens\": 5", &text, &n, &np, &reason);
+    g_assert_cmpint (n, ==, 5);
+    g_assert_cmpstr (reason, ==, "length");
+  }
+}
+
 /* The built-in default config (engine, HTTP server, UDP discovery, node):
  * everything reaches ready, the user API answers, SIGTERM cleans up in
  * reverse dependency order and exits 0.  Run in its own network namespace,
@@ -391,6 +501,7 @@ test_default_config (Fixture *f, gconstpointer data)
   g_assert_true (wait_node_ready (c, "org.exo.Node1", 15000));
   states = all_states (c, "org.exo.Node1");
   g_assert_cmpstr (states, ==, "discovery=ready,engine=ready,node=ready,root=ready,server=ready");
+  check_default_model_answers (node);
 
   kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
   g_assert_cmpint (node_wait (node, 15000), ==, 0);

@@ -707,7 +707,19 @@ assert_error_reply (Reply      *reply,
   g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
   object = json_node_get_object (root);
   g_assert_true (json_object_has_member (object, "error"));
-  message = json_object_get_string_member (object, "error");
+  /* a chat's node errors have OpenAI's shape {"error": {"message", "type",
+   * "param", "code"}}; the rest {"error": text} */
+  if (JSON_NODE_HOLDS_OBJECT (json_object_get_member (object, "error")))
+    {
+      JsonObject *e = json_object_get_object_member (object, "error");
+
+      g_assert_true (json_object_has_member (e, "type"));
+      g_assert_true (json_object_has_member (e, "param"));
+      g_assert_true (json_object_has_member (e, "code"));
+      message = json_object_get_string_member (e, "message");
+    }
+  else
+    message = json_object_get_string_member (object, "error");
   if (needle != NULL && strstr (message, needle) == NULL)
     g_error ("error message '%s' does not contain '%s'", message, needle);
 }

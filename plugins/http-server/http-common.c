@@ -471,8 +471,11 @@ exo_http_status_for_error (const GError *error)
           return SOUP_STATUS_NOT_FOUND;
         case G_IO_ERROR_TIMED_OUT:
           return SOUP_STATUS_GATEWAY_TIMEOUT;
-        case G_IO_ERROR_CANCELLED:
         case G_IO_ERROR_BUSY:
+          /* the engine holds max-sessions requests: retry later
+           * (answered with Retry-After, http-routes.c) */
+          return EXO_HTTP_STATUS_TOO_MANY_REQUESTS;
+        case G_IO_ERROR_CANCELLED:
           return SOUP_STATUS_SERVICE_UNAVAILABLE;
         default:
           if (exo_error_is_connection_error (error))
@@ -553,6 +556,12 @@ exo_http_error_for_status (guint       status,
           code = G_IO_ERROR_FAILED;
           break;
         }
+    }
+  else if (status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS)
+    {
+      /* the peer's engine is full: busy, as 503 */
+      domain = G_IO_ERROR;
+      code = G_IO_ERROR_BUSY;
     }
   else if (status >= 400)
     {

@@ -38,6 +38,8 @@ G_DECLARE_FINAL_TYPE (ExoHttpPeer, exo_http_peer, EXO, HTTP_PEER, ExoNetworkReso
 
 /* Header names of POST /peer/v1/tensor. */
 #define EXO_HTTP_HEADER_REQUEST_ID   "X-Exo-Request-Id"
+/* libsoup 3.2 has no name for it */
+#define EXO_HTTP_STATUS_TOO_MANY_REQUESTS 429
 #define EXO_HTTP_HEADER_SHARD        "X-Exo-Shard"
 #define EXO_HTTP_HEADER_DTYPE        "X-Exo-Tensor-Dtype"
 #define EXO_HTTP_HEADER_SHAPE        "X-Exo-Tensor-Shape"

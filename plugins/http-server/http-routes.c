@@ -57,7 +57,8 @@ http_server_respond_string (SoupServerMessage *msg,
                             char              *text)   /* owned */
 {
   exo_http_auth_sign_response (msg, status, text, strlen (text));
-  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_status (msg, status,
+                                  status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS ? "Too Many Requests" : NULL);
   soup_server_message_set_response (msg, content_type, SOUP_MEMORY_TAKE, text, strlen (text));
 }
 
@@ -261,11 +262,70 @@ request_fail (Request      *req,
   http_server_request_answer_string (req, status, error_body (message));
 }
 
+/* OpenAI's error object: {"error": {"message", "type", "param", "code"}}. */
+static char *
+openai_error_body (guint       status,
+                   const char *message)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *valid = g_utf8_make_valid (message, -1);
+  const char *type, *code;
+
+  switch (status)
+    {
+    case EXO_HTTP_STATUS_TOO_MANY_REQUESTS:
+      type = "rate_limit_error";      /* what OpenAI sends with 429 */
+      code = "rate_limit_exceeded";
+      break;
+    case SOUP_STATUS_BAD_REQUEST:
+      type = "invalid_request_error";
+      code = NULL;
+      break;
+    default:
+      type = status >= 500 ? "server_error" : "invalid_request_error";
+      code = NULL;
+      break;
+    }
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "message");
+  json_builder_add_string_value (builder, valid);
+  json_builder_set_member_name (builder, "type");
+  json_builder_add_string_value (builder, type);
+  json_builder_set_member_name (builder, "param");
+  json_builder_add_null_value (builder);
+  json_builder_set_member_name (builder, "code");
+  if (code != NULL)
+    json_builder_add_string_value (builder, code);
+  else
+    json_builder_add_null_value (builder);
+  json_builder_end_object (builder);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  return exo_http_node_to_string (root);
+}
+
 void
 http_server_request_fail_error (Request      *req,
                                 const GError *error)
 {
-  request_fail (req, exo_http_status_for_error (error), error->message);
+  guint status = exo_http_status_for_error (error);
+
+  if (status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS && http_server_request_can_answer (req) &&
+      !req->stream)
+    soup_message_headers_replace (soup_server_message_get_response_headers (req->msg),
+                                  "Retry-After", "1");
+  /* A chat's errors have OpenAI's shape; the peer API keeps {"error": text},
+   * which peers read (exo_http_error_for_status()). */
+  if (req->kind == REQUEST_CHAT && !req->stream)
+    {
+      if (http_server_request_can_answer (req))
+        http_server_request_answer_string (req, status, openai_error_body (status, error->message));
+      return;
+    }
+  request_fail (req, status, error->message);
 }
 
 static gboolean

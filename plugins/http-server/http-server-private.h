@@ -154,6 +154,7 @@ typedef struct
   char              *model;
   GString           *text;
   guint              n_tokens;
+  guint              max_tokens;    /* the answer's limit: "length" when reached; 0: none known */
   gint64             created;
 } Request;
 

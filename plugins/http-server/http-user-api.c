@@ -143,6 +143,30 @@ builder_add_usage (JsonBuilder *builder,
   json_builder_end_object (builder);
 }
 
+/* "length" when the answer has as many tokens as it could have
+ * (max_tokens, or the node's max-tokens), else "stop" (EOS). */
+static const char *
+finish_reason (Request *req)
+{
+  return req->max_tokens > 0 && req->n_tokens >= req->max_tokens ? "length" : "stop";
+}
+
+/* The most tokens an answer to @params gets from @node: the request's
+ * max_tokens, capped by the node's `max-tokens` when it has one. */
+static guint
+answer_limit (ExoNodeRole               *node,
+              const ExoGenerationParams *params)
+{
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (node), "max-tokens");
+  guint node_max = 0;
+
+  if (pspec != NULL && G_PARAM_SPEC_VALUE_TYPE (pspec) == G_TYPE_UINT)
+    g_object_get (node, "max-tokens", &node_max, NULL);
+  if (params != NULL && params->max_tokens > 0)
+    return node_max > 0 ? MIN (params->max_tokens, node_max) : params->max_tokens;
+  return node_max;
+}
+
 /* data: {chat.completion.chunk} */
 static void
 stream_chunk (Request    *req,
@@ -235,7 +259,7 @@ chat_done (GObject      *source,
 
   if (req->stream)
     {
-      stream_chunk (req, NULL, "stop");
+      stream_chunk (req, NULL, finish_reason (req));
       http_server_stream_append (req, "data: [DONE]\n\n");
       http_server_stream_end (req);
       return;
@@ -258,7 +282,7 @@ chat_done (GObject      *source,
   json_builder_add_string_value (builder, content);
   json_builder_end_object (builder);
   json_builder_set_member_name (builder, "finish_reason");
-  json_builder_add_string_value (builder, "stop");
+  json_builder_add_string_value (builder, finish_reason (req));
   json_builder_end_object (builder);
   json_builder_end_array (builder);
   builder_add_usage (builder, req);
@@ -295,6 +319,7 @@ http_server_handle_chat (ExoHttpServer     *self,
     req->model = chat->model != NULL ? g_strdup (chat->model) : default_model (node);
     req->text = g_string_new (NULL);
     req->created = g_get_real_time () / G_USEC_PER_SEC;
+    req->max_tokens = answer_limit (node, chat->params);
 
     if (chat->stream)
       {

@@ -77,6 +77,9 @@ LlamaJob *llama_job_new  (LlamaInference      *self,
                           GCancellable        *cancellable,
                           GAsyncReadyCallback  callback,
                           gpointer             user_data);
+char     *llama_inference_resolve_path (const char  *setting,
+                                        const char  *what,
+                                        GError     **error);
 void      llama_job_free (LlamaJob            *job);
 /* Queues @job (taken) for the worker. */
 void      llama_job_push (LlamaInference      *self,

@@ -69,6 +69,51 @@ loaded_free (Loaded *l)
   g_free (l);
 }
 
+#ifndef EXO_MODELDIR
+# define EXO_MODELDIR "/usr/local/share/exo/models"
+#endif
+
+/* The file a `model` or `tokenizer` setting names: an absolute path, or one
+ * starting with ./ or ../, as it is; any other relative path is looked for
+ * in the folders of $EXO_MODEL_PATH (separated by ':'), then in the
+ * installed models folder (EXO_MODELDIR), then in the current folder.
+ * NULL with an error naming every place looked when none has it. */
+char *
+llama_inference_resolve_path (const char  *setting,
+                              const char  *what,
+                              GError     **error)
+{
+  g_autoptr(GPtrArray) dirs = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GString) looked = g_string_new (NULL);
+  const char *env = g_getenv ("EXO_MODEL_PATH");
+
+  if (g_path_is_absolute (setting) || g_str_has_prefix (setting, "./") ||
+      g_str_has_prefix (setting, "../"))
+    return g_strdup (setting);
+  if (env != NULL)
+    {
+      g_auto(GStrv) parts = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
+
+      for (guint i = 0; parts[i] != NULL; i++)
+        if (parts[i][0] != '\0')
+          g_ptr_array_add (dirs, g_strdup (parts[i]));
+    }
+  g_ptr_array_add (dirs, g_strdup (EXO_MODELDIR));
+  g_ptr_array_add (dirs, g_get_current_dir ());
+  for (guint i = 0; i < dirs->len; i++)
+    {
+      g_autofree char *path = g_build_filename (g_ptr_array_index (dirs, i), setting, NULL);
+
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        return g_steal_pointer (&path);
+      g_string_append_printf (looked, "%s'%s'", i > 0 ? ", " : "", path);
+    }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+               "%s file '%s' not found; looked at %s (set EXO_MODEL_PATH or an absolute path)",
+               what, setting, looked->str);
+  return NULL;
+}
+
 static void
 load_thread (GTask        *task,
              gpointer      source,
@@ -77,7 +122,26 @@ load_thread (GTask        *task,
 {
   Loaded *l = task_data;
   GError *error = NULL;
+  char *path;
 
+  /* relative settings are looked for on the model search path */
+  if ((path = llama_inference_resolve_path (l->model_path, "model", &error)) == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_free (l->model_path);
+  l->model_path = path;
+  if (l->tokenizer_path != NULL && l->tokenizer_path[0] != '\0')
+    {
+      if ((path = llama_inference_resolve_path (l->tokenizer_path, "tokenizer", &error)) == NULL)
+        {
+          g_task_return_error (task, error);
+          return;
+        }
+      g_free (l->tokenizer_path);
+      l->tokenizer_path = path;
+    }
   l->model = llama_model_open (l->model_path, &error);
   if (l->model != NULL && l->tokenizer_path != NULL && l->tokenizer_path[0] != '\0')
     l->tokenizer = llama_tokenizer_load (l->tokenizer_path,
@@ -427,6 +491,11 @@ llama_sample_for_request (ExoInferenceEngine  *engine,
     }
 
   token = llama_sample (logits, vocab, temperature, top_p, &state);
+  /* llama2.c's models end a text by predicting BOS (they were trained on
+   * BOS + text + BOS + …, never on EOS): BOS is reported as EOS, the token
+   * get_eos_token() names, so a caller that stops on EOS stops there. */
+  if (token == LLAMA_TOKEN_BOS)
+    token = LLAMA_TOKEN_EOS;
 
   if (temperature > 0.0 && request_id != NULL)
     llama_sessions_put_rng (self->sessions, request_id, state);

@@ -119,6 +119,18 @@ request_lookup (ExoClusterNode *self,
   return self->requests != NULL && id != NULL ? g_hash_table_lookup (self->requests, id) : NULL;
 }
 
+/* @id is over on this node (finished, failed, cancelled or timed out):
+ * the engine frees what it keeps of it (KV cache, random state).  Safe to
+ * call more than once and for an id the engine never saw (it then refuses
+ * late work of it). */
+static void
+engine_end_request (ExoClusterNode *self,
+                    const char     *id)
+{
+  if (self->engine != NULL && id != NULL)
+    exo_inference_engine_end_request (self->engine, id);
+}
+
 /* --- cancelled requests -------------------------------------------------- */
 
 static gboolean
@@ -272,6 +284,7 @@ request_complete (ExoClusterNode *self,
   GTask *task = g_steal_pointer (&req->task);
 
   g_hash_table_steal (self->requests, req->id);
+  engine_end_request (self, req->id);
   if (error != NULL && req->is_api && self->running)
     request_abandon (self, req);
   if (task != NULL)
@@ -415,6 +428,7 @@ request_cancel_from_peer (ExoClusterNode *self,
 
   self->cancels_received++;
   remember_cancelled (self, request_id);
+  engine_end_request (self, request_id);
   req = request_lookup (self, request_id);
   if (req == NULL)
     return;
@@ -479,6 +493,7 @@ requests_gc (ExoClusterNode *self,
     {
       Request *req = g_ptr_array_index (stale, i);
 
+      engine_end_request (self, req->id);
       g_hash_table_remove (self->requests, req->id);
     }
 }
@@ -548,6 +563,7 @@ local_failure (ExoClusterNode *self,
   else
     {
       self->dropped_messages++;
+      engine_end_request (self, request_id);
       log_event (self, G_LOG_LEVEL_WARNING, "request %s: %s failed: %s", request_id, what,
                  error->message);
     }
@@ -649,7 +665,10 @@ hop_failed (ExoClusterNode *self,
   if (req != NULL && req->is_api && req->task != NULL)
     request_fail (self, req, g_steal_pointer (&failure));
   else
-    log_event (self, G_LOG_LEVEL_WARNING, "%s", failure->message);
+    {
+      engine_end_request (self, request_id);
+      log_event (self, G_LOG_LEVEL_WARNING, "%s", failure->message);
+    }
 }
 
 static void
@@ -841,11 +860,13 @@ process_inference_result (ExoClusterNode            *self,
           return;
         }
       /* The first parameters seen for the request rule, whatever later
-       * tensors say.  TODO: the seed (used->seed, used->has_seed) goes to
-       * the engine when exo_inference_engine_sample () takes one. */
+       * tensors say.  The engine keeps the request's random state, seeded
+       * from its seed at the first token (an engine without
+       * sample_for_request samples without it). */
       used = exo_generation_params_copy (request_params (req, params));
-      token = exo_inference_engine_sample (self->engine, output, used->temperature, used->top_p,
-                                           &error);
+      token = exo_inference_engine_sample_for_request (self->engine, request_id, output,
+                                                       used->temperature, used->top_p,
+                                                       used->seed, used->has_seed, &error);
       if (token == NULL)
         {
           gboolean drop = !req->is_api && req->tokens->len == 0;
@@ -981,9 +1002,14 @@ handle_result (ExoClusterNode *self,
                gsize           n_tokens,
                gboolean        is_finished)
 {
-  Request *req = request_lookup (self, request_id);
+  Request *req;
   g_autofree char *id = NULL;
 
+  /* Every node hears the end (broadcast_result): its shard of the
+   * request is done. */
+  if (is_finished)
+    engine_end_request (self, request_id);
+  req = request_lookup (self, request_id);
   if (req == NULL || !req->is_api || req->task == NULL)
     return;
   if (n_tokens <= req->delivered && !is_finished)

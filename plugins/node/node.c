@@ -430,6 +430,25 @@ exo_cluster_node_do_initialize (ExoResource *resource,
       return;
     }
   self->engine = EXO_INFERENCE_ENGINE (g_steal_pointer (&engine));
+  /* An engine that knows its model's layer count (the llama engine's
+   * read-only `n-layers`) rules over our own `n-layers` setting. */
+  {
+    GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (self->engine), "n-layers");
+
+    if (pspec != NULL && G_PARAM_SPEC_VALUE_TYPE (pspec) == G_TYPE_UINT &&
+        (pspec->flags & G_PARAM_READABLE) != 0)
+      {
+        guint engine_layers = 0;
+
+        g_object_get (self->engine, "n-layers", &engine_layers, NULL);
+        if (engine_layers > 0 && engine_layers != self->n_layers)
+          {
+            log_event (self, G_LOG_LEVEL_INFO, "the engine's model has %u layers (setting n-layers: %u)",
+                       engine_layers, self->n_layers);
+            self->n_layers = engine_layers;
+          }
+      }
+  }
   self->server = g_steal_pointer (&server);
   self->discovery = discovery != NULL ? EXO_DISCOVERY (g_steal_pointer (&discovery)) : NULL;
 
