@@ -1757,7 +1757,7 @@ static gboolean
 load_plugins (void)
 {
   const char *dir = g_getenv ("EXO_TEST_PLUGIN_DIR");
-  /* Not http-server: /cluster/node/no-peer-type needs ExoHttpPeer missing. */
+  /* Not http-server: /cluster/node/no-peer-type needs no peer handle provider. */
   const char *names[] = { "dummy-inference", "udp-discovery", "node" };
 
   if (loader != NULL)
@@ -2158,8 +2158,8 @@ test_node_id_mismatch (void)
   cleanup (EXO_RESOURCE (root));
 }
 
-/* Without the http-server plugin there is no ExoHttpPeer: a found peer
- * makes the node unhealthy with a message that says why. */
+/* Without the http-server plugin no plugin provides peer handles: a node
+ * with a discovery (which finds peers) fails to initialize and says why. */
 static void
 test_node_no_peer_type (void)
 {
@@ -2167,17 +2167,16 @@ test_node_no_peer_type (void)
   g_autoptr(ExoResource) discovery = NULL;
   g_autoptr(ExoResource) node = NULL;
   g_autoptr(GError) error = NULL;
-  g_auto(GVariantDict) caps = G_VARIANT_DICT_INIT (NULL);
-  g_autoptr(GAsyncResult) result = NULL;
+  const GError *last;
 
   if (!load_plugins ())
     {
       g_test_skip ("plugins not found (EXO_TEST_PLUGIN_DIR)");
       return;
     }
-  if (g_type_from_name ("ExoHttpPeer") != 0)
+  if (exo_plugin_lookup_role (EXO_TYPE_PEER_HANDLE) != G_TYPE_INVALID)
     {
-      g_test_skip ("ExoHttpPeer is registered in this process");
+      g_test_skip ("a peer handle type is provided in this process");
       return;
     }
   root = exo_resource_group_new ("root");
@@ -2190,20 +2189,16 @@ test_node_no_peer_type (void)
     exo_resource_group_add (root, discovery, NULL, NULL);
     exo_resource_group_add (root, node, (const char *[]) { "engine", "discovery", NULL }, NULL);
   }
-  g_assert_true (initialize (EXO_RESOURCE (root), &error));
-  g_assert_no_error (error);
-  /* The node took the discovery's id. */
-  g_assert_cmpstr (EXO_NODE_ROLE_GET_IFACE (node)->get_node_id (EXO_NODE_ROLE (node)), ==, "gamma");
-
-  g_variant_dict_insert (&caps, "memory", "t", (guint64) 1024);
-  g_signal_emit_by_name (discovery, "peer-found", "delta", "127.0.0.1:9", g_variant_dict_end (&caps));
-  exo_resource_check_health_async (node, NULL, store_result, &result);
-  g_assert_false (exo_resource_check_health_finish (node, wait_for (&result), &error));
+  g_assert_false (initialize (EXO_RESOURCE (root), &error));
   g_assert_nonnull (error);
   g_test_message ("%s", error->message);
-  g_assert_nonnull (strstr (error->message, "'ExoHttpPeer' is not registered"));
-  g_assert_nonnull (strstr (error->message, "http-server plugin"));
-  g_assert_cmpint (local_metric (node, "peers"), ==, 0);
+  g_clear_error (&error);
+  g_assert_cmpint (exo_resource_get_state (node), ==, EXO_RESOURCE_STATE_ERROR);
+  last = exo_resource_get_last_error (node);
+  g_assert_nonnull (last);
+  g_assert_nonnull (strstr (last->message,
+                            "no plugin provides peer handles (ExoPeerHandle); "
+                            "load the http-server plugin"));
   cleanup (EXO_RESOURCE (root));
 }
 

@@ -439,6 +439,14 @@ exo_cluster_node_do_initialize (ExoResource *resource,
       g_task_return_error (task, error);
       return;
     }
+  /* Found peers need handles: without a plugin that makes them the node
+   * would never reach its peers, so it says so now. */
+  if (self->discovery != NULL && node_get_peer_type (self, &error) == 0)
+    {
+      drop_running_state (self);
+      g_task_return_error (task, error);
+      return;
+    }
 
   self->caps = own_caps (self);
   self->cancellable = g_cancellable_new ();
