@@ -374,7 +374,9 @@ write_configs (Cluster *c,
 
       {
         const char *pairs[] = {
-          "@NODE_ID@", n->id,
+          /* The discovery and the node take the daemon's node id: from the
+           * config, or for the last node from --node-id (start_node). */
+          "@CONFIG_NODE_ID@", i == N_NODES - 1 ? "auto" : n->id,
           "@LATENCY_MS@", latency,
           "@NUM_TOKENS@", tokens,
           "@HTTP_PORT@", http_port,
@@ -463,6 +465,11 @@ start_node (Cluster *c,
   g_ptr_array_add (argv, (gpointer) "--bus-name");
   g_ptr_array_add (argv, n->bus_name);
   g_ptr_array_add (argv, (gpointer) "--session");
+  if (n == &c->nodes[N_NODES - 1])
+    {
+      g_ptr_array_add (argv, (gpointer) "--node-id");
+      g_ptr_array_add (argv, n->id);
+    }
   g_ptr_array_add (argv, NULL);
   n->proc = spawn ((const char * const *) argv->pdata, c->bus_address, log,
                    G_SUBPROCESS_FLAGS_STDERR_MERGE, error);
@@ -1744,6 +1751,40 @@ test_security (void)
   CHECK (wait_ring (c, 0x7, RING_3, 20000, &last), "node-3 did not join with the key; last: %s",
          last);
   CHECK (chat_ok (c, &c->nodes[0], expected_tokens, &why), "chat on three nodes: %s", why);
+
+  /* 8. Node-1's peer requests carry its node id (the daemon's, from the
+   * config) in X-Exo-Node-Id: a genuine announcement of a node "listener"
+   * at a socket of ours, and the first request node-1 sends there. */
+  {
+    g_autoptr(GSocket) listener = socket_on ("127.0.0.1", 0, G_SOCKET_TYPE_STREAM);
+    g_autoptr(GSocket) conn = NULL;
+    g_autoptr(ExoClusterKey) key = exo_cluster_key_load (c->key_path, &error);
+    g_autofree char *message = NULL;
+    g_autofree char *datagram = NULL;
+    char request[8192] = { 0, };
+    gsize length = 0, got = 0;
+
+    CHECK (listener != NULL && key != NULL, "cannot listen or read the key");
+    message = g_strdup_printf ("{\"type\": \"discovery\", \"node_id\": \"listener\", "
+                               "\"grpc_port\": %u}", local_port (listener));
+    datagram = seal (key, message, "127.0.0.1", &length);
+    CHECK (send_datagram (honest, c->nodes[0].udp_port, datagram, length),
+           "cannot announce the listener");
+    g_socket_set_timeout (listener, 10);
+    conn = g_socket_accept (listener, NULL, &error);
+    CHECK (conn != NULL, "node-1 did not connect to the listener: %s", error->message);
+    g_socket_set_timeout (conn, 10);
+    while (got < sizeof request - 1 && strstr (request, "\r\n\r\n") == NULL)
+      {
+        gssize r = g_socket_receive (conn, request + got, sizeof request - 1 - got, NULL, NULL);
+
+        if (r <= 0)
+          break;
+        got += (gsize) r;
+      }
+    CHECK (g_strstr_len (request, -1, "\r\nX-Exo-Node-Id: node-1\r\n") != NULL,
+           "node-1's peer request has not its node id: %s", request);
+  }
 
 out:
   cluster_clear (c);

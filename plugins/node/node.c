@@ -783,9 +783,8 @@ exo_cluster_node_class_init (ExoClusterNodeClass *klass)
    * ExoClusterNode:node-id:
    *
    * This node's id.  Default: the discovery's `node-id`, else the
-   * environment variable `EXO_NODE_ID`, else a random UUID made once per
-   * process (exo_node_id_default(), as the discovery does).  Must equal the
-   * discovery's id.
+   * process's node id, exo_node_id_default() (in exo-node, the daemon's
+   * node id; as the discovery does).  Must equal the discovery's id.
    */
   properties[PROP_NODE_ID] =
     g_param_spec_string ("node-id", NULL, "This node's id", NULL, RW);

@@ -640,11 +640,12 @@ udp_discovery_class_init (UdpDiscoveryClass *klass)
   /**
    * UdpDiscovery:node-id:
    *
-   * This node's id.  Empty (the default): `$EXO_NODE_ID`, else a random
-   * UUID made once per process.  See #UdpDiscovery:effective-node-id.
+   * This node's id.  Empty (the default): the process's node id,
+   * exo_node_id_default() (in exo-node, the daemon's node id).  See
+   * #UdpDiscovery:effective-node-id.
    */
   properties[PROP_NODE_ID] =
-    g_param_spec_string ("node-id", NULL, "This node's id (empty: $EXO_NODE_ID or a UUID)",
+    g_param_spec_string ("node-id", NULL, "This node's id (empty: the process's node id)",
                          NULL, RW);
   /** UdpDiscovery:effective-node-id: the node id in use */
   properties[PROP_EFFECTIVE_NODE_ID] =
