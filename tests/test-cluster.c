@@ -374,7 +374,9 @@ write_configs (Cluster *c,
 
       {
         const char *pairs[] = {
-          "@NODE_ID@", n->id,
+          /* The discovery and the node take the daemon's node id: from the
+           * config, or for the last node from --node-id (start_node). */
+          "@CONFIG_NODE_ID@", i == N_NODES - 1 ? "auto" : n->id,
           "@LATENCY_MS@", latency,
           "@NUM_TOKENS@", tokens,
           "@HTTP_PORT@", http_port,
@@ -463,6 +465,11 @@ start_node (Cluster *c,
   g_ptr_array_add (argv, (gpointer) "--bus-name");
   g_ptr_array_add (argv, n->bus_name);
   g_ptr_array_add (argv, (gpointer) "--session");
+  if (n == &c->nodes[N_NODES - 1])
+    {
+      g_ptr_array_add (argv, (gpointer) "--node-id");
+      g_ptr_array_add (argv, n->id);
+    }
   g_ptr_array_add (argv, NULL);
   n->proc = spawn ((const char * const *) argv->pdata, c->bus_address, log,
                    G_SUBPROCESS_FLAGS_STDERR_MERGE, error);
@@ -1745,6 +1752,40 @@ test_security (void)
          last);
   CHECK (chat_ok (c, &c->nodes[0], expected_tokens, &why), "chat on three nodes: %s", why);
 
+  /* 8. Node-1's peer requests carry its node id (the daemon's, from the
+   * config) in X-Exo-Node-Id: a genuine announcement of a node "listener"
+   * at a socket of ours, and the first request node-1 sends there. */
+  {
+    g_autoptr(GSocket) listener = socket_on ("127.0.0.1", 0, G_SOCKET_TYPE_STREAM);
+    g_autoptr(GSocket) conn = NULL;
+    g_autoptr(ExoClusterKey) key = exo_cluster_key_load (c->key_path, &error);
+    g_autofree char *message = NULL;
+    g_autofree char *datagram = NULL;
+    char request[8192] = { 0, };
+    gsize length = 0, got = 0;
+
+    CHECK (listener != NULL && key != NULL, "cannot listen or read the key");
+    message = g_strdup_printf ("{\"type\": \"discovery\", \"node_id\": \"listener\", "
+                               "\"grpc_port\": %u}", local_port (listener));
+    datagram = seal (key, message, "127.0.0.1", &length);
+    CHECK (send_datagram (honest, c->nodes[0].udp_port, datagram, length),
+           "cannot announce the listener");
+    g_socket_set_timeout (listener, 10);
+    conn = g_socket_accept (listener, NULL, &error);
+    CHECK (conn != NULL, "node-1 did not connect to the listener: %s", error->message);
+    g_socket_set_timeout (conn, 10);
+    while (got < sizeof request - 1 && strstr (request, "\r\n\r\n") == NULL)
+      {
+        gssize r = g_socket_receive (conn, request + got, sizeof request - 1 - got, NULL, NULL);
+
+        if (r <= 0)
+          break;
+        got += (gsize) r;
+      }
+    CHECK (g_strstr_len (request, -1, "\r\nX-Exo-Node-Id: node-1\r\n") != NULL,
+           "node-1's peer request has not its node id: %s", request);
+  }
+
 out:
   cluster_clear (c);
 }
@@ -1757,7 +1798,7 @@ static gboolean
 load_plugins (void)
 {
   const char *dir = g_getenv ("EXO_TEST_PLUGIN_DIR");
-  /* Not http-server: /cluster/node/no-peer-type needs ExoHttpPeer missing. */
+  /* Not http-server: /cluster/node/no-peer-type needs no peer handle provider. */
   const char *names[] = { "dummy-inference", "udp-discovery", "node" };
 
   if (loader != NULL)
@@ -2158,8 +2199,8 @@ test_node_id_mismatch (void)
   cleanup (EXO_RESOURCE (root));
 }
 
-/* Without the http-server plugin there is no ExoHttpPeer: a found peer
- * makes the node unhealthy with a message that says why. */
+/* Without the http-server plugin no plugin provides peer handles: a node
+ * with a discovery (which finds peers) fails to initialize and says why. */
 static void
 test_node_no_peer_type (void)
 {
@@ -2167,17 +2208,16 @@ test_node_no_peer_type (void)
   g_autoptr(ExoResource) discovery = NULL;
   g_autoptr(ExoResource) node = NULL;
   g_autoptr(GError) error = NULL;
-  g_auto(GVariantDict) caps = G_VARIANT_DICT_INIT (NULL);
-  g_autoptr(GAsyncResult) result = NULL;
+  const GError *last;
 
   if (!load_plugins ())
     {
       g_test_skip ("plugins not found (EXO_TEST_PLUGIN_DIR)");
       return;
     }
-  if (g_type_from_name ("ExoHttpPeer") != 0)
+  if (exo_plugin_lookup_role (EXO_TYPE_PEER_HANDLE) != G_TYPE_INVALID)
     {
-      g_test_skip ("ExoHttpPeer is registered in this process");
+      g_test_skip ("a peer handle type is provided in this process");
       return;
     }
   root = exo_resource_group_new ("root");
@@ -2190,20 +2230,16 @@ test_node_no_peer_type (void)
     exo_resource_group_add (root, discovery, NULL, NULL);
     exo_resource_group_add (root, node, (const char *[]) { "engine", "discovery", NULL }, NULL);
   }
-  g_assert_true (initialize (EXO_RESOURCE (root), &error));
-  g_assert_no_error (error);
-  /* The node took the discovery's id. */
-  g_assert_cmpstr (EXO_NODE_ROLE_GET_IFACE (node)->get_node_id (EXO_NODE_ROLE (node)), ==, "gamma");
-
-  g_variant_dict_insert (&caps, "memory", "t", (guint64) 1024);
-  g_signal_emit_by_name (discovery, "peer-found", "delta", "127.0.0.1:9", g_variant_dict_end (&caps));
-  exo_resource_check_health_async (node, NULL, store_result, &result);
-  g_assert_false (exo_resource_check_health_finish (node, wait_for (&result), &error));
+  g_assert_false (initialize (EXO_RESOURCE (root), &error));
   g_assert_nonnull (error);
   g_test_message ("%s", error->message);
-  g_assert_nonnull (strstr (error->message, "'ExoHttpPeer' is not registered"));
-  g_assert_nonnull (strstr (error->message, "http-server plugin"));
-  g_assert_cmpint (local_metric (node, "peers"), ==, 0);
+  g_clear_error (&error);
+  g_assert_cmpint (exo_resource_get_state (node), ==, EXO_RESOURCE_STATE_ERROR);
+  last = exo_resource_get_last_error (node);
+  g_assert_nonnull (last);
+  g_assert_nonnull (strstr (last->message,
+                            "no plugin provides peer handles (ExoPeerHandle); "
+                            "load the http-server plugin"));
   cleanup (EXO_RESOURCE (root));
 }
 

@@ -50,8 +50,8 @@ load_plugin (void)
   g_assert_true (g_type_is_a (server_type, EXO_TYPE_SERVER));
   g_assert_true (g_type_is_a (peer_type, EXO_TYPE_NETWORK_RESOURCE));
   g_assert_true (g_type_is_a (peer_type, EXO_TYPE_PEER_HANDLE));
-  /* the node plugin makes peers by GType name */
-  g_assert_true (g_type_from_name ("ExoHttpPeer") == peer_type);
+  /* the node plugin makes its peers of the type provided for ExoPeerHandle */
+  g_assert_true (exo_plugin_lookup_role (EXO_TYPE_PEER_HANDLE) == peer_type);
 }
 
 /* --- log capture ----------------------------------------------------------- */

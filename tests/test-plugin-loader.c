@@ -852,6 +852,110 @@ test_relative_search_dir (void)
                     ((const char *[]) { expected, NULL }));
 }
 
+/* Roles: a plugin declares the type it provides for an interface, and other
+ * plugins find it with exo_plugin_lookup_role(). */
+
+GType test_role_get_type (void);
+GType test_role_a_get_type (void);
+GType test_role_b_get_type (void);
+
+typedef struct _TestRole TestRole;
+typedef struct { GTypeInterface parent_iface; } TestRoleInterface;
+G_DEFINE_INTERFACE (TestRole, test_role, EXO_TYPE_RESOURCE)
+static void test_role_default_init (TestRoleInterface *iface) { }
+
+typedef struct { ExoManagedResource parent_instance; } TestRoleA;
+typedef struct { ExoManagedResourceClass parent_class; } TestRoleAClass;
+static void test_role_a_iface_init (TestRoleInterface *iface) { }
+G_DEFINE_TYPE_WITH_CODE (TestRoleA, test_role_a, EXO_TYPE_MANAGED_RESOURCE,
+                         G_IMPLEMENT_INTERFACE (test_role_get_type (), test_role_a_iface_init))
+static void test_role_a_class_init (TestRoleAClass *klass) { }
+static void test_role_a_init (TestRoleA *self) { }
+
+typedef struct { ExoManagedResource parent_instance; } TestRoleB;
+typedef struct { ExoManagedResourceClass parent_class; } TestRoleBClass;
+static void test_role_b_iface_init (TestRoleInterface *iface) { }
+G_DEFINE_TYPE_WITH_CODE (TestRoleB, test_role_b, EXO_TYPE_MANAGED_RESOURCE,
+                         G_IMPLEMENT_INTERFACE (test_role_get_type (), test_role_b_iface_init))
+static void test_role_b_class_init (TestRoleBClass *klass) { }
+static void test_role_b_init (TestRoleB *self) { }
+
+static void
+register_role_a (ExoPluginRegistrar *registrar)
+{
+  exo_plugin_registrar_add_type (registrar, "test-role-a", test_role_a_get_type ());
+  exo_plugin_registrar_add_role (registrar, test_role_get_type (), test_role_a_get_type ());
+}
+
+static void
+register_role_b (ExoPluginRegistrar *registrar)
+{
+  exo_plugin_registrar_add_type (registrar, "test-role-b", test_role_b_get_type ());
+  exo_plugin_registrar_add_role (registrar, test_role_get_type (), test_role_b_get_type ());
+}
+
+static void
+register_role_not_interface (ExoPluginRegistrar *registrar)
+{
+  exo_plugin_registrar_add_role (registrar, EXO_TYPE_RESOURCE, EXO_TYPE_TEST_RESOURCE);
+}
+
+static void
+register_role_not_implemented (ExoPluginRegistrar *registrar)
+{
+  exo_plugin_registrar_add_role (registrar, test_role_get_type (), EXO_TYPE_TEST_RESOURCE);
+}
+
+static void
+test_roles (void)
+{
+  static const ExoPluginDescriptor a =
+    DESCRIPTOR (EXO_PLUGIN_ABI_MAJOR, EXO_PLUGIN_ABI_MINOR, "role-a", register_role_a);
+  static const ExoPluginDescriptor b =
+    DESCRIPTOR (EXO_PLUGIN_ABI_MAJOR, EXO_PLUGIN_ABI_MINOR, "role-b", register_role_b);
+  static const ExoPluginDescriptor not_interface =
+    DESCRIPTOR (EXO_PLUGIN_ABI_MAJOR, EXO_PLUGIN_ABI_MINOR, "role-not-interface",
+                register_role_not_interface);
+  static const ExoPluginDescriptor not_implemented =
+    DESCRIPTOR (EXO_PLUGIN_ABI_MAJOR, EXO_PLUGIN_ABI_MINOR, "role-not-implemented",
+                register_role_not_implemented);
+  g_autoptr(ExoPluginLoader) loader = exo_plugin_loader_new ();
+  g_autoptr(ExoPluginLoader) other = exo_plugin_loader_new ();
+  g_autoptr(GError) error = NULL;
+
+  /* Nobody provides it yet. */
+  g_assert_cmpuint (exo_plugin_lookup_role (test_role_get_type ()), ==, G_TYPE_INVALID);
+
+  g_assert_false (exo_plugin_loader_register_builtin (loader, &not_interface, &error));
+  assert_refusal (error, EXO_PLUGIN_ERROR_INVALID, "built-in plugin",
+                  "provides a role that is not an interface (ExoResource)");
+  g_clear_error (&error);
+  g_assert_false (exo_plugin_loader_register_builtin (loader, &not_implemented, &error));
+  assert_refusal (error, EXO_PLUGIN_ERROR_INVALID, "built-in plugin",
+                  "provides role TestRole with ExoTestResource, which is not a non-abstract "
+                  "ExoResource implementing it");
+  g_clear_error (&error);
+  g_assert_cmpuint (exo_plugin_lookup_role (test_role_get_type ()), ==, G_TYPE_INVALID);
+
+  g_assert_true (exo_plugin_loader_register_builtin (loader, &a, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (exo_plugin_lookup_role (test_role_get_type ()), ==, test_role_a_get_type ());
+
+  /* Another type for the same role: refused, and nothing of it is left. */
+  g_assert_false (exo_plugin_loader_register_builtin (loader, &b, &error));
+  assert_refusal (error, EXO_PLUGIN_ERROR_NAME_CLASH, "built-in plugin",
+                  "plugin 'role-b' provides role TestRole with TestRoleB, already provided by "
+                  "TestRoleA");
+  g_clear_error (&error);
+  g_assert_cmpuint (exo_plugin_loader_lookup_type (loader, "test-role-b"), ==, G_TYPE_INVALID);
+  g_assert_cmpuint (exo_plugin_lookup_role (test_role_get_type ()), ==, test_role_a_get_type ());
+
+  /* The same plugin in a second loader of the process is fine. */
+  g_assert_true (exo_plugin_loader_register_builtin (other, &a, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (exo_plugin_lookup_role (test_role_get_type ()), ==, test_role_a_get_type ());
+}
+
 int
 main (int argc, char **argv)
 {
@@ -873,6 +977,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exo/plugin/builtin/register", test_builtin);
   g_test_add_func ("/exo/plugin/builtin/refusals", test_builtin_refusals);
   g_test_add_func ("/exo/plugin/builtin/clash-with-file", test_builtin_and_file_clash);
+  g_test_add_func ("/exo/plugin/builtin/roles", test_roles);
   g_test_add_func ("/exo/plugin/load-all/goes-on", test_load_all_goes_on);
   g_test_add_func ("/exo/plugin/load-all/layout", test_load_all_layout);
   g_test_add_func ("/exo/plugin/search/order", test_search_order);

@@ -554,6 +554,66 @@ test_two_nodes (void)
   node_free (b);
 }
 
+/* A server that only says its port: what the discovery announces when its
+ * server-port is 0. */
+GType fake_server_get_type (void);
+typedef struct { ExoManagedResource parent_instance; guint16 port; } FakeServer;
+typedef struct { ExoManagedResourceClass parent_class; } FakeServerClass;
+static guint16 fake_server_get_port (ExoServer *self) { return ((FakeServer *) self)->port; }
+static const char *fake_server_get_listen_address (ExoServer *self) { return "127.0.0.1"; }
+static void
+fake_server_iface_init (ExoServerInterface *iface)
+{
+  iface->get_port = fake_server_get_port;
+  iface->get_listen_address = fake_server_get_listen_address;
+}
+G_DEFINE_TYPE_WITH_CODE (FakeServer, fake_server, EXO_TYPE_MANAGED_RESOURCE,
+                         G_IMPLEMENT_INTERFACE (EXO_TYPE_SERVER, fake_server_iface_init))
+static void fake_server_class_init (FakeServerClass *klass) { }
+static void fake_server_init (FakeServer *self) { }
+
+/* Without server-port, a node announces the port of its server (server-id):
+ * B finds A at the fake server's port.  A server-id that is no server is an
+ * error at initialize. */
+static void
+test_server_port_from_server (void)
+{
+  guint16 ports[2] = { free_udp_port (), free_udp_port () };
+  g_auto(GStrv) targets = loopback_targets (ports, 2);
+  g_autoptr(ExoResource) server = g_object_new (fake_server_get_type (), "id", "fake-server", NULL);
+  Node *a = node_new ("node-a", ports[0], (const char * const *) targets,
+                      "server-port", 0, "server-id", "fake-server", NULL);
+  Node *b = node_new ("node-b", ports[1], (const char * const *) targets, NULL);
+  Node *nodes[2] = { a, b };
+  g_autoptr(GError) error = NULL;
+
+  ((FakeServer *) server)->port = 47123;
+  a->server_port = 47123;         /* where B must find A */
+  node_start (a);
+  node_start (b);
+  assert_mesh (nodes, 2, TRUE);
+  {
+    g_autofree char *expected = g_strdup_printf ("127.0.0.1:%u", 47123);
+
+    g_assert_cmpstr (g_hash_table_lookup (b->peers, "node-a"), ==, expected);
+  }
+  node_free (a);
+  node_free (b);
+
+  {
+    g_autoptr(ExoResource) wrong = g_object_new (discovery_type, "id", "wrong-server",
+                                                 "node-id", "n", "port", (guint) free_udp_port (),
+                                                 "listen-address", "127.0.0.1",
+                                                 "server-id", "wrong-server", NULL);
+
+    g_assert_false (exo_test_initialize (wrong, &error));
+    g_assert_nonnull (error);
+    g_assert_nonnull (strstr (error->message, "server-id 'wrong-server' is a udp-discovery, not a server"));
+    g_clear_error (&error);
+    exo_test_cleanup (wrong, NULL);
+  }
+}
+
 static void
 test_three_nodes (void)
 {
@@ -1395,7 +1455,7 @@ test_defaults (void)
   g_assert_cmpuint (interval, ==, 2500);
   g_assert_cmpuint (timeout, ==, 30000);
   g_assert_true (statics == NULL || statics[0] == NULL);
-  g_assert_cmpuint (server_port, ==, 52415);
+  g_assert_cmpuint (server_port, ==, 0);
   g_assert_cmpstr (interface_type, ==, "auto");
   g_assert_cmpstr (exo_resource_get_resource_type (resource), ==, "udp-discovery");
   g_assert_true (EXO_IS_DISCOVERY (resource));
@@ -1581,6 +1641,7 @@ main (int    argc,
   g_test_add_func ("/udp-discovery/settings/any-port", test_any_port);
   g_test_add_func ("/udp-discovery/find/two-nodes", test_two_nodes);
   g_test_add_func ("/udp-discovery/find/three-nodes", test_three_nodes);
+  g_test_add_func ("/udp-discovery/find/server-port-from-server", test_server_port_from_server);
   g_test_add_func ("/udp-discovery/lost/timeout", test_peer_lost);
   g_test_add_func ("/udp-discovery/validation/invalid-messages", test_invalid_messages);
   g_test_add_func ("/udp-discovery/duplicate/own-id", test_duplicate_id);

@@ -356,5 +356,7 @@ EXO_AVAILABLE_IN_ALL
 GVariant   *exo_device_capabilities_probe (void);
 EXO_AVAILABLE_IN_ALL
 const char *exo_node_id_default           (void);
+EXO_AVAILABLE_IN_ALL
+void        exo_node_id_set_default       (const char *id);
 
 G_END_DECLS

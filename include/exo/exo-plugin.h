@@ -79,6 +79,12 @@ void        exo_plugin_registrar_add_type  (ExoPluginRegistrar *registrar,
                                             const char         *type_name,
                                             GType               type);
 EXO_AVAILABLE_IN_ALL
+void        exo_plugin_registrar_add_role  (ExoPluginRegistrar *registrar,
+                                            GType               role,
+                                            GType               type);
+EXO_AVAILABLE_IN_ALL
+GType       exo_plugin_lookup_role         (GType               role);
+EXO_AVAILABLE_IN_ALL
 const char *exo_plugin_registrar_get_plugin_name (ExoPluginRegistrar *registrar);
 
 /**

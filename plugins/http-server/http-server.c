@@ -565,6 +565,8 @@ http_server_register (ExoPluginRegistrar *registrar)
 {
   exo_plugin_registrar_add_type (registrar, "http-server", EXO_TYPE_HTTP_SERVER);
   exo_plugin_registrar_add_type (registrar, "http-peer", EXO_TYPE_HTTP_PEER);
+  /* The node plugin makes its peer handles of this type. */
+  exo_plugin_registrar_add_role (registrar, EXO_TYPE_PEER_HANDLE, EXO_TYPE_HTTP_PEER);
 }
 
 EXO_PLUGIN_DEFINE ("http-server", "1.0.0",

@@ -287,19 +287,16 @@ peers_remove_all (ExoClusterNode *self)
     }
 }
 
-static GType
-get_peer_type (ExoClusterNode *self,
-               GError        **error)
+GType
+node_get_peer_type (ExoClusterNode *self,
+                    GError        **error)
 {
   if (self->peer_type == 0)
-    self->peer_type = g_type_from_name (EXO_CLUSTER_NODE_PEER_TYPE_NAME);
-  if (self->peer_type == 0 || !g_type_is_a (self->peer_type, EXO_TYPE_RESOURCE) ||
-      !g_type_is_a (self->peer_type, EXO_TYPE_PEER_HANDLE))
+    self->peer_type = exo_plugin_lookup_role (EXO_TYPE_PEER_HANDLE);
+  if (self->peer_type == 0)
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
-                   "cannot connect to peers: the peer handle type '%s' is not registered "
-                   "(is the http-server plugin loaded?)", EXO_CLUSTER_NODE_PEER_TYPE_NAME);
-      self->peer_type = 0;
+                   "no plugin provides peer handles (ExoPeerHandle); load the http-server plugin");
       return 0;
     }
   return self->peer_type;
@@ -314,7 +311,7 @@ make_handle (ExoClusterNode *self,
              GVariant       *caps,
              GError        **error)
 {
-  GType type = get_peer_type (self, error);
+  GType type = node_get_peer_type (self, error);
   GObjectClass *klass;
   const char *names[5];
   GValue values[5] = { G_VALUE_INIT, G_VALUE_INIT, G_VALUE_INIT, G_VALUE_INIT, G_VALUE_INIT };

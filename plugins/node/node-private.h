@@ -186,6 +186,10 @@ void       peer_note_failure   (ExoClusterNode *self,
                                 const GError   *error);
 /* do_cleanup: every peer out of the table, its handle out of the group. */
 void       peers_remove_all    (ExoClusterNode *self);
+/* The peer handle type: the one a plugin provides for ExoPeerHandle
+ * (exo_plugin_lookup_role(); the http-server plugin's). */
+GType      node_get_peer_type  (ExoClusterNode *self,
+                                GError        **error);
 void       discovery_peer_found (ExoDiscovery  *discovery,
                                  const char    *node_id,
                                  const char    *address,

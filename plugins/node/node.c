@@ -458,6 +458,14 @@ exo_cluster_node_do_initialize (ExoResource *resource,
       g_task_return_error (task, error);
       return;
     }
+  /* Found peers need handles: without a plugin that makes them the node
+   * would never reach its peers, so it says so now. */
+  if (self->discovery != NULL && node_get_peer_type (self, &error) == 0)
+    {
+      drop_running_state (self);
+      g_task_return_error (task, error);
+      return;
+    }
 
   self->caps = own_caps (self);
   self->cancellable = g_cancellable_new ();
@@ -794,9 +802,8 @@ exo_cluster_node_class_init (ExoClusterNodeClass *klass)
    * ExoClusterNode:node-id:
    *
    * This node's id.  Default: the discovery's `node-id`, else the
-   * environment variable `EXO_NODE_ID`, else a random UUID made once per
-   * process (exo_node_id_default(), as the discovery does).  Must equal the
-   * discovery's id.
+   * process's node id, exo_node_id_default() (in exo-node, the daemon's
+   * node id; as the discovery does).  Must equal the discovery's id.
    */
   properties[PROP_NODE_ID] =
     g_param_spec_string ("node-id", NULL, "This node's id", NULL, RW);

@@ -11,10 +11,6 @@ G_BEGIN_DECLS
 #define EXO_TYPE_CLUSTER_NODE (exo_cluster_node_get_type ())
 G_DECLARE_FINAL_TYPE (ExoClusterNode, exo_cluster_node, EXO, CLUSTER_NODE, ExoManagedResource)
 
-/* The name of the peer handle type made for each peer (registered by the
- * http-server plugin). */
-#define EXO_CLUSTER_NODE_PEER_TYPE_NAME "ExoHttpPeer"
-
 /* The plugin's register function (tests that compile the plugin in call
  * it through the plugin loader's register_builtin). */
 const ExoPluginDescriptor *exo_plugin_descriptor (void);

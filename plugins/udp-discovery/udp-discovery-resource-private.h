@@ -67,7 +67,9 @@ struct _UdpDiscovery
   guint     probe_timeout_ms;
   char     *node_id;
   char     *effective_node_id;
-  guint     server_port;
+  guint     server_port;       /* the setting; 0: the server's */
+  char     *server_id;
+  guint     announced_port;    /* resolved at start */
   UdpDiscoveryDevice device_settings;
   char     *interface_type;
   gboolean  include_loopback;

@@ -343,7 +343,7 @@ send_to (UdpDiscovery *self,
       priority = udp_discovery_type_priority (iftype);
     }
 
-  data = udp_discovery_message_build (self->effective_node_id, (guint16) self->server_port,
+  data = udp_discovery_message_build (self->effective_node_id, (guint16) self->announced_port,
                                       self->instance_id, ifname, iftype, priority,
                                       &self->device, &length);
   if (length > UDP_DISCOVERY_MAX_MESSAGE)

@@ -57,6 +57,7 @@ enum {
   PROP_EFFECTIVE_NODE_ID,
   PROP_INSTANCE_ID,
   PROP_SERVER_PORT,
+  PROP_SERVER_ID,
   PROP_DEVICE_MODEL,
   PROP_DEVICE_CHIP,
   PROP_DEVICE_MEMORY,
@@ -124,6 +125,43 @@ resolve_node_id (UdpDiscovery *self)
 
 /* --- ExoResource ---------------------------------------------------------------- */
 
+/* The port announced: server-port, else the port of the server named by
+ * server-id (ready by now when the discovery depends on it), else exo's. */
+static gboolean
+resolve_announced_port (UdpDiscovery  *self,
+                        GError       **error)
+{
+  g_autoptr(ExoResource) server = NULL;
+
+  self->announced_port = self->server_port;
+  if (self->announced_port != 0)
+    return TRUE;
+  if (self->server_id != NULL && *self->server_id != '\0')
+    server = exo_registry_lookup (exo_registry_get_default (), self->server_id);
+  if (server == NULL)
+    {
+      self->announced_port = 52415;
+      return TRUE;
+    }
+  if (!EXO_IS_SERVER (server))
+    {
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                   "server-id '%s' is a %s, not a server; set server-port or server-id",
+                   self->server_id, exo_resource_get_resource_type (server));
+      return FALSE;
+    }
+  self->announced_port = exo_server_get_port (EXO_SERVER (server));
+  if (self->announced_port == 0)
+    {
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
+                   "server '%s' has no port yet (is it ready? the discovery should "
+                   "depend on it); set server-port or depends-on",
+                   self->server_id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 start (UdpDiscovery  *self,
        GError       **error)
@@ -132,6 +170,8 @@ start (UdpDiscovery  *self,
   g_autoptr(GError) local_error = NULL;
 
   resolve_node_id (self);
+  if (!resolve_announced_port (self, error))
+    return FALSE;
   if (!udp_discovery_node_id_is_valid (self->effective_node_id, &local_error))
     {
       g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
@@ -361,6 +401,7 @@ udp_discovery_finalize (GObject *object)
   g_strfreev (self->broadcast_addresses);
   g_strfreev (self->static_peers);
   g_free (self->node_id);
+  g_free (self->server_id);
   g_free (self->effective_node_id);
   udp_discovery_device_clear (&self->device_settings);
   udp_discovery_device_clear (&self->device);
@@ -423,6 +464,9 @@ udp_discovery_get_property (GObject    *object,
       break;
     case PROP_SERVER_PORT:
       g_value_set_uint (value, self->server_port);
+      break;
+    case PROP_SERVER_ID:
+      g_value_set_string (value, self->server_id);
       break;
     case PROP_DEVICE_MODEL:
       g_value_set_string (value, self->device_settings.model);
@@ -543,6 +587,9 @@ udp_discovery_set_property (GObject      *object,
     case PROP_SERVER_PORT:
       changed = set_uint (&self->server_port, value);
       break;
+    case PROP_SERVER_ID:
+      changed = set_string (&self->server_id, value);
+      break;
     case PROP_DEVICE_MODEL:
       changed = set_string (&self->device_settings.model, value);
       break;
@@ -640,11 +687,12 @@ udp_discovery_class_init (UdpDiscoveryClass *klass)
   /**
    * UdpDiscovery:node-id:
    *
-   * This node's id.  Empty (the default): `$EXO_NODE_ID`, else a random
-   * UUID made once per process.  See #UdpDiscovery:effective-node-id.
+   * This node's id.  Empty (the default): the process's node id,
+   * exo_node_id_default() (in exo-node, the daemon's node id).  See
+   * #UdpDiscovery:effective-node-id.
    */
   properties[PROP_NODE_ID] =
-    g_param_spec_string ("node-id", NULL, "This node's id (empty: $EXO_NODE_ID or a UUID)",
+    g_param_spec_string ("node-id", NULL, "This node's id (empty: the process's node id)",
                          NULL, RW);
   /** UdpDiscovery:effective-node-id: the node id in use */
   properties[PROP_EFFECTIVE_NODE_ID] =
@@ -652,10 +700,26 @@ udp_discovery_class_init (UdpDiscoveryClass *klass)
   /** UdpDiscovery:instance-id: a random id of this resource, sent as `instance_id` */
   properties[PROP_INSTANCE_ID] =
     g_param_spec_string ("instance-id", NULL, "Random id of this resource", NULL, RO);
-  /** UdpDiscovery:server-port: this node's HTTP port, announced as `grpc_port` */
+  /**
+   * UdpDiscovery:server-port:
+   *
+   * This node's HTTP port, announced as `grpc_port`.  0 (the default): the
+   * port of the server #UdpDiscovery:server-id names, read at initialize
+   * (depend on the server so that it is ready by then); 52415, exo's port,
+   * when there is no resource of that id.
+   */
   properties[PROP_SERVER_PORT] =
-    g_param_spec_uint ("server-port", NULL, "HTTP port announced as grpc_port",
-                       1, 65535, 52415, RW);
+    g_param_spec_uint ("server-port", NULL, "HTTP port announced as grpc_port (0: the server's)",
+                       0, 65535, 0, RW);
+  /**
+   * UdpDiscovery:server-id:
+   *
+   * The id of the #ExoServer whose port is announced when
+   * #UdpDiscovery:server-port is 0.  Default: `server`, as the node's.
+   */
+  properties[PROP_SERVER_ID] =
+    g_param_spec_string ("server-id", NULL, "Server whose port is announced (server-port 0)",
+                         "server", RW);
   properties[PROP_DEVICE_MODEL] =
     g_param_spec_string ("device-model", NULL, "Model announced (empty: from DMI, or Linux)",
                          NULL, RW);
@@ -703,7 +767,7 @@ udp_discovery_init (UdpDiscovery *self)
   self->broadcast_interval_ms = 2500;
   self->peer_timeout_ms = 30000;
   self->probe_timeout_ms = 2000;
-  self->server_port = 52415;
+  self->server_id = g_strdup ("server");
   self->interface_type = g_strdup ("auto");
   self->max_peers = 1024;
   self->instance_id = g_uuid_string_random ();

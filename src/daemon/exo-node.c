@@ -804,9 +804,10 @@ main (int argc, char **argv)
   else
     node_id = g_uuid_string_random ();
 
-  /* Plugins (discovery, node) read the node id from the environment; set it
-   * before any thread exists and before the resources are made. */
-  g_setenv ("EXO_NODE_ID", node_id, TRUE);
+  /* The resources not given a node id (discovery, node, the peer requests'
+   * X-Exo-Node-Id) take this one: set before any thread exists and before
+   * the resources are made. */
+  exo_node_id_set_default (node_id);
 
   d->root = exo_resource_group_new ("root");
   exo_resource_set_display_name (EXO_RESOURCE (d->root), "node root group");

@@ -323,12 +323,45 @@ exo_device_capabilities_probe (void)
   return g_variant_ref_sink (g_variant_dict_end (&dict));
 }
 
+/* The id exo_node_id_set_default() gave; never freed (read without a lock). */
+static char *set_node_id;
+
+/**
+ * exo_node_id_set_default:
+ * @id: this process's node id (not empty)
+ *
+ * Sets the id exo_node_id_default() returns: the node id of the program, for
+ * the resources not given one (the discovery, the node, the id peer requests
+ * are signed with).  exo-node calls it with the id of `--node-id`, the
+ * config's `node.id` or a generated one.  Call it once, before any thread
+ * exists and before the resources are made; a second call with another id is
+ * a programming error and changes nothing.
+ *
+ * Added in plugin ABI 2.1.
+ */
+void
+exo_node_id_set_default (const char *id)
+{
+  char *copy;
+
+  g_return_if_fail (id != NULL && *id != '\0');
+
+  copy = g_strdup (id);
+  if (!g_atomic_pointer_compare_and_exchange (&set_node_id, NULL, copy))
+    {
+      g_free (copy);
+      g_return_if_fail (g_strcmp0 (g_atomic_pointer_get (&set_node_id), id) == 0);
+    }
+}
+
 /**
  * exo_node_id_default:
  *
- * The node id for resources that are not given one: `$EXO_NODE_ID` (exo-node
- * sets it), else a random UUID made once per process, so that every
- * resource of a node agrees.
+ * The node id for resources that are not given one: the id given to
+ * exo_node_id_set_default() (exo-node gives it), else `$EXO_NODE_ID` (a
+ * fallback for programs that embed libexo without exo-node and set no id),
+ * else a random UUID made once per process, so that every resource of a
+ * node agrees.
  *
  * Returns: (transfer none): the id
  */
@@ -336,8 +369,12 @@ const char *
 exo_node_id_default (void)
 {
   static char *process_node_id;
-  const char *env = g_getenv ("EXO_NODE_ID");
+  const char *set = g_atomic_pointer_get (&set_node_id);
+  const char *env;
 
+  if (set != NULL)
+    return set;
+  env = g_getenv ("EXO_NODE_ID");
   if (env != NULL && *env != '\0')
     return env;
   if (g_once_init_enter (&process_node_id))

@@ -70,8 +70,20 @@ struct _ExoPluginRegistrar
   const char      *plugin_name;
   const char      *where;         /* the path, or "built-in plugin 'x'" */
   GArray          *types;         /* RegisteredType */
+  GArray          *roles;         /* RegisteredRole */
   GError          *error;         /* the first thing wrong */
 };
+
+typedef struct
+{
+  GType  role;
+  GType  type;
+} RegisteredRole;
+
+/* The roles plugins provide (exo_plugin_registrar_add_role()), for the whole
+ * process as GTypes are: interface GType -> implementing GType. */
+G_LOCK_DEFINE_STATIC (roles);
+static GHashTable *roles;
 
 typedef struct
 {
@@ -475,6 +487,128 @@ exo_plugin_registrar_add_type (ExoPluginRegistrar *registrar,
 }
 
 /**
+ * exo_plugin_registrar_add_role:
+ * @registrar: the registrar given to the register function
+ * @role: an interface type, e.g. %EXO_TYPE_PEER_HANDLE
+ * @type: a non-abstract #GType deriving from #ExoResource that implements @role
+ *
+ * Declares @type as the plugin's implementation of @role, for resources of
+ * other plugins that make objects of a role themselves: the node plugin makes
+ * a peer handle of exo_plugin_lookup_role (%EXO_TYPE_PEER_HANDLE) for each peer
+ * it finds.  Find the type with exo_plugin_lookup_role().
+ *
+ * One type per role in a process: a plugin that provides a role already
+ * provided by another type is refused (%EXO_PLUGIN_ERROR_NAME_CLASH).  An
+ * invalid @role or @type makes the loader refuse the plugin
+ * (%EXO_PLUGIN_ERROR_INVALID).
+ *
+ * Added in plugin ABI 2.1.
+ */
+void
+exo_plugin_registrar_add_role (ExoPluginRegistrar *registrar,
+                               GType               role,
+                               GType               type)
+{
+  RegisteredRole entry;
+
+  g_return_if_fail (registrar != NULL);
+
+  if (registrar->error != NULL)
+    return;
+
+  if (!G_TYPE_IS_INTERFACE (role))
+    {
+      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
+                      "provides a role that is not an interface (%s)",
+                      role != G_TYPE_INVALID && g_type_name (role) != NULL ? g_type_name (role) : "invalid GType");
+      return;
+    }
+  if (type == G_TYPE_INVALID || g_type_name (type) == NULL ||
+      !g_type_is_a (type, EXO_TYPE_RESOURCE) || G_TYPE_IS_ABSTRACT (type) ||
+      !g_type_is_a (type, role))
+    {
+      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
+                      "provides role %s with %s, which is not a non-abstract ExoResource "
+                      "implementing it",
+                      g_type_name (role),
+                      type != G_TYPE_INVALID && g_type_name (type) != NULL ? g_type_name (type) : "an invalid GType");
+      return;
+    }
+  for (guint i = 0; i < registrar->roles->len; i++)
+    if (g_array_index (registrar->roles, RegisteredRole, i).role == role)
+      {
+        registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
+                        "provides role %s twice", g_type_name (role));
+        return;
+      }
+
+  entry.role = role;
+  entry.type = type;
+  g_array_append_val (registrar->roles, entry);
+}
+
+/**
+ * exo_plugin_lookup_role:
+ * @role: an interface type, e.g. %EXO_TYPE_PEER_HANDLE
+ *
+ * The type a loaded plugin provides for @role with
+ * exo_plugin_registrar_add_role(), by any #ExoPluginLoader of this process
+ * (GTypes are process-wide).  Thread-safe.
+ *
+ * Returns: the type, or %G_TYPE_INVALID when no loaded plugin provides @role
+ *
+ * Added in plugin ABI 2.1.
+ */
+GType
+exo_plugin_lookup_role (GType role)
+{
+  GType type = G_TYPE_INVALID;
+
+  G_LOCK (roles);
+  if (roles != NULL)
+    type = GPOINTER_TO_SIZE (g_hash_table_lookup (roles, GSIZE_TO_POINTER (role)));
+  G_UNLOCK (roles);
+  return type;
+}
+
+/* Claims the roles of an accepted plugin, or says which one another type
+ * holds (and claims none). */
+static gboolean
+claim_roles (GArray      *wanted,
+             const char  *where,
+             const char  *plugin_name,
+             GError     **error)
+{
+  gboolean ok = TRUE;
+
+  G_LOCK (roles);
+  if (roles == NULL)
+    roles = g_hash_table_new (NULL, NULL);
+  for (guint i = 0; ok && i < wanted->len; i++)
+    {
+      RegisteredRole *r = &g_array_index (wanted, RegisteredRole, i);
+      GType held = GPOINTER_TO_SIZE (g_hash_table_lookup (roles, GSIZE_TO_POINTER (r->role)));
+
+      if (held != G_TYPE_INVALID && held != r->type)
+        {
+          g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_NAME_CLASH,
+                       "%s: plugin '%s' provides role %s with %s, already provided by %s",
+                       where, plugin_name, g_type_name (r->role), g_type_name (r->type),
+                       g_type_name (held));
+          ok = FALSE;
+        }
+    }
+  for (guint i = 0; ok && i < wanted->len; i++)
+    {
+      RegisteredRole *r = &g_array_index (wanted, RegisteredRole, i);
+
+      g_hash_table_insert (roles, GSIZE_TO_POINTER (r->role), GSIZE_TO_POINTER (r->type));
+    }
+  G_UNLOCK (roles);
+  return ok;
+}
+
+/**
  * exo_plugin_registrar_get_plugin_name:
  * @registrar: the registrar given to the register function
  *
@@ -695,6 +829,7 @@ register_descriptor (ExoPluginLoader           *self,
   registrar.where = where;
   registrar.types = g_array_new (FALSE, TRUE, sizeof (RegisteredType));
   g_array_set_clear_func (registrar.types, registered_type_clear);
+  registrar.roles = g_array_new (FALSE, TRUE, sizeof (RegisteredRole));
 
   *register_ran = TRUE;
   descriptor->register_func (&registrar);
@@ -703,8 +838,16 @@ register_descriptor (ExoPluginLoader           *self,
     {
       g_propagate_error (error, g_steal_pointer (&registrar.error));
       g_array_unref (registrar.types);
+      g_array_unref (registrar.roles);
       return NULL;
     }
+  if (!claim_roles (registrar.roles, where, descriptor->name, error))
+    {
+      g_array_unref (registrar.types);
+      g_array_unref (registrar.roles);
+      return NULL;
+    }
+  g_array_unref (registrar.roles);
 
   /* Commit: nothing of a refused plugin is reachable. */
   info = plugin_info_new (descriptor, path, registrar.types);
