@@ -871,6 +871,7 @@ exo_managed_resource_set_retry_policy (ExoManagedResource   *self,
   priv->policy = exo_retry_policy_copy (policy);
   if (priv->extra != NULL)
     g_clear_pointer (&priv->extra->limiter, exo_restart_limiter_free);
+  g_clear_pointer (&priv->extra, g_free);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRY_POLICY]);
 }
 
@@ -1086,6 +1087,7 @@ exo_managed_resource_finalize (GObject *object)
   g_clear_pointer (&priv->policy, free_policy);
   if (priv->extra != NULL)
     g_clear_pointer (&priv->extra->limiter, exo_restart_limiter_free);
+  g_clear_pointer (&priv->extra, g_free);
 
   G_OBJECT_CLASS (exo_managed_resource_parent_class)->finalize (object);
 }
