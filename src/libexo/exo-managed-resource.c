@@ -871,7 +871,6 @@ exo_managed_resource_set_retry_policy (ExoManagedResource   *self,
   priv->policy = exo_retry_policy_copy (policy);
   if (priv->extra != NULL)
     g_clear_pointer (&priv->extra->limiter, exo_restart_limiter_free);
-  g_clear_pointer (&priv->extra, g_free);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRY_POLICY]);
 }
 
