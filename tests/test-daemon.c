@@ -643,6 +643,108 @@ test_check_config (Fixture *f, gconstpointer data)
 }
 
 
+/* Settings the plugin can check without side effects (its resource class's
+ * check_settings) are refused when the config is built: by --check-config
+ * (exit 1, FILE:LINE: KEY: what) and by the daemon's start (exit 1,
+ * "refusing to start", nothing runs degraded). */
+static void
+test_check_settings (Fixture *f, gconstpointer data)
+{
+  g_autofree char *long_key = g_strnfill (2000, 'k');
+  g_autofree char *open_keys = write_file (f, "open-api-keys", "secret-key\n");
+  g_autofree char *good_keys = write_file (f, "good-api-keys", "# keys\nsecret-key\n");
+  g_autofree char *missing_keys = g_build_filename (f->tmpdir, "no-such-api-keys", NULL);
+  struct {
+    const char *name;
+    const char *type;
+    const char *setting;
+    char       *value;      /* JSON */
+    const char *what;       /* in the message */
+  } cases[] = {
+    { "empty-key", "http-server", "api-keys", g_strdup ("[\"\"]"), "api-keys[0]: an API key must be" },
+    { "space-key", "http-server", "api-keys", g_strdup ("[\"good\", \"a b\"]"), "api-keys[1]: an API key must be" },
+    { "long-key", "http-server", "api-keys", g_strdup_printf ("[\"%s\"]", long_key), "api-keys[0]: an API key must be 1 to 1024" },
+    { "open-file", "http-server", "api-key-file", g_strdup_printf ("\"%s\"", open_keys), "(mode 0644)" },
+    { "missing-file", "http-server", "api-key-file", g_strdup_printf ("\"%s\"", missing_keys), "No such file or directory" },
+    { "bracket-peer", "udp-discovery", "static-peers", g_strdup ("[\"[::1:80\"]"), "static-peers: '[::1:80' is not host:port" },
+    { "port-peer", "udp-discovery", "static-peers", g_strdup ("[\"127.0.0.1:5\", \"host:99999\"]"), "static-peers: 'host:99999'" },
+  };
+
+  if (!have_daemon (f))
+    {
+      for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+        g_free (cases[i].value);
+      return;
+    }
+  g_assert_cmpint (g_chmod (open_keys, 0644), ==, 0);
+  g_assert_cmpint (g_chmod (good_keys, 0600), ==, 0);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      gboolean udp = g_str_equal (cases[i].type, "udp-discovery");
+      g_autofree char *file = g_strdup_printf ("%s.json", cases[i].name);
+      g_autofree char *text = g_strdup_printf (
+        "{ \"node\": { \"id\": \"checked\" },\n"
+        "  \"resources\": [\n"
+        "    { \"id\": \"r\", \"type\": \"%s\",\n"
+        "      \"settings\": {\n"
+        "        %s,\n"
+        "        \"%s\": %s\n"
+        "      } } ] }\n",
+        cases[i].type,
+        udp ? "\"port\": 0, \"broadcast-addresses\": [\"127.0.0.1\"], \"listen-address\": \"127.0.0.1\""
+            : "\"port\": 0, \"listen-address\": \"127.0.0.1\"",
+        cases[i].setting, cases[i].value);
+      g_autofree char *path = write_file (f, file, text);
+      g_autofree char *where = g_strdup_printf ("%s:6: resources[0].settings.%s: ", file, cases[i].setting);
+      g_autofree char *check_log = g_strdup_printf ("%s-check.log", cases[i].name);
+      g_autofree char *start_log = g_strdup_printf ("%s-start.log", cases[i].name);
+      g_autofree char *log = NULL;
+      Node *node;
+
+      g_test_message ("case %s", cases[i].name);
+      node = node_start (f, check_log, "--check-config", path, NULL);
+      g_assert_cmpint (node_wait (node, 10000), ==, 1);
+      log = node_log (node);
+      g_assert_null (strstr (log, "configuration is valid"));
+      g_assert_nonnull (strstr (log, where));
+      g_assert_nonnull (strstr (log, cases[i].what));
+      g_clear_pointer (&log, g_free);
+      node_free (node);
+
+      node = node_start (f, start_log, "--config", path, "--bus-name", "org.exo.Test.Checked", NULL);
+      g_assert_cmpint (node_wait (node, 5000), ==, 1);
+      log = node_log (node);
+      g_assert_nonnull (strstr (log, "refusing to start: "));
+      g_assert_nonnull (strstr (log, where));
+      g_assert_nonnull (strstr (log, cases[i].what));
+      g_assert_null (strstr (log, "initializing"));
+      g_clear_pointer (&log, g_free);
+      node_free (node);
+      g_free (cases[i].value);
+    }
+
+  /* usable ones pass */
+  {
+    g_autofree char *text = g_strdup_printf (
+      "{ \"resources\": [\n"
+      "  { \"id\": \"s\", \"type\": \"http-server\", \"settings\": { \"port\": 0,\n"
+      "    \"api-keys\": [\"k-1\"], \"api-key-file\": \"%s\" } },\n"
+      "  { \"id\": \"d\", \"type\": \"udp-discovery\", \"settings\": { \"port\": 0,\n"
+      "    \"static-peers\": [\"127.0.0.1:52415\", \"[::1]:80\", \"peer.example:1\"] } } ] }\n",
+      good_keys);
+    g_autofree char *path = write_file (f, "usable.json", text);
+    g_autofree char *log = NULL;
+    Node *node = node_start (f, "usable-check.log", "--check-config", path, NULL);
+
+    g_assert_cmpint (node_wait (node, 10000), ==, 0);
+    log = node_log (node);
+    g_assert_nonnull (strstr (log, "configuration is valid (2 resources)"));
+    node_free (node);
+  }
+}
+
+
 /* The cluster key: made on the first start of a config that has cluster
  * resources (never for one without), kept afterwards; a key file others
  * may read, or one that is not a key, is refused before anything starts,
@@ -938,6 +1040,7 @@ main (int argc, char **argv)
   ADD ("/daemon/default-config", test_default_config);
   ADD ("/daemon/dependency-order", test_dependency_order);
   ADD ("/daemon/check-config", test_check_config);
+  ADD ("/daemon/check-settings", test_check_settings);
   ADD ("/daemon/refused-plugin", test_refused_plugin);
   ADD ("/daemon/bus-name-taken", test_bus_name_taken);
   ADD ("/daemon/shutdown-method", test_shutdown_method);

@@ -35,6 +35,10 @@ G_DECLARE_DERIVABLE_TYPE (ExoResource, exo_resource, EXO, RESOURCE, GObject)
  *   initialize, return the delay in ms before the next attempt, or -1 to
  *   give up.  The base class never retries; #ExoManagedResource does.
  * @reset: clear failure state (last error, counters, restart limit).
+ * @check_settings: optional; check the settings (properties) that can be
+ *   checked without side effects, before anything is initialized.  Return
+ *   %FALSE with an error, and the name of the property at fault in
+ *   @setting, for a setting that initialize would refuse.  Since 0.3
  *
  * Subclasses implement only @do_initialize, @do_cleanup and optionally
  * @do_check_health.  Each receives a #GTask whose source object is the
@@ -102,8 +106,27 @@ struct _ExoResourceClass
                                const GError    *error);
   void     (*reset)           (ExoResource     *self);
 
+  /* since 0.3 */
+  /**
+   * ExoResourceClass::check_settings:
+   * @self: the resource, with its properties set and not initialized
+   * @setting: (out) (nullable) (transfer full): the name of the property
+   *   at fault, when one is (never %NULL itself)
+   * @error: return location for an error
+   *
+   * Checks what can be checked of the settings without side effects:
+   * parses, ranges, combinations, whether a named file is usable.  It must
+   * not open sockets, start threads, write files or keep state: it runs
+   * on resources that are never initialized (`exo-node --check-config`).
+   *
+   * Returns: %TRUE when the settings are usable
+   */
+  gboolean (*check_settings)  (ExoResource     *self,
+                               char           **setting,
+                               GError         **error);
+
   /*< private >*/
-  gpointer padding[12];
+  gpointer padding[11];
 };
 
 EXO_AVAILABLE_IN_ALL
@@ -195,6 +218,11 @@ gboolean          exo_resource_restart_finish       (ExoResource         *self,
 
 EXO_AVAILABLE_IN_ALL
 void              exo_resource_reset                (ExoResource  *self);
+
+EXO_AVAILABLE_IN_ALL
+gboolean          exo_resource_check_settings       (ExoResource  *self,
+                                                     char        **setting,
+                                                     GError      **error);
 
 /* For subclasses: report what happened to a ready resource. */
 EXO_AVAILABLE_IN_ALL

@@ -249,6 +249,39 @@ exo_http_auth_configure (ExoHttpAuth         *auth,
   return TRUE;
 }
 
+/* The same checks and the same reading of the file as
+ * exo_http_auth_configure(), into a throw-away ExoHttpAuth: reads the file,
+ * changes nothing. */
+gboolean
+exo_http_auth_check_settings (const char * const  *api_keys,
+                              const char          *api_key_file,
+                              const char         **setting,
+                              GError             **error)
+{
+  ExoHttpAuth *auth = exo_http_auth_new ();
+  gboolean ok = TRUE;
+
+  *setting = NULL;
+  for (guint i = 0; ok && api_keys != NULL && api_keys[i] != NULL; i++)
+    {
+      g_autofree char *where = g_strdup_printf ("api-keys[%u]", i);
+
+      if (!add_api_key (auth, api_keys[i], strlen (api_keys[i]), where, error))
+        {
+          *setting = "api-keys";
+          ok = FALSE;
+        }
+    }
+  if (ok && api_key_file != NULL && *api_key_file != '\0' &&
+      !load_api_key_file (auth, api_key_file, error))
+    {
+      *setting = "api-key-file";
+      ok = FALSE;
+    }
+  exo_http_auth_free (auth);
+  return ok;
+}
+
 void
 exo_http_auth_free (ExoHttpAuth *auth)
 {

@@ -31,6 +31,13 @@ gboolean     exo_http_auth_configure       (ExoHttpAuth         *auth,
                                             const char          *api_key_file,
                                             GError             **error);
 void         exo_http_auth_unconfigure     (ExoHttpAuth         *auth);
+/* The checks of exo_http_auth_configure() on @api_keys and @api_key_file
+ * (the file is read, nothing is kept): FALSE with the same error, and in
+ * @setting the property at fault, for what configure would refuse. */
+gboolean     exo_http_auth_check_settings  (const char * const  *api_keys,
+                                            const char          *api_key_file,
+                                            const char         **setting,
+                                            GError             **error);
 
 /* Whether @path is peer RPC (every /peer/ path). */
 gboolean     exo_http_auth_is_peer_path    (const char          *path);

@@ -412,6 +412,24 @@ exo_http_server_set_property (GObject      *object,
     g_object_notify_by_pspec (object, pspec);
 }
 
+/* Before initialize (exo-node --check-config and the daemon's start): the
+ * API keys and the key file, with the checks initialize makes (the file is
+ * read again there, so an edit after the start is seen at a restart). */
+static gboolean
+exo_http_server_check_settings (ExoResource  *resource,
+                                char        **setting,
+                                GError      **error)
+{
+  ExoHttpServer *self = EXO_HTTP_SERVER (resource);
+  const char *at_fault = NULL;
+
+  if (exo_http_auth_check_settings ((const char * const *) self->api_keys, self->api_key_file,
+                                    &at_fault, error))
+    return TRUE;
+  *setting = g_strdup (at_fault);
+  return FALSE;
+}
+
 static void
 exo_http_server_class_init (ExoHttpServerClass *klass)
 {
@@ -426,6 +444,7 @@ exo_http_server_class_init (ExoHttpServerClass *klass)
   resource_class->do_initialize = exo_http_server_do_initialize;
   resource_class->do_cleanup = exo_http_server_do_cleanup;
   resource_class->collect_metrics = exo_http_server_collect_metrics;
+  resource_class->check_settings = exo_http_server_check_settings;
   exo_resource_class_set_resource_type (resource_class, "http-server");
 
   /**

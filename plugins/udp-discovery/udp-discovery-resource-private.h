@@ -177,6 +177,9 @@ gboolean  udp_discovery_broadcast_cb    (gpointer        user_data);
 
 gboolean  udp_discovery_parse_static_peers (UdpDiscovery  *self,
                                             GError       **error);
+/* The parse of udp_discovery_parse_static_peers(), keeping nothing. */
+gboolean  udp_discovery_check_static_peers (const char * const  *static_peers,
+                                            GError             **error);
 void      udp_discovery_open_session    (UdpDiscovery   *self);
 void      udp_discovery_probe_static_peers (UdpDiscovery *self);
 void      udp_discovery_cancel_probes   (UdpDiscovery   *self);

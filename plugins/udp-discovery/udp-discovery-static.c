@@ -99,6 +99,22 @@ udp_discovery_parse_static_peers (UdpDiscovery  *self,
   return TRUE;
 }
 
+/* The same parse, keeping nothing: for check_settings, before initialize. */
+gboolean
+udp_discovery_check_static_peers (const char * const  *static_peers,
+                                  GError             **error)
+{
+  for (guint i = 0; static_peers != NULL && static_peers[i] != NULL; i++)
+    {
+      StaticPeer *peer = parse_static_peer (static_peers[i], error);
+
+      if (peer == NULL)
+        return FALSE;
+      static_peer_free (peer);
+    }
+  return TRUE;
+}
+
 /* The HTTP session of the probes, when there are static peers; made with
  * the resource's context as thread-default, so that its callbacks come
  * back there. */

@@ -629,6 +629,23 @@ udp_discovery_set_property (GObject      *object,
     g_object_notify_by_pspec (object, pspec);
 }
 
+/* Before initialize (exo-node --check-config and the daemon's start): the
+ * static peers, with the parser initialize uses.  Nothing is resolved. */
+static gboolean
+udp_discovery_check_settings (ExoResource  *resource,
+                              char        **setting,
+                              GError      **error)
+{
+  UdpDiscovery *self = UDP_DISCOVERY (resource);
+
+  if (!udp_discovery_check_static_peers ((const char * const *) self->static_peers, error))
+    {
+      *setting = g_strdup ("static-peers");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 #define RW (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY)
 #define RO (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY)
 
@@ -647,6 +664,7 @@ udp_discovery_class_init (UdpDiscoveryClass *klass)
   resource_class->do_cleanup = udp_discovery_do_cleanup;
   resource_class->do_check_health = udp_discovery_do_check_health;
   resource_class->collect_metrics = udp_discovery_collect_metrics;
+  resource_class->check_settings = udp_discovery_check_settings;
   exo_resource_class_set_resource_type (resource_class, "udp-discovery");
 
   /* Settings are read when the resource initializes. */

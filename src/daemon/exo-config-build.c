@@ -6,7 +6,8 @@
  * Owns: creating each resource (with g_object_new_with_properties(), so
  * construct-only settings work), applying its resource keys (display
  * name, timeouts, the retry policy over the type's own defaults,
- * supervision, a group's strategy and restart limit), and adding all of
+ * supervision, a group's strategy and restart limit), the type's own check
+ * of its settings (exo_resource_check_settings()), and adding all of
  * them to the group in dependency order, or none.
  *
  * Rules: runs in the thread that owns the group (its thread-default main
@@ -18,6 +19,40 @@
 
 /* ------------------------------------------------------------------------ */
 /* Building                                                                 */
+
+/* What the type can check of its settings without side effects
+ * (ExoResourceClass.check_settings), reported at the setting's line. */
+static gboolean
+check_settings (ExoConfig     *self,
+                ResourceSpec  *spec,
+                ExoResource   *resource,
+                GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *key = NULL;
+  guint line = spec->line;
+
+  if (exo_resource_check_settings (resource, &name, &local_error))
+    return TRUE;
+
+  key = g_strdup_printf ("resources[%u]", spec->index);
+  for (guint i = 0; name != NULL && i < spec->settings->len; i++)
+    {
+      Setting *setting = g_ptr_array_index (spec->settings, i);
+
+      if (g_str_equal (setting->name, name))
+        {
+          g_free (key);
+          key = g_strdup_printf ("resources[%u].settings.%s", spec->index, name);
+          line = setting->line;
+          break;
+        }
+    }
+  _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, self->source, line, key,
+                             "%s", local_error->message);
+  return FALSE;
+}
 
 static ExoResource *
 create_resource (ExoConfig     *self,
@@ -98,6 +133,12 @@ create_resource (ExoConfig     *self,
         exo_resource_group_set_restart_interval (group, spec->group_interval_ms);
     }
 
+  if (!check_settings (self, spec, resource, error))
+    {
+      g_object_unref (resource);
+      return NULL;
+    }
+
   return resource;
 }
 
@@ -119,8 +160,11 @@ remove_added (ExoResourceGroup *root,
  *
  * Creates every resource of the config (with g_object_new_with_properties(),
  * so construct-only settings work), applies display names, timeouts, retry
- * policies, health-check intervals and group strategies, and adds them to
- * @root with their dependencies.  Nothing is initialized.
+ * policies, health-check intervals and group strategies, runs each type's
+ * check of its settings (exo_resource_check_settings(): an unusable
+ * setting is refused here, with the line of the setting, not at
+ * initialize), and adds them to @root with their dependencies.  Nothing is
+ * initialized.
  *
  * All resources are created before any is added; when something is
  * refused, @root is left as it was (members already added are removed

@@ -33,6 +33,7 @@ extern const SupervisionKey _exo_config_supervision_keys[N_SUPERVISION_KEYS];
 
 typedef struct {
   char   *name;
+  guint   line;           /* where the value is */
   GValue  value;
 } Setting;
 

@@ -444,6 +444,7 @@ _exo_config_load_settings (Loader       *loader,
 
       setting = g_new0 (Setting, 1);
       setting->name = g_strdup (pspec->name);
+      setting->line = _exo_config_line_of (loader, value_node);
       if (!convert_setting (loader, value_node, pspec, key, &setting->value, error))
         {
           _exo_config_setting_free (setting);

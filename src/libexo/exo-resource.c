@@ -1885,6 +1885,61 @@ exo_resource_reset (ExoResource *self)
 }
 
 /**
+ * exo_resource_check_settings:
+ * @self: a resource, with its properties set
+ * @setting: (out) (optional) (nullable) (transfer full): the name of the
+ *   property at fault, or %NULL when the error names none
+ * @error: return location for an error
+ *
+ * Runs #ExoResourceClass.check_settings: checks the settings that can be
+ * checked without side effects, as initialize would, without initializing
+ * anything.  exo_config_build() calls it on every resource it makes, so a
+ * config that initialize would refuse is refused when it is loaded (and by
+ * `exo-node --check-config`).  A type without the vfunc accepts any
+ * settings here.
+ *
+ * Returns: %TRUE when the settings are usable (or cannot be checked
+ *   before initialize)
+ *
+ * Since: 0.3
+ */
+gboolean
+exo_resource_check_settings (ExoResource  *self,
+                             char        **setting,
+                             GError      **error)
+{
+  ExoResourceClass *klass;
+  g_autofree char *at_fault = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  if (setting != NULL)
+    *setting = NULL;
+  g_return_val_if_fail (EXO_IS_RESOURCE (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  klass = EXO_RESOURCE_GET_CLASS (self);
+  if (klass->check_settings == NULL ||
+      klass->check_settings (self, &at_fault, &local_error))
+    {
+      /* a vfunc that succeeds names nothing */
+      g_warn_if_fail (local_error == NULL);
+      return TRUE;
+    }
+
+  if (local_error == NULL)
+    local_error = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                               "the settings of '%s' are not usable", ID (PRIV (self)));
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  if (setting != NULL)
+    *setting = g_steal_pointer (&at_fault);
+  return FALSE;
+}
+
+/* check_settings (0.3) took a padding slot: the class keeps its size. */
+G_STATIC_ASSERT (sizeof (ExoResourceClass) ==
+                 sizeof (GObjectClass) + 18 * sizeof (gpointer));
+
+/**
  * exo_resource_get_metrics:
  * @self: a resource
  *
