@@ -303,6 +303,7 @@ typedef struct {
   const char      *exo_node;
   const char      *exoctl;
   const char      *plugin_dir;
+  const char      *template_name; /* in configs-cluster/; NULL: node.json.in */
 } Cluster;
 
 static guint16
@@ -337,7 +338,13 @@ write_configs (Cluster *c,
                GError **error)
 {
   g_autofree char *template_path = g_test_build_filename (G_TEST_DIST, "configs-cluster",
-                                                          "node.json.in", NULL);
+                                                          c->template_name != NULL
+                                                          ? c->template_name : "node.json.in",
+                                                          NULL);
+  g_autofree char *model = g_test_build_filename (G_TEST_DIST, "..", "data", "models",
+                                                  "exo-fortunes.bin", NULL);
+  g_autofree char *tokenizer = g_test_build_filename (G_TEST_DIST, "..", "data", "models",
+                                                      "tokenizer-fortunes.bin", NULL);
   g_autofree char *template = NULL;
 
   if (!g_file_get_contents (template_path, &template, NULL, error))
@@ -387,6 +394,8 @@ write_configs (Cluster *c,
           "@STATIC_PEERS@", statics->str,
           "@BROADCAST_SETTING@", broadcast->str,
           "@KEY_FILE@", n->key_path != NULL ? n->key_path : c->key_path,
+          "@MODEL@", model,
+          "@TOKENIZER@", tokenizer,
           NULL,
         };
         json = fill_template (template, pairs);
@@ -1540,6 +1549,171 @@ test_netns (void)
   netns_teardown ();
 }
 
+/* --- the llama engine: one node and three give the same tokens ------------- */
+
+#define LLAMA_PROMPT "In the"  /* both settings run to max_tokens with it */
+#define LLAMA_MAX_TOKENS 64
+
+/* A chat with the llama engine through @n: its content and completion_tokens. */
+static gboolean
+llama_chat (Cluster    *c,
+            Node       *n,
+            const char *extra,
+            char      **content,
+            gint64     *completion_tokens,
+            char      **why)
+{
+  guint status;
+  g_autofree char *request = g_strdup_printf (
+    "{\"model\": \"exo-fortunes\", \"messages\": [{\"role\": \"user\", \"content\": \""
+    LLAMA_PROMPT "\"}], \"max_tokens\": %u, %s}", LLAMA_MAX_TOKENS, extra);
+  g_autofree char *body = http (c, n, "POST", "/v1/chat/completions", request, &status);
+  g_autoptr(JsonNode) root = parse_json (body);
+  JsonObject *o, *choice, *usage;
+
+  if (status != 200 || root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      *why = g_strdup_printf ("HTTP %u: %s", status, body ? body : "(nothing)");
+      return FALSE;
+    }
+  o = json_node_get_object (root);
+  choice = json_array_get_object_element (json_object_get_array_member (o, "choices"), 0);
+  usage = json_object_get_object_member (o, "usage");
+  *content = g_strdup (json_object_get_string_member (
+    json_object_get_object_member (choice, "message"), "content"));
+  *completion_tokens = json_object_get_int_member (usage, "completion_tokens");
+  return TRUE;
+}
+
+/* Polls until every node in @which uses the same ring of @shards shards;
+ * returns it. */
+static char *
+wait_common_ring (Cluster *c,
+                  guint    which,
+                  guint    shards,
+                  guint    timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  do
+    {
+      g_autofree char *first = NULL;
+      gboolean all = TRUE;
+
+      for (guint i = 0; i < N_NODES && all; i++)
+        {
+          g_autofree char *got = NULL;
+
+          if (!(which & (1u << i)))
+            continue;
+          got = node_ring (c, &c->nodes[i]);
+          if (got == NULL)
+            all = FALSE;
+          else if (first == NULL)
+            {
+              g_auto(GStrv) parts = g_strsplit (got, ",", -1);
+
+              if (g_strv_length (parts) != shards)
+                all = FALSE;
+              first = g_steal_pointer (&got);
+            }
+          else if (!g_str_equal (first, got))
+            all = FALSE;
+        }
+      if (all && first != NULL)
+        return g_steal_pointer (&first);
+      g_usleep (50 * 1000);
+    }
+  while (g_get_monotonic_time () < deadline);
+  return NULL;
+}
+
+static void
+test_llama_identical (void)
+{
+  Cluster cl, *c = &cl;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *why = NULL;
+  g_autofree char *ring1 = NULL;
+  g_autofree char *ring3 = NULL;
+  /* greedy; seeded sampling */
+  const char *settings[] = { "\"temperature\": 0",
+                             "\"temperature\": 0.8, \"top_p\": 0.9, \"seed\": 42" };
+  char *one[G_N_ELEMENTS (settings)] = { NULL }, *three[G_N_ELEMENTS (settings)] = { NULL };
+  gint64 one_n[G_N_ELEMENTS (settings)], three_n[G_N_ELEMENTS (settings)];
+  gint64 base[N_NODES];
+
+  cluster_init (c, FALSE);
+  c->template_name = "node-llama.json.in";
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      /* distinct from the other cases' node-N and their bus names */
+      g_free (c->nodes[i].id);
+      c->nodes[i].id = g_strdup_printf ("llama-%u", i + 1);
+      g_free (c->nodes[i].bus_name);
+      c->nodes[i].bus_name = g_strdup_printf ("org.exo.Test.ClusterLlama.N%u", i + 1);
+    }
+
+  CHECK (c->exo_node != NULL && c->plugin_dir != NULL, "EXO_NODE and EXO_TEST_PLUGIN_DIR must be set");
+  CHECK (c->tmpdir != NULL, "cannot make a temporary folder");
+  CHECK (write_configs (c, 0, 0, &error), "configs: %s", error->message);
+  CHECK (start_bus (c, &error), "dbus-daemon: %s", error ? error->message : "?");
+
+  /* 1. One node alone holds every layer. */
+  CHECK (start_node (c, &c->nodes[0], &error), "starting llama-1: %s", error->message);
+  ring1 = wait_common_ring (c, 0x1, 1, 20000);
+  CHECK (ring1 != NULL, "llama-1 alone has no ring of one shard within 20 s");
+  g_test_message ("one node: %s", ring1);
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    CHECK (llama_chat (c, &c->nodes[0], settings[k], &one[k], &one_n[k], &why),
+           "one node, %s: %s", settings[k], why);
+
+  /* 2. Three nodes: the same requests through llama-1. */
+  for (guint i = 1; i < N_NODES; i++)
+    CHECK (start_node (c, &c->nodes[i], &error), "starting %s: %s", c->nodes[i].id, error->message);
+  CHECK (wait_metric_at_least (c, 0x7, "peers", 2, 20000),
+         "the llama nodes did not find each other within 20 s");
+  ring3 = wait_common_ring (c, 0x7, 3, 20000);
+  CHECK (ring3 != NULL, "no common ring of three shards within 20 s");
+  g_test_message ("three nodes: %s", ring3);
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      base[i] = live_node_metric (c, &c->nodes[i], "layers-computed");
+      CHECK (base[i] >= 0, "%s: no layers-computed metric", c->nodes[i].id);
+    }
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    CHECK (llama_chat (c, &c->nodes[0], settings[k], &three[k], &three_n[k], &why),
+           "three nodes, %s: %s", settings[k], why);
+
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    {
+      g_test_message ("%s: %" G_GINT64_FORMAT " tokens: %s", settings[k], one_n[k], one[k]);
+      CHECK (one_n[k] == LLAMA_MAX_TOKENS,
+             "%s: one node generated %" G_GINT64_FORMAT " tokens, not %d (the prompt ends early)",
+             settings[k], one_n[k], LLAMA_MAX_TOKENS);
+      CHECK (three_n[k] == one_n[k] && g_strcmp0 (three[k], one[k]) == 0,
+             "%s: one node gave %" G_GINT64_FORMAT " tokens \"%s\", three gave %" G_GINT64_FORMAT
+             " tokens \"%s\"", settings[k], one_n[k], one[k], three_n[k], three[k]);
+    }
+  /* the two settings do differ (the seeded run samples) */
+  CHECK (g_strcmp0 (one[0], one[1]) != 0, "greedy and seeded sampling gave the same text");
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      gint64 now = live_node_metric (c, &c->nodes[i], "layers-computed");
+
+      CHECK (now > base[i] && now > 0, "%s: layers-computed %" G_GINT64_FORMAT " (was %"
+             G_GINT64_FORMAT "): it did not compute its shard", c->nodes[i].id, now, base[i]);
+    }
+
+out:
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    {
+      g_free (one[k]);
+      g_free (three[k]);
+    }
+  cluster_clear (c);
+}
+
 /* --- security: the cluster key ------------------------------------------------ */
 
 static GSocket *
@@ -2293,6 +2467,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cluster/node/no-peer-type", test_node_no_peer_type);
   g_test_add_func ("/cluster/loopback", test_loopback);
   g_test_add_func ("/cluster/loopback/security", test_security);
+  g_test_add_func ("/cluster/llama/identical", test_llama_identical);
   g_test_add_func ("/cluster/netns", test_netns);
 
   {
