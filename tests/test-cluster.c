@@ -1553,8 +1553,12 @@ test_netns (void)
 
 #define LLAMA_PROMPT "In the"  /* both settings run to max_tokens with it */
 #define LLAMA_MAX_TOKENS 64
+/* The tokens of LLAMA_PROMPT in the node's chat template, as the committed
+ * tokenizer encodes them (BOS included): usage.prompt_tokens. */
+#define LLAMA_PROMPT_TOKENS 9
 
-/* A chat with the llama engine through @n: its content and completion_tokens. */
+/* A chat with the llama engine through @n: its content and completion_tokens;
+ * fails unless usage.prompt_tokens is LLAMA_PROMPT_TOKENS. */
 static gboolean
 llama_chat (Cluster    *c,
             Node       *n,
@@ -1582,6 +1586,13 @@ llama_chat (Cluster    *c,
   *content = g_strdup (json_object_get_string_member (
     json_object_get_object_member (choice, "message"), "content"));
   *completion_tokens = json_object_get_int_member (usage, "completion_tokens");
+  if (json_object_get_int_member (usage, "prompt_tokens") != LLAMA_PROMPT_TOKENS ||
+      json_object_get_int_member (usage, "total_tokens") != LLAMA_PROMPT_TOKENS + *completion_tokens)
+    {
+      *why = g_strdup_printf ("usage.prompt_tokens is not %d (or total_tokens not the sum): %s",
+                              LLAMA_PROMPT_TOKENS, body);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -1684,6 +1695,17 @@ test_llama_identical (void)
   for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
     CHECK (llama_chat (c, &c->nodes[0], settings[k], &three[k], &three_n[k], &why),
            "three nodes, %s: %s", settings[k], why);
+  /* Through llama-2, not the first shard: it counts the prompt's tokens
+   * with its own engine; the same answer. */
+  {
+    g_autofree char *text = NULL;
+    gint64 n_text = 0;
+
+    CHECK (llama_chat (c, &c->nodes[1], settings[0], &text, &n_text, &why),
+           "three nodes through llama-2: %s", why);
+    CHECK (n_text == one_n[0] && g_strcmp0 (text, one[0]) == 0,
+           "through llama-2: %" G_GINT64_FORMAT " tokens \"%s\"", n_text, text);
+  }
 
   for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
     {
