@@ -1553,9 +1553,18 @@ test_netns (void)
 
 #define LLAMA_PROMPT "In the"  /* both settings run to max_tokens with it */
 #define LLAMA_MAX_TOKENS 64
+#define LLAMA_MAX_SESSIONS 8   /* the engine's max-sessions in node-llama.json.in */
 /* The tokens of LLAMA_PROMPT in the node's chat template, as the committed
  * tokenizer encodes them (BOS included): usage.prompt_tokens. */
 #define LLAMA_PROMPT_TOKENS 9
+
+static char *
+llama_request (const char *extra)
+{
+  return g_strdup_printf ("{\"model\": \"exo-fortunes\", \"messages\": [{\"role\": \"user\", "
+                          "\"content\": \"" LLAMA_PROMPT "\"}], \"max_tokens\": %u, %s}",
+                          LLAMA_MAX_TOKENS, extra);
+}
 
 /* A chat with the llama engine through @n: its content and completion_tokens;
  * fails unless usage.prompt_tokens is LLAMA_PROMPT_TOKENS. */
@@ -1568,9 +1577,7 @@ llama_chat (Cluster    *c,
             char      **why)
 {
   guint status;
-  g_autofree char *request = g_strdup_printf (
-    "{\"model\": \"exo-fortunes\", \"messages\": [{\"role\": \"user\", \"content\": \""
-    LLAMA_PROMPT "\"}], \"max_tokens\": %u, %s}", LLAMA_MAX_TOKENS, extra);
+  g_autofree char *request = llama_request (extra);
   g_autofree char *body = http (c, n, "POST", "/v1/chat/completions", request, &status);
   g_autoptr(JsonNode) root = parse_json (body);
   JsonObject *o, *choice, *usage;
@@ -1653,6 +1660,8 @@ test_llama_identical (void)
   char *one[G_N_ELEMENTS (settings)] = { NULL }, *three[G_N_ELEMENTS (settings)] = { NULL };
   gint64 one_n[G_N_ELEMENTS (settings)], three_n[G_N_ELEMENTS (settings)];
   gint64 base[N_NODES];
+  AsyncCurl held[LLAMA_MAX_SESSIONS] = { { 0 } };
+  pid_t stopped = 0;
 
   cluster_init (c, FALSE);
   c->template_name = "node-llama.json.in";
@@ -1727,7 +1736,102 @@ test_llama_identical (void)
              G_GINT64_FORMAT "): it did not compute its shard", c->nodes[i].id, now, base[i]);
     }
 
+  /* 3. max-sessions: with the middle shard (llama-3) stopped, eight
+   * requests through llama-1 hold its engine's eight sessions (their
+   * tensors wait on the hop to llama-3); a ninth is answered 429 with
+   * Retry-After, not streamed. */
+  stopped = subprocess_pid (c->nodes[2].proc);
+  CHECK (stopped > 0 && kill (stopped, SIGSTOP) == 0, "cannot stop llama-3");
+  for (guint i = 0; i < LLAMA_MAX_SESSIONS; i++)
+    {
+      g_autofree char *request = llama_request ("\"temperature\": 0");
+      g_autoptr(GPtrArray) argv = curl_argv (c, &c->nodes[0], "POST", "/v1/chat/completions",
+                                             request, 30);
+
+      held[i].proc = spawn ((const char * const *) argv->pdata, NULL, NULL,
+                            G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                            &error);
+      CHECK (held[i].proc != NULL, "curl: %s", error->message);
+      g_subprocess_communicate_utf8_async (held[i].proc, NULL, NULL, async_curl_done, &held[i]);
+    }
+  {
+    gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+    double sessions;
+
+    while ((sessions = live_resource_metric_double (c, &c->nodes[0], "engine", "sessions"))
+           < LLAMA_MAX_SESSIONS && g_get_monotonic_time () < deadline)
+      {
+        while (g_main_context_iteration (NULL, FALSE))
+          ;
+        g_usleep (10 * 1000);
+      }
+    CHECK (sessions >= LLAMA_MAX_SESSIONS, "llama-1's engine holds %g sessions, not %d",
+           sessions, LLAMA_MAX_SESSIONS);
+  }
+  {
+    g_autofree char *request = llama_request ("\"temperature\": 0");
+    g_autoptr(GPtrArray) argv = curl_argv (c, &c->nodes[0], "POST", "/v1/chat/completions",
+                                           request, 10);
+    g_autofree char *out = NULL;
+    char *body;
+    guint status;
+
+    g_ptr_array_insert (argv, 1, g_strdup ("-i"));   /* the head too */
+    out = run_capture ((const char * const *) argv->pdata, NULL, NULL);
+    body = split_status (out, &status);
+    CHECK (status == 429 && body != NULL && strstr (body, "Retry-After: 1\r\n") != NULL &&
+           strstr (body, "\"rate_limit_error\"") != NULL &&
+           strstr (body, "text/event-stream") == NULL,
+           "the request past max-sessions: HTTP %u: %s", status, body);
+  }
+  CHECK (kill (stopped, SIGCONT) == 0, "cannot continue llama-3");
+  stopped = 0;
+  {
+    gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+    guint done = 0;
+
+    while (done < LLAMA_MAX_SESSIONS && g_get_monotonic_time () < deadline)
+      {
+        g_main_context_iteration (NULL, FALSE);
+        g_usleep (5 * 1000);
+        done = 0;
+        for (guint i = 0; i < LLAMA_MAX_SESSIONS; i++)
+          done += held[i].done;
+      }
+    CHECK (done == LLAMA_MAX_SESSIONS, "%u of the %d held requests ended within 30 s", done,
+           LLAMA_MAX_SESSIONS);
+  }
+  /* the ring is whole again (it may have dropped llama-3) and answers */
+  g_clear_pointer (&ring3, g_free);
+  ring3 = wait_common_ring (c, 0x7, 3, 20000);
+  CHECK (ring3 != NULL, "no common ring of three shards within 20 s after llama-3 continued");
+  {
+    g_autofree char *text = NULL;
+    gint64 n_text = 0;
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+    gboolean ok;
+
+    while (!(ok = llama_chat (c, &c->nodes[0], settings[0], &text, &n_text, &why)) &&
+           g_get_monotonic_time () < deadline)
+      {
+        g_clear_pointer (&why, g_free);
+        g_clear_pointer (&text, g_free);
+        g_usleep (200 * 1000);
+      }
+    CHECK (ok && g_strcmp0 (text, one[0]) == 0, "after the 429: %s", why ? why : text);
+  }
+
 out:
+  if (stopped > 0)
+    kill (stopped, SIGCONT);
+  for (guint i = 0; i < LLAMA_MAX_SESSIONS; i++)
+    if (held[i].proc != NULL)
+      {
+        end_process (&held[i].proc, SIGKILL, 2000);
+        while (!held[i].done)
+          g_main_context_iteration (NULL, TRUE);
+        g_free (held[i].out);
+      }
   for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
     {
       g_free (one[k]);
