@@ -303,6 +303,7 @@ typedef struct {
   const char      *exo_node;
   const char      *exoctl;
   const char      *plugin_dir;
+  const char      *template_name; /* in configs-cluster/; NULL: node.json.in */
 } Cluster;
 
 static guint16
@@ -337,7 +338,13 @@ write_configs (Cluster *c,
                GError **error)
 {
   g_autofree char *template_path = g_test_build_filename (G_TEST_DIST, "configs-cluster",
-                                                          "node.json.in", NULL);
+                                                          c->template_name != NULL
+                                                          ? c->template_name : "node.json.in",
+                                                          NULL);
+  g_autofree char *model = g_test_build_filename (G_TEST_DIST, "..", "data", "models",
+                                                  "exo-fortunes.bin", NULL);
+  g_autofree char *tokenizer = g_test_build_filename (G_TEST_DIST, "..", "data", "models",
+                                                      "tokenizer-fortunes.bin", NULL);
   g_autofree char *template = NULL;
 
   if (!g_file_get_contents (template_path, &template, NULL, error))
@@ -387,6 +394,8 @@ write_configs (Cluster *c,
           "@STATIC_PEERS@", statics->str,
           "@BROADCAST_SETTING@", broadcast->str,
           "@KEY_FILE@", n->key_path != NULL ? n->key_path : c->key_path,
+          "@MODEL@", model,
+          "@TOKENIZER@", tokenizer,
           NULL,
         };
         json = fill_template (template, pairs);
@@ -1540,6 +1549,297 @@ test_netns (void)
   netns_teardown ();
 }
 
+/* --- the llama engine: one node and three give the same tokens ------------- */
+
+#define LLAMA_PROMPT "In the"  /* both settings run to max_tokens with it */
+#define LLAMA_MAX_TOKENS 64
+#define LLAMA_MAX_SESSIONS 8   /* the engine's max-sessions in node-llama.json.in */
+/* The tokens of LLAMA_PROMPT in the node's chat template, as the committed
+ * tokenizer encodes them (BOS included): usage.prompt_tokens. */
+#define LLAMA_PROMPT_TOKENS 9
+
+static char *
+llama_request (const char *extra)
+{
+  return g_strdup_printf ("{\"model\": \"exo-fortunes\", \"messages\": [{\"role\": \"user\", "
+                          "\"content\": \"" LLAMA_PROMPT "\"}], \"max_tokens\": %u, %s}",
+                          LLAMA_MAX_TOKENS, extra);
+}
+
+/* A chat with the llama engine through @n: its content and completion_tokens;
+ * fails unless usage.prompt_tokens is LLAMA_PROMPT_TOKENS. */
+static gboolean
+llama_chat (Cluster    *c,
+            Node       *n,
+            const char *extra,
+            char      **content,
+            gint64     *completion_tokens,
+            char      **why)
+{
+  guint status;
+  g_autofree char *request = llama_request (extra);
+  g_autofree char *body = http (c, n, "POST", "/v1/chat/completions", request, &status);
+  g_autoptr(JsonNode) root = parse_json (body);
+  JsonObject *o, *choice, *usage;
+
+  if (status != 200 || root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      *why = g_strdup_printf ("HTTP %u: %s", status, body ? body : "(nothing)");
+      return FALSE;
+    }
+  o = json_node_get_object (root);
+  choice = json_array_get_object_element (json_object_get_array_member (o, "choices"), 0);
+  usage = json_object_get_object_member (o, "usage");
+  *content = g_strdup (json_object_get_string_member (
+    json_object_get_object_member (choice, "message"), "content"));
+  *completion_tokens = json_object_get_int_member (usage, "completion_tokens");
+  if (json_object_get_int_member (usage, "prompt_tokens") != LLAMA_PROMPT_TOKENS ||
+      json_object_get_int_member (usage, "total_tokens") != LLAMA_PROMPT_TOKENS + *completion_tokens)
+    {
+      *why = g_strdup_printf ("usage.prompt_tokens is not %d (or total_tokens not the sum): %s",
+                              LLAMA_PROMPT_TOKENS, body);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Polls until every node in @which uses the same ring of @shards shards;
+ * returns it. */
+static char *
+wait_common_ring (Cluster *c,
+                  guint    which,
+                  guint    shards,
+                  guint    timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  do
+    {
+      g_autofree char *first = NULL;
+      gboolean all = TRUE;
+
+      for (guint i = 0; i < N_NODES && all; i++)
+        {
+          g_autofree char *got = NULL;
+
+          if (!(which & (1u << i)))
+            continue;
+          got = node_ring (c, &c->nodes[i]);
+          if (got == NULL)
+            all = FALSE;
+          else if (first == NULL)
+            {
+              g_auto(GStrv) parts = g_strsplit (got, ",", -1);
+
+              if (g_strv_length (parts) != shards)
+                all = FALSE;
+              first = g_steal_pointer (&got);
+            }
+          else if (!g_str_equal (first, got))
+            all = FALSE;
+        }
+      if (all && first != NULL)
+        return g_steal_pointer (&first);
+      g_usleep (50 * 1000);
+    }
+  while (g_get_monotonic_time () < deadline);
+  return NULL;
+}
+
+static void
+test_llama_identical (void)
+{
+  Cluster cl, *c = &cl;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *why = NULL;
+  g_autofree char *ring1 = NULL;
+  g_autofree char *ring3 = NULL;
+  /* greedy; seeded sampling */
+  const char *settings[] = { "\"temperature\": 0",
+                             "\"temperature\": 0.8, \"top_p\": 0.9, \"seed\": 42" };
+  char *one[G_N_ELEMENTS (settings)] = { NULL }, *three[G_N_ELEMENTS (settings)] = { NULL };
+  gint64 one_n[G_N_ELEMENTS (settings)], three_n[G_N_ELEMENTS (settings)];
+  gint64 base[N_NODES];
+  AsyncCurl held[LLAMA_MAX_SESSIONS] = { { 0 } };
+  pid_t stopped = 0;
+
+  cluster_init (c, FALSE);
+  c->template_name = "node-llama.json.in";
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      /* distinct from the other cases' node-N and their bus names */
+      g_free (c->nodes[i].id);
+      c->nodes[i].id = g_strdup_printf ("llama-%u", i + 1);
+      g_free (c->nodes[i].bus_name);
+      c->nodes[i].bus_name = g_strdup_printf ("org.exo.Test.ClusterLlama.N%u", i + 1);
+    }
+
+  CHECK (c->exo_node != NULL && c->plugin_dir != NULL, "EXO_NODE and EXO_TEST_PLUGIN_DIR must be set");
+  CHECK (c->tmpdir != NULL, "cannot make a temporary folder");
+  CHECK (write_configs (c, 0, 0, &error), "configs: %s", error->message);
+  CHECK (start_bus (c, &error), "dbus-daemon: %s", error ? error->message : "?");
+
+  /* 1. One node alone holds every layer. */
+  CHECK (start_node (c, &c->nodes[0], &error), "starting llama-1: %s", error->message);
+  ring1 = wait_common_ring (c, 0x1, 1, 20000);
+  CHECK (ring1 != NULL, "llama-1 alone has no ring of one shard within 20 s");
+  g_test_message ("one node: %s", ring1);
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    CHECK (llama_chat (c, &c->nodes[0], settings[k], &one[k], &one_n[k], &why),
+           "one node, %s: %s", settings[k], why);
+
+  /* 2. Three nodes: the same requests through llama-1. */
+  for (guint i = 1; i < N_NODES; i++)
+    CHECK (start_node (c, &c->nodes[i], &error), "starting %s: %s", c->nodes[i].id, error->message);
+  CHECK (wait_metric_at_least (c, 0x7, "peers", 2, 20000),
+         "the llama nodes did not find each other within 20 s");
+  ring3 = wait_common_ring (c, 0x7, 3, 20000);
+  CHECK (ring3 != NULL, "no common ring of three shards within 20 s");
+  g_test_message ("three nodes: %s", ring3);
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      base[i] = live_node_metric (c, &c->nodes[i], "layers-computed");
+      CHECK (base[i] >= 0, "%s: no layers-computed metric", c->nodes[i].id);
+    }
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    CHECK (llama_chat (c, &c->nodes[0], settings[k], &three[k], &three_n[k], &why),
+           "three nodes, %s: %s", settings[k], why);
+  /* Through llama-2, not the first shard: it counts the prompt's tokens
+   * with its own engine; the same answer. */
+  {
+    g_autofree char *text = NULL;
+    gint64 n_text = 0;
+
+    CHECK (llama_chat (c, &c->nodes[1], settings[0], &text, &n_text, &why),
+           "three nodes through llama-2: %s", why);
+    CHECK (n_text == one_n[0] && g_strcmp0 (text, one[0]) == 0,
+           "through llama-2: %" G_GINT64_FORMAT " tokens \"%s\"", n_text, text);
+  }
+
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    {
+      g_test_message ("%s: %" G_GINT64_FORMAT " tokens: %s", settings[k], one_n[k], one[k]);
+      CHECK (one_n[k] == LLAMA_MAX_TOKENS,
+             "%s: one node generated %" G_GINT64_FORMAT " tokens, not %d (the prompt ends early)",
+             settings[k], one_n[k], LLAMA_MAX_TOKENS);
+      CHECK (three_n[k] == one_n[k] && g_strcmp0 (three[k], one[k]) == 0,
+             "%s: one node gave %" G_GINT64_FORMAT " tokens \"%s\", three gave %" G_GINT64_FORMAT
+             " tokens \"%s\"", settings[k], one_n[k], one[k], three_n[k], three[k]);
+    }
+  /* the two settings do differ (the seeded run samples) */
+  CHECK (g_strcmp0 (one[0], one[1]) != 0, "greedy and seeded sampling gave the same text");
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      gint64 now = live_node_metric (c, &c->nodes[i], "layers-computed");
+
+      CHECK (now > base[i] && now > 0, "%s: layers-computed %" G_GINT64_FORMAT " (was %"
+             G_GINT64_FORMAT "): it did not compute its shard", c->nodes[i].id, now, base[i]);
+    }
+
+  /* 3. max-sessions: with the middle shard (llama-3) stopped, eight
+   * requests through llama-1 hold its engine's eight sessions (their
+   * tensors wait on the hop to llama-3); a ninth is answered 429 with
+   * Retry-After, not streamed. */
+  stopped = subprocess_pid (c->nodes[2].proc);
+  CHECK (stopped > 0 && kill (stopped, SIGSTOP) == 0, "cannot stop llama-3");
+  for (guint i = 0; i < LLAMA_MAX_SESSIONS; i++)
+    {
+      g_autofree char *request = llama_request ("\"temperature\": 0");
+      g_autoptr(GPtrArray) argv = curl_argv (c, &c->nodes[0], "POST", "/v1/chat/completions",
+                                             request, 30);
+
+      held[i].proc = spawn ((const char * const *) argv->pdata, NULL, NULL,
+                            G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                            &error);
+      CHECK (held[i].proc != NULL, "curl: %s", error->message);
+      g_subprocess_communicate_utf8_async (held[i].proc, NULL, NULL, async_curl_done, &held[i]);
+    }
+  {
+    gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+    double sessions;
+
+    while ((sessions = live_resource_metric_double (c, &c->nodes[0], "engine", "sessions"))
+           < LLAMA_MAX_SESSIONS && g_get_monotonic_time () < deadline)
+      {
+        while (g_main_context_iteration (NULL, FALSE))
+          ;
+        g_usleep (10 * 1000);
+      }
+    CHECK (sessions >= LLAMA_MAX_SESSIONS, "llama-1's engine holds %g sessions, not %d",
+           sessions, LLAMA_MAX_SESSIONS);
+  }
+  {
+    g_autofree char *request = llama_request ("\"temperature\": 0");
+    g_autoptr(GPtrArray) argv = curl_argv (c, &c->nodes[0], "POST", "/v1/chat/completions",
+                                           request, 10);
+    g_autofree char *out = NULL;
+    char *body;
+    guint status;
+
+    g_ptr_array_insert (argv, 1, g_strdup ("-i"));   /* the head too */
+    out = run_capture ((const char * const *) argv->pdata, NULL, NULL);
+    body = split_status (out, &status);
+    CHECK (status == 429 && body != NULL && strstr (body, "Retry-After: 1\r\n") != NULL &&
+           strstr (body, "\"rate_limit_error\"") != NULL &&
+           strstr (body, "text/event-stream") == NULL,
+           "the request past max-sessions: HTTP %u: %s", status, body);
+  }
+  CHECK (kill (stopped, SIGCONT) == 0, "cannot continue llama-3");
+  stopped = 0;
+  {
+    gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+    guint done = 0;
+
+    while (done < LLAMA_MAX_SESSIONS && g_get_monotonic_time () < deadline)
+      {
+        g_main_context_iteration (NULL, FALSE);
+        g_usleep (5 * 1000);
+        done = 0;
+        for (guint i = 0; i < LLAMA_MAX_SESSIONS; i++)
+          done += held[i].done;
+      }
+    CHECK (done == LLAMA_MAX_SESSIONS, "%u of the %d held requests ended within 30 s", done,
+           LLAMA_MAX_SESSIONS);
+  }
+  /* the ring is whole again (it may have dropped llama-3) and answers */
+  g_clear_pointer (&ring3, g_free);
+  ring3 = wait_common_ring (c, 0x7, 3, 20000);
+  CHECK (ring3 != NULL, "no common ring of three shards within 20 s after llama-3 continued");
+  {
+    g_autofree char *text = NULL;
+    gint64 n_text = 0;
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+    gboolean ok;
+
+    while (!(ok = llama_chat (c, &c->nodes[0], settings[0], &text, &n_text, &why)) &&
+           g_get_monotonic_time () < deadline)
+      {
+        g_clear_pointer (&why, g_free);
+        g_clear_pointer (&text, g_free);
+        g_usleep (200 * 1000);
+      }
+    CHECK (ok && g_strcmp0 (text, one[0]) == 0, "after the 429: %s", why ? why : text);
+  }
+
+out:
+  if (stopped > 0)
+    kill (stopped, SIGCONT);
+  for (guint i = 0; i < LLAMA_MAX_SESSIONS; i++)
+    if (held[i].proc != NULL)
+      {
+        end_process (&held[i].proc, SIGKILL, 2000);
+        while (!held[i].done)
+          g_main_context_iteration (NULL, TRUE);
+        g_free (held[i].out);
+      }
+  for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
+    {
+      g_free (one[k]);
+      g_free (three[k]);
+    }
+  cluster_clear (c);
+}
+
 /* --- security: the cluster key ------------------------------------------------ */
 
 static GSocket *
@@ -2293,6 +2593,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cluster/node/no-peer-type", test_node_no_peer_type);
   g_test_add_func ("/cluster/loopback", test_loopback);
   g_test_add_func ("/cluster/loopback/security", test_security);
+  g_test_add_func ("/cluster/llama/identical", test_llama_identical);
   g_test_add_func ("/cluster/netns", test_netns);
 
   {

@@ -441,11 +441,12 @@ check_default_model_answers (Node *node)
     const char *prompt;
     const char *text;
     gint64      tokens;
+    gint64      prompt_tokens;   /* usage.prompt_tokens: the template's tokens, BOS included */
   } golden[] = {
     /* recorded once (the chat template puts the prompt in a longer text) */
-    { "Love is", "\t\t-- John Johnson", 15 },
-    { "The computer", "\t\t-- John Johnson", 15 },
-    { "", "\t\t-- John Christmastics, order, 1988", 29 },
+    { "Love is", "\t\t-- John Johnson", 15, 10 },
+    { "The computer", "\t\t-- John Johnson", 15, 12 },
+    { "", "\t\t-- John Christmastics, order, 1988", 29, 7 },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (golden); i++)
@@ -462,6 +463,7 @@ check_default_model_answers (Node *node)
             g_assert_cmpstr (text, ==, golden[i].text);
             g_assert_cmpint (n, ==, golden[i].tokens);
           }
+        g_assert_cmpint (np, ==, golden[i].prompt_tokens);
         g_assert_cmpstr (reason, ==, "stop");
       }
 
@@ -472,6 +474,7 @@ check_default_model_answers (Node *node)
 
     chat_in_ns (node, "Love is", ", \"temperature\": 0, \"max_tokens\": 5", &text, &n, &np, &reason);
     g_assert_cmpint (n, ==, 5);
+    g_assert_cmpint (np, ==, 10);
     g_assert_cmpstr (reason, ==, "length");
   }
 }

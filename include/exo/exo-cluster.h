@@ -264,6 +264,9 @@ typedef void (*ExoTokenFunc) (const char   *request_id,
  * `max-tokens`, whichever is smaller).
  * `cancel_request` (optional, since 0.2; peer RPC `/peer/v1/cancel`): the
  * request is abandoned; work of it that arrives later is dropped.
+ * `chat_get_prompt_tokens` (optional, since 0.3): after a successful
+ * `chat_finish`, the number of tokens the prompt was encoded into (what
+ * the user API reports as `usage.prompt_tokens`), -1 if unknown.
  */
 /**
  * ExoNodeRoleInterface::chat_async:
@@ -345,9 +348,12 @@ struct _ExoNodeRoleInterface
   /* peer RPC, since 0.2 */
   void        (*cancel_request)         (ExoNodeRole         *self,
                                          const char          *request_id);
+  /* user API, since 0.3 */
+  gint64      (*chat_get_prompt_tokens) (ExoNodeRole         *self,
+                                         GAsyncResult        *result);
 
   /*< private >*/
-  gpointer padding[7];
+  gpointer padding[6];
 };
 
 /* --- this host ------------------------------------------------------------ */

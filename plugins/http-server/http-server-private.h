@@ -154,6 +154,7 @@ typedef struct
   char              *model;
   GString           *text;
   guint              n_tokens;
+  gint64             prompt_tokens; /* from the node after the chat; 0 unknown */
   guint              max_tokens;    /* the answer's limit: "length" when reached; 0: none known */
   gint64             created;
 } Request;

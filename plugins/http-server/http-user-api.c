@@ -131,15 +131,15 @@ static void
 builder_add_usage (JsonBuilder *builder,
                    Request     *req)
 {
-  /* The node does not say how many tokens the prompt had. */
+  /* prompt_tokens: as the node encoded the prompt (0 if it does not say) */
   json_builder_set_member_name (builder, "usage");
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "prompt_tokens");
-  json_builder_add_int_value (builder, 0);
+  json_builder_add_int_value (builder, req->prompt_tokens);
   json_builder_set_member_name (builder, "completion_tokens");
   json_builder_add_int_value (builder, req->n_tokens);
   json_builder_set_member_name (builder, "total_tokens");
-  json_builder_add_int_value (builder, req->n_tokens);
+  json_builder_add_int_value (builder, req->prompt_tokens + req->n_tokens);
   json_builder_end_object (builder);
 }
 
@@ -254,6 +254,8 @@ chat_done (GObject      *source,
       http_server_request_fail_error (req, error);
       return;
     }
+  if (NODE_IFACE (node)->chat_get_prompt_tokens != NULL)
+    req->prompt_tokens = MAX (NODE_IFACE (node)->chat_get_prompt_tokens (node, result), 0);
   if (!http_server_request_can_answer (req))
     return;
 

@@ -79,6 +79,7 @@ struct _Request
   gulong          cancel_handler;
   gint64          started_us;
   gint64          last_progress_us;
+  gint64          prompt_tokens; /* the prompt's tokens; -1 until encoded */
 };
 
 void
@@ -299,7 +300,11 @@ request_complete (ExoClusterNode *self,
           g_task_return_error (task, error);
         }
       else
-        g_task_return_pointer (task, g_strdup (req->text->str), g_free);
+        {
+          /* read by chat_get_prompt_tokens (node-role.c): the count + 1 */
+          g_task_set_task_data (task, GSIZE_TO_POINTER ((gsize) (req->prompt_tokens + 1)), NULL);
+          g_task_return_pointer (task, g_strdup (req->text->str), g_free);
+        }
       g_object_unref (task);
     }
   else if (error != NULL)
@@ -385,6 +390,8 @@ request_cancelled (GCancellable *cancellable,
     req->cancel_idle = g_idle_add (request_cancel_idle, req);
 }
 
+static void count_prompt (ExoClusterNode *self, const char *id, const char *prompt);
+
 /* The API node starts request @id (chat_async, checked): a record with
  * its caller (@task, taken) and the ring as it is, then the prompt. */
 void
@@ -409,6 +416,7 @@ request_start (ExoClusterNode            *self,
   req->text = g_string_new (NULL);
   req->ring = copy_shards (self->shards);
   req->started_us = g_get_monotonic_time ();
+  req->prompt_tokens = -1;
   request_progress (self, req);
   if (cancellable != NULL)
     {
@@ -417,6 +425,16 @@ request_start (ExoClusterNode            *self,
                                                    req, NULL);
     }
   start_prompt (self, id, prompt, req->params);
+  /* The first shard's encode_cb counts the prompt's tokens when that is
+   * us; else our engine (same model, same tokenizer) counts them. */
+  if (self->shards != NULL && self->shards->len > 0 && self->engine != NULL &&
+      (req = request_lookup (self, id)) != NULL && req->prompt_tokens < 0)
+    {
+      NodeShardAssignment *first = g_ptr_array_index (self->shards, 0);
+
+      if (g_strcmp0 (first->node_id, self->node_id) != 0)
+        count_prompt (self, id, prompt);
+    }
 }
 
 /* A peer (the API node of @request_id) abandoned it. */
@@ -941,6 +959,46 @@ run_infer (ExoClusterNode            *self,
                                            self->cancellable, infer_cb, work);
 }
 
+/* The API node has the number of tokens of request @id's prompt. */
+static void
+note_prompt_tokens (ExoClusterNode *self,
+                    const char     *id,
+                    ExoTensor      *tokens)
+{
+  Request *req = request_lookup (self, id);
+
+  if (req != NULL && req->is_api && tokens != NULL)
+    req->prompt_tokens = (gint64) exo_tensor_get_n_elements (tokens);
+}
+
+static void
+count_prompt_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Work *work = user_data;
+  g_autoptr(ExoTensor) tokens = exo_inference_engine_encode_finish (EXO_INFERENCE_ENGINE (source),
+                                                                    result, NULL);
+
+  if (work_is_current (work))
+    note_prompt_tokens (work->self, work->request_id, tokens);
+  work_free (work);
+}
+
+/* The API node of request @id, not the first shard, counts its prompt's
+ * tokens with its own engine (same model, same tokenizer). */
+static void
+count_prompt (ExoClusterNode *self,
+              const char     *id,
+              const char     *prompt)
+{
+  NodeShardAssignment *first = g_ptr_array_index (self->shards, 0);
+  Work *work = work_new (self, id, shard_for (self, first), NULL);
+
+  exo_inference_engine_encode_async (self->engine, work->shard, prompt, self->cancellable,
+                                     count_prompt_cb, work);
+}
+
 static void
 encode_cb (GObject      *source,
            GAsyncResult *result,
@@ -955,7 +1013,8 @@ encode_cb (GObject      *source,
     {
       if (tokens == NULL)
         local_failure (work->self, work->request_id, "encoding the prompt", error);
-      else if (!drop_if_cancelled (work->self, work->request_id))
+      else if ((note_prompt_tokens (work->self, work->request_id, tokens),
+                !drop_if_cancelled (work->self, work->request_id)))
         run_infer (work->self, work->request_id, g_steal_pointer (&work->shard), tokens,
                    work->params);
     }

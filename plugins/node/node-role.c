@@ -339,6 +339,15 @@ node_chat_async (ExoNodeRole               *role,
                  g_steal_pointer (&task));
 }
 
+/* Set by request_complete() (node-requests.c): the count + 1, 0 unknown. */
+static gint64
+node_chat_get_prompt_tokens (ExoNodeRole  *role,
+                             GAsyncResult *result)
+{
+  g_return_val_if_fail (g_task_is_valid (result, role), -1);
+  return (gint64) GPOINTER_TO_SIZE (g_task_get_task_data (G_TASK (result))) - 1;
+}
+
 static char *
 node_chat_finish (ExoNodeRole   *role,
                   GAsyncResult  *result,
@@ -364,4 +373,5 @@ exo_cluster_node_role_init (ExoNodeRoleInterface *iface)
   iface->chat_async = node_chat_async;
   iface->chat_finish = node_chat_finish;
   iface->cancel_request = node_cancel_request;
+  iface->chat_get_prompt_tokens = node_chat_get_prompt_tokens;
 }
