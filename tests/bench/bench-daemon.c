@@ -354,6 +354,8 @@ bench_node_start_with (const char *address,
       gint64 start, deadline;
 
       g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", address, TRUE);
+      /* the default config serves the shipped model, as ./bootstrap run finds it */
+      g_subprocess_launcher_setenv (launcher, "EXO_MODEL_PATH", EXO_BENCH_MODEL_PATH, TRUE);
       start = g_get_monotonic_time ();
       /* The default config's discovery broadcasts: run it in a network
        * namespace with only loopback, so nothing leaves this machine. */
