@@ -213,18 +213,27 @@ conn_for_message (HttpConnections   *self,
  * one per request).  It fires at the earliest deadline it knows; deadlines
  * only move later or go away in between, so a firing that finds none
  * expired just arms the next one. */
+/* @conn is closed at @deadline (monotonic µs; 0: never): the one timer of
+ * every connection is moved earlier when needed. */
+static void
+conn_set_deadline (Conn   *conn,
+                   gint64  deadline)
+{
+  HttpConnections *self = conn->owner;
+
+  conn->deadline = deadline;
+  if (deadline != 0 && (self->armed < 0 || deadline < self->armed))
+    {
+      self->armed = deadline;
+      g_source_set_ready_time (self->deadlines, self->armed);
+    }
+}
+
 static void
 conn_set_timer (Conn  *conn,
                 guint  ms)
 {
-  HttpConnections *self = conn->owner;
-
-  conn->deadline = ms > 0 ? g_get_monotonic_time () + (gint64) ms * 1000 : 0;
-  if (conn->deadline != 0 && (self->armed < 0 || conn->deadline < self->armed))
-    {
-      self->armed = conn->deadline;
-      g_source_set_ready_time (self->deadlines, self->armed);
-    }
+  conn_set_deadline (conn, ms > 0 ? g_get_monotonic_time () + (gint64) ms * 1000 : 0);
 }
 
 static void
@@ -371,18 +380,11 @@ static void
 conn_set_body_deadline (Conn *conn)
 {
   HttpConnections *self = conn->owner;
-  gint64 deadline;
 
   if (self->limits.header_timeout_ms == 0)
     return;
-  deadline = conn->body_start + (gint64) self->limits.header_timeout_ms * 1000 +
-             (gint64) (conn->body_read * G_USEC_PER_SEC / MIN_BODY_BYTES_PER_S);
-  conn->deadline = deadline;
-  if (self->armed < 0 || deadline < self->armed)
-    {
-      self->armed = deadline;
-      g_source_set_ready_time (self->deadlines, self->armed);
-    }
+  conn_set_deadline (conn, conn->body_start + (gint64) self->limits.header_timeout_ms * 1000 +
+                           (gint64) (conn->body_read * G_USEC_PER_SEC / MIN_BODY_BYTES_PER_S));
 }
 
 static void
@@ -665,9 +667,7 @@ http_connections_refuse (HttpConnections   *self,
   socket = g_socket_connection_get_socket (conn->connection);
   g_socket_send (socket, response, strlen (response), NULL, NULL);
   /* Closed from the deadlines source, not inside libsoup's emission. */
-  conn->deadline = g_get_monotonic_time ();
-  self->armed = conn->deadline;
-  g_source_set_ready_time (self->deadlines, self->armed);
+  conn_set_deadline (conn, g_get_monotonic_time ());
 }
 
 /* --- accepting ------------------------------------------------------------- */
