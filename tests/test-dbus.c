@@ -900,6 +900,25 @@ test_objects_introspect (Fixture       *f,
   g_assert_null (strstr (db_xml, "org.exo.ResourceGroup1"));
   g_assert_nonnull (strstr (pool_xml, "<interface name=\"org.exo.ResourcePool1\">"));
   g_assert_nonnull (strstr (workers_xml, "<interface name=\"org.exo.ResourceGroup1\">"));
+  /* Id and Type never change: clients may cache them (busctl, dbus-next). */
+  {
+    g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (db_xml, NULL);
+    GDBusInterfaceInfo *iface = info != NULL ? g_dbus_node_info_lookup_interface (info, "org.exo.Resource1") : NULL;
+    const char *consts[] = { "Id", "Type" };
+
+    g_assert_nonnull (iface);
+    for (guint i = 0; i < G_N_ELEMENTS (consts); i++)
+      {
+        GDBusPropertyInfo *prop = g_dbus_interface_info_lookup_property (iface, consts[i]);
+
+        g_assert_nonnull (prop);
+        g_assert_cmpstr (g_dbus_annotation_info_lookup (prop->annotations,
+                                                        "org.freedesktop.DBus.Property.EmitsChangedSignal"),
+                         ==, "const");
+      }
+    g_assert_null (g_dbus_annotation_info_lookup (g_dbus_interface_info_lookup_property (iface, "State")->annotations,
+                                                  "org.freedesktop.DBus.Property.EmitsChangedSignal"));
+  }
 
   /* GetAll reads what GetManagedObjects reads, Metrics included. */
   g_assert_true (exo_test_initialize (EXO_RESOURCE (f->root), NULL));
