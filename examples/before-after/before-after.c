@@ -513,7 +513,7 @@ print_table (Demo *demo)
       const ClientRun *run = &demo->client[i];
 
       if (run->errors->len > 0)
-        printf ("\n  why calls of the %s client failed (count, first message):\n", client_names[i]);
+        printf ("\n  why calls of the %s client failed:\n", client_names[i]);
       for (guint j = 0; j < run->errors->len; j++)
         printf ("    %s\n", (const char *) g_ptr_array_index (run->errors, j));
     }

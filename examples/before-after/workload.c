@@ -46,13 +46,12 @@ typedef struct
   guint64       succeeded;
   guint64       connects;
   GArray       *latencies_ms;   /* double, one per call */
-  GHashTable   *errors;         /* "domain:code" → ErrorKind */
+  GHashTable   *errors;         /* message → ErrorKind */
 } Workload;
 
 typedef struct
 {
-  guint64  count;
-  char    *message;   /* the first one seen */
+  guint64 count;
 } ErrorKind;
 
 static gboolean issue_call (gpointer data);
@@ -71,29 +70,25 @@ count_open_fds (void)
   return n - 1;   /* the directory itself */
 }
 
-static void
-error_kind_free (ErrorKind *kind)
-{
-  g_free (kind->message);
-  g_free (kind);
-}
-
+/* Failures by message (one line each in the report); after ERROR_KINDS_MAX
+ * kinds, the rest as "other errors". */
 static void
 count_error (Workload     *w,
              const GError *error)
 {
-  g_autofree char *key = g_strdup_printf ("%s:%d", g_quark_to_string (error->domain), error->code);
+  g_autofree char *key = g_strdelimit (g_strdup (error->message), "\r\n", ' ');
   ErrorKind *kind = g_hash_table_lookup (w->errors, key);
 
   if (kind == NULL && g_hash_table_size (w->errors) >= ERROR_KINDS_MAX)
-    kind = g_hash_table_lookup (w->errors, "other");
+    {
+      g_free (key);
+      key = g_strdup ("other errors");
+      kind = g_hash_table_lookup (w->errors, key);
+    }
   if (kind == NULL)
     {
-      gboolean full = g_hash_table_size (w->errors) >= ERROR_KINDS_MAX;
-
       kind = g_new0 (ErrorKind, 1);
-      kind->message = g_strdup (full ? "other errors" : error->message);
-      g_hash_table_insert (w->errors, g_strdup (full ? "other" : key), kind);
+      g_hash_table_insert (w->errors, g_steal_pointer (&key), kind);
     }
   kind->count++;
 }
@@ -243,16 +238,12 @@ report (Workload *w,
         int       fds_leaked)
 {
   GHashTableIter iter;
-  gpointer value;
+  gpointer key, value;
   double elapsed_ms = (g_get_monotonic_time () - w->start_us) / 1000.0;
 
   g_hash_table_iter_init (&iter, w->errors);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      ErrorKind *kind = value;
-
-      printf ("ERROR %" G_GUINT64_FORMAT " %s\n", kind->count, kind->message);
-    }
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    printf ("ERROR %" G_GUINT64_FORMAT " %s\n", ((ErrorKind *) value)->count, (const char *) key);
   g_array_sort (w->latencies_ms, compare_doubles);
   printf ("RESULT attempted=%" G_GUINT64_FORMAT " succeeded=%" G_GUINT64_FORMAT
           " connects=%" G_GUINT64_FORMAT " elapsed_ms=%.1f p50_ms=%.3f p99_ms=%.3f"
@@ -277,8 +268,7 @@ workload_main (const char *which,
   w.loop = g_main_loop_new (NULL, FALSE);
   w.stop = g_cancellable_new ();
   w.latencies_ms = g_array_new (FALSE, FALSE, sizeof (double));
-  w.errors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                    (GDestroyNotify) error_kind_free);
+  w.errors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   w.interval_ms = interval_ms;
 
   /* GLib makes its default proxy resolver (and with it two eventfds) at the
