@@ -275,8 +275,8 @@ fault_cb (gpointer data)
     case FAULT_RESET:
       for (int i = 0; i < N_CLIENTS; i++)
         fault_proxy_reset_next (demo->proxy[i], fault->amount);
-      printf ("%7.2f s  reset    the next %u requests through each proxy will be reset\n",
-              since_start_s (demo), fault->amount);
+      printf ("%7.2f s  reset    %u more request%s through each proxy will be reset\n",
+              since_start_s (demo), fault->amount, fault->amount == 1 ? "" : "s");
       break;
     case FAULT_LATENCY:
       for (int i = 0; i < N_CLIENTS; i++)
