@@ -18,12 +18,13 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 
-#define SERVICE_TRIES_MAX 50      /* a service that cannot listen, in a row */
-#define SERVICE_RETRY_MS  100
+#define LISTEN_TRIES_MAX  50      /* a service or proxy that cannot listen, in a row */
+#define LISTEN_RETRY_MS   100
 #define GRACE_MS          30000   /* beyond the duration, for the clients to report */
 
 enum { BEFORE, AFTER, N_CLIENTS };
@@ -63,6 +64,7 @@ typedef struct
   GSubprocess *service;
   guint16      service_port;
   guint        service_failures;   /* starts in a row that did not listen */
+  guint        reopen_failures;    /* the same for the proxies */
   guint        kills;
   guint        restarts;
   gint64       killed_at_us;
@@ -110,19 +112,18 @@ spawn_self (Demo        *demo,
   return g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, error);
 }
 
-static GSource *
-add_timer (Demo        *demo,
-           guint        ms,
-           GSourceFunc  func,
-           gpointer     data,
-           GDestroyNotify destroy)
+static void
+add_timer (Demo           *demo,
+           guint           ms,
+           GSourceFunc     func,
+           gpointer        data,
+           GDestroyNotify  destroy)
 {
   GSource *source = g_timeout_source_new (ms);
 
   g_source_set_callback (source, func, data, destroy);
   g_source_attach (source, NULL);
   g_ptr_array_add (demo->timers, source);
-  return source;
 }
 
 static void
@@ -195,10 +196,10 @@ service_line_cb (GObject      *source,
     {
       /* it exited without listening: its port was taken, say */
       g_clear_object (&demo->service);
-      if (++demo->service_failures >= SERVICE_TRIES_MAX)
-        fatal (demo, "the service did not start %u times in a row", SERVICE_TRIES_MAX);
+      if (++demo->service_failures >= LISTEN_TRIES_MAX)
+        fatal (demo, "the service did not start %u times in a row", LISTEN_TRIES_MAX);
       else
-        add_timer (demo, SERVICE_RETRY_MS, service_retry_cb, demo, NULL);
+        add_timer (demo, LISTEN_RETRY_MS, service_retry_cb, demo, NULL);
       return;
     }
   demo->service_failures = 0;
@@ -248,11 +249,15 @@ reopen_cb (gpointer data)
   for (int i = 0; i < N_CLIENTS; i++)
     if (!fault_proxy_set_refusing (demo->proxy[i], FALSE, &error))
       {
-        printf ("%7.2f s  refuse   proxy cannot listen again yet: %s\n",
+        printf ("%7.2f s  refuse   a proxy cannot listen again yet: %s\n",
                 since_start_s (demo), error->message);
-        add_timer (demo, SERVICE_RETRY_MS, reopen_cb, demo, NULL);
+        if (++demo->reopen_failures >= LISTEN_TRIES_MAX)
+          fatal (demo, "a proxy could not listen again %u times in a row", LISTEN_TRIES_MAX);
+        else
+          add_timer (demo, LISTEN_RETRY_MS, reopen_cb, demo, NULL);
         return G_SOURCE_REMOVE;
       }
+  demo->reopen_failures = 0;
   printf ("%7.2f s  refuse   proxies accept again\n", since_start_s (demo));
   return G_SOURCE_REMOVE;
 }
