@@ -14,7 +14,9 @@
  *   connection is closed; it listens on the same port again afterwards.
  *
  * When the service cannot be reached (it was killed) an accepted client is
- * closed at once, as an L4 load balancer does.  Limits: LINKS_MAX open
+ * closed at once, as an L4 load balancer does.  A connection ends when
+ * either end closes, once what that end sent has been forwarded (no
+ * half-close).  Limits: LINKS_MAX open
  * connections (more are closed at once), QUEUE_MAX_BYTES queued each way
  * (reading the other side stops until it drains).  One thread, the default
  * main context; a callback that closes a link returns at once.
