@@ -35,6 +35,7 @@ typedef struct
   gint64        start_us;
   gint64        end_us;
   gint64        next_due_us;
+  gint64        finished_us;   /* when the last call ended */
   gint64        call_start_us;
   gint64        last_beat_us;
   gint64        max_stall_us;
@@ -120,6 +121,7 @@ after_closed_cb (GObject      *source,
 static void
 finish (Workload *w)
 {
+  w->finished_us = g_get_monotonic_time ();
   g_clear_handle_id (&w->heartbeat_id, g_source_remove);
   g_clear_handle_id (&w->time_up_id, g_source_remove);
   if (w->before != NULL)
@@ -239,7 +241,7 @@ report (Workload *w,
 {
   GHashTableIter iter;
   gpointer key, value;
-  double elapsed_ms = (g_get_monotonic_time () - w->start_us) / 1000.0;
+  double elapsed_ms = (w->finished_us - w->start_us) / 1000.0;
 
   g_hash_table_iter_init (&iter, w->errors);
   while (g_hash_table_iter_next (&iter, &key, &value))
