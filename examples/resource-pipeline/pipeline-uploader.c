@@ -200,6 +200,9 @@ got_session_cb (GObject      *source,
   session = PIPELINE_SESSION (exo_pool_lease_get_resource (upload->lease));
 
   upload->message = soup_message_new_from_uri (SOUP_METHOD_POST, upload->self->uri);
+  /* the batch id makes this POST idempotent: the session may send it on
+   * the connection it keeps (libsoup opens a new one for each other POST) */
+  soup_message_add_flags (upload->message, SOUP_MESSAGE_IDEMPOTENT);
   headers = soup_message_get_request_headers (upload->message);
   soup_message_headers_replace (headers, "X-Batch-Id", upload->batch->id);
   g_snprintf (rows, sizeof rows, "%u", upload->batch->rows->len);

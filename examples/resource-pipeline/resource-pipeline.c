@@ -270,7 +270,7 @@ interrupt_cb (gpointer user_data)
 
   if (pipeline->cleaning)
     {
-      say (pipeline, "interrupted again: still cleaning up");
+      say (pipeline, "interrupted: already cleaning up");
       return G_SOURCE_CONTINUE;
     }
   pipeline->interrupted = TRUE;

@@ -362,7 +362,7 @@ test_exo_node (Fixture       *f,
   g_autofree char *socket_path = g_build_filename (f->tmpdir, "bus", NULL);
   g_autofree char *log_path = g_build_filename (f->tmpdir, "node.log", NULL);
   g_autofree char *address = NULL, *check_out = NULL, *log = NULL;
-  g_autofree char *run = NULL, *receiver = NULL, *uploader = NULL;
+  g_autofree char *run = NULL, *receiver = NULL, *uploader = NULL, *printed = NULL;
   g_autoptr(GSubprocess) bus_daemon = NULL, check = NULL, node = NULL;
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GDBusConnection) bus = NULL;
@@ -417,7 +417,9 @@ test_exo_node (Fixture       *f,
       if (!finished)
         g_usleep (100 * 1000);
     }
-  g_test_message ("run: %s", g_variant_print (run_metrics, TRUE));
+  printed = g_variant_print (run_metrics, TRUE);
+  g_test_message ("run: %s", printed);
+  g_clear_pointer (&printed, g_free);
   g_assert_true (finished);
   g_assert_cmpuint (metric (run_metrics, "rows-total"), ==, 20000);
   g_assert_cmpuint (metric (run_metrics, "rows-uploaded"), ==, 20000);
@@ -425,13 +427,17 @@ test_exo_node (Fixture       *f,
   g_assert_cmpuint (metric (run_metrics, "failures"), ==, 0);
 
   receiver_metrics = get_property (bus, receiver, "Metrics");
-  g_test_message ("receiver: %s", g_variant_print (receiver_metrics, TRUE));
+  printed = g_variant_print (receiver_metrics, TRUE);
+  g_test_message ("receiver: %s", printed);
+  g_clear_pointer (&printed, g_free);
   g_assert_cmpuint (metric (receiver_metrics, "rows"), ==, 20000);
   g_assert_cmpuint (metric (receiver_metrics, "duplicate-rows"), ==, 0);
 
   /* the pool's counts, through the uploader */
   uploader_metrics = get_property (bus, uploader, "Metrics");
-  g_test_message ("uploader: %s", g_variant_print (uploader_metrics, TRUE));
+  printed = g_variant_print (uploader_metrics, TRUE);
+  g_test_message ("uploader: %s", printed);
+  g_clear_pointer (&printed, g_free);
   g_assert_cmpuint (metric (uploader_metrics, "pool-in-use"), ==, 0);
   g_assert_cmpuint (metric (uploader_metrics, "pool-waiting"), ==, 0);
   g_assert_cmpuint (metric (uploader_metrics, "pool-idle"), ==, metric (uploader_metrics, "pool-size"));
