@@ -495,17 +495,16 @@ main (int    argc,
   outcome = pipeline.interrupted ? OUTCOME_INTERRUPTED
           : pipeline.error != NULL || !run_stats.finished ? OUTCOME_FAILED : OUTCOME_FINISHED;
 
-  /* drop everything, let what closes asynchronously finish, then look */
+  /* Every resource is closed: let what closes asynchronously finish, and
+   * look before anything is finalized — what cleanup left open shows here,
+   * not hidden by a finalizer. */
   {
-    g_autoptr(PipelineProcessor) processor = g_object_ref (pipeline.processor);
     g_autoptr(GError) report_error = NULL;
 
-    pipeline_clear (&pipeline);
     while (g_main_context_iteration (NULL, FALSE))
       ;
-    pipeline.processor = processor;
     check_cleanup (&pipeline, fds_before, &left);
-    pipeline.processor = NULL;
+    pipeline_clear (&pipeline);
     print_summary (outcome, &run_stats, &received, &left, g_hash_table_size (fds_before));
     if (opt_report != NULL
         && !write_report (opt_report, outcome, pipeline.error, &run_stats, &received, &left, &report_error))
