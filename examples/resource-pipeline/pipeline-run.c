@@ -152,8 +152,9 @@ fail (PipelineRun  *self,
       if (policy->max_retries != G_MAXUINT && attempts > policy->max_retries)
         self->error = g_error_new (error->domain, error->code,
                                    "%s (gave up after %u attempt%s: the retry budget of %u "
-                                   "retries is spent)", error->message, attempts,
-                                   attempts == 1 ? "" : "s", policy->max_retries);
+                                   "retr%s is spent)", error->message, attempts,
+                                   attempts == 1 ? "" : "s", policy->max_retries,
+                                   policy->max_retries == 1 ? "y" : "ies");
       else
         self->error = g_error_new (error->domain, error->code, "%s (not worth a retry)",
                                    error->message);
