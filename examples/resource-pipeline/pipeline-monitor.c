@@ -17,7 +17,6 @@ struct _PipelineMonitor
 {
   GPtrArray        *resources;    /* ExoResource, in the order shown */
   PipelineRun      *run;
-  gboolean          enabled;
   gboolean          tty;
   guint             timer_id;
   guint             lines_drawn;  /* of the view, on a terminal */
@@ -183,7 +182,6 @@ pipeline_monitor_new (GPtrArray   *resources,
 
   self->resources = g_ptr_array_ref (resources);
   self->run = g_object_ref (run);
-  self->enabled = enabled;
   self->tty = isatty (STDOUT_FILENO) && term != NULL && !g_str_equal (term, "dumb");
   if (enabled)
     self->timer_id = g_timeout_add (self->tty ? TTY_INTERVAL_MS : PLAIN_INTERVAL_MS, tick_cb, self);

@@ -35,7 +35,7 @@ G_DEFINE_FINAL_TYPE (PipelineReader, pipeline_reader, PIPELINE_TYPE_STAGE)
 enum { PROP_0, PROP_DATABASE, PROP_ROWS, PROP_LOCK_MS, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
-#define MAX_ROWS 10000000
+#define MAX_ROWS 1000000   /* what the receiver keeps track of */
 
 static GError *
 sqlite_error (sqlite3    *db,

@@ -13,7 +13,9 @@
  *
  * It stores each batch once: a batch id (X-Batch-Id) seen before is
  * answered 200 and counted as a duplicate, and every row id is counted once
- * whatever batch brings it.  Bodies, ids and tables are bounded (below).
+ * whatever batch brings it.  Bodies, ids and tables are bounded (below); a
+ * body too big, or without a Content-Length, is refused from the request's
+ * head and its connection closed, unread.
  * With simulate-failures, the first SIMULATED_BATCHES batches meet a fixed
  * schedule of failures, by the order in which the receiver first saw them:
  * the 1st and 7th are answered 503 once; the 3rd and 9th are stored and
@@ -160,7 +162,8 @@ refuse (PipelineReceiver  *self,
   soup_server_message_set_response (message, "text/plain", SOUP_MEMORY_COPY, why, strlen (why));
 }
 
-/* Under the lock: stores the batch unless it came before. */
+/* Under the lock: stores the batch unless it came before (the caller
+ * checked that its rows fit under MAX_ROWS). */
 static void
 store (PipelineReceiver *self,
        BatchRecord      *record,
@@ -179,7 +182,7 @@ store (PipelineReceiver *self,
 
       if (g_hash_table_contains (self->rows, &id))
         self->stats.duplicate_rows++;
-      else if (self->stats.rows < MAX_ROWS)
+      else
         {
           g_hash_table_add (self->rows, g_memdup2 (&id, sizeof id));
           self->stats.rows++;
@@ -203,22 +206,31 @@ respond (PipelineReceiver  *self,
   g_mutex_unlock (&self->lock);
 
   if (strcmp (soup_server_message_get_method (message), SOUP_METHOD_POST) != 0)
-    return refuse (self, message, SOUP_STATUS_METHOD_NOT_ALLOWED, "POST a batch\n");
+    {
+      refuse (self, message, SOUP_STATUS_METHOD_NOT_ALLOWED, "POST a batch\n");
+      return;
+    }
   if (!valid_batch_id (id))
-    return refuse (self, message, SOUP_STATUS_BAD_REQUEST, "X-Batch-Id: 1 to 64 of A-Z a-z 0-9 - _ .\n");
+    {
+      refuse (self, message, SOUP_STATUS_BAD_REQUEST, "X-Batch-Id: 1 to 64 of A-Z a-z 0-9 - _ .\n");
+      return;
+    }
+  /* at most MAX_BODY_BYTES: early_cb saw its Content-Length */
   body = soup_message_body_flatten (soup_server_message_get_request_body (message));
-  if (g_bytes_get_size (body) > MAX_BODY_BYTES)
-    return refuse (self, message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "at most 4 MiB a batch\n");
   ids = parse_row_ids (body);
   if (ids == NULL)
-    return refuse (self, message, SOUP_STATUS_BAD_REQUEST, "one {\"id\":N,…} a line\n");
+    {
+      refuse (self, message, SOUP_STATUS_BAD_REQUEST, "one {\"id\":N,…} a line\n");
+      return;
+    }
 
   g_mutex_lock (&self->lock);
   record = g_hash_table_lookup (self->batches, id);
   if (record == NULL && g_hash_table_size (self->batches) >= MAX_BATCHES)
     {
       g_mutex_unlock (&self->lock);
-      return refuse (self, message, SOUP_STATUS_INSUFFICIENT_STORAGE, "too many batches\n");
+      refuse (self, message, SOUP_STATUS_INSUFFICIENT_STORAGE, "too many batches\n");
+      return;
     }
   if (record == NULL)
     {
@@ -228,6 +240,13 @@ respond (PipelineReceiver  *self,
     }
   record->requests++;
   action = self->simulate_failures ? scheduled_failure (record) : ACTION_ACCEPT;
+  if ((action == ACTION_ACCEPT || action == ACTION_ACCEPT_AND_DROP) && !record->stored
+      && self->stats.rows + ids->len > MAX_ROWS)
+    {
+      g_mutex_unlock (&self->lock);
+      refuse (self, message, SOUP_STATUS_INSUFFICIENT_STORAGE, "the receiver holds 1000000 rows\n");
+      return;
+    }
   if (action == ACTION_UNAVAILABLE)
     self->stats.unavailable++;
   else if (action == ACTION_DROP || action == ACTION_ACCEPT_AND_DROP)
@@ -287,7 +306,30 @@ batches_cb (SoupServer        *server,
   g_source_unref (delay);
 }
 
-/* Refuses a body that is too big before it is read. */
+/* Answers from the request's head alone and closes the connection:
+ * libsoup 3.2 would read the whole body before answering, however big. */
+static void
+refuse_unread (PipelineReceiver  *self,
+               SoupServerMessage *message,
+               guint              status)
+{
+  g_autoptr(GIOStream) stream = soup_server_message_steal_connection (message);
+  g_autofree char *head = g_strdup_printf ("HTTP/1.1 %u %s\r\nConnection: close\r\n"
+                                           "Content-Length: 0\r\n\r\n",
+                                           status, soup_status_get_phrase (status));
+
+  g_mutex_lock (&self->lock);
+  self->stats.refused++;
+  g_mutex_unlock (&self->lock);
+  if (stream == NULL)
+    return;
+  /* a few bytes into an empty socket buffer: this does not wait */
+  g_output_stream_write_all (g_io_stream_get_output_stream (stream), head, strlen (head),
+                             NULL, NULL, NULL);
+  g_io_stream_close (stream, NULL, NULL);
+}
+
+/* Refuses a body that is too big, or of a size not said, before it is read. */
 static void
 early_cb (SoupServer        *server,
           SoupServerMessage *message,
@@ -296,12 +338,12 @@ early_cb (SoupServer        *server,
           gpointer           user_data)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
+  SoupEncoding encoding = soup_message_headers_get_encoding (headers);
 
-  if (soup_message_headers_get_encoding (headers) != SOUP_ENCODING_CONTENT_LENGTH
-      && strcmp (soup_server_message_get_method (message), SOUP_METHOD_POST) == 0)
-    refuse (user_data, message, SOUP_STATUS_LENGTH_REQUIRED, "send a Content-Length\n");
+  if (encoding != SOUP_ENCODING_CONTENT_LENGTH && encoding != SOUP_ENCODING_NONE)
+    refuse_unread (user_data, message, SOUP_STATUS_LENGTH_REQUIRED);
   else if (soup_message_headers_get_content_length (headers) > MAX_BODY_BYTES)
-    refuse (user_data, message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "at most 4 MiB a batch\n");
+    refuse_unread (user_data, message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
 }
 
 static gpointer

@@ -69,6 +69,20 @@ static const struct {
   { "uploader", "pipeline-uploader", 10000 },
 };
 
+static GType
+stage_type (guint stage)
+{
+  switch (stage)
+    {
+    case READER:
+      return PIPELINE_TYPE_READER;
+    case PROCESSOR:
+      return PIPELINE_TYPE_PROCESSOR;
+    default:
+      return PIPELINE_TYPE_UPLOADER;
+    }
+}
+
 static void pump (PipelineRun *self);
 
 static void
@@ -320,8 +334,7 @@ find_stages (PipelineRun  *self,
       g_autoptr(ExoResource) stage = exo_registry_lookup (exo_registry_get_default (),
                                                           self->stage_ids[i]);
 
-      if (stage == NULL || !PIPELINE_IS_STAGE (stage)
-          || g_strcmp0 (exo_resource_get_resource_type (stage), stage_info[i].type_name) != 0)
+      if (stage == NULL || !G_TYPE_CHECK_INSTANCE_TYPE (stage, stage_type (i)))
         {
           g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
                        "no %s with id '%s' (setting `%s`)", stage_info[i].type_name,

@@ -1,7 +1,8 @@
 /* test-resource-pipeline.c: the resource-pipeline example in its short mode,
  * so that it never rots: simulated failures that it recovers from (every row
  * uploaded exactly once, nothing left open), a spent retry budget, Ctrl-C,
- * and the same resources as an exo-node config, read over D-Bus.
+ * the receiver's dedup and limits, and the same resources as an exo-node
+ * config, read over D-Bus.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -16,6 +17,7 @@
 #include <signal.h>
 
 #include "exo-test-bus.h"
+#include "pipeline.h"
 
 typedef struct
 {
@@ -278,6 +280,116 @@ test_interrupted (Fixture       *f,
   assert_nothing_left (report, all);
 }
 
+/* --- the receiver, in process ----------------------------------------------------- */
+
+/* Sends @request on a new connection and returns the status of the answer. */
+static guint
+http_status (guint16     port,
+             const char *request)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  GString *answer = g_string_new (NULL);
+  g_autofree char *text = NULL;
+  char buffer[1024];
+  guint status = 0;
+  gssize n;
+
+  g_socket_client_set_timeout (client, 10);
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+  g_assert_no_error (error);
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)), request,
+                             strlen (request), NULL, NULL, &error);
+  g_assert_no_error (error);
+  /* the status line and the headers are enough */
+  while (strstr (answer->str, "\r\n\r\n") == NULL
+         && (n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                                      buffer, sizeof buffer, NULL, &error)) > 0)
+    g_string_append_len (answer, buffer, n);
+  g_assert_no_error (error);
+  text = g_string_free (answer, FALSE);
+  g_assert_true (sscanf (text, "HTTP/1.1 %u ", &status) == 1);
+  return status;
+}
+
+/* POSTs @body as batch @batch_id (none when %NULL); returns the status. */
+static guint
+post (guint16     port,
+      const char *batch_id,
+      const char *body)
+{
+  g_autofree char *request =
+    g_strdup_printf ("POST /batches HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                     batch_id != NULL ? "X-Batch-Id: " : "", batch_id != NULL ? batch_id : "",
+                     batch_id != NULL ? "\r\n" : "", strlen (body), body);
+
+  return http_status (port, request);
+}
+
+static void
+store_result (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* It stores a batch once, counts a row that comes in two batches, and
+ * refuses what it cannot use, a body too big before reading it. */
+static void
+test_receiver (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(PipelineReceiver) receiver = g_object_new (PIPELINE_TYPE_RECEIVER, "id", "test-receiver", NULL);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GUri) uri = NULL;
+  PipelineReceiverStats stats;
+  const char *rows = "{\"id\":1,\"name\":\"A\"}\n{\"id\":2,\"name\":\"B\"}\n";
+  const char *overlapping = "{\"id\":2,\"name\":\"B\"}\n{\"id\":3,\"name\":\"C\"}\n";
+  guint16 port;
+
+  exo_resource_initialize_async (EXO_RESOURCE (receiver), NULL, store_result, &result);
+  g_assert_true (exo_wait_for_result (NULL, &result, 10000));
+  g_assert_true (exo_resource_initialize_finish (EXO_RESOURCE (receiver), result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&result);
+  g_assert_cmpuint (pipeline_ledger_count (PIPELINE_HANDLE_SERVER_THREAD), ==, 1);
+  uri = g_uri_parse (pipeline_receiver_get_url (PIPELINE_RECEIVER (receiver)), G_URI_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  port = g_uri_get_port (uri);
+
+  g_assert_cmpuint (post (port, "rows-1-2", rows), ==, 200);
+  g_assert_cmpuint (post (port, "rows-1-2", rows), ==, 200);        /* again: accepted once */
+  g_assert_cmpuint (post (port, "rows-2-3", overlapping), ==, 200);
+  g_assert_cmpuint (post (port, NULL, rows), ==, 400);               /* no batch id */
+  g_assert_cmpuint (post (port, "a b", rows), ==, 400);              /* not an id */
+  g_assert_cmpuint (post (port, "junk", "garbage\n"), ==, 400);
+  g_assert_cmpuint (http_status (port, "GET /batches HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                    ==, 405);
+  /* refused from its headers: the 5 MB are never sent */
+  g_assert_cmpuint (http_status (port, "POST /batches HTTP/1.1\r\nHost: x\r\nX-Batch-Id: big\r\n"
+                                       "Content-Length: 5000000\r\n\r\n"), ==, 413);
+  g_assert_cmpuint (http_status (port, "POST /batches HTTP/1.1\r\nHost: x\r\nX-Batch-Id: c\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), ==, 411);
+
+  pipeline_receiver_get_stats (PIPELINE_RECEIVER (receiver), &stats);
+  g_assert_cmpuint (stats.batches, ==, 2);
+  g_assert_cmpuint (stats.rows, ==, 3);
+  g_assert_cmpuint (stats.duplicate_batches, ==, 1);
+  g_assert_cmpuint (stats.duplicate_rows, ==, 1);
+  g_assert_cmpuint (stats.refused, ==, 6);
+
+  exo_resource_cleanup_async (EXO_RESOURCE (receiver), NULL, store_result, &result);
+  g_assert_true (exo_wait_for_result (NULL, &result, 10000));
+  g_assert_true (exo_resource_cleanup_finish (EXO_RESOURCE (receiver), result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (pipeline_ledger_count (PIPELINE_HANDLE_SERVER_THREAD), ==, 0);
+  g_assert_null (pipeline_receiver_get_url (PIPELINE_RECEIVER (receiver)));
+}
+
 /* --- as an exo-node config ------------------------------------------------------ */
 
 static GVariant *
@@ -475,6 +587,7 @@ main (int    argc,
   ADD ("/resource-pipeline/simulated-failures", test_simulated_failures);
   ADD ("/resource-pipeline/retry-budget-spent", test_retry_budget_spent);
   ADD ("/resource-pipeline/interrupted", test_interrupted);
+  ADD ("/resource-pipeline/receiver", test_receiver);
   ADD ("/resource-pipeline/exo-node", test_exo_node);
 #undef ADD
 
