@@ -730,8 +730,8 @@ test_cap (Fixture *f, gconstpointer data)
   }
   send_all (held[1], "GET /metrics HTTP/1.1\r\nHost: exo\r\n\r\n");
   g_assert_true (read_response (held[1], 5000, &r));
-  g_assert_nonnull (strstr (r.body, "name=\"connections-rejected\"} 1\n"));
-  g_assert_nonnull (strstr (r.body, "name=\"max-connections\"} 8\n"));
+  g_assert_nonnull (strstr (r.body, "\nexo_http_connections_rejected_total{id=\"server\"} 1\n"));
+  g_assert_nonnull (strstr (r.body, "\nexo_http_connections_max{id=\"server\"} 8\n"));
   response_clear (&r);
   for (guint i = 0; i < G_N_ELEMENTS (held); i++)
     if (held[i] >= 0)
