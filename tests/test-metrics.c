@@ -5,8 +5,9 @@
  * second engine of type llama (the shipped model), http-server,
  * udp-discovery (announcing to itself), node, and an http-peer to its own
  * server, on 127.0.0.1 and a private dbus-daemon, with
- * G_DEBUG=fatal-criticals.  It sends traffic (/healthcheck, a 404, a chat
- * whole and one streamed, /v1/models) and scrapes /metrics once.
+ * G_DEBUG=fatal-criticals.  It sends traffic (/healthcheck twice a second
+ * apart on one connection, a 404, a chat whole and one streamed,
+ * /v1/models) and scrapes /metrics once.
  *
  * /metrics/promtool: `promtool check metrics` (its lint: `_total`, units,
  *   reserved suffixes, HELP) passes; skipped without promtool.
@@ -14,7 +15,8 @@
  *   *_total is a counter and every counter a *_total; every sample belongs
  *   to the family before it; histograms have _bucket with le="+Inf" equal
  *   to _count, and _sum; the request latency and time-to-first-token
- *   histograms counted the traffic; process_* and exo_build_info.
+ *   histograms counted the traffic (not a kept-alive connection's idle
+ *   time); process_* and exo_build_info.
  * /metrics/declared: every key of every resource's D-Bus Metrics has an
  *   ExoMetricEntry (the plugins are loaded in this process too), and each
  *   exported one is in /metrics under its entry's name.
@@ -250,6 +252,10 @@ send_traffic_and_scrape (void)
   g_autofree char *body = NULL;
 
   g_assert_cmpuint (http ("GET", "/healthcheck", NULL, NULL), ==, 200);
+  /* the same kept-alive connection, idle for a second: not part of the
+   * next request's duration */
+  g_usleep (G_USEC_PER_SEC);
+  g_assert_cmpuint (http ("GET", "/healthcheck", NULL, NULL), ==, 200);
   g_assert_cmpuint (http ("GET", "/nope", NULL, NULL), ==, 404);
   g_assert_cmpuint (http ("GET", "/v1/models", NULL, NULL), ==, 200);
   if (http ("POST", "/v1/chat/completions", whole, &body) != 200)
@@ -435,7 +441,11 @@ test_types (void)
   g_assert_cmpfloat (sample_value (the_node.text, "exo_http_request_duration_seconds_count{id=\"server\","
                                                 "route=\"other\"}"), ==, 1);
   g_assert_cmpfloat (sample_value (the_node.text, "exo_http_requests_total{id=\"server\","
-                                                "route=\"/healthcheck\",code=\"200\"}"), >=, 1);
+                                                "route=\"/healthcheck\",code=\"200\"}"), >=, 2);
+  g_assert_cmpfloat (sample_value (the_node.text, "exo_http_request_duration_seconds_bucket{id=\"server\","
+                                                "route=\"/healthcheck\",le=\"0.5\"}"), ==,
+                     sample_value (the_node.text, "exo_http_request_duration_seconds_count{id=\"server\","
+                                                  "route=\"/healthcheck\"}"));
 
   /* process_* as the client libraries have them */
   g_assert_cmpstr (g_hash_table_lookup (types, "process_cpu_seconds_total"), ==, "counter");
