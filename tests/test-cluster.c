@@ -851,8 +851,12 @@ stream_ok_with (Cluster    *c,
   return TRUE;
 }
 
-/* A double metric of resource @id of @n as its GET /metrics has it now;
- * NAN if none. */
+/* The engine's sampling parameters in /metrics */
+#define TEMPERATURE "exo_engine_last_sample_temperature"
+#define TOP_P       "exo_engine_last_sample_top_p"
+
+/* Sample @name{id="@id"} of @n as its GET /metrics has it now; NAN if
+ * none. */
 static double
 live_resource_metric_double (Cluster    *c,
                              Node       *n,
@@ -861,7 +865,7 @@ live_resource_metric_double (Cluster    *c,
 {
   guint status = 0;
   g_autofree char *text = http (c, n, "GET", "/metrics", NULL, &status);
-  g_autofree char *needle = g_strdup_printf ("exo_resource_metric{id=\"%s\",name=\"%s\"} ", id, name);
+  g_autofree char *needle = g_strdup_printf ("\n%s{id=\"%s\"} ", name, id);
   const char *at = status == 200 && text != NULL ? strstr (text, needle) : NULL;
 
   return at != NULL ? g_ascii_strtod (at + strlen (needle), NULL) : NAN;
@@ -1095,13 +1099,14 @@ cluster_clear (Cluster *c)
 
 /* --- the scenario ------------------------------------------------------------ */
 
-/* A metric of the node resource as its server's GET /metrics has it now
- * (the D-Bus property is polled once a second: too late here); -1 if none. */
+/* Sample @name{id="node"} of the node resource as its server's GET
+ * /metrics has it now (the D-Bus property is polled once a second: too
+ * late here); -1 if none. */
 static gint64
 live_metric (const char *metrics_text,
              const char *name)
 {
-  g_autofree char *needle = g_strdup_printf ("exo_resource_metric{id=\"node\",name=\"%s\"} ", name);
+  g_autofree char *needle = g_strdup_printf ("\n%s{id=\"node\"} ", name);
   const char *at = metrics_text != NULL ? strstr (metrics_text, needle) : NULL;
 
   return at != NULL ? g_ascii_strtoll (at + strlen (needle), NULL, 10) : -1;
@@ -1129,9 +1134,9 @@ read_work (Cluster *c,
     {
       guint status = 0;
       g_autofree char *text = http (c, &c->nodes[i], "GET", "/metrics", NULL, &status);
-      gint64 t = live_metric (text, "tokens-generated");
+      gint64 t = live_metric (text, "exo_node_tokens_generated_total");
 
-      layers[i] = live_metric (text, "layers-computed");
+      layers[i] = live_metric (text, "exo_node_layers_computed_total");
       if (status != 200 || layers[i] < 0 || t < 0)
         return FALSE;
       *tokens += t;
@@ -1234,11 +1239,11 @@ stream_cut_stops_everywhere (Cluster *c,
                   ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT,
                   cut_after, tokens - tokens0, total_tokens, layers[0] - layers0[0],
                   layers[1] - layers0[1], layers[2] - layers0[2],
-                  live_node_metric (c, &c->nodes[1], "cancels-received"),
-                  live_node_metric (c, &c->nodes[2], "cancels-received"),
-                  live_node_metric (c, &c->nodes[0], "cancelled-work-dropped"),
-                  live_node_metric (c, &c->nodes[1], "cancelled-work-dropped"),
-                  live_node_metric (c, &c->nodes[2], "cancelled-work-dropped"));
+                  live_node_metric (c, &c->nodes[1], "exo_node_cancels_received_total"),
+                  live_node_metric (c, &c->nodes[2], "exo_node_cancels_received_total"),
+                  live_node_metric (c, &c->nodes[0], "exo_node_cancelled_work_dropped_total"),
+                  live_node_metric (c, &c->nodes[1], "exo_node_cancelled_work_dropped_total"),
+                  live_node_metric (c, &c->nodes[2], "exo_node_cancelled_work_dropped_total"));
   if (tokens - tokens0 > MAX (cut_after, tokens_cut - tokens0) + 2)
     {
       *why = g_strdup_printf ("%" G_GINT64_FORMAT " tokens were generated for a stream cut "
@@ -1255,13 +1260,13 @@ stream_cut_stops_everywhere (Cluster *c,
                                 layers[i] - layers0[i], tokens - tokens0);
         goto out;
       }
-  if (live_node_metric (c, &c->nodes[0], "requests-in-flight") != 0)
+  if (live_node_metric (c, &c->nodes[0], "exo_node_requests_in_flight") != 0)
     {
       *why = g_strdup ("node-1 still has the request in flight");
       goto out;
     }
   for (guint i = 1; i < N_NODES; i++)
-    if (live_node_metric (c, &c->nodes[i], "cancels-received") < 1)
+    if (live_node_metric (c, &c->nodes[i], "exo_node_cancels_received_total") < 1)
       {
         *why = g_strdup_printf ("%s was not told of the cancellation", c->nodes[i].id);
         goto out;
@@ -1356,12 +1361,12 @@ run_scenario (Cluster *c)
   CHECK (chat_ok_with (c, &c->nodes[0], "\"max_tokens\": 3, \"temperature\": 0.5, "
                        "\"top_p\": 0.25, \"seed\": 7", 3, &why),
          "chat with max_tokens 3 through node 1: %s", why);
-  CHECK (live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-temperature") == 0.5 &&
-         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-top-p") == 0.25,
+  CHECK (live_resource_metric_double (c, &c->nodes[1], "engine", TEMPERATURE) == 0.5 &&
+         live_resource_metric_double (c, &c->nodes[1], "engine", TOP_P) == 0.25,
          "node-2 (the last shard) did not sample with temperature 0.5 and top_p 0.25: %g, %g",
-         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-temperature"),
-         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-top-p"));
-  CHECK (live_resource_metric_double (c, &c->nodes[0], "engine", "last-sample-temperature") == -1,
+         live_resource_metric_double (c, &c->nodes[1], "engine", TEMPERATURE),
+         live_resource_metric_double (c, &c->nodes[1], "engine", TOP_P));
+  CHECK (live_resource_metric_double (c, &c->nodes[0], "engine", TEMPERATURE) == -1,
          "node-1 sampled, but it does not hold the last shard");
   CHECK (stream_ok_with (c, &c->nodes[0], "\"max_completion_tokens\": 3", 3, &why),
          "streamed chat with max_completion_tokens 3 through node 1: %s", why);
@@ -1431,8 +1436,8 @@ run_scenario (Cluster *c)
   CHECK (chat_ok_with (c, &c->nodes[0], "\"max_tokens\": 4, \"temperature\": 1.25, \"top_p\": 0.75",
                        4, &why),
          "chat with max_tokens 4 through node 1 of two: %s", why);
-  CHECK (live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-temperature") == 1.25 &&
-         live_resource_metric_double (c, &c->nodes[1], "engine", "last-sample-top-p") == 0.75,
+  CHECK (live_resource_metric_double (c, &c->nodes[1], "engine", TEMPERATURE) == 1.25 &&
+         live_resource_metric_double (c, &c->nodes[1], "engine", TOP_P) == 0.75,
          "node-2 (the last shard of two) did not sample with temperature 1.25 and top_p 0.75");
   CHECK (stream_ok_with (c, &c->nodes[0], "\"max_tokens\": 3", 3, &why),
          "streamed chat with max_tokens 3 through node 1 of two: %s", why);
@@ -1698,7 +1703,7 @@ test_llama_identical (void)
   g_test_message ("three nodes: %s", ring3);
   for (guint i = 0; i < N_NODES; i++)
     {
-      base[i] = live_node_metric (c, &c->nodes[i], "layers-computed");
+      base[i] = live_node_metric (c, &c->nodes[i], "exo_node_layers_computed_total");
       CHECK (base[i] >= 0, "%s: no layers-computed metric", c->nodes[i].id);
     }
   for (guint k = 0; k < G_N_ELEMENTS (settings); k++)
@@ -1730,7 +1735,7 @@ test_llama_identical (void)
   CHECK (g_strcmp0 (one[0], one[1]) != 0, "greedy and seeded sampling gave the same text");
   for (guint i = 0; i < N_NODES; i++)
     {
-      gint64 now = live_node_metric (c, &c->nodes[i], "layers-computed");
+      gint64 now = live_node_metric (c, &c->nodes[i], "exo_node_layers_computed_total");
 
       CHECK (now > base[i] && now > 0, "%s: layers-computed %" G_GINT64_FORMAT " (was %"
              G_GINT64_FORMAT "): it did not compute its shard", c->nodes[i].id, now, base[i]);
@@ -1758,7 +1763,7 @@ test_llama_identical (void)
     gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
     double sessions;
 
-    while ((sessions = live_resource_metric_double (c, &c->nodes[0], "engine", "sessions"))
+    while ((sessions = live_resource_metric_double (c, &c->nodes[0], "engine", "exo_engine_sessions"))
            < LLAMA_MAX_SESSIONS && g_get_monotonic_time () < deadline)
       {
         while (g_main_context_iteration (NULL, FALSE))
@@ -2334,8 +2339,8 @@ test_node_single (void)
     g_assert_cmpstr (text, ==, "dummydummy");
     g_assert_cmpuint (t.tokens, ==, 2);
     g_assert_true (t.finished);
-    g_assert_cmpfloat (local_metric_double (engine, "last-sample-temperature"), ==, 0.75);
-    g_assert_cmpfloat (local_metric_double (engine, "last-sample-top-p"), ==, 0.5);
+    g_assert_cmpfloat (local_metric_double (engine, "exo_engine_last_sample_temperature"), ==, 0.75);
+    g_assert_cmpfloat (local_metric_double (engine, "exo_engine_last_sample_top_p"), ==, 0.5);
 
     /* the node's max-tokens when it is the smaller */
     g_object_set (node, "max-tokens", 3, NULL);
@@ -2351,8 +2356,8 @@ test_node_single (void)
     text = chat_with (node, "dummy", "r1-defaults", NULL, &t, NULL, &error);
     g_assert_no_error (error);
     g_assert_cmpstr (text, ==, "dummydummydummydummy");
-    g_assert_cmpfloat (local_metric_double (engine, "last-sample-temperature"), ==, 0);
-    g_assert_cmpfloat (local_metric_double (engine, "last-sample-top-p"), ==, 1);
+    g_assert_cmpfloat (local_metric_double (engine, "exo_engine_last_sample_temperature"), ==, 0);
+    g_assert_cmpfloat (local_metric_double (engine, "exo_engine_last_sample_top_p"), ==, 1);
 
     /* what the peer RPC would refuse is refused here too */
     params->temperature = 2.5;

@@ -390,13 +390,14 @@ get_once (Fixture    *f,
   return status;
 }
 
-/* A metric of the server from GET /metrics (on a connection of its own). */
+/* A sample of the server from GET /metrics (on a connection of its own):
+ * @name{id="server"}. */
 static gint64
 server_metric (Fixture    *f,
                const char *name)
 {
   int fd = client_connect (f, -1);
-  g_autofree char *needle = g_strdup_printf ("exo_resource_metric{id=\"server\",name=\"%s\"} ", name);
+  g_autofree char *needle = g_strdup_printf ("\n%s{id=\"server\"} ", name);
   Response r;
   gint64 value = -1;
   const char *at;
@@ -501,7 +502,7 @@ test_keep_alive (Fixture *f, gconstpointer data)
   }
   close (fd);
   /* one connection served all seven (and /metrics its own) */
-  g_assert_cmpint (server_metric (f, "connections"), ==, 2);
+  g_assert_cmpint (server_metric (f, "exo_http_connections_accepted_total"), ==, 2);
 }
 
 /* Defect 3: 300 slow-loris connections held for 60 s. */
@@ -562,8 +563,8 @@ test_slow_loris (Fixture *f, gconstpointer data)
 
   /* the unfinished heads, the silent one and the trickle; the body that
    * stalled is a body timeout */
-  g_assert_cmpint (server_metric (f, "header-timeouts"), >=, 3);
-  g_assert_cmpint (server_metric (f, "body-timeouts"), >=, 1);
+  g_assert_cmpint (server_metric (f, "exo_http_header_timeouts_total"), >=, 3);
+  g_assert_cmpint (server_metric (f, "exo_http_body_timeouts_total"), >=, 1);
   /* and the server serves */
   g_assert_cmpuint (get_once (f, healthcheck), ==, 200);
 }
@@ -593,7 +594,7 @@ test_framing (Fixture *f, gconstpointer data)
 
   if (!start_node (f, "\"header-timeout-ms\": 1000", 0))
     return;
-  refused = server_metric (f, "requests-refused-framing");
+  refused = server_metric (f, "exo_http_requests_refused_framing_total");
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -620,14 +621,14 @@ test_framing (Fixture *f, gconstpointer data)
       response_clear (&r);
       close (fd);
     }
-  g_assert_cmpint (server_metric (f, "requests-refused-framing"), ==, refused + n_ours);
+  g_assert_cmpint (server_metric (f, "exo_http_requests_refused_framing_total"), ==, refused + n_ours);
 
   /* slow POST: a byte every 400 ms of a 100-byte body; header-timeout-ms
    * 1000 and 16 KiB/s at least: closed after about a second */
   {
     int fd = client_connect (f, -1);
     gint64 start = g_get_monotonic_time (), ms;
-    gint64 before = server_metric (f, "body-timeouts");
+    gint64 before = server_metric (f, "exo_http_body_timeouts_total");
     gboolean closed = FALSE;
 
     send_all (fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: exo\r\n"
@@ -642,7 +643,7 @@ test_framing (Fixture *f, gconstpointer data)
     g_assert_true (closed);
     g_assert_cmpint (ms, <=, 3000);
     close (fd);
-    g_assert_cmpint (server_metric (f, "body-timeouts"), ==, before + 1);
+    g_assert_cmpint (server_metric (f, "exo_http_body_timeouts_total"), ==, before + 1);
   }
   g_assert_cmpuint (get_once (f, healthcheck), ==, 200);
 }
@@ -673,7 +674,7 @@ test_idle (Fixture *f, gconstpointer data)
   g_assert_cmpint (ms, >=, 700);
   g_assert_cmpint (ms, <=, 3000);
   close (fd);
-  g_assert_cmpint (server_metric (f, "idle-timeouts"), ==, 1);
+  g_assert_cmpint (server_metric (f, "exo_http_idle_timeouts_total"), ==, 1);
 }
 
 /* Defect 3: no connection cap.  Past it: 503, and those inside still work. */
@@ -729,8 +730,8 @@ test_cap (Fixture *f, gconstpointer data)
   }
   send_all (held[1], "GET /metrics HTTP/1.1\r\nHost: exo\r\n\r\n");
   g_assert_true (read_response (held[1], 5000, &r));
-  g_assert_nonnull (strstr (r.body, "name=\"connections-rejected\"} 1\n"));
-  g_assert_nonnull (strstr (r.body, "name=\"max-connections\"} 8\n"));
+  g_assert_nonnull (strstr (r.body, "\nexo_http_connections_rejected_total{id=\"server\"} 1\n"));
+  g_assert_nonnull (strstr (r.body, "\nexo_http_connections_max{id=\"server\"} 8\n"));
   response_clear (&r);
   for (guint i = 0; i < G_N_ELEMENTS (held); i++)
     if (held[i] >= 0)
@@ -868,7 +869,7 @@ test_peer_rss (Fixture *f, gconstpointer data)
     }
   /* every one closed on the server's side too (the /metrics connection is open) */
   deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-  while (g_get_monotonic_time () < deadline && (open_now = server_metric (f, "connections-open")) > 1)
+  while (g_get_monotonic_time () < deadline && (open_now = server_metric (f, "exo_http_connections_open")) > 1)
     g_usleep (50 * 1000);
   g_assert_cmpint (open_now, ==, 1);
   after = vm_rss_kib (f->pid);
@@ -876,7 +877,7 @@ test_peer_rss (Fixture *f, gconstpointer data)
                   "closed, %" G_GINT64_FORMAT " KiB after (%+" G_GINT64_FORMAT " KiB, %.1f B each)",
                   before, N, after, after - before, (after - before) * 1024.0 / N);
   g_assert_cmpint (after - before, <=, 2048);
-  g_assert_cmpint (server_metric (f, "connections-closed-idle"), >=, WARM_UP + N);
+  g_assert_cmpint (server_metric (f, "exo_http_connections_closed_idle_total"), >=, WARM_UP + N);
 }
 
 int

@@ -1952,7 +1952,7 @@ test_auth_peer_forged (Fixture       *fx,
     g_autoptr(Reply) metrics = http_get (fx, "/metrics");
     g_autofree char *text = reply_text (metrics);
 
-    g_assert_nonnull (strstr (text, "exo_resource_metric{id=\"test-http\",name=\"peer-auth-bad-mac\"} 4"));
+    g_assert_nonnull (strstr (text, "\nexo_http_peer_auth_failures_total{id=\"test-http\",reason=\"bad-mac\"} 4\n"));
   }
 }
 
@@ -2304,10 +2304,17 @@ test_metrics (Fixture       *fx,
   g_assert_nonnull (strstr (text, "\nexo_pool_size{id=\"test-pool\"} 0\n"));
   g_assert_nonnull (strstr (text, "\nexo_pool_max_size{id=\"test-pool\"} 3\n"));
   g_assert_nonnull (strstr (text, "\nexo_pool_acquired_total{id=\"test-pool\"} 0\n"));
-  g_assert_nonnull (strstr (text, "\nexo_http_requests_total{path=\"/healthcheck\",code=\"200\"} 1\n"));
-  g_assert_nonnull (strstr (text, "\nexo_http_requests_total{path=\"other\",code=\"404\"} 1\n"));
+  g_assert_nonnull (strstr (text, "\nexo_http_requests_total{id=\"test-http\",route=\"/healthcheck\",code=\"200\"} 1\n"));
+  g_assert_nonnull (strstr (text, "\nexo_http_requests_total{id=\"test-http\",route=\"other\",code=\"404\"} 1\n"));
   g_assert_nonnull (strstr (text, "# TYPE exo_http_requests_total counter\n"));
-  g_assert_nonnull (strstr (text, "\nexo_resource_metric{id=\"test-http\",name=\"port\"} "));
+  g_assert_nonnull (strstr (text, "\nexo_http_request_duration_seconds_count{id=\"test-http\",route=\"/healthcheck\"} 1\n"));
+  {
+    g_autofree char *info = g_strdup_printf (",listen_address=\"127.0.0.1\",port=\"%u\"} 1\n", fx->port);
+
+    g_assert_nonnull (strstr (text, "\nexo_http_server_info{id=\"test-http\",cluster_key_fingerprint=\""));
+    g_assert_nonnull (strstr (text, info));
+  }
+  g_assert_null (strstr (text, "exo_resource_metric"));
 
   exo_test_cleanup (pool, NULL);
 }

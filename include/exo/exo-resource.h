@@ -133,6 +133,68 @@ EXO_AVAILABLE_IN_ALL
 void              exo_resource_class_set_resource_type (ExoResourceClass *klass,
                                                         const char       *resource_type);
 
+/**
+ * ExoMetricKind:
+ * @EXO_METRIC_HIDDEN: not exported: the key is in the `Metrics`
+ *   dictionary only (a pre-computed mean or quantile, the text of a last
+ *   error)
+ * @EXO_METRIC_GAUGE: a value that goes up and down; a boolean is 0 or 1
+ * @EXO_METRIC_COUNTER: a count that only grows (from 0 again only when
+ *   the process starts again or exo_resource_reset() forgets it)
+ * @EXO_METRIC_SUMMARY: the `_sum` or the `_count` of a summary: both
+ *   keys are declared, with the same name but for that suffix
+ * @EXO_METRIC_INFO: a fact about the resource (an address, a port, an
+ *   id): a label, named after the key, of an `_info` gauge whose value is 1
+ *
+ * What a key of exo_resource_get_metrics() is, for an exporter such as the
+ * `/metrics` route of the http-server plugin (docs/metrics.md).
+ */
+typedef enum {
+  EXO_METRIC_HIDDEN,
+  EXO_METRIC_GAUGE,
+  EXO_METRIC_COUNTER,
+  EXO_METRIC_SUMMARY,
+  EXO_METRIC_INFO,
+} ExoMetricKind;
+
+/**
+ * ExoMetricEntry:
+ * @key: the key in the metrics dictionary (#ExoResourceClass.collect_metrics)
+ * @kind: what the value is
+ * @name: (nullable): the name of the sample in Prometheus' exposition,
+ *   with the unit in it and `_total` for a counter, e.g.
+ *   `exo_pool_wait_seconds_sum`; constant labels may follow in braces,
+ *   e.g. `exo_http_peer_auth_failures_total{reason="bad-mac"}`.  For
+ *   %EXO_METRIC_INFO, the `_info` family the key is a label of.  %NULL
+ *   for %EXO_METRIC_HIDDEN
+ * @scale: what the value is multiplied by to be in the name's unit (1e-6
+ *   for microseconds exported as seconds); 0 means 1.  A negative value
+ *   of a scaled entry (a duration or a time of -1: none) is not exported
+ * @help: (nullable): the `# HELP` text (one line); %NULL for
+ *   %EXO_METRIC_HIDDEN
+ *
+ * Declares what one metric key is; see
+ * exo_resource_class_add_metric_entries().  Names start with `exo_`.
+ */
+typedef struct {
+  const char    *key;
+  ExoMetricKind  kind;
+  const char    *name;
+  double         scale;
+  const char    *help;
+
+  /*< private >*/
+  gpointer       padding[2];
+} ExoMetricEntry;
+
+EXO_AVAILABLE_IN_ALL
+void                  exo_resource_class_add_metric_entries (ExoResourceClass     *klass,
+                                                             const ExoMetricEntry *entries,
+                                                             guint                 n_entries);
+EXO_AVAILABLE_IN_ALL
+const ExoMetricEntry *exo_resource_class_find_metric_entry  (ExoResourceClass     *klass,
+                                                             const char           *key);
+
 EXO_AVAILABLE_IN_ALL
 const char       *exo_resource_get_id               (ExoResource  *self);
 EXO_AVAILABLE_IN_ALL

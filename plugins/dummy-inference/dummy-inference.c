@@ -118,6 +118,30 @@ dummy_inference_collect_metrics (ExoResource  *resource,
     }
 }
 
+/* What the keys above are in /metrics (docs/metrics.md); the families
+ * exo_engine_* are shared with the other engines. */
+static const ExoMetricEntry dummy_metric_entries[] = {
+  { .key = "infer-calls", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_infer_calls_total",
+    .help = "Calls to the engine's infer." },
+  { .key = "tokens-sampled", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_tokens_sampled_total",
+    .help = "Tokens the engine sampled." },
+  { .key = "last-sample-temperature", .kind = EXO_METRIC_GAUGE,
+    .name = "exo_engine_last_sample_temperature",
+    .help = "The temperature of the engine's last sample (-1: none yet)." },
+  { .key = "last-sample-top-p", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_last_sample_top_p",
+    .help = "The top_p of the engine's last sample (-1: none yet)." },
+  { .key = "shard-loads", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_shard_loads_total",
+    .help = "Shards the engine loaded." },
+  { .key = "model-id", .kind = EXO_METRIC_INFO, .name = "exo_engine_info",
+    .help = "The engine's model (value 1)." },
+  { .key = "start-layer", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_shard_start_layer",
+    .help = "The first layer of the engine's shard." },
+  { .key = "end-layer", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_shard_end_layer",
+    .help = "The last layer of the engine's shard." },
+  { .key = "n-layers", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_model_layers",
+    .help = "Layers of the engine's model." },
+};
+
 /* --- ExoInferenceEngine ------------------------------------------------ */
 
 static gboolean
@@ -436,6 +460,8 @@ dummy_inference_class_init (DummyInferenceClass *klass)
   resource_class->do_initialize = dummy_inference_do_initialize;
   resource_class->do_cleanup = dummy_inference_do_cleanup;
   resource_class->collect_metrics = dummy_inference_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, dummy_metric_entries,
+                                         G_N_ELEMENTS (dummy_metric_entries));
   exo_resource_class_set_resource_type (resource_class, "dummy-inference");
 
   properties[PROP_LATENCY_MS] =

@@ -604,6 +604,36 @@ exo_http_auth_collect_metrics (ExoHttpAuth  *auth,
                          auth != NULL ? exo_replay_guard_get_size (auth->guard) : 0);
 }
 
+/* What the keys above are in /metrics (docs/metrics.md). */
+#define PEER_AUTH(metric_key, reason)                                                   \
+  { .key = metric_key, .kind = EXO_METRIC_COUNTER,                                      \
+    .name = "exo_http_peer_auth_failures_total{reason=\"" reason "\"}",                  \
+    .help = "Peer requests refused by their signature, by reason (the log says which)." }
+static const ExoMetricEntry auth_metric_entries[] = {
+  PEER_AUTH ("peer-auth-missing", "missing"),
+  PEER_AUTH ("peer-auth-malformed", "malformed"),
+  PEER_AUTH ("peer-auth-bad-mac", "bad-mac"),
+  PEER_AUTH ("peer-auth-stale", "stale"),
+  PEER_AUTH ("peer-auth-replay", "replay"),
+  /* the sum of the above: sum() of their series */
+  { .key = "peer-auth-failures", .kind = EXO_METRIC_HIDDEN },
+  { .key = "api-key-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_http_api_key_failures_total",
+    .help = "Requests refused for a missing or unknown API key." },
+  { .key = "api-keys", .kind = EXO_METRIC_GAUGE, .name = "exo_http_api_keys",
+    .help = "API keys the server accepts (0: the user API is open)." },
+  { .key = "cluster-key-fingerprint", .kind = EXO_METRIC_INFO, .name = "exo_http_server_info",
+    .help = "The server's address, port and cluster key fingerprint (value 1)." },
+  { .key = "replay-cache-size", .kind = EXO_METRIC_GAUGE, .name = "exo_http_replay_cache_entries",
+    .help = "Nonces of peer requests the server remembers against replays." },
+};
+#undef PEER_AUTH
+
+void
+exo_http_auth_add_metric_entries (ExoResourceClass *klass)
+{
+  exo_resource_class_add_metric_entries (klass, auth_metric_entries, G_N_ELEMENTS (auth_metric_entries));
+}
+
 /* --- the client side ---------------------------------------------------------------- */
 
 char *

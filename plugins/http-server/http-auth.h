@@ -62,6 +62,9 @@ void         exo_http_auth_sign_response   (SoupServerMessage   *msg,
                                             gsize                body_length);
 void         exo_http_auth_collect_metrics (ExoHttpAuth         *auth,
                                             GVariantDict        *metrics);
+/* Declares what the keys of exo_http_auth_collect_metrics() are (the
+ * server's class_init, through http-metrics.c). */
+void         exo_http_auth_add_metric_entries (ExoResourceClass *klass);
 
 /* The client side (ExoHttpPeer, the static probes of udp-discovery do the
  * same with libexo's functions).  Signs @msg with @body (nullable) and

@@ -5,25 +5,106 @@
  *    "request-finished" and "request-aborted"), by route ("other" for a
  *    path no route serves) and status, and the client and server errors;
  *    a request whose client left before any status was set is not counted;
- *  - GET /metrics, in Prometheus' text format (version 0.0.4): every
- *    resource of the registry (state, errors, numeric metrics; one sample
- *    per id), every pool's statistics, and this server's requests by path
- *    and code and requests in flight;
- *  - the resource's collect_metrics (exoctl metrics, D-Bus): the server's
- *    counters, those of its connections (http-connections.c) summed over
- *    every listen since start, and authentication's (http-auth.c).
+ *  - the latency histograms: each request's duration from libsoup's
+ *    "request-started" (the time is kept on the message) to its end, by
+ *    route; a chat's time to its first token (http-user-api.c calls
+ *    http_server_request_observe_tokens());
+ *  - GET /metrics, in Prometheus' text format (version 0.0.4; written by
+ *    http-exposition.c): every resource of the registry (state, errors,
+ *    and each metric key its class declared with
+ *    exo_resource_class_add_metric_entries(): counters, gauges, summaries,
+ *    `_info` labels; a key no class declared stays on D-Bus), the
+ *    requests and latencies of every server of this context, process_*,
+ *    exo_build_info (docs/metrics.md lists every family);
+ *  - the resource's collect_metrics (`exoctl status ID`, D-Bus): the
+ *    server's counters, those of its connections (http-connections.c)
+ *    summed over every listen since start, and authentication's
+ *    (http-auth.c), and what each of those keys is in /metrics.
  *
  * Rules: everything runs in the server's GMainContext, the registry's
- * resources are read there too; no locks (a pool's statistics are taken
- * under the pool's own lock, by exo_resource_pool_get_stats()).
+ * resources are read there too (only servers of the same context have
+ * their requests read); no locks (a pool's statistics are taken under the
+ * pool's own lock by its collect_metrics).  A scrape is bounded by the
+ * registry's size: labels come from the route table, the status codes the
+ * server sends, resource ids and declared entries, never from a request.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-server-private.h"
+#include "http-exposition.h"
 
 #include <string.h>
 
-/* --- request counting ---------------------------------------------------- */
+/* Seconds; the last ones for streamed chats and slow peers. */
+static const double duration_bounds[] = {
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+};
+static const double ttft_bounds[] = {
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
+struct _HttpMetrics
+{
+  GHashTable    *counts;      /* "route\ncode" -> guint64* */
+  GHashTable    *durations;   /* route (a static string) -> HttpHistogram* */
+  HttpHistogram *ttft;
+  double         start_time;  /* process_start_time_seconds, once read */
+};
+
+HttpMetrics *
+http_metrics_new (void)
+{
+  HttpMetrics *self = g_new0 (HttpMetrics, 1);
+
+  self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->durations = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) http_histogram_free);
+  self->ttft = http_histogram_new (ttft_bounds, G_N_ELEMENTS (ttft_bounds));
+  return self;
+}
+
+void
+http_metrics_free (HttpMetrics *self)
+{
+  g_hash_table_unref (self->counts);
+  g_hash_table_unref (self->durations);
+  http_histogram_free (self->ttft);
+  g_free (self);
+}
+
+/* --- request counting and latencies -------------------------------------- */
+
+static GQuark
+started_quark (void)
+{
+  static GQuark quark;
+
+  /* as G_DEFINE_QUARK: a race gives the same quark twice */
+  if (G_UNLIKELY (quark == 0))
+    quark = g_quark_from_static_string ("exo-http-request-started");
+  return quark;
+}
+
+void
+http_server_request_started_cb (SoupServer        *server,
+                                SoupServerMessage *msg,
+                                ExoHttpServer     *self)
+{
+  gint64 *started = g_new (gint64, 1);
+
+  *started = g_get_monotonic_time ();
+  g_object_set_qdata_full (G_OBJECT (msg), started_quark (), started, g_free);
+}
+
+/* Since "request-started" of @msg, or -1 when it was not seen. */
+static double
+seconds_since_start (SoupServerMessage *msg)
+{
+  const gint64 *started = g_object_get_qdata (G_OBJECT (msg), started_quark ());
+
+  if (started == NULL)
+    return -1;
+  return (double) MAX (g_get_monotonic_time () - *started, 0) / G_USEC_PER_SEC;
+}
 
 static void
 count_request (ExoHttpServer     *self,
@@ -34,16 +115,20 @@ count_request (ExoHttpServer     *self,
   guint status = soup_server_message_get_status (msg);
   g_autofree char *key = NULL;
   guint64 *count;
+  HttpHistogram *duration;
+  double seconds;
 
   if (status == 0)
     return;   /* the client left before anything was answered */
-  key = g_strdup_printf ("%s\n%u", route != NULL ? route : "other", status);
-  count = g_hash_table_lookup (self->counts, key);
+  if (route == NULL)
+    route = "other";
+  key = g_strdup_printf ("%s\n%u", route, status);
+  count = g_hash_table_lookup (self->metrics->counts, key);
 
   if (count == NULL)
     {
       count = g_new0 (guint64, 1);
-      g_hash_table_insert (self->counts, g_steal_pointer (&key), count);
+      g_hash_table_insert (self->metrics->counts, g_steal_pointer (&key), count);
     }
   (*count)++;
   self->n_requests++;
@@ -51,6 +136,17 @@ count_request (ExoHttpServer     *self,
     self->n_client_errors++;
   else if (status >= 500)
     self->n_server_errors++;
+
+  seconds = seconds_since_start (msg);
+  if (seconds < 0)
+    return;
+  duration = g_hash_table_lookup (self->metrics->durations, route);
+  if (duration == NULL)
+    {
+      duration = http_histogram_new (duration_bounds, G_N_ELEMENTS (duration_bounds));
+      g_hash_table_insert (self->metrics->durations, (gpointer) route, duration);
+    }
+  http_histogram_observe (duration, seconds);
 }
 
 void
@@ -61,77 +157,253 @@ http_server_request_finished_cb (SoupServer        *server,
   count_request (self, msg);
 }
 
-/* --- /metrics ------------------------------------------------------------ */
+void
+http_server_request_observe_tokens (Request *req,
+                                    gsize    n_tokens)
+{
+  double seconds;
+
+  if (req->first_token_seen || n_tokens == 0)
+    return;
+  req->first_token_seen = TRUE;
+  seconds = seconds_since_start (req->msg);
+  if (seconds >= 0)
+    http_histogram_observe (req->self->metrics->ttft, seconds);
+}
+
+/* --- /metrics: the resources' declared metrics ----------------------------- */
+
+/* Where the samples of one entry go, found once per scrape. */
+typedef struct
+{
+  HttpFamily *family;   /* NULL: the name is taken by a family of another type */
+  char       *sample;   /* the sample's name */
+  char       *labels;   /* the entry's constant labels (no braces), or NULL */
+} EntryTarget;
 
 static void
-append_label_value (GString    *out,
-                    const char *value)
+entry_target_free (EntryTarget *target)
 {
-  for (const char *p = value != NULL ? value : ""; *p != '\0'; p++)
+  g_free (target->sample);
+  g_free (target->labels);
+  g_free (target);
+}
+
+static EntryTarget *
+entry_target (HttpExposition       *expo,
+              GHashTable           *targets,
+              const ExoMetricEntry *entry)
+{
+  EntryTarget *target = g_hash_table_lookup (targets, entry);
+  const char *brace;
+  g_autofree char *family = NULL;
+  const char *type = "gauge";
+
+  if (target != NULL)
+    return target;
+  target = g_new0 (EntryTarget, 1);
+  brace = strchr (entry->name, '{');
+  if (brace != NULL)
     {
-      switch (*p)
+      target->sample = g_strndup (entry->name, brace - entry->name);
+      target->labels = g_strndup (brace + 1, strlen (brace + 1) - 1);
+    }
+  else
+    target->sample = g_strdup (entry->name);
+  family = g_strdup (target->sample);
+  if (entry->kind == EXO_METRIC_COUNTER)
+    type = "counter";
+  else if (entry->kind == EXO_METRIC_SUMMARY)
+    {
+      /* exo_resource_class_add_metric_entries() checked the suffix */
+      type = "summary";
+      *strrchr (family, '_') = '\0';
+    }
+  target->family = http_exposition_family (expo, family, type, entry->help);
+  g_hash_table_insert (targets, (gpointer) entry, target);
+  return target;
+}
+
+/* A number (a boolean is 0 or 1) times @scale (0: 1); integers stay exact
+ * when not scaled.  FALSE for anything else, and for a negative value that
+ * is scaled: a duration or a time that says "none" (-1). */
+static gboolean
+add_value (HttpFamily *family,
+           const char *sample,
+           const char *labels,
+           GVariant   *value,
+           double      scale)
+{
+  gboolean scaled = scale != 0 && scale != 1;
+  guint64 u;
+  gint64 i;
+
+  switch (g_variant_classify (value))
+    {
+    case G_VARIANT_CLASS_BOOLEAN:
+      http_family_add_u64 (family, sample, labels, g_variant_get_boolean (value) ? 1 : 0);
+      return TRUE;
+    case G_VARIANT_CLASS_BYTE:
+      u = g_variant_get_byte (value);
+      break;
+    case G_VARIANT_CLASS_UINT16:
+      u = g_variant_get_uint16 (value);
+      break;
+    case G_VARIANT_CLASS_UINT32:
+      u = g_variant_get_uint32 (value);
+      break;
+    case G_VARIANT_CLASS_UINT64:
+      u = g_variant_get_uint64 (value);
+      break;
+    case G_VARIANT_CLASS_INT16:
+      i = g_variant_get_int16 (value);
+      goto signed_value;
+    case G_VARIANT_CLASS_INT32:
+      i = g_variant_get_int32 (value);
+      goto signed_value;
+    case G_VARIANT_CLASS_INT64:
+      i = g_variant_get_int64 (value);
+      goto signed_value;
+    case G_VARIANT_CLASS_DOUBLE:
+      if (scaled && g_variant_get_double (value) < 0)
+        return FALSE;
+      http_family_add_double (family, sample, labels,
+                              g_variant_get_double (value) * (scaled ? scale : 1));
+      return TRUE;
+    default:
+      return FALSE;
+    }
+  if (scaled)
+    http_family_add_double (family, sample, labels, (double) u * scale);
+  else
+    http_family_add_u64 (family, sample, labels, u);
+  return TRUE;
+
+signed_value:
+  if (scaled && i < 0)
+    return FALSE;
+  if (scaled)
+    http_family_add_double (family, sample, labels, (double) i * scale);
+  else
+    http_family_add_i64 (family, sample, labels, i);
+  return TRUE;
+}
+
+/* A label of an `_info` family: its value as text. */
+typedef struct
+{
+  const ExoMetricEntry *entry;
+  char                 *value;
+} InfoLabel;
+
+static void
+info_label_clear (gpointer data)
+{
+  g_free (((InfoLabel *) data)->value);
+}
+
+static int
+compare_info_labels (gconstpointer a,
+                     gconstpointer b)
+{
+  const InfoLabel *la = a;
+  const InfoLabel *lb = b;
+  int by_family = strcmp (la->entry->name, lb->entry->name);
+
+  return by_family != 0 ? by_family : strcmp (la->entry->key, lb->entry->key);
+}
+
+static char *
+info_value (GVariant *value)
+{
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    return g_variant_dup_string (value, NULL);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+    return g_strdup (g_variant_get_boolean (value) ? "true" : "false");
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+    return g_strdup_printf ("%u", g_variant_get_uint32 (value));
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
+    return g_strdup_printf ("%" G_GUINT64_FORMAT, g_variant_get_uint64 (value));
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
+    return g_strdup_printf ("%d", g_variant_get_int32 (value));
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
+    return g_strdup_printf ("%" G_GINT64_FORMAT, g_variant_get_int64 (value));
+  return NULL;
+}
+
+/* One `_info` sample per family, its labels sorted by key. */
+static void
+add_info_samples (HttpExposition *expo,
+                  GArray         *info,
+                  const char     *id_labels)
+{
+  g_autoptr(GString) labels = g_string_new (NULL);
+
+  g_array_sort (info, compare_info_labels);
+  for (guint i = 0; i < info->len;)
+    {
+      const ExoMetricEntry *first = g_array_index (info, InfoLabel, i).entry;
+      HttpFamily *family = http_exposition_family (expo, first->name, "gauge", first->help);
+
+      g_string_assign (labels, id_labels);
+      for (; i < info->len && strcmp (g_array_index (info, InfoLabel, i).entry->name, first->name) == 0; i++)
         {
-        case '\\':
-          g_string_append (out, "\\\\");
-          break;
-        case '"':
-          g_string_append (out, "\\\"");
-          break;
-        case '\n':
-          g_string_append (out, "\\n");
-          break;
-        default:
-          g_string_append_c (out, *p);
+          InfoLabel *label = &g_array_index (info, InfoLabel, i);
+          g_autofree char *name = g_strdelimit (g_strdup (label->entry->key), "-", '_');
+
+          http_labels_append (labels, name, label->value);
         }
+      if (family != NULL)
+        http_family_add_u64 (family, NULL, labels->str, 1);
     }
 }
 
 static void
-append_family (GString    *out,
-               const char *name,
-               const char *type,
-               const char *help)
+add_resource_metrics (HttpExposition *expo,
+                      GHashTable     *targets,
+                      ExoResource    *resource,
+                      const char     *id_labels)
 {
-  g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  g_autoptr(GVariant) metrics = exo_resource_get_metrics (resource);
+  ExoResourceClass *klass = EXO_RESOURCE_GET_CLASS (resource);
+  g_autoptr(GArray) info = g_array_new (FALSE, FALSE, sizeof (InfoLabel));
+  g_autoptr(GString) labels = g_string_new (NULL);
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+
+  if (metrics == NULL || !g_variant_is_of_type (metrics, G_VARIANT_TYPE_VARDICT))
+    return;
+  g_array_set_clear_func (info, info_label_clear);
+  g_variant_iter_init (&iter, metrics);
+  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value))
+    {
+      const ExoMetricEntry *entry = exo_resource_class_find_metric_entry (klass, key);
+      EntryTarget *target;
+
+      /* a key no class declared is on D-Bus only: its kind is unknown */
+      if (entry == NULL || entry->kind == EXO_METRIC_HIDDEN)
+        continue;
+      if (entry->kind == EXO_METRIC_INFO)
+        {
+          InfoLabel label = { entry, info_value (value) };
+
+          if (label.value != NULL)
+            g_array_append_val (info, label);
+          continue;
+        }
+      target = entry_target (expo, targets, entry);
+      if (target->family == NULL)
+        continue;
+      g_string_assign (labels, id_labels);
+      if (target->labels != NULL)
+        g_string_append_printf (labels, ",%s", target->labels);
+      add_value (target->family, target->sample, labels->str, value, entry->scale);
+    }
+  add_info_samples (expo, info, id_labels);
 }
 
-static void
-append_sample_u64 (GString    *out,
-                   const char *name,
-                   const char *id,
-                   guint64     value)
-{
-  g_string_append_printf (out, "%s{id=\"", name);
-  append_label_value (out, id);
-  g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n", value);
-}
-
-static gboolean
-variant_to_double (GVariant *value,
-                   double   *out)
-{
-  if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
-    *out = g_variant_get_boolean (value) ? 1 : 0;
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_BYTE))
-    *out = g_variant_get_byte (value);
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT16))
-    *out = g_variant_get_int16 (value);
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT16))
-    *out = g_variant_get_uint16 (value);
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
-    *out = g_variant_get_int32 (value);
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
-    *out = g_variant_get_uint32 (value);
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
-    *out = (double) g_variant_get_int64 (value);
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
-    *out = (double) g_variant_get_uint64 (value);
-  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_DOUBLE))
-    *out = g_variant_get_double (value);
-  else
-    return FALSE;
-  return TRUE;
-}
+/* --- /metrics: the servers' requests ---------------------------------------- */
 
 static int
 compare_strings (gconstpointer a,
@@ -139,6 +411,67 @@ compare_strings (gconstpointer a,
 {
   return strcmp (*(const char * const *) a, *(const char * const *) b);
 }
+
+static GPtrArray *
+sorted_keys (GHashTable *table)
+{
+  GPtrArray *keys = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, table);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (keys, key);
+  g_ptr_array_sort (keys, compare_strings);
+  return keys;
+}
+
+static void
+add_server_requests (HttpExposition *expo,
+                     ExoHttpServer  *server,
+                     const char     *id_labels)
+{
+  HttpFamily *requests =
+    http_exposition_family (expo, "exo_http_requests_total", "counter",
+                            "HTTP requests answered, by route (\"other\": a path no route serves) and "
+                            "status code.");
+  HttpFamily *durations =
+    http_exposition_family (expo, "exo_http_request_duration_seconds", "histogram",
+                            "Time from the start of a request to the end of its answer (of a stream: "
+                            "its last event), by route.");
+  HttpFamily *ttft =
+    http_exposition_family (expo, "exo_chat_time_to_first_token_seconds", "histogram",
+                            "Time from the start of a chat request to its first token.");
+  g_autoptr(GPtrArray) keys = sorted_keys (server->metrics->counts);
+  g_autoptr(GPtrArray) routes = sorted_keys (server->metrics->durations);
+  g_autoptr(GString) labels = g_string_new (NULL);
+
+  for (guint i = 0; requests != NULL && i < keys->len; i++)
+    {
+      const char *key = g_ptr_array_index (keys, i);
+      const char *sep = strchr (key, '\n');
+      g_autofree char *route = g_strndup (key, sep - key);
+
+      g_string_assign (labels, id_labels);
+      http_labels_append (labels, "route", route);
+      http_labels_append (labels, "code", sep + 1);
+      http_family_add_u64 (requests, NULL, labels->str,
+                           *(guint64 *) g_hash_table_lookup (server->metrics->counts, key));
+    }
+  for (guint i = 0; durations != NULL && i < routes->len; i++)
+    {
+      const char *route = g_ptr_array_index (routes, i);
+
+      g_string_assign (labels, id_labels);
+      http_labels_append (labels, "route", route);
+      http_histogram_write (g_hash_table_lookup (server->metrics->durations, route), durations,
+                            labels->str);
+    }
+  if (ttft != NULL)
+    http_histogram_write (server->metrics->ttft, ttft, id_labels);
+}
+
+/* --- /metrics ------------------------------------------------------------ */
 
 static int
 compare_resource_ids (gconstpointer a,
@@ -153,12 +486,20 @@ compare_resource_ids (gconstpointer a,
 static char *
 render_metrics (ExoHttpServer *self)
 {
-  GString *out = g_string_new (NULL);
+  HttpExposition *expo = http_exposition_new ();
   g_autoptr(GPtrArray) all = exo_registry_list (exo_registry_get_default ());
-  g_autoptr(GPtrArray) pools = g_ptr_array_new ();
-  g_autoptr(GPtrArray) keys = NULL;
-  ExoPoolStats *stats;
-  guint n_pools;
+  g_autoptr(GHashTable) targets = g_hash_table_new_full (NULL, NULL, NULL,
+                                                         (GDestroyNotify) entry_target_free);
+  g_autoptr(GString) id_labels = g_string_new (NULL);
+  g_autoptr(GString) labels = g_string_new (NULL);
+  GMainContext *context = exo_resource_get_context (EXO_RESOURCE (self));
+  HttpFamily *state =
+    http_exposition_family (expo, "exo_resource_state", "gauge",
+                            "The state of each resource (value 1); `exoctl list` shows them.");
+  HttpFamily *errors =
+    http_exposition_family (expo, "exo_resource_errors_total", "counter",
+                            "Errors each resource has had; `exoctl status ID` shows the last.");
+  HttpFamily *build;
 
   /* One sample per id: several live resources may share one (tests). */
   g_ptr_array_sort (all, compare_resource_ids);
@@ -171,121 +512,37 @@ render_metrics (ExoHttpServer *self)
         i++;
     }
 
-  append_family (out, "exo_resource_state", "gauge",
-                 "The lifecycle state of each resource (one sample, value 1).");
   for (guint i = 0; i < all->len; i++)
     {
       ExoResource *resource = g_ptr_array_index (all, i);
 
-      g_string_append (out, "exo_resource_state{id=\"");
-      append_label_value (out, exo_resource_get_id (resource));
-      g_string_append (out, "\",type=\"");
-      append_label_value (out, exo_resource_get_resource_type (resource));
-      g_string_append (out, "\",state=\"");
-      append_label_value (out, exo_resource_state_to_string (exo_resource_get_state (resource)));
-      g_string_append (out, "\"} 1\n");
-      if (EXO_IS_RESOURCE_POOL (resource))
-        g_ptr_array_add (pools, resource);
+      g_string_truncate (id_labels, 0);
+      http_labels_append (id_labels, "id", exo_resource_get_id (resource));
+      g_string_assign (labels, id_labels->str);
+      http_labels_append (labels, "type", exo_resource_get_resource_type (resource));
+      http_labels_append (labels, "state", exo_resource_state_to_string (exo_resource_get_state (resource)));
+      http_family_add_u64 (state, NULL, labels->str, 1);
+      http_family_add_u64 (errors, NULL, id_labels->str, exo_resource_get_error_count (resource));
+      add_resource_metrics (expo, targets, resource, id_labels->str);
+      /* another context's server is counted in its own thread: not read */
+      if (EXO_IS_HTTP_SERVER (resource) && exo_resource_get_context (resource) == context)
+        add_server_requests (expo, EXO_HTTP_SERVER (resource), id_labels->str);
     }
 
-  append_family (out, "exo_resource_errors_total", "counter",
-                 "Errors each resource has had.");
-  for (guint i = 0; i < all->len; i++)
+  http_exposition_add_process (expo, &self->metrics->start_time);
+  build = http_exposition_family (expo, "exo_build_info", "gauge",
+                                  "The version of libexo this node runs and its plugin ABI (value 1); "
+                                  "`exoctl node` shows the node's.");
+  if (build != NULL)
     {
-      ExoResource *resource = g_ptr_array_index (all, i);
-      append_sample_u64 (out, "exo_resource_errors_total", exo_resource_get_id (resource),
-                         exo_resource_get_error_count (resource));
+      g_autofree char *abi = g_strdup_printf ("%d.%d", EXO_PLUGIN_ABI_MAJOR, EXO_PLUGIN_ABI_MINOR);
+
+      g_string_truncate (labels, 0);
+      http_labels_append (labels, "version", EXO_VERSION_STRING);
+      http_labels_append (labels, "abi", abi);
+      http_family_add_u64 (build, NULL, labels->str, 1);
     }
-
-  append_family (out, "exo_resource_metric", "gauge",
-                 "The numeric metrics each resource reports (see exoctl metrics).");
-  for (guint i = 0; i < all->len; i++)
-    {
-      ExoResource *resource = g_ptr_array_index (all, i);
-      g_autoptr(GVariant) metrics = exo_resource_get_metrics (resource);
-      GVariantIter iter;
-      const char *name;
-      GVariant *value;
-
-      if (metrics == NULL || !g_variant_is_of_type (metrics, G_VARIANT_TYPE_VARDICT))
-        continue;
-      g_variant_iter_init (&iter, metrics);
-      while (g_variant_iter_loop (&iter, "{&sv}", &name, &value))
-        {
-          double v;
-
-          if (!variant_to_double (value, &v))
-            continue;
-          g_string_append (out, "exo_resource_metric{id=\"");
-          append_label_value (out, exo_resource_get_id (resource));
-          g_string_append (out, "\",name=\"");
-          append_label_value (out, name);
-          g_string_append (out, "\"} ");
-          {
-            char buf[G_ASCII_DTOSTR_BUF_SIZE];
-            g_string_append (out, g_ascii_dtostr (buf, sizeof buf, v));
-          }
-          g_string_append_c (out, '\n');
-        }
-    }
-
-  n_pools = pools->len;
-  stats = g_new0 (ExoPoolStats, MAX (n_pools, 1));
-  for (guint i = 0; i < n_pools; i++)
-    exo_resource_pool_get_stats (EXO_RESOURCE_POOL (g_ptr_array_index (pools, i)), &stats[i]);
-
-#define POOL_FAMILY(metric, type, help, field)                                     \
-  append_family (out, metric, type, help);                                         \
-  for (guint i = 0; i < n_pools; i++)                                              \
-    append_sample_u64 (out, metric,                                                \
-                       exo_resource_get_id (g_ptr_array_index (pools, i)),         \
-                       (guint64) stats[i].field);
-
-  POOL_FAMILY ("exo_pool_size", "gauge", "Resources in each pool.", size)
-  POOL_FAMILY ("exo_pool_idle", "gauge", "Idle resources in each pool.", idle)
-  POOL_FAMILY ("exo_pool_in_use", "gauge", "Resources lent out by each pool.", in_use)
-  POOL_FAMILY ("exo_pool_waiting", "gauge", "Callers waiting for a resource of each pool.", waiting)
-  POOL_FAMILY ("exo_pool_max_size", "gauge", "The size limit of each pool.", max_size)
-  POOL_FAMILY ("exo_pool_acquired_total", "counter", "Successful acquisitions.", acquired)
-  POOL_FAMILY ("exo_pool_timeouts_total", "counter", "Acquisitions that timed out.", timeouts)
-  POOL_FAMILY ("exo_pool_created_total", "counter", "Resources made.", created)
-  POOL_FAMILY ("exo_pool_destroyed_total", "counter", "Resources retired.", destroyed)
-  POOL_FAMILY ("exo_pool_leaks_total", "counter", "Leases held past the leak threshold.", leaks)
-  POOL_FAMILY ("exo_pool_create_failures_total", "counter", "Failed creations.", create_failures)
-  POOL_FAMILY ("exo_pool_wait_time_mean_us", "gauge", "Mean wait of served acquisitions (µs).",
-               wait_time_mean_us)
-#undef POOL_FAMILY
-  g_free (stats);
-
-  append_family (out, "exo_http_requests_total", "counter",
-                 "HTTP requests answered by this server, by path and status code.");
-  keys = g_ptr_array_new ();
-  {
-    GHashTableIter iter;
-    gpointer key;
-
-    g_hash_table_iter_init (&iter, self->counts);
-    while (g_hash_table_iter_next (&iter, &key, NULL))
-      g_ptr_array_add (keys, key);
-  }
-  g_ptr_array_sort (keys, compare_strings);
-  for (guint i = 0; i < keys->len; i++)
-    {
-      const char *key = g_ptr_array_index (keys, i);
-      const char *sep = strchr (key, '\n');
-      guint64 *count = g_hash_table_lookup (self->counts, key);
-      g_autofree char *path = g_strndup (key, sep - key);
-
-      g_string_append (out, "exo_http_requests_total{path=\"");
-      append_label_value (out, path);
-      g_string_append_printf (out, "\",code=\"%s\"} %" G_GUINT64_FORMAT "\n", sep + 1, *count);
-    }
-
-  append_family (out, "exo_http_requests_in_flight", "gauge",
-                 "Requests waiting for the node.");
-  g_string_append_printf (out, "exo_http_requests_in_flight %u\n", g_hash_table_size (self->requests));
-
-  return g_string_free (out, FALSE);
+  return http_exposition_end (expo);
 }
 
 void
@@ -361,4 +618,61 @@ http_server_collect_metrics (ExoHttpServer *self,
   g_variant_dict_insert (metrics, "duplicate-peer-calls", "t", self->n_duplicate_calls);
   g_variant_dict_insert (metrics, "keep-alive", "b", self->keepalive_socket != NULL);
   exo_http_auth_collect_metrics (self->auth, metrics);
+}
+
+/* What the keys above are in /metrics (docs/metrics.md); requests are
+ * counted by route and code in exo_http_requests_total instead. */
+static const ExoMetricEntry server_metric_entries[] = {
+  { .key = "port", .kind = EXO_METRIC_INFO, .name = "exo_http_server_info",
+    .help = "The server's address, port and cluster key fingerprint (value 1)." },
+  { .key = "listen-address", .kind = EXO_METRIC_INFO, .name = "exo_http_server_info",
+    .help = "The server's address, port and cluster key fingerprint (value 1)." },
+  { .key = "requests", .kind = EXO_METRIC_HIDDEN },
+  { .key = "client-errors", .kind = EXO_METRIC_HIDDEN },
+  { .key = "server-errors", .kind = EXO_METRIC_HIDDEN },
+  { .key = "requests-in-flight", .kind = EXO_METRIC_GAUGE, .name = "exo_http_requests_in_flight",
+    .help = "Requests waiting for the node." },
+  { .key = "streams", .kind = EXO_METRIC_COUNTER, .name = "exo_http_streams_total",
+    .help = "Chats answered as server-sent events." },
+  { .key = "request-timeouts", .kind = EXO_METRIC_COUNTER, .name = "exo_http_request_timeouts_total",
+    .help = "Requests the node did not answer within request-timeout-ms." },
+  { .key = "max-connections", .kind = EXO_METRIC_GAUGE, .name = "exo_http_connections_max",
+    .help = "The server's max-connections." },
+  { .key = "connections", .kind = EXO_METRIC_COUNTER, .name = "exo_http_connections_accepted_total",
+    .help = "Connections accepted." },
+  { .key = "connections-open", .kind = EXO_METRIC_GAUGE, .name = "exo_http_connections_open",
+    .help = "Connections open now." },
+  { .key = "connections-rejected", .kind = EXO_METRIC_COUNTER, .name = "exo_http_connections_rejected_total",
+    .help = "Connections answered 503 at max-connections." },
+  { .key = "connections-closed-idle", .kind = EXO_METRIC_COUNTER,
+    .name = "exo_http_connections_closed_idle_total",
+    .help = "Connections the client closed between requests." },
+  { .key = "connections-client-gone", .kind = EXO_METRIC_COUNTER,
+    .name = "exo_http_connections_client_gone_total",
+    .help = "Connections the client closed during a request." },
+  { .key = "header-timeouts", .kind = EXO_METRIC_COUNTER, .name = "exo_http_header_timeouts_total",
+    .help = "Connections closed for a request head not complete within header-timeout-ms." },
+  { .key = "body-timeouts", .kind = EXO_METRIC_COUNTER, .name = "exo_http_body_timeouts_total",
+    .help = "Connections closed for a body that came too slowly." },
+  { .key = "requests-refused-framing", .kind = EXO_METRIC_COUNTER,
+    .name = "exo_http_requests_refused_framing_total",
+    .help = "Requests refused from their head (400, 413) and their connection closed." },
+  { .key = "idle-timeouts", .kind = EXO_METRIC_COUNTER, .name = "exo_http_idle_timeouts_total",
+    .help = "Kept-alive connections closed after idle-timeout-ms." },
+  { .key = "accept-pauses", .kind = EXO_METRIC_COUNTER, .name = "exo_http_accept_pauses_total",
+    .help = "Times accepting paused for lack of descriptors (see process_open_fds)." },
+  { .key = "accept-paused", .kind = EXO_METRIC_GAUGE, .name = "exo_http_accept_paused",
+    .help = "1 while the server does not accept connections for lack of descriptors." },
+  { .key = "duplicate-peer-calls", .kind = EXO_METRIC_COUNTER, .name = "exo_http_duplicate_peer_calls_total",
+    .help = "Peer calls received again (a retry) and not run twice." },
+  { .key = "keep-alive", .kind = EXO_METRIC_GAUGE, .name = "exo_http_listening",
+    .help = "1 while the server listens." },
+};
+
+void
+http_server_add_metric_entries (ExoResourceClass *klass)
+{
+  exo_resource_class_add_metric_entries (klass, server_metric_entries,
+                                         G_N_ELEMENTS (server_metric_entries));
+  exo_http_auth_add_metric_entries (klass);
 }

@@ -609,6 +609,28 @@ exo_http_peer_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "health-probe-failures", "t", self->probe_failures);
 }
 
+/* What the keys above are in /metrics (docs/metrics.md); the connection's
+ * own are ExoNetworkResource's (exo_network_*). */
+static const ExoMetricEntry peer_metric_entries[] = {
+  { .key = "peer-id", .kind = EXO_METRIC_INFO, .name = "exo_peer_info",
+    .help = "The node id of each peer handle's peer (value 1); `exoctl node` shows the topology." },
+  { .key = "rtt-last-us", .kind = EXO_METRIC_GAUGE, .name = "exo_peer_rtt_last_seconds",
+    .scale = 1e-6, .help = "The round trip time of the last call to the peer." },
+  /* quantiles of the last calls, computed here: they cannot be
+   * aggregated over peers or time; `exoctl status ID` has them */
+  { .key = "rtt-p50-us", .kind = EXO_METRIC_HIDDEN },
+  { .key = "rtt-p99-us", .kind = EXO_METRIC_HIDDEN },
+  { .key = "rtt-samples", .kind = EXO_METRIC_HIDDEN },
+  { .key = "calls", .kind = EXO_METRIC_COUNTER, .name = "exo_peer_calls_total",
+    .help = "Calls to the peer." },
+  { .key = "call-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_peer_call_failures_total",
+    .help = "Calls to the peer that failed." },
+  { .key = "health-probes", .kind = EXO_METRIC_COUNTER, .name = "exo_peer_health_probes_total",
+    .help = "Health probes of the peer." },
+  { .key = "health-probe-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_peer_health_probe_failures_total",
+    .help = "Health probes of the peer that failed." },
+};
+
 /* --- calls --------------------------------------------------------------- */
 
 typedef struct
@@ -1120,6 +1142,8 @@ exo_http_peer_class_init (ExoHttpPeerClass *klass)
 
   resource_class->do_check_health = exo_http_peer_do_check_health;
   resource_class->collect_metrics = exo_http_peer_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, peer_metric_entries,
+                                         G_N_ELEMENTS (peer_metric_entries));
   exo_resource_class_set_resource_type (resource_class, "http-peer");
 
   network_class->do_connect = exo_http_peer_do_connect;

@@ -24,6 +24,10 @@ G_BEGIN_DECLS
 
 #define NODE_NOT_READY             "node not ready"
 
+/* http-metrics.c: the requests by route and code and the latency
+ * histograms of one server. */
+typedef struct _HttpMetrics HttpMetrics;
+
 struct _ExoHttpServer
 {
   ExoManagedResource parent_instance;
@@ -54,7 +58,7 @@ struct _ExoHttpServer
   GQueue       seen_order;      /* call ids, oldest first (owned) */
 
   /* statistics */
-  GHashTable  *counts;          /* "path\ncode" -> guint64* */
+  HttpMetrics *metrics;         /* http-metrics.c */
   guint64      n_requests;
   guint64      n_client_errors;
   guint64      n_server_errors;
@@ -148,6 +152,7 @@ typedef struct
   guint              stream : 1;
   guint              sent_role : 1;
   guint              is_tensor : 1;
+  guint              first_token_seen : 1; /* chat: its time to first token is counted */
   char              *call_id;       /* peer calls: forgotten again if the call fails */
   /* chat (http-user-api.c) */
   char              *request_id;
@@ -235,11 +240,22 @@ void http_server_handle_metrics       (ExoHttpServer *, SoupServerMessage *, con
 
 /* --- http-metrics.c --------------------------------------------------------- */
 
+HttpMetrics *http_metrics_new                (void);
+void         http_metrics_free               (HttpMetrics       *metrics);
+/* The server's "request-started": the time the request's latency counts
+ * from (kept on @msg). */
+void         http_server_request_started_cb  (SoupServer        *server,
+                                              SoupServerMessage *msg,
+                                              ExoHttpServer     *self);
 /* The server's "request-finished" and "request-aborted": counts the answer
- * by route and status. */
+ * by route and status, and its duration by route. */
 void         http_server_request_finished_cb (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
+/* A chat's token callback got @n_tokens: the first time some come, the
+ * chat's time to first token is counted. */
+void         http_server_request_observe_tokens (Request         *req,
+                                                 gsize            n_tokens);
 /* The counters of the connections since start (those of earlier listens
  * included); open and accept_paused are now's. */
 void         http_server_connection_stats    (ExoHttpServer       *self,
@@ -248,5 +264,7 @@ void         http_server_connection_stats    (ExoHttpServer       *self,
  * parent class's). */
 void         http_server_collect_metrics     (ExoHttpServer     *self,
                                               GVariantDict      *metrics);
+/* Declares what those keys are (class_init). */
+void         http_server_add_metric_entries  (ExoResourceClass  *klass);
 
 G_END_DECLS

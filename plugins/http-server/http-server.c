@@ -22,7 +22,9 @@
  *   http-peer-rpc.c     the server side of peer RPC: the /peer/v1/ routes
  *   http-user-api.c     /v1/chat/completions (whole or streamed),
  *                       /v1/models, /v1/topology, /healthcheck
- *   http-metrics.c      /metrics, request counting, the resource's metrics
+ *   http-metrics.c      /metrics, request counting and latencies, the
+ *                       resource's metrics
+ *   http-exposition.c   Prometheus' text format, histograms, process_*
  *   http-auth.c         signed peer RPC (both ways) and API keys
  *   http-request.c      request bodies (and a tensor's headers) parsed and
  *                       checked
@@ -225,6 +227,7 @@ exo_http_server_do_initialize (ExoResource *resource,
   self->server = soup_server_new ("server-header", "exo-node ", NULL);
   soup_server_add_early_handler (self->server, NULL, http_server_early_handler, self, NULL);
   soup_server_add_handler (self->server, NULL, http_server_handler, self, NULL);
+  g_signal_connect (self->server, "request-started", G_CALLBACK (http_server_request_started_cb), self);
   g_signal_connect (self->server, "request-finished", G_CALLBACK (http_server_request_finished_cb), self);
   g_signal_connect (self->server, "request-aborted", G_CALLBACK (http_server_request_finished_cb), self);
   add_keepalive_listener (self);
@@ -277,7 +280,7 @@ exo_http_server_finalize (GObject *object)
   g_clear_pointer (&self->requests, g_hash_table_unref);
   g_clear_pointer (&self->seen_calls, g_hash_table_unref);
   g_queue_clear_full (&self->seen_order, g_free);
-  g_clear_pointer (&self->counts, g_hash_table_unref);
+  g_clear_pointer (&self->metrics, http_metrics_free);
   g_clear_pointer (&self->api_keys, g_strfreev);
   g_clear_pointer (&self->api_key_file, g_free);
   g_clear_pointer (&self->auth, exo_http_auth_free);
@@ -444,6 +447,7 @@ exo_http_server_class_init (ExoHttpServerClass *klass)
   resource_class->do_initialize = exo_http_server_do_initialize;
   resource_class->do_cleanup = exo_http_server_do_cleanup;
   resource_class->collect_metrics = exo_http_server_collect_metrics;
+  http_server_add_metric_entries (resource_class);
   resource_class->check_settings = exo_http_server_check_settings;
   exo_resource_class_set_resource_type (resource_class, "http-server");
 
@@ -573,7 +577,7 @@ exo_http_server_init (ExoHttpServer *self)
   self->requests = g_hash_table_new (NULL, NULL);
   self->seen_calls = g_hash_table_new (g_str_hash, g_str_equal);
   g_queue_init (&self->seen_order);
-  self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->metrics = http_metrics_new ();
   self->auth = exo_http_auth_new ();
 }
 

@@ -227,6 +227,7 @@ chat_token_cb (const char   *request_id,
   Request *req = user_data;
   g_autofree char *valid = g_utf8_make_valid (text != NULL ? text : "", -1);
 
+  http_server_request_observe_tokens (req, n_tokens);
   req->n_tokens += n_tokens;
   g_string_append (req->text, valid);
   if (!http_server_request_can_answer (req))

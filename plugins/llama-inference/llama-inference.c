@@ -333,6 +333,45 @@ llama_inference_collect_metrics (ExoResource  *resource,
     }
 }
 
+/* What the keys above are in /metrics (docs/metrics.md); the families
+ * exo_engine_* are shared with the other engines. */
+static const ExoMetricEntry llama_metric_entries[] = {
+  { .key = "sessions", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_sessions",
+    .help = "Sessions (requests with a KV cache) the engine holds." },
+  { .key = "sessions-expired", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_sessions_expired_total",
+    .help = "Sessions dropped after their idle time." },
+  { .key = "sessions-refused", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_sessions_refused_total",
+    .help = "Sessions refused at the engine's limit." },
+  { .key = "kv-cache-bytes", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_kv_cache_bytes",
+    .help = "Memory of the sessions' KV caches." },
+  { .key = "infer-calls", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_infer_calls_total",
+    .help = "Calls to the engine's infer." },
+  { .key = "positions", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_positions_total",
+    .help = "Token positions the engine computed." },
+  { .key = "tokens-sampled", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_tokens_sampled_total",
+    .help = "Tokens the engine sampled." },
+  { .key = "forward-us", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_forward_seconds_total",
+    .scale = 1e-6, .help = "Time the engine spent in forward passes." },
+  { .key = "start-layer", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_shard_start_layer",
+    .help = "The first layer of the engine's shard." },
+  { .key = "end-layer", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_shard_end_layer",
+    .help = "The last layer of the engine's shard." },
+  { .key = "shard-weight-bytes", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_shard_weight_bytes",
+    .help = "Memory of the weights of the engine's shard." },
+  { .key = "model-path", .kind = EXO_METRIC_INFO, .name = "exo_engine_info",
+    .help = "The engine's model (value 1)." },
+  { .key = "model-format", .kind = EXO_METRIC_INFO, .name = "exo_engine_info",
+    .help = "The engine's model (value 1)." },
+  { .key = "n-layers", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_model_layers",
+    .help = "Layers of the engine's model." },
+  { .key = "dim", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_model_dim",
+    .help = "The embedding dimension of the engine's model." },
+  { .key = "vocab-size", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_model_vocab_size",
+    .help = "Tokens in the vocabulary of the engine's model." },
+  { .key = "max-seq-len", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_max_sequence_length",
+    .help = "The most positions a session of the engine may have." },
+};
+
 /* --- ExoInferenceEngine ------------------------------------------------------ */
 
 static gboolean
@@ -728,6 +767,8 @@ llama_inference_class_init (LlamaInferenceClass *klass)
   resource_class->do_initialize = llama_inference_do_initialize;
   resource_class->do_cleanup = llama_inference_do_cleanup;
   resource_class->collect_metrics = llama_inference_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, llama_metric_entries,
+                                         G_N_ELEMENTS (llama_metric_entries));
   exo_resource_class_set_resource_type (resource_class, "llama");
 
   /**

@@ -585,6 +585,62 @@ exo_cluster_node_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "cancelled-work-dropped", "t", self->cancelled_dropped);
 }
 
+/* What the keys above are in /metrics (docs/metrics.md). */
+static const ExoMetricEntry node_metric_entries[] = {
+  { .key = "node-id", .kind = EXO_METRIC_INFO, .name = "exo_node_info",
+    .help = "The node's id and model (value 1); `exoctl node` shows the topology." },
+  { .key = "model-id", .kind = EXO_METRIC_INFO, .name = "exo_node_info",
+    .help = "The node's id and model (value 1); `exoctl node` shows the topology." },
+  { .key = "n-layers", .kind = EXO_METRIC_GAUGE, .name = "exo_node_model_layers",
+    .help = "Layers of the node's model." },
+  { .key = "memory-mib", .kind = EXO_METRIC_GAUGE, .name = "exo_node_memory_bytes",
+    .scale = 1024.0 * 1024.0, .help = "The memory the node announces to its peers." },
+  { .key = "requests", .kind = EXO_METRIC_COUNTER, .name = "exo_node_requests_total",
+    .help = "Requests the node started." },
+  { .key = "requests-in-flight", .kind = EXO_METRIC_GAUGE, .name = "exo_node_requests_in_flight",
+    .help = "Requests the node is working on." },
+  { .key = "tokens-generated", .kind = EXO_METRIC_COUNTER, .name = "exo_node_tokens_generated_total",
+    .help = "Tokens the node's requests generated." },
+  { .key = "layers-computed", .kind = EXO_METRIC_COUNTER, .name = "exo_node_layers_computed_total",
+    .help = "Layers this node computed (each layer of each position)." },
+  { .key = "shard-start", .kind = EXO_METRIC_GAUGE, .name = "exo_node_shard_start_layer",
+    .help = "The first layer of the node's shard (-1: none)." },
+  { .key = "shard-end", .kind = EXO_METRIC_GAUGE, .name = "exo_node_shard_end_layer",
+    .help = "The last layer of the node's shard (-1: none)." },
+  { .key = "ring-size", .kind = EXO_METRIC_GAUGE, .name = "exo_node_ring_nodes",
+    .help = "Nodes in the ring the model is split over." },
+  { .key = "peers", .kind = EXO_METRIC_GAUGE, .name = "exo_node_peers_usable",
+    .help = "Peers the node can use now." },
+  { .key = "peers-known", .kind = EXO_METRIC_GAUGE, .name = "exo_node_peers_known",
+    .help = "Peers the node knows of." },
+  { .key = "peers-failed", .kind = EXO_METRIC_COUNTER, .name = "exo_node_peer_failures_total",
+    .help = "Peers found failed." },
+  { .key = "peers-joined", .kind = EXO_METRIC_COUNTER, .name = "exo_node_peers_joined_total",
+    .help = "Peers that joined." },
+  /* a changing id: a label would make a new series at every failure */
+  { .key = "last-failed-peer", .kind = EXO_METRIC_HIDDEN },
+  { .key = "last-failure-silence-ms", .kind = EXO_METRIC_GAUGE,
+    .name = "exo_node_last_failure_silence_seconds", .scale = 1e-3,
+    .help = "How long the last failed peer was silent before it was found failed." },
+  { .key = "topology-version", .kind = EXO_METRIC_GAUGE, .name = "exo_node_topology_version",
+    .help = "The version of the node's topology." },
+  { .key = "topology-errors", .kind = EXO_METRIC_COUNTER, .name = "exo_node_topology_errors_total",
+    .help = "Topology updates that failed." },
+  { .key = "failed-requests", .kind = EXO_METRIC_COUNTER, .name = "exo_node_request_failures_total",
+    .help = "Requests that failed." },
+  { .key = "hop-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_node_hop_failures_total",
+    .help = "Calls to the next node of the ring that failed." },
+  { .key = "dropped-messages", .kind = EXO_METRIC_COUNTER, .name = "exo_node_dropped_messages_total",
+    .help = "Messages from peers the node dropped." },
+  { .key = "cancels-sent", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_sent_total",
+    .help = "Cancellations the node sent to its peers." },
+  { .key = "cancels-received", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_received_total",
+    .help = "Cancellations the node received." },
+  { .key = "cancelled-work-dropped", .kind = EXO_METRIC_COUNTER,
+    .name = "exo_node_cancelled_work_dropped_total",
+    .help = "Work for cancelled requests the node dropped." },
+};
+
 /* --- GObject ------------------------------------------------------------- */
 
 static void
@@ -775,6 +831,8 @@ exo_cluster_node_class_init (ExoClusterNodeClass *klass)
   resource_class->do_cleanup = exo_cluster_node_do_cleanup;
   resource_class->do_check_health = exo_cluster_node_do_check_health;
   resource_class->collect_metrics = exo_cluster_node_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, node_metric_entries,
+                                         G_N_ELEMENTS (node_metric_entries));
   exo_resource_class_set_resource_type (resource_class, "node");
 
   /**

@@ -369,6 +369,66 @@ udp_discovery_collect_metrics (ExoResource  *resource,
                                                    : no_targets, -1));
 }
 
+/* What the keys above are in /metrics (docs/metrics.md). */
+#define DROPPED(metric_key, reason)                                                      \
+  { .key = metric_key, .kind = EXO_METRIC_COUNTER,                                       \
+    .name = "exo_discovery_dropped_messages_total{reason=\"" reason "\"}",                \
+    .help = "Datagrams discovery dropped, by reason; `exoctl status ID` shows the last." }
+static const ExoMetricEntry discovery_metric_entries[] = {
+  { .key = "node-id", .kind = EXO_METRIC_INFO, .name = "exo_discovery_info",
+    .help = "Discovery's node id, port and cluster key fingerprint (value 1)." },
+  { .key = "port", .kind = EXO_METRIC_INFO, .name = "exo_discovery_info",
+    .help = "Discovery's node id, port and cluster key fingerprint (value 1)." },
+  { .key = "cluster-key-fingerprint", .kind = EXO_METRIC_INFO, .name = "exo_discovery_info",
+    .help = "Discovery's node id, port and cluster key fingerprint (value 1)." },
+  { .key = "sent", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_messages_sent_total",
+    .help = "Announcements sent." },
+  { .key = "received", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_messages_received_total",
+    .help = "Datagrams received." },
+  { .key = "peers", .kind = EXO_METRIC_GAUGE, .name = "exo_discovery_peers",
+    .help = "Peers discovery knows now." },
+  DROPPED ("dropped-invalid", "invalid"),
+  DROPPED ("dropped-oversized", "oversized"),
+  DROPPED ("dropped-peer-limit", "peer-limit"),
+  DROPPED ("dropped-auth-missing", "auth-missing"),
+  DROPPED ("dropped-auth-malformed", "auth-malformed"),
+  DROPPED ("dropped-auth-bad-mac", "auth-bad-mac"),
+  DROPPED ("dropped-auth-stale", "auth-stale"),
+  DROPPED ("dropped-auth-replay", "auth-replay"),
+  DROPPED ("dropped-auth-unannounced-source", "auth-unannounced-source"),
+  /* the sum of the dropped-auth-* above: sum() of their series */
+  { .key = "dropped-unauthenticated", .kind = EXO_METRIC_HIDDEN },
+  { .key = "replay-cache-size", .kind = EXO_METRIC_GAUGE, .name = "exo_discovery_replay_cache_entries",
+    .help = "Nonces discovery remembers against replays." },
+  { .key = "duplicate-ids", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_duplicate_ids_total",
+    .help = "Announcements of another node with this node's id." },
+  { .key = "peer-id-conflicts", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_peer_id_conflicts_total",
+    .help = "Peers announced with one id from two addresses." },
+  { .key = "peer-found-count", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_peers_found_total",
+    .help = "Peers found." },
+  { .key = "peer-lost-count", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_peers_lost_total",
+    .help = "Peers lost (not heard from within peer-timeout-ms)." },
+  { .key = "own-messages", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_own_messages_total",
+    .help = "This node's own announcements received back." },
+  { .key = "send-errors", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_send_errors_total",
+    .help = "Announcements that could not be sent." },
+  { .key = "receive-errors", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_receive_errors_total",
+    .help = "Failed receives." },
+  { .key = "static-probes", .kind = EXO_METRIC_COUNTER, .name = "exo_discovery_static_probes_total",
+    .help = "Probes of the static peers." },
+  { .key = "static-probe-failures", .kind = EXO_METRIC_COUNTER,
+    .name = "exo_discovery_static_probe_failures_total", .help = "Probes of the static peers that failed." },
+  /* texts and addresses that change: a label would make a new series each
+   * time; they are on D-Bus (`exoctl status ID`) */
+  { .key = "last-drop-reason", .kind = EXO_METRIC_HIDDEN },
+  { .key = "duplicate-id-from", .kind = EXO_METRIC_HIDDEN },
+  { .key = "peer-id-conflict", .kind = EXO_METRIC_HIDDEN },
+  { .key = "last-send-error", .kind = EXO_METRIC_HIDDEN },
+  { .key = "last-static-probe-error", .kind = EXO_METRIC_HIDDEN },
+  { .key = "broadcast-targets", .kind = EXO_METRIC_HIDDEN },
+};
+#undef DROPPED
+
 /* --- ExoDiscovery --------------------------------------------------------------- */
 
 static void
@@ -664,6 +724,8 @@ udp_discovery_class_init (UdpDiscoveryClass *klass)
   resource_class->do_cleanup = udp_discovery_do_cleanup;
   resource_class->do_check_health = udp_discovery_do_check_health;
   resource_class->collect_metrics = udp_discovery_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, discovery_metric_entries,
+                                         G_N_ELEMENTS (discovery_metric_entries));
   resource_class->check_settings = udp_discovery_check_settings;
   exo_resource_class_set_resource_type (resource_class, "udp-discovery");
 

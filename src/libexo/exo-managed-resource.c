@@ -502,6 +502,16 @@ exo_managed_resource_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "recovery-pending", "b", MX_GET (priv, recover_source) != NULL);
 }
 
+/* What the keys above are in /metrics (docs/metrics.md). */
+static const ExoMetricEntry managed_metric_entries[] = {
+  { .key = "restarts", .kind = EXO_METRIC_COUNTER, .name = "exo_resource_restarts_total",
+    .help = "Restarts of the resource by its own recovery; `exoctl status ID` shows the last error." },
+  { .key = "restart-limit-hit", .kind = EXO_METRIC_GAUGE, .name = "exo_resource_restart_limit_hit",
+    .help = "1 when the resource was given up on (start-limit-hit); `exoctl restart ID` starts it again." },
+  { .key = "recovery-pending", .kind = EXO_METRIC_GAUGE, .name = "exo_resource_recovery_pending",
+    .help = "1 while a restart of the resource is scheduled." },
+};
+
 /* --- operation runner -------------------------------------------------- */
 
 /* How results travel: the operation completes the attempt's GTask with
@@ -1199,6 +1209,8 @@ exo_managed_resource_class_init (ExoManagedResourceClass *klass)
   resource_class->retry_delay = exo_managed_resource_retry_delay;
   resource_class->reset = exo_managed_resource_reset;
   resource_class->collect_metrics = exo_managed_resource_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, managed_metric_entries,
+                                         G_N_ELEMENTS (managed_metric_entries));
 
   klass->is_retryable = exo_managed_resource_real_is_retryable;
 

@@ -181,6 +181,28 @@ exo_network_resource_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "last-success", "x", priv->last_success);
 }
 
+/* What the keys above are in /metrics (docs/metrics.md). */
+static const ExoMetricEntry network_metric_entries[] = {
+  { .key = "address", .kind = EXO_METRIC_INFO, .name = "exo_network_info",
+    .help = "The address each network resource connects to (value 1)." },
+  { .key = "connect-attempts", .kind = EXO_METRIC_COUNTER, .name = "exo_network_connect_attempts_total",
+    .help = "Connection attempts." },
+  { .key = "connect-successes", .kind = EXO_METRIC_COUNTER, .name = "exo_network_connect_successes_total",
+    .help = "Connection attempts that succeeded." },
+  { .key = "connect-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_network_connect_failures_total",
+    .help = "Connection attempts that failed; `exoctl status ID` shows the last error." },
+  { .key = "reconnects", .kind = EXO_METRIC_COUNTER, .name = "exo_network_reconnects_total",
+    .help = "Connections lost while in use." },
+  { .key = "operations", .kind = EXO_METRIC_COUNTER, .name = "exo_network_operations_total",
+    .help = "Operations run on the connection." },
+  { .key = "operation-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_network_operation_failures_total",
+    .help = "Operations that failed." },
+  { .key = "last-connected", .kind = EXO_METRIC_GAUGE, .name = "exo_network_last_connected_timestamp_seconds",
+    .scale = 1e-6, .help = "When the last connection was made (Unix time; 0: never)." },
+  { .key = "last-success", .kind = EXO_METRIC_GAUGE, .name = "exo_network_last_success_timestamp_seconds",
+    .scale = 1e-6, .help = "When an operation last succeeded (Unix time; 0: never)." },
+};
+
 /**
  * exo_network_resource_report_connection_lost:
  * @self: a network resource
@@ -467,6 +489,8 @@ exo_network_resource_class_init (ExoNetworkResourceClass *klass)
   resource_class->do_initialize = exo_network_resource_do_initialize;
   resource_class->do_cleanup = exo_network_resource_do_cleanup;
   resource_class->collect_metrics = exo_network_resource_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, network_metric_entries,
+                                         G_N_ELEMENTS (network_metric_entries));
 
   klass->is_connection_error = exo_network_resource_real_is_connection_error;
 

@@ -980,6 +980,20 @@ exo_resource_group_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "restart-limit-hit", "b", (gboolean) priv->escalated);
 }
 
+/* What the keys above are in /metrics (docs/metrics.md). */
+static const ExoMetricEntry group_metric_entries[] = {
+  { .key = "members", .kind = EXO_METRIC_GAUGE, .name = "exo_group_members",
+    .help = "Members of the group; `exoctl tree` shows them." },
+  { .key = "restarts", .kind = EXO_METRIC_COUNTER, .name = "exo_group_member_restarts_total",
+    .help = "Restarts of members by the group's supervision." },
+  { .key = "strategy", .kind = EXO_METRIC_INFO, .name = "exo_group_info",
+    .help = "The group's supervision strategy (value 1)." },
+  { .key = "max-parallel", .kind = EXO_METRIC_GAUGE, .name = "exo_group_max_parallel",
+    .help = "Members the group initializes at a time (0: no limit)." },
+  { .key = "restart-limit-hit", .kind = EXO_METRIC_GAUGE, .name = "exo_resource_restart_limit_hit",
+    .help = "1 when the resource was given up on (start-limit-hit); `exoctl restart ID` starts it again." },
+};
+
 static void
 exo_resource_group_dispose (GObject *object)
 {
@@ -1134,6 +1148,8 @@ exo_resource_group_class_init (ExoResourceGroupClass *klass)
   resource_class->do_cleanup = _exo_resource_group_do_cleanup;
   resource_class->do_check_health = _exo_resource_group_do_check_health;
   resource_class->collect_metrics = exo_resource_group_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, group_metric_entries,
+                                         G_N_ELEMENTS (group_metric_entries));
   resource_class->reset = exo_resource_group_reset;
   exo_resource_class_set_resource_type (resource_class, "group");
 

@@ -212,6 +212,7 @@ exo_resource_pool_collect_metrics (ExoResource  *resource,
 {
   ExoResourcePool *self = EXO_RESOURCE_POOL (resource);
   ExoPoolStats stats;
+  guint64 wait_count, wait_total_us;
 
   if (EXO_RESOURCE_CLASS (exo_resource_pool_parent_class)->collect_metrics != NULL)
     EXO_RESOURCE_CLASS (exo_resource_pool_parent_class)->collect_metrics (resource, metrics);
@@ -231,7 +232,51 @@ exo_resource_pool_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "create-failures", "t", stats.create_failures);
   g_variant_dict_insert (metrics, "wait-time-mean-us", "t", stats.wait_time_mean_us);
   g_variant_dict_insert (metrics, "wait-time-max-us", "t", stats.wait_time_max_us);
+  /* the mean's own data, for a summary in /metrics (a mean cannot be
+   * aggregated; a sum and a count can) */
+  g_mutex_lock (&self->mutex);
+  wait_count = self->wait_count;
+  wait_total_us = self->wait_total_us;
+  g_mutex_unlock (&self->mutex);
+  g_variant_dict_insert (metrics, "wait-count", "t", wait_count);
+  g_variant_dict_insert (metrics, "wait-time-total-us", "t", wait_total_us);
 }
+
+/* What the keys above are in /metrics (docs/metrics.md). */
+static const ExoMetricEntry pool_metric_entries[] = {
+  { .key = "min-size", .kind = EXO_METRIC_GAUGE, .name = "exo_pool_min_size",
+    .help = "Resources the pool keeps at least." },
+  { .key = "max-size", .kind = EXO_METRIC_GAUGE, .name = "exo_pool_max_size",
+    .help = "The most resources the pool makes." },
+  { .key = "size", .kind = EXO_METRIC_GAUGE, .name = "exo_pool_size",
+    .help = "Resources in the pool (idle and in use); `exoctl status ID` has the pool's counters." },
+  { .key = "idle", .kind = EXO_METRIC_GAUGE, .name = "exo_pool_idle",
+    .help = "Idle resources in the pool." },
+  { .key = "in-use", .kind = EXO_METRIC_GAUGE, .name = "exo_pool_in_use",
+    .help = "Resources the pool lent out." },
+  { .key = "waiting", .kind = EXO_METRIC_GAUGE, .name = "exo_pool_waiting",
+    .help = "Callers waiting for a resource of the pool." },
+  { .key = "acquired", .kind = EXO_METRIC_COUNTER, .name = "exo_pool_acquired_total",
+    .help = "Successful acquisitions." },
+  { .key = "timeouts", .kind = EXO_METRIC_COUNTER, .name = "exo_pool_timeouts_total",
+    .help = "Acquisitions that timed out." },
+  { .key = "created", .kind = EXO_METRIC_COUNTER, .name = "exo_pool_created_total",
+    .help = "Resources the pool made." },
+  { .key = "destroyed", .kind = EXO_METRIC_COUNTER, .name = "exo_pool_destroyed_total",
+    .help = "Resources the pool retired." },
+  { .key = "leaks", .kind = EXO_METRIC_COUNTER, .name = "exo_pool_leaks_total",
+    .help = "Leases held past the pool's leak-threshold-ms." },
+  { .key = "create-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_pool_create_failures_total",
+    .help = "Resources whose creation or initialize failed." },
+  /* a mean: exo_pool_wait_seconds_sum / _count give it over any interval */
+  { .key = "wait-time-mean-us", .kind = EXO_METRIC_HIDDEN },
+  { .key = "wait-time-max-us", .kind = EXO_METRIC_GAUGE, .name = "exo_pool_wait_max_seconds",
+    .scale = 1e-6, .help = "The longest wait of a served acquisition since the pool was made." },
+  { .key = "wait-count", .kind = EXO_METRIC_SUMMARY, .name = "exo_pool_wait_seconds_count",
+    .help = "How long served acquisitions waited for a resource." },
+  { .key = "wait-time-total-us", .kind = EXO_METRIC_SUMMARY, .name = "exo_pool_wait_seconds_sum",
+    .scale = 1e-6, .help = "How long served acquisitions waited for a resource." },
+};
 
 /* --- construction ------------------------------------------------------ */
 
@@ -841,6 +886,8 @@ exo_resource_pool_class_init (ExoResourcePoolClass *klass)
   resource_class->do_cleanup = _exo_resource_pool_do_cleanup;
   resource_class->do_check_health = _exo_resource_pool_do_check_health;
   resource_class->collect_metrics = exo_resource_pool_collect_metrics;
+  exo_resource_class_add_metric_entries (resource_class, pool_metric_entries,
+                                         G_N_ELEMENTS (pool_metric_entries));
 
   exo_resource_class_set_resource_type (resource_class, "pool");
 
