@@ -484,6 +484,61 @@ tiny_tokenizer_write (const char * const *pieces, const float *scores, guint n,
   return path;
 }
 
+static gboolean
+plain_byte (guint b)
+{
+  return (b >= 0x20 && b < 0x7f && b != '[' && b != ']' && b != '<') || b == '\t' || b == '\n';
+}
+
+char *
+tiny_tokenizer_write_ids (guint n, const char *dir, const char *name)
+{
+  g_autoptr(GPtrArray) pieces = g_ptr_array_new_with_free_func (g_free);
+  g_autofree float *scores = g_new0 (float, n);
+
+  g_assert_cmpuint (n, >=, 259);
+  g_ptr_array_add (pieces, g_strdup ("<unk>"));
+  g_ptr_array_add (pieces, g_strdup ("<s>"));
+  g_ptr_array_add (pieces, g_strdup ("</s>"));
+  for (guint id = 3; id < n; id++)
+    g_ptr_array_add (pieces, id < 259 && plain_byte (id - 3) ? g_strdup_printf ("<0x%02X>", id - 3)
+                                                          : g_strdup_printf ("[%u]", id));
+  return tiny_tokenizer_write ((const char * const *) pieces->pdata, scores, n, dir, name);
+}
+
+GArray *
+tiny_tokenizer_text_ids (const char *text)
+{
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+
+  while (*text != '\0')
+    {
+      gint32 id;
+
+      if (plain_byte ((guint8) *text))
+        id = 3 + (guint8) *text++;
+      else if (g_str_has_prefix (text, "<unk>"))
+        {
+          id = 0;
+          text += strlen ("<unk>");
+        }
+      else
+        {
+          const char *close = text[0] == '[' ? strchr (text, ']') : NULL;
+          g_autofree char *digits = close != NULL ? g_strndup (text + 1, close - text - 1) : NULL;
+          guint64 value;
+
+          if (digits == NULL ||
+              !g_ascii_string_to_unsigned (digits, 10, 3, G_MAXINT32, &value, NULL))
+            return NULL;
+          id = (gint32) value;
+          text = close + 1;
+        }
+      g_array_append_val (ids, id);
+    }
+  return g_steal_pointer (&ids);
+}
+
 /* --- the engine ------------------------------------------------------------------- */
 
 static ExoPluginLoader *loader;

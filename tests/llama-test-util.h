@@ -79,6 +79,16 @@ char      *tiny_tokenizer_write    (const char * const *pieces,
                                     guint        n,
                                     const char  *dir,
                                     const char  *name);
+/* A tokenizer.bin of @n tokens (n ≥ 259) for a model whose own tokenizer
+ * is not at hand: <unk>, <s>, </s>, then the byte tokens <0xXX> (ids
+ * 3–258) of which those of printable ASCII but '[', ']' and '<', tab and
+ * newline keep that form (a prompt of such text encodes to them); every
+ * other id is "[id]".  So a decoded text names its ids. */
+char      *tiny_tokenizer_write_ids (guint        n,
+                                     const char  *dir,
+                                     const char  *name);
+/* The ids of a text that tokenizer decoded (<unk> is 0), or NULL. */
+GArray    *tiny_tokenizer_text_ids  (const char  *text);
 
 /* --- the engine ---------------------------------------------------------- */
 

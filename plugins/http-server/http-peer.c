@@ -374,8 +374,12 @@ exchange_async (ExoHttpPeer         *self,
       g_source_attach (ex->timer, g_task_get_context (task));
     }
 
-  /* A peer answers itself: never follow it elsewhere. */
-  soup_message_add_flags (msg, SOUP_MESSAGE_NO_REDIRECT);
+  /* A peer answers itself: never follow it elsewhere.  IDEMPOTENT: libsoup
+   * sends a POST without it on a new connection every time (a TCP
+   * handshake and an accept per hop, and 16 idle sockets per peer closed
+   * in bursts); the server takes a prompt or tensor call id once, and
+   * libsoup never resends a POST by itself (our retries sign anew). */
+  soup_message_add_flags (msg, SOUP_MESSAGE_NO_REDIRECT | SOUP_MESSAGE_IDEMPOTENT);
   ex->started = g_get_monotonic_time ();
   soup_session_send_async (self->session, msg, G_PRIORITY_DEFAULT, ex->cancellable,
                            exchange_sent_cb, g_steal_pointer (&task));

@@ -12,6 +12,17 @@
  *                          failed (their `peers-failed` metric on D-Bus), ms;
  *                          extra field `silent_ms`: the same for SIGSTOP (no
  *                          RST, only timeouts tell)
+ *   cluster_decode_ratio   tokens/s through a ring of three exo-node
+ *                          processes on loopback divided by one node's,
+ *                          the llama engine on bench-llama.c's
+ *                          stories15M-shaped float32 checkpoint (1152-byte
+ *                          activations a hop); greedy streamed chats of 128
+ *                          tokens, tokens after the first / (the [DONE]
+ *                          event − the first token); the two clusters run
+ *                          at once and their chats alternate; median of the
+ *                          per-pair ratios (each rate in the JSON line,
+ *                          and the CPU time of the nodes per token, which
+ *                          the machine's load moves less)
  *
  * The nodes run from the build tree (exo-bench is in <build>/tests/bench)
  * on a private bus (GTestDBus), with PR_SET_PDEATHSIG; HTTP is spoken on a
@@ -26,6 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #define N_NODES 3
 #define RTT_ROUNDS 5
@@ -118,9 +130,13 @@ node_end (BenchNode *n,
   g_clear_object (&n->proc);
 }
 
-/* Three nodes with static peers (or one, with no discovery). */
+/* Three nodes with static peers (or one, with no discovery); @engine is
+ * the engine resource's JSON, @node_settings more settings of the node
+ * ("" or "\"key\": value, "). */
 static BenchCluster *
-cluster_start (guint n_nodes)
+cluster_start_with (guint       n_nodes,
+                    const char *engine,
+                    const char *node_settings)
 {
   BenchCluster *c = g_new0 (BenchCluster, 1);
 
@@ -164,17 +180,16 @@ cluster_start (guint n_nodes)
       if (n_nodes == 1)
         json = g_strdup_printf (
           "{ \"node\": { \"id\": \"%s\", \"cluster-key-file\": \"%s\" }, \"resources\": ["
-          " { \"id\": \"engine\", \"type\": \"dummy-inference\" },"
+          " %s,"
           " { \"id\": \"server\", \"type\": \"http-server\","
           "   \"settings\": { \"port\": %u, \"listen-address\": \"127.0.0.1\" } },"
           " { \"id\": \"node\", \"type\": \"node\", \"depends-on\": [\"engine\", \"server\"],"
-          "   \"settings\": { \"node-id\": \"%s\", \"discovery\": \"\" } } ] }",
-          n->id, c->key_path, n->http_port, n->id);
+          "   \"settings\": { %s\"node-id\": \"%s\", \"discovery\": \"\" } } ] }",
+          n->id, c->key_path, engine, n->http_port, node_settings, n->id);
       else
         json = g_strdup_printf (
           "{ \"node\": { \"id\": \"%s\", \"cluster-key-file\": \"%s\" }, \"resources\": ["
-          " { \"id\": \"engine\", \"type\": \"dummy-inference\","
-          "   \"settings\": { \"num-generate-tokens\": %u } },"
+          " %s,"
           " { \"id\": \"server\", \"type\": \"http-server\","
           "   \"settings\": { \"port\": %u, \"listen-address\": \"127.0.0.1\" } },"
           " { \"id\": \"discovery\", \"type\": \"udp-discovery\", \"depends-on\": [\"server\"],"
@@ -183,15 +198,27 @@ cluster_start (guint n_nodes)
           "     \"static-peers\": [%s], \"broadcast-addresses\": [%s] } },"
           " { \"id\": \"node\", \"type\": \"node\","
           "   \"depends-on\": [\"engine\", \"server\", \"discovery\"],"
-          "   \"settings\": { \"node-id\": \"%s\", \"device-memory-mib\": %" G_GUINT64_FORMAT " } } ] }",
-          n->id, c->key_path, CHAT_TOKENS, n->http_port, n->id, n->udp_port, n->http_port, memory,
-          statics->str, broadcast->str, n->id, memory);
+          "   \"settings\": { %s\"node-id\": \"%s\", \"device-memory-mib\": %" G_GUINT64_FORMAT " } } ] }",
+          n->id, c->key_path, engine, n->http_port, n->id, n->udp_port, n->http_port, memory,
+          statics->str, broadcast->str, node_settings, n->id, memory);
       n->config = g_strdup_printf ("%s/%s.json", c->tmpdir, n->id);
       if (!g_file_set_contents (n->config, json, -1, NULL))
         g_error ("cannot write %s", n->config);
       node_spawn (c, n);
     }
   return c;
+}
+
+/* The dummy engine: its default answer alone, CHAT_TOKENS in a ring. */
+static BenchCluster *
+cluster_start (guint n_nodes)
+{
+  g_autofree char *engine = g_strdup_printf ("{ \"id\": \"engine\", \"type\": \"dummy-inference\"%s }",
+                                             n_nodes == 1 ? ""
+                                             : ", \"settings\": { \"num-generate-tokens\": "
+                                               G_STRINGIFY (CHAT_TOKENS) " }");
+
+  return cluster_start_with (n_nodes, engine, "");
 }
 
 static void
@@ -402,22 +429,29 @@ bench_peer_rtt_p99 (void)
 static double chat_tps = -1, chat_ttft = -1;
 static guint chat_tokens;
 
-/* One streamed chat completion over a plain socket.  FALSE on error. */
+typedef struct {
+  double ttft_ms;               /* send → first token */
+  double total_ms;              /* send → [DONE] */
+  double decode_ms;             /* first token → [DONE] */
+  guint  events;                /* events with content */
+  gint64 completion_tokens;     /* usage.completion_tokens; -1 if none */
+} ChatTimes;
+
+/* One streamed chat completion of @body over a plain socket.  FALSE on
+ * error. */
 static gboolean
-stream_chat (guint16  port,
-             double  *ttft_ms,
-             double  *total_ms,
-             guint   *tokens)
+stream_chat (guint16     port,
+             const char *body,
+             ChatTimes  *t)
 {
-  const char *body = "{\"model\": \"dummy\", \"stream\": true, "
-                     "\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}";
   g_autoptr(GSocketClient) client = g_socket_client_new ();
   g_autoptr(GSocketConnection) conn = NULL;
   g_autofree char *request = NULL;
   g_autoptr(GString) received = g_string_new (NULL);
   GInputStream *in;
-  gint64 start, first = 0;
+  gint64 start, first = 0, end;
   const char *needle = "\"content\":\"";
+  const char *usage;
   char buf[8192];
 
   conn = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, NULL);
@@ -445,14 +479,26 @@ stream_chat (guint16  port,
       if (strstr (received->str, "data: [DONE]") != NULL)
         break;
     }
-  *total_ms = (bench_now_ns () - start) / 1e6;
+  end = bench_now_ns ();
   if (first == 0 || strstr (received->str, "data: [DONE]") == NULL)
     return FALSE;
-  *ttft_ms = (first - start) / 1e6;
-  *tokens = 0;
+  t->ttft_ms = (first - start) / 1e6;
+  t->total_ms = (end - start) / 1e6;
+  t->decode_ms = (end - first) / 1e6;
+  t->events = 0;
   for (const char *p = strstr (received->str, needle); p != NULL; p = strstr (p + 1, needle))
-    (*tokens)++;
+    t->events++;
+  usage = strstr (received->str, "\"completion_tokens\":");
+  t->completion_tokens = usage != NULL
+    ? g_ascii_strtoll (usage + strlen ("\"completion_tokens\":"), NULL, 10) : -1;
   return TRUE;
+}
+
+static const char *
+dummy_chat_body (void)
+{
+  return "{\"model\": \"dummy\", \"stream\": true, "
+         "\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}";
 }
 
 static void
@@ -464,19 +510,20 @@ measure_chat (void)
   wait_cluster (c, N_NODES - 1, N_NODES);
   for (guint run = 0; run < 3; run++)   /* warm up */
     {
-      double a, b;
-      guint t;
+      ChatTimes t;
 
-      if (!stream_chat (c->nodes[0].http_port, &a, &b, &t))
+      if (!stream_chat (c->nodes[0].http_port, dummy_chat_body (), &t))
         g_error ("the warm-up chat failed");
     }
   for (guint run = 0; run < CHAT_RUNS; run++)
     {
-      double total;
+      ChatTimes t;
 
-      if (!stream_chat (c->nodes[0].http_port, &ttft[run], &total, &chat_tokens))
+      if (!stream_chat (c->nodes[0].http_port, dummy_chat_body (), &t))
         g_error ("chat %u failed", run);
-      tps[run] = chat_tokens / (total / 1000.0);
+      chat_tokens = t.events;
+      ttft[run] = t.ttft_ms;
+      tps[run] = chat_tokens / (t.total_ms / 1000.0);
     }
   chat_tps = bench_median (tps, CHAT_RUNS);
   chat_ttft = bench_median (ttft, CHAT_RUNS);
@@ -561,11 +608,142 @@ bench_peer_failure_detect (void)
   cluster_stop (c);
 }
 
+/* --- cluster_decode_ratio ------------------------------------------------ */
+
+#define DECODE_RUNS   7
+#define DECODE_TOKENS 128
+
+/* bench-llama.c, when exo-bench is built with the llama plugin */
+extern void bench_llama_files (const char **f32,
+                               const char **tokenizer) __attribute__((weak));
+
+static BenchCluster *
+llama_cluster_start (guint       n_nodes,
+                     const char *model,
+                     const char *tokenizer)
+{
+  g_autofree char *engine = g_strdup_printf ("{ \"id\": \"engine\", \"type\": \"llama\", "
+                                             "\"settings\": { \"model\": \"%s\", "
+                                             "\"tokenizer\": \"%s\", \"threads\": 1 } }",
+                                             model, tokenizer);
+
+  return cluster_start_with (n_nodes, engine, "\"model-id\": \"stories15M-shaped\", "
+                                              "\"max-tokens\": " G_STRINGIFY (DECODE_TOKENS) ", ");
+}
+
+/* A greedy streamed chat of DECODE_TOKENS tokens through @port: tokens/s
+ * after the first token (which holds the prompt's prefill). */
+static double
+decode_rate (guint16    port,
+             ChatTimes *t)
+{
+  const char *body = "{\"model\": \"stories15M-shaped\", \"stream\": true, \"temperature\": 0, "
+                     "\"max_tokens\": " G_STRINGIFY (DECODE_TOKENS) ", "
+                     "\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}";
+
+  if (!stream_chat (port, body, t))
+    g_error ("the chat through port %u failed", port);
+  if (t->completion_tokens < DECODE_TOKENS / 2)
+    g_error ("the chat through port %u ended after %" G_GINT64_FORMAT " tokens", port,
+             t->completion_tokens);
+  return (t->completion_tokens - 1) / (t->decode_ms / 1000.0);
+}
+
+/* CPU time (user + system) of @c's node processes so far, ms: what the
+ * hops cost whatever the machine's load. */
+static double
+cluster_cpu_ms (BenchCluster *c)
+{
+  double total = 0;
+
+  for (guint i = 0; i < c->n_nodes; i++)
+    {
+      const char *pid = c->nodes[i].proc != NULL
+                        ? g_subprocess_get_identifier (c->nodes[i].proc) : NULL;
+      g_autofree char *path = pid != NULL ? g_strdup_printf ("/proc/%s/stat", pid) : NULL;
+      g_autofree char *text = NULL;
+      const char *after_comm;
+      g_auto(GStrv) fields = NULL;
+
+      if (path == NULL || !g_file_get_contents (path, &text, NULL, NULL) ||
+          (after_comm = strrchr (text, ')')) == NULL)
+        continue;
+      /* after "pid (comm)": state is field 3, utime 14, stime 15 */
+      fields = g_strsplit (after_comm + 2, " ", 14);
+      if (g_strv_length (fields) >= 13)
+        total += (g_ascii_strtod (fields[11], NULL) + g_ascii_strtod (fields[12], NULL)) *
+                 1000.0 / sysconf (_SC_CLK_TCK);
+    }
+  return total;
+}
+
+/* One node and a ring of three on loopback, running at the same time;
+ * their chats alternate so that both see the same load. */
+static void
+bench_cluster_decode_ratio (void)
+{
+  const char *model = NULL, *tokenizer = NULL;
+  BenchCluster *one, *three;
+  double r1[DECODE_RUNS], r3[DECODE_RUNS], ratio[DECODE_RUNS], ttft1[DECODE_RUNS], ttft3[DECODE_RUNS];
+  double cpu1 = 0, cpu3 = 0, t1 = 0, t3 = 0;
+  gint64 tokens = 0;
+  g_autofree char *extra = NULL;
+
+  if (bench_llama_files == NULL)
+    {
+      g_printerr ("cluster_decode_ratio: exo-bench was built without the llama plugin\n");
+      return;
+    }
+  bench_llama_files (&model, &tokenizer);
+  one = llama_cluster_start (1, model, tokenizer);
+  three = llama_cluster_start (N_NODES, model, tokenizer);
+  wait_cluster (one, 0, 1);
+  wait_cluster (three, N_NODES - 1, N_NODES);
+  for (guint run = 0; run < 2; run++)   /* warm up: page cache, connections */
+    {
+      ChatTimes t;
+
+      decode_rate (one->nodes[0].http_port, &t);
+      decode_rate (three->nodes[0].http_port, &t);
+    }
+  for (guint run = 0; run < DECODE_RUNS; run++)
+    {
+      ChatTimes t;
+      double cpu = cluster_cpu_ms (one);
+
+      r1[run] = decode_rate (one->nodes[0].http_port, &t);
+      cpu1 += cluster_cpu_ms (one) - cpu;
+      t1 += t.completion_tokens;
+      ttft1[run] = t.ttft_ms;
+      cpu = cluster_cpu_ms (three);
+      r3[run] = decode_rate (three->nodes[0].http_port, &t);
+      cpu3 += cluster_cpu_ms (three) - cpu;
+      t3 += t.completion_tokens;
+      ttft3[run] = t.ttft_ms;
+      tokens = t.completion_tokens;
+      ratio[run] = r3[run] / r1[run];
+    }
+  extra = g_strdup_printf (", \"one_node_tokens_per_s\": %.1f, \"three_nodes_tokens_per_s\": %.1f, "
+                           "\"one_node_ttft_ms\": %.1f, \"three_nodes_ttft_ms\": %.1f, "
+                           "\"one_node_cpu_ms_per_token\": %.2f, "
+                           "\"three_nodes_cpu_ms_per_token\": %.2f, "
+                           "\"tokens\": %" G_GINT64_FORMAT ", \"target\": 0.7, "
+                           "\"model\": \"stories15M-shaped, float32, dim 288\"",
+                           bench_median (r1, DECODE_RUNS), bench_median (r3, DECODE_RUNS),
+                           bench_median (ttft1, DECODE_RUNS), bench_median (ttft3, DECODE_RUNS),
+                           cpu1 / MAX (t1, 1), cpu3 / MAX (t3, 1), tokens);
+  bench_report ("cluster_decode_ratio", bench_median (ratio, DECODE_RUNS), "ratio", DECODE_RUNS,
+                extra);
+  cluster_stop (three);
+  cluster_stop (one);
+}
+
 const BenchEntry bench_cluster_entries[] = {
   { "peer_rtt_p50_us", bench_peer_rtt_p50 },
   { "peer_rtt_p99_us", bench_peer_rtt_p99 },
   { "chat_tokens_per_s", bench_chat_tokens_per_s },
   { "chat_ttft_ms", bench_chat_ttft_ms },
   { "peer_failure_detect_ms", bench_peer_failure_detect },
+  { "cluster_decode_ratio", bench_cluster_decode_ratio },
   { NULL, NULL }
 };

@@ -14,6 +14,10 @@
  *                                   decoding (all layers, first and last
  *                                   thirds in the JSON line)
  *
+ * bench_llama_files() lends the float32 file and a tokenizer of its 32000
+ * tokens (tiny_tokenizer_write_ids) to cluster_decode_ratio
+ * (bench-cluster.c).
+ *
  * The checkpoints are made here with random weights (dim 288, hidden 768,
  * 6 layers, 6 heads, 6 KV heads, vocab 32000, seq 256, tied classifier)
  * in a temporary folder, removed afterwards.  Figures are medians of
@@ -44,6 +48,7 @@ typedef struct
   char *dir;
   char *f32;
   char *q8;
+  char *tokenizer;   /* 32000 pieces naming their ids: for bench-cluster.c */
 } Files;
 
 static Files files;
@@ -72,7 +77,17 @@ ensure_files (void)
   m = tiny_model_new (288, 768, 6, 6, 6, 32000, 256, TRUE, 15);
   files.f32 = tiny_model_write (m, TINY_LEGACY, files.dir, "stories15M-shaped.bin");
   files.q8 = tiny_model_write (m, TINY_V2, files.dir, "stories15M-shaped-q8.bin");
+  files.tokenizer = tiny_tokenizer_write_ids (m->vocab, files.dir, "tokenizer-ids.bin");
   return TRUE;
+}
+
+void
+bench_llama_files (const char **f32,
+                   const char **tokenizer)
+{
+  ensure_files ();
+  *f32 = files.f32;
+  *tokenizer = files.tokenizer;
 }
 
 static void
@@ -82,9 +97,11 @@ remove_files (void)
     return;
   g_unlink (files.f32);
   g_unlink (files.q8);
+  g_unlink (files.tokenizer);
   g_rmdir (files.dir);
   g_clear_pointer (&files.f32, g_free);
   g_clear_pointer (&files.q8, g_free);
+  g_clear_pointer (&files.tokenizer, g_free);
   g_clear_pointer (&files.dir, g_free);
 }
 

@@ -28,6 +28,12 @@ gint64 bench_now_ns      (void);
 /* Spin the thread-default main context until *flag is TRUE. */
 void   bench_wait_flag   (gboolean   *flag);
 
+/* bench-llama.c (built with the llama plugin): its stories15M-shaped
+ * float32 checkpoint and a tokenizer for it, made on first use, removed
+ * at exit. */
+void   bench_llama_files (const char **f32,
+                          const char **tokenizer);
+
 /* Tables provided by bench-*.c; each ends with { NULL, NULL }. */
 extern const BenchEntry bench_core_entries[];
 extern const BenchEntry bench_pool_entries[];
