@@ -299,7 +299,7 @@ ring_gives_the_same (Cluster         *c,
       for (guint i = 0; k == 0 && n_nodes > 1 && i < n_nodes; i++)
         {
           double now = live_resource_metric_double (c, &c->nodes[i], "server",
-                                                    "connections-closed-idle");
+                                                    "exo_http_connections_closed_idle_total");
 
           if (!(now - closed[i] <= MAX_CLOSED_PER_CHAT))
             {
@@ -598,7 +598,7 @@ kill_mid_request (Cluster         *c,
 
   for (guint i = 0; i < 2; i++)
     expired_before[i] = live_resource_metric_double (c, &c->nodes[i], "engine",
-                                                     "sessions-expired");
+                                                     "exo_engine_sessions_expired_total");
   base = live_node_metric (c, &c->nodes[2], "exo_node_layers_computed_total");
   if (base < 0 || !start_curl (c, &c->nodes[0], request, &inflight, why))
     {
