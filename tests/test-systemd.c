@@ -1,14 +1,13 @@
-/* test-systemd.c: exo-node under a service manager, and the shipped unit.
+/* test-systemd.c: exo-node under a service manager.
  *
  * The real exo-node (with the plugins of this tree and the tcp-backend
  * plugin of tests/outage-plugin/) on a private bus, with the test playing
  * the service manager's side of $NOTIFY_SOCKET: a datagram socket, on a
  * path or abstract.  It checks READY=1 (after the resources of
- * node.ready-when, or once their start failed), STATUS=, STOPPING=1, the
- * watchdog pings ($WATCHDOG_USEC, $WATCHDOG_PID), the node id kept in the
- * state directory, and data/exo-node.service with systemd-analyze
- * (security --offline, verify) and data/exo-node.sysusers.conf with
- * systemd-sysusers --dry-run; those skip when the tools are absent.
+ * node.ready-when, or once their start failed), STATUS= and its rate
+ * limit, STOPPING=1, the watchdog pings ($WATCHDOG_USEC, $WATCHDOG_PID),
+ * and the node id kept in the state directory.  The unit itself:
+ * test-systemd-unit.c.
  *
  * Main thread only; no main loop: the test waits on the notify socket
  * with timeouts and on the node's exit with g_subprocess_wait().
@@ -72,9 +71,9 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_autofree char *bus_path = NULL;
   g_autoptr(GSocketAddress) address = NULL;
 
-  f->exo_node = g_getenv ("EXO_NODE");
-  f->plugin_dir = g_getenv ("EXO_TEST_PLUGIN_DIR");
-  f->outage_plugin_dir = g_getenv ("EXO_TEST_OUTAGE_PLUGIN_DIR");
+  f->exo_node = exo_test_build_path ("EXO_NODE", "../src/daemon/exo-node");
+  f->plugin_dir = exo_test_build_path ("EXO_TEST_PLUGIN_DIR", "../plugins");
+  f->outage_plugin_dir = exo_test_build_path ("EXO_TEST_OUTAGE_PLUGIN_DIR", "outage-plugin");
   f->tmpdir = g_dir_make_tmp ("exo-systemd-XXXXXX", NULL);
   g_assert_nonnull (f->tmpdir);
   bus_path = g_build_filename (f->tmpdir, "bus", NULL);
@@ -449,6 +448,28 @@ test_ready_degraded (Fixture *f, gconstpointer data)
   g_assert_true (g_str_has_prefix (status, "degraded: 1 of 3 resources ready"));
   g_assert_nonnull (strstr (status, "backend"));
   g_assert_nonnull (strstr (status, "waiting: consumer"));
+
+  /* the root group restarts the backend again and again: STATUS= follows,
+   * at most once a second */
+  {
+    gint64 end = g_get_monotonic_time () + 2500 * 1000, last = g_get_monotonic_time ();
+    gint64 min_gap = G_MAXINT64;
+    guint n = 0;
+
+    while (g_get_monotonic_time () < end)
+      {
+        g_autofree char *message = next_message (f, 100);
+
+        if (message == NULL || !g_str_has_prefix (message, "STATUS="))
+          continue;
+        min_gap = MIN (min_gap, g_get_monotonic_time () - last);
+        last = g_get_monotonic_time ();
+        n++;
+      }
+    g_test_message ("%u STATUS= in 2.5 s, %.0f ms apart at least", n, min_gap / 1000.0);
+    g_assert_cmpuint (n, >=, 1);
+    g_assert_cmpint (min_gap, >=, 800 * 1000);
+  }
 
   node_signal (node, SIGTERM);
   g_assert_cmpint (node_wait (node, bound_ms (10000)), ==, 0);
@@ -915,171 +936,6 @@ test_state_dir (Fixture *f, gconstpointer data)
   g_assert_true (g_str_has_prefix (file, c));
 }
 
-/* --- the unit -------------------------------------------------------------- */
-
-static gboolean
-have_tool (const char *name, char **path)
-{
-  *path = g_find_program_in_path (name);
-  if (*path == NULL)
-    {
-      g_autofree char *message = g_strdup_printf ("%s is not installed (Debian: systemd)", name);
-
-      g_test_skip (message);
-      return FALSE;
-    }
-  if (g_getenv ("EXO_UNIT") == NULL)
-    {
-      g_test_skip ("EXO_UNIT not set");
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static char *
-unit_text (void)
-{
-  char *text = NULL;
-
-  g_assert_true (g_file_get_contents (g_getenv ("EXO_UNIT"), &text, NULL, NULL));
-  return text;
-}
-
-/* The value of the first KEY= line of @text. */
-static char *
-unit_value (const char *text, const char *key)
-{
-  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
-  gsize length = strlen (key);
-
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (strncmp (lines[i], key, length) == 0 && lines[i][length] == '=')
-      return g_strdup (lines[i] + length + 1);
-  return NULL;
-}
-
-static void
-test_unit_security (void)
-{
-  g_autofree char *analyze = NULL;
-  g_autofree char *out = NULL, *err = NULL;
-  const char *line;
-  double exposure;
-  int status;
-
-  if (!have_tool ("systemd-analyze", &analyze))
-    return;
-  {
-    const char *argv[] = { analyze, "security", "--offline=true", "--no-pager",
-                           g_getenv ("EXO_UNIT"), NULL };
-
-    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-                                 &err, &status, NULL));
-  }
-  g_test_message ("%s%s", out, err);
-  line = strstr (out, "Overall exposure level for exo-node.service: ");
-  g_assert_nonnull (line);
-  exposure = g_ascii_strtod (line + strlen ("Overall exposure level for exo-node.service: "), NULL);
-  g_test_message ("exposure %.1f", exposure);
-  g_assert_cmpfloat (exposure, >, 0.0);
-  g_assert_cmpfloat (exposure, <=, 3.0);
-}
-
-/* systemd-analyze verify on the unit with ExecStart= naming the exo-node
- * of this build (verify wants the program to exist); the rest as shipped. */
-static void
-test_unit_verify (void)
-{
-  g_autofree char *analyze = NULL;
-  g_autofree char *text = NULL, *exec = NULL, *rewritten = NULL, *tmpdir = NULL, *path = NULL;
-  g_autofree char *out = NULL, *err = NULL;
-  g_autofree char *type = NULL, *watchdog = NULL, *user = NULL;
-  g_auto(GStrv) words = NULL;
-  const char *exo_node = g_getenv ("EXO_NODE");
-  int status;
-
-  if (!have_tool ("systemd-analyze", &analyze))
-    return;
-  if (exo_node == NULL)
-    {
-      g_test_skip ("EXO_NODE not set");
-      return;
-    }
-  text = unit_text ();
-  type = unit_value (text, "Type");
-  g_assert_cmpstr (type, ==, "notify");
-  watchdog = unit_value (text, "WatchdogSec");
-  g_assert_nonnull (watchdog);
-  user = unit_value (text, "User");
-  g_assert_cmpstr (user, ==, "exo-node");
-
-  exec = unit_value (text, "ExecStart");
-  g_assert_nonnull (exec);
-  words = g_strsplit (exec, " ", -1);
-  g_assert_true (g_str_has_suffix (words[0], "/exo-node"));
-  g_assert_cmpstr (words[1], ==, "--system");
-  g_assert_cmpstr (words[2], ==, "--config");
-  g_assert_true (g_str_has_suffix (words[3], "/exo/exo-node.json"));
-  {
-    g_autofree char *old_line = g_strconcat ("ExecStart=", words[0], NULL);
-    g_autofree char *new_line = g_strconcat ("ExecStart=", exo_node, NULL);
-    g_auto(GStrv) parts = g_strsplit (text, old_line, 2);
-
-    rewritten = g_strjoinv (new_line, parts);
-  }
-  tmpdir = g_dir_make_tmp ("exo-unit-XXXXXX", NULL);
-  path = g_build_filename (tmpdir, "exo-node.service", NULL);
-  g_assert_true (g_file_set_contents (path, rewritten, -1, NULL));
-  {
-    const char *argv[] = { analyze, "verify", "--man=no", path, NULL };
-
-    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-                                 &err, &status, NULL));
-  }
-  g_test_message ("verify: %s%s", out, err);
-  g_unlink (path);
-  g_rmdir (tmpdir);
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
-  g_assert_cmpstr (err, ==, "");
-}
-
-/* The sysusers.d file makes the user the unit runs as. */
-static void
-test_unit_sysusers (void)
-{
-  g_autofree char *sysusers = NULL;
-  g_autofree char *root = NULL, *etc = NULL, *out = NULL, *err = NULL;
-  g_autofree char *text = NULL, *user = NULL, *expected = NULL;
-  const char *file = g_getenv ("EXO_SYSUSERS");
-  int status;
-
-  if (!have_tool ("systemd-sysusers", &sysusers))
-    return;
-  if (file == NULL)
-    {
-      g_test_skip ("EXO_SYSUSERS not set");
-      return;
-    }
-  text = unit_text ();
-  user = unit_value (text, "User");
-  root = g_dir_make_tmp ("exo-sysusers-XXXXXX", NULL);
-  etc = g_build_filename (root, "etc", NULL);
-  g_assert_cmpint (g_mkdir (etc, 0755), ==, 0);
-  {
-    g_autofree char *root_option = g_strconcat ("--root=", root, NULL);
-    const char *argv[] = { sysusers, "--dry-run", root_option, file, NULL };
-
-    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-                                 &err, &status, NULL));
-  }
-  g_test_message ("sysusers: %s%s", out, err);
-  g_rmdir (etc);
-  g_rmdir (root);
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
-  expected = g_strdup_printf ("Creating user '%s'", user);
-  g_assert_true (strstr (out, expected) != NULL || strstr (err, expected) != NULL);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -1098,9 +954,6 @@ main (int argc, char **argv)
   ADD ("/systemd/node-id/corrupt", test_node_id_corrupt, NULL);
   ADD ("/systemd/node-id/state-dir", test_state_dir, NULL);
 #undef ADD
-  g_test_add_func ("/systemd/unit/security", test_unit_security);
-  g_test_add_func ("/systemd/unit/verify", test_unit_verify);
-  g_test_add_func ("/systemd/unit/sysusers", test_unit_sysusers);
 
   return g_test_run ();
 }
