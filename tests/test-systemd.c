@@ -527,22 +527,26 @@ test_refused (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (status, "unknown resource type 'nope'"));
 }
 
-/* node.ready-when is checked with the config. */
+/* node.ready-when and node.state-dir are checked with the config. */
 static void
-test_ready_when_check (Fixture *f, gconstpointer data)
+test_node_keys_check (Fixture *f, gconstpointer data)
 {
   static const struct {
     const char *node;
     const char *error;   /* NULL: valid */
   } cases[] = {
-    { "\"all\"", NULL },
-    { "[]", NULL },
-    { "[\"b\", \"a\"]", NULL },
-    { "\"some\"", "node.ready-when: expected \"all\" or an array of resource ids" },
-    { "3", "node.ready-when: expected \"all\" or an array of resource ids, got an integer" },
-    { "[\"a\", \"c\"]", "node.ready-when[1]: 'c' is not a resource of this file" },
-    { "[\"a\", \"a\"]", "node.ready-when[1]: 'a' is listed twice" },
-    { "[1]", "node.ready-when[0]: expected a string, got an integer" },
+    { "\"ready-when\": \"all\"", NULL },
+    { "\"ready-when\": []", NULL },
+    { "\"ready-when\": [\"b\", \"a\"]", NULL },
+    { "\"ready-when\": \"some\"", "node.ready-when: expected \"all\" or an array of resource ids" },
+    { "\"ready-when\": 3",
+      "node.ready-when: expected \"all\" or an array of resource ids, got an integer" },
+    { "\"ready-when\": [\"a\", \"c\"]", "node.ready-when[1]: 'c' is not a resource of this file" },
+    { "\"ready-when\": [\"a\", \"a\"]", "node.ready-when[1]: 'a' is listed twice" },
+    { "\"ready-when\": [1]", "node.ready-when[0]: expected a string, got an integer" },
+    { "\"state-dir\": \"here\"", NULL },
+    { "\"state-dir\": \"\"", "node.state-dir: expected the path of a folder (1 to 4096 bytes)" },
+    { "\"state-dir\": false", "node.state-dir: expected a string, got a boolean" },
   };
 
   if (!have_daemon (f, FALSE))
@@ -550,10 +554,10 @@ test_ready_when_check (Fixture *f, gconstpointer data)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autofree char *json = g_strdup_printf (
-        "{ \"node\": { \"ready-when\": %s },\n"
+        "{ \"node\": { %s },\n"
         "  \"resources\": [ { \"id\": \"a\", \"type\": \"dummy-inference\" },\n"
         "                   { \"id\": \"b\", \"type\": \"dummy-inference\" } ] }\n", cases[i].node);
-      g_autofree char *path = write_file (f, "ready-when.json", json);
+      g_autofree char *path = write_file (f, "node-keys.json", json);
       g_autofree char *out = NULL, *err = NULL;
       g_autoptr(GError) error = NULL;
       const char *argv[] = { f->exo_node, "--plugin-dir", f->plugin_dir, "--check-config", path, NULL };
@@ -945,7 +949,7 @@ main (int argc, char **argv)
   ADD ("/systemd/notify/ready-after-resources", test_ready_after_resources, NULL);
   ADD ("/systemd/notify/ready-degraded", test_ready_degraded, "abstract");
   ADD ("/systemd/notify/ready-when", test_ready_when, NULL);
-  ADD ("/systemd/notify/ready-when-check", test_ready_when_check, NULL);
+  ADD ("/systemd/notify/node-keys-check", test_node_keys_check, NULL);
   ADD ("/systemd/notify/refused", test_refused, NULL);
   ADD ("/systemd/notify/bad-environment", test_bad_environment, NULL);
   ADD ("/systemd/watchdog/pings", test_watchdog_pings, "abstract");

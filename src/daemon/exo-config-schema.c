@@ -25,7 +25,9 @@
 /* ------------------------------------------------------------------------ */
 /* The keys (docs/config.md has a table of each)                            */
 
-static const char * const node_keys[] = { "id", "name", "cluster-key-file", "state-dir", "ready-when" };
+static const char * const node_keys[] = {
+  "id", "name", "cluster-key-file", "state-dir", "ready-when",
+};
 static const char * const top_level_keys[] = { "node", "resources" };
 static const char * const resource_keys[] = {
   "id", "type", "display-name", "settings", "depends-on", "retry",
@@ -385,7 +387,7 @@ load_node (Loader    *loader,
 }
 
 /* node.ready-when: "all", or an array of the ids of resources of the file,
- * each once (docs/config.md, "Readiness"). */
+ * each once (docs/config.md, "Readiness under a service manager"). */
 static gboolean
 load_ready_when (Loader  *loader,
                  GError **error)
