@@ -387,3 +387,34 @@ exo_test_slow_factor (void)
     }
   return factor;
 }
+
+/* $@variable, else @relative to this program's folder (a build tree run
+ * by hand or by gtester) when that exists, else NULL.  Main thread only. */
+const char *
+exo_test_build_path (const char *variable,
+                     const char *relative)
+{
+  static GHashTable *found;
+  const char *value = g_getenv (variable);
+  g_autofree char *self = NULL, *dir = NULL;
+  char *path;
+
+  if (value != NULL)
+    return value;
+  if (found == NULL)
+    found = g_hash_table_new (g_str_hash, g_str_equal);
+  if ((path = g_hash_table_lookup (found, variable)) != NULL)
+    return path;
+  self = g_file_read_link ("/proc/self/exe", NULL);
+  if (self == NULL)
+    return NULL;
+  dir = g_path_get_dirname (self);
+  path = g_canonicalize_filename (relative, dir);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_free (path);
+      return NULL;
+    }
+  g_hash_table_insert (found, (gpointer) variable, path);   /* kept for the run */
+  return path;
+}

@@ -76,4 +76,9 @@ G_BEGIN_DECLS
 /* 1 normally; larger under valgrind (EXO_TEST_UNDER_VALGRIND=1) or sanitizers
  * (EXO_TEST_SLOW=N).  Multiply upper time bounds and spin durations by it. */
 guint        exo_test_slow_factor        (void);
+/* $VARIABLE, else RELATIVE to the test program's folder when it exists (a
+ * build tree run by hand or by gtester), else NULL.  The string lives as
+ * long as the program. */
+const char  *exo_test_build_path         (const char    *variable,
+                                          const char    *relative);
 G_END_DECLS

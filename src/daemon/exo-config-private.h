@@ -81,6 +81,8 @@ struct _ExoConfig {
   char            *node_id;
   char            *node_name;
   char            *cluster_key_file;
+  char            *state_dir;
+  char           **ready_when;  /* NULL: all */
   guint            resources_line;
   GPtrArray       *resources;   /* ResourceSpec, in file order */
   guint           *order;       /* indices into resources, dependencies first */
@@ -108,6 +110,7 @@ typedef struct {
 
   ExoConfig           *config;
   GHashTable          *ids;              /* id -> ResourceSpec *, borrowed */
+  JsonNode            *ready_when;       /* node.ready-when, checked last */
   GPtrArray           *deprecations;     /* old spellings used (exo-config-schema.c) */
 } Loader;
 

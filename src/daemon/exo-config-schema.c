@@ -11,7 +11,7 @@
  * every resource (id, type through the caller's lookup, the resource
  * keys, `retry`, `settings` through exo-config-value.c, `depends-on`),
  * then the dependencies as a whole (defined, acyclic, an order to add
- * them in).
+ * them in), then `node.ready-when` (ids of the file).
  * docs/config.md describes every key: a key added here belongs there too.
  *
  * Rules: synchronous, no main context, no locks; the caller's type lookup
@@ -25,7 +25,9 @@
 /* ------------------------------------------------------------------------ */
 /* The keys (docs/config.md has a table of each)                            */
 
-static const char * const node_keys[] = { "id", "name", "cluster-key-file" };
+static const char * const node_keys[] = {
+  "id", "name", "cluster-key-file", "state-dir", "ready-when",
+};
 static const char * const top_level_keys[] = { "node", "resources" };
 static const char * const resource_keys[] = {
   "id", "type", "display-name", "settings", "depends-on", "retry",
@@ -313,6 +315,31 @@ read_deprecated_keys (Loader             *loader,
 /* ------------------------------------------------------------------------ */
 /* Checking the document                                                    */
 
+/* A path of `node`: a string of 1 to 4096 bytes, into *@out. */
+static gboolean
+read_path (Loader      *loader,
+           JsonNode    *node,
+           const char  *key,
+           const char  *what,
+           char       **out,
+           GError     **error)
+{
+  const char *path;
+
+  if (!_exo_config_read_string (loader, node, key, &path, error))
+    return FALSE;
+  if (*path == '\0' || strlen (path) > 4096)
+    {
+      _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
+                                 _exo_config_line_of (loader, node), key,
+                                 "expected the path of %s (1 to 4096 bytes)", what);
+      return FALSE;
+    }
+  g_free (*out);
+  *out = g_strdup (path);
+  return TRUE;
+}
+
 static gboolean
 load_node (Loader    *loader,
            JsonNode  *node,
@@ -346,23 +373,73 @@ load_node (Loader    *loader,
       loader->config->node_name = g_strdup (name);
     }
 
-  if ((member = json_object_get_member (object, "cluster-key-file")) != NULL)
-    {
-      const char *path;
+  if ((member = json_object_get_member (object, "cluster-key-file")) != NULL &&
+      !read_path (loader, member, "node.cluster-key-file", "a file", &loader->config->cluster_key_file,
+                  error))
+    return FALSE;
+  if ((member = json_object_get_member (object, "state-dir")) != NULL &&
+      !read_path (loader, member, "node.state-dir", "a folder", &loader->config->state_dir, error))
+    return FALSE;
 
-      if (!_exo_config_read_string (loader, member, "node.cluster-key-file", &path, error))
+  /* checked once the resources are known (load_ready_when) */
+  loader->ready_when = json_object_get_member (object, "ready-when");
+  return TRUE;
+}
+
+/* node.ready-when: "all", or an array of the ids of resources of the file,
+ * each once (docs/config.md, "Readiness under a service manager"). */
+static gboolean
+load_ready_when (Loader  *loader,
+                 GError **error)
+{
+  JsonNode *node = loader->ready_when;
+  g_autoptr(GHashTable) seen = NULL;
+  g_autoptr(GPtrArray) ids = NULL;
+  JsonArray *array;
+
+  if (node == NULL)
+    return TRUE;
+  if (_exo_config_holds (node, G_TYPE_STRING))
+    {
+      if (g_str_equal (json_node_get_string (node), "all"))
+        return TRUE;
+      _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
+                                 _exo_config_line_of (loader, node), "node.ready-when",
+                                 "expected \"all\" or an array of resource ids");
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    return _exo_config_wrong_type (loader, node, "node.ready-when",
+                                   "\"all\" or an array of resource ids", error);
+
+  array = json_node_get_array (node);
+  seen = g_hash_table_new (g_str_hash, g_str_equal);
+  ids = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonNode *element = json_array_get_element (array, i);
+      g_autofree char *key = g_strdup_printf ("node.ready-when[%u]", i);
+      guint line = _exo_config_line_of (loader, element);
+      const char *id;
+
+      if (!_exo_config_read_string (loader, element, key, &id, error))
         return FALSE;
-      if (*path == '\0' || strlen (path) > 4096)
+      if (!g_hash_table_contains (loader->ids, id))
         {
-          _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source,
-                                     _exo_config_line_of (loader, member), "node.cluster-key-file",
-                                     "expected the path of a file (1 to 4096 bytes)");
+          _exo_config_set_key_error (error, EXO_CONFIG_ERROR_MISSING_DEPENDENCY, loader->source,
+                                     line, key, "'%s' is not a resource of this file", id);
           return FALSE;
         }
-      g_free (loader->config->cluster_key_file);
-      loader->config->cluster_key_file = g_strdup (path);
+      if (!g_hash_table_add (seen, (gpointer) id))
+        {
+          _exo_config_set_key_error (error, EXO_CONFIG_ERROR_INVALID, loader->source, line, key,
+                                     "'%s' is listed twice", id);
+          return FALSE;
+        }
+      g_ptr_array_add (ids, g_strdup (id));
     }
-
+  g_ptr_array_add (ids, NULL);
+  loader->config->ready_when = (char **) g_ptr_array_free (g_steal_pointer (&ids), FALSE);
   return TRUE;
 }
 
@@ -879,7 +956,7 @@ _exo_config_load_document (Loader    *loader,
     if (!load_resource (loader, i, json_array_get_element (resources, i), error))
       return FALSE;
 
-  if (!check_dependencies (loader, error))
+  if (!check_dependencies (loader, error) || !load_ready_when (loader, error))
     return FALSE;
 
   loader->config->warnings = deprecation_warnings (loader);

@@ -132,6 +132,8 @@ exo_config_unref (ExoConfig *self)
   g_free (self->node_id);
   g_free (self->node_name);
   g_free (self->cluster_key_file);
+  g_free (self->state_dir);
+  g_strfreev (self->ready_when);
   g_clear_pointer (&self->resources, g_ptr_array_unref);
   g_free (self->order);
   g_strfreev (self->warnings);
@@ -307,6 +309,35 @@ exo_config_get_cluster_key_file (ExoConfig *self)
 {
   g_return_val_if_fail (self != NULL, NULL);
   return self->cluster_key_file;
+}
+
+/**
+ * exo_config_get_state_dir:
+ * @self: a config
+ *
+ * Returns: (nullable): `node.state-dir` as written (perhaps relative), or
+ *   %NULL when not given
+ */
+const char *
+exo_config_get_state_dir (ExoConfig *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->state_dir;
+}
+
+/**
+ * exo_config_get_ready_when:
+ * @self: a config
+ *
+ * Returns: (nullable) (array zero-terminated=1): the ids of
+ *   `node.ready-when` (possibly none), or %NULL for `"all"` (also when not
+ *   given)
+ */
+const char * const *
+exo_config_get_ready_when (ExoConfig *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return (const char * const *) self->ready_when;
 }
 
 /**

@@ -101,6 +101,9 @@ const char *exo_config_get_source_name    (ExoConfig            *self);
 const char *exo_config_get_node_id        (ExoConfig            *self);
 const char *exo_config_get_node_name      (ExoConfig            *self);
 const char *exo_config_get_cluster_key_file (ExoConfig          *self);
+const char *exo_config_get_state_dir      (ExoConfig            *self);
+const char * const *
+            exo_config_get_ready_when     (ExoConfig            *self);
 char      **exo_config_get_resource_types (ExoConfig            *self);
 char      **exo_config_get_resource_ids   (ExoConfig            *self);
 const char * const *

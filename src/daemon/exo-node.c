@@ -10,6 +10,11 @@
  * cluster.key in the state directory, generated there on first start
  * (docs/security.md); the plugins take it from exo_cluster_key_get_default().
  *
+ * Under a service manager (Type=notify): READY=1, STATUS= and STOPPING=1
+ * (exo-node-readiness.c) and watchdog pings from the main loop
+ * (exo-sd-notify.c).  The node id without --node-id or node.id is kept in
+ * the state directory (exo-node-state.c).
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <exo/exo.h>
@@ -25,7 +30,10 @@
 #include "exo-config.h"
 #include "exo-daemon-log.h"
 #include "exo-dbus-export.h"
+#include "exo-node-readiness.h"
 #include "exo-node-resources.h"
+#include "exo-node-state.h"
+#include "exo-sd-notify.h"
 
 #define DEFAULT_BUS_NAME "org.exo.Node1"
 #define DEFAULT_CONFIG_RESOURCE "/org/exo/node/default-config.json"
@@ -42,9 +50,13 @@ typedef struct
   gboolean           verbose;
   gboolean           version;
   char              *check_config;
+  char              *state_dir_option;
   int                shutdown_timeout_s;
 
   /* running */
+  char              *state_dir;
+  ExoSdNotify       *notify;        /* NULL without a service manager */
+  ExoNodeReadiness  *readiness;     /* NULL without a service manager */
   GMainLoop         *loop;
   ExoPluginLoader   *loader;
   ExoResourceGroup  *root;
@@ -403,6 +415,8 @@ begin_shutdown (Daemon     *d,
   d->shutting_down = TRUE;
 
   g_message ("%s: cleaning up in reverse dependency order", why);
+  if (d->readiness != NULL)
+    exo_node_readiness_set_stopping (d->readiness);
   if (d->shutdown_timeout_s > 0)
     d->shutdown_timer = g_timeout_add_seconds (d->shutdown_timeout_s, shutdown_timeout_cb, d);
   exo_resource_cleanup_async (EXO_RESOURCE (d->root), NULL, root_cleanup_cb, d);
@@ -442,6 +456,8 @@ name_acquired_cb (GDBusConnection *connection,
 
   d->name_acquired = TRUE;
   g_message ("owns %s on the %s bus", name, d->use_system ? "system" : "session");
+  if (d->readiness != NULL)
+    exo_node_readiness_set_bus_ready (d->readiness);
 }
 
 static void
@@ -601,30 +617,18 @@ uses_cluster (ExoResourceGroup *root)
   return FALSE;
 }
 
-/* node.cluster-key-file (relative to the config file's folder), else the
- * default in the state directory. */
+/* node.cluster-key-file (relative to the config file's folder), else
+ * cluster.key in the state directory. */
 static char *
 cluster_key_path (const char *config_path,
-                  ExoConfig  *config)
+                  ExoConfig  *config,
+                  const char *state_dir)
 {
   const char *configured = exo_config_get_cluster_key_file (config);
-  g_autofree char *base = NULL;
 
   if (configured == NULL)
-    return exo_cluster_key_default_path ();
-  if (g_path_is_absolute (configured))
-    return g_strdup (configured);
-  if (config_path != NULL)
-    {
-      g_autofree char *dir = g_path_get_dirname (config_path);
-
-      /* beside the config, also when it was named relative to the
-       * current folder ("my-node.json", "./my-node.json") */
-      base = g_canonicalize_filename (dir, NULL);
-    }
-  else
-    base = g_get_current_dir ();
-  return g_canonicalize_filename (configured, base);
+    return g_build_filename (state_dir, "cluster.key", NULL);
+  return exo_node_config_relative_path (configured, config_path);
 }
 
 static gboolean
@@ -638,7 +642,7 @@ setup_cluster_key (Daemon      *d,
 
   if (exo_config_get_cluster_key_file (config) == NULL && !uses_cluster (d->root))
     return TRUE;
-  path = cluster_key_path (d->config_path, config);
+  path = cluster_key_path (d->config_path, config, d->state_dir);
   key = exo_cluster_key_load_or_generate (path, &generated, error);
   if (key == NULL)
     return FALSE;
@@ -653,6 +657,18 @@ setup_cluster_key (Daemon      *d,
                exo_cluster_key_get_n_keys (key) == 1 ? "" : "s");
   exo_cluster_key_set_default (key);
   return TRUE;
+}
+
+/* A start that cannot go on: stderr, and STATUS= for `systemctl status`. */
+static int
+refuse_to_start (Daemon     *d,
+                 const char *why)
+{
+  g_autofree char *status = g_strdup_printf ("refusing to start: %s", why);
+
+  fprintf (stderr, "exo-node: %s\n", status);
+  exo_sd_notify_send (d->notify, NULL, status);
+  return 1;
 }
 
 static int
@@ -679,7 +695,10 @@ check_config (Daemon     *d,
       (exo_config_get_cluster_key_file (config) != NULL || uses_cluster (root)))
     {
       /* An existing key file must be usable; a missing one is made at start. */
-      g_autofree char *key_path = cluster_key_path (path, config);
+      g_autofree char *state_dir = exo_node_state_dir_resolve (d->state_dir_option,
+                                                               exo_config_get_state_dir (config),
+                                                               path);
+      g_autofree char *key_path = cluster_key_path (path, config, state_dir);
       g_autoptr(ExoClusterKey) key = NULL;
 
       if (g_file_test (key_path, G_FILE_TEST_EXISTS) &&
@@ -727,6 +746,9 @@ main (int argc, char **argv)
     { "system", 0, 0, G_OPTION_ARG_NONE, &d->use_system, "Use the system bus", NULL },
     { "node-id", 0, 0, G_OPTION_ARG_STRING, &d->node_id,
       "Use ID as the node id (overrides the config)", "ID" },
+    { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &d->state_dir_option,
+      "Keep the node id and the cluster key in DIR (default: $STATE_DIRECTORY, "
+      "node.state-dir, ~/.local/state/exo-node)", "DIR" },
     { "shutdown-timeout", 0, 0, G_OPTION_ARG_INT, &d->shutdown_timeout_s,
       "Give cleanup at most SEC seconds on shutdown (default 30)", "SEC" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &d->verbose, "Log debug messages", NULL },
@@ -770,11 +792,19 @@ main (int argc, char **argv)
       fprintf (stderr, "exo-node: '%s' is not a valid bus name\n", d->bus_name);
       return 2;
     }
+  if (d->node_id != NULL && !exo_node_id_is_valid (d->node_id, &error))
+    {
+      fprintf (stderr, "exo-node: --node-id: %s\n", error->message);
+      return 2;
+    }
 
   verbose_logging = d->verbose;
   log_limiter = exo_log_limiter_new (EXO_LOG_LIMIT_INTERVAL_US, EXO_LOG_LIMIT_BURST,
                                      EXO_LOG_LIMIT_MAX_KEYS);
   g_log_set_writer_func (log_writer, NULL, NULL);
+  /* before any thread exists: it unsets $NOTIFY_SOCKET and the watchdog's
+   * variables */
+  d->notify = exo_sd_notify_new_from_environment ();
   raise_fd_limit ();
 
   load_plugins (d);
@@ -788,21 +818,20 @@ main (int argc, char **argv)
 
   config = load_config (d, d->config_path, &error);
   if (config == NULL)
-    {
-      fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
-      return 1;
-    }
+    return refuse_to_start (d, error->message);
   /* keys in a deprecated spelling, once each */
   for (const char * const *w = exo_config_get_warnings (config); *w != NULL; w++)
     g_warning ("%s", *w);
 
+  d->state_dir = exo_node_state_dir_resolve (d->state_dir_option, exo_config_get_state_dir (config),
+                                             d->config_path);
   if (d->node_id != NULL)
     node_id = g_strdup (d->node_id);
   else if (g_strcmp0 (exo_config_get_node_id (config), "auto") != 0
            && exo_config_get_node_id (config) != NULL)
     node_id = g_strdup (exo_config_get_node_id (config));
   else
-    node_id = g_uuid_string_random ();
+    node_id = exo_node_id_load_or_create (d->state_dir);
 
   /* The resources not given a node id (discovery, node, the peer requests'
    * X-Exo-Node-Id) take this one: set before any thread exists and before
@@ -818,24 +847,17 @@ main (int argc, char **argv)
   /* A backend that is down when the node starts does not stop the node:
    * the node comes up degraded and the resource is retried with backoff. */
   exo_resource_group_set_keep_going (d->root, TRUE);
-  if (!exo_config_build (config, d->root, &error))
-    {
-      fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
-      return 1;
-    }
-  if (!setup_cluster_key (d, config, &error))
-    {
-      fprintf (stderr, "exo-node: refusing to start: %s\n", error->message);
-      return 1;
-    }
+  if (!exo_config_build (config, d->root, &error) || !setup_cluster_key (d, config, &error))
+    return refuse_to_start (d, error->message);
 
   d->connection = g_bus_get_sync (d->use_system ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION,
                                   NULL, &error);
   if (d->connection == NULL)
     {
-      fprintf (stderr, "exo-node: cannot connect to the %s bus: %s\n",
-               d->use_system ? "system" : "session", error->message);
-      return 1;
+      g_autofree char *why = g_strdup_printf ("cannot connect to the %s bus: %s",
+                                              d->use_system ? "system" : "session", error->message);
+
+      return refuse_to_start (d, why);
     }
   g_dbus_connection_set_exit_on_close (d->connection, FALSE);
 
@@ -850,6 +872,8 @@ main (int argc, char **argv)
   }
   g_signal_connect (d->export, "shutdown-requested", G_CALLBACK (shutdown_requested_cb), d);
   follow_topology (d);
+  if (d->notify != NULL)
+    d->readiness = exo_node_readiness_new (d->notify, d->root, exo_config_get_ready_when (config));
 
   d->name_id = g_bus_own_name_on_connection (d->connection,
                                              d->bus_name ? d->bus_name : DEFAULT_BUS_NAME,
@@ -859,14 +883,20 @@ main (int argc, char **argv)
   d->sigterm_id = g_unix_signal_add (SIGTERM, signal_cb, (gpointer) "SIGTERM");
   d->sigint_id = g_unix_signal_add (SIGINT, signal_cb, (gpointer) "SIGINT");
 
-  g_message ("exo-node %s starting: node id %s, %s", EXO_VERSION_STRING, node_id,
-             d->config_path ? d->config_path : "built-in default config");
+  g_message ("exo-node %s starting: node id %s, %s, state directory %s", EXO_VERSION_STRING,
+             node_id, d->config_path ? d->config_path : "built-in default config", d->state_dir);
+  if (exo_sd_notify_start_watchdog (d->notify))
+    g_info ("watchdog: pinging the service manager every %" G_GUINT64_FORMAT " ms",
+            MAX (exo_sd_notify_get_watchdog_usec (d->notify) / 2000, EXO_SD_NOTIFY_MIN_PING_MS));
   d->started_us = g_get_monotonic_time ();
   log_flush_id = g_timeout_add_seconds ((guint) (EXO_LOG_LIMIT_INTERVAL_US / G_USEC_PER_SEC),
                                         log_flush_cb, NULL);
   exo_resource_initialize_async (EXO_RESOURCE (d->root), NULL, root_initialize_cb, d);
 
   g_main_loop_run (d->loop);
+
+  exo_sd_notify_stop_watchdog (d->notify);
+  g_clear_pointer (&d->readiness, exo_node_readiness_free);
 
   g_clear_handle_id (&d->sigterm_id, g_source_remove);
   g_clear_handle_id (&d->sigint_id, g_source_remove);
@@ -889,6 +919,9 @@ main (int argc, char **argv)
   g_clear_pointer (&d->bus_name, g_free);
   g_clear_pointer (&d->node_id, g_free);
   g_clear_pointer (&d->check_config, g_free);
+  g_clear_pointer (&d->state_dir_option, g_free);
+  g_clear_pointer (&d->state_dir, g_free);
+  g_clear_pointer (&d->notify, exo_sd_notify_free);
   g_clear_handle_id (&log_flush_id, g_source_remove);
   exo_log_limiter_flush (log_limiter, G_MAXINT64, log_suppressed, NULL);
 
