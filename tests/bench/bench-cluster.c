@@ -111,6 +111,8 @@ node_spawn (BenchCluster *c,
   g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS",
                                 g_test_dbus_get_bus_address (c->bus), TRUE);
   g_subprocess_launcher_unsetenv (launcher, "EXO_NODE_ID");
+  /* the node-id file goes to the build tree, not to the user's state folder */
+  g_subprocess_launcher_setenv (launcher, "STATE_DIRECTORY", plugins, TRUE);
   n->proc = g_subprocess_launcher_spawn (launcher, &error, exo_node, "--config", n->config,
                                          "--plugin-dir", plugins, "--bus-name", n->bus_name,
                                          "--session", NULL);

@@ -356,6 +356,8 @@ bench_node_start_with (const char *address,
       g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", address, TRUE);
       /* the default config serves the shipped model, as ./bootstrap run finds it */
       g_subprocess_launcher_setenv (launcher, "EXO_MODEL_PATH", EXO_BENCH_MODEL_PATH, TRUE);
+      /* its node-id goes to the build tree, not to the user's state folder */
+      g_subprocess_launcher_setenv (launcher, "STATE_DIRECTORY", plugins, TRUE);
       start = g_get_monotonic_time ();
       /* The default config's discovery broadcasts: run it in a network
        * namespace with only loopback, so nothing leaves this machine. */
