@@ -6,10 +6,10 @@
  *
  * Each vfunc checks what it is given (the node running and usable, the
  * request id, the shard's model and layers, the generation parameters,
- * the limits) and hands the work over: requests to node-requests.c, the
- * topology to node-ring.c.  As in exo, process_prompt and process_tensor
- * answer once the work is accepted, not when it is done; chat answers
- * when its request ends.
+ * the limits) and hands the work over: requests to node-requests.c and
+ * node-work.c, the topology to node-ring.c.  As in exo, process_prompt and
+ * process_tensor answer once the work is accepted, not when it is done;
+ * chat answers when its request ends.
  *
  * Rules: called on the node's main context (the http-server runs there
  * too); no threads, no locks.  The vfuncs may be called in any state of
