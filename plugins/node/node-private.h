@@ -35,8 +35,8 @@ typedef struct _Request    Request;      /* node-requests.c's (below) */
 /* The settings are node.c's; each file counts its own work in the
  * metrics.  The tables and the ring belong to the file that says so in its
  * opening comment (peers, failed: node-peers.c; topology, partitions,
- * shards, topology_json: node-ring.c; requests, cancelled:
- * node-requests.c, which node-work.c asks for records).  node.c makes
+ * shards, topology_json, topology_variant: node-ring.c; requests,
+ * cancelled: node-requests.c, which node-work.c asks for records).  node.c makes
  * them at initialize and drops them at cleanup: requests and peers
  * through their files (requests_close(), peers_remove_all()), the rest in
  * drop_running_state().  `cancelled` outlives the runs: made at init,
@@ -81,7 +81,8 @@ struct _ExoClusterNode
   NodeTopology       *topology;       /* the last merged topology */
   GPtrArray          *partitions;     /* NodePartition, ring order */
   GPtrArray          *shards;         /* NodeShardAssignment, ring order */
-  char               *topology_json;
+  char               *topology_json;  /* the `topology` property; kept after cleanup */
+  GVariant           *topology_variant; /* the same for ExoNodeRole.get_topology */
   guint               topology_timer;
   guint               health_timer;
   guint               collect_soon;
@@ -239,8 +240,10 @@ ExoShard  *shard_for           (ExoClusterNode            *self,
                                 const NodeShardAssignment *s);
 GPtrArray *copy_shards         (GPtrArray      *shards);
 char      *build_topology_json (ExoClusterNode *self);
-/* The topology as JSON (the property, ExoNodeRole.get_topology_json). */
+/* The topology as JSON (the `topology` property, for D-Bus). */
 char      *dup_topology_json   (ExoClusterNode *self);
+/* The same as EXO_NODE_ROLE_TOPOLOGY_TYPE (ExoNodeRole.get_topology). */
+GVariant  *dup_topology_variant (ExoClusterNode *self);
 void       collect_begin       (ExoClusterNode     *self,
                                 const char * const *visited,
                                 guint               max_depth,

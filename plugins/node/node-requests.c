@@ -269,9 +269,15 @@ request_complete (ExoClusterNode *self,
         }
       else
         {
-          /* read by chat_get_prompt_tokens (node-role.c): the count + 1 */
-          g_task_set_task_data (task, GSIZE_TO_POINTER ((gsize) (req->prompt_tokens + 1)), NULL);
-          g_task_return_pointer (task, g_strdup (req->text->str), g_free);
+          /* "length" when the answer has as many tokens as the request
+           * could have (the last shard stopped at that count, not at EOS) */
+          guint limit = max_tokens_for (self, request_params (req, NULL));
+
+          g_task_return_pointer (task,
+                                 exo_chat_result_new (req->text->str,
+                                                      req->delivered >= limit ? "length" : "stop",
+                                                      req->prompt_tokens, (gint64) req->delivered),
+                                 (GDestroyNotify) exo_chat_result_free);
         }
       g_object_unref (task);
     }

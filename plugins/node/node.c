@@ -608,6 +608,7 @@ exo_cluster_node_finalize (GObject *object)
   g_free (self->model_id);
   g_free (self->node_id);
   g_free (self->topology_json);
+  g_clear_pointer (&self->topology_variant, g_variant_unref);
   g_free (self->last_failed_peer);
   G_OBJECT_CLASS (exo_cluster_node_parent_class)->finalize (object);
 }
