@@ -501,6 +501,37 @@ test_node_new (const char *id,
   return node;
 }
 
+/* A node that implements none of ExoNodeRole's vfuncs. */
+#define TEST_TYPE_BARE_NODE (test_bare_node_get_type ())
+G_DECLARE_FINAL_TYPE (TestBareNode, test_bare_node, TEST, BARE_NODE, ExoManagedResource)
+
+struct _TestBareNode
+{
+  ExoManagedResource parent_instance;
+};
+
+static void
+test_bare_node_role_init (ExoNodeRoleInterface *iface)
+{
+}
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (TestBareNode, test_bare_node, EXO_TYPE_MANAGED_RESOURCE,
+                               G_IMPLEMENT_INTERFACE (EXO_TYPE_NODE_ROLE, test_bare_node_role_init))
+
+static void
+test_bare_node_class_init (TestBareNodeClass *klass)
+{
+  ExoResourceClass *resource_class = EXO_RESOURCE_CLASS (klass);
+
+  resource_class->do_initialize = test_node_do_initialize;
+  resource_class->do_cleanup = test_node_do_cleanup;
+}
+
+static void
+test_bare_node_init (TestBareNode *self)
+{
+}
+
 /* --- fixture: a node and a server ------------------------------------------ */
 
 typedef struct
@@ -876,6 +907,47 @@ test_node_not_ready (Fixture       *fx,
   }
 
   exo_test_cleanup (lonely, NULL);
+}
+
+/* A node that lacks a call: 501 with the call named, for users and peers;
+ * /peer/v1/health still answers (without a node id). */
+static void
+test_node_lacks_calls (Fixture       *fx,
+                       gconstpointer  data)
+{
+  g_autoptr(ExoResource) bare = g_object_new (TEST_TYPE_BARE_NODE, "id", "test-bare-node", NULL);
+  g_autoptr(ExoResource) server = server_new ("test-http-bare", 0, "test-bare-node");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *saved = fx->address;
+
+  g_assert_true (exo_test_initialize (bare, &error));
+  g_assert_true (exo_test_initialize (server, &error));
+  g_assert_no_error (error);
+  fx->address = g_strdup_printf ("127.0.0.1:%u", exo_server_get_port (EXO_SERVER (server)));
+  {
+    g_autoptr(Reply) models = http_get (fx, "/v1/models");
+    g_autoptr(Reply) topology = http_get (fx, "/v1/topology");
+    g_autoptr(Reply) chat = http_post_json (fx, "/v1/chat/completions",
+                                            "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    g_autoptr(Reply) cancel = http_post_json (fx, "/peer/v1/cancel", "{\"request_id\":\"r-1\"}");
+    g_autoptr(Reply) peer_topology = http_post_json (fx, "/peer/v1/topology",
+                                                     "{\"visited\":[],\"max_depth\":1}");
+    g_autoptr(Reply) health = http_get (fx, "/peer/v1/health");
+    g_autoptr(JsonNode) health_root = NULL;
+
+    assert_error_reply (models, 501, "does not implement list_models");
+    assert_error_reply (topology, 501, "does not implement get_topology");
+    assert_error_reply (chat, 501, "does not implement chat_async");
+    assert_error_reply (cancel, 501, "does not implement cancel_request");
+    assert_error_reply (peer_topology, 501, "does not implement collect_topology_async");
+    g_assert_cmpuint (health->status, ==, 200);
+    health_root = reply_json (health);
+    g_assert_cmpstr (json_object_get_string_member (json_node_get_object (health_root), "node_id"), ==, "");
+  }
+  g_free (fx->address);
+  fx->address = g_steal_pointer (&saved);
+  exo_test_cleanup (server, NULL);
+  exo_test_cleanup (bare, NULL);
 }
 
 static void
@@ -3088,6 +3160,7 @@ main (int   argc,
   ADD ("server/address-in-use", test_address_in_use);
   ADD ("server/healthcheck", test_healthcheck);
   ADD ("server/node-not-ready", test_node_not_ready);
+  ADD ("server/node-lacks-calls", test_node_lacks_calls);
   ADD ("server/not-found-and-method", test_not_found_and_method);
   ADD ("server/size-limits", test_size_limits);
   ADD ("server/size-limit-chunked", test_size_limit_chunked);
