@@ -910,6 +910,7 @@ typedef struct {
   gsize    tokens;
   gboolean finished;
   gboolean after_finish;
+  ExoChatResult *result;   /* of the last chat that succeeded */
 } Tokens;
 
 static void
@@ -939,12 +940,17 @@ chat_with (ExoResource                *node,
            GCancellable               *cancellable,
            GError                    **error)
 {
-  ExoNodeRoleInterface *iface = EXO_NODE_ROLE_GET_IFACE (node);
   g_autoptr(GAsyncResult) result = NULL;
+  ExoChatResult *chat;
 
-  iface->chat_async (EXO_NODE_ROLE (node), model, "hello", request_id, params, on_token, tokens,
-                     cancellable, store_result, &result);
-  return iface->chat_finish (EXO_NODE_ROLE (node), wait_for (&result), error);
+  exo_node_role_chat_async (EXO_NODE_ROLE (node), model, "hello", request_id, params, on_token,
+                            tokens, NULL, cancellable, store_result, &result);
+  chat = exo_node_role_chat_finish (EXO_NODE_ROLE (node), wait_for (&result), error);
+  if (chat == NULL)
+    return NULL;
+  g_clear_pointer (&tokens->result, exo_chat_result_free);
+  tokens->result = chat;
+  return g_strdup (exo_chat_result_get_text (chat));
 }
 
 static char *
@@ -1003,10 +1009,10 @@ test_node_single (void)
   g_autoptr(ExoResource) engine = NULL;
   g_autoptr(ExoResource) node = NULL;
   g_autoptr(GError) error = NULL;
-  ExoNodeRoleInterface *iface;
+  ExoNodeRole *role;
   Tokens t = { g_string_new (NULL) };
   g_autofree char *text = NULL;
-  g_autofree char *json = NULL;
+  g_autoptr(GVariant) value = NULL;
 
   if (!load_plugins ())
     {
@@ -1022,8 +1028,8 @@ test_node_single (void)
   g_assert_true (exo_resource_group_add (root, node, (const char *[]) { "engine", NULL }, NULL));
   g_assert_true (initialize (EXO_RESOURCE (root), &error));
   g_assert_no_error (error);
-  iface = EXO_NODE_ROLE_GET_IFACE (node);
-  g_assert_cmpstr (iface->get_node_id (EXO_NODE_ROLE (node)), ==, "solo");
+  role = EXO_NODE_ROLE (node);
+  g_assert_cmpstr (exo_node_role_get_node_id (role), ==, "solo");
 
   /* Tokens 2..5, then EOS: four "dummy", streamed, then finished once. */
   text = chat (node, "dummy", "r1", &t, NULL, &error);
@@ -1033,6 +1039,10 @@ test_node_single (void)
   g_assert_cmpuint (t.tokens, ==, 4);
   g_assert_true (t.finished);
   g_assert_false (t.after_finish);
+  /* EOS before max-tokens: "stop"; the prompt's tokens were counted */
+  g_assert_cmpstr (exo_chat_result_get_finish_reason (t.result), ==, "stop");
+  g_assert_cmpint (exo_chat_result_get_completion_tokens (t.result), ==, 4);
+  g_assert_cmpint (exo_chat_result_get_prompt_tokens (t.result), >, 0);
   g_assert_cmpint (local_metric (node, "requests"), ==, 1);
   g_assert_cmpint (local_metric (node, "tokens-generated"), ==, 4);
   g_assert_cmpint (local_metric (node, "layers-computed"), ==, 5);
@@ -1059,6 +1069,9 @@ test_node_single (void)
     g_assert_cmpstr (text, ==, "dummydummy");
     g_assert_cmpuint (t.tokens, ==, 2);
     g_assert_true (t.finished);
+    /* stopped at the request's max_tokens */
+    g_assert_cmpstr (exo_chat_result_get_finish_reason (t.result), ==, "length");
+    g_assert_cmpint (exo_chat_result_get_completion_tokens (t.result), ==, 2);
     g_assert_cmpfloat (local_metric_double (engine, "last-sample-temperature"), ==, 0.75);
     g_assert_cmpfloat (local_metric_double (engine, "last-sample-top-p"), ==, 0.5);
 
@@ -1069,6 +1082,7 @@ test_node_single (void)
     text = chat_with (node, "dummy", "r1-capped", params, &t, NULL, &error);
     g_assert_no_error (error);
     g_assert_cmpstr (text, ==, "dummydummydummy");
+    g_assert_cmpstr (exo_chat_result_get_finish_reason (t.result), ==, "length");
     g_object_set (node, "max-tokens", 64, NULL);
 
     /* none given: greedy (temperature 0, top_p 1), the node's max-tokens */
@@ -1076,6 +1090,7 @@ test_node_single (void)
     text = chat_with (node, "dummy", "r1-defaults", NULL, &t, NULL, &error);
     g_assert_no_error (error);
     g_assert_cmpstr (text, ==, "dummydummydummydummy");
+    g_assert_cmpstr (exo_chat_result_get_finish_reason (t.result), ==, "stop");
     g_assert_cmpfloat (local_metric_double (engine, "last-sample-temperature"), ==, 0);
     g_assert_cmpfloat (local_metric_double (engine, "last-sample-top-p"), ==, 1);
 
@@ -1095,9 +1110,9 @@ test_node_single (void)
       const gint32 one = 1;
       g_autoptr(ExoTensor) tensor = exo_tensor_new_int32 (&one, 1);
 
-      iface->process_tensor_async (EXO_NODE_ROLE (node), shard, tensor, "r1-bad-tensor", params,
-                                   NULL, store_result, &result);
-      g_assert_false (iface->process_tensor_finish (EXO_NODE_ROLE (node), wait_for (&result), &error));
+      exo_node_role_process_tensor_async (role, shard, tensor, "r1-bad-tensor", params, NULL,
+                                          store_result, &result);
+      g_assert_false (exo_node_role_process_tensor_finish (role, wait_for (&result), &error));
       g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
       g_assert_nonnull (strstr (error->message, "top_p"));
       g_clear_error (&error);
@@ -1118,24 +1133,54 @@ test_node_single (void)
   g_assert_nonnull (strstr (error->message, "llama-3-8b"));
   g_clear_error (&error);
 
-  /* The topology and the models. */
-  json = iface->get_topology_json (EXO_NODE_ROLE (node));
-  g_assert_nonnull (strstr (json, "\"shards\""));
-  g_assert_nonnull (strstr (json, "\"solo\""));
-  g_assert_nonnull (strstr (json, "\"memory\":1000"));
-  g_clear_pointer (&json, g_free);
-  json = iface->get_models_json (EXO_NODE_ROLE (node));
-  g_assert_nonnull (strstr (json, "\"dummy\""));
-  g_clear_pointer (&json, g_free);
+  /* The topology and the models, typed (EXO_NODE_ROLE_*_TYPE). */
+  value = exo_node_role_get_topology (role, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) shards = g_variant_lookup_value (value, "shards", G_VARIANT_TYPE ("a(ssuuu)"));
+    g_autoptr(GVariant) nodes = g_variant_lookup_value (value, "nodes", G_VARIANT_TYPE ("a{sa{sv}}"));
+    g_autoptr(GVariant) caps = NULL;
+    const char *node_id;
+    guint64 memory = 0;
+
+    g_assert_true (g_variant_lookup (value, "node-id", "&s", &node_id));
+    g_assert_cmpstr (node_id, ==, "solo");
+    g_assert_nonnull (shards);
+    g_assert_cmpuint (g_variant_n_children (shards), ==, 1);
+    g_assert_nonnull (nodes);
+    caps = g_variant_lookup_value (nodes, "solo", G_VARIANT_TYPE_VARDICT);
+    g_assert_nonnull (caps);
+    g_assert_true (g_variant_lookup (caps, "memory", "t", &memory));
+    g_assert_cmpuint (memory, ==, 1000);
+  }
+  g_clear_pointer (&value, g_variant_unref);
+  value = exo_node_role_list_models (role, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) model = g_variant_get_child_value (value, 0);
+    const char *id;
+    guint32 n_layers;
+
+    g_assert_true (g_variant_lookup (model, "id", "&s", &id));
+    g_assert_cmpstr (id, ==, "dummy");
+    g_assert_true (g_variant_lookup (model, "n-layers", "u", &n_layers));
+    g_assert_cmpuint (n_layers, ==, 8);
+  }
+  g_clear_pointer (&value, g_variant_unref);
   {
     g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(GVariant) nodes = NULL;
     const char *visited[] = { "someone", NULL };
 
-    iface->collect_topology_async (EXO_NODE_ROLE (node), visited, 2, NULL, store_result, &result);
-    json = iface->collect_topology_finish (EXO_NODE_ROLE (node), wait_for (&result), &error);
+    exo_node_role_collect_topology_async (role, visited, 2, NULL, store_result, &result);
+    value = exo_node_role_collect_topology_finish (role, wait_for (&result), &error);
     g_assert_no_error (error);
-    g_assert_nonnull (strstr (json, "\"nodes\":{\"solo\""));
-    g_clear_pointer (&json, g_free);
+    nodes = g_variant_lookup_value (value, "nodes", G_VARIANT_TYPE ("a{sa{sv}}"));
+    g_assert_nonnull (nodes);
+    g_assert_cmpuint (g_variant_n_children (nodes), ==, 1);
+    /* a peer's answer has no view of the ring */
+    g_assert_false (g_variant_lookup (value, "shards", "*", NULL));
+    g_clear_pointer (&value, g_variant_unref);
   }
 
   /* A peer's tensor for another model is refused. */
@@ -1145,9 +1190,8 @@ test_node_single (void)
     const gint32 one = 1;
     g_autoptr(ExoTensor) tensor = exo_tensor_new_int32 (&one, 1);
 
-    iface->process_tensor_async (EXO_NODE_ROLE (node), shard, tensor, "r3", NULL, NULL,
-                                 store_result, &result);
-    g_assert_false (iface->process_tensor_finish (EXO_NODE_ROLE (node), wait_for (&result), &error));
+    exo_node_role_process_tensor_async (role, shard, tensor, "r3", NULL, NULL, store_result, &result);
+    g_assert_false (exo_node_role_process_tensor_finish (role, wait_for (&result), &error));
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
     g_clear_error (&error);
   }
@@ -1181,6 +1225,7 @@ test_node_single (void)
 
   cleanup (EXO_RESOURCE (root));
   g_string_free (t.text, TRUE);
+  g_clear_pointer (&t.result, exo_chat_result_free);
 }
 
 static ExoResource *

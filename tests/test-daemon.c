@@ -1030,7 +1030,7 @@ test_usage_errors (Fixture *f, gconstpointer data)
   g_assert_cmpint (node_wait (node, 10000), ==, 0);
   log = node_log (node);
   g_assert_true (g_str_has_prefix (log, "exo-node "));
-  g_assert_nonnull (strstr (log, "plugin ABI 2."));
+  g_assert_nonnull (strstr (log, "plugin ABI 3."));
   node_free (node);
 }
 

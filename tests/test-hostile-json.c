@@ -21,7 +21,9 @@
  *   with the bypass and with values json-glib would misread, with a model
  *   name holding U+001F (which json-glib writes back unescaped), then with
  *   flops of 1e-8, which the node used to write back as `1e-08.0`: its
- *   GET /v1/topology must stay strict JSON.
+ *   GET /v1/topology must stay strict JSON, and the same text as its D-Bus
+ *   Topology (the node plugin writes that one, the http-server the other,
+ *   from the node's typed topology); GET /v1/models keeps its text.
  * /hostile-json/check-config: `exo-node --check-config` of such a file
  *   exits 1 with FILE:LINE: … instead of a segfault.
  *
@@ -814,6 +816,52 @@ node_topology (Fixture *f)
   return g_steal_pointer (&body);
 }
 
+/* org.exo.Node1.Topology on the node's bus: the node plugin's own JSON of
+ * its topology (its `topology` property). */
+static char *
+dbus_topology (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusConnection) bus = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) value = NULL;
+
+  bus = g_dbus_connection_new_for_address_sync (f->bus_address,
+                                                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                NULL, NULL, &error);
+  g_assert_no_error (error);
+  reply = g_dbus_connection_call_sync (bus, "org.exo.Node1", "/org/exo/Node1",
+                                       "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", "org.exo.Node1", "Topology"),
+                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 10000,
+                                       NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  return g_variant_dup_string (value, NULL);
+}
+
+/* GET /v1/topology (the http-server's JSON of the node's typed topology)
+ * and the D-Bus Topology (the node plugin's JSON) are the same text, once
+ * the bus has caught up. */
+static void
+assert_topology_agrees (Fixture *f)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+
+  for (;;)
+    {
+      g_autofree char *http_text = node_topology (f);
+      g_autofree char *dbus_text = dbus_topology (f);
+
+      if (g_str_equal (http_text, dbus_text))
+        return;
+      if (g_get_monotonic_time () > deadline)
+        g_error ("GET /v1/topology and D-Bus Topology differ:\n%s\n%s", http_text, dbus_text);
+      g_usleep (50000);
+    }
+}
+
 static void
 test_peer_topology (Fixture       *f,
                     gconstpointer  data)
@@ -850,6 +898,16 @@ test_peer_topology (Fixture       *f,
   if (!have_daemon (f))
     return;
 
+  /* GET /v1/models: the text the node plugin wrote itself before plugin
+   * ABI 3.0, now the http-server's JSON of the node's typed models. */
+  {
+    g_autofree char *models = NULL;
+
+    g_assert_cmpuint (http (f, "GET", "/v1/models", NULL, NULL, 0, NULL, &models), ==, 200);
+    g_assert_cmpstr (models, ==, "{\"object\":\"list\",\"data\":[{\"id\":\"dummy\",\"object\":\"model\","
+                                 "\"owned_by\":\"exo\",\"n_layers\":16,\"ready\":true}]}");
+  }
+
   for (gsize i = 0; i < G_N_ELEMENTS (answers); i++)
     {
       guint seen;
@@ -868,7 +926,7 @@ test_peer_topology (Fixture       *f,
           g_usleep (20000);
         }
       assert_node_up (f);
-      g_free (node_topology (f));
+      assert_topology_agrees (f);
     }
 
   /* Flops that json-glib used to write as 1e-08.0. */
@@ -888,6 +946,7 @@ test_peer_topology (Fixture       *f,
   g_test_message ("%s", topology);
   g_assert_null (strstr (topology, "e-08"));
   assert_node_up (f);
+  assert_topology_agrees (f);
   /* every request the node sent was signed: the answers were what it parsed */
   g_mutex_lock (&f->peer.lock);
   g_assert_cmpuint (f->peer.n_unsigned, ==, 0);

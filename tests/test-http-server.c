@@ -123,7 +123,11 @@ struct _TestNode
   gboolean   chat_hang;          /* a chat never yields (until cancelled) */
   guint      chat_fail_after;    /* >0: a chat fails after this many tokens */
   GError    *fail_with;          /* prompt/tensor calls fail with this */
-  char      *models_json;
+  const char *chat_finish_reason; /* what a chat's ExoChatResult says; NULL: "stop" */
+  gint64     chat_prompt_tokens; /* likewise; -1: unknown */
+  GVariant  *models;             /* EXO_NODE_ROLE_MODELS_TYPE */
+  GVariant  *topology;           /* EXO_NODE_ROLE_TOPOLOGY_TYPE */
+  char      *models_json;        /* the JSON the server is to write of them */
   char      *topology_json;
   /* what it saw */
   guint      n_prompts;
@@ -292,27 +296,35 @@ test_node_collect_topology_async (ExoNodeRole         *role,
   g_strfreev (self->last_visited);
   self->last_visited = g_strdupv ((char **) visited);
   self->last_max_depth = max_depth;
-  g_task_return_pointer (task, g_strdup (self->topology_json), g_free);
+  g_task_return_pointer (task, g_variant_ref (self->topology), (GDestroyNotify) g_variant_unref);
 }
 
-static char *
-test_node_finish_string (ExoNodeRole   *role,
-                         GAsyncResult  *result,
-                         GError       **error)
+static GVariant *
+test_node_finish_variant (ExoNodeRole   *role,
+                          GAsyncResult  *result,
+                          GError       **error)
 {
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-static char *
-test_node_get_models_json (ExoNodeRole *role)
+static GVariant *
+test_node_list_models (ExoNodeRole *role)
 {
-  return g_strdup (TEST_NODE (role)->models_json);
+  return g_variant_ref (TEST_NODE (role)->models);
 }
 
-static char *
-test_node_get_topology_json (ExoNodeRole *role)
+static GVariant *
+test_node_get_topology (ExoNodeRole *role)
 {
-  return g_strdup (TEST_NODE (role)->topology_json);
+  return g_variant_ref (TEST_NODE (role)->topology);
+}
+
+static ExoChatResult *
+test_node_chat_finish (ExoNodeRole   *role,
+                       GAsyncResult  *result,
+                       GError       **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 typedef struct
@@ -358,7 +370,10 @@ chat_tick_cb (gpointer data)
   if (chat->next == self->chat_tokens)
     {
       self->n_chats_done++;
-      g_task_return_pointer (task, g_strdup (chat->text->str), g_free);
+      g_task_return_pointer (task,
+                             exo_chat_result_new (chat->text->str, self->chat_finish_reason,
+                                                  self->chat_prompt_tokens, chat->next),
+                             (GDestroyNotify) exo_chat_result_free);
       return G_SOURCE_REMOVE;
     }
 
@@ -417,11 +432,11 @@ test_node_role_init (ExoNodeRoleInterface *iface)
   iface->process_tensor_finish = test_node_finish_boolean;
   iface->process_result = test_node_process_result;
   iface->collect_topology_async = test_node_collect_topology_async;
-  iface->collect_topology_finish = test_node_finish_string;
-  iface->get_models_json = test_node_get_models_json;
-  iface->get_topology_json = test_node_get_topology_json;
+  iface->collect_topology_finish = test_node_finish_variant;
+  iface->list_models = test_node_list_models;
+  iface->get_topology = test_node_get_topology;
   iface->chat_async = test_node_chat_async;
-  iface->chat_finish = test_node_finish_string;
+  iface->chat_finish = test_node_chat_finish;
   iface->cancel_request = test_node_cancel_request;
 }
 
@@ -432,6 +447,8 @@ test_node_finalize (GObject *object)
 
   g_free (self->node_id);
   g_clear_error (&self->fail_with);
+  g_clear_pointer (&self->models, g_variant_unref);
+  g_clear_pointer (&self->topology, g_variant_unref);
   g_free (self->models_json);
   g_free (self->topology_json);
   g_clear_pointer (&self->last_shard, exo_shard_free);
@@ -463,9 +480,14 @@ test_node_init (TestNode *self)
   self->chat_tokens = 5;
   self->token_interval_ms = 1;
   self->last_tokens = g_array_new (FALSE, FALSE, sizeof (gint32));
+  self->chat_prompt_tokens = -1;
+  self->models = g_variant_ref_sink (g_variant_new_parsed ("[{'id': <'dummy'>}]"));
   self->models_json = g_strdup ("{\"object\":\"list\",\"data\":[{\"id\":\"dummy\",\"object\":\"model\"}]}");
+  self->topology = g_variant_ref_sink (g_variant_new_parsed (
+    "{'nodes': <{'fake-node-1': {'model': <'test'>, 'chip': <'x'>, 'memory': <uint64 1024>}}>,"
+    " 'edges': <@a(sss) []>}"));
   self->topology_json = g_strdup ("{\"nodes\":{\"fake-node-1\":{\"model\":\"test\",\"chip\":\"x\","
-                                  "\"memory\":1024,\"flops\":{\"fp32\":0,\"fp16\":0,\"int8\":0}}},"
+                                  "\"memory\":1024,\"flops\":{\"fp32\":0.0,\"fp16\":0.0,\"int8\":0.0}}},"
                                   "\"peer_graph\":{},\"active_node_id\":null}");
 }
 
@@ -477,6 +499,37 @@ test_node_new (const char *id,
 
   node->node_id = g_strdup (node_id);
   return node;
+}
+
+/* A node that implements none of ExoNodeRole's vfuncs. */
+#define TEST_TYPE_BARE_NODE (test_bare_node_get_type ())
+G_DECLARE_FINAL_TYPE (TestBareNode, test_bare_node, TEST, BARE_NODE, ExoManagedResource)
+
+struct _TestBareNode
+{
+  ExoManagedResource parent_instance;
+};
+
+static void
+test_bare_node_role_init (ExoNodeRoleInterface *iface)
+{
+}
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (TestBareNode, test_bare_node, EXO_TYPE_MANAGED_RESOURCE,
+                               G_IMPLEMENT_INTERFACE (EXO_TYPE_NODE_ROLE, test_bare_node_role_init))
+
+static void
+test_bare_node_class_init (TestBareNodeClass *klass)
+{
+  ExoResourceClass *resource_class = EXO_RESOURCE_CLASS (klass);
+
+  resource_class->do_initialize = test_node_do_initialize;
+  resource_class->do_cleanup = test_node_do_cleanup;
+}
+
+static void
+test_bare_node_init (TestBareNode *self)
+{
 }
 
 /* --- fixture: a node and a server ------------------------------------------ */
@@ -856,6 +909,47 @@ test_node_not_ready (Fixture       *fx,
   exo_test_cleanup (lonely, NULL);
 }
 
+/* A node that lacks a call: 501 with the call named, for users and peers;
+ * /peer/v1/health still answers (without a node id). */
+static void
+test_node_lacks_calls (Fixture       *fx,
+                       gconstpointer  data)
+{
+  g_autoptr(ExoResource) bare = g_object_new (TEST_TYPE_BARE_NODE, "id", "test-bare-node", NULL);
+  g_autoptr(ExoResource) server = server_new ("test-http-bare", 0, "test-bare-node");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *saved = fx->address;
+
+  g_assert_true (exo_test_initialize (bare, &error));
+  g_assert_true (exo_test_initialize (server, &error));
+  g_assert_no_error (error);
+  fx->address = g_strdup_printf ("127.0.0.1:%u", exo_server_get_port (EXO_SERVER (server)));
+  {
+    g_autoptr(Reply) models = http_get (fx, "/v1/models");
+    g_autoptr(Reply) topology = http_get (fx, "/v1/topology");
+    g_autoptr(Reply) chat = http_post_json (fx, "/v1/chat/completions",
+                                            "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    g_autoptr(Reply) cancel = http_post_json (fx, "/peer/v1/cancel", "{\"request_id\":\"r-1\"}");
+    g_autoptr(Reply) peer_topology = http_post_json (fx, "/peer/v1/topology",
+                                                     "{\"visited\":[],\"max_depth\":1}");
+    g_autoptr(Reply) health = http_get (fx, "/peer/v1/health");
+    g_autoptr(JsonNode) health_root = NULL;
+
+    assert_error_reply (models, 501, "does not implement list_models");
+    assert_error_reply (topology, 501, "does not implement get_topology");
+    assert_error_reply (chat, 501, "does not implement chat_async");
+    assert_error_reply (cancel, 501, "does not implement cancel_request");
+    assert_error_reply (peer_topology, 501, "does not implement collect_topology_async");
+    g_assert_cmpuint (health->status, ==, 200);
+    health_root = reply_json (health);
+    g_assert_cmpstr (json_object_get_string_member (json_node_get_object (health_root), "node_id"), ==, "");
+  }
+  g_free (fx->address);
+  fx->address = g_steal_pointer (&saved);
+  exo_test_cleanup (server, NULL);
+  exo_test_cleanup (bare, NULL);
+}
+
 static void
 test_not_found_and_method (Fixture       *fx,
                            gconstpointer  data)
@@ -892,6 +986,114 @@ test_models_and_topology (Fixture       *fx,
   g_assert_cmpstr (models_text, ==, fx->node->models_json);
   g_assert_cmpuint (topology->status, ==, 200);
   g_assert_cmpstr (topology_text, ==, fx->node->topology_json);
+}
+
+static GVariant *
+caps_variant (const char *model,
+              const char *chip,
+              guint64     memory,
+              double      fp32,
+              double      fp16)
+{
+  GVariantDict dict;
+
+  g_variant_dict_init (&dict, NULL);
+  g_variant_dict_insert (&dict, "model", "s", model);
+  g_variant_dict_insert (&dict, "chip", "s", chip);
+  g_variant_dict_insert (&dict, "memory", "t", memory);
+  g_variant_dict_insert (&dict, "flops-fp32", "d", fp32);
+  g_variant_dict_insert (&dict, "flops-fp16", "d", fp16);
+  return g_variant_dict_end (&dict);
+}
+
+/* The node's typed topology, written by the server as the TOPOLOGY of
+ * docs/cluster-protocol.md: the members in the documented order, nodes and
+ * peer_graph sorted by id (the first of a repeated node kept, edges grouped
+ * by their from id in the node's order), flops JSON can hold, the node's
+ * view after; the same for users and for peers. */
+static void
+test_topology_json (Fixture       *fx,
+                    gconstpointer  data)
+{
+  static const char expected[] =
+    "{\"nodes\":{"
+    "\"a-node\":{\"model\":\"A\",\"chip\":\"x86_64\",\"memory\":1024,"
+    "\"flops\":{\"fp32\":3.5,\"fp16\":0.0,\"int8\":0.0}},"
+    "\"b-node\":{\"model\":\"B\",\"chip\":\"arm\",\"memory\":4096,"
+    "\"flops\":{\"fp32\":1000000000000000.0,\"fp16\":0.0,\"int8\":0.0}}},"
+    "\"peer_graph\":{"
+    "\"a-node\":[{\"from_id\":\"a-node\",\"to_id\":\"b-node\",\"description\":\"10.0.0.2:1\"}],"
+    "\"b-node\":[{\"from_id\":\"b-node\",\"to_id\":\"a-node\",\"description\":\"10.0.0.1:1\"},"
+    "{\"from_id\":\"b-node\",\"to_id\":\"c-node\",\"description\":\"10.0.0.3:1\"}]},"
+    "\"active_node_id\":\"a-node\",\"node_id\":\"a-node\",\"version\":7,\"model_id\":\"llama\","
+    "\"n_layers\":16,"
+    "\"partitions\":[{\"node_id\":\"a-node\",\"start\":0.0,\"end\":0.25},"
+    "{\"node_id\":\"b-node\",\"start\":0.25,\"end\":1.0}],"
+    "\"shards\":[{\"node_id\":\"a-node\",\"model_id\":\"llama\",\"start_layer\":0,\"end_layer\":3,"
+    "\"n_layers\":16},"
+    "{\"node_id\":\"b-node\",\"model_id\":\"llama\",\"start_layer\":4,\"end_layer\":15,"
+    "\"n_layers\":16}]}";
+  GVariantBuilder nodes, dict;
+  g_autofree char *topology_text = NULL;
+  g_autofree char *peer_text = NULL;
+
+  g_variant_builder_init (&nodes, G_VARIANT_TYPE ("a{sa{sv}}"));
+  g_variant_builder_add (&nodes, "{s@a{sv}}", "b-node", caps_variant ("B", "arm", 4096, 1e17, NAN));
+  g_variant_builder_add (&nodes, "{s@a{sv}}", "a-node", caps_variant ("A", "x86_64", 1024, 3.5, 1e-5));
+  g_variant_builder_add (&nodes, "{s@a{sv}}", "a-node", caps_variant ("DUP", "x", 1, 1, 1));
+  g_variant_builder_init (&dict, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&dict, "{sv}", "nodes", g_variant_builder_end (&nodes));
+  g_variant_builder_add (&dict, "{sv}", "edges",
+                         g_variant_new_parsed ("[('b-node', 'a-node', '10.0.0.1:1'),"
+                                               " ('a-node', 'b-node', '10.0.0.2:1'),"
+                                               " ('b-node', 'c-node', '10.0.0.3:1')]"));
+  g_variant_builder_add (&dict, "{sv}", "active-node-id", g_variant_new_string ("a-node"));
+  g_variant_builder_add (&dict, "{sv}", "shards",
+                         g_variant_new_parsed ("[('a-node', 'llama', uint32 0, uint32 3, uint32 16),"
+                                               " ('b-node', 'llama', 4, 15, 16)]"));
+  g_variant_builder_add (&dict, "{sv}", "partitions",
+                         g_variant_new_parsed ("[('a-node', 0.0, 0.25), ('b-node', 0.25, 1.0)]"));
+  g_variant_builder_add (&dict, "{sv}", "n-layers", g_variant_new_uint32 (16));
+  g_variant_builder_add (&dict, "{sv}", "model-id", g_variant_new_string ("llama"));
+  g_variant_builder_add (&dict, "{sv}", "version", g_variant_new_uint64 (7));
+  g_variant_builder_add (&dict, "{sv}", "node-id", g_variant_new_string ("a-node"));
+  /* of the wrong type: treated as absent */
+  g_variant_builder_add (&dict, "{sv}", "active-node-ids", g_variant_new_int32 (3));
+  g_clear_pointer (&fx->node->topology, g_variant_unref);
+  fx->node->topology = g_variant_ref_sink (g_variant_builder_end (&dict));
+
+  {
+    g_autoptr(Reply) topology = http_get (fx, "/v1/topology");
+    g_autoptr(Reply) peer = http_post_json (fx, "/peer/v1/topology", "{\"visited\":[],\"max_depth\":1}");
+
+    topology_text = reply_text (topology);
+    peer_text = reply_text (peer);
+    g_assert_cmpuint (topology->status, ==, 200);
+    g_assert_cmpuint (peer->status, ==, 200);
+  }
+  g_assert_cmpstr (topology_text, ==, expected);
+  g_assert_cmpstr (peer_text, ==, expected);
+  g_assert_true (exo_json_validate (expected, strlen (expected), 8, NULL, NULL, NULL));
+}
+
+/* A node that lists no models, or gives them of the wrong type: the
+ * server answers 501 / 500 with the node's words, and keeps running. */
+static void
+test_models_refused (Fixture       *fx,
+                     gconstpointer  data)
+{
+  g_clear_pointer (&fx->node->models, g_variant_unref);
+  fx->node->models = g_variant_ref_sink (g_variant_new_parsed ("['dummy']"));
+  {
+    g_autoptr(Reply) models = http_get (fx, "/v1/models");
+
+    assert_error_reply (models, 500, "not 'aa{sv}'");
+  }
+  {
+    g_autoptr(Reply) health = http_get (fx, "/healthcheck");
+
+    g_assert_cmpuint (health->status, ==, 200);
+  }
 }
 
 /* --- peer RPC -------------------------------------------------------------- */
@@ -1397,6 +1599,24 @@ test_chat (Fixture       *fx,
     g_assert_cmpstr (json_object_get_string_member (json_node_get_object (r2_root), "model"), ==, "dummy");
     g_assert_cmpstr (fx->node->last_prompt, ==, "user: ab\n");
     assert_params (fx->node->last_params, 0, 0, 1, FALSE, 0);
+  }
+
+  /* finish_reason and usage are the node's (its ExoChatResult) */
+  fx->node->chat_finish_reason = "length";
+  fx->node->chat_prompt_tokens = 7;
+  {
+    g_autoptr(Reply) r3 = http_post_json (fx, "/v1/chat/completions", chat_body);
+    g_autoptr(JsonNode) r3_root = reply_json (r3);
+    JsonObject *r3_object = json_node_get_object (r3_root);
+    JsonObject *r3_usage = json_object_get_object_member (r3_object, "usage");
+    JsonObject *r3_choice = json_array_get_object_element (json_object_get_array_member (r3_object,
+                                                                                         "choices"), 0);
+
+    g_assert_cmpuint (r3->status, ==, 200);
+    g_assert_cmpstr (json_object_get_string_member (r3_choice, "finish_reason"), ==, "length");
+    g_assert_cmpint (json_object_get_int_member (r3_usage, "prompt_tokens"), ==, 7);
+    g_assert_cmpint (json_object_get_int_member (r3_usage, "completion_tokens"), ==, 5);
+    g_assert_cmpint (json_object_get_int_member (r3_usage, "total_tokens"), ==, 12);
   }
 
   /* every parameter the node acts on; max_completion_tokens wins over
@@ -2947,6 +3167,7 @@ main (int   argc,
   ADD ("server/address-in-use", test_address_in_use);
   ADD ("server/healthcheck", test_healthcheck);
   ADD ("server/node-not-ready", test_node_not_ready);
+  ADD ("server/node-lacks-calls", test_node_lacks_calls);
   ADD ("server/not-found-and-method", test_not_found_and_method);
   ADD ("server/size-limits", test_size_limits);
   ADD ("server/size-limit-chunked", test_size_limit_chunked);
@@ -2959,6 +3180,8 @@ main (int   argc,
   ADD ("rpc/result", test_peer_result);
   ADD ("rpc/topology", test_peer_topology);
   ADD ("api/models-topology", test_models_and_topology);
+  ADD ("api/topology-json", test_topology_json);
+  ADD ("api/models-refused", test_models_refused);
   ADD ("api/chat", test_chat);
   ADD ("api/chat-bad", test_chat_bad);
   ADD ("api/chat-stream", test_chat_stream);

@@ -38,7 +38,7 @@ except ImportError:
 
 try:
     gi.require_version('Exo', '1')
-    from gi.repository import Exo, GLib
+    from gi.repository import Exo, Gio, GLib
 except (ImportError, ValueError) as e:
     skip('cannot load the Exo typelib: %s' % e)
 
@@ -277,6 +277,37 @@ def test_error_domain():
     assert GIRepository.enum_info_get_error_domain(info) == 'exo-resource-error-quark'
 
 
+def test_node_role_typed():
+    # ExoNodeRole implemented in Python, called through the checked
+    # exo_node_role_*() functions: typed values, and NOT_SUPPORTED for what
+    # the implementation leaves out.
+    class PyNode(Exo.Resource, Exo.NodeRole):
+        __gtype_name__ = 'TestPyNodeRole'
+
+        def do_list_models(self):
+            return GLib.Variant('aa{sv}', [{'id': GLib.Variant('s', 'py-model'),
+                                            'n-layers': GLib.Variant('u', 4)}])
+
+        def do_get_topology(self):
+            return GLib.Variant('a{sv}', {'nodes': GLib.Variant('a{sa{sv}}', {}),
+                                          'edges': GLib.Variant('a(sss)', [])})
+
+    node = PyNode(id='py-node')
+    assert node.list_models().unpack() == [{'id': 'py-model', 'n-layers': 4}]
+    assert node.get_topology().unpack() == {'nodes': {}, 'edges': []}
+    assert node.get_node_id() is None
+    try:
+        node.cancel_request('r-1')
+    except GLib.Error as e:
+        assert e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_SUPPORTED), e
+        assert "'py-node'" in e.message and 'cancel_request' in e.message, e.message
+    else:
+        raise AssertionError('cancel_request of a node without it did not fail')
+    result = Exo.ChatResult.new('hi', 'length', 3, 2)
+    assert (result.get_text(), result.get_finish_reason()) == ('hi', 'length')
+    assert (result.get_prompt_tokens(), result.get_completion_tokens()) == (3, 2)
+
+
 CASES = [
     test_initialize_raises,
     test_managed_initialize_raises,
@@ -285,6 +316,7 @@ CASES = [
     test_run_async_from_python,
     test_use_async_from_python,
     test_error_domain,
+    test_node_role_typed,
 ]
 
 

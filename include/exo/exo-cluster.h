@@ -1,8 +1,9 @@
 /* exo-cluster.h: the roles of a cluster node (discovery, server, peers).
  *
  * The wire formats are JSON (see docs/cluster-protocol.md); these interfaces
- * carry JSON as strings and structured values as GVariant so that libexo
- * itself needs no JSON library.
+ * carry structured values as GVariant, and ExoPeerHandle's topology as the
+ * JSON text a peer sent, so that libexo itself needs no JSON library.
+ * ExoNodeRole, the node's orchestration, is in exo-node-role.h.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -224,137 +225,6 @@ EXO_AVAILABLE_IN_ALL
 guint16     exo_server_get_port           (ExoServer *self);
 EXO_AVAILABLE_IN_ALL
 const char *exo_server_get_listen_address (ExoServer *self);
-
-/* --- ExoNodeRole --------------------------------------------------------- */
-
-#define EXO_TYPE_NODE_ROLE (exo_node_role_get_type ())
-EXO_AVAILABLE_IN_ALL
-G_DECLARE_INTERFACE (ExoNodeRole, exo_node_role, EXO, NODE_ROLE, ExoResource)
-
-/**
- * ExoTokenFunc:
- * @request_id: the request
- * @tokens: (array length=n_tokens): the new tokens
- * @n_tokens: how many
- * @text: the new tokens decoded
- * @is_finished: whether generation ended
- * @user_data: data given with the callback
- *
- * Receives tokens of a request as they are generated.
- */
-typedef void (*ExoTokenFunc) (const char   *request_id,
-                              const gint32 *tokens,
-                              gsize         n_tokens,
-                              const char   *text,
-                              gboolean      is_finished,
-                              gpointer      user_data);
-
-/**
- * ExoNodeRoleInterface:
- *
- * The orchestration of a node, as exo's `Node`: what the server calls when
- * a peer or a user asks for something.  The `node` plugin implements it.
- * `process_prompt_async` and `process_tensor_async` (peer RPC
- * `/peer/v1/prompt`, `/peer/v1/tensor`) get the #ExoGenerationParams the
- * request carries, %NULL when it carries none (a peer older than plugin
- * ABI 2.0): the defaults apply; the node copies what it keeps before
- * returning, as it does the shard.  The node keeps the first parameters it
- * sees for a request and passes them on with it; the node of the last
- * shard samples with them and stops at their `max_tokens` (or its own
- * `max-tokens`, whichever is smaller).
- * `cancel_request` (optional, since 0.2; peer RPC `/peer/v1/cancel`): the
- * request is abandoned; work of it that arrives later is dropped.
- * `chat_get_prompt_tokens` (optional, since 0.3): after a successful
- * `chat_finish`, the number of tokens the prompt was encoded into (what
- * the user API reports as `usage.prompt_tokens`), -1 if unknown.
- */
-/**
- * ExoNodeRoleInterface::chat_async:
- * @self: the node
- * @model: (nullable): the model asked for; %NULL or empty for the one served
- * @prompt: the prompt
- * @request_id: (nullable): the request id; %NULL to make one
- * @params: (nullable): how to generate: the user's `max_tokens`,
- *   `temperature`, `top_p` and `seed`; %NULL for the defaults.  The node
- *   copies what it needs before returning.
- * @on_token: (nullable) (scope notified) (closure token_data): called with
- *   new tokens until @callback runs
- * @token_data: data for @on_token
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async) (closure user_data): called when the request ends
- * @user_data: data for @callback
- *
- * Runs a request of the user API through the ring; finish with
- * [vfunc@Exo.NodeRole.chat_finish].
- */
-struct _ExoNodeRoleInterface
-{
-  GTypeInterface parent_iface;
-
-  const char *(*get_node_id)            (ExoNodeRole         *self);
-  /* peer RPC */
-  void        (*process_prompt_async)   (ExoNodeRole         *self,
-                                         const ExoShard      *shard,
-                                         const char          *prompt,
-                                         const char          *request_id,
-                                         const ExoGenerationParams *params,
-                                         GCancellable        *cancellable,
-                                         GAsyncReadyCallback  callback,
-                                         gpointer             user_data);
-  gboolean    (*process_prompt_finish)  (ExoNodeRole         *self,
-                                         GAsyncResult        *result,
-                                         GError             **error);
-  void        (*process_tensor_async)   (ExoNodeRole         *self,
-                                         const ExoShard      *shard,
-                                         ExoTensor           *tensor,
-                                         const char          *request_id,
-                                         const ExoGenerationParams *params,
-                                         GCancellable        *cancellable,
-                                         GAsyncReadyCallback  callback,
-                                         gpointer             user_data);
-  gboolean    (*process_tensor_finish)  (ExoNodeRole         *self,
-                                         GAsyncResult        *result,
-                                         GError             **error);
-  void        (*process_result)         (ExoNodeRole         *self,
-                                         const char          *request_id,
-                                         const gint32        *tokens,
-                                         gsize                n_tokens,
-                                         gboolean             is_finished);
-  void        (*collect_topology_async) (ExoNodeRole         *self,
-                                         const char *const   *visited,
-                                         guint                max_depth,
-                                         GCancellable        *cancellable,
-                                         GAsyncReadyCallback  callback,
-                                         gpointer             user_data);
-  char       *(*collect_topology_finish)(ExoNodeRole         *self,
-                                         GAsyncResult        *result,
-                                         GError             **error);
-  /* user API */
-  char       *(*get_models_json)        (ExoNodeRole         *self);
-  char       *(*get_topology_json)      (ExoNodeRole         *self);
-  void        (*chat_async)             (ExoNodeRole         *self,
-                                         const char          *model,
-                                         const char          *prompt,
-                                         const char          *request_id,
-                                         const ExoGenerationParams *params,
-                                         ExoTokenFunc         on_token,
-                                         gpointer             token_data,
-                                         GCancellable        *cancellable,
-                                         GAsyncReadyCallback  callback,
-                                         gpointer             user_data);
-  char       *(*chat_finish)            (ExoNodeRole         *self,
-                                         GAsyncResult        *result,
-                                         GError             **error);
-  /* peer RPC, since 0.2 */
-  void        (*cancel_request)         (ExoNodeRole         *self,
-                                         const char          *request_id);
-  /* user API, since 0.3 */
-  gint64      (*chat_get_prompt_tokens) (ExoNodeRole         *self,
-                                         GAsyncResult        *result);
-
-  /*< private >*/
-  gpointer padding[6];
-};
 
 /* --- this host ------------------------------------------------------------ */
 

@@ -21,6 +21,7 @@
 #include <exo/exo-inference.h>
 #include <exo/exo-generation-params.h>
 #include <exo/exo-cluster.h>
+#include <exo/exo-node-role.h>
 #include <exo/exo-cluster-key.h>
 #include <exo/exo-plugin.h>
 #include <exo/exo-resource-pool.h>

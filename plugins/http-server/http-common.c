@@ -477,6 +477,10 @@ exo_http_status_for_error (const GError *error)
           return EXO_HTTP_STATUS_TOO_MANY_REQUESTS;
         case G_IO_ERROR_CANCELLED:
           return SOUP_STATUS_SERVICE_UNAVAILABLE;
+        case G_IO_ERROR_NOT_SUPPORTED:
+          /* the node lacks the call (exo_node_role_*()), or its engine
+           * cannot do what was asked */
+          return SOUP_STATUS_NOT_IMPLEMENTED;
         default:
           if (exo_error_is_connection_error (error))
             return SOUP_STATUS_BAD_GATEWAY;

@@ -29,6 +29,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-server-private.h"
+#include "http-node-json.h"
 #include "http-request.h"
 
 static void
@@ -51,7 +52,7 @@ http_server_handle_peer_health (ExoHttpServer     *self,
   const char *node_id;
   REQUIRE_NODE (self, msg, node);
 
-  node_id = NODE_IFACE (node)->get_node_id != NULL ? NODE_IFACE (node)->get_node_id (node) : NULL;
+  node_id = exo_node_role_get_node_id (node);
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "status");
   json_builder_add_string_value (builder, "ok");
@@ -74,7 +75,7 @@ http_server_handle_peer_status (ExoHttpServer     *self,
   const char *node_id;
   REQUIRE_NODE (self, msg, node);
 
-  node_id = NODE_IFACE (node)->get_node_id != NULL ? NODE_IFACE (node)->get_node_id (node) : NULL;
+  node_id = exo_node_role_get_node_id (node);
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "node_id");
   json_builder_add_string_value (builder, node_id != NULL ? node_id : "");
@@ -197,14 +198,12 @@ peer_call_done (GObject      *source,
   gboolean ok;
 
   if (req->is_tensor)
-    ok = NODE_IFACE (node)->process_tensor_finish (node, result, &error);
+    ok = exo_node_role_process_tensor_finish (node, result, &error);
   else
-    ok = NODE_IFACE (node)->process_prompt_finish (node, result, &error);
+    ok = exo_node_role_process_prompt_finish (node, result, &error);
 
   if (!ok)
     {
-      if (error == NULL)
-        g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "the node failed without saying why");
       call_forget (req->self, req->call_id);
       http_server_request_fail_error (req, error);
       return;
@@ -222,7 +221,6 @@ http_server_handle_peer_prompt (ExoHttpServer     *self,
   g_autoptr(GError) error = NULL;
   Request *req;
   REQUIRE_NODE (self, msg, node);
-  REQUIRE_VFUNC (msg, node, process_prompt_async);
 
   prompt = exo_http_prompt_request_parse ((const char *) body, body_len, &error);
   if (prompt == NULL)
@@ -234,8 +232,8 @@ http_server_handle_peer_prompt (ExoHttpServer     *self,
   req = peer_request_new (self, msg, node);
   if (req == NULL)
     return;
-  NODE_IFACE (node)->process_prompt_async (node, prompt->shard, prompt->prompt, prompt->request_id,
-                                           prompt->params, req->cancellable, peer_call_done, req);
+  exo_node_role_process_prompt_async (node, prompt->shard, prompt->prompt, prompt->request_id,
+                                      prompt->params, req->cancellable, peer_call_done, req);
 }
 
 void
@@ -249,7 +247,6 @@ http_server_handle_peer_tensor (ExoHttpServer     *self,
   g_autoptr(GError) error = NULL;
   Request *req;
   REQUIRE_NODE (self, msg, node);
-  REQUIRE_VFUNC (msg, node, process_tensor_async);
 
   tensor = exo_http_tensor_request_parse (soup_message_headers_get_one (headers, EXO_HTTP_HEADER_REQUEST_ID),
                                           soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHARD),
@@ -267,8 +264,8 @@ http_server_handle_peer_tensor (ExoHttpServer     *self,
   if (req == NULL)
     return;
   req->is_tensor = TRUE;
-  NODE_IFACE (node)->process_tensor_async (node, tensor->shard, tensor->tensor, tensor->request_id,
-                                           tensor->params, req->cancellable, peer_call_done, req);
+  exo_node_role_process_tensor_async (node, tensor->shard, tensor->tensor, tensor->request_id,
+                                      tensor->params, req->cancellable, peer_call_done, req);
 }
 
 /* --- results and cancel -------------------------------------------------- */
@@ -282,7 +279,6 @@ http_server_handle_peer_result (ExoHttpServer     *self,
   g_autoptr(ExoHttpResultRequest) result = NULL;
   g_autoptr(GError) error = NULL;
   REQUIRE_NODE (self, msg, node);
-  REQUIRE_VFUNC (msg, node, process_result);
 
   result = exo_http_result_request_parse ((const char *) body, body_len, &error);
   if (result == NULL)
@@ -291,8 +287,12 @@ http_server_handle_peer_result (ExoHttpServer     *self,
       return;
     }
 
-  NODE_IFACE (node)->process_result (node, result->request_id, result->tokens, result->n_tokens,
-                                     result->is_finished);
+  if (!exo_node_role_process_result (node, result->request_id, result->tokens, result->n_tokens,
+                                     result->is_finished, &error))
+    {
+      http_server_respond_node_error (msg, error);
+      return;
+    }
   respond_empty_object (msg, SOUP_STATUS_OK);
 }
 
@@ -307,7 +307,6 @@ http_server_handle_peer_cancel (ExoHttpServer     *self,
   g_autoptr(GError) error = NULL;
   g_autofree char *request_id = NULL;
   REQUIRE_NODE (self, msg, node);
-  REQUIRE_VFUNC (msg, node, cancel_request);
 
   request_id = exo_http_cancel_request_parse ((const char *) body, body_len, &error);
   if (request_id == NULL)
@@ -315,7 +314,11 @@ http_server_handle_peer_cancel (ExoHttpServer     *self,
       http_server_respond_bad_request (msg, error);
       return;
     }
-  NODE_IFACE (node)->cancel_request (node, request_id);
+  if (!exo_node_role_cancel_request (node, request_id, &error))
+    {
+      http_server_respond_node_error (msg, error);
+      return;
+    }
   respond_empty_object (msg, SOUP_STATUS_OK);
 }
 
@@ -327,18 +330,19 @@ topology_done (GObject      *source,
                gpointer      user_data)
 {
   g_autoptr(Request) req = user_data;
-  ExoNodeRole *node = EXO_NODE_ROLE (source);
   g_autoptr(GError) error = NULL;
-  char *json = NODE_IFACE (node)->collect_topology_finish (node, result, &error);
+  g_autoptr(GVariant) topology = exo_node_role_collect_topology_finish (EXO_NODE_ROLE (source),
+                                                                        result, &error);
+  g_autoptr(JsonNode) root = NULL;
 
-  if (json == NULL)
+  if (topology == NULL)
     {
-      if (error == NULL)
-        g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "the node gave no topology");
       http_server_request_fail_error (req, error);
       return;
     }
-  http_server_request_answer_string (req, SOUP_STATUS_OK, json);
+  /* The TOPOLOGY of docs/cluster-protocol.md, as peers of every build read it. */
+  root = http_node_topology_to_json (topology);
+  http_server_request_answer_json (req, SOUP_STATUS_OK, root);
 }
 
 void
@@ -351,7 +355,6 @@ http_server_handle_peer_topology (ExoHttpServer     *self,
   g_autoptr(GError) error = NULL;
   Request *req;
   REQUIRE_NODE (self, msg, node);
-  REQUIRE_VFUNC (msg, node, collect_topology_async);
 
   topology = exo_http_topology_request_parse ((const char *) body, body_len, &error);
   if (topology == NULL)
@@ -361,7 +364,6 @@ http_server_handle_peer_topology (ExoHttpServer     *self,
     }
 
   req = http_server_request_new (self, msg, node, REQUEST_TOPOLOGY);
-  NODE_IFACE (node)->collect_topology_async (node, (const char * const *) topology->visited,
-                                             topology->max_depth, req->cancellable,
-                                             topology_done, req);
+  exo_node_role_collect_topology_async (node, (const char * const *) topology->visited,
+                                        topology->max_depth, req->cancellable, topology_done, req);
 }

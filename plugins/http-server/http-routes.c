@@ -21,9 +21,11 @@
  *  - keep-alive for every client (HTTP/1.1 by default; an HTTP/1.0 client
  *    that asks gets it said back), within http-connections.c's limits;
  *  - the node, looked up by id (setting `node`) at each request, and the
- *    checks a handler starts with (REQUIRE_NODE, REQUIRE_VFUNC in the
- *    private header): 503 `{"error": "node not ready"}` while there is no
- *    usable node, 501 when it lacks the call;
+ *    check a handler starts with (REQUIRE_NODE in the private header):
+ *    503 `{"error": "node not ready"}` while there is no usable node.  The
+ *    handlers call the node through libexo's exo_node_role_*() functions
+ *    only; a call the node lacks fails with G_IO_ERROR_NOT_SUPPORTED,
+ *    answered 501;
  *  - requests waiting for the node (Request): the message is paused until
  *    the answer; a request that makes no progress (no answer, no token)
  *    for `request-timeout-ms` is answered 504 (or, streamed, an SSE
@@ -68,6 +70,15 @@ http_server_respond_json (SoupServerMessage *msg,
                           JsonNode          *node)
 {
   http_server_respond_string (msg, status, "application/json", exo_http_node_to_string (node));
+}
+
+void
+http_server_respond_node_error (SoupServerMessage *msg,
+                                const GError      *error)
+{
+  http_server_respond_error (msg, g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED)
+                                  ? SOUP_STATUS_NOT_IMPLEMENTED : SOUP_STATUS_INTERNAL_SERVER_ERROR,
+                             "%s", error->message);
 }
 
 static char *

@@ -1,11 +1,12 @@
 /* http-server-private.h: what the files of ExoHttpServer share (the map
  * of the files is at the top of http-server.c): the object's structure,
- * the record of a request waiting for the node (Request), the checks a
- * handler starts with (REQUIRE_NODE, REQUIRE_VFUNC) and the calls between
- * the files.  Not installed.  The type itself (G_DECLARE_FINAL_TYPE) is in
- * http-common.h, next to ExoHttpPeer's, for the plugin entry; the wire
- * format, the limits and the header names the peer handle shares are
- * there too.
+ * the record of a request waiting for the node (Request), the check a
+ * handler starts with (REQUIRE_NODE) and the calls between the files.
+ * The node is called through exo_node_role_*() (libexo) only; its typed
+ * answers become JSON in http-node-json.c.  Not installed.  The type
+ * itself (G_DECLARE_FINAL_TYPE) is in http-common.h, next to
+ * ExoHttpPeer's, for the plugin entry; the wire format, the limits and
+ * the header names the peer handle shares are there too.
  *
  * Rules: the same in every file of the server: everything runs in the
  * GMainContext that was thread-default at initialize (the daemon's main
@@ -84,6 +85,11 @@ void         http_server_respond_error       (SoupServerMessage *msg,
                                               guint              status,
                                               const char        *format,
                                               ...) G_GNUC_PRINTF (3, 4);
+/* A synchronous call of the node failed (exo_node_role_*()): 501 when the
+ * node lacks the call (G_IO_ERROR_NOT_SUPPORTED), else 500; the error's
+ * message. */
+void         http_server_respond_node_error  (SoupServerMessage *msg,
+                                              const GError      *error);
 /* 400 with the error's message (a request http-request.c refused). */
 void         http_server_respond_bad_request (SoupServerMessage *msg,
                                               const GError      *error);
@@ -94,25 +100,14 @@ void         http_server_respond_bad_request (SoupServerMessage *msg,
  * else NULL. */
 ExoNodeRole *http_server_lookup_node         (ExoHttpServer     *self);
 
-#define NODE_IFACE(node) EXO_NODE_ROLE_GET_IFACE (node)
-
-/* The checks a handler starts with: 503 while there is no usable node (and
- * declares @node, unreffed when the handler returns); 501 when it does not
- * implement @vfunc. */
+/* The check a handler starts with: 503 while there is no usable node
+ * (and declares @node, unreffed when the handler returns). */
 #define REQUIRE_NODE(self, msg, node)                                          \
   g_autoptr(ExoNodeRole) node = http_server_lookup_node (self);                \
   if (node == NULL)                                                            \
     {                                                                          \
       http_server_respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,         \
                                  NODE_NOT_READY);                              \
-      return;                                                                  \
-    }
-
-#define REQUIRE_VFUNC(msg, node, vfunc)                                        \
-  if (NODE_IFACE (node)->vfunc == NULL)                                        \
-    {                                                                          \
-      http_server_respond_error (msg, SOUP_STATUS_NOT_IMPLEMENTED,             \
-                                 "the node does not implement " #vfunc);       \
       return;                                                                  \
     }
 
@@ -160,7 +155,6 @@ typedef struct
   GString           *text;
   guint              n_tokens;
   gint64             prompt_tokens; /* from the node after the chat; 0 unknown */
-  guint              max_tokens;    /* the answer's limit: "length" when reached; 0: none known */
   gint64             created;
 } Request;
 

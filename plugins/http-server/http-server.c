@@ -17,11 +17,13 @@
  *   http-connections.c  the TCP side: accept, connection limits and
  *                       timeouts, closing connections
  *   http-routes.c       the route table, body limits, dispatch, the
- *                       REQUIRE_* checks, answers, and the requests waiting
- *                       for the node (Request)
+ *                       REQUIRE_NODE check, answers, and the requests
+ *                       waiting for the node (Request)
  *   http-peer-rpc.c     the server side of peer RPC: the /peer/v1/ routes
  *   http-user-api.c     /v1/chat/completions (whole or streamed),
  *                       /v1/models, /v1/topology, /healthcheck
+ *   http-node-json.c    the node's typed models and topology (ExoNodeRole)
+ *                       as the JSON of the wire
  *   http-metrics.c      /metrics, request counting and latencies, the
  *                       resource's metrics
  *   http-exposition.c   Prometheus' text format, histograms, process_*

@@ -13,7 +13,11 @@
  * With api-keys or api-key-file, every path but /healthcheck wants
  * `Authorization: Bearer` (checked before the body is read: http-routes.c,
  * http-auth.c).  The chat body is parsed and checked by http-request.c,
- * before the node is looked for (400 with its message).
+ * before the node is looked for (400 with its message).  The node is
+ * called through exo_node_role_*() (libexo): its models and topology come
+ * typed and are written as JSON by http-node-json.c; a chat ends with its
+ * ExoChatResult, whose finish reason and token counts the answer reports.
+ * A call the node lacks is answered 501.
  *
  * Rules: handlers, the node's token callback and its finish callback run
  * in the server's GMainContext; no locks.  A chat is a Request
@@ -29,6 +33,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-server-private.h"
+#include "http-node-json.h"
 #include "http-request.h"
 
 #include <string.h>
@@ -44,29 +49,25 @@ http_server_handle_healthcheck (ExoHttpServer     *self,
   http_server_respond_string (msg, SOUP_STATUS_OK, "application/json", g_strdup ("{\"status\":\"ok\"}"));
 }
 
-static void
-respond_node_json (SoupServerMessage *msg,
-                   char              *json,   /* owned, nullable */
-                   const char        *what)
-{
-  if (json == NULL)
-    {
-      http_server_respond_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "the node gave no %s", what);
-      return;
-    }
-  http_server_respond_string (msg, SOUP_STATUS_OK, "application/json", json);
-}
-
 void
 http_server_handle_models (ExoHttpServer     *self,
                            SoupServerMessage *msg,
                            const guint8      *body,
                            gsize              body_len)
 {
+  g_autoptr(GVariant) models = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
   REQUIRE_NODE (self, msg, node);
-  REQUIRE_VFUNC (msg, node, get_models_json);
 
-  respond_node_json (msg, NODE_IFACE (node)->get_models_json (node), "models");
+  models = exo_node_role_list_models (node, &error);
+  if (models == NULL)
+    {
+      http_server_respond_node_error (msg, error);
+      return;
+    }
+  root = http_node_models_to_json (models);
+  http_server_respond_json (msg, SOUP_STATUS_OK, root);
 }
 
 void
@@ -75,39 +76,32 @@ http_server_handle_topology (ExoHttpServer     *self,
                              const guint8      *body,
                              gsize              body_len)
 {
+  g_autoptr(GVariant) topology = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
   REQUIRE_NODE (self, msg, node);
-  REQUIRE_VFUNC (msg, node, get_topology_json);
 
-  respond_node_json (msg, NODE_IFACE (node)->get_topology_json (node), "topology");
+  topology = exo_node_role_get_topology (node, &error);
+  if (topology == NULL)
+    {
+      http_server_respond_node_error (msg, error);
+      return;
+    }
+  root = http_node_topology_to_json (topology);
+  http_server_respond_json (msg, SOUP_STATUS_OK, root);
 }
 
 /* --- /v1/chat/completions ------------------------------------------------ */
 
-/* The model a request without "model" gets: the first of the node's models
- * (OpenAI's {"data": [{"id": …}]}), else "default". */
+/* The model a request without "model" gets: the first of the node's
+ * models, else "default". */
 static char *
 default_model (ExoNodeRole *node)
 {
-  g_autofree char *json = NULL;
-  g_autoptr(JsonNode) root = NULL;
-  JsonNode *data;
+  g_autoptr(GVariant) models = exo_node_role_list_models (node, NULL);
+  char *id = models != NULL ? http_node_models_first_id (models) : NULL;
 
-  if (NODE_IFACE (node)->get_models_json != NULL)
-    json = NODE_IFACE (node)->get_models_json (node);
-  if (json != NULL)
-    root = exo_http_parse_json (json, strlen (json), NULL);
-  if (root != NULL && JSON_NODE_HOLDS_OBJECT (root) &&
-      (data = json_object_get_member (json_node_get_object (root), "data")) != NULL &&
-      JSON_NODE_HOLDS_ARRAY (data) && json_array_get_length (json_node_get_array (data)) > 0)
-    {
-      JsonNode *first = json_array_get_element (json_node_get_array (data), 0);
-      JsonNode *id = JSON_NODE_HOLDS_OBJECT (first)
-                     ? json_object_get_member (json_node_get_object (first), "id") : NULL;
-
-      if (id != NULL && JSON_NODE_HOLDS_VALUE (id) && json_node_get_value_type (id) == G_TYPE_STRING)
-        return g_strdup (json_node_get_string (id));
-    }
-  return g_strdup ("default");
+  return id != NULL ? id : g_strdup ("default");
 }
 
 static void
@@ -141,30 +135,6 @@ builder_add_usage (JsonBuilder *builder,
   json_builder_set_member_name (builder, "total_tokens");
   json_builder_add_int_value (builder, req->prompt_tokens + req->n_tokens);
   json_builder_end_object (builder);
-}
-
-/* "length" when the answer has as many tokens as it could have
- * (max_tokens, or the node's max-tokens), else "stop" (EOS). */
-static const char *
-finish_reason (Request *req)
-{
-  return req->max_tokens > 0 && req->n_tokens >= req->max_tokens ? "length" : "stop";
-}
-
-/* The most tokens an answer to @params gets from @node: the request's
- * max_tokens, capped by the node's `max-tokens` when it has one. */
-static guint
-answer_limit (ExoNodeRole               *node,
-              const ExoGenerationParams *params)
-{
-  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (node), "max-tokens");
-  guint node_max = 0;
-
-  if (pspec != NULL && G_PARAM_SPEC_VALUE_TYPE (pspec) == G_TYPE_UINT)
-    g_object_get (node, "max-tokens", &node_max, NULL);
-  if (params != NULL && params->max_tokens > 0)
-    return node_max > 0 ? MIN (params->max_tokens, node_max) : params->max_tokens;
-  return node_max;
 }
 
 /* data: {chat.completion.chunk} */
@@ -243,32 +213,36 @@ chat_done (GObject      *source,
            gpointer      user_data)
 {
   g_autoptr(Request) req = user_data;
-  ExoNodeRole *node = EXO_NODE_ROLE (source);
   g_autoptr(GError) error = NULL;
-  g_autofree char *text = NODE_IFACE (node)->chat_finish (node, result, &error);
+  g_autoptr(ExoChatResult) chat = exo_node_role_chat_finish (EXO_NODE_ROLE (source), result, &error);
   g_autoptr(JsonBuilder) builder = NULL;
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *content = NULL;
+  const char *finish_reason;
 
-  if (error != NULL)
+  if (chat == NULL)
     {
       http_server_request_fail_error (req, error);
       return;
     }
-  if (NODE_IFACE (node)->chat_get_prompt_tokens != NULL)
-    req->prompt_tokens = MAX (NODE_IFACE (node)->chat_get_prompt_tokens (node, result), 0);
+  /* usage: as the node counted (the prompt: 0 when it does not say; the
+   * answer: the tokens streamed when it does not say) */
+  req->prompt_tokens = MAX (exo_chat_result_get_prompt_tokens (chat), 0);
+  if (exo_chat_result_get_completion_tokens (chat) >= 0)
+    req->n_tokens = (guint) MIN (exo_chat_result_get_completion_tokens (chat), (gint64) G_MAXUINT);
+  finish_reason = exo_chat_result_get_finish_reason (chat);
   if (!http_server_request_can_answer (req))
     return;
 
   if (req->stream)
     {
-      stream_chunk (req, NULL, finish_reason (req));
+      stream_chunk (req, NULL, finish_reason);
       http_server_stream_append (req, "data: [DONE]\n\n");
       http_server_stream_end (req);
       return;
     }
 
-  content = g_utf8_make_valid (text != NULL ? text : req->text->str, -1);
+  content = g_utf8_make_valid (exo_chat_result_get_text (chat), -1);
   builder = json_builder_new_immutable ();
   json_builder_begin_object (builder);
   builder_add_chat_header (builder, req, "chat.completion");
@@ -285,7 +259,7 @@ chat_done (GObject      *source,
   json_builder_add_string_value (builder, content);
   json_builder_end_object (builder);
   json_builder_set_member_name (builder, "finish_reason");
-  json_builder_add_string_value (builder, finish_reason (req));
+  json_builder_add_string_value (builder, finish_reason);
   json_builder_end_object (builder);
   json_builder_end_array (builder);
   builder_add_usage (builder, req);
@@ -314,7 +288,6 @@ http_server_handle_chat (ExoHttpServer     *self,
 
   {
     REQUIRE_NODE (self, msg, node);
-    REQUIRE_VFUNC (msg, node, chat_async);
 
     req = http_server_request_new (self, msg, node, REQUEST_CHAT);
     req->stream = chat->stream;
@@ -322,7 +295,6 @@ http_server_handle_chat (ExoHttpServer     *self,
     req->model = chat->model != NULL ? g_strdup (chat->model) : default_model (node);
     req->text = g_string_new (NULL);
     req->created = g_get_real_time () / G_USEC_PER_SEC;
-    req->max_tokens = answer_limit (node, chat->params);
 
     if (chat->stream)
       {
@@ -335,7 +307,7 @@ http_server_handle_chat (ExoHttpServer     *self,
         soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
       }
 
-    NODE_IFACE (node)->chat_async (node, req->model, chat->prompt, req->request_id, chat->params,
-                                   chat_token_cb, req, req->cancellable, chat_done, req);
+    exo_node_role_chat_async (node, req->model, chat->prompt, req->request_id, chat->params,
+                              chat_token_cb, req, NULL, req->cancellable, chat_done, req);
   }
 }

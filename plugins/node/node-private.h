@@ -30,16 +30,17 @@ G_BEGIN_DECLS
 
 typedef struct _Peer       Peer;
 typedef struct _FailedPeer FailedPeer;   /* node-peers.c's */
-typedef struct _Request    Request;      /* node-requests.c's */
+typedef struct _Request    Request;      /* node-requests.c's (below) */
 
 /* The settings are node.c's; each file counts its own work in the
  * metrics.  The tables and the ring belong to the file that says so in its
  * opening comment (peers, failed: node-peers.c; topology, partitions,
- * shards, topology_json: node-ring.c; requests, cancelled:
- * node-requests.c).  node.c makes them at initialize and drops them at
- * cleanup: requests and peers through their files (requests_close(),
- * peers_remove_all()), the rest in drop_running_state().  `cancelled`
- * outlives the runs: made at init, freed at finalize. */
+ * shards, topology_json, topology_variant: node-ring.c; requests,
+ * cancelled: node-requests.c, which node-work.c asks for records).  node.c makes
+ * them at initialize and drops them at cleanup: requests and peers
+ * through their files (requests_close(), peers_remove_all()), the rest in
+ * drop_running_state().  `cancelled` outlives the runs: made at init,
+ * freed at finalize. */
 struct _ExoClusterNode
 {
   ExoManagedResource parent_instance;
@@ -80,7 +81,8 @@ struct _ExoClusterNode
   NodeTopology       *topology;       /* the last merged topology */
   GPtrArray          *partitions;     /* NodePartition, ring order */
   GPtrArray          *shards;         /* NodeShardAssignment, ring order */
-  char               *topology_json;
+  char               *topology_json;  /* the `topology` property; kept after cleanup */
+  GVariant           *topology_variant; /* the same for ExoNodeRole.get_topology */
   guint               topology_timer;
   guint               health_timer;
   guint               collect_soon;
@@ -130,6 +132,33 @@ struct _Peer
   gboolean        verifying;
   gboolean        ever_ready;
   GError         *fail_error;  /* set when it is to be failed (by the reaper) */
+};
+
+/* The record of a request (node-requests.c keeps them; node-work.c reads
+ * and fills those of the requests it works on). */
+struct _Request
+{
+  ExoClusterNode *self;          /* not a reference: the table is the node's */
+  char           *id;
+  gint64          touched_us;
+  GArray         *tokens;        /* gint32: sampled here (last shard) */
+  ExoGenerationParams *params;   /* the first ones seen; NULL until then */
+
+  /* the API node */
+  gboolean        is_api;
+  GTask          *task;
+  ExoTokenFunc    on_token;
+  gpointer        token_data;
+  gsize           delivered;
+  GString        *text;
+  GPtrArray      *ring;          /* NodeShardAssignment: the ring at the start */
+  GSource        *timeout;       /* no progress for request-timeout-ms (moved, not remade) */
+  guint           cancel_idle;
+  GCancellable   *cancellable;
+  gulong          cancel_handler;
+  gint64          started_us;
+  gint64          last_progress_us;
+  gint64          prompt_tokens; /* the prompt's tokens; -1 until encoded */
 };
 
 /* A GCancellable that fires after @timeout_ms or when @parent fires. */
@@ -211,8 +240,10 @@ ExoShard  *shard_for           (ExoClusterNode            *self,
                                 const NodeShardAssignment *s);
 GPtrArray *copy_shards         (GPtrArray      *shards);
 char      *build_topology_json (ExoClusterNode *self);
-/* The topology as JSON (the property, ExoNodeRole.get_topology_json). */
+/* The topology as JSON (the `topology` property, for D-Bus). */
 char      *dup_topology_json   (ExoClusterNode *self);
+/* The same as EXO_NODE_ROLE_TOPOLOGY_TYPE (ExoNodeRole.get_topology). */
+GVariant  *dup_topology_variant (ExoClusterNode *self);
 void       collect_begin       (ExoClusterNode     *self,
                                 const char * const *visited,
                                 guint               max_depth,
@@ -222,10 +253,30 @@ void       schedule_collect    (ExoClusterNode *self,
                                 guint           delay_ms);
 gboolean   topology_tick       (gpointer        user_data);
 
-/* --- node-requests.c: requests through the ring -------------------------- */
+/* --- node-requests.c: the records of requests and their callers -------- */
 
 void       request_free        (Request        *req);
 Request   *request_lookup      (ExoClusterNode *self,
+                                const char     *id);
+/* The record the last shard keeps its tokens in; NULL over the limit. */
+Request   *request_ensure      (ExoClusterNode *self,
+                                const char     *id);
+/* The parameters @req is generated with: the first ones seen for it. */
+const ExoGenerationParams *request_params    (Request                   *req,
+                                              const ExoGenerationParams *params);
+/* Those of the record of @request_id if this node keeps one, else @params. */
+const ExoGenerationParams *params_to_pass_on (ExoClusterNode            *self,
+                                              const char                *request_id,
+                                              const ExoGenerationParams *params);
+/* Tokens generated at most for a request with @params. */
+guint      max_tokens_for      (ExoClusterNode            *self,
+                                const ExoGenerationParams *params);
+/* Takes @req out of the table, then answers its caller with @error (taken). */
+void       request_fail        (ExoClusterNode *self,
+                                Request        *req,
+                                GError         *error);
+/* @id is over on this node: the engine frees what it keeps of it. */
+void       engine_end_request  (ExoClusterNode *self,
                                 const char     *id);
 /* chat_async, checked: the API node's record (@task taken), then the
  * prompt into the ring. */
@@ -249,6 +300,14 @@ void       requests_gc         (ExoClusterNode *self,
 /* do_cleanup: every caller answered, the table gone. */
 void       requests_close      (ExoClusterNode *self);
 guint      requests_in_flight  (ExoClusterNode *self);
+void       handle_result       (ExoClusterNode *self,
+                                const char     *request_id,
+                                const gint32   *tokens,
+                                gsize           n_tokens,
+                                gboolean        is_finished);
+
+/* --- node-work.c: the ring at work --------------------------------------- */
+
 void       run_infer           (ExoClusterNode            *self,
                                 const char                *request_id,
                                 ExoShard                  *shard,
@@ -258,11 +317,10 @@ void       start_prompt        (ExoClusterNode            *self,
                                 const char                *request_id,
                                 const char                *prompt,
                                 const ExoGenerationParams *params);
-void       handle_result       (ExoClusterNode *self,
-                                const char     *request_id,
-                                const gint32   *tokens,
-                                gsize           n_tokens,
-                                gboolean        is_finished);
+/* The API node, not the first shard, counts the prompt's tokens. */
+void       count_prompt        (ExoClusterNode *self,
+                                const char     *id,
+                                const char     *prompt);
 
 /* --- node-role.c: ExoNodeRole ------------------------------------------- */
 

@@ -2,7 +2,7 @@
  *
  * Owns self->topology (the last merged topology), the ring
  * (self->partitions, self->shards, self->topology_version) and what we
- * show of them (self->topology_json):
+ * show of them (self->topology_json, self->topology_variant):
  *
  * - The ring: ring_recompute() partitions it memory-weighted over this
  *   node and its usable peers (node-partition.c, as exo), each node's
@@ -20,9 +20,14 @@
  *   One collection of our own at a time (self->collecting).  The same code
  *   answers a peer's collect_topology (node-role.c).
  * - What we show: the merged topology with ourselves and our usable peers
- *   as they are now, the partitions and the shards, as JSON
- *   (build_topology_json()); publish_topology() keeps it in topology_json
- *   and announces a change with notify::topology and ::topology-changed.
+ *   as they are now, the partitions and the shards, as JSON for the
+ *   `topology` property (D-Bus org.exo.Node1.Topology;
+ *   build_topology_json()) and as the GVariant of ExoNodeRole.get_topology
+ *   (build_topology_variant(), which the http-server writes as the same
+ *   JSON); publish_topology() keeps both and announces a change with
+ *   notify::topology and ::topology-changed.  A collection that answers a
+ *   peer returns the GVariant of what it merged; a peer's answer arrives
+ *   as JSON (ExoPeerHandle) and is parsed by node-topology.c.
  *
  * node-topology.c and node-partition.c stay pure data code (GLib and
  * json-glib, no node, no main context): the fuzzers and
@@ -33,8 +38,8 @@
  * in, and replaces the topology only if `self->running && generation ==
  * self->generation` when its last answer arrives; one that answers a peer
  * returns its task whatever became of the node.  publish_topology() emits
- * synchronously, after the ring and topology_json are set: handlers may
- * read the node.
+ * synchronously, after the ring, topology_json and topology_variant are
+ * set: handlers may read the node.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -201,6 +206,43 @@ build_topology_json (ExoClusterNode *self)
   return exo_json_fix_generated (json_generator_to_data (generator, NULL), NULL);
 }
 
+/* The same as build_topology_json(), typed: EXO_NODE_ROLE_TOPOLOGY_TYPE
+ * with the node's own view (not floating). */
+static GVariant *
+build_topology_variant (ExoClusterNode *self)
+{
+  g_autoptr(NodeTopology) view = current_view (self);
+  GVariantBuilder dict, partitions, shards;
+
+  g_variant_builder_init (&dict, G_VARIANT_TYPE_VARDICT);
+  node_topology_build_variant (view, &dict);
+  if (self->node_id != NULL)
+    g_variant_builder_add (&dict, "{sv}", "node-id", g_variant_new_string (self->node_id));
+  g_variant_builder_add (&dict, "{sv}", "version", g_variant_new_uint64 (self->topology_version));
+  g_variant_builder_add (&dict, "{sv}", "model-id", g_variant_new_string (self->model_id));
+  g_variant_builder_add (&dict, "{sv}", "n-layers", g_variant_new_uint32 (self->n_layers));
+
+  g_variant_builder_init (&partitions, G_VARIANT_TYPE ("a(sdd)"));
+  for (guint i = 0; self->partitions != NULL && i < self->partitions->len; i++)
+    {
+      NodePartition *p = g_ptr_array_index (self->partitions, i);
+
+      g_variant_builder_add (&partitions, "(sdd)", p->node_id, p->start, p->end);
+    }
+  g_variant_builder_add (&dict, "{sv}", "partitions", g_variant_builder_end (&partitions));
+
+  g_variant_builder_init (&shards, G_VARIANT_TYPE ("a(ssuuu)"));
+  for (guint i = 0; self->shards != NULL && i < self->shards->len; i++)
+    {
+      NodeShardAssignment *sh = g_ptr_array_index (self->shards, i);
+
+      g_variant_builder_add (&shards, "(ssuuu)", sh->node_id, self->model_id,
+                             sh->start_layer, sh->end_layer, sh->n_layers);
+    }
+  g_variant_builder_add (&dict, "{sv}", "shards", g_variant_builder_end (&shards));
+  return g_variant_ref_sink (g_variant_builder_end (&dict));
+}
+
 static void
 publish_topology (ExoClusterNode *self)
 {
@@ -210,6 +252,8 @@ publish_topology (ExoClusterNode *self)
     return;
   g_free (self->topology_json);
   self->topology_json = g_steal_pointer (&json);
+  g_clear_pointer (&self->topology_variant, g_variant_unref);
+  self->topology_variant = build_topology_variant (self);
   emit_topology_changed (self);
 }
 
@@ -219,6 +263,14 @@ dup_topology_json (ExoClusterNode *self)
   if (self->topology_json == NULL)
     return build_topology_json (self);
   return g_strdup (self->topology_json);
+}
+
+GVariant *
+dup_topology_variant (ExoClusterNode *self)
+{
+  if (self->topology_variant == NULL)
+    return build_topology_variant (self);
+  return g_variant_ref (self->topology_variant);
 }
 
 /* Partitions the ring over this node and its usable peers. */
@@ -323,7 +375,8 @@ collect_done (Collect *c)
 
   if (c->task != NULL)
     {
-      g_task_return_pointer (c->task, node_topology_to_json (c->result), g_free);
+      g_task_return_pointer (c->task, node_topology_to_variant (c->result),
+                             (GDestroyNotify) g_variant_unref);
     }
   else if (self->running && c->generation == self->generation)
     {

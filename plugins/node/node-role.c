@@ -6,10 +6,12 @@
  *
  * Each vfunc checks what it is given (the node running and usable, the
  * request id, the shard's model and layers, the generation parameters,
- * the limits) and hands the work over: requests to node-requests.c, the
- * topology to node-ring.c.  As in exo, process_prompt and process_tensor
- * answer once the work is accepted, not when it is done; chat answers
- * when its request ends.
+ * the limits) and hands the work over: requests to node-requests.c and
+ * node-work.c, the topology to node-ring.c.  As in exo, process_prompt and
+ * process_tensor answer once the work is accepted, not when it is done;
+ * chat answers when its request ends.  The values are typed (exo-node-role.h):
+ * the models and the topology as GVariants, the end of a chat as an
+ * ExoChatResult; the http-server writes them as JSON.
  *
  * Rules: called on the node's main context (the http-server runs there
  * too); no threads, no locks.  The vfuncs may be called in any state of
@@ -221,7 +223,7 @@ node_collect_topology_async (ExoNodeRole         *role,
   collect_begin (self, visited, MIN (max_depth, 16u), MAX (self->peer_timeout_ms / 2, 50u), task);
 }
 
-static char *
+static GVariant *
 node_collect_topology_finish (ExoNodeRole   *role,
                               GAsyncResult  *result,
                               GError       **error)
@@ -230,43 +232,28 @@ node_collect_topology_finish (ExoNodeRole   *role,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-static char *
-node_get_models_json (ExoNodeRole *role)
+/* EXO_NODE_ROLE_MODELS_TYPE: the one model the cluster serves. */
+static GVariant *
+node_list_models (ExoNodeRole *role)
 {
   ExoClusterNode *self = EXO_CLUSTER_NODE (role);
-  g_autoptr(JsonBuilder) builder = json_builder_new ();
-  g_autoptr(JsonGenerator) generator = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
+  GVariantBuilder models;
+  GVariantDict model;
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "object");
-  json_builder_add_string_value (builder, "list");
-  json_builder_set_member_name (builder, "data");
-  json_builder_begin_array (builder);
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "id");
-  json_builder_add_string_value (builder, self->model_id);
-  json_builder_set_member_name (builder, "object");
-  json_builder_add_string_value (builder, "model");
-  json_builder_set_member_name (builder, "owned_by");
-  json_builder_add_string_value (builder, "exo");
-  json_builder_set_member_name (builder, "n_layers");
-  json_builder_add_int_value (builder, self->n_layers);
-  json_builder_set_member_name (builder, "ready");
-  json_builder_add_boolean_value (builder, self->running);
-  json_builder_end_object (builder);
-  json_builder_end_array (builder);
-  json_builder_end_object (builder);
-
-  root = json_builder_get_root (builder);
-  json_generator_set_root (generator, root);
-  return json_generator_to_data (generator, NULL);
+  g_variant_dict_init (&model, NULL);
+  g_variant_dict_insert (&model, "id", "s", self->model_id);
+  g_variant_dict_insert (&model, "owned-by", "s", "exo");
+  g_variant_dict_insert (&model, "n-layers", "u", self->n_layers);
+  g_variant_dict_insert (&model, "ready", "b", self->running);
+  g_variant_builder_init (&models, G_VARIANT_TYPE (EXO_NODE_ROLE_MODELS_TYPE));
+  g_variant_builder_add_value (&models, g_variant_dict_end (&model));
+  return g_variant_builder_end (&models);
 }
 
-static char *
-node_get_topology_json (ExoNodeRole *role)
+static GVariant *
+node_get_topology (ExoNodeRole *role)
 {
-  return dup_topology_json (EXO_CLUSTER_NODE (role));
+  return dup_topology_variant (EXO_CLUSTER_NODE (role));
 }
 
 static void
@@ -339,16 +326,8 @@ node_chat_async (ExoNodeRole               *role,
                  g_steal_pointer (&task));
 }
 
-/* Set by request_complete() (node-requests.c): the count + 1, 0 unknown. */
-static gint64
-node_chat_get_prompt_tokens (ExoNodeRole  *role,
-                             GAsyncResult *result)
-{
-  g_return_val_if_fail (g_task_is_valid (result, role), -1);
-  return (gint64) GPOINTER_TO_SIZE (g_task_get_task_data (G_TASK (result))) - 1;
-}
-
-static char *
+/* Made by request_complete() (node-requests.c). */
+static ExoChatResult *
 node_chat_finish (ExoNodeRole   *role,
                   GAsyncResult  *result,
                   GError       **error)
@@ -368,10 +347,9 @@ exo_cluster_node_role_init (ExoNodeRoleInterface *iface)
   iface->process_result = node_process_result;
   iface->collect_topology_async = node_collect_topology_async;
   iface->collect_topology_finish = node_collect_topology_finish;
-  iface->get_models_json = node_get_models_json;
-  iface->get_topology_json = node_get_topology_json;
+  iface->cancel_request = node_cancel_request;
+  iface->list_models = node_list_models;
+  iface->get_topology = node_get_topology;
   iface->chat_async = node_chat_async;
   iface->chat_finish = node_chat_finish;
-  iface->cancel_request = node_cancel_request;
-  iface->chat_get_prompt_tokens = node_chat_get_prompt_tokens;
 }

@@ -1,4 +1,7 @@
-/* node-topology.c: the cluster topology and its JSON form.
+/* node-topology.c: the cluster topology, its JSON form (a peer's answer
+ * parsed; what the node shows as its `topology` property) and its GVariant
+ * form (what ExoNodeRole returns, EXO_NODE_ROLE_TOPOLOGY_TYPE).  Pure data:
+ * no node, no main context; the fuzzers build it alone.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -314,6 +317,70 @@ node_topology_list_nodes (const NodeTopology *topology)
   return ids;
 }
 
+/* --- GVariant (EXO_NODE_ROLE_TOPOLOGY_TYPE) -------------------------- */
+
+/* From ids of the edges, sorted. */
+static GPtrArray *
+list_from_ids (const NodeTopology *topology)
+{
+  GPtrArray *from_ids = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, topology->edges);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (from_ids, key);
+  g_ptr_array_sort (from_ids, compare_ids);
+  return from_ids;
+}
+
+void
+node_topology_build_variant (const NodeTopology *topology,
+                             GVariantBuilder    *dict)
+{
+  g_autoptr(GPtrArray) ids = node_topology_list_nodes (topology);
+  g_autoptr(GPtrArray) from_ids = list_from_ids (topology);
+  GVariantBuilder nodes, edges;
+
+  g_variant_builder_init (&nodes, G_VARIANT_TYPE ("a{sa{sv}}"));
+  for (guint i = 0; i < ids->len; i++)
+    {
+      const char *id = g_ptr_array_index (ids, i);
+
+      g_variant_builder_add (&nodes, "{s@a{sv}}", id,
+                             node_caps_to_variant (g_hash_table_lookup (topology->nodes, id)));
+    }
+  g_variant_builder_add (dict, "{sv}", "nodes", g_variant_builder_end (&nodes));
+
+  g_variant_builder_init (&edges, G_VARIANT_TYPE ("a(sss)"));
+  for (guint i = 0; i < from_ids->len; i++)
+    {
+      GPtrArray *list = g_hash_table_lookup (topology->edges, g_ptr_array_index (from_ids, i));
+
+      for (guint j = 0; j < list->len; j++)
+        {
+          NodeEdge *edge = g_ptr_array_index (list, j);
+
+          g_variant_builder_add (&edges, "(sss)", edge->from_id, edge->to_id, edge->description);
+        }
+    }
+  g_variant_builder_add (dict, "{sv}", "edges", g_variant_builder_end (&edges));
+
+  if (topology->active_node_id != NULL)
+    g_variant_builder_add (dict, "{sv}", "active-node-id",
+                           g_variant_new_string (topology->active_node_id));
+}
+
+GVariant *
+node_topology_to_variant (const NodeTopology *topology)
+{
+  GVariantBuilder dict;
+
+  g_variant_builder_init (&dict, G_VARIANT_TYPE_VARDICT);
+  node_topology_build_variant (topology, &dict);
+  return g_variant_ref_sink (g_variant_builder_end (&dict));
+}
+
 /* --- JSON ------------------------------------------------------------ */
 
 void
@@ -321,9 +388,7 @@ node_topology_build_json (const NodeTopology *topology,
                           JsonBuilder        *builder)
 {
   g_autoptr(GPtrArray) ids = node_topology_list_nodes (topology);
-  g_autoptr(GPtrArray) from_ids = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer key;
+  g_autoptr(GPtrArray) from_ids = list_from_ids (topology);
 
   json_builder_set_member_name (builder, "nodes");
   json_builder_begin_object (builder);
@@ -352,11 +417,6 @@ node_topology_build_json (const NodeTopology *topology,
       json_builder_end_object (builder);
     }
   json_builder_end_object (builder);
-
-  g_hash_table_iter_init (&iter, topology->edges);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    g_ptr_array_add (from_ids, key);
-  g_ptr_array_sort (from_ids, compare_ids);
 
   json_builder_set_member_name (builder, "peer_graph");
   json_builder_begin_object (builder);

@@ -1,6 +1,6 @@
 /* node-topology.h: the cluster topology of docs/cluster-protocol.md
  * (exo's Topology): nodes with their device capabilities, and the peer
- * graph.  JSON in and out with json-glib.
+ * graph.  JSON in and out with json-glib; GVariant out for ExoNodeRole.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -74,6 +74,14 @@ void          node_topology_merge       (NodeTopology       *topology,
                                          GHashTable         *exclude);
 /* Node ids, sorted. */
 GPtrArray    *node_topology_list_nodes  (const NodeTopology *topology);
+
+/* Adds "nodes" (a{sa{sv}}), "edges" (a(sss)) and, when set, "active-node-id"
+ * (s) to an a{sv} builder: EXO_NODE_ROLE_TOPOLOGY_TYPE without the node's
+ * own view. */
+void          node_topology_build_variant (const NodeTopology *topology,
+                                           GVariantBuilder    *dict);
+/* The same as a whole a{sv} (not floating). */
+GVariant     *node_topology_to_variant    (const NodeTopology *topology);
 
 /* Adds "nodes", "peer_graph" and "active_node_id" members to an open object. */
 void          node_topology_build_json  (const NodeTopology *topology,

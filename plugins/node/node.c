@@ -48,10 +48,12 @@
  *                    checks, failure thresholds, the reaper, probes
  *   node-ring.c      the ring (partitioning), collecting the topology from
  *                    peers and merging it, the topology we show
- *   node-requests.c  requests through the ring: records, prompts, tensors,
- *                    forwarding, results, cancellation, timeouts
+ *   node-requests.c  the records of requests and their callers: results,
+ *                    cancellation, failures, timeouts
+ *   node-work.c      the ring at work: prompts, tensors, sampling,
+ *                    forwarding, broadcasting results
  *   node-role.c      ExoNodeRole: the vfuncs the http-server calls
- *   node-private.h   what these five share
+ *   node-private.h   what these six share
  *
  * and under them the pure data code, which knows nothing of the node:
  * node-topology.c (the topology, its JSON, merging) and node-partition.c
@@ -67,7 +69,7 @@
  * - Generations.  self->generation is bumped by every initialize and every
  *   cleanup.  An asynchronous call that may complete after a cleanup
  *   (HealthCall, Probe, PendingAdd: node-peers.c; Collect: node-ring.c;
- *   Work, Hop: node-requests.c) holds a reference on the node and records
+ *   Work, Hop: node-work.c) holds a reference on the node and records
  *   the generation it starts in.  Its callback always frees what it holds,
  *   but touches the node's running state only if `self->running &&
  *   generation == self->generation`: a call from an earlier run, even one
@@ -662,6 +664,7 @@ exo_cluster_node_finalize (GObject *object)
   g_free (self->model_id);
   g_free (self->node_id);
   g_free (self->topology_json);
+  g_clear_pointer (&self->topology_variant, g_variant_unref);
   g_free (self->last_failed_peer);
   G_OBJECT_CLASS (exo_cluster_node_parent_class)->finalize (object);
 }

@@ -256,15 +256,6 @@ exo_server_get_listen_address (ExoServer *self)
   return EXO_SERVER_GET_IFACE (self)->get_listen_address (self);
 }
 
-/* --- ExoNodeRole --------------------------------------------------------- */
-
-G_DEFINE_INTERFACE (ExoNodeRole, exo_node_role, EXO_TYPE_RESOURCE)
-
-static void
-exo_node_role_default_init (ExoNodeRoleInterface *iface)
-{
-}
-
 /* --- this host ------------------------------------------------------------ */
 
 #define MAX_MODEL_CHARS 256

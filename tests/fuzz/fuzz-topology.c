@@ -3,12 +3,15 @@
  * compiled in), then merges it and writes its own topology.
  *
  * What the node writes must be strict JSON (json-glib once wrote inf.0 and
- * 1e+17.0) and must parse back to the same nodes.
+ * 1e+17.0) and must parse back to the same nodes; the http-server's JSON of
+ * the same topology, typed (plugins/http-server/http-node-json.c, compiled
+ * in), must be the same text.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "fuzz-common.h"
 #include "node-topology.h"
+#include "http-node-json.h"
 
 #include <string.h>
 
@@ -42,6 +45,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
   text = node_topology_to_json (merged);
   exo_fuzz_assert_json (text, strlen (text), "the topology we write");
+  /* The http-server writes the node's typed topology (ExoNodeRole) as the
+   * same text: what peers of every build read. */
+  {
+    g_autoptr(GVariant) typed = node_topology_to_variant (merged);
+    g_autoptr(JsonNode) root = http_node_topology_to_json (typed);
+    g_autoptr(JsonGenerator) generator = json_generator_new ();
+    g_autofree char *served = NULL;
+
+    json_generator_set_root (generator, root);
+    served = exo_json_fix_generated (json_generator_to_data (generator, NULL), NULL);
+    EXO_FUZZ_CHECK (g_str_equal (served, text), "the server writes %s for the node's %s", served, text);
+  }
   again = node_topology_from_json (text, -1, &error);
   /* Only a count limit may refuse it (a peer of 1024 nodes and us). */
   EXO_FUZZ_CHECK (again != NULL || strstr (error->message, "more than") != NULL,
