@@ -106,7 +106,7 @@ for f in "$root$prefix/bin/exo-node" "$root$libdir"/exo-1/plugins/*.so; do
   if [[ $prefix == /usr ]]; then [[ -z $rp ]] || bad+=("$f: RUNPATH $rp under /usr")
   else [[ $rp == "$libdir" ]] || bad+=("$f: RUNPATH '$rp', expected $libdir"); fi
 done
-if ((${#bad[@]} == 0)); then ok "RUNPATH of exo-node and plugins: ${prefix/#\/usr/none under \/usr}"
+if ((${#bad[@]} == 0)); then ok "RUNPATH of exo-node and plugins: $([[ $prefix == /usr ]] && echo "none (prefix /usr)" || echo "$libdir")"
 else not_ok "RUNPATH" "${bad[@]}"; fi
 
 # --- the installed node runs from its prefix ------------------------------------------
