@@ -159,12 +159,21 @@ show_node (Ctl *ctl)
         }
     }
 
-  show_line (ctl, "NodeId", clean (lookup_string (props, "NodeId")));
-  show_line (ctl, "Version", clean (lookup_string (props, "Version")));
-  show_line (ctl, "State", clean (lookup_string (props, "State")));
+  {
+    const char *keys[] = { "NodeId", "Version", "State" };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+      {
+        g_autofree char *value = lookup_string (props, keys[i]);
+        show_line (ctl, keys[i], clean (value));
+      }
+  }
   show_line (ctl, "BusName", g_strdup (ctl->bus_name));
   show_line (ctl, "Plugins", g_string_free (g_steal_pointer (&names), FALSE));
-  show_line (ctl, "Topology", clean (lookup_string (props, "Topology")));
+  {
+    g_autofree char *topology = lookup_string (props, "Topology");
+    show_line (ctl, "Topology", clean (topology));
+  }
   return EXIT_OK;
 }
 
