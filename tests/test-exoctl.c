@@ -1,485 +1,36 @@
-/* test-exoctl.c: the exoctl binary against a fake exo-node on a private bus.
- *
- * The fake node exports the D-Bus API of docs/design.md §4 (data/org.exo.Node1.xml
- * through gdbus-codegen) on a private dbus-daemon started with GTestDBus:
- * an ObjectManager at /org/exo/Node1, org.exo.Node1 there, and resources
- * with org.exo.Resource1 (+ ResourceGroup1 / ResourcePool1).  Each test
- * runs the real exoctl (path in $EXOCTL) as a subprocess and checks its exit
- * status, its tables and its JSON.  /exoctl/real-node does the same against
- * the real exo-node ($EXO_NODE, with the plugins in $EXO_TEST_PLUGIN_DIR)
- * when it is built.
+/* test-exoctl.c: the exoctl binary against a fake exo-node on a private bus
+ * (exoctl-fake-node.c): each test runs the real exoctl (path in $EXOCTL) as
+ * a subprocess and checks its exit status, its tables and its JSON.  The
+ * commands for scripts, the pager, the width and the bash completion are
+ * tested in test-exoctl-scripts.c, exoctl against the real exo-node in
+ * test-exoctl-node.c.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <gio/gio.h>
-#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "exo-dbus-generated.h"
-
-#define BUS_NAME    "org.exo.Node1"
-#define NODE_PATH   "/org/exo/Node1"
-
-/* ------------------------------------------------------------ fake node */
-
-typedef struct
-{
-  const char *id;
-  const char *type;
-  const char *display_name;
-  const char *depends_on[4];
-  const char *members[8];     /* non-empty: a group */
-  gboolean    pool;
-} FakeSpec;
-
-static const FakeSpec fake_specs[] = {
-  { "root", "group", "Root group", { NULL },
-    { "engine", "server", "discovery", "node", "workers", "peers", NULL }, FALSE },
-  { "engine", "dummy-inference", "Dummy inference engine", { NULL }, { NULL }, FALSE },
-  { "server", "http-server", "HTTP server", { NULL }, { NULL }, FALSE },
-  { "discovery", "udp-discovery", "UDP discovery", { "server", NULL }, { NULL }, FALSE },
-  { "node", "node", "Node", { "engine", "server", "discovery", NULL }, { NULL }, FALSE },
-  { "workers", "pool", "Worker pool", { NULL }, { NULL }, TRUE },
-  { "peers", "group", "Peers", { "discovery", NULL }, { "peer-1", NULL }, FALSE },
-  { "peer-1", "peer", "Peer 1", { NULL }, { NULL }, FALSE },
-};
-
-#define N_FAKE G_N_ELEMENTS (fake_specs)
-
-typedef struct
-{
-  GTestDBus                 *bus;
-  GDBusConnection           *connection;
-  GDBusObjectManagerServer  *manager;
-  ExoDBusNode1              *node;
-  GHashTable                *resources;     /* id -> ExoDBusResource1 (owned) */
-  gint                       gmo_calls;     /* GetManagedObjects received (atomic) */
-  guint                      filter_id;
-  GPtrArray                 *calls;         /* "Method id" strings */
-} Fake;
-
-static Fake fake;
-static const char *exoctl_path;
-
-static char *
-resource_path (const char *id)
-{
-  g_autofree char *escaped = g_dbus_escape_object_path (id);
-
-  return g_strconcat (NODE_PATH "/resource/", escaped, NULL);
-}
-
-static GVariant *
-paths_variant (const char * const *ids)
-{
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("ao"));
-  for (guint i = 0; ids[i] != NULL; i++)
-    {
-      g_autofree char *path = resource_path (ids[i]);
-      g_variant_builder_add (&b, "o", path);
-    }
-  return g_variant_builder_end (&b);
-}
-
-static GVariant *
-metrics_for (const char *id)
-{
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE_VARDICT);
-  if (g_str_equal (id, "engine"))
-    {
-      g_variant_builder_add (&b, "{sv}", "requests", g_variant_new_uint64 (12));
-      g_variant_builder_add (&b, "{sv}", "model", g_variant_new_string ("llama-3.2-1b"));
-    }
-  return g_variant_builder_end (&b);
-}
-
-static void
-fake_set_state (const char *id, const char *state, const char *error)
-{
-  ExoDBusResource1 *r = g_hash_table_lookup (fake.resources, id);
-
-  g_assert_nonnull (r);
-  exo_dbus_resource1_set_state (r, state);
-  exo_dbus_resource1_set_healthy (r, g_str_equal (state, "ready"));
-  exo_dbus_resource1_set_last_error (r, error != NULL ? error : "");
-  if (error != NULL)
-    exo_dbus_resource1_set_error_count (r, exo_dbus_resource1_get_error_count (r) + 1);
-  exo_dbus_resource1_set_state_changed_at (r, (guint64) g_get_real_time ());
-}
-
-static void
-fake_reset (void)
-{
-  for (guint i = 0; i < N_FAKE; i++)
-    {
-      ExoDBusResource1 *r = g_hash_table_lookup (fake.resources, fake_specs[i].id);
-
-      exo_dbus_resource1_set_state (r, "ready");
-      exo_dbus_resource1_set_healthy (r, TRUE);
-      exo_dbus_resource1_set_last_error (r, "");
-      exo_dbus_resource1_set_error_count (r, 0);
-    }
-  g_ptr_array_set_size (fake.calls, 0);
-}
-
-/* Method handlers: "server" refuses like a node run by another uid would;
- * "discovery" fails like a resource whose initialize fails. */
-static gboolean
-on_method (ExoDBusResource1       *r,
-           GDBusMethodInvocation  *invocation,
-           gpointer                user_data)
-{
-  const char *method = user_data;
-  const char *id = exo_dbus_resource1_get_id (r);
-
-  g_ptr_array_add (fake.calls, g_strdup_printf ("%s %s", method, id));
-
-  if (g_str_equal (id, "server"))
-    {
-      g_dbus_method_invocation_return_dbus_error (invocation,
-                                                  "org.freedesktop.DBus.Error.AccessDenied",
-                                                  "uid 4242 may not change resources of this node");
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  if (g_str_equal (id, "discovery"))
-    {
-      g_dbus_method_invocation_return_dbus_error (invocation, "org.exo.Error.Failed",
-                                                  "bind to port 5678 failed: Address already in use");
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-
-  g_dbus_method_invocation_return_value (invocation, NULL);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static GDBusMessage *
-count_gmo_filter (GDBusConnection *connection,
-                  GDBusMessage    *message,
-                  gboolean         incoming,
-                  gpointer         user_data)
-{
-  if (incoming &&
-      g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
-      g_strcmp0 (g_dbus_message_get_member (message), "GetManagedObjects") == 0)
-    {
-      g_atomic_int_inc (&fake.gmo_calls);
-      g_main_context_wakeup (NULL);       /* this runs in GDBus' worker thread */
-    }
-  return message;
-}
-
-static void
-fake_up (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  guint32 result;
-
-  fake.bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-  g_test_dbus_up (fake.bus);
-
-  fake.connection = g_dbus_connection_new_for_address_sync (
-      g_test_dbus_get_bus_address (fake.bus),
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-      G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
-  g_assert_no_error (error);
-  fake.filter_id = g_dbus_connection_add_filter (fake.connection, count_gmo_filter, NULL, NULL);
-
-  fake.resources = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_object_unref);
-  fake.calls = g_ptr_array_new_with_free_func (g_free);
-  fake.manager = g_dbus_object_manager_server_new (NODE_PATH);
-
-  for (guint i = 0; i < N_FAKE; i++)
-    {
-      const FakeSpec *spec = &fake_specs[i];
-      g_autofree char *path = resource_path (spec->id);
-      g_autoptr(ExoDBusObjectSkeleton) object = exo_dbus_object_skeleton_new (path);
-      ExoDBusResource1 *r = exo_dbus_resource1_skeleton_new ();
-
-      exo_dbus_resource1_set_id (r, spec->id);
-      exo_dbus_resource1_set_type_ (r, spec->type);
-      exo_dbus_resource1_set_display_name (r, spec->display_name);
-      exo_dbus_resource1_set_state (r, "ready");
-      exo_dbus_resource1_set_healthy (r, TRUE);
-      exo_dbus_resource1_set_last_error (r, "");
-      exo_dbus_resource1_set_attempts (r, 0);
-      exo_dbus_resource1_set_state_changed_at (r, (guint64) g_get_real_time () - 5 * G_USEC_PER_SEC);
-      exo_dbus_resource1_set_initialized_at (r, (guint64) g_get_real_time () - 5 * G_USEC_PER_SEC);
-      {
-        GVariant *deps = paths_variant (spec->depends_on);
-        g_autofree const char **objv = g_variant_get_objv (deps, NULL);
-
-        exo_dbus_resource1_set_depends_on (r, objv);
-        g_variant_unref (g_variant_ref_sink (deps));
-      }
-      exo_dbus_resource1_set_metrics (r, metrics_for (spec->id));
-      g_signal_connect (r, "handle-initialize", G_CALLBACK (on_method), (gpointer) "Initialize");
-      g_signal_connect (r, "handle-cleanup", G_CALLBACK (on_method), (gpointer) "Cleanup");
-      g_signal_connect (r, "handle-restart", G_CALLBACK (on_method), (gpointer) "Restart");
-      exo_dbus_object_skeleton_set_resource1 (object, r);
-
-      if (spec->members[0] != NULL)
-        {
-          g_autoptr(ExoDBusResourceGroup1) group = exo_dbus_resource_group1_skeleton_new ();
-          GVariant *members = paths_variant (spec->members);
-          g_autofree const char **objv = g_variant_get_objv (members, NULL);
-
-          exo_dbus_resource_group1_set_members (group, objv);
-          g_variant_unref (g_variant_ref_sink (members));
-          exo_dbus_object_skeleton_set_resource_group1 (object, group);
-        }
-      if (spec->pool)
-        {
-          g_autoptr(ExoDBusResourcePool1) pool = exo_dbus_resource_pool1_skeleton_new ();
-
-          exo_dbus_resource_pool1_set_min_size (pool, 1);
-          exo_dbus_resource_pool1_set_max_size (pool, 8);
-          exo_dbus_resource_pool1_set_size (pool, 3);
-          exo_dbus_resource_pool1_set_idle (pool, 2);
-          exo_dbus_resource_pool1_set_in_use (pool, 1);
-          exo_dbus_resource_pool1_set_waiting (pool, 0);
-          exo_dbus_resource_pool1_set_acquired (pool, 10);
-          exo_dbus_resource_pool1_set_timeouts (pool, 1);
-          exo_dbus_resource_pool1_set_created (pool, 3);
-          exo_dbus_resource_pool1_set_destroyed (pool, 0);
-          exo_dbus_object_skeleton_set_resource_pool1 (object, pool);
-        }
-
-      g_dbus_object_manager_server_export (fake.manager, G_DBUS_OBJECT_SKELETON (object));
-      g_hash_table_insert (fake.resources, (gpointer) spec->id, r);
-    }
-  g_dbus_object_manager_server_set_connection (fake.manager, fake.connection);
-
-  fake.node = exo_dbus_node1_skeleton_new ();
-  exo_dbus_node1_set_node_id (fake.node, "test-node");
-  exo_dbus_node1_set_version (fake.node, "0.1.0");
-  exo_dbus_node1_set_state (fake.node, "ready");
-  exo_dbus_node1_set_plugins (fake.node,
-      g_variant_new_parsed ("[('dummy-inference', '1.0.0', '/usr/lib/exo-1/plugins/dummy-inference.so', 'A fake inference engine'),"
-                            " ('http-server', '1.2.0', '/usr/lib/exo-1/plugins/http-server.so', 'Peer RPC and the user API')]"));
-  exo_dbus_node1_set_topology (fake.node,
-      "{\"nodes\": {\"test-node\": {\"memory\": 1024}}, \"peer_graph\": {}}");
-  g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (fake.node), fake.connection,
-                                    NODE_PATH, &error);
-  g_assert_no_error (error);
-
-  reply = g_dbus_connection_call_sync (fake.connection, "org.freedesktop.DBus",
-                                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "RequestName", g_variant_new ("(su)", BUS_NAME, 4u),
-                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1,
-                                       NULL, &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "(u)", &result);
-  g_assert_cmpuint (result, ==, 1);   /* primary owner */
-}
-
-static void
-fake_down (void)
-{
-  g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (fake.node));
-  g_clear_object (&fake.node);
-  g_clear_object (&fake.manager);
-  g_dbus_connection_remove_filter (fake.connection, fake.filter_id);
-  g_dbus_connection_close_sync (fake.connection, NULL, NULL);
-  g_clear_object (&fake.connection);
-  g_clear_pointer (&fake.resources, g_hash_table_unref);
-  g_clear_pointer (&fake.calls, g_ptr_array_unref);
-  g_test_dbus_down (fake.bus);
-  g_clear_object (&fake.bus);
-}
-
-/* ----------------------------------------------------------- run exoctl */
-
-typedef struct
-{
-  GSubprocess *proc;
-  gboolean     done;
-  char        *out;
-  char        *err;
-  int          status;
-  guint        timeout_id;
-} Run;
-
-static void
-run_free (Run *run)
-{
-  g_clear_object (&run->proc);
-  g_free (run->out);
-  g_free (run->err);
-  g_free (run);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Run, run_free)
-
-static void
-on_communicated (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  Run *run = user_data;
-  g_autoptr(GError) error = NULL;
-
-  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &run->out, &run->err, &error);
-  g_assert_no_error (error);
-  run->done = TRUE;
-}
-
-static gboolean
-on_run_timeout (gpointer user_data)
-{
-  Run *run = user_data;
-
-  g_test_message ("exoctl did not exit within 60 s; killing it");
-  g_subprocess_force_exit (run->proc);
-  run->timeout_id = 0;
-  return G_SOURCE_REMOVE;
-}
-
-/* Starts exoctl with @args (NULL-terminated); @env: NAME=VALUE pairs to set
- * (a NULL value unsets). */
-static Run *
-run_start (const char * const *env, const char * const *args)
-{
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  Run *run = g_new0 (Run, 1);
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  g_subprocess_launcher_setenv (launcher, "LC_ALL", "C.UTF-8", TRUE);
-  g_subprocess_launcher_unsetenv (launcher, "NO_COLOR");
-  for (guint i = 0; env != NULL && env[i] != NULL; i += 2)
-    {
-      if (env[i + 1] != NULL)
-        g_subprocess_launcher_setenv (launcher, env[i], env[i + 1], TRUE);
-      else
-        g_subprocess_launcher_unsetenv (launcher, env[i]);
-    }
-
-  g_ptr_array_add (argv, (gpointer) exoctl_path);
-  for (guint i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-
-  run->proc = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8_async (run->proc, NULL, NULL, on_communicated, run);
-  run->timeout_id = g_timeout_add_seconds (60, on_run_timeout, run);
-  return run;
-}
-
-static int
-run_wait (Run *run)
-{
-  while (!run->done)
-    g_main_context_iteration (NULL, TRUE);
-  /* communicate finishes at EOF; the exit status may come a moment later */
-  while (!g_subprocess_wait (run->proc, NULL, NULL))
-    ;
-  g_clear_handle_id (&run->timeout_id, g_source_remove);
-  g_assert_true (g_subprocess_get_if_exited (run->proc));
-  run->status = g_subprocess_get_exit_status (run->proc);
-  g_test_message ("exit %d\n--- stdout\n%s--- stderr\n%s", run->status, run->out, run->err);
-  /* exoctl never logs a warning or a critical, whatever happens */
-  g_assert_null (strstr (run->err, "CRITICAL"));
-  g_assert_null (strstr (run->err, "WARNING"));
-  g_assert_null (strstr (run->err, "Sanitizer"));
-  g_assert_null (strstr (run->err, "runtime error"));
-  return run->status;
-}
-
-static Run *
-run_envv (const char * const *env, const char * const *args)
-{
-  Run *run = run_start (env, args);
-
-  run_wait (run);
-  return run;
-}
-
-#define EXOCTL(...)          run_envv (NULL, (const char * const []) { __VA_ARGS__, NULL })
-
-static JsonNode *
-parse_json (const char *text)
-{
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(GError) error = NULL;
-
-  json_parser_load_from_data (parser, text, -1, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (json_parser_get_root (parser));
-  return json_node_copy (json_parser_get_root (parser));
-}
-
-static JsonObject *
-find_by_id (JsonArray *array, const char *id)
-{
-  for (guint i = 0; i < json_array_get_length (array); i++)
-    {
-      JsonObject *o = json_array_get_object_element (array, i);
-      if (g_strcmp0 (json_object_get_string_member (o, "id"), id) == 0)
-        return o;
-    }
-  return NULL;
-}
-
-static gboolean
-strv_array_equal (JsonArray *array, const char * const *expected)
-{
-  guint n = g_strv_length ((char **) expected);
-
-  if (json_array_get_length (array) != n)
-    return FALSE;
-  for (guint i = 0; i < n; i++)
-    if (g_strcmp0 (json_array_get_string_element (array, i), expected[i]) != 0)
-      return FALSE;
-  return TRUE;
-}
-
-/* The table row of @id: the line that starts with "@id ". */
-static char *
-row_of (const char *out, const char *id)
-{
-  g_auto(GStrv) lines = g_strsplit (out, "\n", -1);
-  g_autofree char *prefix = g_strconcat (id, " ", NULL);
-
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (g_str_has_prefix (lines[i], prefix))
-      return g_strdup (lines[i]);
-  return NULL;
-}
-
-/* "a b   c" -> ["a", "b", "c"] */
-static GStrv
-words (const char *line)
-{
-  g_autoptr(GStrvBuilder) b = g_strv_builder_new ();
-  g_auto(GStrv) parts = g_strsplit_set (line, " ", -1);
-
-  for (guint i = 0; parts[i] != NULL; i++)
-    if (parts[i][0] != '\0')
-      g_strv_builder_add (b, parts[i]);
-  return g_strv_builder_end (b);
-}
+#include "exoctl-fake-node.h"
 
 /* ---------------------------------------------------------------- tests */
 
 static void
 test_usage (void)
 {
-  struct { const char *args[4]; const char *message; } cases[] = {
+  struct { const char *args[5]; const char *message; } cases[] = {
     { { NULL }, "no command given" },
     { { "frobnicate", NULL }, "unknown command 'frobnicate'" },
     { { "status", NULL }, "missing resource ID" },
     { { "start", NULL }, "missing resource ID" },
+    { { "is-active", NULL }, "missing resource ID" },
+    { { "is-failed", "-q", NULL }, "missing resource ID" },
+    { { "restart", "engine", "", NULL }, "an empty resource ID" },
+    { { "list", "-p", "State", NULL }, "options of show" },
+    { { "status", "engine", "--value", NULL }, "options of show" },
+    { { "show", "-p", ",", "engine", NULL }, "needs a property name" },
+    { { "--json", "show", "engine", NULL }, "does not print JSON" },
+    { { "--json", "is-active", "engine", NULL }, "does not print JSON" },
     { { "list", "extra", NULL }, "unexpected argument 'extra'" },
     { { "--bogus", "list", NULL }, "--bogus" },
     { { "--session", "--system", "list", NULL }, "exclude each other" },
@@ -508,14 +59,22 @@ test_usage (void)
 
   {
     g_autoptr(Run) run = EXOCTL ("--help");
-    const char *commands[] = { "list", "status ID", "health", "start ID", "stop ID",
-                               "restart ID", "tree", "watch", "plugins", "node" };
+    const char *commands[] = { "list", "status ID...", "show [ID...]", "is-active ID...",
+                               "is-failed ID...", "health", "start ID...", "stop ID...",
+                               "restart ID...", "tree", "watch", "plugins", "node" };
+    const char *options[] = { "--json", "--bus-name", "--property", "--value", "--quiet",
+                              "--no-pager", "--no-legend", "--full" };
+    g_auto(GStrv) lines = NULL;
 
     g_assert_cmpint (run->status, ==, 0);
     for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
       g_assert_nonnull (strstr (run->out, commands[i]));
-    g_assert_nonnull (strstr (run->out, "--json"));
-    g_assert_nonnull (strstr (run->out, "--bus-name"));
+    for (guint i = 0; i < G_N_ELEMENTS (options); i++)
+      g_assert_nonnull (strstr (run->out, options[i]));
+    /* the help fits an 80-column terminal */
+    lines = g_strsplit (run->out, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++)
+      g_assert_cmpint (g_utf8_strlen (lines[i], -1), <=, 80);
   }
   {
     g_autoptr(Run) run = EXOCTL ("--version");
@@ -524,12 +83,16 @@ test_usage (void)
   }
 }
 
+/* No node: exit 1, as systemctl's "Failed to connect to bus" (3 would be
+ * "not active"). */
 static void
 test_not_running (void)
 {
   const char *commands[][3] = {
     { "list", NULL }, { "status", "engine", NULL }, { "health", NULL }, { "start", "engine", NULL },
     { "tree", NULL }, { "watch", NULL }, { "plugins", NULL }, { "node", NULL },
+    { "show", NULL }, { "show", "engine", NULL }, { "is-active", "engine", NULL },
+    { "is-failed", "engine", NULL }, { "restart", "engine", NULL },
   };
 
   fake_reset ();
@@ -538,7 +101,7 @@ test_not_running (void)
       const char *args[6] = { "--bus-name", "org.exo.Nobody", commands[i][0], commands[i][1], NULL };
       g_autoptr(Run) run = run_envv (NULL, args);
 
-      g_assert_cmpint (run->status, ==, 3);
+      g_assert_cmpint (run->status, ==, 1);
       g_assert_cmpstr (run->out, ==, "");
       g_assert_cmpstr (run->err, ==,
                        "exoctl: no exo-node is running on the session bus (name org.exo.Nobody)\n");
@@ -549,7 +112,7 @@ test_not_running (void)
     const char *env[] = { "DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/exoctl-test", NULL };
     const char *args[] = { "list", NULL };
     g_autoptr(Run) run = run_envv (env, args);
-    g_assert_cmpint (run->status, ==, 3);
+    g_assert_cmpint (run->status, ==, 1);
     g_assert_true (g_str_has_prefix (run->err, "exoctl: no exo-node is running on the session bus "
                                                "(name org.exo.Node1)"));
     g_assert_cmpuint (strlen (run->err), ==, strcspn (run->err, "\n") + 1);   /* one line */
@@ -682,9 +245,11 @@ test_status (void)
   fake_set_state ("engine", "degraded", "model not loaded");
 
   {
+    /* not ready: exit 3, as `systemctl status` for a unit not active */
     g_autoptr(Run) run = EXOCTL ("status", "engine");
 
-    g_assert_cmpint (run->status, ==, 0);
+    g_assert_cmpint (run->status, ==, 3);
+    g_assert_cmpstr (run->err, ==, "");
     g_assert_nonnull (strstr (run->out, "engine"));
     g_assert_nonnull (strstr (run->out, "Type: dummy-inference\n"));
     g_assert_nonnull (strstr (run->out, "Display name: Dummy inference engine\n"));
@@ -725,7 +290,7 @@ test_status (void)
     g_autoptr(JsonNode) root = parse_json (run->out);
     JsonObject *o;
 
-    g_assert_cmpint (run->status, ==, 0);
+    g_assert_cmpint (run->status, ==, 3);
     g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
     o = json_node_get_object (root);
     g_assert_cmpstr (json_object_get_string_member (o, "id"), ==, "engine");
@@ -740,6 +305,61 @@ test_status (void)
     g_assert_cmpint (run->status, ==, 4);
     g_assert_cmpstr (run->out, ==, "");
     g_assert_cmpstr (run->err, ==, "exoctl: no resource 'nope'\n");
+  }
+}
+
+/* status ID...: a block per id with a blank line between, a missing id
+ * reported and skipped; the exit status is the highest (0 all ready, 3 one
+ * not ready, 4 one missing). */
+static void
+test_status_several (void)
+{
+  fake_reset ();
+  {
+    g_autoptr(Run) run = EXOCTL ("status", "server", "peer-1");
+    const char *second = NULL;
+
+    g_assert_cmpint (run->status, ==, 0);
+    g_assert_cmpstr (run->err, ==, "");
+    g_assert_true (g_str_has_prefix (run->out, "● server — HTTP server\n"));
+    second = strstr (run->out, "\n\n● peer-1 — Peer 1\n");
+    g_assert_nonnull (second);
+    g_assert_nonnull (strstr (run->out, "Object path: /org/exo/Node1/resource/server\n"));
+    g_assert_nonnull (strstr (second, "Object path: /org/exo/Node1/resource/peer_2d1\n"));
+  }
+
+  fake_set_state ("engine", "degraded", "model not loaded");
+  {
+    g_autoptr(Run) run = EXOCTL ("status", "server", "engine");
+
+    g_assert_cmpint (run->status, ==, 3);
+    g_assert_nonnull (strstr (run->out, "State: degraded\n"));
+    g_assert_nonnull (strstr (run->out, "HTTP server"));
+  }
+  {
+    g_autoptr(Run) run = EXOCTL ("status", "server", "nope", "engine", "nope-2");
+
+    g_assert_cmpint (run->status, ==, 4);
+    g_assert_cmpstr (run->err, ==, "exoctl: no resource 'nope'\nexoctl: no resource 'nope-2'\n");
+    g_assert_nonnull (strstr (run->out, "● server"));
+    g_assert_nonnull (strstr (run->out, "● engine"));
+  }
+  {
+    /* --json: one object per id, one after the other (what jq reads) */
+    g_autoptr(Run) run = EXOCTL ("--json", "status", "server", "engine");
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    const char *second = strstr (run->out, "}\n{");
+    g_autofree char *first = NULL;
+    g_autoptr(JsonNode) a = NULL;
+    g_autoptr(JsonNode) b = NULL;
+
+    g_assert_cmpint (run->status, ==, 3);
+    g_assert_nonnull (second);
+    first = g_strndup (run->out, (gsize) (second - run->out) + 1);
+    a = parse_json (first);
+    b = parse_json (second + 2);
+    g_assert_cmpstr (json_object_get_string_member (json_node_get_object (a), "id"), ==, "server");
+    g_assert_cmpstr (json_object_get_string_member (json_node_get_object (b), "id"), ==, "engine");
   }
 }
 
@@ -833,6 +453,37 @@ test_methods (void)
       }
       g_assert_cmpuint (fake.calls->len, ==, 3);
     }
+
+  /* Several ids: each called in order; a missing one or a failure is
+   * reported and the others still go; the exit status is the highest. */
+  fake_reset ();
+  {
+    g_autoptr(Run) run = EXOCTL ("restart", "peer-1", "nope", "server", "engine");
+
+    g_assert_cmpint (run->status, ==, 4);
+    g_assert_true (g_str_has_prefix (run->err, "exoctl: no resource 'nope'\nexoctl: cannot restart 'server': "));
+    g_assert_cmpuint (fake.calls->len, ==, 3);
+    g_assert_cmpstr (g_ptr_array_index (fake.calls, 0), ==, "Restart peer-1");
+    g_assert_cmpstr (g_ptr_array_index (fake.calls, 1), ==, "Restart server");
+    g_assert_cmpstr (g_ptr_array_index (fake.calls, 2), ==, "Restart engine");
+  }
+  fake_reset ();
+  {
+    g_autoptr(Run) run = EXOCTL ("stop", "discovery", "engine");
+
+    g_assert_cmpint (run->status, ==, 1);
+    g_assert_nonnull (strstr (run->err, "cannot stop 'discovery'"));
+    g_assert_cmpuint (fake.calls->len, ==, 2);
+  }
+  fake_reset ();
+  {
+    g_autoptr(Run) run = EXOCTL ("start", "engine", "peer-1");
+
+    g_assert_cmpint (run->status, ==, 0);
+    g_assert_cmpstr (run->err, ==, "");
+    g_assert_cmpuint (fake.calls->len, ==, 2);
+    g_assert_cmpstr (g_ptr_array_index (fake.calls, 1), ==, "Initialize peer-1");
+  }
 }
 
 static void
@@ -1079,359 +730,6 @@ test_one_call (void)
   g_assert_cmpint (g_atomic_int_get (&fake.gmo_calls), ==, before + 1);
 }
 
-/* ------------------------------------------------- against the real node */
-
-/* A bus monitor that sees GetManagedObjects calls and their replies: that
- * is how a test knows `exoctl watch` listens (it subscribes first, then
- * makes that call, and needs its reply) when the node is the real
- * exo-node.  Replies are matched to the exoctl process by its pid. */
-static GMutex monitor_lock;
-static GHashTable *monitor_gmo_calls;      /* "sender serial" of calls seen */
-static GAsyncQueue *monitor_gmo_replied;   /* char*: who got a reply */
-
-static GDBusMessage *
-monitor_filter (GDBusConnection *connection,
-                GDBusMessage    *message,
-                gboolean         incoming,
-                gpointer         user_data)
-{
-  GDBusMessageType type = g_dbus_message_get_message_type (message);
-
-  if (!incoming)
-    return message;
-  if (type == G_DBUS_MESSAGE_TYPE_METHOD_CALL)
-    {
-      if (g_strcmp0 (g_dbus_message_get_member (message), "GetManagedObjects") == 0)
-        {
-          g_mutex_lock (&monitor_lock);
-          g_hash_table_add (monitor_gmo_calls,
-                            g_strdup_printf ("%s %u", g_dbus_message_get_sender (message),
-                                             g_dbus_message_get_serial (message)));
-          g_mutex_unlock (&monitor_lock);
-        }
-      g_object_unref (message);
-      return NULL;        /* a monitor never answers */
-    }
-  if (type == G_DBUS_MESSAGE_TYPE_METHOD_RETURN && g_dbus_message_get_destination (message) != NULL)
-    {
-      g_autofree char *key = g_strdup_printf ("%s %u", g_dbus_message_get_destination (message),
-                                              g_dbus_message_get_reply_serial (message));
-      gboolean found;
-
-      g_mutex_lock (&monitor_lock);
-      found = g_hash_table_remove (monitor_gmo_calls, key);
-      g_mutex_unlock (&monitor_lock);
-      if (found)
-        {
-          g_async_queue_push (monitor_gmo_replied, g_strdup (g_dbus_message_get_destination (message)));
-          g_main_context_wakeup (NULL);   /* this runs in GDBus' worker thread */
-        }
-    }
-  return message;
-}
-
-static GDBusConnection *
-monitor_new (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  const char *rules[] = { "type='method_call',member='GetManagedObjects'",
-                          "type='method_return'", NULL };
-  GDBusConnection *monitor;
-
-  monitor_gmo_calls = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  monitor_gmo_replied = g_async_queue_new_full (g_free);
-  monitor = g_dbus_connection_new_for_address_sync (
-      g_test_dbus_get_bus_address (fake.bus),
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-      G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_dbus_connection_add_filter (monitor, monitor_filter, NULL, NULL);
-  reply = g_dbus_connection_call_sync (monitor, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus.Monitoring", "BecomeMonitor",
-                                       g_variant_new ("(^asu)", rules, 0u), NULL,
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
-  return monitor;
-}
-
-static guint32
-pid_of (const char *unique_name)
-{
-  g_autoptr(GVariant) reply = NULL;
-  guint32 pid = 0;
-
-  reply = g_dbus_connection_call_sync (fake.connection, "org.freedesktop.DBus",
-                                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "GetConnectionUnixProcessID",
-                                       g_variant_new ("(s)", unique_name), G_VARIANT_TYPE ("(u)"),
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
-  if (reply != NULL)
-    g_variant_get (reply, "(u)", &pid);
-  return pid;           /* 0 when that exoctl has already gone */
-}
-
-/* Starts exoctl watch and returns once it listens. */
-static Run *
-watch_start (const char * const *args)
-{
-  Run *run = run_start (NULL, args);
-  guint32 pid = (guint32) atoi (g_subprocess_get_identifier (run->proc));
-
-  while (!run->done)
-    {
-      g_autofree char *name = g_async_queue_try_pop (monitor_gmo_replied);
-
-      if (name == NULL)
-        g_main_context_iteration (NULL, TRUE);
-      else if (pid_of (name) == pid)
-        break;
-    }
-  g_assert_false (run->done);
-  return run;
-}
-
-static gboolean
-on_poll_tick (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs `exoctl --bus-name NAME --json health` until it says @healthy. */
-static void
-wait_health (const char *bus_name, gboolean healthy)
-{
-  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
-  guint tick = g_timeout_add (50, on_poll_tick, NULL);
-
-  while (TRUE)
-    {
-      const char *args[] = { "--bus-name", bus_name, "--json", "health", NULL };
-      g_autoptr(Run) run = run_envv (NULL, args);
-
-      if (run->status == (healthy ? 0 : 1))
-        break;
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, TRUE);
-    }
-  g_source_remove (tick);
-}
-
-static void
-on_name_appeared (GDBusConnection *connection, const char *name, const char *owner,
-                  gpointer user_data)
-{
-  *(gboolean *) user_data = TRUE;
-}
-
-static void
-test_real_node (void)
-{
-  const char *exo_node = g_getenv ("EXO_NODE");
-  const char *plugin_dir = g_getenv ("EXO_TEST_PLUGIN_DIR");
-  const char *bus_name = "org.exo.ExoctlTest1";
-  const char *config =
-    "{\n"
-    "  \"node\": { \"id\": \"exoctl-test-node\" },\n"
-    "  \"resources\": [\n"
-    "    { \"id\": \"engine\", \"type\": \"dummy-inference\" },\n"
-    "    { \"id\": \"engine-2\", \"type\": \"dummy-inference\", \"depends-on\": [\"engine\"] }\n"
-    "  ]\n"
-    "}\n";
-  g_autofree char *config_path = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSubprocess) node = NULL;
-  g_autoptr(GDBusConnection) monitor = NULL;
-  gboolean appeared = FALSE;
-  guint watch_id;
-  int fd;
-
-  if (exo_node == NULL || plugin_dir == NULL ||
-      !g_file_test (exo_node, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("exo-node is not built (EXO_NODE, EXO_TEST_PLUGIN_DIR)");
-      return;
-    }
-
-  fd = g_file_open_tmp ("exoctl-test-XXXXXX.json", &config_path, &error);
-  g_assert_no_error (error);
-  close (fd);
-  g_file_set_contents (config_path, config, -1, &error);
-  g_assert_no_error (error);
-
-  monitor = monitor_new ();
-
-  node = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error,
-                           exo_node, "--session", "--bus-name", bus_name,
-                           "--config", config_path, "--plugin-dir", plugin_dir, NULL);
-  g_assert_no_error (error);
-  watch_id = g_bus_watch_name_on_connection (fake.connection, bus_name, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                             on_name_appeared, NULL, &appeared, NULL);
-  {
-    gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
-    guint tick = g_timeout_add (50, on_poll_tick, NULL);
-
-    while (!appeared)
-      {
-        g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-        g_main_context_iteration (NULL, TRUE);
-      }
-    g_source_remove (tick);
-  }
-  g_bus_unwatch_name (watch_id);
-  wait_health (bus_name, TRUE);
-
-  /* list: every resource, with the group and the dependency */
-  {
-    const char *args[] = { "--bus-name", bus_name, "--json", "list", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_autoptr(JsonNode) root = parse_json (run->out);
-    JsonArray *array = json_node_get_array (root);
-    const char *engine_deps[] = { "engine", NULL };
-    JsonObject *o;
-
-    g_assert_cmpint (run->status, ==, 0);
-    o = find_by_id (array, "engine-2");
-    g_assert_nonnull (o);
-    g_assert_cmpstr (json_object_get_string_member (o, "type"), ==, "dummy-inference");
-    g_assert_cmpstr (json_object_get_string_member (o, "state"), ==, "ready");
-    g_assert_true (strv_array_equal (json_object_get_array_member (o, "depends_on"), engine_deps));
-    g_assert_true (JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "metrics")));
-    g_assert_nonnull (find_by_id (array, "engine"));
-    /* the root group lists both */
-    for (guint i = 0; i < json_array_get_length (array); i++)
-      {
-        JsonObject *g = json_array_get_object_element (array, i);
-        if (json_object_has_member (g, "members"))
-          g_assert_cmpuint (json_array_get_length (json_object_get_array_member (g, "members")), >=, 2);
-      }
-  }
-  {
-    const char *args[] = { "--bus-name", bus_name, "list", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_autofree char *row = row_of (run->out, "engine-2");
-
-    g_assert_cmpint (run->status, ==, 0);
-    g_assert_nonnull (row);
-    g_assert_nonnull (strstr (row, "dummy-inference"));
-  }
-  /* node and plugins */
-  {
-    const char *args[] = { "--bus-name", bus_name, "--json", "node", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_autoptr(JsonNode) root = parse_json (run->out);
-    JsonObject *o = json_node_get_object (root);
-    JsonArray *plugins;
-    gboolean found = FALSE;
-
-    g_assert_cmpint (run->status, ==, 0);
-    g_assert_cmpstr (json_object_get_string_member (o, "node_id"), ==, "exoctl-test-node");
-    g_assert_cmpstr (json_object_get_string_member (o, "version"), !=, "");
-    plugins = json_object_get_array_member (o, "plugins");
-    for (guint i = 0; i < json_array_get_length (plugins); i++)
-      if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (plugins, i), "name"),
-                     "dummy-inference") == 0)
-        found = TRUE;
-    g_assert_true (found);
-    g_assert_true (json_object_has_member (o, "topology"));
-  }
-  /* tree: engine hangs under engine-2, which needs it */
-  {
-    const char *args[] = { "--bus-name", bus_name, "tree", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_auto(GStrv) lines = g_strsplit (run->out, "\n", -1);
-    gboolean found = FALSE;
-
-    g_assert_cmpint (run->status, ==, 0);
-    for (guint i = 0; lines[i] != NULL && lines[i + 1] != NULL; i++)
-      if (strstr (lines[i], " engine-2 (") != NULL && strstr (lines[i + 1], " engine (") != NULL)
-        found = TRUE;
-    g_assert_true (found);
-  }
-  /* stop, seen by watch and health; start again */
-  {
-    const char *wargs[] = { "--bus-name", bus_name, "--json", "watch", "--count", "2",
-                            "--timeout", "60", NULL };
-    const char *sargs[] = { "--bus-name", bus_name, "stop", "engine-2", NULL };
-    g_autoptr(Run) watch = watch_start (wargs);
-    g_autoptr(Run) stop = run_envv (NULL, sargs);
-    g_auto(GStrv) lines = NULL;
-    g_autoptr(JsonNode) first = NULL;
-    JsonObject *o;
-
-    g_assert_cmpint (stop->status, ==, 0);
-    g_assert_cmpint (run_wait (watch), ==, 0);
-    lines = g_strsplit (watch->out, "\n", -1);
-    g_assert_cmpuint (g_strv_length (lines), ==, 3);
-    first = parse_json (lines[0]);
-    o = json_node_get_object (first);
-    g_assert_cmpstr (json_object_get_string_member (o, "id"), ==, "engine-2");
-    g_assert_cmpstr (json_object_get_string_member (o, "old_state"), ==, "ready");
-    g_assert_cmpstr (json_object_get_string_member (o, "new_state"), ==, "closing");
-  }
-  wait_health (bus_name, FALSE);
-  {
-    const char *args[] = { "--bus-name", bus_name, "--json", "health", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_autoptr(JsonNode) root = parse_json (run->out);
-    JsonArray *unhealthy = json_object_get_array_member (json_node_get_object (root), "unhealthy");
-    gboolean found = FALSE;
-
-    g_assert_cmpint (run->status, ==, 1);
-    for (guint i = 0; i < json_array_get_length (unhealthy); i++)
-      if (g_strcmp0 (json_array_get_string_element (unhealthy, i), "engine-2") == 0)
-        found = TRUE;
-    g_assert_true (found);
-  }
-  {
-    const char *args[] = { "--bus-name", bus_name, "start", "engine-2", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_assert_cmpint (run->status, ==, 0);
-  }
-  wait_health (bus_name, TRUE);
-  {
-    const char *args[] = { "--bus-name", bus_name, "restart", "engine", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_assert_cmpint (run->status, ==, 0);
-  }
-  {
-    const char *args[] = { "--bus-name", bus_name, "status", "nope", NULL };
-    g_autoptr(Run) run = run_envv (NULL, args);
-    g_assert_cmpint (run->status, ==, 4);
-  }
-
-  /* The node goes away: a running watch says so (exit 3), and then
-   * exoctl finds no node (exit 3). */
-  {
-    const char *wargs[] = { "--bus-name", bus_name, "watch", "--timeout", "60", NULL };
-    const char *largs[] = { "--bus-name", bus_name, "list", NULL };
-    g_autoptr(Run) watch = watch_start (wargs);
-    g_autoptr(Run) list = NULL;
-    g_autofree char *expected = g_strdup_printf (
-        "exoctl: no exo-node is running on the session bus (name %s)\n", bus_name);
-
-    g_subprocess_send_signal (node, SIGTERM);
-    g_subprocess_wait (node, NULL, &error);
-    g_assert_no_error (error);
-    g_assert_true (g_subprocess_get_if_exited (node));
-    g_assert_cmpint (g_subprocess_get_exit_status (node), ==, 0);
-
-    g_assert_cmpint (run_wait (watch), ==, 3);
-    g_assert_nonnull (strstr (watch->err, "went away"));
-
-    list = run_envv (NULL, largs);
-    g_assert_cmpint (list->status, ==, 3);
-    g_assert_cmpstr (list->err, ==, expected);
-  }
-
-  g_dbus_connection_close_sync (monitor, NULL, NULL);
-  g_clear_object (&monitor);      /* its worker no longer calls the filter */
-  g_clear_pointer (&monitor_gmo_calls, g_hash_table_unref);
-  g_clear_pointer (&monitor_gmo_replied, g_async_queue_unref);
-  g_unlink (config_path);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -1460,13 +758,13 @@ main (int argc, char **argv)
   g_test_add_func ("/exoctl/list/json", test_list_json);
   g_test_add_func ("/exoctl/list/one-call", test_one_call);
   g_test_add_func ("/exoctl/status", test_status);
+  g_test_add_func ("/exoctl/status/several", test_status_several);
   g_test_add_func ("/exoctl/health", test_health);
   g_test_add_func ("/exoctl/methods", test_methods);
   g_test_add_func ("/exoctl/tree", test_tree);
   g_test_add_func ("/exoctl/watch", test_watch);
   g_test_add_func ("/exoctl/plugins", test_plugins);
   g_test_add_func ("/exoctl/node", test_node);
-  g_test_add_func ("/exoctl/real-node", test_real_node);
 
   fake_up ();
   rc = g_test_run ();

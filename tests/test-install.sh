@@ -5,8 +5,11 @@
 #
 # Installs the build into a temporary DESTDIR and checks, as TAP:
 #  - the man pages exo-node(8), exoctl(1), exo-node.json(5) are there, groff
-#    formats them without a warning and whatis/apropos (lexgrog) can index them;
+#    formats them without a warning and whatis/apropos (lexgrog) can index them,
+#    and exo-node(8) and exoctl(1) document every option their --help lists;
 #  - the guides and an example config are in share/doc/exo-node;
+#  - exoctl's bash completion is in bash-completion's completionsdir under the
+#    prefix, is valid bash and registers itself for exoctl;
 #  - exo-1.pc requires every package whose headers the public headers include,
 #    and a program including <exo/exo.h> compiles with its flags;
 #  - the programs and plugins carry the prefix's libdir as RUNPATH (unless the
@@ -45,7 +48,7 @@ if ! out=$(meson install -C "$build" --no-rebuild --destdir "$root" 2>&1); then
   not_ok "meson install --destdir" "$(tail -5 <<<"$out")"
   exit 1
 fi
-echo "1..8"
+echo "1..10"
 
 # --- man pages ----------------------------------------------------------------
 problems=()
@@ -71,12 +74,37 @@ done
 if ((${#missing[@]} == 0)); then ok "exo-node(8) documents every option of exo-node --help"
 else not_ok "exo-node(8) documents every option" "missing: ${missing[*]}"; fi
 
+# ... and those of exoctl --help in exoctl(1)
+missing=()
+for opt in $("$build/src/exoctl/exoctl" --help | grep -oE -- '^ +(-[a-zA-Z], )?--[a-z][a-z-]*' | grep -o -- '--[a-z-]*' | sort -u); do
+  grep -q -- "${opt//-/\\\\-}" "$root$mandir/man1/exoctl.1" || missing+=("$opt")
+done
+if ((${#missing[@]} == 0)); then ok "exoctl(1) documents every option of exoctl --help"
+else not_ok "exoctl(1) documents every option" "missing: ${missing[*]}"; fi
+
 # --- docs -------------------------------------------------------------------------
 doc=$root$datadir/doc/exo-node
 if [[ -f $doc/README.md && -f $doc/config.md && -f $doc/examples/exo-node.json ]]; then
   ok "guides and an example config in share/doc/exo-node"
 else
   not_ok "guides and an example config in share/doc/exo-node" "$(ls -R "$doc" 2>&1 | head)"
+fi
+
+# --- bash completion --------------------------------------------------------------
+compdir=$(pkg-config --variable=completionsdir --define-variable=datadir="$datadir" bash-completion 2>/dev/null)
+[[ -n $compdir ]] || compdir=$datadir/bash-completion/completions
+comp=$root$compdir/exoctl
+if [[ ! -f $comp ]]; then
+  not_ok "bash completion for exoctl in $compdir" "$(find "$root" -path '*completion*' 2>&1 | head)"
+elif ! out=$(bash -n "$comp" 2>&1); then
+  not_ok "bash completion for exoctl is valid bash" "$out"
+elif [[ -f /usr/share/bash-completion/bash_completion ]]; then
+  out=$(bash --norc -c '. /usr/share/bash-completion/bash_completion && . "$1" && complete -p exoctl' \
+          sh "$comp" 2>&1)
+  if [[ $out == "complete -F _exoctl exoctl" ]]; then ok "bash completion for exoctl in $compdir"
+  else not_ok "bash completion for exoctl registers _exoctl" "$out"; fi
+else
+  ok "bash completion for exoctl in $compdir (bash-completion not installed: not loaded)"
 fi
 
 # --- pkg-config -------------------------------------------------------------------

@@ -4,8 +4,10 @@
  *
  * Everything printed that came from another process goes through clean()
  * first (no control characters, valid UTF-8).  Colour only when
- * Ctl.color (a tty, NO_COLOR unset), UTF-8 glyphs only when Ctl.utf8, and
- * the last table column is cut to Ctl.columns when that is set.
+ * Ctl.color (a tty, NO_COLOR unset), UTF-8 glyphs only when Ctl.utf8.
+ * Tables fit Ctl.columns when that is set (and not --full): the widest
+ * columns are cut first, with "…"; widths are terminal columns
+ * (text_width()), not bytes.
  *
  * Rules: plain functions of their arguments and stdout/stderr; no D-Bus,
  * no main context, single thread.
@@ -204,15 +206,76 @@ table_n_rows (Table *table)
   return table->cells->len / table->n_cols;
 }
 
-static void
-print_padded (Ctl *ctl, const Cell *cell, glong width, gboolean pad)
+/* How many terminal columns @text takes: wide (East Asian) characters two,
+ * combining marks none, everything else one. */
+static glong
+text_width (const char *text)
 {
-  glong len = g_utf8_strlen (cell->text, -1);
+  glong width = 0;
 
-  print_colored (ctl, cell->color, cell->text);
-  if (pad)
-    for (glong i = len; i < width; i++)
-      putchar (' ');
+  for (const char *p = text; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (g_unichar_iszerowidth (c))
+        continue;
+      width += g_unichar_iswide (c) ? 2 : 1;
+    }
+  return width;
+}
+
+/* @text cut to at most @width columns (@width >= 1), ending in "…" when
+ * anything was cut.  @text is valid UTF-8 (clean()ed). */
+static char *
+text_cut (Ctl *ctl, const char *text, glong width)
+{
+  GString *out;
+  glong used = 0;
+
+  if (text_width (text) <= width)
+    return g_strdup (text);
+
+  out = g_string_new (NULL);
+  for (const char *p = text; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      glong w = g_unichar_iszerowidth (c) ? 0 : g_unichar_iswide (c) ? 2 : 1;
+
+      if (used + w > width - 1)          /* one column for the ellipsis */
+        break;
+      g_string_append_unichar (out, c);
+      used += w;
+    }
+  g_string_append (out, glyph (ctl, "…", "~"));
+  return g_string_free (out, FALSE);
+}
+
+/* Shrinks @widths so that the row fits @columns: one column at a time, the
+ * widest first (the rightmost of equals, so free text such as LAST ERROR
+ * goes before ids), none below MIN (its width, 4).  Narrow columns (yes/no,
+ * counts) are thus cut last; a table fits down to 4 columns a cell. */
+static void
+table_fit (glong *widths, guint n_cols, glong columns)
+{
+  glong total = 2 * (glong) (n_cols - 1);
+
+  for (guint c = 0; c < n_cols; c++)
+    {
+      widths[c] = MIN (widths[c], columns);     /* bounds the loop below */
+      total += widths[c];
+    }
+  while (total > columns)
+    {
+      guint widest = n_cols;
+
+      for (guint c = 0; c < n_cols; c++)
+        if (widths[c] > 4 && (widest == n_cols || widths[c] >= widths[widest]))
+          widest = c;
+      if (widest == n_cols)
+        break;                                   /* cannot get narrower */
+      widths[widest]--;
+      total--;
+    }
 }
 
 void
@@ -220,42 +283,36 @@ table_print (Ctl *ctl, Table *table)
 {
   g_autofree glong *widths = g_new0 (glong, table->n_cols);
   guint n_rows = table_n_rows (table);
-  glong used = 0;
-  glong last_width = -1;       /* -1: no limit */
+  guint first = ctl->no_legend ? 1 : 0;          /* row 0 is the header */
 
-  for (guint r = 0; r < n_rows; r++)
+  for (guint r = first; r < n_rows; r++)
     for (guint c = 0; c < table->n_cols; c++)
       {
         Cell *cell = &g_array_index (table->cells, Cell, r * table->n_cols + c);
-        widths[c] = MAX (widths[c], g_utf8_strlen (cell->text, -1));
+        widths[c] = MAX (widths[c], text_width (cell->text));
       }
+  if (ctl->columns > 0 && !ctl->full)
+    table_fit (widths, table->n_cols, ctl->columns);
 
-  for (guint c = 0; c + 1 < table->n_cols; c++)
-    used += widths[c] + 2;
-  if (ctl->columns > 0)
-    last_width = MAX (ctl->columns - used, 10);
-
-  for (guint r = 0; r < n_rows; r++)
+  for (guint r = first; r < n_rows; r++)
     {
       for (guint c = 0; c < table->n_cols; c++)
         {
           Cell *cell = &g_array_index (table->cells, Cell, r * table->n_cols + c);
           gboolean is_last = c + 1 == table->n_cols;
+          g_autofree char *shown = NULL;
 
-          if (is_last && last_width >= 0 && g_utf8_strlen (cell->text, -1) > last_width)
-            {
-              g_autofree char *cut = g_utf8_substring (cell->text, 0, last_width - 1);
-              g_autofree char *shown = g_strconcat (cut, glyph (ctl, "…", "~"), NULL);
-              Cell tmp = { shown, cell->color };
-
-              print_padded (ctl, &tmp, 0, FALSE);
-            }
+          if (ctl->columns > 0 && !ctl->full)
+            shown = text_cut (ctl, cell->text, widths[c]);
           else
-            {
-              print_padded (ctl, cell, widths[c], !is_last);
-            }
+            shown = g_strdup (cell->text);
+          print_colored (ctl, cell->color, shown);
           if (!is_last)
-            fputs ("  ", stdout);
+            {
+              for (glong i = text_width (shown); i < widths[c]; i++)
+                putchar (' ');
+              fputs ("  ", stdout);
+            }
         }
       putchar ('\n');
     }

@@ -1,7 +1,7 @@
 /* exoctl-private.h: what the files of exoctl share (see exoctl.c for the
  * map): the bus names and interfaces, exit statuses and colours, the
  * options (Ctl), a resource as read from the node (Resource, Snapshot), the
- * output helpers and the commands.
+ * output helpers, the pager and the commands.
  *
  * Not installed; exoctl is one program and links no library of its own.
  *
@@ -25,12 +25,15 @@ G_BEGIN_DECLS
 #define IFACE_OBJ_MANAGER  "org.freedesktop.DBus.ObjectManager"
 #define IFACE_PROPERTIES   "org.freedesktop.DBus.Properties"
 
+/* The exit statuses follow systemctl's (docs/exoctl.md, EXIT STATUS).  With
+ * several ids a command exits with the highest status of them. */
 enum
 {
   EXIT_OK          = 0,
-  EXIT_FAILED      = 1,
+  EXIT_FAILED      = 1,        /* a method failed; health: unhealthy; is-failed: none failed */
+  EXIT_NOT_RUNNING = 1,        /* no node, no bus: systemctl's "Failed to connect to bus" */
   EXIT_USAGE       = 2,
-  EXIT_NOT_RUNNING = 3,
+  EXIT_NOT_ACTIVE  = 3,        /* status, is-active: not ready (LSB "program is not running") */
   EXIT_NO_RESOURCE = 4,
 };
 
@@ -51,17 +54,25 @@ typedef struct
   gboolean         no_color;
   gboolean         help;
   gboolean         version;
+  gboolean         quiet;        /* -q: is-active, is-failed print nothing */
+  gboolean         value_only;   /* --value: show prints values without "Key=" */
+  gboolean         no_pager;
+  gboolean         no_legend;    /* tables without header (and list, plugins: footer) */
+  gboolean         full;         /* -l: never cut table cells */
   char            *bus_name;
   char            *count_arg;
   char            *timeout_arg;
+  char           **property_args; /* -p as given: NAME[,NAME...] each */
   int              count;        /* 0: not given */
   double           timeout;      /* 0: not given */
+  GHashTable      *properties;   /* show -p: the names (set); NULL: all */
 
   GBusType         bus_type;
   GDBusConnection *connection;
   gboolean         color;        /* stdout is a tty and NO_COLOR is unset */
   gboolean         utf8;
-  int              columns;      /* 0: do not truncate */
+  int              columns;      /* 0: do not cut */
+  GPid             pager_pid;    /* 0: no pager runs (exoctl-pager.c) */
 } Ctl;
 
 typedef struct
@@ -142,11 +153,28 @@ void        fields_print  (Ctl         *ctl,
 void        print_json    (JsonNode    *node,
                            gboolean     pretty);
 
+/* --- exoctl-pager.c ------------------------------------------------------- */
+
+void        pager_open    (Ctl         *ctl);
+void        pager_close   (Ctl         *ctl);
+
 /* --- exoctl-snapshot.c ---------------------------------------------------- */
+
+/* The org.exo.ResourcePool1 properties, in the order of the D-Bus API,
+ * with their JSON keys. */
+typedef struct
+{
+  const char *dbus_name;
+  const char *json_key;
+} PoolProperty;
+
+extern const PoolProperty pool_props[10];
 
 const char *bus_label         (Ctl         *ctl);
 int         not_running       (Ctl         *ctl,
                                const char  *why);
+gboolean    node_gone         (Ctl         *ctl,
+                               const GError *error);
 int         report_dbus_error (Ctl         *ctl,
                                GError      *error,
                                const char  *what);
@@ -163,6 +191,9 @@ void        resource_free     (Resource    *r);
 void        snapshot_free     (Snapshot    *snap);
 Resource   *snapshot_find     (Snapshot    *snap,
                                const char  *id);
+Resource   *snapshot_lookup   (Snapshot    *snap,
+                               const char  *id,
+                               int         *rc);
 char       *snapshot_id       (Snapshot    *snap,
                                const char  *path);
 int         fetch_snapshot    (Ctl         *ctl,
@@ -179,22 +210,31 @@ JsonNode   *resource_to_json  (Snapshot    *snap,
 
 /* --- the commands: each returns an exit status ---------------------------- */
 
+/* @ids: NULL-terminated, at least one for the commands that take ids. */
+
 /* exoctl-status.c */
-int cmd_list    (Ctl        *ctl);
-int cmd_status  (Ctl        *ctl,
-                 const char *id);
-int cmd_health  (Ctl        *ctl);
+int cmd_list      (Ctl         *ctl);
+int cmd_status    (Ctl         *ctl,
+                   char       **ids);
+int cmd_health    (Ctl         *ctl);
+/* exoctl-show.c */
+int cmd_show      (Ctl         *ctl,
+                   char       **ids);
+int cmd_is_active (Ctl         *ctl,
+                   char       **ids);
+int cmd_is_failed (Ctl         *ctl,
+                   char       **ids);
 /* exoctl-tree.c */
-int cmd_tree    (Ctl        *ctl);
+int cmd_tree      (Ctl         *ctl);
 /* exoctl-control.c: @method on org.exo.Resource1; @verb for the error */
-int cmd_method  (Ctl        *ctl,
-                 const char *id,
-                 const char *method,
-                 const char *verb);
+int cmd_method    (Ctl         *ctl,
+                   char       **ids,
+                   const char  *method,
+                   const char  *verb);
 /* exoctl-node.c */
-int cmd_plugins (Ctl        *ctl);
-int cmd_node    (Ctl        *ctl);
+int cmd_plugins   (Ctl         *ctl);
+int cmd_node      (Ctl         *ctl);
 /* exoctl-watch.c */
-int cmd_watch   (Ctl        *ctl);
+int cmd_watch     (Ctl         *ctl);
 
 G_END_DECLS

@@ -3,7 +3,8 @@
  * fetch_snapshot() is the one GetManagedObjects call on /org/exo/Node1,
  * parsed into a Snapshot of Resources (sorted by id; object paths of
  * unknown objects are shown as the id they stand for); fetch_node() is the
- * one Properties.GetAll of org.exo.Node1.  resource_to_json() is a
+ * one Properties.GetAll of org.exo.Node1.  snapshot_lookup() finds the
+ * ids a command was given, reporting those it lacks.  resource_to_json() is a
  * Resource as `--json` prints it.  report_dbus_error() and not_running()
  * turn D-Bus errors into one line on stderr and an exit status.
  *
@@ -18,11 +19,7 @@
 #include <string.h>
 
 /* The pool properties, in the order of docs/design.md §4, with their JSON keys. */
-static const struct
-{
-  const char *dbus_name;
-  const char *json_key;
-} pool_props[] = {
+const PoolProperty pool_props[10] = {
   { "MinSize",   "min_size" },
   { "MaxSize",   "max_size" },
   { "Size",      "size" },
@@ -78,13 +75,20 @@ node_has_owner (Ctl *ctl)
   return owned;
 }
 
+/* Whether @error says that no node is there: no owner of its name, or the
+ * node went away before it answered. */
+gboolean
+node_gone (Ctl *ctl, const GError *error)
+{
+  return error_is_not_running (error) ||
+         (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) && !node_has_owner (ctl));
+}
+
 /* Reports a D-Bus error on one line and returns the exit status for it. */
 int
 report_dbus_error (Ctl *ctl, GError *error, const char *what)
 {
-  /* No owner, or the node went away before it answered. */
-  if (error_is_not_running (error) ||
-      (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) && !node_has_owner (ctl)))
+  if (node_gone (ctl, error))
     return not_running (ctl, NULL);
 
   g_dbus_error_strip_remote_error (error);
@@ -283,6 +287,24 @@ snapshot_find (Snapshot *snap, const char *id)
         return r;
     }
   return NULL;
+}
+
+/* snapshot_find() for a command given several ids: a missing one is
+ * reported on stderr and raises *@rc to EXIT_NO_RESOURCE; the command goes
+ * on with the others. */
+Resource *
+snapshot_lookup (Snapshot *snap, const char *id, int *rc)
+{
+  Resource *r = snapshot_find (snap, id);
+
+  if (r == NULL)
+    {
+      g_autofree char *shown = clean (id);
+      int code = fail (EXIT_NO_RESOURCE, "no resource '%s'", shown);
+
+      *rc = MAX (*rc, code);
+    }
+  return r;
 }
 
 /* The id for an object path, known or not. */

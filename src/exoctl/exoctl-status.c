@@ -1,6 +1,7 @@
-/* exoctl-status.c: the commands that show resources: `list` (a table of
- * all), `status ID` (every property and metric of one), `health` (the
- * unhealthy ones; exit 1 when there is one).
+/* exoctl-status.c: the commands that show resources for people: `list`
+ * (a table of all), `status ID...` (every property and metric of each;
+ * exit 3 unless all are ready), `health` (the unhealthy ones; exit 1 when
+ * there is one).
  *
  * Rules: each command reads one Snapshot (exoctl-snapshot.c) and prints
  * it; no main loop, single thread.
@@ -57,8 +58,9 @@ cmd_list (Ctl *ctl)
                  NULL);
     }
   table_print (ctl, table);
-  printf ("\n%u resource%s listed.\n", snap->resources->len,
-          snap->resources->len == 1 ? "" : "s");
+  if (!ctl->no_legend)
+    printf ("\n%u resource%s listed.\n", snap->resources->len,
+            snap->resources->len == 1 ? "" : "s");
   return EXIT_OK;
 }
 
@@ -87,28 +89,13 @@ compare_strings (gconstpointer a, gconstpointer b)
   return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
 }
 
-int
-cmd_status (Ctl *ctl, const char *id)
+/* The `status` block of one resource. */
+static void
+status_print (Ctl *ctl, Snapshot *snap, Resource *r)
 {
-  g_autoptr(Snapshot) snap = NULL;
   g_autoptr(GArray) fields = NULL;
   g_autofree char *title_id = NULL;
   g_autofree char *title_name = NULL;
-  Resource *r;
-  int rc;
-
-  if ((rc = fetch_snapshot (ctl, &snap)) != EXIT_OK)
-    return rc;
-  r = snapshot_find (snap, id);
-  if (r == NULL)
-    return fail (EXIT_NO_RESOURCE, "no resource '%s'", id);
-
-  if (ctl->json)
-    {
-      g_autoptr(JsonNode) node = resource_to_json (snap, r);
-      print_json (node, TRUE);
-      return EXIT_OK;
-    }
 
   title_id = clean (r->id);
   title_name = clean (r->display_name);
@@ -191,7 +178,41 @@ cmd_status (Ctl *ctl, const char *id)
   fields_add (fields, "Object path", g_strdup (r->path), NULL);
 
   fields_print (ctl, fields);
-  return EXIT_OK;
+}
+
+/* Like `systemctl status`: a block per id (a blank line between), or with
+ * --json one object per id, one after the other; exit 0 when every one is
+ * ready, 3 when one is not, 4 when one does not exist. */
+int
+cmd_status (Ctl *ctl, char **ids)
+{
+  g_autoptr(Snapshot) snap = NULL;
+  gboolean first = TRUE;
+  int rc;
+
+  if ((rc = fetch_snapshot (ctl, &snap)) != EXIT_OK)
+    return rc;
+
+  for (guint i = 0; ids[i] != NULL; i++)
+    {
+      Resource *r = snapshot_lookup (snap, ids[i], &rc);
+
+      if (r == NULL)
+        continue;
+      if (!g_str_equal (r->state, "ready"))
+        rc = MAX (rc, EXIT_NOT_ACTIVE);
+      if (ctl->json)
+        {
+          g_autoptr(JsonNode) node = resource_to_json (snap, r);
+          print_json (node, TRUE);
+          continue;
+        }
+      if (!first)
+        putchar ('\n');
+      first = FALSE;
+      status_print (ctl, snap, r);
+    }
+  return rc;
 }
 
 int
