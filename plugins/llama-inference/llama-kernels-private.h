@@ -87,21 +87,11 @@ guint llama_q8_rows_avx512   (const LlamaMatmul *m,
 void  llama_f32_rows_avx2    (const LlamaMatmul *m,
                               guint              start,
                               guint              end);
-void  llama_f32_rows_avx512  (const LlamaMatmul *m,
-                              guint              start,
-                              guint              end);
 float llama_dot_f32_avx2     (const float       *a,
-                              const float       *b,
-                              guint              n);
-float llama_dot_f32_avx512   (const float       *a,
                               const float       *b,
                               guint              n);
 /* out[0..n) += a × v[0..n) */
 void  llama_axpy_avx2        (float             *out,
-                              float              a,
-                              const float       *v,
-                              guint              n);
-void  llama_axpy_avx512      (float             *out,
                               float              a,
                               const float       *v,
                               guint              n);

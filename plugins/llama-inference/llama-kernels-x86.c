@@ -1,8 +1,11 @@
 /* llama-kernels-x86.c: the AVX2 and AVX-512 copies of the llama engine's
- * hot kernels (float32 and int8 matmul rows, the attention's dot product
- * and axpy, the int8 quantiser), compiled with GCC function-level target
- * attributes so that the build stays portable; llama-kernels.c picks one
- * path once, from what the CPU has (llama_kernels_get ()).
+ * hot kernels, compiled with GCC function-level target attributes so that
+ * the build stays portable; llama-kernels.c picks one path once, from
+ * what the CPU has (llama_kernels_get ()).  AVX2: float32 matmul rows, the
+ * attention's dot product and axpy, int8 matmul rows.  AVX-512: int8
+ * matmul rows and the int8 quantiser; its float32 code is the AVX2 one
+ * (64-byte loads of rows that a checkpoint does not align cross cache
+ * lines, and measured no faster: the float32 matmul streams memory).
  *
  * Owns nothing.  Thread rules: pure functions of their arguments, called
  * by the threads of a team on disjoint output rows.
@@ -71,80 +74,40 @@ f32_dots_avx2 (const float *w,
     }
 }
 
-TARGET_AVX512 static inline void
-f32_dots_avx512 (const float *w,
-                 const float *x,
-                 gsize        x_stride,
-                 guint        nb,
-                 guint        n,
-                 float       *res)
-{
-  __m512 acc[4];
-  guint i = 0;
-
-  for (guint b = 0; b < nb; b++)
-    acc[b] = _mm512_setzero_ps ();
-  for (; i + LLAMA_LANES <= n; i += LLAMA_LANES)
-    {
-      __m512 wv = _mm512_loadu_ps (w + i);
-
-      for (guint b = 0; b < nb; b++)
-        acc[b] = _mm512_add_ps (acc[b], _mm512_mul_ps (wv, _mm512_loadu_ps (x + b * x_stride + i)));
-    }
-  for (guint b = 0; b < nb; b++)
-    {
-      float lanes[LLAMA_LANES];
-
-      _mm512_storeu_ps (lanes, acc[b]);
-      res[b] = llama_finish_dot (lanes, w, x + b * x_stride, i, n);
-    }
-}
-
 /* The x rows four at a time (the weight row read once for them), then
- * the rest; @nb is a constant in each call, so the loops unroll. */
-#define F32_ROWS(dots)                                                          \
-  guint cols = m->w->cols;                                                      \
-                                                                                \
-  for (guint r = start; r < end; r++)                                           \
-    {                                                                           \
-      const float *row = m->w->f32 + (gsize) r * cols;                          \
-      guint b = 0;                                                              \
-      float v[4];                                                               \
-                                                                                \
-      for (; b + 4 <= m->batch; b += 4)                                         \
-        {                                                                       \
-          dots (row, m->x + b * m->x_stride, m->x_stride, 4, cols, v);          \
-          for (guint k = 0; k < 4; k++)                                         \
-            m->out[(b + k) * m->out_stride + r] = v[k];                         \
-        }                                                                       \
-      if (b + 2 <= m->batch)                                                    \
-        {                                                                       \
-          dots (row, m->x + b * m->x_stride, m->x_stride, 2, cols, v);          \
-          m->out[b * m->out_stride + r] = v[0];                                 \
-          m->out[(b + 1) * m->out_stride + r] = v[1];                           \
-          b += 2;                                                               \
-        }                                                                       \
-      if (b < m->batch)                                                         \
-        {                                                                       \
-          dots (row, m->x + b * m->x_stride, m->x_stride, 1, cols, v);          \
-          m->out[b * m->out_stride + r] = v[0];                                 \
-        }                                                                       \
-    }
-
+ * the rest; nb is a constant in each call, so the loops unroll. */
 TARGET_AVX2 void
 llama_f32_rows_avx2 (const LlamaMatmul *m,
                      guint              start,
                      guint              end)
 {
-  F32_ROWS (f32_dots_avx2)
-}
+  guint cols = m->w->cols;
 
-TARGET_AVX512 void
-llama_f32_rows_avx512 (const LlamaMatmul *m,
-                       guint              start,
-                       guint              end)
-{
-  F32_ROWS (f32_dots_avx512)
+  for (guint r = start; r < end; r++)
+    {
+      const float *row = m->w->f32 + (gsize) r * cols;
+      guint b = 0;
+      float v[4];
+
+      for (; b + 4 <= m->batch; b += 4)
+        {
+          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 4, cols, v);
+          for (guint k = 0; k < 4; k++)
+            m->out[(b + k) * m->out_stride + r] = v[k];
+        }
+      if (b + 2 <= m->batch)
+        {
+          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 2, cols, v);
+          m->out[b * m->out_stride + r] = v[0];
+          m->out[(b + 1) * m->out_stride + r] = v[1];
+          b += 2;
+        }
+      if (b < m->batch)
+        {
+          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 1, cols, v);
+          m->out[b * m->out_stride + r] = v[0];
+        }
+    }
 }
 
 TARGET_AVX2 float
@@ -155,17 +118,6 @@ llama_dot_f32_avx2 (const float *a,
   float res;
 
   f32_dots_avx2 (a, b, 0, 1, n, &res);
-  return res;
-}
-
-TARGET_AVX512 float
-llama_dot_f32_avx512 (const float *a,
-                      const float *b,
-                      guint        n)
-{
-  float res;
-
-  f32_dots_avx512 (a, b, 0, 1, n, &res);
   return res;
 }
 
@@ -183,27 +135,6 @@ llama_axpy_avx2 (float       *out,
                                               _mm256_mul_ps (av, _mm256_loadu_ps (v + i))));
   for (; i < n; i++)
     out[i] += a * v[i];
-}
-
-TARGET_AVX512 void
-llama_axpy_avx512 (float       *out,
-                   float        a,
-                   const float *v,
-                   guint        n)
-{
-  __m512 av = _mm512_set1_ps (a);
-  guint i = 0;
-
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps (out + i, _mm512_add_ps (_mm512_loadu_ps (out + i),
-                                              _mm512_mul_ps (av, _mm512_loadu_ps (v + i))));
-  if (i < n)
-    {
-      __mmask16 k = (__mmask16) ((1u << (n - i)) - 1);
-
-      _mm512_mask_storeu_ps (out + i, k, _mm512_add_ps (_mm512_maskz_loadu_ps (k, out + i),
-                                                        _mm512_mul_ps (av, _mm512_maskz_loadu_ps (k, v + i))));
-    }
 }
 
 /* --- int8: shared pieces ---------------------------------------------------- */

@@ -391,12 +391,7 @@ matmul_f32_rows (gpointer data,
   const LlamaMatmul *m = data;
 
 #ifdef LLAMA_HAVE_X86
-  if (m->kernels == LLAMA_KERNELS_AVX512)
-    {
-      llama_f32_rows_avx512 (m, start, end);
-      return;
-    }
-  if (m->kernels == LLAMA_KERNELS_AVX2)
+  if (m->kernels >= LLAMA_KERNELS_AVX2)   /* AVX-512 too: see llama-kernels-x86.c */
     {
       llama_f32_rows_avx2 (m, start, end);
       return;
@@ -686,9 +681,7 @@ llama_attend (const float *q,
       const float *k = keys + t * stride;
 
 #ifdef LLAMA_HAVE_X86
-      if (kernels == LLAMA_KERNELS_AVX512)
-        att[t] = llama_dot_f32_avx512 (q, k, head_size) * scale;
-      else if (kernels == LLAMA_KERNELS_AVX2)
+      if (kernels >= LLAMA_KERNELS_AVX2)
         att[t] = llama_dot_f32_avx2 (q, k, head_size) * scale;
       else
 #endif
@@ -702,9 +695,7 @@ llama_attend (const float *q,
       float a = att[t];
 
 #ifdef LLAMA_HAVE_X86
-      if (kernels == LLAMA_KERNELS_AVX512)
-        llama_axpy_avx512 (out, a, v, head_size);
-      else if (kernels == LLAMA_KERNELS_AVX2)
+      if (kernels >= LLAMA_KERNELS_AVX2)
         llama_axpy_avx2 (out, a, v, head_size);
       else
 #endif
