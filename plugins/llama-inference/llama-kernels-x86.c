@@ -56,6 +56,8 @@ f32_dots_avx2 (const float *w,
     {
       __m256 w0 = _mm256_loadu_ps (w + i), w1 = _mm256_loadu_ps (w + i + 8);
 
+      _mm_prefetch ((const char *) (w + i) + LLAMA_PREFETCH_BYTES, _MM_HINT_T0);
+
       for (guint b = 0; b < nb; b++)
         {
           const float *xb = x + b * x_stride + i;

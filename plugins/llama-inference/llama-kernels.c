@@ -370,6 +370,8 @@ matmul_f32_rows_portable (const LlamaMatmul *m,
       const float *row = m->w->f32 + (gsize) r * cols;
       guint b = 0;
 
+      for (gsize off = 0; off < (gsize) cols * sizeof (float); off += 64)
+        __builtin_prefetch ((const char *) row + LLAMA_PREFETCH_BYTES + off);
       for (; b + 2 <= m->batch; b += 2)
         {
           float v[2];
