@@ -84,7 +84,7 @@ run_all_paths (const LlamaMatrix *w, const float *x, guint batch, float *out)
 static void
 test_f32 (void)
 {
-  static const guint cols_list[] = { 1, 7, 16, 17, 33, 288 };
+  static const guint cols_list[] = { 1, 7, 16, 17, 25, 31, 33, 288 };
   static const guint rows_list[] = { 1, 5, 13, 40 };
 
   for (guint c = 0; c < G_N_ELEMENTS (cols_list); c++)
@@ -279,7 +279,7 @@ test_quantize_avx512 (void)
 static void
 test_attend (void)
 {
-  static const guint head_sizes[] = { 13, 16, 48 };
+  static const guint head_sizes[] = { 7, 13, 16, 48, 80, 130 };
   LlamaKernels saved = llama_kernels_get (), paths[3];
   guint n_paths = cpu_paths (paths);
 

@@ -93,14 +93,15 @@ guint llama_q8_rows_avx512   (const LlamaMatmul *m,
 void  llama_f32_rows_avx2    (const LlamaMatmul *m,
                               guint              start,
                               guint              end);
-float llama_dot_f32_avx2     (const float       *a,
-                              const float       *b,
-                              guint              n);
-/* out[0..n) += a × v[0..n) */
-void  llama_axpy_avx2        (float             *out,
-                              float              a,
-                              const float       *v,
-                              guint              n);
+void  llama_attend_avx2      (const float       *q,
+                              const float       *keys,
+                              const float       *values,
+                              gsize              stride,
+                              guint              n_pos,
+                              guint              head_size,
+                              float              scale,
+                              float             *att,
+                              float             *out);
 /* llama_quantize_q8 (), and the groups' sums of the int8 values */
 void  llama_quantize_avx512  (gint8             *q,
                               float             *scales,

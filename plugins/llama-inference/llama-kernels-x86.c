@@ -38,13 +38,57 @@
 
 /* --- float32 ---------------------------------------------------------------- */
 
-/* The dot products of one weight row @w with @nb (1 to 4) x rows. */
+/* Lanes k < @n set (@n ≤ 8), for masked loads and stores. */
+TARGET_AVX2 static inline __m256i
+lanes_below (guint n)
+{
+  return _mm256_cmpgt_epi32 (_mm256_set1_epi32 ((int) n), _mm256_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* llama_finish_dot () on the lanes lo (0..7) and hi (8..15): the tail
+ * products into lanes 0.. (a masked-off lane adds +0, which changes no
+ * lane: a lane is never -0), then the fold, width 8, 4, 2, 1, as vector
+ * adds of the same pairs. */
+TARGET_AVX2 static inline float
+finish_avx2 (__m256       lo,
+             __m256       hi,
+             const float *a,
+             const float *b,
+             guint        i,
+             guint        n)
+{
+  __m128 s4, s2, s1;
+  __m256 s8;
+
+  if (i < n)
+    {
+      guint tail = n - i;
+      __m256i m = lanes_below (MIN (tail, 8));
+
+      lo = _mm256_add_ps (lo, _mm256_mul_ps (_mm256_maskload_ps (a + i, m), _mm256_maskload_ps (b + i, m)));
+      if (tail > 8)
+        {
+          m = lanes_below (tail - 8);
+          hi = _mm256_add_ps (hi, _mm256_mul_ps (_mm256_maskload_ps (a + i + 8, m),
+                                                 _mm256_maskload_ps (b + i + 8, m)));
+        }
+    }
+  s8 = _mm256_add_ps (lo, hi);
+  s4 = _mm_add_ps (_mm256_castps256_ps128 (s8), _mm256_extractf128_ps (s8, 1));
+  s2 = _mm_add_ps (s4, _mm_movehl_ps (s4, s4));
+  s1 = _mm_add_ss (s2, _mm_shuffle_ps (s2, s2, 1));
+  return _mm_cvtss_f32 (s1);
+}
+
+/* The dot products of one weight row @w with @nb (1 to 4) x rows; with
+ * @prefetch, the row is asked for LLAMA_PREFETCH_BYTES ahead. */
 TARGET_AVX2 static inline void
 f32_dots_avx2 (const float *w,
                const float *x,
                gsize        x_stride,
                guint        nb,
                guint        n,
+               gboolean     prefetch,
                float       *res)
 {
   __m256 lo[4], hi[4];
@@ -56,8 +100,8 @@ f32_dots_avx2 (const float *w,
     {
       __m256 w0 = _mm256_loadu_ps (w + i), w1 = _mm256_loadu_ps (w + i + 8);
 
-      _mm_prefetch ((const char *) (w + i) + LLAMA_PREFETCH_BYTES, _MM_HINT_T0);
-
+      if (prefetch)
+        _mm_prefetch ((const char *) (w + i) + LLAMA_PREFETCH_BYTES, _MM_HINT_T0);
       for (guint b = 0; b < nb; b++)
         {
           const float *xb = x + b * x_stride + i;
@@ -67,13 +111,7 @@ f32_dots_avx2 (const float *w,
         }
     }
   for (guint b = 0; b < nb; b++)
-    {
-      float acc[LLAMA_LANES];
-
-      _mm256_storeu_ps (acc, lo[b]);
-      _mm256_storeu_ps (acc + 8, hi[b]);
-      res[b] = llama_finish_dot (acc, w, x + b * x_stride, i, n);
-    }
+    res[b] = finish_avx2 (lo[b], hi[b], w, x + b * x_stride, i, n);
 }
 
 /* The x rows four at a time (the weight row read once for them), then
@@ -93,50 +131,72 @@ llama_f32_rows_avx2 (const LlamaMatmul *m,
 
       for (; b + 4 <= m->batch; b += 4)
         {
-          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 4, cols, v);
+          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 4, cols, TRUE, v);
           for (guint k = 0; k < 4; k++)
             m->out[(b + k) * m->out_stride + r] = v[k];
         }
       if (b + 2 <= m->batch)
         {
-          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 2, cols, v);
+          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 2, cols, TRUE, v);
           m->out[b * m->out_stride + r] = v[0];
           m->out[(b + 1) * m->out_stride + r] = v[1];
           b += 2;
         }
       if (b < m->batch)
         {
-          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 1, cols, v);
+          f32_dots_avx2 (row, m->x + b * m->x_stride, m->x_stride, 1, cols, TRUE, v);
           m->out[b * m->out_stride + r] = v[0];
         }
     }
 }
 
-TARGET_AVX2 float
-llama_dot_f32_avx2 (const float *a,
-                    const float *b,
-                    guint        n)
-{
-  float res;
-
-  f32_dots_avx2 (a, b, 0, 1, n, &res);
-  return res;
-}
-
+/* llama_attend (): the scores, the portable softmax, then out = Σ_t
+ * att[t] v_t with out held in registers, 64 values at a time (each value
+ * gets the same adds in the same order as the portable loop, from 0). */
 TARGET_AVX2 void
-llama_axpy_avx2 (float       *out,
-                 float        a,
-                 const float *v,
-                 guint        n)
+llama_attend_avx2 (const float *q,
+                   const float *keys,
+                   const float *values,
+                   gsize        stride,
+                   guint        n_pos,
+                   guint        head_size,
+                   float        scale,
+                   float       *att,
+                   float       *out)
 {
-  __m256 av = _mm256_set1_ps (a);
-  guint i = 0;
+  for (guint t = 0; t < n_pos; t++)
+    {
+      float dot;
 
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps (out + i, _mm256_add_ps (_mm256_loadu_ps (out + i),
-                                              _mm256_mul_ps (av, _mm256_loadu_ps (v + i))));
-  for (; i < n; i++)
-    out[i] += a * v[i];
+      f32_dots_avx2 (q, keys + t * stride, 0, 1, head_size, FALSE, &dot);
+      att[t] = dot * scale;
+    }
+  llama_softmax (att, n_pos);
+  for (guint c0 = 0; c0 < head_size; c0 += 64)
+    {
+      guint n = MIN (64, head_size - c0);
+      __m256 o[8];
+      __m256i m[8];
+
+      for (guint j = 0; j < 8; j++)
+        {
+          o[j] = _mm256_setzero_ps ();
+          m[j] = lanes_below (8 * j < n ? MIN (8, n - 8 * j) : 0);
+        }
+      for (guint t = 0; t < n_pos; t++)
+        {
+          const float *v = values + t * stride + c0;
+          __m256 a = _mm256_set1_ps (att[t]);
+
+          for (guint j = 0; j < 8; j++)
+            if (8 * j < n)
+              o[j] = _mm256_add_ps (o[j], _mm256_mul_ps (a, 8 * j + 8 <= n ? _mm256_loadu_ps (v + 8 * j)
+                                                                          : _mm256_maskload_ps (v + 8 * j, m[j])));
+        }
+      for (guint j = 0; j < 8; j++)
+        if (8 * j < n)
+          _mm256_maskstore_ps (out + c0 + 8 * j, m[j], o[j]);
+    }
 }
 
 /* --- int8: shared pieces ---------------------------------------------------- */

@@ -676,19 +676,15 @@ llama_attend (const float *q,
               float       *att,
               float       *out)
 {
-  LlamaKernels kernels = llama_kernels_get ();
-
-  for (guint t = 0; t < n_pos; t++)
-    {
-      const float *k = keys + t * stride;
-
 #ifdef LLAMA_HAVE_X86
-      if (kernels >= LLAMA_KERNELS_AVX2)
-        att[t] = llama_dot_f32_avx2 (q, k, head_size) * scale;
-      else
-#endif
-        att[t] = dot_f32 (q, k, head_size) * scale;
+  if (llama_kernels_get () >= LLAMA_KERNELS_AVX2)
+    {
+      llama_attend_avx2 (q, keys, values, stride, n_pos, head_size, scale, att, out);
+      return;
     }
+#endif
+  for (guint t = 0; t < n_pos; t++)
+    att[t] = dot_f32 (q, keys + t * stride, head_size) * scale;
   llama_softmax (att, n_pos);
   memset (out, 0, head_size * sizeof (float));
   for (guint t = 0; t < n_pos; t++)
@@ -696,13 +692,8 @@ llama_attend (const float *q,
       const float *v = values + t * stride;
       float a = att[t];
 
-#ifdef LLAMA_HAVE_X86
-      if (kernels >= LLAMA_KERNELS_AVX2)
-        llama_axpy_avx2 (out, a, v, head_size);
-      else
-#endif
-        for (guint i = 0; i < head_size; i++)
-          out[i] += a * v[i];
+      for (guint i = 0; i < head_size; i++)
+        out[i] += a * v[i];
     }
 }
 
