@@ -2,18 +2,19 @@
  * hot kernels, compiled with GCC function-level target attributes so that
  * the build stays portable; llama-kernels.c picks one path once, from
  * what the CPU has (llama_kernels_get ()).  AVX2: float32 matmul rows, the
- * attention's dot product and axpy, int8 matmul rows.  AVX-512: int8
- * matmul rows and the int8 quantiser; its float32 code is the AVX2 one
- * (64-byte loads of rows that a checkpoint does not align cross cache
- * lines, and measured no faster: the float32 matmul streams memory).
+ * attention, int8 matmul rows.  AVX-512: int8 matmul rows and the int8
+ * quantiser; its float32 code is the AVX2 one (64-byte loads of rows that
+ * a checkpoint does not align cross cache lines, and measured no faster:
+ * the float32 matmul streams memory).
  *
  * Owns nothing.  Thread rules: pure functions of their arguments, called
  * by the threads of a team on disjoint output rows.
  *
  * Every copy gives the bits of the portable code (llama-kernels.c):
- * - float32: element i goes to lane i % 16 (one zmm, or two ymm), each
- *   lane adds w × x in order (multiply, then add: the file is compiled
- *   with -ffp-contract=off), the tail and the fold are the shared code;
+ * - float32: element i goes to lane i % 16 (two ymm), each lane adds
+ *   w × x in order (multiply, then add: the file is compiled with
+ *   -ffp-contract=off), then the tail and the fold of the portable code,
+ *   as vector operations on the same pairs;
  * - int8: each (row, group) integer sum is exact, whatever instructions
  *   make it; then, per row and in group order, acc += (float) isum ×
  *   (w scale × x scale), eight rows side by side in a vector.
