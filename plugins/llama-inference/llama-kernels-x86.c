@@ -37,6 +37,10 @@
 
 #define ROWS 8   /* rows per int8 block: one ymm of results */
 
+/* The weights and scales stream from memory (a decode step reads each
+ * byte once): each load asks for its bytes LLAMA_PREFETCH_BYTES ahead. */
+#define PREFETCH(p) _mm_prefetch ((const char *) (p) + LLAMA_PREFETCH_BYTES, _MM_HINT_T0)
+
 /* --- float32 ---------------------------------------------------------------- */
 
 /* Lanes k < @n set (@n ≤ 8), for masked loads and stores. */
@@ -241,6 +245,17 @@ transpose_scales (const guint8 *ws,
     }
 }
 
+/* The scales of a block of ROWS rows, as far ahead as the weights are
+ * (they stream gs / 4 times slower). */
+TARGET_AVX2 static inline void
+prefetch_scales (const guint8 *ws,
+                 gsize         stride,
+                 guint         gs)
+{
+  for (gsize off = 0; off < ROWS * stride; off += 64)
+    _mm_prefetch ((const char *) ws + LLAMA_PREFETCH_BYTES / (gs / 4) + off, _MM_HINT_T0);
+}
+
 /* Eight vectors of eight int32 → their eight sums, in order. */
 TARGET_AVX2 static inline __m256i
 sum8x8 (const __m256i *v)
@@ -270,9 +285,13 @@ scale_add (__m256       acc,
 /* Σ w × x over 32 bytes, as eight int32 (|w| × ±x: exact). */
 TARGET_AVX2 static inline __m256i
 dot32_avx2 (__m256i      x,
-            const gint8 *w)
+            const gint8 *w,
+            gboolean     prefetch)
 {
   __m256i wv = _mm256_loadu_si256 ((const __m256i *) (const void *) w);
+
+  if (prefetch)
+    PREFETCH (w);
   __m256i p = _mm256_maddubs_epi16 (_mm256_abs_epi8 (wv), _mm256_sign_epi8 (x, wv));
 
   return _mm256_madd_epi16 (p, _mm256_set1_epi16 (1));
@@ -284,17 +303,18 @@ group_avx2 (const gint8 *w,
             guint        cols,
             const gint8 *x,
             guint        g,
-            guint        gs)
+            guint        gs,
+            gboolean     prefetch)
 {
   __m256i v[ROWS], xv = _mm256_loadu_si256 ((const __m256i *) (const void *) (x + g * gs));
 
   for (guint k = 0; k < ROWS; k++)
-    v[k] = dot32_avx2 (xv, w + (gsize) k * cols + g * gs);
+    v[k] = dot32_avx2 (xv, w + (gsize) k * cols + g * gs, prefetch);
   for (guint u = g * gs + 32; u < (g + 1) * gs; u += 32)
     {
       xv = _mm256_loadu_si256 ((const __m256i *) (const void *) (x + u));
       for (guint k = 0; k < ROWS; k++)
-        v[k] = _mm256_add_epi32 (v[k], dot32_avx2 (xv, w + (gsize) k * cols + u));
+        v[k] = _mm256_add_epi32 (v[k], dot32_avx2 (xv, w + (gsize) k * cols + u, prefetch));
     }
   return sum8x8 (v);
 }
@@ -316,6 +336,8 @@ llama_q8_rows_avx2 (const LlamaMatmul *m,
       const gint8 *w = m->w->q8 + (gsize) r * cols;
       const guint8 *ws = m->w->scales + (gsize) r * scale_stride;
 
+      prefetch_scales (ws, scale_stride, gs);
+
       for (guint b = 0; b < m->batch; b++)
         {
           const gint8 *x = m->xq + (gsize) b * cols;
@@ -328,7 +350,7 @@ llama_q8_rows_avx2 (const LlamaMatmul *m,
 
               transpose_scales (ws, scale_stride, g0, n, t);
               for (guint j = 0; j < n; j++)
-                acc = scale_add (acc, group_avx2 (w, cols, x, g0 + j, gs), t[j], xs[g0 + j]);
+                acc = scale_add (acc, group_avx2 (w, cols, x, g0 + j, gs, b == 0), t[j], xs[g0 + j]);
             }
           _mm256_storeu_ps (m->out + b * m->out_stride + r, acc);
         }
@@ -341,20 +363,26 @@ llama_q8_rows_avx2 (const LlamaMatmul *m,
 /* Σ (w + 128) × x over 64 bytes, as sixteen int32 (lane i: bytes 4i..4i+3). */
 TARGET_AVX512 static inline __m512i
 dot64_vnni (__m512i      x,
-            const gint8 *w)
+            const gint8 *w,
+            gboolean     prefetch)
 {
   __m512i wu = _mm512_xor_si512 (_mm512_loadu_si512 (w), _mm512_set1_epi8 ((char) 0x80));
 
+  if (prefetch)
+    PREFETCH (w);
   return _mm512_dpbusd_epi32 (_mm512_setzero_si512 (), wu, x);
 }
 
 TARGET_AVX512 static inline __m256i
 dot32_vnni (__m256i      x,
-            const gint8 *w)
+            const gint8 *w,
+            gboolean     prefetch)
 {
   __m256i wu = _mm256_xor_si256 (_mm256_loadu_si256 ((const __m256i *) (const void *) w),
                                  _mm256_set1_epi8 ((char) 0x80));
 
+  if (prefetch)
+    PREFETCH (w);
   return _mm256_dpbusd_epi32 (_mm256_setzero_si256 (), wu, x);
 }
 
@@ -390,18 +418,22 @@ fix_sum (__m256i sum,
 TARGET_AVX512 static inline __m512i
 dot64_vnni_part (__m512i      x,
                  const gint8 *w,
-                 gboolean     half)
+                 gboolean     half,
+                 gboolean     prefetch)
 {
   if (half)
     {
       __m256i wv = _mm256_loadu_si256 ((const __m256i *) (const void *) w);
+
+      if (prefetch)
+        PREFETCH (w);
 
       return _mm512_dpbusd_epi32 (_mm512_setzero_si512 (),
                                   _mm512_xor_si512 (_mm512_zextsi256_si512 (wv),
                                                     _mm512_set1_epi8 ((char) 0x80)),
                                   x);
     }
-  return dot64_vnni (x, w);
+  return dot64_vnni (x, w, prefetch);
 }
 
 /* Groups @g and @g + 1 (gs 32: 64 contiguous bytes) of ROWS rows; with
@@ -413,6 +445,7 @@ group_pair_vnni (const gint8  *w,
                  const gint32 *xsum,
                  guint         g,
                  gboolean      single,
+                 gboolean      prefetch,
                  __m256i      *lo,
                  __m256i      *hi)
 {
@@ -423,7 +456,7 @@ group_pair_vnni (const gint8  *w,
   else
     xv = _mm512_loadu_si512 (x + g * 32);
   for (guint k = 0; k < ROWS; k++)
-    v[k] = dot64_vnni_part (xv, w + (gsize) k * cols + g * 32, single);
+    v[k] = dot64_vnni_part (xv, w + (gsize) k * cols + g * 32, single, prefetch);
   s = sum8x16 (v);
   *lo = fix_sum (_mm512_castsi512_si256 (s), xsum[g]);
   if (!single)
@@ -437,7 +470,8 @@ group_vnni (const gint8  *w,
             const gint8  *x,
             const gint32 *xsum,
             guint         g,
-            guint         gs)
+            guint         gs,
+            gboolean      prefetch)
 {
   __m256i sum;
 
@@ -446,12 +480,12 @@ group_vnni (const gint8  *w,
       __m512i v[ROWS], s, xv = _mm512_loadu_si512 (x + g * gs);
 
       for (guint k = 0; k < ROWS; k++)
-        v[k] = dot64_vnni (xv, w + (gsize) k * cols + g * gs);
+        v[k] = dot64_vnni (xv, w + (gsize) k * cols + g * gs, prefetch);
       for (guint u = g * gs + 64; u < (g + 1) * gs; u += 64)
         {
           xv = _mm512_loadu_si512 (x + u);
           for (guint k = 0; k < ROWS; k++)
-            v[k] = _mm512_add_epi32 (v[k], dot64_vnni (xv, w + (gsize) k * cols + u));
+            v[k] = _mm512_add_epi32 (v[k], dot64_vnni (xv, w + (gsize) k * cols + u, prefetch));
         }
       s = sum8x16 (v);
       sum = _mm256_add_epi32 (_mm512_castsi512_si256 (s), _mm512_extracti64x4_epi64 (s, 1));
@@ -461,12 +495,12 @@ group_vnni (const gint8  *w,
       __m256i v[ROWS], xv = _mm256_loadu_si256 ((const __m256i *) (const void *) (x + g * gs));
 
       for (guint k = 0; k < ROWS; k++)
-        v[k] = dot32_vnni (xv, w + (gsize) k * cols + g * gs);
+        v[k] = dot32_vnni (xv, w + (gsize) k * cols + g * gs, prefetch);
       for (guint u = g * gs + 32; u < (g + 1) * gs; u += 32)
         {
           xv = _mm256_loadu_si256 ((const __m256i *) (const void *) (x + u));
           for (guint k = 0; k < ROWS; k++)
-            v[k] = _mm256_add_epi32 (v[k], dot32_vnni (xv, w + (gsize) k * cols + u));
+            v[k] = _mm256_add_epi32 (v[k], dot32_vnni (xv, w + (gsize) k * cols + u, prefetch));
         }
       sum = sum8x8 (v);
     }
@@ -491,6 +525,8 @@ llama_q8_rows_avx512 (const LlamaMatmul *m,
       const gint8 *w = m->w->q8 + (gsize) r * cols;
       const guint8 *ws = m->w->scales + (gsize) r * scale_stride;
 
+      prefetch_scales (ws, scale_stride, gs);
+
       for (guint b = 0; b < m->batch; b++)
         {
           const gint8 *x = m->xq + (gsize) b * cols;
@@ -510,17 +546,17 @@ llama_q8_rows_avx512 (const LlamaMatmul *m,
 
                     if (j + 1 == n)
                       {
-                        group_pair_vnni (w, cols, x, xsum, g0 + j, TRUE, &lo, &hi);
+                        group_pair_vnni (w, cols, x, xsum, g0 + j, TRUE, b == 0, &lo, &hi);
                         acc = scale_add (acc, lo, t[j], xs[g0 + j]);
                         j = n;
                         break;
                       }
-                    group_pair_vnni (w, cols, x, xsum, g0 + j, FALSE, &lo, &hi);
+                    group_pair_vnni (w, cols, x, xsum, g0 + j, FALSE, b == 0, &lo, &hi);
                     acc = scale_add (acc, lo, t[j], xs[g0 + j]);
                     acc = scale_add (acc, hi, t[j + 1], xs[g0 + j + 1]);
                   }
               for (; j < n; j++)
-                acc = scale_add (acc, group_vnni (w, cols, x, xsum, g0 + j, gs), t[j], xs[g0 + j]);
+                acc = scale_add (acc, group_vnni (w, cols, x, xsum, g0 + j, gs, b == 0), t[j], xs[g0 + j]);
             }
           _mm256_storeu_ps (m->out + b * m->out_stride + r, acc);
         }
