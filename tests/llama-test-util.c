@@ -13,6 +13,7 @@
 #include "llama-test-util.h"
 #include "exo-test-util.h"
 
+#include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
 
@@ -560,6 +561,37 @@ llama_test_load_plugins (void)
   loader = exo_plugin_loader_new ();
   exo_plugin_loader_add_search_dir (loader, dir);
   exo_plugin_loader_load_all (loader, NULL);
+}
+
+gboolean
+llama_test_kernels_usable (void)
+{
+  const char *want = g_getenv ("EXO_LLAMA_KERNELS");
+  g_autoptr(TinyModel) m = NULL;
+  g_autoptr(GVariant) metrics = NULL;
+  g_autofree char *dir = NULL, *path = NULL;
+  ExoInferenceEngine *engine;
+  const char *got = NULL;
+  gboolean usable;
+
+  if (want == NULL || *want == '\0')
+    return TRUE;
+  dir = g_dir_make_tmp ("llama-kernels-XXXXXX", NULL);
+  g_assert_nonnull (dir);
+  m = tiny_model_new (16, 32, 1, 2, 2, 8, 8, TRUE, 1);
+  path = tiny_model_write (m, TINY_LEGACY, dir, "m.bin");
+  engine = llama_test_engine_new (path, NULL, NULL);
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (engine), NULL));
+  metrics = exo_resource_get_metrics (EXO_RESOURCE (engine));
+  g_assert_true (g_variant_lookup (metrics, "kernels", "&s", &got));
+  usable = g_strcmp0 (got, want) == 0;
+  if (!usable)
+    g_print ("1..0 # SKIP EXO_LLAMA_KERNELS=%s: this CPU lacks it (the engine uses %s)\n", want, got);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (engine), NULL));
+  g_object_unref (engine);
+  g_unlink (path);
+  g_rmdir (dir);
+  return usable;
 }
 
 ExoInferenceEngine *

@@ -93,6 +93,10 @@ GArray    *tiny_tokenizer_text_ids  (const char  *text);
 /* --- the engine ---------------------------------------------------------- */
 
 void                llama_test_load_plugins (void);
+/* After llama_test_load_plugins (): FALSE, with a TAP plan that skips the
+ * program, when $EXO_LLAMA_KERNELS names a kernel path that an engine does
+ * not use here (the CPU lacks it: the engine's "kernels" metric). */
+gboolean            llama_test_kernels_usable (void);
 ExoInferenceEngine *llama_test_engine_new   (const char  *model,
                                              const char  *tokenizer,
                                              const char  *first_property,

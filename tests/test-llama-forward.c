@@ -637,6 +637,8 @@ main (int argc, char **argv)
 
   g_test_init (&argc, &argv, NULL);
   llama_test_load_plugins ();
+  if (!llama_test_kernels_usable ())
+    return 0;
   tmpdir = g_dir_make_tmp ("test-llama-XXXXXX", NULL);
 
   g_test_add_data_func ("/llama/forward/reference/legacy", GINT_TO_POINTER (TINY_LEGACY), test_reference);

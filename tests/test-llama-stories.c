@@ -228,6 +228,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   llama_test_load_plugins ();
+  if (!llama_test_kernels_usable ())
+    return 0;
   g_test_add_func ("/llama/stories260K/rope-tables", test_rope_tables);
   g_test_add_func ("/llama/stories260K/reference", test_reference);
   g_test_add_func ("/llama/stories260K/one-and-three-shards", test_one_and_three);

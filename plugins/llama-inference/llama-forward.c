@@ -146,7 +146,7 @@ typedef struct
   float *hb;      /* CHUNK × hidden_dim */
   float *hb2;     /* CHUNK × hidden_dim */
   float *att;     /* positions */
-  float *cos_sin; /* head_size */
+  float *cos_sin; /* CHUNK × head_size: the RoPE tables of the chunk's positions */
 } Scratch;
 
 /* Attention of position @pos (query @q) over the cached positions 0..pos
@@ -194,9 +194,10 @@ run_layer (const LlamaConfig       *cfg,
   llama_matmul (team, v_rows, kv_dim, &lw->wv, s->xb, dim, nb);
   for (guint b = 0; b < nb; b++)
     {
-      rope_table (s->cos_sin, cfg->head_size, pos0 + b);
-      rope (s->q + b * dim, dim, cfg->head_size, s->cos_sin);
-      rope (k_rows + b * kv_dim, kv_dim, cfg->head_size, s->cos_sin);
+      const float *cos_sin = s->cos_sin + (gsize) b * cfg->head_size;
+
+      rope (s->q + b * dim, dim, cfg->head_size, cos_sin);
+      rope (k_rows + b * kv_dim, kv_dim, cfg->head_size, cos_sin);
     }
   for (guint b = 0; b < nb; b++)
     attention (cfg, keys, values, s->q + b * dim, pos0 + b, s->att, s->xb2 + b * dim);
@@ -240,7 +241,8 @@ llama_forward (const LlamaShardWeights *w,
   s.hb2 = llama_team_scratch (team, LLAMA_SCRATCH_HB2,
                               (gsize) CHUNK * cfg->hidden_dim * sizeof (float));
   s.att = llama_team_scratch (team, LLAMA_SCRATCH_ATT, (gsize) (pos0 + n) * sizeof (float));
-  s.cos_sin = llama_team_scratch (team, LLAMA_SCRATCH_ROPE, cfg->head_size * sizeof (float));
+  s.cos_sin = llama_team_scratch (team, LLAMA_SCRATCH_ROPE,
+                                  (gsize) CHUNK * cfg->head_size * sizeof (float));
 
   for (guint c0 = 0; c0 < n; c0 += CHUNK)
     {
@@ -252,6 +254,9 @@ llama_forward (const LlamaShardWeights *w,
       else
         memcpy (s.x, x_in + (gsize) c0 * dim, (gsize) nb * dim * sizeof (float));
 
+      /* the same tables for every layer: made once per chunk */
+      for (guint b = 0; b < nb; b++)
+        rope_table (s.cos_sin + (gsize) b * cfg->head_size, cfg->head_size, pos0 + c0 + b);
       for (guint l = 0; l < n_layers; l++)
         run_layer (cfg, &w->layers[l], kv->keys[l], kv->values[l], team, &s, pos0 + c0, nb);
 

@@ -185,6 +185,7 @@ load_cb (GObject      *source,
   if (self->max_seq_len > 0 && self->max_seq_len < self->seq_limit)
     self->seq_limit = self->max_seq_len;
   self->team = llama_team_new (self->threads);
+  llama_kernels_get ();   /* the kernel path: chosen once per process, now */
   self->closing = FALSE;
   self->pool = g_thread_pool_new (llama_job_run, self, 1, TRUE, &error);
   if (self->pool == NULL)
@@ -307,6 +308,7 @@ llama_inference_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "positions", "t", self->positions);
   g_variant_dict_insert (metrics, "tokens-sampled", "t", self->tokens_sampled);
   g_variant_dict_insert (metrics, "forward-us", "t", self->forward_us);
+  g_variant_dict_insert (metrics, "kernels", "s", llama_kernels_to_string (llama_kernels_get ()));
   for (guint i = 0; i < self->views->len; i++)
     {
       LlamaShardWeights *w = g_ptr_array_index (self->views, i);

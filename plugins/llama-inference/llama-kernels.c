@@ -1,28 +1,26 @@
 /* llama-kernels.c: matmul (float32 and int8 groups), RMSNorm, softmax,
- * SwiGLU, and the thread team that runs a matmul's rows in parallel.
+ * SwiGLU, attention, the thread team that runs a matmul's rows in
+ * parallel, and the choice of kernel path.
  *
- * Owns nothing but the team's threads.  Thread rules and the determinism
- * contract: see llama-kernels.h.  Each float dot product accumulates in
+ * Owns the team's threads and the path in use (chosen once).  Thread rules
+ * and the determinism contract: see llama-kernels.h.  The portable code is
+ * here; it defines the numbers.  Each float dot product accumulates in
  * LANES = 16 independent partial sums (element i goes to lane i % 16),
  * held in four 4-float vectors, then folds them in a fixed tree: nothing
- * is reassociated, so the result is the same with SSE2, AVX2 or scalar
- * code, and whichever thread computes the element.  Int8 dot products sum
- * exactly in int32 per group, then accumulate the groups in order in
- * float.
+ * is reassociated, so the result is the same with SSE2, AVX2, AVX-512 or
+ * scalar code, and whichever thread computes the element.  Int8 dot
+ * products sum exactly in int32 per group, then accumulate the groups in
+ * order in float.  The AVX2 and AVX-512 copies (llama-kernels-x86.c) do
+ * the same float operations in the same order.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "llama-kernels.h"
+#include "llama-kernels-private.h"
 
 #include <math.h>
 #include <string.h>
 
-#if defined (__x86_64__) || defined (__i386__)
-# include <immintrin.h>
-# define HAVE_X86_AVX2_PATH 1
-#endif
-
-#define LANES 16
+#define LANES LLAMA_LANES
 
 /* --- the thread team ------------------------------------------------------ */
 
@@ -190,16 +188,93 @@ llama_team_run (LlamaTeam      *team,
   g_mutex_unlock (&team->lock);
 }
 
-/* --- float32 ---------------------------------------------------------------- */
+/* --- the kernel paths ------------------------------------------------------- */
 
-static inline float
-fold_lanes (float *acc)
+static LlamaKernels kernels_path;   /* written once (g_once), or by tests */
+
+const char *
+llama_kernels_to_string (LlamaKernels kernels)
 {
-  for (guint width = LANES / 2; width > 0; width /= 2)
-    for (guint k = 0; k < width; k++)
-      acc[k] += acc[k + width];
-  return acc[0];
+  switch (kernels)
+    {
+    case LLAMA_KERNELS_PORTABLE:
+      return "portable";
+    case LLAMA_KERNELS_AVX2:
+      return "avx2";
+    case LLAMA_KERNELS_AVX512:
+      return "avx512";
+    default:
+      g_assert_not_reached ();
+    }
 }
+
+gboolean
+llama_kernels_from_string (const char   *name,
+                           LlamaKernels *kernels)
+{
+  for (LlamaKernels k = LLAMA_KERNELS_PORTABLE; k <= LLAMA_KERNELS_AVX512; k++)
+    if (g_strcmp0 (name, llama_kernels_to_string (k)) == 0)
+      {
+        *kernels = k;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+gboolean
+llama_kernels_cpu_has (LlamaKernels kernels)
+{
+  if (kernels == LLAMA_KERNELS_PORTABLE)
+    return TRUE;
+#ifdef LLAMA_HAVE_X86
+  __builtin_cpu_init ();
+  if (kernels == LLAMA_KERNELS_AVX2)
+    return __builtin_cpu_supports ("avx2");
+  if (kernels == LLAMA_KERNELS_AVX512)
+    return __builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512bw") &&
+           __builtin_cpu_supports ("avx512vl") && __builtin_cpu_supports ("avx512vnni");
+#endif
+  return FALSE;
+}
+
+LlamaKernels
+llama_kernels_get (void)
+{
+  static gsize once = 0;
+
+  if (g_once_init_enter (&once))
+    {
+      LlamaKernels best = LLAMA_KERNELS_AVX512, wanted;
+      const char *env = g_getenv ("EXO_LLAMA_KERNELS");
+
+      while (!llama_kernels_cpu_has (best))
+        best--;
+      if (env != NULL && *env != '\0')
+        {
+          if (!llama_kernels_from_string (env, &wanted))
+            g_warning ("EXO_LLAMA_KERNELS=%s is not one of portable, avx2, avx512: using %s",
+                       env, llama_kernels_to_string (best));
+          else if (wanted > best)
+            g_message ("EXO_LLAMA_KERNELS=%s: this CPU lacks it, using %s",
+                       env, llama_kernels_to_string (best));
+          else
+            best = wanted;
+        }
+      kernels_path = best;
+      g_once_init_leave (&once, 1);
+    }
+  return kernels_path;
+}
+
+void
+llama_kernels_set (LlamaKernels kernels)
+{
+  g_assert (llama_kernels_cpu_has (kernels));
+  llama_kernels_get ();
+  kernels_path = kernels;
+}
+
+/* --- float32 ---------------------------------------------------------------- */
 
 /* Four vectors of four floats: the 16 lanes, in registers (GCC's vector
  * extension; SSE2 or better does each in one instruction, anything else
@@ -232,9 +307,7 @@ finish (v4sf         a0,
   memcpy (acc + 4, &a1, sizeof a1);
   memcpy (acc + 8, &a2, sizeof a2);
   memcpy (acc + 12, &a3, sizeof a3);
-  for (guint k = 0; i < n; i++, k++)
-    acc[k] += a[i] * b[i];
-  return fold_lanes (acc);
+  return llama_finish_dot (acc, a, b, i, n);
 }
 
 static inline float
@@ -285,24 +358,11 @@ dot_f32_x2 (const float *restrict w,
   out[1] = finish (b0, b1, b2, b3, w, x1, i, n);
 }
 
-typedef struct
-{
-  float             *out;
-  gsize              out_stride;
-  const LlamaMatrix *w;
-  const float       *x;
-  gsize              x_stride;
-  guint              batch;
-  const gint16      *xq;        /* int8: the quantised x rows, widened */
-  const float       *xs;        /* int8: their scales */
-} Matmul;
-
 static void
-matmul_f32_rows (gpointer data,
-                 guint    start,
-                 guint    end)
+matmul_f32_rows_portable (const LlamaMatmul *m,
+                          guint              start,
+                          guint              end)
 {
-  const Matmul *m = data;
   guint cols = m->w->cols;
 
   for (guint r = start; r < end; r++)
@@ -310,6 +370,8 @@ matmul_f32_rows (gpointer data,
       const float *row = m->w->f32 + (gsize) r * cols;
       guint b = 0;
 
+      for (gsize off = 0; off < (gsize) cols * sizeof (float); off += 64)
+        __builtin_prefetch ((const char *) row + LLAMA_PREFETCH_BYTES + off);
       for (; b + 2 <= m->batch; b += 2)
         {
           float v[2];
@@ -323,25 +385,29 @@ matmul_f32_rows (gpointer data,
     }
 }
 
-/* --- int8 groups ---------------------------------------------------------- */
-
-static inline float
-load_scale (const guint8 *scales,
-            gsize         index)
+static void
+matmul_f32_rows (gpointer data,
+                 guint    start,
+                 guint    end)
 {
-  float s;
+  const LlamaMatmul *m = data;
 
-  memcpy (&s, scales + index * sizeof (float), sizeof s);
-  return s;
+#ifdef LLAMA_HAVE_X86
+  if (m->kernels >= LLAMA_KERNELS_AVX2)   /* AVX-512 too: see llama-kernels-x86.c */
+    {
+      llama_f32_rows_avx2 (m, start, end);
+      return;
+    }
+#endif
+  matmul_f32_rows_portable (m, start, end);
 }
 
-/* The activations are quantised to int8 as the format intends, then kept
- * widened to int16: the products become one multiply-add of 16-bit pairs
- * (pmaddwd), and the integer sums are exact whatever the instructions. */
+/* --- int8 groups ---------------------------------------------------------- */
+
 static inline gint32
-dot_i8_i16 (const gint8  *restrict w,
-            const gint16 *restrict x,
-            guint                  n)
+dot_i8 (const gint8 *restrict w,
+        const gint8 *restrict x,
+        guint                 n)
 {
   gint32 sum = 0;
 
@@ -361,7 +427,7 @@ dot_q8_rows (const gint8  *restrict w,
              const guint8 *restrict ws,
              gsize                  scale_stride,
              guint                  n_rows,
-             const gint16 *restrict xq,
+             const gint8  *restrict xq,
              const float  *restrict xs,
              guint                  n,
              guint                  gs,
@@ -371,13 +437,13 @@ dot_q8_rows (const gint8  *restrict w,
 
   for (guint g = 0; g < n / gs; g++)
     {
-      const gint16 *xg = xq + (gsize) g * gs;
+      const gint8 *xg = xq + (gsize) g * gs;
       float xsg = xs[g];
 
       for (guint k = 0; k < 4; k++)
         if (k < n_rows)
-          acc[k] += (float) dot_i8_i16 (w + k * stride + (gsize) g * gs, xg, gs)
-                    * (load_scale (ws + k * scale_stride, g) * xsg);
+          acc[k] += (float) dot_i8 (w + k * stride + (gsize) g * gs, xg, gs)
+                    * (llama_load_scale (ws + k * scale_stride, g) * xsg);
     }
   for (guint k = 0; k < n_rows; k++)
     out[k] = acc[k];
@@ -389,7 +455,7 @@ dot_q8 (const gint8  *w,
         const guint8 *ws,
         gsize         scale_stride,
         guint         n_rows,
-        const gint16 *xq,
+        const gint8  *xq,
         const float  *xs,
         guint         n,
         guint         gs,
@@ -403,90 +469,20 @@ dot_q8 (const gint8  *w,
     dot_q8_rows (w, stride, ws, scale_stride, n_rows, xq, xs, n, gs, out);
 }
 
-#ifdef HAVE_X86_AVX2_PATH
-/* dot_q8_rows () for four rows and a group size that is a multiple of 32,
- * with AVX2: each row's group sum is the same exact integer, then the
- * four rows' acc += isum × (w scale × x scale) run side by side in one
- * vector, element by element the same operations. */
-__attribute__ ((target ("avx2")))
-static void
-dot_q8_x4_avx2 (const gint8  *w,
-                gsize         stride,
-                const guint8 *ws,
-                gsize         scale_stride,
-                const gint16 *xq,
-                const float  *xs,
-                guint         n,
-                guint         gs,
-                float        *out)
-{
-  __m128 acc = _mm_setzero_ps ();
-
-  for (guint g = 0; g < n / gs; g++)
-    {
-      __m256i sums[4] = { _mm256_setzero_si256 (), _mm256_setzero_si256 (),
-                          _mm256_setzero_si256 (), _mm256_setzero_si256 () };
-      __m256i h;
-      __m128i total;
-      float scale[4];
-
-      for (guint j = (guint) g * gs; j < (guint) (g + 1) * gs; j += 32)
-        {
-          __m256i x0 = _mm256_loadu_si256 ((const __m256i *) (const void *) (xq + j));
-          __m256i x1 = _mm256_loadu_si256 ((const __m256i *) (const void *) (xq + j + 16));
-
-          for (guint k = 0; k < 4; k++)
-            {
-              const gint8 *wk = w + k * stride + j;
-              __m256i a = _mm256_cvtepi8_epi16 (_mm_loadu_si128 ((const __m128i *) (const void *) wk));
-              __m256i b = _mm256_cvtepi8_epi16 (_mm_loadu_si128 ((const __m128i *) (const void *) (wk + 16)));
-
-              sums[k] = _mm256_add_epi32 (sums[k], _mm256_add_epi32 (_mm256_madd_epi16 (a, x0),
-                                                                     _mm256_madd_epi16 (b, x1)));
-            }
-        }
-      /* the four sums side by side: rows 0..3 */
-      h = _mm256_hadd_epi32 (_mm256_hadd_epi32 (sums[0], sums[1]),
-                             _mm256_hadd_epi32 (sums[2], sums[3]));
-      total = _mm_add_epi32 (_mm256_castsi256_si128 (h), _mm256_extracti128_si256 (h, 1));
-      for (guint k = 0; k < 4; k++)
-        scale[k] = load_scale (ws + k * scale_stride, g) * xs[g];
-      acc = _mm_add_ps (acc, _mm_mul_ps (_mm_cvtepi32_ps (total), _mm_loadu_ps (scale)));
-    }
-  _mm_storeu_ps (out, acc);
-}
-
-static gboolean
-cpu_has_avx2 (void)
-{
-  static gsize once = 0;
-  static gboolean avx2;
-
-  if (g_once_init_enter (&once))
-    {
-      __builtin_cpu_init ();
-      avx2 = __builtin_cpu_supports ("avx2");
-      g_once_init_leave (&once, 1);
-    }
-  return avx2 && !llama_kernels_generic_only;
-}
-#endif
-
-gboolean llama_kernels_generic_only = FALSE;
-
-/* An AVX2 copy is picked at load time where the CPU has it (integer sums
- * and the float order are the same in both: so are the results). */
-__attribute__ ((target_clones ("avx2", "default")))
 static void
 matmul_q8_rows (gpointer data,
                 guint    start,
                 guint    end)
 {
-  const Matmul *m = data;
+  const LlamaMatmul *m = data;
   guint cols = m->w->cols, gs = m->w->group_size, groups = cols / gs;
   gsize scale_stride = (gsize) groups * sizeof (float);
-#ifdef HAVE_X86_AVX2_PATH
-  gboolean avx2 = gs % 32 == 0 && cpu_has_avx2 ();
+
+#ifdef LLAMA_HAVE_X86
+  if (m->kernels == LLAMA_KERNELS_AVX512)
+    start = llama_q8_rows_avx512 (m, start, end);
+  else if (m->kernels == LLAMA_KERNELS_AVX2)
+    start = llama_q8_rows_avx2 (m, start, end);
 #endif
 
   for (guint r = start; r < end; r += 4)
@@ -495,16 +491,17 @@ matmul_q8_rows (gpointer data,
       const gint8 *rows = m->w->q8 + (gsize) r * cols;
       const guint8 *scales = m->w->scales + (gsize) r * scale_stride;
 
+      /* the weights stream from memory: ask for them ahead (the scales
+       * come gs / 4 times slower) */
+      for (gsize off = 0; off < (gsize) n_rows * cols; off += 64)
+        __builtin_prefetch ((const char *) rows + LLAMA_PREFETCH_BYTES + off);
+      for (gsize off = 0; off < n_rows * scale_stride; off += 64)
+        __builtin_prefetch ((const char *) scales + LLAMA_PREFETCH_BYTES * 4 / gs + off);
+
       for (guint b = 0; b < m->batch; b++)
         {
           float v[4];
 
-#ifdef HAVE_X86_AVX2_PATH
-          if (avx2 && n_rows == 4)
-            dot_q8_x4_avx2 (rows, cols, scales, scale_stride, m->xq + (gsize) b * cols,
-                            m->xs + (gsize) b * groups, cols, gs, v);
-          else
-#endif
           dot_q8 (rows, cols, scales, scale_stride, n_rows, m->xq + (gsize) b * cols,
                   m->xs + (gsize) b * groups, cols, gs, v);
           for (guint k = 0; k < n_rows; k++)
@@ -513,10 +510,23 @@ matmul_q8_rows (gpointer data,
     }
 }
 
-/* An AVX2 copy rounds inline (roundf is exactly specified: same values). */
-__attribute__ ((target_clones ("avx2", "default")))
+/* round () of a value in [-127, 127], half away from zero, without a call:
+ * t = trunc (v), and v - t is exact. */
+static inline gint8
+round_q8 (float v)
+{
+  gint32 t = (gint32) v;
+  float frac = v - (float) t;
+
+  if (frac >= 0.5f)
+    t++;
+  else if (frac <= -0.5f)
+    t--;
+  return (gint8) t;
+}
+
 void
-llama_quantize_q8 (gint16      *q,
+llama_quantize_q8 (gint8       *q,
                    float       *scales,
                    const float *x,
                    guint        n,
@@ -525,21 +535,21 @@ llama_quantize_q8 (gint16      *q,
   for (guint g = 0; g < n / group_size; g++)
     {
       const float *xg = x + (gsize) g * group_size;
-      gint16 *qg = q + (gsize) g * group_size;
+      gint8 *qg = q + (gsize) g * group_size;
       float amax = 0.0f, scale;
 
       for (guint j = 0; j < group_size; j++)
         {
           float a = fabsf (xg[j]);
 
-          if (a > amax)
+          if (a > amax)   /* NaN never is */
             amax = a;
         }
       scale = amax / 127.0f;
       scales[g] = scale;
       for (guint j = 0; j < group_size; j++)
         {
-          float v = scale > 0.0f ? roundf (xg[j] / scale) : 0.0f;
+          float v = scale > 0.0f ? xg[j] / scale : 0.0f;
 
           /* NaN and infinities from a hostile peer must not reach the cast */
           if (v > 127.0f)
@@ -548,7 +558,7 @@ llama_quantize_q8 (gint16      *q,
             v = -127.0f;
           else if (v != v)
             v = 0.0f;
-          qg[j] = (gint16) v;
+          qg[j] = round_q8 (v);
         }
     }
 }
@@ -562,7 +572,10 @@ llama_matmul (LlamaTeam         *team,
               gsize              x_stride,
               guint              batch)
 {
-  Matmul m = { out, out_stride, w, x, x_stride, batch, NULL, NULL };
+  LlamaMatmul m = { out, out_stride, w, x, x_stride, batch, llama_kernels_get (), NULL, NULL, NULL };
+  guint groups;
+  gint8 *xq;
+  float *xs;
 
   if (w->q8 == NULL)
     {
@@ -570,20 +583,29 @@ llama_matmul (LlamaTeam         *team,
       return;
     }
 
-  {
-    guint groups = w->cols / w->group_size;
-    gint16 *xq = llama_team_scratch (team, LLAMA_SCRATCH_Q8_VALUES,
-                                     (gsize) batch * w->cols * sizeof (gint16));
-    float *xs = llama_team_scratch (team, LLAMA_SCRATCH_Q8_SCALES,
-                                    (gsize) batch * groups * sizeof (float));
+  groups = w->cols / w->group_size;
+  xq = llama_team_scratch (team, LLAMA_SCRATCH_Q8_VALUES, (gsize) batch * w->cols);
+  xs = llama_team_scratch (team, LLAMA_SCRATCH_Q8_SCALES, (gsize) batch * groups * sizeof (float));
+#ifdef LLAMA_HAVE_X86
+  if (m.kernels == LLAMA_KERNELS_AVX512 && w->group_size % 16 == 0)
+    {
+      gint32 *sums = llama_team_scratch (team, LLAMA_SCRATCH_Q8_SUMS,
+                                         (gsize) batch * groups * sizeof (gint32));
 
-    for (guint b = 0; b < batch; b++)
-      llama_quantize_q8 (xq + (gsize) b * w->cols, xs + (gsize) b * groups,
-                         x + b * x_stride, w->cols, w->group_size);
-    m.xq = xq;
-    m.xs = xs;
-    llama_team_run (team, w->rows, matmul_q8_rows, &m);
-  }
+      for (guint b = 0; b < batch; b++)
+        llama_quantize_avx512 (xq + (gsize) b * w->cols, xs + (gsize) b * groups,
+                               sums + (gsize) b * groups, x + b * x_stride, w->cols,
+                               w->group_size);
+      m.xsum = sums;
+    }
+  else
+#endif
+  for (guint b = 0; b < batch; b++)
+    llama_quantize_q8 (xq + (gsize) b * w->cols, xs + (gsize) b * groups,
+                       x + b * x_stride, w->cols, w->group_size);
+  m.xq = xq;
+  m.xs = xs;
+  llama_team_run (team, w->rows, matmul_q8_rows, &m);
 }
 
 void
@@ -600,7 +622,7 @@ llama_matrix_get_row (const LlamaMatrix *w,
     {
       gsize i = (gsize) row * w->cols + c;
 
-      out[c] = (float) w->q8[i] * load_scale (w->scales, i / w->group_size);
+      out[c] = (float) w->q8[i] * llama_load_scale (w->scales, i / w->group_size);
     }
 }
 
@@ -661,6 +683,13 @@ llama_attend (const float *q,
               float       *att,
               float       *out)
 {
+#ifdef LLAMA_HAVE_X86
+  if (llama_kernels_get () >= LLAMA_KERNELS_AVX2)
+    {
+      llama_attend_avx2 (q, keys, values, stride, n_pos, head_size, scale, att, out);
+      return;
+    }
+#endif
   for (guint t = 0; t < n_pos; t++)
     att[t] = dot_f32 (q, keys + t * stride, head_size) * scale;
   llama_softmax (att, n_pos);

@@ -8,10 +8,17 @@
  * them.
  *
  * Determinism: every output element is computed by one thread, with the
- * same loop and the same summation order whatever the thread count, the
- * batch size and the SIMD width the compiler picked (16 independent lanes,
- * then a fixed reduction tree).  The kernels are compiled with -O3 and
- * -ffp-contract=off and never with -ffast-math.
+ * same float operations in the same order whatever the thread count, the
+ * batch size, the shard and the kernel path (a float dot product sums into
+ * 16 independent lanes, then a fixed reduction tree; an int8 one sums each
+ * group exactly in integers, then the groups in order in float).  The
+ * kernels are compiled with -O3 and -ffp-contract=off and never with
+ * -ffast-math.
+ *
+ * Kernel paths: the portable C code, and copies for AVX2 and AVX-512
+ * (llama-kernels-x86.c, GCC target attributes: the build stays portable).
+ * The best the CPU has is chosen once, at the first llama_kernels_get ();
+ * $EXO_LLAMA_KERNELS (portable, avx2, avx512) can force a lower one.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -36,9 +43,22 @@ typedef struct
 
 typedef struct _LlamaTeam LlamaTeam;
 
-/* Tests set it to run the portable code where a CPU-specific copy exists
- * (the results must be, and are checked to be, the same). */
-extern gboolean llama_kernels_generic_only;
+typedef enum
+{
+  LLAMA_KERNELS_PORTABLE,
+  LLAMA_KERNELS_AVX2,     /* avx2 */
+  LLAMA_KERNELS_AVX512,   /* avx512f, avx512bw, avx512vl, avx512vnni */
+} LlamaKernels;
+
+const char   *llama_kernels_to_string    (LlamaKernels  kernels);
+gboolean      llama_kernels_from_string  (const char   *name,
+                                          LlamaKernels *kernels);
+gboolean      llama_kernels_cpu_has      (LlamaKernels  kernels);
+/* The path in use: the best this CPU has, or $EXO_LLAMA_KERNELS when the
+ * CPU has that (else the best below it, with a message). */
+LlamaKernels  llama_kernels_get          (void);
+/* Tests only (no matmul may be running): @kernels must be one the CPU has. */
+void          llama_kernels_set          (LlamaKernels  kernels);
 
 /* Called on row range [start, end) by one thread of the team. */
 typedef void (*LlamaRangeFunc) (gpointer data,
@@ -60,6 +80,7 @@ enum
   LLAMA_SCRATCH_ROPE,
   LLAMA_SCRATCH_Q8_VALUES,   /* used by llama_matmul */
   LLAMA_SCRATCH_Q8_SCALES,   /* used by llama_matmul */
+  LLAMA_SCRATCH_Q8_SUMS,     /* used by llama_matmul */
   LLAMA_N_SCRATCH,
 };
 
@@ -110,8 +131,8 @@ void  llama_matrix_get_row  (const LlamaMatrix *w,
                              guint              row,
                              float             *out);
 /* Quantise @x (n values, n a multiple of @group_size) to int8 groups
- * (-127..127, stored widened to int16). */
-void  llama_quantize_q8     (gint16      *q,
+ * (-127..127): scale = max |x| / 127, q = round (x / scale). */
+void  llama_quantize_q8     (gint8       *q,
                              float       *scales,
                              const float *x,
                              guint        n,

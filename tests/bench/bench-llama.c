@@ -7,7 +7,9 @@
  *                                   -ffast-math decoder of
  *                                   bench-llama-ref.c, same run)
  *   engine_decode_q8_tokens_per_s   the same with the version 2 int8 file
- *                                   ("vs_f32": the ratio to the above)
+ *                                   ("vs_f32": the ratio to the above, in
+ *                                   the same rounds; also per CPU second
+ *                                   and inside the forward pass alone)
  *   engine_prefill_tokens_per_s     a 128-token prompt in one call
  *   engine_rss_mib                  resident memory of an engine holding
  *                                   the middle third of the layers, after
@@ -210,6 +212,25 @@ reference_rate (double *cpu)
 
 static double f32_rate;
 
+/* The kernel path the engine picked (its "kernels" metric). */
+static const char *
+kernels_in_use (void)
+{
+  static char name[32];
+
+  if (name[0] == '\0')
+    {
+      ExoInferenceEngine *engine = engine_new (files.f32, 1);
+      g_autoptr(GVariant) metrics = exo_resource_get_metrics (EXO_RESOURCE (engine));
+      const char *k = "?";
+
+      g_variant_lookup (metrics, "kernels", "&s", &k);
+      g_strlcpy (name, k, sizeof name);
+      engine_free (engine);
+    }
+  return name;
+}
+
 static void
 bench_engine_decode (void)
 {
@@ -233,10 +254,10 @@ bench_engine_decode (void)
   g_snprintf (extra, sizeof extra,
               ", \"reference_tokens_per_s\": %.1f, \"vs_reference\": %.2f, "
               "\"per_cpu_s\": %.1f, \"reference_per_cpu_s\": %.1f, \"vs_reference_cpu\": %.2f, "
-              "\"forward_only_tokens_per_s\": %.1f, \"threads\": 1",
+              "\"forward_only_tokens_per_s\": %.1f, \"kernels\": \"%s\", \"threads\": 1",
               bench_median (ref_rates, ROUNDS), bench_median (ratios, ROUNDS),
               bench_median (cpu, ROUNDS), bench_median (ref_cpu, ROUNDS),
-              bench_median (cpu_ratios, ROUNDS), bench_median (compute, ROUNDS));
+              bench_median (cpu_ratios, ROUNDS), bench_median (compute, ROUNDS), kernels_in_use ());
   bench_report ("engine_decode_tokens_per_s", f32_rate, "tokens/s", DECODE_STEPS, extra);
 }
 
@@ -244,25 +265,29 @@ static void
 bench_engine_decode_q8 (void)
 {
   ExoInferenceEngine *f32, *q8;
-  double rates[ROUNDS], ratios[ROUNDS], cpu_ratios[ROUNDS];
-  char extra[160];
+  double rates[ROUNDS], ratios[ROUNDS], cpu_ratios[ROUNDS], forward_ratios[ROUNDS];
+  char extra[256];
 
   ensure_files ();
   f32 = engine_new (files.f32, 1);
   q8 = engine_new (files.q8, 1);
   for (guint r = 0; r < ROUNDS; r++)
     {
-      double base_cpu, cpu;
-      double base = decode_rate (f32, r, NULL, &base_cpu);
+      double base_cpu, cpu, base_forward, forward;
+      double base = decode_rate (f32, r, &base_forward, &base_cpu);
 
-      rates[r] = decode_rate (q8, r, NULL, &cpu);
+      rates[r] = decode_rate (q8, r, &forward, &cpu);
       ratios[r] = rates[r] / base;
       cpu_ratios[r] = cpu / base_cpu;
+      forward_ratios[r] = forward / base_forward;
     }
   engine_free (f32);
   engine_free (q8);
-  g_snprintf (extra, sizeof extra, ", \"vs_f32\": %.2f, \"vs_f32_cpu\": %.2f, \"threads\": 1",
-              bench_median (ratios, ROUNDS), bench_median (cpu_ratios, ROUNDS));
+  g_snprintf (extra, sizeof extra,
+              ", \"vs_f32\": %.2f, \"vs_f32_cpu\": %.2f, \"vs_f32_forward_only\": %.2f, "
+              "\"kernels\": \"%s\", \"threads\": 1",
+              bench_median (ratios, ROUNDS), bench_median (cpu_ratios, ROUNDS),
+              bench_median (forward_ratios, ROUNDS), kernels_in_use ());
   bench_report ("engine_decode_q8_tokens_per_s", bench_median (rates, ROUNDS), "tokens/s",
                 DECODE_STEPS, extra);
 }
