@@ -80,7 +80,7 @@ gboolean _exo_resource_initialize_internal (ExoResource       *self,
                                             ExoInitWaiter     *waiter,
                                             ExoInitWaiterFunc  func);
 
-/* exo-resource-group.c */
+/* exo-resource-group-run.c, exo-resource-group-supervisor.c */
 gboolean _exo_resource_group_has_live_members (ExoResourceGroup *self);
 void     _exo_resource_group_member_state_changed (gpointer         member,
                                                    ExoResourceState old_state,
