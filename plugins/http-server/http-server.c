@@ -32,7 +32,7 @@
  *                       checked
  *   http-common.c       the wire format the server and the peer handle share
  * The peer handle, ExoHttpPeer (the client side of peer RPC), is
- * http-peer.c.
+ * http-peer.c and the files http-peer-private.h lists.
  *
  * Thread rules: the server runs in the GMainContext of its initialize (the
  * daemon's main thread): libsoup's handlers and signals, the node's

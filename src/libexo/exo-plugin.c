@@ -1,14 +1,26 @@
 /* exo-plugin.c: the plugin loader (docs/design.md §5).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns ExoPluginLoader: the search folders, exo_plugin_loader_load_file()
+ * and _register_builtin() (the descriptor and ABI checks shared by both,
+ * the call of the plugin's register function, the commit of an accepted
+ * plugin), scanning the folders (_load_all()), the lookups of types and
+ * plugins, and ExoPluginInfo, the record of a loaded plugin.  The
+ * registrar is in exo-plugin-registrar.c, the checks on names and files in
+ * exo-plugin-checks.c; exo-plugin-private.h lists the files and the rules.
+ *
+ * Rules: a loader is used from one thread, without a lock.  A plugin's
+ * code is called out twice: its descriptor function (load_file) and its
+ * register function (register_descriptor); until its registrar is
+ * committed nothing of the plugin is reachable, and a module whose
+ * register function ran stays resident.  Library code never logs.
  */
-#include "exo-private.h"
+#include "exo-plugin-private.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #ifndef EXO_PLUGINDIR
 # define EXO_PLUGINDIR "/usr/local/lib/exo-1/plugins"
@@ -42,65 +54,6 @@
  * A loader is meant to be used from one thread.  Library code never logs: a
  * program decides what to say about the errors it gets.
  */
-
-/* The characters allowed in plugin names and type names: they appear in
- * config files, D-Bus properties and one-line error messages. */
-#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
-#define NAME_MAX_LEN 128
-
-struct _ExoPluginInfo
-{
-  gatomicrefcount  ref_count;
-  char            *name;
-  char            *version;
-  char            *path;          /* "" for a built-in plugin */
-  char            *description;
-  char           **type_names;
-};
-
-typedef struct
-{
-  char  *type_name;
-  GType  type;
-} RegisteredType;
-
-struct _ExoPluginRegistrar
-{
-  ExoPluginLoader *loader;
-  const char      *plugin_name;
-  const char      *where;         /* the path, or "built-in plugin 'x'" */
-  GArray          *types;         /* RegisteredType */
-  GArray          *roles;         /* RegisteredRole */
-  GError          *error;         /* the first thing wrong */
-};
-
-typedef struct
-{
-  GType  role;
-  GType  type;
-} RegisteredRole;
-
-/* The roles plugins provide (exo_plugin_registrar_add_role()), for the whole
- * process as GTypes are: interface GType -> implementing GType. */
-G_LOCK_DEFINE_STATIC (roles);
-static GHashTable *roles;
-
-typedef struct
-{
-  GType          type;
-  ExoPluginInfo *info;            /* borrowed from plugins */
-} TypeEntry;
-
-struct _ExoPluginLoader
-{
-  GObject     parent_instance;
-
-  GPtrArray  *search_dirs;        /* char*, NULL-terminated */
-  GPtrArray  *plugins;            /* ExoPluginInfo*, in load order */
-  GHashTable *plugins_by_name;    /* name (borrowed) -> ExoPluginInfo* (borrowed) */
-  GHashTable *types;              /* type name (borrowed) -> TypeEntry* */
-  GHashTable *real_paths;         /* real path of every loaded file (owned) */
-};
 
 G_DEFINE_QUARK (exo-plugin-error-quark, exo_plugin_error)
 
@@ -227,406 +180,6 @@ exo_plugin_info_get_type_names (ExoPluginInfo *info)
 {
   g_return_val_if_fail (info != NULL, NULL);
   return (const char *const *) info->type_names;
-}
-
-/* Checks */
-
-static gboolean
-name_is_valid (const char *name)
-{
-  size_t len;
-
-  if (name == NULL)
-    return FALSE;
-  len = strlen (name);
-  return len > 0 && len <= NAME_MAX_LEN && strspn (name, NAME_CHARS) == len;
-}
-
-/* A string from a plugin, fit for a one-line message. */
-static char *
-printable (const char *s)
-{
-  if (s == NULL)
-    return g_strdup ("(null)");
-  if (strlen (s) > NAME_MAX_LEN)
-    {
-      g_autofree char *head = g_strndup (s, NAME_MAX_LEN);
-      g_autofree char *escaped = g_strescape (head, NULL);
-      return g_strconcat (escaped, "...", NULL);
-    }
-  return g_strescape (s, NULL);
-}
-
-/* One line: control characters (a dlerror() may hold a newline) become spaces. */
-static char *
-one_line (const char *s)
-{
-  char *copy = g_strdup (s != NULL ? s : "unknown error");
-
-  for (char *p = copy; *p != '\0'; p++)
-    if ((guchar) *p < 0x20 || *p == 0x7f)
-      *p = ' ';
-  return copy;
-}
-
-static gboolean
-check_mode (const char  *path,
-            const char  *what,
-            GError     **error)
-{
-  struct stat st;
-  uid_t euid = geteuid ();
-
-  if (stat (what, &st) != 0)
-    {
-      int saved_errno = errno;
-      g_set_error (error, EXO_PLUGIN_ERROR,
-                   saved_errno == ENOENT || saved_errno == ENOTDIR ?
-                     EXO_PLUGIN_ERROR_NOT_FOUND : EXO_PLUGIN_ERROR_UNSAFE_FILE,
-                   strcmp (path, what) == 0 ? "%s: cannot read it: %s" :
-                                              "%s: cannot read its folder: %s",
-                   path, g_strerror (saved_errno));
-      return FALSE;
-    }
-
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-    {
-      if (strcmp (path, what) == 0)
-        g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
-                     "%s: is writable by group or others (mode %04o); refusing to load",
-                     path, (guint) (st.st_mode & 07777));
-      else
-        g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
-                     "%s: its folder %s is writable by group or others (mode %04o); "
-                     "refusing to load",
-                     path, what, (guint) (st.st_mode & 07777));
-      return FALSE;
-    }
-
-  if (st.st_uid != 0 && st.st_uid != euid)
-    {
-      if (strcmp (path, what) == 0)
-        g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
-                     "%s: is owned by uid %u, neither root nor this user (uid %u); "
-                     "refusing to load",
-                     path, (guint) st.st_uid, (guint) euid);
-      else
-        g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
-                     "%s: its folder %s is owned by uid %u, neither root nor this user "
-                     "(uid %u); refusing to load",
-                     path, what, (guint) st.st_uid, (guint) euid);
-      return FALSE;
-    }
-
-  return TRUE;
-}
-
-/* Whether @path may be loaded at all: a regular file that no one but root or
- * us can change, in a folder no one but root or us can change.  For a
- * symbolic link, the folder of the file it points to is checked too.
- * Returns the real path in @real_path. */
-static gboolean
-check_file_is_safe (const char  *path,
-                    char       **real_path,
-                    GError     **error)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  g_autofree char *resolved = NULL;
-  struct stat st;
-
-  if (stat (path, &st) != 0)
-    {
-      int saved_errno = errno;
-      g_set_error (error, EXO_PLUGIN_ERROR,
-                   saved_errno == ENOENT || saved_errno == ENOTDIR ?
-                     EXO_PLUGIN_ERROR_NOT_FOUND : EXO_PLUGIN_ERROR_UNSAFE_FILE,
-                   "%s: cannot read it: %s", path, g_strerror (saved_errno));
-      return FALSE;
-    }
-  if (!S_ISREG (st.st_mode))
-    {
-      g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_NOT_SHARED_OBJECT,
-                   "%s: is not a regular file", path);
-      return FALSE;
-    }
-
-  if (!check_mode (path, path, error) || !check_mode (path, dir, error))
-    return FALSE;
-
-  resolved = realpath (path, NULL);
-  if (resolved == NULL)
-    {
-      int saved_errno = errno;
-      g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_NOT_FOUND,
-                   "%s: cannot resolve it: %s", path, g_strerror (saved_errno));
-      return FALSE;
-    }
-  if (strcmp (resolved, path) != 0)
-    {
-      g_autofree char *real_dir = g_path_get_dirname (resolved);
-
-      if (!check_mode (path, resolved, error) ||
-          (strcmp (real_dir, dir) != 0 && !check_mode (path, real_dir, error)))
-        return FALSE;
-    }
-
-  /* realpath() allocates with malloc(), which g_free() frees (GLib >= 2.46). */
-  *real_path = g_steal_pointer (&resolved);
-  return TRUE;
-}
-
-/* The registrar */
-
-static void
-registrar_fail (ExoPluginRegistrar *registrar,
-                gint                code,
-                const char         *format,
-                ...) G_GNUC_PRINTF (3, 4);
-
-static void
-registrar_fail (ExoPluginRegistrar *registrar,
-                gint                code,
-                const char         *format,
-                ...)
-{
-  g_autofree char *reason = NULL;
-  va_list args;
-
-  if (registrar->error != NULL)
-    return;
-
-  va_start (args, format);
-  reason = g_strdup_vprintf (format, args);
-  va_end (args);
-
-  registrar->error = g_error_new (EXO_PLUGIN_ERROR, code, "%s: plugin '%s' %s",
-                                  registrar->where, registrar->plugin_name, reason);
-}
-
-/**
- * exo_plugin_registrar_add_type:
- * @registrar: the registrar given to the register function
- * @type_name: the name configs use for the type, e.g. `"udp-discovery"`
- *   (letters, digits, `-`, `_` and `.`)
- * @type: a non-abstract #GType deriving from #ExoResource
- *
- * Binds @type_name to @type.  A type that does not derive from #ExoResource,
- * an abstract type, an invalid name or a name registered twice make the
- * loader refuse the whole plugin, with an error that says which.
- */
-void
-exo_plugin_registrar_add_type (ExoPluginRegistrar *registrar,
-                               const char         *type_name,
-                               GType               type)
-{
-  RegisteredType entry;
-  TypeEntry *existing;
-
-  g_return_if_fail (registrar != NULL);
-
-  if (registrar->error != NULL)
-    return;
-
-  if (!name_is_valid (type_name))
-    {
-      g_autofree char *shown = printable (type_name);
-      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                      "registers an invalid type name '%s' (use letters, digits, '-', '_', '.')",
-                      shown);
-      return;
-    }
-
-  if (type == G_TYPE_INVALID || g_type_name (type) == NULL)
-    {
-      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                      "registers type name '%s' with an invalid GType", type_name);
-      return;
-    }
-
-  if (!g_type_is_a (type, EXO_TYPE_RESOURCE))
-    {
-      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                      "registers type name '%s' as %s, which does not derive from ExoResource",
-                      type_name, g_type_name (type));
-      return;
-    }
-
-  if (G_TYPE_IS_ABSTRACT (type))
-    {
-      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                      "registers type name '%s' as %s, which is abstract",
-                      type_name, g_type_name (type));
-      return;
-    }
-
-  for (guint i = 0; i < registrar->types->len; i++)
-    if (strcmp (g_array_index (registrar->types, RegisteredType, i).type_name, type_name) == 0)
-      {
-        registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                        "registers type name '%s' twice", type_name);
-        return;
-      }
-
-  existing = g_hash_table_lookup (registrar->loader->types, type_name);
-  if (existing != NULL)
-    {
-      if (existing->info->path[0] != '\0')
-        registrar_fail (registrar, EXO_PLUGIN_ERROR_NAME_CLASH,
-                        "registers type name '%s', already registered by plugin '%s' (%s)",
-                        type_name, existing->info->name, existing->info->path);
-      else
-        registrar_fail (registrar, EXO_PLUGIN_ERROR_NAME_CLASH,
-                        "registers type name '%s', already registered by built-in plugin '%s'",
-                        type_name, existing->info->name);
-      return;
-    }
-
-  entry.type_name = g_strdup (type_name);
-  entry.type = type;
-  g_array_append_val (registrar->types, entry);
-}
-
-/**
- * exo_plugin_registrar_add_role:
- * @registrar: the registrar given to the register function
- * @role: an interface type, e.g. %EXO_TYPE_PEER_HANDLE
- * @type: a non-abstract #GType deriving from #ExoResource that implements @role
- *
- * Declares @type as the plugin's implementation of @role, for resources of
- * other plugins that make objects of a role themselves: the node plugin makes
- * a peer handle of exo_plugin_lookup_role (%EXO_TYPE_PEER_HANDLE) for each peer
- * it finds.  Find the type with exo_plugin_lookup_role().
- *
- * One type per role in a process: a plugin that provides a role already
- * provided by another type is refused (%EXO_PLUGIN_ERROR_NAME_CLASH).  An
- * invalid @role or @type makes the loader refuse the plugin
- * (%EXO_PLUGIN_ERROR_INVALID).
- *
- * Added in plugin ABI 2.1.
- */
-void
-exo_plugin_registrar_add_role (ExoPluginRegistrar *registrar,
-                               GType               role,
-                               GType               type)
-{
-  RegisteredRole entry;
-
-  g_return_if_fail (registrar != NULL);
-
-  if (registrar->error != NULL)
-    return;
-
-  if (!G_TYPE_IS_INTERFACE (role))
-    {
-      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                      "provides a role that is not an interface (%s)",
-                      role != G_TYPE_INVALID && g_type_name (role) != NULL ? g_type_name (role) : "invalid GType");
-      return;
-    }
-  if (type == G_TYPE_INVALID || g_type_name (type) == NULL ||
-      !g_type_is_a (type, EXO_TYPE_RESOURCE) || G_TYPE_IS_ABSTRACT (type) ||
-      !g_type_is_a (type, role))
-    {
-      registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                      "provides role %s with %s, which is not a non-abstract ExoResource "
-                      "implementing it",
-                      g_type_name (role),
-                      type != G_TYPE_INVALID && g_type_name (type) != NULL ? g_type_name (type) : "an invalid GType");
-      return;
-    }
-  for (guint i = 0; i < registrar->roles->len; i++)
-    if (g_array_index (registrar->roles, RegisteredRole, i).role == role)
-      {
-        registrar_fail (registrar, EXO_PLUGIN_ERROR_INVALID,
-                        "provides role %s twice", g_type_name (role));
-        return;
-      }
-
-  entry.role = role;
-  entry.type = type;
-  g_array_append_val (registrar->roles, entry);
-}
-
-/**
- * exo_plugin_lookup_role:
- * @role: an interface type, e.g. %EXO_TYPE_PEER_HANDLE
- *
- * The type a loaded plugin provides for @role with
- * exo_plugin_registrar_add_role(), by any #ExoPluginLoader of this process
- * (GTypes are process-wide).  Thread-safe.
- *
- * Returns: the type, or %G_TYPE_INVALID when no loaded plugin provides @role
- *
- * Added in plugin ABI 2.1.
- */
-GType
-exo_plugin_lookup_role (GType role)
-{
-  GType type = G_TYPE_INVALID;
-
-  G_LOCK (roles);
-  if (roles != NULL)
-    type = GPOINTER_TO_SIZE (g_hash_table_lookup (roles, GSIZE_TO_POINTER (role)));
-  G_UNLOCK (roles);
-  return type;
-}
-
-/* Claims the roles of an accepted plugin, or says which one another type
- * holds (and claims none). */
-static gboolean
-claim_roles (GArray      *wanted,
-             const char  *where,
-             const char  *plugin_name,
-             GError     **error)
-{
-  gboolean ok = TRUE;
-
-  G_LOCK (roles);
-  if (roles == NULL)
-    roles = g_hash_table_new (NULL, NULL);
-  for (guint i = 0; ok && i < wanted->len; i++)
-    {
-      RegisteredRole *r = &g_array_index (wanted, RegisteredRole, i);
-      GType held = GPOINTER_TO_SIZE (g_hash_table_lookup (roles, GSIZE_TO_POINTER (r->role)));
-
-      if (held != G_TYPE_INVALID && held != r->type)
-        {
-          g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_NAME_CLASH,
-                       "%s: plugin '%s' provides role %s with %s, already provided by %s",
-                       where, plugin_name, g_type_name (r->role), g_type_name (r->type),
-                       g_type_name (held));
-          ok = FALSE;
-        }
-    }
-  for (guint i = 0; ok && i < wanted->len; i++)
-    {
-      RegisteredRole *r = &g_array_index (wanted, RegisteredRole, i);
-
-      g_hash_table_insert (roles, GSIZE_TO_POINTER (r->role), GSIZE_TO_POINTER (r->type));
-    }
-  G_UNLOCK (roles);
-  return ok;
-}
-
-/**
- * exo_plugin_registrar_get_plugin_name:
- * @registrar: the registrar given to the register function
- *
- * Returns: the name of the plugin being registered
- */
-const char *
-exo_plugin_registrar_get_plugin_name (ExoPluginRegistrar *registrar)
-{
-  g_return_val_if_fail (registrar != NULL, NULL);
-  return registrar->plugin_name;
-}
-
-static void
-registered_type_clear (gpointer data)
-{
-  RegisteredType *entry = data;
-
-  g_clear_pointer (&entry->type_name, g_free);
 }
 
 /* The loader */
@@ -784,9 +337,9 @@ register_descriptor (ExoPluginLoader           *self,
                    "%s: invalid plugin descriptor: no name", where);
       return NULL;
     }
-  if (!name_is_valid (descriptor->name))
+  if (!_exo_plugin_name_is_valid (descriptor->name))
     {
-      g_autofree char *shown = printable (descriptor->name);
+      g_autofree char *shown = _exo_plugin_printable (descriptor->name);
       g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_INVALID,
                    "%s: invalid plugin descriptor: invalid name '%s' "
                    "(use letters, digits, '-', '_', '.')",
@@ -828,7 +381,7 @@ register_descriptor (ExoPluginLoader           *self,
   registrar.plugin_name = descriptor->name;
   registrar.where = where;
   registrar.types = g_array_new (FALSE, TRUE, sizeof (RegisteredType));
-  g_array_set_clear_func (registrar.types, registered_type_clear);
+  g_array_set_clear_func (registrar.types, _exo_plugin_registered_type_clear);
   registrar.roles = g_array_new (FALSE, TRUE, sizeof (RegisteredRole));
 
   *register_ran = TRUE;
@@ -841,7 +394,7 @@ register_descriptor (ExoPluginLoader           *self,
       g_array_unref (registrar.roles);
       return NULL;
     }
-  if (!claim_roles (registrar.roles, where, descriptor->name, error))
+  if (!_exo_plugin_claim_roles (registrar.roles, where, descriptor->name, error))
     {
       g_array_unref (registrar.types);
       g_array_unref (registrar.roles);
@@ -896,7 +449,7 @@ exo_plugin_loader_load_file (ExoPluginLoader  *self,
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_file_is_safe (path, &real_path, error))
+  if (!_exo_plugin_check_file_is_safe (path, &real_path, error))
     return NULL;
 
   /* Open exactly the file that was checked: a name without a '/' would make
@@ -904,7 +457,7 @@ exo_plugin_loader_load_file (ExoPluginLoader  *self,
   module = g_module_open_full (real_path, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL, &local_error);
   if (module == NULL)
     {
-      g_autofree char *reason = one_line (local_error->message);
+      g_autofree char *reason = _exo_plugin_one_line (local_error->message);
       const char *shown = reason;
 
       /* dlerror() usually starts with the path again. */
@@ -973,7 +526,8 @@ exo_plugin_loader_register_builtin (ExoPluginLoader            *self,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   /* The name is read only once the ABI is known to match. */
-  if (descriptor->abi_major == EXO_PLUGIN_ABI_MAJOR && name_is_valid (descriptor->name))
+  if (descriptor->abi_major == EXO_PLUGIN_ABI_MAJOR &&
+      _exo_plugin_name_is_valid (descriptor->name))
     where = g_strdup_printf ("built-in plugin '%s'", descriptor->name);
   else
     where = g_strdup ("built-in plugin");
@@ -1010,7 +564,7 @@ list_dir_sorted (const char  *dir,
       if (!g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT) &&
           !g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOTDIR))
         {
-          g_autofree char *reason = one_line (local_error->message);
+          g_autofree char *reason = _exo_plugin_one_line (local_error->message);
           g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_NOT_FOUND,
                        "%s: cannot read the plugin folder: %s", dir, reason);
         }

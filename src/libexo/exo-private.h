@@ -80,18 +80,18 @@ gboolean _exo_resource_initialize_internal (ExoResource       *self,
                                             ExoInitWaiter     *waiter,
                                             ExoInitWaiterFunc  func);
 
-/* exo-resource-group.c */
+/* exo-resource-group-run.c, exo-resource-group-supervisor.c */
 gboolean _exo_resource_group_has_live_members (ExoResourceGroup *self);
 void     _exo_resource_group_member_state_changed (gpointer         member,
                                                    ExoResourceState old_state,
                                                    ExoResourceState new_state);
 
-/* exo-managed-resource.c */
+/* exo-managed-resource-recovery.c */
 void     _exo_managed_resource_state_changed (ExoManagedResource *self,
                                               ExoResourceState    old_state,
                                               ExoResourceState    new_state);
 
-/* exo-managed-resource.c: the runner, shared with ExoNetworkResource.
+/* exo-managed-resource-run.c: the runner, shared with ExoNetworkResource.
  * @observe sees each attempt's error (%NULL on success) before the runner
  * decides on a retry. */
 typedef void (*ExoRunObserver) (ExoManagedResource *self,

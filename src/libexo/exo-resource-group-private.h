@@ -10,9 +10,12 @@
  * The group's files:
  *
  *   exo-resource-group.c             the GObject: properties and public
- *                                    getters, membership (add, remove,
- *                                    lookup, the by-name set), the strategy
- *                                    enum, dispose and finalize
+ *                                    getters, the signals, the strategy
+ *                                    enum, reset, metrics, dispose and
+ *                                    finalize
+ *   exo-resource-group-members.c     membership: add, add_dependency,
+ *                                    remove, lookup, the by-name set, the
+ *                                    Member record's life
  *   exo-resource-group-plan.c        the dependency graph: edges, the
  *                                    topological order, cycle and unknown-
  *                                    dependency errors, the graph queries
@@ -331,12 +334,28 @@ group_is_active (ExoResourceGroup *self)
 }
 
 /* exo-resource-group.c */
+enum {
+  SIGNAL_MEMBER_ADDED,
+  SIGNAL_MEMBER_REMOVED,
+  N_SIGNALS,
+};
+
+/* the signal ids, set at class_init */
+G_GNUC_INTERNAL extern guint _exo_resource_group_signals[N_SIGNALS];
+
+void _exo_resource_group_notify_restarts (ExoResourceGroup *self);
+
+/* exo-resource-group-members.c */
 void _exo_resource_group_member_unref (gpointer data);
+void _exo_resource_group_member_release (Member *m);
 gboolean _exo_resource_group_member_has_dep_name (Member     *m,
                                                   const char *name);
 Member *_exo_resource_group_member_lookup (ExoResourceGroupPrivate *priv,
                                             const char              *name);
-void _exo_resource_group_notify_restarts (ExoResourceGroup *self);
+/* the by-name set's hash and equality (priv->by_name) */
+guint _exo_resource_group_member_key_hash (gconstpointer key);
+gboolean _exo_resource_group_member_key_equal (gconstpointer a,
+                                               gconstpointer b);
 
 /* exo-resource-group-plan.c */
 gboolean _exo_resource_group_ensure_plan (ExoResourceGroup  *self,

@@ -11,9 +11,12 @@
  *
  * The pool's files:
  *
- *   exo-resource-pool.c            the GObject: properties and accessors,
+ *   exo-resource-pool.c            the GObject: property specs,
  *                                  constructors, property notifications,
  *                                  ::leak-detected, dispose and finalize
+ *   exo-resource-pool-settings.c   the getters and setters of the pool's
+ *                                  configuration (sizes, *_ms, drain
+ *                                  timeout, retry policy)
  *   exo-pool-lease.c               ExoPoolLease; pool references dropped on
  *                                  other threads, handed to the pool's context
  *   exo-resource-pool-fastpath.c   try_acquire, release and the statistics:
@@ -69,6 +72,31 @@
 G_BEGIN_DECLS
 
 #define NOTIFY_INTERVAL_US (25 * G_TIME_SPAN_MILLISECOND)
+
+/* The pool's properties (exo-resource-pool.c installs them). */
+enum {
+  PROP_0,
+  PROP_ITEM_TYPE,
+  PROP_MIN_SIZE,
+  PROP_MAX_SIZE,
+  PROP_IDLE_TIMEOUT_MS,
+  PROP_MAX_LIFETIME_MS,
+  PROP_VALIDATE_AFTER_IDLE_MS,
+  PROP_IDLE_CHECK_INTERVAL_MS,
+  PROP_LEAK_THRESHOLD_MS,
+  PROP_DRAIN_TIMEOUT_MS,
+  PROP_RETRY_POLICY,
+  PROP_SIZE,
+  PROP_IDLE,
+  PROP_IN_USE,
+  PROP_WAITING,
+  PROP_ACQUIRED,
+  PROP_TIMEOUTS,
+  PROP_CREATED,
+  PROP_DESTROYED,
+  PROP_LEAKS,
+  N_PROPS,
+};
 
 typedef enum {
   SLOT_IDLE,
@@ -431,6 +459,8 @@ GPtrArray    *_exo_resource_pool_dispose_slots        (ExoResourcePool *self);
 
 /* exo-resource-pool.c: the pool's context */
 void          _exo_resource_pool_schedule_notify      (ExoResourcePool *self);
+void          _exo_resource_pool_notify               (ExoResourcePool *self,
+                                                       guint            prop);
 void          _exo_resource_pool_emit_leak_detected   (ExoResourcePool *self,
                                                        ExoResource     *resource,
                                                        guint64          held_ms);

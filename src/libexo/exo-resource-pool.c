@@ -2,24 +2,23 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * This file is the GObject: the type, its properties and their accessors,
- * the constructors, the coalesced property notifications (notify_cb), the
- * ::leak-detected signal, and constructed, dispose and finalize.  The pool's
- * other files, and the rules they share, are in exo-resource-pool-private.h.
+ * This file is the GObject: the type, its property specs (get_property and
+ * set_property; the getters and setters are in
+ * exo-resource-pool-settings.c), the constructors, the coalesced property
+ * notifications (notify_cb), the ::leak-detected signal, and constructed,
+ * dispose and finalize.  The pool's other files, and the rules they share,
+ * are in exo-resource-pool-private.h.
  *
- * Threads: all of it runs in the pool's main context, except
- * exo_resource_pool_get_min_size() and _get_max_size(), which any thread may
- * call.  Under the mutex it touches min_size and max_size (the accessors),
- * and notify_pending, last_notify_us and the counters it publishes (notify_cb,
- * _exo_resource_pool_schedule_notify); it reads phase without it.  Only on
- * the main context: the configuration (item type and properties, factory,
- * the *_ms settings, retry policy, drain timeout), the sources, and the
- * values last notified.  exo_resource_pool_init() and finalize touch
- * everything without the mutex: no other thread can see the pool then.
+ * Threads: all of it runs in the pool's main context.  Under the mutex it
+ * touches notify_pending, last_notify_us and the counters it publishes
+ * (notify_cb, _exo_resource_pool_schedule_notify); it reads phase without
+ * it.  Only on the main context: the configuration (item type and
+ * properties, factory), the sources, and the values last notified.
+ * exo_resource_pool_init() and finalize touch everything without the
+ * mutex: no other thread can see the pool then.
  *
- * Re-entrancy: notify_cb notifies after unlocking; its handlers, those of
- * the setters' notifications and of ::leak-detected may call back into the
- * pool.  The size setters run the dispatcher after notifying.
+ * Re-entrancy: notify_cb notifies after unlocking; its handlers, and those
+ * of ::leak-detected, may call back into the pool.
  */
 #include "exo-resource-pool-private.h"
 
@@ -73,30 +72,6 @@
  * the pool's context, so that the pool is always finalized there, and its
  * resources cleaned up there, even when a worker drops the last lease.
  */
-
-enum {
-  PROP_0,
-  PROP_ITEM_TYPE,
-  PROP_MIN_SIZE,
-  PROP_MAX_SIZE,
-  PROP_IDLE_TIMEOUT_MS,
-  PROP_MAX_LIFETIME_MS,
-  PROP_VALIDATE_AFTER_IDLE_MS,
-  PROP_IDLE_CHECK_INTERVAL_MS,
-  PROP_LEAK_THRESHOLD_MS,
-  PROP_DRAIN_TIMEOUT_MS,
-  PROP_RETRY_POLICY,
-  PROP_SIZE,
-  PROP_IDLE,
-  PROP_IN_USE,
-  PROP_WAITING,
-  PROP_ACQUIRED,
-  PROP_TIMEOUTS,
-  PROP_CREATED,
-  PROP_DESTROYED,
-  PROP_LEAKS,
-  N_PROPS,
-};
 
 enum {
   SIGNAL_LEAK_DETECTED,
@@ -204,6 +179,14 @@ _exo_resource_pool_emit_leak_detected (ExoResourcePool *self,
                                        guint64          held_ms)
 {
   g_signal_emit (self, signals[SIGNAL_LEAK_DETECTED], 0, resource, held_ms);
+}
+
+/* For the settings: @prop changed. */
+void
+_exo_resource_pool_notify (ExoResourcePool *self,
+                           guint            prop)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);
 }
 
 static void
@@ -380,301 +363,6 @@ exo_resource_pool_new_with_factory (ExoPoolFactory  factory,
   return self;
 }
 
-/* --- accessors --------------------------------------------------------- */
-
-/**
- * exo_resource_pool_get_item_type:
- * @self: a pool
- *
- * Returns: the type of resource the pool makes, or %G_TYPE_INVALID when it
- *   uses a factory callback
- */
-GType
-exo_resource_pool_get_item_type (ExoResourcePool *self)
-{
-  g_return_val_if_fail (EXO_IS_RESOURCE_POOL (self), G_TYPE_INVALID);
-  return self->item_type;
-}
-
-/**
- * exo_resource_pool_get_min_size:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:min-size
- */
-guint
-exo_resource_pool_get_min_size (ExoResourcePool *self)
-{
-  guint n;
-
-  g_return_val_if_fail (EXO_IS_RESOURCE_POOL (self), 0);
-  g_mutex_lock (&self->mutex);
-  n = self->min_size;
-  g_mutex_unlock (&self->mutex);
-  return n;
-}
-
-/**
- * exo_resource_pool_set_min_size:
- * @self: a pool
- * @min_size: resources to keep, even when idle
- *
- * Raising it above #ExoResourcePool:max-size raises that too.  A usable
- * pool makes the missing resources at once.
- */
-void
-exo_resource_pool_set_min_size (ExoResourcePool *self,
-                                guint            min_size)
-{
-  gboolean raise_max = FALSE;
-
-  g_return_if_fail (EXO_IS_RESOURCE_POOL (self));
-
-  g_mutex_lock (&self->mutex);
-  if (self->min_size == min_size)
-    {
-      g_mutex_unlock (&self->mutex);
-      return;
-    }
-  self->min_size = min_size;
-  if (self->max_size < min_size)
-    {
-      self->max_size = min_size;
-      raise_max = TRUE;
-    }
-  g_mutex_unlock (&self->mutex);
-
-  g_object_freeze_notify (G_OBJECT (self));
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MIN_SIZE]);
-  if (raise_max)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_SIZE]);
-  g_object_thaw_notify (G_OBJECT (self));
-
-  if (self->phase == PHASE_OPEN)
-    _exo_resource_pool_run_dispatch (self);
-}
-
-/**
- * exo_resource_pool_get_max_size:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:max-size
- */
-guint
-exo_resource_pool_get_max_size (ExoResourcePool *self)
-{
-  guint n;
-
-  g_return_val_if_fail (EXO_IS_RESOURCE_POOL (self), 0);
-  g_mutex_lock (&self->mutex);
-  n = self->max_size;
-  g_mutex_unlock (&self->mutex);
-  return n;
-}
-
-/**
- * exo_resource_pool_set_max_size:
- * @self: a pool
- * @max_size: the most resources that may exist, at least 1
- *
- * Lowering it below #ExoResourcePool:min-size lowers that too; idle
- * resources above the new maximum are dropped, lent ones when given back.
- */
-void
-exo_resource_pool_set_max_size (ExoResourcePool *self,
-                                guint            max_size)
-{
-  gboolean lower_min = FALSE;
-
-  g_return_if_fail (EXO_IS_RESOURCE_POOL (self));
-  g_return_if_fail (max_size > 0);
-
-  g_mutex_lock (&self->mutex);
-  if (self->max_size == max_size)
-    {
-      g_mutex_unlock (&self->mutex);
-      return;
-    }
-  self->max_size = max_size;
-  if (self->min_size > max_size)
-    {
-      self->min_size = max_size;
-      lower_min = TRUE;
-    }
-  g_mutex_unlock (&self->mutex);
-
-  g_object_freeze_notify (G_OBJECT (self));
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_SIZE]);
-  if (lower_min)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MIN_SIZE]);
-  g_object_thaw_notify (G_OBJECT (self));
-
-  if (self->phase == PHASE_OPEN)
-    _exo_resource_pool_run_dispatch (self);
-}
-
-#define DEFINE_MS_PROPERTY(name, field, prop)                                  \
-guint                                                                          \
-exo_resource_pool_get_##name (ExoResourcePool *self)                           \
-{                                                                              \
-  g_return_val_if_fail (EXO_IS_RESOURCE_POOL (self), 0);                       \
-  return self->field;                                                          \
-}                                                                              \
-                                                                               \
-void                                                                           \
-exo_resource_pool_set_##name (ExoResourcePool *self,                           \
-                              guint            value)                          \
-{                                                                              \
-  g_return_if_fail (EXO_IS_RESOURCE_POOL (self));                              \
-                                                                               \
-  if (self->field == value)                                                    \
-    return;                                                                    \
-  self->field = value;                                                         \
-  _exo_resource_pool_update_config (self);                                     \
-  g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);                \
-}
-
-/**
- * exo_resource_pool_get_idle_timeout:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:idle-timeout-ms
- */
-/**
- * exo_resource_pool_set_idle_timeout:
- * @self: a pool
- * @timeout_ms: milliseconds, 0 = never evict
- *
- * Sets #ExoResourcePool:idle-timeout-ms.
- */
-DEFINE_MS_PROPERTY (idle_timeout, idle_timeout_ms, PROP_IDLE_TIMEOUT_MS)
-/**
- * exo_resource_pool_get_max_lifetime:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:max-lifetime-ms
- */
-/**
- * exo_resource_pool_set_max_lifetime:
- * @self: a pool
- * @lifetime_ms: milliseconds, 0 = unlimited
- *
- * Sets #ExoResourcePool:max-lifetime-ms.
- */
-DEFINE_MS_PROPERTY (max_lifetime, lifetime_ms, PROP_MAX_LIFETIME_MS)
-/**
- * exo_resource_pool_get_validate_after_idle:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:validate-after-idle-ms
- */
-/**
- * exo_resource_pool_set_validate_after_idle:
- * @self: a pool
- * @idle_ms: milliseconds, 0 = never validate
- *
- * Sets #ExoResourcePool:validate-after-idle-ms.
- */
-DEFINE_MS_PROPERTY (validate_after_idle, validate_ms, PROP_VALIDATE_AFTER_IDLE_MS)
-/**
- * exo_resource_pool_get_idle_check_interval:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:idle-check-interval-ms
- */
-/**
- * exo_resource_pool_set_idle_check_interval:
- * @self: a pool
- * @interval_ms: milliseconds, 0 = no periodic checks
- *
- * Sets #ExoResourcePool:idle-check-interval-ms.
- */
-DEFINE_MS_PROPERTY (idle_check_interval, check_ms, PROP_IDLE_CHECK_INTERVAL_MS)
-/**
- * exo_resource_pool_get_leak_threshold:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:leak-threshold-ms
- */
-/**
- * exo_resource_pool_set_leak_threshold:
- * @self: a pool
- * @threshold_ms: milliseconds, 0 = no leak detection
- *
- * Sets #ExoResourcePool:leak-threshold-ms.
- */
-DEFINE_MS_PROPERTY (leak_threshold, leak_ms, PROP_LEAK_THRESHOLD_MS)
-
-#undef DEFINE_MS_PROPERTY
-
-/**
- * exo_resource_pool_get_drain_timeout:
- * @self: a pool
- *
- * Returns: the #ExoResourcePool:drain-timeout-ms
- */
-guint
-exo_resource_pool_get_drain_timeout (ExoResourcePool *self)
-{
-  g_return_val_if_fail (EXO_IS_RESOURCE_POOL (self), 0);
-  return self->drain_timeout_ms;
-}
-
-/**
- * exo_resource_pool_set_drain_timeout:
- * @self: a pool
- * @timeout_ms: how long cleanup waits for lent resources, 0 = not at all
- *
- * Sets #ExoResourcePool:drain-timeout-ms.
- */
-void
-exo_resource_pool_set_drain_timeout (ExoResourcePool *self,
-                                     guint            timeout_ms)
-{
-  g_return_if_fail (EXO_IS_RESOURCE_POOL (self));
-
-  if (self->drain_timeout_ms == timeout_ms)
-    return;
-  self->drain_timeout_ms = timeout_ms;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DRAIN_TIMEOUT_MS]);
-}
-
-/**
- * exo_resource_pool_get_retry_policy:
- * @self: a pool
- *
- * Returns: (transfer full): a copy of the backoff used when making a
- *   resource fails
- */
-ExoRetryPolicy *
-exo_resource_pool_get_retry_policy (ExoResourcePool *self)
-{
-  g_return_val_if_fail (EXO_IS_RESOURCE_POOL (self), NULL);
-  return exo_retry_policy_copy (self->retry_policy);
-}
-
-/**
- * exo_resource_pool_set_retry_policy:
- * @self: a pool
- * @policy: the backoff between attempts to make a resource
- *
- * When making a resource fails, the pool tries again after the policy's
- * delay for as long as someone waits or the pool is below its minimum.
- * `max-retries` consecutive failures (unless %G_MAXUINT, the default) fail
- * the waiters when the pool has no resource at all.
- */
-void
-exo_resource_pool_set_retry_policy (ExoResourcePool      *self,
-                                    const ExoRetryPolicy *policy)
-{
-  g_return_if_fail (EXO_IS_RESOURCE_POOL (self));
-  g_return_if_fail (policy != NULL);
-  g_return_if_fail (exo_retry_policy_validate (policy, NULL));
-
-  exo_retry_policy_free (self->retry_policy);
-  self->retry_policy = exo_retry_policy_copy (policy);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRY_POLICY]);
-}
 
 /* --- GObject ----------------------------------------------------------- */
 

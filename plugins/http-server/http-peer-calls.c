@@ -1,0 +1,425 @@
+/* http-peer-calls.c: the ExoPeerHandle calls of ExoHttpPeer.
+ *
+ * Owns the calls a node makes on a peer: send_prompt, send_tensor,
+ * send_result, collect_topology and send_cancel (the ExoPeerHandle vtable,
+ * exo_http_peer_peer_handle_init()), and the Call they share: a POST of a
+ * JSON or binary body (a tensor goes raw, its shape and dtype in headers)
+ * with a call id that stays the same on every attempt, so the server can
+ * drop a duplicate.  Each call runs through exo_network_resource_run_async()
+ * with call-timeout-ms per attempt and the retry policy; each attempt is one
+ * exchange (http-peer-exchange.c).  http-peer-private.h lists the other
+ * files.
+ *
+ * Rules: everything runs in the peer's main context; no locks.  The Call
+ * is the call's GTask data: it lives until the runner's callback has run.
+ * A topology answer is checked to be a JSON object before it is handed on.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "http-peer-private.h"
+
+#include <string.h>
+
+/* --- calls --------------------------------------------------------------- */
+
+typedef struct
+{
+  char    *path;
+  char    *content_type;
+  GBytes  *body;
+  GStrv    headers;      /* name, value, name, value, …, NULL */
+  char    *call_id;      /* the same on every attempt (EXO_HTTP_HEADER_CALL_ID) */
+} Call;
+
+static void
+call_free (Call *call)
+{
+  g_free (call->path);
+  g_free (call->content_type);
+  g_bytes_unref (call->body);
+  g_strfreev (call->headers);
+  g_free (call->call_id);
+  g_free (call);
+}
+
+static Call *
+call_new_json (const char *path,
+               JsonNode   *root)
+{
+  Call *call = g_new0 (Call, 1);
+  char *json = exo_http_node_to_string (root);
+
+  call->path = g_strdup (path);
+  call->content_type = g_strdup ("application/json");
+  call->body = g_bytes_new_take (json, strlen (json));
+  return call;
+}
+
+static void
+call_exchange_done (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;   /* the runner's attempt task */
+  GError *error = NULL;
+  GBytes *body = http_peer_exchange_finish (EXO_HTTP_PEER (source), result, &error);
+
+  if (body == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, body, (GDestroyNotify) g_bytes_unref);
+}
+
+/* One attempt (ExoOperationFunc): the runner made sure we are connected. */
+static void
+call_attempt (ExoResource  *resource,
+              GCancellable *cancellable,
+              GTask        *task,
+              gpointer      user_data)
+{
+  ExoHttpPeer *self = EXO_HTTP_PEER (resource);
+  Call *call = user_data;
+  g_autoptr(GError) error = NULL;
+  SoupMessage *msg = http_peer_new_message (self, "POST", call->path, &error);
+
+  if (msg == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (call->headers != NULL)
+    {
+      SoupMessageHeaders *headers = soup_message_get_request_headers (msg);
+
+      for (guint i = 0; call->headers[i] != NULL && call->headers[i + 1] != NULL; i += 2)
+        soup_message_headers_replace (headers, call->headers[i], call->headers[i + 1]);
+    }
+  if (call->call_id != NULL)
+    soup_message_headers_replace (soup_message_get_request_headers (msg),
+                                  EXO_HTTP_HEADER_CALL_ID, call->call_id);
+  soup_message_set_request_body_from_bytes (msg, call->content_type, call->body);
+  /* The runner times each attempt (call-timeout-ms) through @cancellable. */
+  http_peer_exchange_async (self, msg, call->body, call->path, 0, cancellable,
+                            call_exchange_done, g_object_ref (task));
+}
+
+static void
+call_run_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExoHttpPeer *self = EXO_HTTP_PEER (source);
+  GError *error = NULL;
+  GBytes *body = exo_network_resource_run_finish (EXO_NETWORK_RESOURCE (self), result, &error);
+
+  self->calls++;
+  if (body == NULL)
+    {
+      self->call_failures++;
+      if (error == NULL)
+        error = g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED, "peer %s: no answer",
+                             peer_label_id (self));
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, body, (GDestroyNotify) g_bytes_unref);
+}
+
+static void
+call_start (ExoHttpPeer         *self,
+            Call                *call,          /* taken */
+            gpointer             source_tag,
+            GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, source_tag);
+  if (call->call_id == NULL)
+    call->call_id = g_uuid_string_random ();
+  g_task_set_task_data (task, call, (GDestroyNotify) call_free);
+  /* @call is the task's data: it lives until call_run_done has run */
+  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (self), call_attempt, call, NULL,
+                                  self->call_timeout_ms, cancellable, call_run_done, task);
+}
+
+static gboolean
+call_finish_boolean (ExoPeerHandle  *peer,
+                     GAsyncResult   *result,
+                     gpointer        source_tag,
+                     GError        **error)
+{
+  g_autoptr(GBytes) body = NULL;
+
+  g_return_val_if_fail (g_task_is_valid (result, peer), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, FALSE);
+
+  body = g_task_propagate_pointer (G_TASK (result), error);
+  return body != NULL;
+}
+
+/* --- ExoPeerHandle ------------------------------------------------------- */
+
+static const char *
+exo_http_peer_get_peer_id (ExoPeerHandle *peer)
+{
+  return EXO_HTTP_PEER (peer)->peer_id;
+}
+
+static const char *
+exo_http_peer_get_address (ExoPeerHandle *peer)
+{
+  return exo_network_resource_get_address (EXO_NETWORK_RESOURCE (peer));
+}
+
+static GVariant *
+exo_http_peer_get_device_capabilities (ExoPeerHandle *peer)
+{
+  ExoHttpPeer *self = EXO_HTTP_PEER (peer);
+
+  if (self->capabilities != NULL)
+    return g_variant_ref (self->capabilities);
+  return g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
+}
+
+static void
+exo_http_peer_send_prompt_async (ExoPeerHandle             *peer,
+                                 const ExoShard            *shard,
+                                 const char                *prompt,
+                                 const char                *request_id,
+                                 const ExoGenerationParams *params,
+                                 GCancellable              *cancellable,
+                                 GAsyncReadyCallback        callback,
+                                 gpointer                   user_data)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  Call *call;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "shard");
+  json_builder_add_value (builder, exo_http_shard_to_json (shard));
+  json_builder_set_member_name (builder, "prompt");
+  json_builder_add_string_value (builder, prompt);
+  json_builder_set_member_name (builder, "request_id");
+  json_builder_add_string_value (builder, request_id);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+
+  call = call_new_json ("/peer/v1/prompt", root);
+  if (params != NULL)
+    {
+      /* "params" is written by exo_http_params_to_string (), not json-glib
+       * (see there): it goes in before the object's closing brace. */
+      g_autofree char *params_json = exo_http_params_to_string (params);
+      gsize len = 0;
+      const char *json = g_bytes_get_data (call->body, &len);
+      GString *body = g_string_new_len (json, len);
+
+      g_assert (len > 2 && body->str[len - 1] == '}');
+      g_string_truncate (body, len - 1);
+      g_string_append_printf (body, ",\"params\":%s}", params_json);
+      g_bytes_unref (call->body);
+      call->body = g_string_free_to_bytes (body);
+    }
+  call_start (EXO_HTTP_PEER (peer), call, exo_http_peer_send_prompt_async, cancellable,
+              callback, user_data);
+}
+
+static gboolean
+exo_http_peer_send_prompt_finish (ExoPeerHandle  *peer,
+                                  GAsyncResult   *result,
+                                  GError        **error)
+{
+  return call_finish_boolean (peer, result, exo_http_peer_send_prompt_async, error);
+}
+
+static void
+exo_http_peer_send_tensor_async (ExoPeerHandle             *peer,
+                                 const ExoShard            *shard,
+                                 ExoTensor                 *tensor,
+                                 const char                *request_id,
+                                 const ExoGenerationParams *params,
+                                 GCancellable              *cancellable,
+                                 GAsyncReadyCallback        callback,
+                                 gpointer                   user_data)
+{
+  Call *call = g_new0 (Call, 1);
+  GStrvBuilder *headers = g_strv_builder_new ();
+  g_autofree char *shard_json = exo_http_shard_to_string (shard);
+  g_autofree char *shape = exo_http_shape_to_string (exo_tensor_get_shape (tensor),
+                                                     exo_tensor_get_n_dims (tensor));
+
+  g_strv_builder_add_many (headers,
+                           EXO_HTTP_HEADER_REQUEST_ID, request_id,
+                           EXO_HTTP_HEADER_SHARD, shard_json,
+                           EXO_HTTP_HEADER_DTYPE, exo_dtype_to_string (exo_tensor_get_dtype (tensor)),
+                           EXO_HTTP_HEADER_SHAPE, shape,
+                           NULL);
+  if (params != NULL)
+    {
+      g_autofree char *params_json = exo_http_params_to_string (params);
+
+      g_strv_builder_add_many (headers, EXO_HTTP_HEADER_PARAMS, params_json, NULL);
+    }
+  call->headers = g_strv_builder_end (headers);
+  g_strv_builder_unref (headers);
+  call->path = g_strdup ("/peer/v1/tensor");
+  call->content_type = g_strdup ("application/octet-stream");
+  call->body = g_bytes_ref (exo_tensor_get_data (tensor));
+
+  call_start (EXO_HTTP_PEER (peer), call, exo_http_peer_send_tensor_async,
+              cancellable, callback, user_data);
+}
+
+static gboolean
+exo_http_peer_send_tensor_finish (ExoPeerHandle  *peer,
+                                  GAsyncResult   *result,
+                                  GError        **error)
+{
+  return call_finish_boolean (peer, result, exo_http_peer_send_tensor_async, error);
+}
+
+static void
+exo_http_peer_send_result_async (ExoPeerHandle       *peer,
+                                 const char          *request_id,
+                                 const gint32        *tokens,
+                                 gsize                n_tokens,
+                                 gboolean             is_finished,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "request_id");
+  json_builder_add_string_value (builder, request_id);
+  json_builder_set_member_name (builder, "result");
+  json_builder_begin_array (builder);
+  for (gsize i = 0; i < n_tokens; i++)
+    json_builder_add_int_value (builder, tokens[i]);
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "is_finished");
+  json_builder_add_boolean_value (builder, is_finished);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+
+  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/result", root),
+              exo_http_peer_send_result_async, cancellable, callback, user_data);
+}
+
+static gboolean
+exo_http_peer_send_result_finish (ExoPeerHandle  *peer,
+                                  GAsyncResult   *result,
+                                  GError        **error)
+{
+  return call_finish_boolean (peer, result, exo_http_peer_send_result_async, error);
+}
+
+static void
+exo_http_peer_collect_topology_async (ExoPeerHandle       *peer,
+                                      const char * const  *visited,
+                                      guint                max_depth,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "visited");
+  json_builder_begin_array (builder);
+  for (guint i = 0; visited != NULL && visited[i] != NULL; i++)
+    json_builder_add_string_value (builder, visited[i]);
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "max_depth");
+  json_builder_add_int_value (builder, max_depth);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+
+  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/topology", root),
+              exo_http_peer_collect_topology_async, cancellable, callback, user_data);
+}
+
+static char *
+exo_http_peer_collect_topology_finish (ExoPeerHandle  *peer,
+                                       GAsyncResult   *result,
+                                       GError        **error)
+{
+  ExoHttpPeer *self = EXO_HTTP_PEER (peer);
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) parse_error = NULL;
+  const char *data;
+  gsize len = 0;
+
+  g_return_val_if_fail (g_task_is_valid (result, peer), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        exo_http_peer_collect_topology_async, NULL);
+
+  body = g_task_propagate_pointer (G_TASK (result), error);
+  if (body == NULL)
+    return NULL;
+  data = g_bytes_get_data (body, &len);
+  root = exo_http_parse_json (data, len, &parse_error);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "peer %s at %s answered a topology that is not a JSON object%s%s",
+                   peer_label_id (self), peer_address (self),
+                   parse_error != NULL ? ": " : "", parse_error != NULL ? parse_error->message : "");
+      return NULL;
+    }
+  return g_strndup (data, len);
+}
+
+static void
+exo_http_peer_send_cancel_async (ExoPeerHandle       *peer,
+                                 const char          *request_id,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "request_id");
+  json_builder_add_string_value (builder, request_id);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+
+  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/cancel", root),
+              exo_http_peer_send_cancel_async, cancellable, callback, user_data);
+}
+
+static gboolean
+exo_http_peer_send_cancel_finish (ExoPeerHandle  *peer,
+                                  GAsyncResult   *result,
+                                  GError        **error)
+{
+  return call_finish_boolean (peer, result, exo_http_peer_send_cancel_async, error);
+}
+
+void
+exo_http_peer_peer_handle_init (ExoPeerHandleInterface *iface)
+{
+  iface->get_peer_id = exo_http_peer_get_peer_id;
+  iface->get_address = exo_http_peer_get_address;
+  iface->get_device_capabilities = exo_http_peer_get_device_capabilities;
+  iface->send_prompt_async = exo_http_peer_send_prompt_async;
+  iface->send_prompt_finish = exo_http_peer_send_prompt_finish;
+  iface->send_tensor_async = exo_http_peer_send_tensor_async;
+  iface->send_tensor_finish = exo_http_peer_send_tensor_finish;
+  iface->send_result_async = exo_http_peer_send_result_async;
+  iface->send_result_finish = exo_http_peer_send_result_finish;
+  iface->collect_topology_async = exo_http_peer_collect_topology_async;
+  iface->collect_topology_finish = exo_http_peer_collect_topology_finish;
+  iface->send_cancel_async = exo_http_peer_send_cancel_async;
+  iface->send_cancel_finish = exo_http_peer_send_cancel_finish;
+}
