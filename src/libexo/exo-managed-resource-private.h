@@ -117,16 +117,6 @@ reset_limiter (ExoManagedResourcePrivate *priv)
 }
 
 static inline void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
-static inline void
 clear_extra_source (ExoManagedResourcePrivate *priv,
                     glong                      offset)
 {

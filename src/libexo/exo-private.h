@@ -8,6 +8,18 @@
 
 G_BEGIN_DECLS
 
+/* Destroys *@source (a source the caller attached and holds a reference
+ * to) and clears the pointer; nothing when it is NULL. */
+static inline void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
 /* exo-registry.c: called by ExoResource when it is made and disposed. */
 void _exo_registry_add    (ExoResource *resource);
 void _exo_registry_remove (ExoResource *resource);

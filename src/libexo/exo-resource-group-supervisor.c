@@ -577,16 +577,6 @@ member_timeout (Member      *m,
   return source;
 }
 
-static void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
 void
 _exo_resource_group_clear_member_timers (Member *m)
 {

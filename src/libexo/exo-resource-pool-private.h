@@ -249,16 +249,6 @@ pool_now (void)
 
 /* --- waking the pool's context, timers --------------------------------- */
 
-static inline void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
 static inline GSource *
 add_timeout (ExoResourcePool *self,
              guint            ms,

@@ -209,16 +209,6 @@ set_attempts (ExoResource *self,
 }
 
 static inline void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
-static inline void
 clear_extra_source (ExoResourcePrivate *priv,
                     glong               offset)
 {

@@ -154,16 +154,6 @@ task_set_status (ExoTask       *self,
   g_object_notify_by_pspec (G_OBJECT (self), task_properties[TASK_PROP_STATUS]);
 }
 
-static void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
 /* Destroys every source the task owns; none of their callbacks runs again. */
 static void
 task_clear_sources (ExoTask *self)
