@@ -57,12 +57,17 @@ for page in man8/exo-node.8 man1/exoctl.1 man5/exo-node.json.5; do
   if [[ ! -f $f ]]; then problems+=("missing: $mandir/$page"); continue; fi
   warnings=$(LC_ALL=C.UTF-8 groff -man -ww -z -Tutf8 "$f" 2>&1)
   [[ -z $warnings ]] || problems+=("$page: $warnings")
+  if command -v man >/dev/null; then
+    # what a reader sees: no Markdown left over
+    leftover=$(MANWIDTH=80 man -l "$f" 2>/dev/null | grep -n -e '\*\*' -e '](' | head -3)
+    [[ -z $leftover ]] || problems+=("$page: Markdown in the rendered page: $leftover")
+  fi
   if command -v lexgrog >/dev/null; then
     name=$(lexgrog "$f" 2>&1)
     grep -q ' - ' <<<"$name" || problems+=("$page: lexgrog finds no NAME line: $name")
   fi
 done
-if ((${#problems[@]} == 0)); then ok "man pages installed, clean under groff -ww, indexed by lexgrog"
+if ((${#problems[@]} == 0)); then ok "man pages installed, clean under groff -ww, no Markdown left, indexed by lexgrog"
 else not_ok "man pages" "${problems[@]}"; fi
 
 # the options exo-node --help lists are all in exo-node(8)
@@ -159,7 +164,9 @@ fi
 if out=$(meson setup "$tmp/notests" "$src" -Dtests=false -Dintrospection=disabled 2>&1); then
   tests=$(meson introspect "$tmp/notests" --targets | python3 -c \
     "import json,sys; print(' '.join(t['name'] for t in json.load(sys.stdin) if t['name'].startswith(('test-','exo-bench','fuzz-'))))")
-  if [[ -z $tests ]]; then ok "-Dtests=false configures no test, bench or fuzzer"
+  tests+=$(meson introspect "$tmp/notests" --tests | python3 -c \
+    "import json,sys; print(' '.join(t['name'] for t in json.load(sys.stdin)))")
+  if [[ -z $tests ]]; then ok "-Dtests=false configures no test, bench or fuzzer, and meson test has none"
   else not_ok "-Dtests=false configures no test" "configured: $tests"; fi
 else
   not_ok "meson setup -Dtests=false" "$(tail -5 <<<"$out")"

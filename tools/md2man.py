@@ -26,6 +26,8 @@ def escape(text):
 def inline(text):
     """Markdown inline markup to roff font changes."""
     text = escape(text)
+    # **`code`**: code is bold already
+    text = re.sub(r'\*\*(`[^`]+`)\*\*', r'\1', text)
     parts = re.split(r'(``.+?``|`[^`]+`)', text)
     out = []
     for i, part in enumerate(parts):
@@ -63,24 +65,55 @@ def code_line(line):
     return line
 
 
+def split_row(row):
+    """The cells of a pipe-table row; `\\|` is a | inside a cell."""
+    row = row.strip()
+    if row.startswith('|'):
+        row = row[1:]
+    if row.endswith('|') and not row.endswith('\\|'):
+        row = row[:-1]
+    cells = re.split(r'(?<!\\)\|', row)
+    return [c.strip().replace('\\|', '|') for c in cells]
+
+
+def plain(text):
+    """A cell's text without Markdown markup, for preformatted tables."""
+    text = re.sub(r'\[([^\]]+)\]\([^)]+\)', r'\1', text)
+    text = re.sub(r'\*\*([^*]+)\*\*', r'\1', text)
+    return re.sub(r'`([^`]*)`', r'\1', text)
+
+
 def table(rows, out):
-    """A pipe table as preformatted text, columns padded."""
-    cells = []
-    for row in rows:
-        row = row.strip().strip('|')
-        if re.fullmatch(r'[\s|:-]+', row):
-            continue
-        cells.append([re.sub(r'`([^`]*)`', r'\1', c.strip()) for c in row.split('|')])
-    widths = [max(len(r[i]) if i < len(r) else 0 for r in cells)
-              for i in range(max(len(r) for r in cells))]
-    out.append('.PP')
-    out.append('.nf')
-    out.append('.RS 4')
-    for r in cells:
-        line = '  '.join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip()
-        out.append(code_line(line))
-    out.append('.RE')
-    out.append('.fi')
+    """A pipe table: preformatted with padded columns when it fits 72
+    columns; otherwise one tagged paragraph per row (first cell as the tag,
+    the others as "header: text"), so that nothing runs off an 80-column
+    terminal."""
+    cells = [split_row(r) for r in rows if not re.fullmatch(r'[\s|:-]+', r.strip())]
+    n = max(len(r) for r in cells)
+    cells = [r + [''] * (n - len(r)) for r in cells]
+    widths = [max(len(plain(r[i])) for r in cells) for i in range(n)]
+    if sum(widths) + 2 * (n - 1) <= 72:
+        out.append('.PP')
+        out.append('.nf')
+        out.append('.RS 4')
+        for r in cells:
+            line = '  '.join(plain(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip()
+            out.append(code_line(line))
+        out.append('.RE')
+        out.append('.fi')
+        return
+    header, body = cells[0], cells[1:]
+    for r in body:
+        out.append('.TP')
+        out.append(text_line(inline(r[0])))
+        first = True
+        for h, c in zip(header[1:], r[1:]):
+            if not c:
+                continue
+            if not first:
+                out.append('.br')
+            first = False
+            out.append(text_line(inline('%s: %s' % (plain(h), c) if h else c)))
 
 
 def convert(lines, name, section, version, description):

@@ -364,6 +364,8 @@ static const ExoMetricEntry llama_metric_entries[] = {
     .help = "The engine's model (value 1)." },
   { .key = "model-format", .kind = EXO_METRIC_INFO, .name = "exo_engine_info",
     .help = "The engine's model (value 1)." },
+  { .key = "kernels", .kind = EXO_METRIC_INFO, .name = "exo_engine_info",
+    .help = "The engine's model (value 1)." },
   { .key = "n-layers", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_model_layers",
     .help = "Layers of the engine's model." },
   { .key = "dim", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_model_dim",

@@ -787,6 +787,11 @@ main (int argc, char **argv)
               EXO_PLUGIN_ABI_MAJOR, EXO_PLUGIN_ABI_MINOR);
       return 0;
     }
+  if (d->shutdown_timeout_s < 0)
+    {
+      fprintf (stderr, "exo-node: --shutdown-timeout must be 0 (no limit) or more seconds\n");
+      return 2;
+    }
   if (d->bus_name != NULL && !g_dbus_is_name (d->bus_name))
     {
       fprintf (stderr, "exo-node: '%s' is not a valid bus name\n", d->bus_name);
