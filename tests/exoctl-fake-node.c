@@ -112,7 +112,9 @@ on_method (ExoDBusResource1       *r,
   if (g_str_equal (id, "discovery"))
     {
       g_dbus_method_invocation_return_dbus_error (invocation, "org.exo.Error.Failed",
-                                                  "bind to port 5678 failed: Address already in use");
+                                                  /* a node's text: exoctl prints it on one
+                                                   * line, without terminal controls */
+                                                  "bind to port 5678 failed:\nAddress already in use\033[2J\302\233");
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
 

@@ -444,6 +444,9 @@ test_methods (void)
 
         g_assert_cmpint (run->status, ==, 1);
         g_assert_nonnull (strstr (run->err, "bind to port 5678 failed: Address already in use"));
+        g_assert_cmpuint (strlen (run->err), ==, strcspn (run->err, "\n") + 1);   /* one line */
+        g_assert_null (strchr (run->err, '\033'));                              /* no ESC */
+        g_assert_null (strstr (run->err, "\302\233"));                           /* no 8-bit CSI */
       }
       {
         g_autoptr(Run) run = EXOCTL (cases[i].command, "nope");

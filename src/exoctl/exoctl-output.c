@@ -16,6 +16,8 @@
  */
 #include "exoctl-private.h"
 
+#include <string.h>
+
 #include <stdio.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -30,8 +32,14 @@ fail (int code, const char *format, ...)
   message = g_strdup_vprintf (format, args);
   va_end (args);
 
-  fflush (stdout);
-  fprintf (stderr, "exoctl: %s\n", message);
+  /* one line, and nothing a terminal would obey: the message may carry a
+   * node's error text */
+  {
+    g_autofree char *shown = clean (message);
+
+    fflush (stdout);
+    fprintf (stderr, "exoctl: %s\n", shown);
+  }
   return code;
 }
 
@@ -40,17 +48,22 @@ fail (int code, const char *format, ...)
 char *
 clean (const char *s)
 {
-  char *out;
-
   if (s == NULL)
     return g_strdup ("");
-  out = g_utf8_make_valid (s, -1);
-  for (char *p = out; *p != '\0'; p++)
+  g_autofree char *valid = g_utf8_make_valid (s, -1);
+  GString *out = g_string_sized_new (strlen (valid));
+
+  /* C0, DEL and C1 (U+0080..U+009F: 8-bit CSI and friends) */
+  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p))
     {
-      if ((guchar) *p < 0x20 || (guchar) *p == 0x7f)
-        *p = ' ';
+      gunichar c = g_utf8_get_char (p);
+
+      if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+        g_string_append_c (out, ' ');
+      else
+        g_string_append_unichar (out, c);
     }
-  return out;
+  return g_string_free (out, FALSE);
 }
 
 const char *

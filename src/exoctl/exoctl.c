@@ -105,7 +105,11 @@ usage_error (const char *format, ...)
   message = g_strdup_vprintf (format, args);
   va_end (args);
 
-  fprintf (stderr, "exoctl: %s\n%s", message, short_usage_text);
+  {
+    g_autofree char *shown = clean (message);   /* the user's own arguments, echoed */
+
+    fprintf (stderr, "exoctl: %s\n%s", shown, short_usage_text);
+  }
   return EXIT_USAGE;
 }
 
