@@ -505,11 +505,32 @@ root_initialize_cb (GObject      *source,
   double ms = (g_get_monotonic_time () - d->started_us) / 1000.0;
 
   if (exo_resource_initialize_finish (EXO_RESOURCE (source), result, &error))
-    g_log_structured ("exo-node", G_LOG_LEVEL_MESSAGE,
-                      "EXO_RESOURCE_ID", exo_resource_get_id (EXO_RESOURCE (source)),
-                      "EXO_STATE", "ready",
-                      "MESSAGE", "node ready: %u resources in %.1f ms",
-                      exo_resource_group_get_n_members (EXO_RESOURCE_GROUP (source)), ms);
+    {
+      /* the root group finishes its start even when a member failed (it
+       * goes on with the others): say what is up, not just "ready" */
+      g_autoptr(GPtrArray) members = exo_resource_group_get_members (EXO_RESOURCE_GROUP (source));
+      g_autoptr(GString) not_ready = g_string_new (NULL);
+      guint n_ready = 0;
+
+      for (guint i = 0; i < members->len; i++)
+        {
+          ExoResource *member = g_ptr_array_index (members, i);
+
+          if (exo_resource_get_state (member) == EXO_RESOURCE_STATE_READY)
+            n_ready++;
+          else
+            g_string_append_printf (not_ready, "%s%s (%s)", not_ready->len > 0 ? ", " : "",
+                                    exo_resource_get_id (member),
+                                    exo_resource_state_to_string (exo_resource_get_state (member)));
+        }
+      g_log_structured ("exo-node", G_LOG_LEVEL_MESSAGE,
+                        "EXO_RESOURCE_ID", exo_resource_get_id (EXO_RESOURCE (source)),
+                        "EXO_STATE", n_ready == members->len ? "ready" : "degraded",
+                        "MESSAGE", "node %s: %u of %u resource%s ready in %.1f ms%s%s",
+                        n_ready == members->len ? "ready" : "started",
+                        n_ready, members->len, members->len == 1 ? "" : "s", ms,
+                        not_ready->len > 0 ? "; not ready: " : "", not_ready->str);
+    }
   else if (!d->shutting_down)
     g_warning ("node failed to start: %s (the daemon keeps running; inspect with exoctl)",
                error->message);

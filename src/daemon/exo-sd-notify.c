@@ -89,8 +89,8 @@ watchdog_from_environment (void)
   const char *pid_value = g_getenv ("WATCHDOG_PID");
   guint64 usec, pid;
 
-  if (usec_value == NULL)
-    return 0;
+  if (usec_value == NULL || g_str_equal (usec_value, "0"))
+    return 0;     /* 0: the manager wants no watchdog (as sd_watchdog_enabled()) */
   if (!g_ascii_string_to_unsigned (usec_value, 10, 1, G_MAXUINT64, &usec, NULL))
     {
       g_autofree char *shown = printable (usec_value);
