@@ -62,10 +62,14 @@
  * Rules, for every file of the node:
  *
  * - One main context, no threads, no locks.  The node lives in the
- *   daemon's main context (the global default one, also the thread-default
- *   there): its timers and idles are added with g_timeout_add() and
- *   g_idle_add(), and its tasks and the calls it makes (peer handles, the
- *   engine, the group) complete in the thread-default context.
+ *   daemon's main context, which is both the global default context and
+ *   the thread-default one of the main thread: most timers and idles are
+ *   added with g_timeout_add() and g_idle_add() (the global default), the
+ *   request timeouts (node-requests.c) are attached to the thread-default
+ *   context, and its tasks and the calls it makes (peer handles, the
+ *   engine, the group) complete in the thread-default context.  So the
+ *   node must run in a thread whose thread-default context is the global
+ *   default (exo-node's main thread; an embedding program's main thread).
  * - Generations.  self->generation is bumped by every initialize and every
  *   cleanup.  An asynchronous call that may complete after a cleanup
  *   (HealthCall, Probe, PendingAdd: node-peers.c; Collect: node-ring.c;
