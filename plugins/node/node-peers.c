@@ -295,8 +295,10 @@ node_get_peer_type (ExoClusterNode *self,
     self->peer_type = exo_plugin_lookup_role (EXO_TYPE_PEER_HANDLE);
   if (self->peer_type == 0)
     {
-      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
-                   "no plugin provides peer handles (ExoPeerHandle); load the http-server plugin");
+      /* FATAL: no retry can load a plugin */
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                   "node '%s': no plugin provides peer handles (ExoPeerHandle); "
+                   "load the http-server plugin", self_id (self));
       return 0;
     }
   return self->peer_type;

@@ -824,6 +824,27 @@ exo_cluster_node_set_property (GObject      *object,
 
 #define RW (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY)
 
+/* --check-config: a node with a discovery needs a plugin that makes peer
+ * handles (plugins are loaded before configs are checked). */
+static gboolean
+exo_cluster_node_check_settings (ExoResource  *resource,
+                                 char        **setting,
+                                 GError      **error)
+{
+  ExoClusterNode *self = EXO_CLUSTER_NODE (resource);
+
+  if (self->discovery_id != NULL && *self->discovery_id != '\0' &&
+      exo_plugin_lookup_role (EXO_TYPE_PEER_HANDLE) == 0)
+    {
+      *setting = g_strdup ("discovery");
+      g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                   "a node with a discovery needs peer handles, and no loaded plugin "
+                   "provides them (ExoPeerHandle); load the http-server plugin");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 exo_cluster_node_class_init (ExoClusterNodeClass *klass)
 {
@@ -838,6 +859,7 @@ exo_cluster_node_class_init (ExoClusterNodeClass *klass)
   resource_class->do_cleanup = exo_cluster_node_do_cleanup;
   resource_class->do_check_health = exo_cluster_node_do_check_health;
   resource_class->collect_metrics = exo_cluster_node_collect_metrics;
+  resource_class->check_settings = exo_cluster_node_check_settings;
   exo_resource_class_add_metric_entries (resource_class, node_metric_entries,
                                          G_N_ELEMENTS (node_metric_entries));
   exo_resource_class_set_resource_type (resource_class, "node");
