@@ -154,7 +154,7 @@ write_fields (GLogLevelFlags   log_level,
 }
 
 /* The line that stands for messages the rate limit held back; @user_data
- * is @access_limiter for access lines. */
+ * is non-NULL (@access_limiter) for access lines. */
 static void
 log_suppressed (const char     *domain,
                 GLogLevelFlags  level,
@@ -164,7 +164,7 @@ log_suppressed (const char     *domain,
 {
   guint interval_s = (guint) (EXO_LOG_LIMIT_INTERVAL_US / G_USEC_PER_SEC);
   g_autofree char *message =
-    user_data == access_limiter && access_limiter != NULL
+    user_data != NULL
     ? g_strdup_printf ("%u access log lines suppressed (at most %u per %u s), like: %s", count,
                        EXO_LOG_ACCESS_BURST, interval_s, example != NULL ? example : "")
     : g_strdup_printf ("%u similar messages suppressed (at most %u of a kind per %u s), like: %s",
