@@ -1,4 +1,6 @@
-/* test-daemon-log.c: the rate limit of exo-node's log (src/daemon/exo-daemon-log.c).
+/* test-daemon-log.c: the rate limit of exo-node's log (src/daemon/exo-daemon-log.c),
+ * the budget of access lines and the journal's SYSLOG_IDENTIFIER (through the
+ * real daemon: test-node-log).
  *
  * Time is passed in, so the cases run without waiting.  That the daemon
  * writes few lines under a flood of accept failures is checked through the
@@ -203,6 +205,76 @@ test_reentrant (void)
   exo_log_limiter_free (reentrant_limiter);
 }
 
+/* Access lines: every one passes up to a budget for all of them together,
+ * whatever their paths (which would each make a kind of their own). */
+static void
+test_access (void)
+{
+  ExoLogLimiter *limiter = exo_log_limiter_new (10 * SEC, EXO_LOG_ACCESS_BURST, 1);
+  Reports r = { 0 };
+  const GLogField access[] = {
+    { "MESSAGE", "server: 127.0.0.1 \"GET /\" 200 3 B 0.1 ms", -1 },
+    { "HTTP_METHOD", "GET", -1 },
+  };
+  const GLogField other[] = { { "MESSAGE", "server: ready", -1 } };
+  guint passed = 0;
+
+  g_assert_true (exo_log_is_access (G_LOG_LEVEL_INFO, access, G_N_ELEMENTS (access)));
+  g_assert_true (exo_log_is_access (G_LOG_LEVEL_DEBUG, access, G_N_ELEMENTS (access)));
+  g_assert_false (exo_log_is_access (G_LOG_LEVEL_WARNING, access, G_N_ELEMENTS (access)));
+  g_assert_false (exo_log_is_access (G_LOG_LEVEL_INFO, other, G_N_ELEMENTS (other)));
+
+  for (guint i = 0; i < EXO_LOG_ACCESS_BURST + 500; i++)
+    {
+      g_autofree char *message = g_strdup_printf ("server: 127.0.0.1 \"GET /%c%c%c\" 404 9 B 0.1 ms",
+                                                  'a' + i % 26, 'a' + i / 26 % 26, 'a' + i / 676 % 26);
+
+      if (exo_log_limiter_check_key (limiter, EXO_LOG_ACCESS_KEY, "exo-http-server",
+                                     G_LOG_LEVEL_INFO, message, i, on_suppressed, &r))
+        passed++;
+    }
+  g_assert_cmpuint (passed, ==, EXO_LOG_ACCESS_BURST);
+  g_assert_cmpuint (exo_log_limiter_size (limiter), ==, 1);
+  exo_log_limiter_flush (limiter, 10 * SEC, on_suppressed, &r);
+  g_assert_cmpuint (r.calls, ==, 1);
+  g_assert_cmpuint (r.total, ==, 500);
+  g_assert_cmpstr (r.last_domain, ==, "exo-http-server");
+  g_assert_nonnull (strstr (r.last_example, "\"GET /"));
+
+  exo_log_limiter_free (limiter);
+  reports_clear (&r);
+}
+
+/* What the journal gets: SYSLOG_IDENTIFIER once. */
+static void
+test_identifier (void)
+{
+  const GLogField plain[] = {
+    { "MESSAGE", "hello", -1 },
+    { "PRIORITY", "5", -1 },
+  };
+  const GLogField named[] = {
+    { "MESSAGE", "hello", -1 },
+    { "SYSLOG_IDENTIFIER", "someone", -1 },
+  };
+  const GLogField *out;
+  gsize n = 0;
+
+  out = exo_log_fields_with_identifier (plain, G_N_ELEMENTS (plain), EXO_LOG_SYSLOG_IDENTIFIER, &n);
+  g_assert_true (out != plain);
+  g_assert_cmpuint (n, ==, 3);
+  g_assert_cmpstr (out[0].key, ==, "MESSAGE");
+  g_assert_cmpstr (out[1].key, ==, "PRIORITY");
+  g_assert_cmpstr (out[2].key, ==, "SYSLOG_IDENTIFIER");
+  g_assert_cmpstr (out[2].value, ==, "exo-node");
+  g_assert_cmpint (out[2].length, ==, -1);
+  g_free ((gpointer) out);
+
+  out = exo_log_fields_with_identifier (named, G_N_ELEMENTS (named), EXO_LOG_SYSLOG_IDENTIFIER, &n);
+  g_assert_true (out == named);
+  g_assert_cmpuint (n, ==, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -212,5 +284,7 @@ main (int argc, char **argv)
   g_test_add_func ("/daemon-log/flush", test_flush);
   g_test_add_func ("/daemon-log/bounded", test_bounded);
   g_test_add_func ("/daemon-log/reentrant", test_reentrant);
+  g_test_add_func ("/daemon-log/access", test_access);
+  g_test_add_func ("/daemon-log/identifier", test_identifier);
   return g_test_run ();
 }

@@ -4,7 +4,8 @@
  *  - request counting: every answered request (libsoup's
  *    "request-finished" and "request-aborted"), by route ("other" for a
  *    path no route serves) and status, and the client and server errors;
- *    a request whose client left before any status was set is not counted;
+ *    a request whose client left before any status was set is not counted
+ *    (each request is also logged, http-access-log.c);
  *  - the latency histograms: each request's duration from libsoup's
  *    "request-started" (the time is kept on the message) to its end, by
  *    route; a chat's time to its first token (http-user-api.c calls
@@ -108,7 +109,8 @@ seconds_since_start (SoupServerMessage *msg)
 
 static void
 count_request (ExoHttpServer     *self,
-               SoupServerMessage *msg)
+               SoupServerMessage *msg,
+               double             seconds)
 {
   GUri *uri = soup_server_message_get_uri (msg);
   const char *route = uri != NULL ? http_server_route_path (g_uri_get_path (uri)) : NULL;
@@ -116,7 +118,6 @@ count_request (ExoHttpServer     *self,
   g_autofree char *key = NULL;
   guint64 *count;
   HttpHistogram *duration;
-  double seconds;
 
   if (status == 0)
     return;   /* the client left before anything was answered */
@@ -137,7 +138,6 @@ count_request (ExoHttpServer     *self,
   else if (status >= 500)
     self->n_server_errors++;
 
-  seconds = seconds_since_start (msg);
   if (seconds < 0)
     return;
   duration = g_hash_table_lookup (self->metrics->durations, route);
@@ -154,7 +154,21 @@ http_server_request_finished_cb (SoupServer        *server,
                                  SoupServerMessage *msg,
                                  ExoHttpServer     *self)
 {
-  count_request (self, msg);
+  double seconds = seconds_since_start (msg);
+
+  count_request (self, msg, seconds);
+  http_server_access_log (self, msg, seconds, FALSE);
+}
+
+void
+http_server_request_aborted_cb (SoupServer        *server,
+                                SoupServerMessage *msg,
+                                ExoHttpServer     *self)
+{
+  double seconds = seconds_since_start (msg);
+
+  count_request (self, msg, seconds);
+  http_server_access_log (self, msg, seconds, TRUE);
 }
 
 void

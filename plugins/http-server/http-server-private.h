@@ -242,8 +242,12 @@ void         http_server_request_started_cb  (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
 /* The server's "request-finished" and "request-aborted": counts the answer
- * by route and status, and its duration by route. */
+ * by route and status, and its duration by route, and logs the request
+ * (http_server_access_log()). */
 void         http_server_request_finished_cb (SoupServer        *server,
+                                              SoupServerMessage *msg,
+                                              ExoHttpServer     *self);
+void         http_server_request_aborted_cb  (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
 /* A chat's token callback got @n_tokens: the first time some come, the
@@ -260,5 +264,15 @@ void         http_server_collect_metrics     (ExoHttpServer     *self,
                                               GVariantDict      *metrics);
 /* Declares what those keys are (class_init). */
 void         http_server_add_metric_entries  (ExoResourceClass  *klass);
+
+/* --- http-access-log.c ------------------------------------------------------ */
+
+/* The access line of @msg (answered, or @client_left before its answer was
+ * sent), @seconds after it started (negative: unknown); nothing when the
+ * log would drop it. */
+void         http_server_access_log          (ExoHttpServer     *self,
+                                              SoupServerMessage *msg,
+                                              double             seconds,
+                                              gboolean           client_left);
 
 G_END_DECLS

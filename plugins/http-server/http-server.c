@@ -26,6 +26,7 @@
  *                       as the JSON of the wire
  *   http-metrics.c      /metrics, request counting and latencies, the
  *                       resource's metrics
+ *   http-access-log.c   the access log: a line per request (--verbose)
  *   http-exposition.c   Prometheus' text format, histograms, process_*
  *   http-auth.c         signed peer RPC (both ways) and API keys
  *   http-request.c      request bodies (and a tensor's headers) parsed and
@@ -231,7 +232,7 @@ exo_http_server_do_initialize (ExoResource *resource,
   soup_server_add_handler (self->server, NULL, http_server_handler, self, NULL);
   g_signal_connect (self->server, "request-started", G_CALLBACK (http_server_request_started_cb), self);
   g_signal_connect (self->server, "request-finished", G_CALLBACK (http_server_request_finished_cb), self);
-  g_signal_connect (self->server, "request-aborted", G_CALLBACK (http_server_request_finished_cb), self);
+  g_signal_connect (self->server, "request-aborted", G_CALLBACK (http_server_request_aborted_cb), self);
   add_keepalive_listener (self);
 
   self->connections = http_connections_new (self->server, &limits);

@@ -10,6 +10,14 @@
  * bounded (`max_keys`): when it is full the entry whose interval began
  * first is reported and dropped.
  *
+ * Access lines (exo_log_is_access()) are counted apart, all under one key
+ * of their own limiter (EXO_LOG_ACCESS_BURST per interval, exo-node.c), so
+ * that every request is logged and a flood of requests still cannot fill
+ * the disk: their paths differ and would each make a kind of their own.
+ *
+ * Also here: what the journal gets besides the fields of a message
+ * (exo_log_fields_with_identifier()).
+ *
  * Thread rules: GLib calls the log writer from any thread; every call here
  * takes the limiter's mutex, and report callbacks run without it held (so
  * they may log through the limiter again).
@@ -217,8 +225,22 @@ exo_log_limiter_check (ExoLogLimiter        *self,
                        ExoLogSuppressedFunc  report,
                        gpointer              user_data)
 {
-  g_autoptr(GPtrArray) reports = g_ptr_array_new_with_free_func ((GDestroyNotify) report_free);
   g_autofree char *key = exo_log_pattern (domain, level, message);
+
+  return exo_log_limiter_check_key (self, key, domain, level, message, now_us, report, user_data);
+}
+
+gboolean
+exo_log_limiter_check_key (ExoLogLimiter        *self,
+                           const char           *key,
+                           const char           *domain,
+                           GLogLevelFlags        level,
+                           const char           *message,
+                           gint64                now_us,
+                           ExoLogSuppressedFunc  report,
+                           gpointer              user_data)
+{
+  g_autoptr(GPtrArray) reports = g_ptr_array_new_with_free_func ((GDestroyNotify) report_free);
   gboolean pass;
   Entry *entry;
 
@@ -238,7 +260,7 @@ exo_log_limiter_check (ExoLogLimiter        *self,
       if (g_hash_table_size (self->entries) >= self->max_keys)
         make_room (self, now_us, reports);
       entry = g_new0 (Entry, 1);
-      entry->key = g_steal_pointer (&key);
+      entry->key = g_strdup (key);
       entry->domain = g_strdup (domain);
       entry->level = level & G_LOG_LEVEL_MASK;
       entry->window_start = now_us;
@@ -301,4 +323,41 @@ exo_log_limiter_size (ExoLogLimiter *self)
   n = g_hash_table_size (self->entries);
   g_mutex_unlock (&self->lock);
   return n;
+}
+
+gboolean
+exo_log_is_access (GLogLevelFlags   level,
+                   const GLogField *fields,
+                   gsize            n_fields)
+{
+  if ((level & (G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG)) == 0)
+    return FALSE;
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0 (fields[i].key, "HTTP_METHOD") == 0)
+      return TRUE;
+  return FALSE;
+}
+
+const GLogField *
+exo_log_fields_with_identifier (const GLogField *fields,
+                                gsize            n_fields,
+                                const char      *identifier,
+                                gsize           *n_out)
+{
+  GLogField *out;
+
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0 (fields[i].key, "SYSLOG_IDENTIFIER") == 0)
+      {
+        *n_out = n_fields;
+        return fields;
+      }
+  out = g_new (GLogField, n_fields + 1);
+  if (n_fields > 0)
+    memcpy (out, fields, n_fields * sizeof (GLogField));
+  out[n_fields].key = "SYSLOG_IDENTIFIER";
+  out[n_fields].value = identifier;
+  out[n_fields].length = -1;
+  *n_out = n_fields + 1;
+  return out;
 }

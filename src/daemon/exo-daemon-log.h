@@ -14,6 +14,18 @@ G_BEGIN_DECLS
 #define EXO_LOG_LIMIT_BURST       10
 #define EXO_LOG_LIMIT_MAX_KEYS    128
 
+/* Access lines (an HTTP server's one line per request) are not limited per
+ * kind, as a web server logs every request; all of them together are
+ * bounded instead: at most this many per EXO_LOG_LIMIT_INTERVAL_US (a flood
+ * costs 1,000 lines a second, about 100 kB/s, not the disk). */
+#define EXO_LOG_ACCESS_BURST      10000
+/* The key all access lines are counted under. */
+#define EXO_LOG_ACCESS_KEY        "access"
+
+/* The identifier exo-node's journal entries carry (`journalctl -t exo-node`),
+ * as its lines on stderr say "exo-node[PID]". */
+#define EXO_LOG_SYSLOG_IDENTIFIER "exo-node"
+
 typedef struct _ExoLogLimiter ExoLogLimiter;
 
 /* Called with what was suppressed: @count messages like @example (the first
@@ -48,11 +60,35 @@ gboolean       exo_log_limiter_check  (ExoLogLimiter        *self,
                                        gint64                now_us,
                                        ExoLogSuppressedFunc  report,
                                        gpointer              user_data);
+/* The same, counted under @key instead of the message's pattern. */
+gboolean       exo_log_limiter_check_key (ExoLogLimiter     *self,
+                                          const char        *key,
+                                          const char        *domain,
+                                          GLogLevelFlags     level,
+                                          const char        *message,
+                                          gint64             now_us,
+                                          ExoLogSuppressedFunc report,
+                                          gpointer           user_data);
 /* Reports the patterns whose interval is over at @now_us (G_MAXINT64: all). */
 void           exo_log_limiter_flush  (ExoLogLimiter        *self,
                                        gint64                now_us,
                                        ExoLogSuppressedFunc  report,
                                        gpointer              user_data);
 guint          exo_log_limiter_size   (ExoLogLimiter        *self);
+
+/* Whether a message is an access line: info or debug, with an HTTP_METHOD
+ * field (docs/exo-node.md, LOGGING). */
+gboolean       exo_log_is_access      (GLogLevelFlags        level,
+                                       const GLogField      *fields,
+                                       gsize                 n_fields);
+
+/* @fields with SYSLOG_IDENTIFIER=@identifier added unless one is there:
+ * what exo-node sends to the journal.  Returns @fields itself (and
+ * *@n_out = @n_fields) when nothing was added, else a new array (free the
+ * array only, with g_free(); the strings are @fields' and @identifier). */
+const GLogField *exo_log_fields_with_identifier (const GLogField *fields,
+                                                 gsize            n_fields,
+                                                 const char      *identifier,
+                                                 gsize           *n_out);
 
 G_END_DECLS

@@ -78,8 +78,8 @@ typedef struct
 } Daemon;
 
 static Daemon daemon_state;
-static gboolean verbose_logging;
-static ExoLogLimiter *log_limiter;
+static ExoLogLimiter *log_limiter;     /* per kind of message */
+static ExoLogLimiter *access_limiter;  /* all access lines together */
 static guint log_flush_id;
 
 /* --- logging ----------------------------------------------------------- */
@@ -99,8 +99,9 @@ level_name (GLogLevelFlags level)
     }
 }
 
-/* Journald gets every field when stderr is the journal (systemd sets
- * JOURNAL_STREAM); a terminal gets one readable line. */
+/* Journald gets every field when stderr is the journal (systemd connects
+ * it to /run/systemd/journal/stdout), and SYSLOG_IDENTIFIER=exo-node, which
+ * GLib does not add; a terminal gets one readable line. */
 static void
 write_fields (GLogLevelFlags   log_level,
               const GLogField *fields,
@@ -110,7 +111,15 @@ write_fields (GLogLevelFlags   log_level,
 
   if (g_log_writer_is_journald (fileno (stderr)))
     {
-      if (g_log_writer_journald (log_level, fields, n_fields, NULL) == G_LOG_WRITER_HANDLED)
+      gsize n_journal;
+      const GLogField *journal = exo_log_fields_with_identifier (fields, n_fields,
+                                                                 EXO_LOG_SYSLOG_IDENTIFIER,
+                                                                 &n_journal);
+      GLogWriterOutput written = g_log_writer_journald (log_level, journal, n_journal, NULL);
+
+      if (journal != fields)
+        g_free ((gpointer) journal);
+      if (written == G_LOG_WRITER_HANDLED)
         return;
     }
 
@@ -144,7 +153,8 @@ write_fields (GLogLevelFlags   log_level,
   }
 }
 
-/* The line that stands for messages the rate limit held back. */
+/* The line that stands for messages the rate limit held back; @user_data
+ * is non-NULL (@access_limiter) for access lines. */
 static void
 log_suppressed (const char     *domain,
                 GLogLevelFlags  level,
@@ -152,11 +162,13 @@ log_suppressed (const char     *domain,
                 guint           count,
                 gpointer        user_data)
 {
-  g_autofree char *message = g_strdup_printf ("%u similar messages suppressed (at most %u of a "
-                                              "kind per %u s), like: %s", count,
-                                              EXO_LOG_LIMIT_BURST,
-                                              (guint) (EXO_LOG_LIMIT_INTERVAL_US / G_USEC_PER_SEC),
-                                              example != NULL ? example : "");
+  guint interval_s = (guint) (EXO_LOG_LIMIT_INTERVAL_US / G_USEC_PER_SEC);
+  g_autofree char *message =
+    user_data != NULL
+    ? g_strdup_printf ("%u access log lines suppressed (at most %u per %u s), like: %s", count,
+                       EXO_LOG_ACCESS_BURST, interval_s, example != NULL ? example : "")
+    : g_strdup_printf ("%u similar messages suppressed (at most %u of a kind per %u s), like: %s",
+                       count, EXO_LOG_LIMIT_BURST, interval_s, example != NULL ? example : "");
   char priority[2] = { (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) ? '3'
                        : (level & G_LOG_LEVEL_WARNING) ? '4' : '5', '\0' };
   GLogField fields[] = {
@@ -169,8 +181,13 @@ log_suppressed (const char     *domain,
   write_fields (level, fields, G_N_ELEMENTS (fields));
 }
 
-/* Every message passes the rate limit first (exo-daemon-log.c): a flood
- * of one kind of message costs a line per interval, not the disk. */
+/* Debug and info messages are written with --verbose (main() enables
+ * GLib's debug output, g_log_set_debug_enabled()) or when G_MESSAGES_DEBUG
+ * names their domain: what g_log_writer_default_would_drop() answers, so
+ * that code can ask it before it formats a message (the HTTP access log
+ * does).  Every message passes the rate limit first (exo-daemon-log.c): a
+ * flood of one kind of message costs a line per interval, not the disk;
+ * access lines have a budget of their own. */
 static GLogWriterOutput
 log_writer (GLogLevelFlags   log_level,
             const GLogField *fields,
@@ -178,12 +195,7 @@ log_writer (GLogLevelFlags   log_level,
             gpointer         user_data)
 {
   const char *message = NULL, *domain = NULL;
-
-  if ((log_level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) && !verbose_logging)
-    {
-      /* G_MESSAGES_DEBUG still works for other domains */
-      return g_log_writer_default (log_level, fields, n_fields, user_data);
-    }
+  gboolean pass = TRUE;
 
   for (gsize i = 0; i < n_fields; i++)
     {
@@ -192,9 +204,18 @@ log_writer (GLogLevelFlags   log_level,
       else if (g_strcmp0 (fields[i].key, "GLIB_DOMAIN") == 0)
         domain = fields[i].value;
     }
-  if (log_limiter != NULL &&
-      !exo_log_limiter_check (log_limiter, domain, log_level, message, g_get_monotonic_time (),
-                              log_suppressed, NULL))
+  if ((log_level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) &&
+      g_log_writer_default_would_drop (log_level & G_LOG_LEVEL_MASK, domain))
+    return G_LOG_WRITER_HANDLED;
+
+  if (access_limiter != NULL && exo_log_is_access (log_level, fields, n_fields))
+    pass = exo_log_limiter_check_key (access_limiter, EXO_LOG_ACCESS_KEY, domain, log_level,
+                                      message, g_get_monotonic_time (), log_suppressed,
+                                      access_limiter);
+  else if (log_limiter != NULL)
+    pass = exo_log_limiter_check (log_limiter, domain, log_level, message, g_get_monotonic_time (),
+                                  log_suppressed, NULL);
+  if (!pass)
     return G_LOG_WRITER_HANDLED;
 
   write_fields (log_level, fields, n_fields);
@@ -222,6 +243,7 @@ static gboolean
 log_flush_cb (gpointer user_data)
 {
   exo_log_limiter_flush (log_limiter, g_get_monotonic_time (), log_suppressed, NULL);
+  exo_log_limiter_flush (access_limiter, g_get_monotonic_time (), log_suppressed, access_limiter);
   return G_SOURCE_CONTINUE;
 }
 
@@ -824,9 +846,12 @@ main (int argc, char **argv)
       return 2;
     }
 
-  verbose_logging = d->verbose;
+  /* --verbose: debug and info messages are written (log_writer) */
+  if (d->verbose)
+    g_log_set_debug_enabled (TRUE);
   log_limiter = exo_log_limiter_new (EXO_LOG_LIMIT_INTERVAL_US, EXO_LOG_LIMIT_BURST,
                                      EXO_LOG_LIMIT_MAX_KEYS);
+  access_limiter = exo_log_limiter_new (EXO_LOG_LIMIT_INTERVAL_US, EXO_LOG_ACCESS_BURST, 1);
   g_log_set_writer_func (log_writer, NULL, NULL);
   /* before any thread exists: it unsets $NOTIFY_SOCKET and the watchdog's
    * variables */
@@ -950,6 +975,7 @@ main (int argc, char **argv)
   g_clear_pointer (&d->notify, exo_sd_notify_free);
   g_clear_handle_id (&log_flush_id, g_source_remove);
   exo_log_limiter_flush (log_limiter, G_MAXINT64, log_suppressed, NULL);
+  exo_log_limiter_flush (access_limiter, G_MAXINT64, log_suppressed, access_limiter);
 
   return d->exit_code;
 }
