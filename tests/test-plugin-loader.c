@@ -749,8 +749,10 @@ test_search_order (void)
   {
     g_autoptr(ExoPluginLoader) loader = exo_plugin_loader_new ();
     g_autoptr(GPtrArray) errors = NULL;
+    /* found again in a later folder: skipped with a note, not refused */
     g_autofree char *reason =
-      g_strdup_printf ("a plugin named 'good' is already loaded from %s", clash);
+      g_strdup_printf ("skipped: the plugin 'good' is already loaded from %s, earlier in the "
+                       "search path", clash);
 
     exo_plugin_loader_add_search_dir (loader, dir_a);
     exo_plugin_loader_add_search_dir (loader, dir_b);
@@ -761,7 +763,7 @@ test_search_order (void)
     g_assert_cmpuint (exo_plugin_loader_lookup_type (loader, "test-clash"), !=, G_TYPE_INVALID);
     g_assert_cmpuint (exo_plugin_loader_lookup_type (loader, "test-good"), ==, G_TYPE_INVALID);
     g_assert_cmpuint (errors->len, ==, 1);
-    assert_refusal (g_ptr_array_index (errors, 0), EXO_PLUGIN_ERROR_NAME_CLASH, good, reason);
+    assert_refusal (g_ptr_array_index (errors, 0), EXO_PLUGIN_ERROR_SHADOWED, good, reason);
   }
 
   {
@@ -778,7 +780,20 @@ test_search_order (void)
     g_assert_cmpuint (exo_plugin_loader_lookup_type (loader, "test-good"), !=, G_TYPE_INVALID);
     g_assert_cmpuint (exo_plugin_loader_lookup_type (loader, "test-clash"), ==, G_TYPE_INVALID);
     g_assert_cmpuint (errors->len, ==, 1);
-    assert_refusal (g_ptr_array_index (errors, 0), EXO_PLUGIN_ERROR_NAME_CLASH, clash, "'good'");
+    assert_refusal (g_ptr_array_index (errors, 0), EXO_PLUGIN_ERROR_SHADOWED, clash, "'good'");
+  }
+
+  /* two files of one name in the same folder: a real clash, refused */
+  {
+    g_autoptr(ExoPluginLoader) loader = exo_plugin_loader_new ();
+    g_autoptr(GPtrArray) errors = NULL;
+    g_autofree char *again = copy_plugin ("good", dir_b, "c.so", 0755);
+
+    exo_plugin_loader_add_search_dir (loader, dir_b);
+    g_assert_cmpuint (exo_plugin_loader_load_all (loader, &errors), ==, 1);
+    g_assert_cmpuint (errors->len, ==, 1);
+    assert_refusal (g_ptr_array_index (errors, 0), EXO_PLUGIN_ERROR_NAME_CLASH, again,
+                    "a plugin named 'good' is already loaded from");
   }
 
   remove_tree (dir_a);
@@ -827,7 +842,7 @@ test_plugin_path_env (void)
     g_assert_cmpstr (exo_plugin_info_get_path (exo_plugin_loader_lookup_plugin_for_type (loader, "test-good")),
                      ==, good);
     g_assert_cmpuint (exo_plugin_loader_lookup_type (loader, "test-clash"), ==, G_TYPE_INVALID);
-    assert_refusal (find_error (errors, clash), EXO_PLUGIN_ERROR_NAME_CLASH, clash, good);
+    assert_refusal (find_error (errors, clash), EXO_PLUGIN_ERROR_SHADOWED, clash, good);
   }
 
   if (saved != NULL)

@@ -96,6 +96,9 @@ const char *exo_plugin_registrar_get_plugin_name (ExoPluginRegistrar *registrar)
  * @EXO_PLUGIN_ERROR_UNSAFE_FILE: the file (or its folder) is writable by group or others
  * @EXO_PLUGIN_ERROR_INVALID: the descriptor or a registered type is invalid
  * @EXO_PLUGIN_ERROR_NOT_FOUND: no plugin file or type by that name
+ * @EXO_PLUGIN_ERROR_SHADOWED: a plugin of that name was loaded from an
+ *   earlier folder of the search path (a build tree before an installed
+ *   copy): this file is skipped, which is not a fault.  Since plugin ABI 3.1
  */
 typedef enum {
   EXO_PLUGIN_ERROR_NOT_SHARED_OBJECT,
@@ -105,6 +108,7 @@ typedef enum {
   EXO_PLUGIN_ERROR_UNSAFE_FILE,
   EXO_PLUGIN_ERROR_INVALID,
   EXO_PLUGIN_ERROR_NOT_FOUND,
+  EXO_PLUGIN_ERROR_SHADOWED,
 } ExoPluginError;
 
 #define EXO_PLUGIN_ERROR (exo_plugin_error_quark ())

@@ -603,7 +603,15 @@ load_plugins (Daemon *d)
 
   n = exo_plugin_loader_load_all (d->loader, &errors);
   for (guint i = 0; errors != NULL && i < errors->len; i++)
-    g_warning ("plugin refused: %s", ((GError *) g_ptr_array_index (errors, i))->message);
+    {
+      GError *e = g_ptr_array_index (errors, i);
+
+      /* a build tree's plugins before the installed ones: not a fault */
+      if (g_error_matches (e, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_SHADOWED))
+        g_debug ("plugin %s", e->message);
+      else
+        g_warning ("plugin refused: %s", e->message);
+    }
   g_info ("%u plugins loaded", n);
 }
 

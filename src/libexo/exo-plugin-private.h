@@ -54,6 +54,7 @@ struct _ExoPluginInfo
   char            *name;
   char            *version;
   char            *path;          /* "" for a built-in plugin */
+  guint            search_index;  /* the search folder it was found in; G_MAXUINT if none */
   char            *description;
   char           **type_names;
 };
@@ -95,6 +96,7 @@ struct _ExoPluginLoader
   GHashTable *plugins_by_name;    /* name (borrowed) -> ExoPluginInfo* (borrowed) */
   GHashTable *types;              /* type name (borrowed) -> TypeEntry* */
   GHashTable *real_paths;         /* real path of every loaded file (owned) */
+  guint       scanning;           /* index of the search folder load_all() scans, else G_MAXUINT */
 };
 
 /* exo-plugin-registrar.c */

@@ -71,6 +71,7 @@ plugin_info_new (const ExoPluginDescriptor *descriptor,
   info->version = g_strdup (descriptor->version != NULL ? descriptor->version : "");
   info->description = g_strdup (descriptor->description != NULL ? descriptor->description : "");
   info->path = g_strdup (path != NULL ? path : "");
+  info->search_index = G_MAXUINT;
   info->type_names = g_new0 (char *, types->len + 1);
   for (guint i = 0; i < types->len; i++)
     info->type_names[i] = g_strdup (g_array_index (types, RegisteredType, i).type_name);
@@ -211,6 +212,7 @@ exo_plugin_loader_class_init (ExoPluginLoaderClass *klass)
 static void
 exo_plugin_loader_init (ExoPluginLoader *self)
 {
+  self->scanning = G_MAXUINT;
   self->search_dirs = g_ptr_array_new_with_free_func (g_free);
   g_ptr_array_add (self->search_dirs, NULL);
   self->plugins = g_ptr_array_new_with_free_func ((GDestroyNotify) exo_plugin_info_unref);
@@ -366,7 +368,12 @@ register_descriptor (ExoPluginLoader           *self,
   existing = g_hash_table_lookup (self->plugins_by_name, descriptor->name);
   if (existing != NULL)
     {
-      if (existing->path[0] != '\0')
+      if (self->scanning != G_MAXUINT && existing->search_index < self->scanning)
+        /* found again later in the search path: the earlier folder wins */
+        g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_SHADOWED,
+                     "%s: skipped: the plugin '%s' is already loaded from %s, earlier in "
+                     "the search path", where, descriptor->name, existing->path);
+      else if (existing->path[0] != '\0')
         g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_NAME_CLASH,
                      "%s: a plugin named '%s' is already loaded from %s",
                      where, descriptor->name, existing->path);
@@ -404,6 +411,7 @@ register_descriptor (ExoPluginLoader           *self,
 
   /* Commit: nothing of a refused plugin is reachable. */
   info = plugin_info_new (descriptor, path, registrar.types);
+  info->search_index = self->scanning;
   g_ptr_array_add (self->plugins, info);
   g_hash_table_insert (self->plugins_by_name, info->name, info);
   for (guint i = 0; i < registrar.types->len; i++)
@@ -655,7 +663,9 @@ scan_dir (ExoPluginLoader *self,
  * Loads every `*.so` file in each search folder and in the folders directly
  * below it (the build tree has `plugins/<name>/<name>.so`), in search order
  * and sorted by name within a folder.  A refused file does not stop the
- * others.  A folder that does not exist is skipped silently; the same file
+ * others.  A plugin found again in a later search folder is not loaded; its
+ * error is %EXO_PLUGIN_ERROR_SHADOWED, which callers may treat as a note
+ * rather than a fault.  A folder that does not exist is skipped silently; the same file
  * reached twice is loaded once.
  *
  * Returns: the number of plugins this call loaded
@@ -673,7 +683,11 @@ exo_plugin_loader_load_all (ExoPluginLoader  *self,
     errs = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
 
   for (guint i = 0; i + 1 < self->search_dirs->len; i++)
-    scan_dir (self, g_ptr_array_index (self->search_dirs, i), TRUE, &n_loaded, errs);
+    {
+      self->scanning = i;
+      scan_dir (self, g_ptr_array_index (self->search_dirs, i), TRUE, &n_loaded, errs);
+    }
+  self->scanning = G_MAXUINT;
 
   if (errors != NULL)
     *errors = g_steal_pointer (&errs);
