@@ -4,6 +4,11 @@
  * on a private bus and looks at it from outside: over D-Bus, through its
  * log and its exit status.
  *
+ * main(), the default config, dependency order, --check-config, settings
+ * and the cluster key are here; refused plugins, a taken bus name,
+ * Shutdown, signals and usage errors in test-daemon-lifecycle.c; the
+ * Fixture and the Node in daemon-fixture.c.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <gio/gio.h>
@@ -13,309 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "exo-test-bus.h"
-
-typedef struct
-{
-  GSubprocess *bus;
-  char        *bus_address;
-  char        *tmpdir;
-  const char  *exo_node;
-  const char  *plugin_dir;
-} Fixture;
-
-typedef struct
-{
-  GSubprocess *proc;
-  char        *log_path;
-} Node;
-
-static void
-fixture_setup (Fixture *f, gconstpointer data)
-{
-  static char *node_fallback, *plugins_fallback;
-
-  f->exo_node = g_getenv ("EXO_NODE");
-  f->plugin_dir = g_getenv ("EXO_TEST_PLUGIN_DIR");
-  if (f->exo_node == NULL && node_fallback == NULL)
-    {
-      /* run by hand or by gtester: the build tree next to this program */
-      g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-      g_autofree char *dir = self ? g_path_get_dirname (self) : NULL;
-
-      if (dir != NULL)
-        {
-          node_fallback = g_build_filename (dir, "..", "src", "daemon", "exo-node", NULL);
-          plugins_fallback = g_build_filename (dir, "..", "plugins", NULL);
-        }
-    }
-  if (f->exo_node == NULL && node_fallback != NULL
-      && g_file_test (node_fallback, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      f->exo_node = node_fallback;
-      f->plugin_dir = plugins_fallback;
-    }
-  f->tmpdir = g_dir_make_tmp ("exo-daemon-XXXXXX", NULL);
-  g_assert_nonnull (f->tmpdir);
-
-  /* A bus on a filesystem socket (not an abstract one): reachable from a
-   * node that runs in its own network namespace too. */
-  {
-    g_autofree char *socket_path = g_build_filename (f->tmpdir, "bus", NULL);
-
-    f->bus = exo_test_bus_spawn (socket_path, &f->bus_address);
-  }
-}
-
-static void
-rm_rf (const char *dir)
-{
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      if (g_file_test (path, G_FILE_TEST_IS_DIR))
-        rm_rf (path);
-      else
-        g_unlink (path);
-    }
-  g_rmdir (dir);
-}
-
-static void
-fixture_teardown (Fixture *f, gconstpointer data)
-{
-  g_subprocess_force_exit (f->bus);
-  g_subprocess_wait (f->bus, NULL, NULL);
-  g_clear_object (&f->bus);
-  g_clear_pointer (&f->bus_address, g_free);
-  rm_rf (f->tmpdir);
-  g_free (f->tmpdir);
-}
-
-static gboolean
-have_daemon (Fixture *f)
-{
-  if (f->exo_node == NULL || f->plugin_dir == NULL)
-    {
-      g_test_skip ("EXO_NODE / EXO_TEST_PLUGIN_DIR not set");
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-can_isolate (void)
-{
-  g_autofree char *unshare = g_find_program_in_path ("unshare");
-  g_autofree char *ip = g_find_program_in_path ("ip");
-  int status = -1;
-
-  if (getuid () != 0 || unshare == NULL || ip == NULL)
-    return FALSE;
-  if (!g_spawn_command_line_sync ("unshare --net -- true", NULL, NULL, &status, NULL))
-    return FALSE;
-  return g_spawn_check_wait_status (status, NULL);
-}
-
-static const char engine_config[] =
-  "{ \"resources\": [ { \"id\": \"engine\", \"type\": \"dummy-inference\" } ] }\n";
-
-static char *
-write_file (Fixture *f, const char *name, const char *contents)
-{
-  char *path = g_build_filename (f->tmpdir, name, NULL);
-  g_assert_true (g_file_set_contents (path, contents, -1, NULL));
-  return path;
-}
-
-static Node *node_start_argv (Fixture *f, gboolean isolated, const char *log_name, va_list ap);
-
-static Node *
-node_start (Fixture *f, const char *log_name, ...)
-{
-  Node *node;
-  va_list ap;
-
-  va_start (ap, log_name);
-  node = node_start_argv (f, FALSE, log_name, ap);
-  va_end (ap);
-  return node;
-}
-
-/* In a network namespace of its own with only loopback: for configs whose
- * discovery broadcasts (the default one), so that tests send nothing to any
- * real network. */
-static Node *
-node_start_isolated (Fixture *f, const char *log_name, ...)
-{
-  Node *node;
-  va_list ap;
-
-  va_start (ap, log_name);
-  node = node_start_argv (f, TRUE, log_name, ap);
-  va_end (ap);
-  return node;
-}
-
-static Node *
-node_start_argv (Fixture *f, gboolean isolated, const char *log_name, va_list ap)
-{
-  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  Node *node = g_new0 (Node, 1);
-  const char *arg;
-
-  node->log_path = g_build_filename (f->tmpdir, log_name, NULL);
-  g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS",
-                                f->bus_address, TRUE);
-  /* the state directory (the cluster key) of this test, as systemd's
-   * StateDirectory= sets it */
-  {
-    g_autofree char *state = g_build_filename (f->tmpdir, "state", NULL);
-
-    g_subprocess_launcher_setenv (launcher, "STATE_DIRECTORY", state, TRUE);
-  }
-  g_subprocess_launcher_unsetenv (launcher, "EXO_PLUGIN_PATH");
-  /* relative paths given to a node are relative to the test's folder */
-  g_subprocess_launcher_set_cwd (launcher, f->tmpdir);
-  g_subprocess_launcher_set_stderr_file_path (launcher, node->log_path);
-  g_subprocess_launcher_set_stdout_file_path (launcher, node->log_path);
-
-  if (isolated)
-    {
-      g_ptr_array_add (argv, (gpointer) "unshare");
-      g_ptr_array_add (argv, (gpointer) "--net");
-      g_ptr_array_add (argv, (gpointer) "--");
-      g_ptr_array_add (argv, (gpointer) "sh");
-      g_ptr_array_add (argv, (gpointer) "-c");
-      g_ptr_array_add (argv, (gpointer) "ip link set lo up && exec \"$0\" \"$@\"");
-    }
-  g_ptr_array_add (argv, (gpointer) f->exo_node);
-  g_ptr_array_add (argv, (gpointer) "--plugin-dir");
-  g_ptr_array_add (argv, (gpointer) f->plugin_dir);
-  while ((arg = va_arg (ap, const char *)) != NULL)
-    g_ptr_array_add (argv, (gpointer) arg);
-  g_ptr_array_add (argv, NULL);
-
-  node->proc = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  return node;
-}
-
-static char *
-node_log (Node *node)
-{
-  char *contents = NULL;
-  g_file_get_contents (node->log_path, &contents, NULL, NULL);
-  return contents ? contents : g_strdup ("");
-}
-
-static gboolean
-wait_cb (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static void
-waited_cb (GObject *source, GAsyncResult *result, gpointer data)
-{
-  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
-  *(gboolean *) data = TRUE;
-}
-
-/* Wait for the process to exit; returns its exit status, or -1 on timeout. */
-static int
-node_wait (Node *node, guint timeout_ms)
-{
-  gboolean expired = FALSE, done = FALSE;
-  guint id = g_timeout_add (timeout_ms, wait_cb, &expired);
-
-  g_subprocess_wait_async (node->proc, NULL, waited_cb, &done);
-  while (!done)
-    {
-      g_main_context_iteration (NULL, TRUE);
-      if (expired && !done)
-        {
-          g_subprocess_force_exit (node->proc);
-          expired = FALSE;
-          id = 0;
-          while (!done)
-            g_main_context_iteration (NULL, TRUE);
-          return -1;
-        }
-    }
-  if (id != 0 && !expired)
-    g_source_remove (id);
-  return g_subprocess_get_if_exited (node->proc) ? g_subprocess_get_exit_status (node->proc) : 128;
-}
-
-static void
-node_free (Node *node)
-{
-  if (node->proc != NULL && g_subprocess_get_identifier (node->proc) != NULL)
-    {
-      g_subprocess_force_exit (node->proc);
-      g_subprocess_wait (node->proc, NULL, NULL);
-    }
-  /* keep the log in the test output when something failed */
-  if (g_test_failed ())
-    {
-      g_autofree char *log = node_log (node);
-      g_test_message ("%s:\n%s", node->log_path, log);
-    }
-  g_clear_object (&node->proc);
-  g_free (node->log_path);
-  g_free (node);
-}
-
-static GDBusConnection *
-client (Fixture *f)
-{
-  g_autoptr(GError) error = NULL;
-  GDBusConnection *c = g_dbus_connection_new_for_address_sync (
-      f->bus_address,
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
-  g_assert_no_error (error);
-  return c;
-}
-
-static char *
-get_node_state (GDBusConnection *c, const char *bus_name)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) value = NULL;
-
-  reply = g_dbus_connection_call_sync (c, bus_name, "/org/exo/Node1",
-                                       "org.freedesktop.DBus.Properties", "Get",
-                                       g_variant_new ("(ss)", "org.exo.Node1", "State"),
-                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 2000,
-                                       NULL, NULL);
-  if (reply == NULL)
-    return NULL;
-  g_variant_get (reply, "(v)", &value);
-  return g_variant_dup_string (value, NULL);
-}
-
-static gboolean
-wait_node_ready (GDBusConnection *c, const char *bus_name, guint timeout_ms)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-
-  while (g_get_monotonic_time () < end)
-    {
-      g_autofree char *state = get_node_state (c, bus_name);
-      if (g_strcmp0 (state, "ready") == 0)
-        return TRUE;
-      g_usleep (20000);
-    }
-  return FALSE;
-}
+#include "daemon-fixture.h"
 
 static int
 compare_strings (gconstpointer a, gconstpointer b)
@@ -645,7 +348,6 @@ test_check_config (Fixture *f, gconstpointer data)
   }
 }
 
-
 /* Settings the plugin can check without side effects (its resource class's
  * check_settings) are refused when the config is built: by --check-config
  * (exit 1, FILE:LINE: KEY: what) and by the daemon's start (exit 1,
@@ -746,7 +448,6 @@ test_check_settings (Fixture *f, gconstpointer data)
     node_free (node);
   }
 }
-
 
 /* The cluster key: made on the first start of a config that has cluster
  * resources (never for one without), kept afterwards; a key file others
@@ -878,179 +579,17 @@ test_cluster_key (Fixture *f, gconstpointer data)
   node_free (node);
 }
 
-/* A refused plugin file is reported; the daemon goes on when the config does
- * not need it, and refuses to start (before anything starts) when it does. */
-static void
-test_refused_plugin (Fixture *f, gconstpointer data)
-{
-  g_autofree char *bad_dir = g_build_filename (f->tmpdir, "bad-plugins", NULL);
-  g_autofree char *bad_so = g_build_filename (bad_dir, "libexo-plugin-broken.so", NULL);
-  g_autofree char *engine = write_file (f, "engine.json", engine_config);
-  g_autofree char *needs = write_file (f, "needs.json",
-                                       "{ \"resources\": [ { \"id\": \"x\", \"type\": \"broken\" } ] }\n");
-  g_autoptr(GDBusConnection) c = NULL;
-  g_autofree char *log = NULL;
-  Node *node;
-
-  if (!have_daemon (f))
-    return;
-
-  g_mkdir (bad_dir, 0755);
-  g_assert_true (g_file_set_contents (bad_so, "this is not an ELF file\n", -1, NULL));
-  g_chmod (bad_so, 0644);
-
-  /* not needed: starts, with one line about the refused file */
-  node = node_start (f, "refused-ok.log", "--plugin-dir", bad_dir, "--config", engine,
-                     "--bus-name", "org.exo.Test.Refused", NULL);
-  c = client (f);
-  g_assert_true (wait_node_ready (c, "org.exo.Test.Refused", 10000));
-  kill (atoi (g_subprocess_get_identifier (node->proc)), SIGTERM);
-  g_assert_cmpint (node_wait (node, 10000), ==, 0);
-  log = node_log (node);
-  g_assert_nonnull (strstr (log, "plugin refused"));
-  g_assert_nonnull (strstr (log, bad_so));
-  g_clear_pointer (&log, g_free);
-  node_free (node);
-
-  /* needed: exits non-zero, nothing started */
-  node = node_start (f, "refused-needed.log", "--plugin-dir", bad_dir, "--config", needs,
-                     "--bus-name", "org.exo.Test.Refused2", NULL);
-  g_assert_cmpint (node_wait (node, 10000), ==, 1);
-  log = node_log (node);
-  g_assert_nonnull (strstr (log, "unknown resource type 'broken'"));
-  g_assert_null (strstr (log, "initializing"));
-  node_free (node);
-}
-
-static void
-test_bus_name_taken (Fixture *f, gconstpointer data)
-{
-  g_autoptr(GDBusConnection) c = NULL;
-  g_autofree char *log = NULL;
-  Node *first, *second;
-
-  if (!have_daemon (f))
-    return;
-
-  g_autofree char *engine = write_file (f, "engine.json", engine_config);
-
-  first = node_start (f, "first.log", "--config", engine, "--bus-name", "org.exo.Test.Taken", NULL);
-  c = client (f);
-  g_assert_true (wait_node_ready (c, "org.exo.Test.Taken", 10000));
-  second = node_start (f, "second.log", "--config", engine, "--bus-name", "org.exo.Test.Taken", NULL);
-  g_assert_cmpint (node_wait (second, 10000), ==, 1);
-  log = node_log (second);
-  g_assert_nonnull (strstr (log, "another exo-node owns it"));
-  /* the first one is unaffected */
-  g_assert_true (wait_node_ready (c, "org.exo.Test.Taken", 2000));
-  kill (atoi (g_subprocess_get_identifier (first->proc)), SIGTERM);
-  g_assert_cmpint (node_wait (first, 10000), ==, 0);
-  node_free (second);
-  node_free (first);
-}
-
-static void
-test_shutdown_method (Fixture *f, gconstpointer data)
-{
-  g_autofree char *engine = write_file (f, "engine.json", engine_config);
-  g_autoptr(GDBusConnection) c = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-  Node *node;
-
-  if (!have_daemon (f))
-    return;
-
-  node = node_start (f, "shutdown.log", "--config", engine, "--bus-name", "org.exo.Test.Shutdown", NULL);
-  c = client (f);
-  g_assert_true (wait_node_ready (c, "org.exo.Test.Shutdown", 10000));
-  reply = g_dbus_connection_call_sync (c, "org.exo.Test.Shutdown", "/org/exo/Node1",
-                                       "org.exo.Node1", "Shutdown", NULL, NULL,
-                                       G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (node_wait (node, 10000), ==, 0);
-  node_free (node);
-}
-
-/* SIGTERM starts the cleanup; a second signal while it runs forces the exit. */
-static void
-test_second_signal (Fixture *f, gconstpointer data)
-{
-  g_autofree char *test_plugins = NULL;
-  g_autofree char *config = write_file (f, "slow.json",
-      "{ \"resources\": [ { \"id\": \"slow\", \"type\": \"test-good\",\n"
-      "    \"settings\": { \"port\": 1, \"cleanup-delay-ms\": 60000 } } ] }\n");
-  g_autoptr(GDBusConnection) c = NULL;
-  g_autofree char *log = NULL;
-  gint64 t0;
-  int pid;
-  Node *node;
-
-  if (!have_daemon (f))
-    return;
-  test_plugins = g_build_filename (f->plugin_dir, "..", "tests", "plugins", NULL);
-  if (!g_file_test (test_plugins, G_FILE_TEST_IS_DIR))
-    {
-      g_test_skip ("the test plugins are not built");
-      return;
-    }
-
-  node = node_start (f, "second.log", "--plugin-dir", test_plugins, "--config", config,
-                     "--bus-name", "org.exo.Test.Second", NULL);
-  c = client (f);
-  g_assert_true (wait_node_ready (c, "org.exo.Test.Second", 10000));
-  pid = atoi (g_subprocess_get_identifier (node->proc));
-  kill (pid, SIGTERM);
-  g_usleep (300000);
-  t0 = g_get_monotonic_time ();
-  kill (pid, SIGINT);
-  g_assert_cmpint (node_wait (node, 10000), ==, 1);
-  g_assert_cmpint (g_get_monotonic_time () - t0, <, 5 * G_USEC_PER_SEC);
-  log = node_log (node);
-  g_assert_nonnull (strstr (log, "slow: ready -> closing"));
-  g_assert_nonnull (strstr (log, "second SIGINT: forcing exit"));
-  g_assert_null (strstr (log, "all resources cleaned up"));
-  node_free (node);
-}
-
-static void
-test_usage_errors (Fixture *f, gconstpointer data)
-{
-  g_autofree char *log = NULL;
-  Node *node;
-
-  if (!have_daemon (f))
-    return;
-
-  node = node_start (f, "usage.log", "--no-such-option", NULL);
-  g_assert_cmpint (node_wait (node, 10000), ==, 2);
-  node_free (node);
-
-  node = node_start (f, "version.log", "--version", NULL);
-  g_assert_cmpint (node_wait (node, 10000), ==, 0);
-  log = node_log (node);
-  g_assert_true (g_str_has_prefix (log, "exo-node "));
-  g_assert_nonnull (strstr (log, "plugin ABI 3."));
-  node_free (node);
-}
-
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 
-#define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD ("/daemon/default-config", test_default_config);
   ADD ("/daemon/dependency-order", test_dependency_order);
   ADD ("/daemon/check-config", test_check_config);
   ADD ("/daemon/check-settings", test_check_settings);
-  ADD ("/daemon/refused-plugin", test_refused_plugin);
-  ADD ("/daemon/bus-name-taken", test_bus_name_taken);
-  ADD ("/daemon/shutdown-method", test_shutdown_method);
-  ADD ("/daemon/second-signal", test_second_signal);
-  ADD ("/daemon/usage-errors", test_usage_errors);
+  test_daemon_register_lifecycle ();
   ADD ("/daemon/cluster-key", test_cluster_key);
-#undef ADD
 
   return g_test_run ();
 }
