@@ -11,6 +11,7 @@
 #
 # Prints TAP; exits 1 if any case fails.
 
+import ctypes
 import os
 import signal
 import sys
@@ -48,6 +49,22 @@ signal.alarm(120)
 
 WAIT_MS = 10000
 context = GLib.MainContext.default()
+
+# Every structured log record, as {field: str}: the overrides log a vfunc's
+# traceback through GLib.log_variant().
+LOG = []
+
+
+def _log_writer(level, fields, n_fields, *user_data):
+    record = {}
+    for field in fields:
+        if field.length < 0:
+            record[field.key] = ctypes.string_at(field.value).decode('utf-8', 'replace')
+    LOG.append(record)
+    return GLib.LogWriterOutput.HANDLED
+
+
+GLib.log_set_writer_func(_log_writer)
 
 
 def wait_for(results, timeout_ms=WAIT_MS):
@@ -143,10 +160,17 @@ def test_initialize_raises():
     ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
     assert ok is None and error is not None, 'initialize did not fail'
     assert error.matches(Exo.ResourceError.quark(), Exo.ResourceError.FAILED), error
-    assert "do_initialize of 'py-raises' returned without completing its task" in error.message, \
-        error.message
+    # the exception's message is the error
+    assert error.message == 'ValueError: initialize failed in Python', error.message
     assert r.get_state() == Exo.ResourceState.ERROR, r.get_state()
+    assert r.get_last_error().message == error.message
     assert r.cleanups == 1, 'the half-made resource was not cleaned up'
+    # the traceback is logged once, with the resource's id
+    tracebacks = [f for f in LOG if f.get('EXO_RESOURCE_ID') == 'py-raises']
+    assert len(tracebacks) == 1, tracebacks
+    assert 'Traceback' in tracebacks[0]['MESSAGE'], tracebacks
+    assert "raise ValueError('initialize failed in Python')" in tracebacks[0]['MESSAGE']
+    assert tracebacks[0]['GLIB_DOMAIN'] == 'Exo-Python', tracebacks
 
 
 def test_managed_initialize_raises():
@@ -154,7 +178,8 @@ def test_managed_initialize_raises():
     r = ManagedRaises(id='py-managed-raises')
     no_retries(r)
     ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
-    assert error is not None and 'do_initialize' in error.message, error
+    assert error is not None, 'initialize did not fail'
+    assert error.message == 'RuntimeError: managed initialize failed in Python', error.message
     assert r.get_state() == Exo.ResourceState.ERROR, r.get_state()
     r.set_auto_recover(False)
     call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
@@ -168,11 +193,12 @@ def test_health_and_cleanup_raise():
     assert error is None, error
     r.health_raises = True
     ok, error = call(lambda cb: r.check_health_async(None, cb), r.check_health_finish)
-    assert error is not None and "do_check_health of 'py-raises-later'" in error.message, error
+    assert error is not None and error.message == 'ValueError: health check failed in Python', \
+        error
     assert r.get_state() == Exo.ResourceState.DEGRADED, r.get_state()
     r.cleanup_raises = True
     ok, error = call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
-    assert error is not None and "do_cleanup of 'py-raises-later'" in error.message, error
+    assert error is not None and error.message == 'ValueError: cleanup failed in Python', error
     assert r.get_state() == Exo.ResourceState.CLOSED, r.get_state()
 
 
@@ -222,7 +248,7 @@ def test_run_async_from_python():
 
     no_retries(r)
     value, error = call(lambda cb: r.run_async(raises, None, 0, None, cb), r.run_finish)
-    assert error is not None and "operation of 'py-runner'" in error.message, error
+    assert error is not None and error.message == "KeyError: 'no such thing'", error
     assert calls == [1], calls
     call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
 
