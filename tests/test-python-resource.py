@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 
 SKIP = 77
 
@@ -334,7 +335,147 @@ def test_node_role_typed():
     assert (result.get_prompt_tokens(), result.get_completion_tokens()) == (3, 2)
 
 
+class Flaky(Exo.ManagedResource):
+    """Raises on the first `fails` attempts of each initialize, then succeeds."""
+
+    def __init__(self, fails, **kwargs):
+        super().__init__(**kwargs)
+        self.fails = fails
+        self.inits = 0
+
+    def do_do_initialize(self, task):
+        self.inits += 1
+        if self.fails > 0:
+            self.fails -= 1
+            raise ConnectionError('backend away')
+        task.return_boolean(True)
+
+    def do_do_cleanup(self, task):
+        task.return_boolean(True)
+
+    def do_collect_metrics(self, metrics):
+        Exo.ManagedResource.do_collect_metrics(self, metrics)
+        metrics.insert_value('py-inits', GLib.Variant('u', self.inits))
+
+
+def fast_retries(resource, n):
+    policy = Exo.RetryPolicy.new()
+    policy.max_retries = n
+    policy.initial_delay_ms = 5
+    policy.max_delay_ms = 10
+    policy.jitter = Exo.Jitter.NONE
+    resource.set_retry_policy(policy)
+
+
+def wait_state(resource, state):
+    deadline = GLib.get_monotonic_time() + WAIT_MS * 1000
+    while resource.get_state() != state and GLib.get_monotonic_time() < deadline:
+        context.iteration(False)
+        GLib.usleep(1000)
+    assert resource.get_state() == state, (resource.get_state(), state)
+
+
+def test_managed_retries_and_recovers():
+    """A Python ManagedResource fails, is retried, recovers after a reported error."""
+    r = Flaky(2, id='py-flaky')
+    fast_retries(r, 5)
+    ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+    assert error is None and ok, error
+    assert r.inits == 3, r.inits
+    assert r.get_last_error().message == 'ConnectionError: backend away'
+    # collect_metrics in Python, with the heap GVariantDict, chained up
+    # a heap GVariantDict: PyGObject's reference to it is no critical (which
+    # PyGObject turns into a Python warning for GLib's own log domain)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        metrics = r.get_metrics().unpack()
+    assert not caught, [str(w.message) for w in caught]
+    assert metrics['py-inits'] == 3, metrics
+    # fails after being ready: auto-recover brings it back (one more failure first)
+    r.fails = 1
+    r.report_error(GLib.Error.new_literal(Exo.resource_error_quark(), 'lost', 0))
+    assert r.get_state() == Exo.ResourceState.ERROR
+    wait_state(r, Exo.ResourceState.READY)
+    assert r.inits == 5, r.inits
+    r.set_auto_recover(False)
+    call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
+
+
+class Net(Exo.NetworkResource):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.refuse = False
+
+    def do_do_connect(self, task):
+        if self.refuse:
+            raise OSError('connection refused')
+        task.return_boolean(True)
+
+    def do_do_disconnect(self, task):
+        task.return_boolean(True)
+
+
+def test_network_resource():
+    """A Python NetworkResource connects, fails with the exception's message, counts."""
+    n = Net(id='py-net')
+    ok, error = call(lambda cb: n.initialize_async(None, cb), n.initialize_finish)
+    assert error is None and ok, error
+    assert n.get_metrics().unpack()['connect-successes'] == 1
+    call(lambda cb: n.cleanup_async(None, cb), n.cleanup_finish)
+    n.refuse = True
+    no_retries(n)
+    ok, error = call(lambda cb: n.initialize_async(None, cb), n.initialize_finish)
+    assert error is not None and error.message == 'OSError: connection refused', error
+    assert n.get_metrics().unpack()['connect-failures'] >= 1
+    n.set_auto_recover(False)
+    call(lambda cb: n.cleanup_async(None, cb), n.cleanup_finish)
+
+
+def test_group_and_pool():
+    """A group of Python resources in dependency order; a pool of them."""
+    g = Exo.ResourceGroup.new('py-group')
+    a, b = Works(id='py-a'), Works(id='py-b')
+    g.add(a, None)
+    g.add(b, ['py-a'])
+    ok, error = call(lambda cb: g.initialize_async(None, cb), g.initialize_finish)
+    assert error is None and ok, error
+    assert a.get_state() == b.get_state() == Exo.ResourceState.READY
+    call(lambda cb: g.cleanup_async(None, cb), g.cleanup_finish)
+    assert a.get_state() == b.get_state() == Exo.ResourceState.CLOSED
+
+    pool = Exo.ResourcePool.new(Works.__gtype__, 1, 2)
+    ok, error = call(lambda cb: pool.initialize_async(None, cb), pool.initialize_finish)
+    assert error is None and ok, error
+    lease, error = call(lambda cb: pool.acquire_async(1000, None, cb), pool.acquire_finish)
+    assert error is None and isinstance(lease, Exo.PoolLease), (lease, error)
+    item = lease.get_resource()
+    assert isinstance(item, Works) and item.inits == 1, item
+    lease.release()
+    call(lambda cb: pool.cleanup_async(None, cb), pool.cleanup_finish)
+
+
+def test_every_class_constructible():
+    """Every non-abstract GObject class of the typelib can be made from Python."""
+    from gi.repository import GObject
+    made = []
+    for name in dir(Exo):
+        cls = getattr(Exo, name)
+        if not (isinstance(cls, type) and issubclass(cls, GObject.Object)):
+            continue
+        if GObject.type_test_flags(cls.__gtype__, GObject.TypeFlags.ABSTRACT) or \
+                GObject.type_is_a(cls.__gtype__, GObject.TYPE_INTERFACE):
+            continue
+        obj = GObject.new(cls.__gtype__)
+        assert isinstance(obj, cls), name
+        made.append(name)
+    assert {'ResourceGroup', 'PluginLoader'} <= set(made), made
+
+
 CASES = [
+    test_managed_retries_and_recovers,
+    test_network_resource,
+    test_group_and_pool,
+    test_every_class_constructible,
     test_initialize_raises,
     test_managed_initialize_raises,
     test_health_and_cleanup_raise,
