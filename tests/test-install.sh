@@ -16,6 +16,9 @@
 #    prefix is /usr), and the installed exo-node, seen at its real prefix in a
 #    private mount namespace, finds libexo-1, its plugins and its model without
 #    LD_LIBRARY_PATH, EXO_PLUGIN_PATH or EXO_MODEL_PATH;
+#  - with introspection, Exo-1.typelib is in $libdir/girepository-1.0 and
+#    loads from Python with the installed overrides; with the Python loader
+#    built, libexo-python-loader.so is in $libdir/exo-1 (RUNPATH too);
 #  - -Dtests=false configures no test program.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
@@ -48,7 +51,7 @@ if ! out=$(meson install -C "$build" --no-rebuild --destdir "$root" 2>&1); then
   not_ok "meson install --destdir" "$(tail -5 <<<"$out")"
   exit 1
 fi
-echo "1..10"
+echo "1..12"
 
 # --- man pages ----------------------------------------------------------------
 problems=()
@@ -132,9 +135,33 @@ check "a program including <exo/exo.h> compiles with pkg-config --cflags exo-1" 
          cc -c -o "$1/t.o" "$1/t.c" $(PKG_CONFIG_PATH="$1/pc" pkg-config --cflags exo-1)' \
   sh "$tmp" "$root$prefix" "$pc"
 
+# --- GObject-Introspection and the Python loader -------------------------------------
+typelib=$root$libdir/girepository-1.0/Exo-1.typelib
+if [[ ! -f $build/src/libexo/Exo-1.typelib ]]; then
+  skip "Exo-1.typelib installed and loads from Python" "built without introspection"
+elif [[ ! -f $typelib ]]; then
+  not_ok "Exo-1.typelib installed in $libdir/girepository-1.0" "$(find "$root" -name '*.typelib' | head)"
+else
+  overrides=$(find "$root" -path '*/gi/overrides/Exo.py' | head -1)
+  pypath=${overrides%/gi/overrides/Exo.py}
+  check "Exo-1.typelib installed in $libdir/girepository-1.0 and loads from Python (overrides from ${pypath#"$root"})" \
+    env GI_TYPELIB_PATH="$root$libdir/girepository-1.0" LD_LIBRARY_PATH="$root$libdir" \
+      PYTHONPATH="$pypath" /usr/bin/python3 -c \
+      'import gi; gi.require_version("Exo", "1"); from gi.repository import Exo; assert Exo._exo_overrides; Exo.RetryPolicy.new()'
+fi
+loader=$root$libdir/exo-1/libexo-python-loader.so
+if [[ ! -f $build/src/python-loader/libexo-python-loader.so ]]; then
+  skip "the Python loader module is installed" "not built (no python3-embed, PyGObject or typelib)"
+elif [[ -f $loader ]]; then
+  ok "the Python loader module is installed in $libdir/exo-1"
+else
+  not_ok "the Python loader module is installed in $libdir/exo-1" "$(ls "$root$libdir/exo-1" 2>&1)"
+fi
+
 # --- RUNPATH ----------------------------------------------------------------------
 bad=()
-for f in "$root$prefix/bin/exo-node" "$root$libdir"/exo-1/plugins/*.so; do
+for f in "$root$prefix/bin/exo-node" "$root$libdir"/exo-1/plugins/*.so "$root$libdir"/exo-1/libexo-python-loader.so; do
+  [[ -e $f ]] || continue
   rp=$(readelf -d "$f" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p')
   if [[ $prefix == /usr ]]; then [[ -z $rp ]] || bad+=("$f: RUNPATH $rp under /usr")
   else [[ $rp == "$libdir" ]] || bad+=("$f: RUNPATH '$rp', expected $libdir"); fi

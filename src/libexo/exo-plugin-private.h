@@ -20,6 +20,11 @@
  *   exo-plugin-checks.c     checks on what comes from outside: names, the
  *                           strings shown in errors, the file and folder
  *                           permissions of a plugin file
+ *   exo-plugin-python.c     Python plugins: which files are candidates, the
+ *                           lazy dlopen of the Python loader module
+ *                           (src/python-loader/, interface in
+ *                           exo-plugin-python.h) and the registration of
+ *                           what it imported
  *
  * The rules, for all of them:
  *
@@ -98,6 +103,26 @@ struct _ExoPluginLoader
   GHashTable *real_paths;         /* real path of every loaded file (owned) */
   guint       scanning;           /* index of the search folder load_all() scans, else G_MAXUINT */
 };
+
+/* exo-plugin.c */
+typedef void (*ExoPluginRegisterFull) (ExoPluginRegistrar *registrar,
+                                       gpointer            user_data);
+ExoPluginInfo *_exo_plugin_loader_register  (ExoPluginLoader           *self,
+                                             const ExoPluginDescriptor *descriptor,
+                                             ExoPluginRegisterFull      register_full,
+                                             gpointer                   user_data,
+                                             const char                *path,
+                                             const char                *where,
+                                             gboolean                  *register_ran,
+                                             GError                   **error);
+
+/* exo-plugin-python.c */
+gboolean       _exo_plugin_is_python_file      (const char      *name);
+gboolean       _exo_plugin_python_is_candidate (const char      *path);
+ExoPluginInfo *_exo_plugin_python_load         (ExoPluginLoader *self,
+                                                const char      *path,
+                                                const char      *real_path,
+                                                GError         **error);
 
 /* exo-plugin-registrar.c */
 gboolean _exo_plugin_claim_roles            (GArray      *wanted,

@@ -12,7 +12,7 @@
  *
  * Rules: a loader is used from one thread, without a lock.  A plugin's
  * code is called out twice: its descriptor function (load_file) and its
- * register function (register_descriptor); until its registrar is
+ * register function (_exo_plugin_loader_register); until its registrar is
  * committed nothing of the plugin is reachable, and a module whose
  * register function ran stays resident.  Library code never logs.
  */
@@ -305,16 +305,21 @@ exo_plugin_loader_get_search_dirs (ExoPluginLoader *self)
   return (const char *const *) self->search_dirs->pdata;
 }
 
-/* The checks and registration shared by files and built-in plugins.
- * @where is the path, or a description of a built-in plugin.  Sets
- * *@register_ran when the plugin's register function was called. */
-static ExoPluginInfo *
-register_descriptor (ExoPluginLoader           *self,
-                     const ExoPluginDescriptor *descriptor,
-                     const char                *path,
-                     const char                *where,
-                     gboolean                  *register_ran,
-                     GError                   **error)
+/* The checks and registration shared by shared objects, Python plugins
+ * (exo-plugin-python.c) and built-in plugins.  @where is the path, or a
+ * description of a built-in plugin.  The plugin's types are registered by
+ * @register_full with @user_data when it is given (a Python plugin), else by
+ * the descriptor's register function.  Sets *@register_ran when that was
+ * called. */
+ExoPluginInfo *
+_exo_plugin_loader_register (ExoPluginLoader           *self,
+                             const ExoPluginDescriptor *descriptor,
+                             ExoPluginRegisterFull      register_full,
+                             gpointer                   user_data,
+                             const char                *path,
+                             const char                *where,
+                             gboolean                  *register_ran,
+                             GError                   **error)
 {
   ExoPluginRegistrar registrar = { 0, };
   ExoPluginInfo *existing;
@@ -348,7 +353,7 @@ register_descriptor (ExoPluginLoader           *self,
                    where, shown);
       return NULL;
     }
-  if (descriptor->register_func == NULL)
+  if (descriptor->register_func == NULL && register_full == NULL)
     {
       g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_INVALID,
                    "%s: invalid plugin descriptor: plugin '%s' has no register function",
@@ -392,7 +397,10 @@ register_descriptor (ExoPluginLoader           *self,
   registrar.roles = g_array_new (FALSE, TRUE, sizeof (RegisteredRole));
 
   *register_ran = TRUE;
-  descriptor->register_func (&registrar);
+  if (register_full != NULL)
+    register_full (&registrar, user_data);
+  else
+    descriptor->register_func (&registrar);
 
   if (registrar.error != NULL)
     {
@@ -438,6 +446,14 @@ register_descriptor (ExoPluginLoader           *self,
  * one line that starts with @path.  The file's permissions are checked before
  * any of its code runs.
  *
+ * A file whose name ends in `.py` is a Python plugin: it is imported by the
+ * Python loader module, loaded (with libpython) only when the first Python
+ * plugin is met, and declares itself in a dictionary `EXO_PLUGIN` (name,
+ * version, description, abi, types); see docs/writing-plugins-python.md.
+ * Besides the reasons above it is refused when it cannot be imported (a
+ * syntax error, an exception, a failed import) or its declaration is
+ * invalid, and when this program has no Python loader.
+ *
  * Returns: (transfer none): the loaded plugin, owned by @self; %NULL on error
  */
 ExoPluginInfo *
@@ -459,6 +475,14 @@ exo_plugin_loader_load_file (ExoPluginLoader  *self,
 
   if (!_exo_plugin_check_file_is_safe (path, &real_path, error))
     return NULL;
+
+  if (_exo_plugin_is_python_file (path))
+    {
+      info = _exo_plugin_python_load (self, path, real_path, error);
+      if (info != NULL)
+        g_hash_table_add (self->real_paths, g_steal_pointer (&real_path));
+      return info;
+    }
 
   /* Open exactly the file that was checked: a name without a '/' would make
    * dlopen() search the library path instead. */
@@ -495,7 +519,8 @@ exo_plugin_loader_load_file (ExoPluginLoader  *self,
       return NULL;
     }
 
-  info = register_descriptor (self, descriptor, path, path, &register_ran, error);
+  info = _exo_plugin_loader_register (self, descriptor, NULL, NULL, path, path,
+                                      &register_ran, error);
 
   /* The register function may have registered GTypes, which cannot be
    * unregistered: from then on the code must stay. */
@@ -540,7 +565,8 @@ exo_plugin_loader_register_builtin (ExoPluginLoader            *self,
   else
     where = g_strdup ("built-in plugin");
 
-  return register_descriptor (self, descriptor, NULL, where, &register_ran, error) != NULL;
+  return _exo_plugin_loader_register (self, descriptor, NULL, NULL, NULL, where,
+                                      &register_ran, error) != NULL;
 }
 
 static gboolean
@@ -642,10 +668,16 @@ scan_dir (ExoPluginLoader *self,
 
       if (is_dir (path))
         {
-          if (descend)
+          g_autofree char *init = g_build_filename (path, "__init__.py", NULL);
+
+          /* A Python package is a plugin, not a folder of plugins. */
+          if (_exo_plugin_python_is_candidate (init))
+            load_candidate (self, init, n_loaded, errors);
+          else if (descend)
             scan_dir (self, path, FALSE, n_loaded, errors);
         }
-      else if (has_plugin_suffix (name))
+      else if (has_plugin_suffix (name) ||
+               (_exo_plugin_is_python_file (name) && _exo_plugin_python_is_candidate (path)))
         {
           /* Something that is not a file (a socket, a dangling link) is
            * refused, with its reason, by load_file. */
@@ -662,10 +694,14 @@ scan_dir (ExoPluginLoader *self,
  *
  * Loads every `*.so` file in each search folder and in the folders directly
  * below it (the build tree has `plugins/<name>/<name>.so`), in search order
- * and sorted by name within a folder.  A refused file does not stop the
- * others.  A plugin found again in a later search folder is not loaded; its
- * error is %EXO_PLUGIN_ERROR_SHADOWED, which callers may treat as a note
- * rather than a fault.  A folder that does not exist is skipped silently; the same file
+ * and sorted by name within a folder.  A `*.py` file, or a folder with an
+ * `__init__.py` (a package), whose text declares `EXO_PLUGIN` in its first
+ * 64 KiB is a Python plugin (see exo_plugin_loader_load_file()); other
+ * Python files are not plugins and are skipped silently.  A refused file
+ * does not stop the others.  A plugin found again in a later search folder
+ * is not loaded; its error is %EXO_PLUGIN_ERROR_SHADOWED, which callers may
+ * treat as a note rather than a fault.  A folder that does not exist is
+ * skipped silently; the same file
  * reached twice is loaded once.
  *
  * Returns: the number of plugins this call loaded

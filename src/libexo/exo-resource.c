@@ -183,14 +183,16 @@ G_STATIC_ASSERT (sizeof (ExoResourceClass) ==
 GVariant *
 exo_resource_get_metrics (ExoResource *self)
 {
-  GVariantDict dict;
+  g_autoptr(GVariantDict) dict = NULL;
 
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
 
-  g_variant_dict_init (&dict, NULL);
+  /* On the heap, not the stack: a binding's collect_metrics (PyGObject)
+   * takes a reference to the boxed GVariantDict it is given. */
+  dict = g_variant_dict_new (NULL);
   if (EXO_RESOURCE_GET_CLASS (self)->collect_metrics != NULL)
-    EXO_RESOURCE_GET_CLASS (self)->collect_metrics (self, &dict);
-  return g_variant_ref_sink (g_variant_dict_end (&dict));
+    EXO_RESOURCE_GET_CLASS (self)->collect_metrics (self, dict);
+  return g_variant_ref_sink (g_variant_dict_end (dict));
 }
 
 const char *

@@ -4,17 +4,23 @@
 """Makes a Python exception in an implementation fail the attempt.
 
 libexo hands each ``do_*`` vfunc (and each operation given to ``run_async``
-or ``use_async``) a ``Gio.Task`` to complete.  When such a task is let go
-uncompleted, libexo fails the attempt ("do_initialize of 'x' returned without
-completing its task and without keeping a reference to it").
+or ``use_async``) a ``Gio.Task`` to complete.
 
 PyGObject, when a vfunc or callback raises, prints the exception with
 ``PyErr_Print()``, which also stores it in ``sys.last_traceback``: the
 traceback's frames keep their locals, ``task`` among them, so the task stays
 referenced until the next uncaught exception, and the attempt would wait for
-ever.  The wrappers below catch the exception, print it the same way, clear
-the frames' locals and return: the task is let go, and libexo fails the
-attempt.
+ever.  The wrappers below catch the exception instead and complete the task
+with it: a ``GLib.Error`` as it is, any other exception as
+``Exo.ResourceError.FAILED`` (retryable) whose message is
+``"<ExceptionType>: <message>"``.  The attempt fails with that error, and
+retries and supervision go on as for an implementation in C.  The traceback
+goes to the log once, as a warning in the domain ``Exo-Python`` with the
+field ``EXO_RESOURCE_ID``, and the frames' locals are cleared.
+
+An exception raised after the task was completed can only be logged (the
+task's error is the first result it was given).  Only ``Exception`` is
+caught: ``KeyboardInterrupt`` and ``SystemExit`` are not.
 
 They also let ``run_async``/``use_async`` take any ``func_data`` (PyGObject
 wants a tuple there, because the trailing ``user_data`` is variadic).
@@ -24,10 +30,15 @@ import functools
 import traceback
 
 from ..module import get_introspection_module
+from gi.repository import GLib
 
 Exo = get_introspection_module('Exo')
 
 __all__ = []
+
+LOG_DOMAIN = 'Exo-Python'
+# The longest error message made of an exception (the log has the rest).
+_MAX_MESSAGE = 1024
 
 # The vfuncs whose argument is a Gio.Task the implementation must complete.
 _TASK_VFUNCS = frozenset((
@@ -39,19 +50,54 @@ _TASK_VFUNCS = frozenset((
 ))
 
 
-def _report(exc):
-    """Prints exc as PyGObject would, without keeping its frames alive."""
-    traceback.print_exception(type(exc), exc, exc.__traceback__)
+def _as_error(exc):
+    """The GLib.Error an attempt that raised exc fails with."""
+    if isinstance(exc, GLib.Error):
+        return exc
+    text = str(exc)
+    message = '%s: %s' % (type(exc).__name__, text) if text else type(exc).__name__
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + '...'
+    return GLib.Error.new_literal(Exo.resource_error_quark(), message,
+                                  int(Exo.ResourceError.FAILED))
+
+
+def _report(exc, resource, where):
+    """Logs exc's traceback once, without keeping its frames alive."""
+    try:
+        rid = resource.get_id() if isinstance(resource, Exo.Resource) else None
+    except Exception:
+        rid = None
+    text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     traceback.clear_frames(exc.__traceback__)
+    fields = {
+        'MESSAGE': GLib.Variant('s', '%s of %r raised: %s' % (where, rid or '?', text)),
+    }
+    if rid:
+        fields['EXO_RESOURCE_ID'] = GLib.Variant('s', rid)
+    GLib.log_variant(LOG_DOMAIN, GLib.LogLevelFlags.LEVEL_WARNING,
+                     GLib.Variant('a{sv}', fields))
+
+
+def _fail(task, exc, resource, where):
+    _report(exc, resource, where)
+    error = _as_error(exc)
+    del exc
+    try:
+        task.return_error(error)
+    except Exception as late:        # pragma: no cover - already returned
+        _report(late, resource, where)
 
 
 def _guard_vfunc(vfunc):
+    where = vfunc.__name__[len('do_'):]
+
     @functools.wraps(vfunc)
     def guarded(self, task):
         try:
             vfunc(self, task)
         except Exception as exc:
-            _report(exc)
+            _fail(task, exc, self, where)
     guarded._exo_guarded = True
     return guarded
 
@@ -65,7 +111,7 @@ def _guard_operation(func):
         try:
             func(resource, cancellable, task, *func_data)
         except Exception as exc:
-            _report(exc)
+            _fail(task, exc, resource, 'operation')
     guarded._exo_guarded = True
     return guarded
 
@@ -113,3 +159,6 @@ Exo.NetworkResource.run_async = _runner(
     Exo.NetworkResource.run_async,
     'run_async(self, func, func_data=None, attempt_timeout_ms=0, cancellable=None, '
     'callback=None, *user_data)')
+
+# The Python loader of exo-node (src/python-loader/) checks for this.
+Exo._exo_overrides = True

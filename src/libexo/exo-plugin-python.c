@@ -1,0 +1,163 @@
+/* exo-plugin-python.c: Python plugins, on libexo's side.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns which files are Python plugin candidates (a `*.py` file, or a
+ * package's `__init__.py`, whose first 64 KiB mention EXO_PLUGIN), the lazy
+ * dlopen of the Python loader module (src/python-loader/, the interface in
+ * exo-plugin-python.h) the first time one is loaded, and the registration of
+ * what the module imported through the loader's common checks
+ * (_exo_plugin_loader_register: ABI, name clash, the types).  The file and
+ * folder permissions are checked by exo_plugin_loader_load_file() before
+ * this file sees the path.
+ *
+ * Rules: the module is opened once per process, and every import runs,
+ * under the python_loader lock (the interpreter is the process's, as GTypes
+ * are).  The module is opened without G_MODULE_BIND_LOCAL: Python's
+ * extension modules (PyGObject's _gi) take libpython's symbols from the
+ * global scope, as libpeas's Python loader does.  Library code never logs.
+ */
+#include "exo-plugin-private.h"
+#include "exo-plugin-python.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef EXO_PYTHON_LOADER_PATH
+# define EXO_PYTHON_LOADER_PATH "/usr/local/lib/exo-1/libexo-python-loader.so"
+#endif
+
+/* How much of a `*.py` file is read to find the EXO_PLUGIN marker. */
+#define MARKER_SCAN_BYTES (64 * 1024)
+
+G_LOCK_DEFINE_STATIC (python_loader);
+static ExoPythonLoaderImportFunc import_func;   /* under python_loader */
+static char *open_error;                        /* under python_loader; kept */
+
+gboolean
+_exo_plugin_is_python_file (const char *name)
+{
+  const char *base = strrchr (name, '/');
+
+  base = base != NULL ? base + 1 : name;
+  return base[0] != '.' && strlen (base) > 3 && g_str_has_suffix (base, ".py");
+}
+
+/* Whether @path is a Python file that declares a plugin: a plain read of at
+ * most MARKER_SCAN_BYTES, before anything else of it is looked at, so that
+ * helper modules next to plugins do not start Python. */
+gboolean
+_exo_plugin_python_is_candidate (const char *path)
+{
+  g_autofree char *buf = NULL;
+  gssize got = 0;
+  int fd;
+
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0)
+    {
+      /* A link is followed by load_file (which checks its target); here a
+       * link only has to exist to be a candidate, and be refused there if
+       * it is wrong. */
+      return errno == ELOOP;
+    }
+
+  buf = g_malloc (MARKER_SCAN_BYTES + 1);
+  while (got < MARKER_SCAN_BYTES)
+    {
+      gssize n = read (fd, buf + got, MARKER_SCAN_BYTES - got);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      got += n;
+    }
+  close (fd);
+  buf[got] = '\0';
+
+  /* Not strstr(): the text may hold NUL bytes. */
+  return g_strstr_len (buf, got, "EXO_PLUGIN") != NULL;
+}
+
+/* The module's import function, opened on first use; NULL with @error if
+ * this program has none.  Called with python_loader held. */
+static ExoPythonLoaderImportFunc
+get_import_func (const char  *path,
+                 GError     **error)
+{
+  if (import_func == NULL && open_error == NULL)
+    {
+      g_autoptr(GError) local_error = NULL;
+      const char *file = g_getenv ("EXO_PYTHON_LOADER");
+      GModule *module;
+
+      if (file == NULL || file[0] == '\0')
+        file = EXO_PYTHON_LOADER_PATH;
+
+      module = g_module_open_full (file, G_MODULE_BIND_LAZY, &local_error);
+      if (module == NULL)
+        open_error = _exo_plugin_one_line (local_error->message);
+      else if (!g_module_symbol (module, EXO_PYTHON_LOADER_SYMBOL, (gpointer *) &import_func) ||
+               import_func == NULL)
+        {
+          open_error = g_strdup_printf ("%s has no symbol %s", file, EXO_PYTHON_LOADER_SYMBOL);
+          import_func = NULL;
+          g_module_close (module);
+        }
+      else
+        g_module_make_resident (module);
+    }
+
+  if (import_func == NULL)
+    g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_NOT_FOUND,
+                 "%s: a Python plugin, and this program cannot load its Python loader: %s",
+                 path, open_error);
+  return import_func;
+}
+
+static void
+register_python_types (ExoPluginRegistrar *registrar,
+                       gpointer            user_data)
+{
+  const ExoPythonPlugin *plugin = user_data;
+
+  for (guint i = 0; i < plugin->n_types; i++)
+    exo_plugin_registrar_add_type (registrar, plugin->type_names[i], plugin->types[i]);
+}
+
+/* Imports @real_path (checked by the caller) and registers its types. */
+ExoPluginInfo *
+_exo_plugin_python_load (ExoPluginLoader  *self,
+                         const char       *path,
+                         const char       *real_path,
+                         GError          **error)
+{
+  ExoPythonPlugin plugin = { 0, };
+  ExoPluginDescriptor descriptor = { 0, };
+  ExoPythonLoaderImportFunc func;
+  ExoPluginInfo *info = NULL;
+  gboolean register_ran;
+  gboolean imported;
+
+  G_LOCK (python_loader);
+  func = get_import_func (path, error);
+  imported = func != NULL && func (real_path, path, &plugin, error);
+  G_UNLOCK (python_loader);
+
+  if (!imported)
+    return NULL;
+
+  descriptor.abi_major = plugin.abi_major;
+  descriptor.abi_minor = plugin.abi_minor;
+  descriptor.name = plugin.name;
+  descriptor.version = plugin.version;
+  descriptor.description = plugin.description;
+  info = _exo_plugin_loader_register (self, &descriptor, register_python_types, &plugin,
+                                      path, path, &register_ran, error);
+  _exo_python_plugin_clear (&plugin);
+
+  return info;
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+# test-python-plugin.py: exo-node with Python plugins, end to end.
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Starts a private dbus-daemon and the real exo-node ($EXO_NODE) with the
+# Python plugins of tests/python-plugins/ (copied into a private folder,
+# mode 0700/0600, as the loader demands) next to the built C plugins
+# ($EXO_TEST_PLUGIN_DIR), and checks: the Python resource reaches `ready`
+# with its setting, is on D-Bus with its own metric, Restart works; a
+# raising do_initialize is retried (`flaky` succeeds on its third attempt)
+# or ends in `error` with the exception's message (`bad`); a plugin with a
+# syntax error and one for another ABI are refused in one line each, a
+# Python file without the marker is not touched, and the rest starts; on
+# SIGTERM the C resource that depends on the Python one is cleaned up
+# first.  Exits 77 (skipped) where there is no Python loader (no
+# python3-embed, no typelib: -Dintrospection=disabled, sanitizer builds)
+# and under valgrind.
+#
+# Prints TAP; exits 1 if any check fails.
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SKIP = 77
+WAIT_S = 20
+BUS_NAME = 'org.exo.Test.Python'
+
+
+def skip(reason):
+    print('1..0 # SKIP %s' % reason)
+    sys.exit(SKIP)
+
+
+if os.environ.get('EXO_TEST_UNDER_VALGRIND'):
+    skip('not under valgrind')
+loader = os.environ.get('EXO_PYTHON_LOADER', '')
+if not loader or not os.path.exists(loader):
+    skip('no Python loader in this build (python3-embed, PyGObject or the typelib missing)')
+try:
+    from gi.repository import Gio, GLib
+except ImportError:
+    skip('python3-gi (PyGObject) is not installed for %s' % sys.executable)
+
+signal.signal(signal.SIGALRM, lambda *a: (print('Bail out! timed out'), os._exit(1)))
+signal.alarm(150)
+
+SRC = os.path.dirname(os.path.abspath(__file__))
+CONFIG = {
+    'resources': [
+        {'id': 'py', 'type': 'py-hello', 'settings': {'greeting': 'hi'}},
+        {'id': 'flaky', 'type': 'py-hello', 'settings': {'fail-times': 2},
+         'retry': {'max-retries': 5, 'initial-delay-ms': 10, 'max-delay-ms': 50,
+                   'jitter': 'none'}},
+        {'id': 'bad', 'type': 'py-hello', 'settings': {'fail-times': -1},
+         'retry': {'max-retries': 1, 'initial-delay-ms': 10, 'max-delay-ms': 20000,
+                   'jitter': 'none'}},
+        {'id': 'server', 'type': 'http-server', 'depends-on': ['py'],
+         'settings': {'port': 0, 'listen-address': '127.0.0.1'}},
+    ],
+}
+
+results = []
+
+
+def check(name, cond, detail=''):
+    results.append((name, bool(cond), detail))
+
+
+def resource_prop(bus, rid, prop):
+    path = bus.call_sync(BUS_NAME, '/org/exo/Node1', 'org.exo.Node1', 'GetResource',
+                         GLib.Variant('(s)', (rid,)), GLib.VariantType('(o)'),
+                         Gio.DBusCallFlags.NONE, 5000, None).unpack()[0]
+    value = bus.call_sync(BUS_NAME, path, 'org.freedesktop.DBus.Properties', 'Get',
+                          GLib.Variant('(ss)', ('org.exo.Resource1', prop)),
+                          GLib.VariantType('(v)'), Gio.DBusCallFlags.NONE, 5000, None)
+    return value.unpack()[0], path
+
+
+def wait_until(what, fn):
+    deadline = time.monotonic() + WAIT_S
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except GLib.Error as e:
+            last = e.message
+        time.sleep(0.05)
+    raise AssertionError('%s: not within %d s (last: %r)' % (what, WAIT_S, last))
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix='exo-py-plugin.')
+    os.chmod(tmp, 0o700)
+    plugins = os.path.join(tmp, 'plugins')
+    os.mkdir(plugins, 0o700)
+    for name in ('pyhello.py', 'broken.py', 'oldabi.py', 'helper.py'):
+        shutil.copy(os.path.join(SRC, 'python-plugins', name), plugins)
+        os.chmod(os.path.join(plugins, name), 0o600)
+    config = os.path.join(tmp, 'node.json')
+    with open(config, 'w') as f:
+        json.dump(CONFIG, f)
+    trace = os.path.join(tmp, 'trace')
+    log_path = os.path.join(tmp, 'node.log')
+
+    bus_proc = subprocess.Popen(['dbus-daemon', '--session', '--nofork', '--print-address=1',
+                                 '--address=unix:path=%s/bus' % tmp],
+                                stdout=subprocess.PIPE, text=True)
+    node = None
+    try:
+        address = bus_proc.stdout.readline().strip()
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address, PYHELLO_TRACE=trace,
+                   STATE_DIRECTORY=os.path.join(tmp, 'state'))
+        env.pop('EXO_PLUGIN_PATH', None)
+        with open(log_path, 'w') as log:
+            node = subprocess.Popen([os.environ['EXO_NODE'], '--config', config,
+                                     '--plugin-dir', plugins,
+                                     '--plugin-dir', os.environ['EXO_TEST_PLUGIN_DIR'],
+                                     '--bus-name', BUS_NAME],
+                                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+        bus = Gio.DBusConnection.new_for_address_sync(
+            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+        state = wait_until('py ready', lambda: resource_prop(bus, 'py', 'State')[0] == 'ready')
+        check('the Python resource reaches ready', state)
+        wait_until('server ready', lambda: resource_prop(bus, 'server', 'State')[0] == 'ready')
+        check('the C resource that depends on it reaches ready', True)
+        rtype, py_path = resource_prop(bus, 'py', 'Type')
+        check('it is on D-Bus with its config type', rtype == 'py-hello', rtype)
+        metrics, _ = resource_prop(bus, 'py', 'Metrics')
+        check('its Python metric is in Metrics', metrics.get('py-attempts') == 1, metrics)
+
+        wait_until('flaky ready', lambda: resource_prop(bus, 'flaky', 'State')[0] == 'ready')
+        with open(trace) as f:
+            flaky = [line for line in f if line.startswith('flaky initialize')]
+        check('a raising do_initialize is retried until it succeeds', len(flaky) == 3, flaky)
+
+        wait_until('bad in error', lambda: resource_prop(bus, 'bad', 'State')[0] == 'error')
+        last_error, _ = resource_prop(bus, 'bad', 'LastError')
+        check('a raising do_initialize gives error with the exception message',
+              last_error.startswith('RuntimeError: hello refuses attempt '), last_error)
+
+        bus.call_sync(BUS_NAME, py_path, 'org.exo.Resource1', 'Restart', None, None,
+                      Gio.DBusCallFlags.NONE, 10000, None)
+        wait_until('py ready again', lambda: resource_prop(bus, 'py', 'State')[0] == 'ready')
+        with open(trace) as f:
+            py_lines = [line.strip() for line in f if line.startswith('py ')]
+        check('Restart cleans up and initializes the Python resource again',
+              py_lines[:3] == ['py initialize 1', 'py cleanup', 'py initialize 2'], py_lines)
+
+        with open(log_path) as f:
+            log = f.read()
+        refused = [line for line in log.splitlines() if 'broken.py' in line]
+        check('a plugin with a syntax error is refused in one line naming the file',
+              len(refused) == 1 and 'plugin refused: %s/broken.py: cannot import it: SyntaxError'
+              % plugins in refused[0], refused)
+        old = [line for line in log.splitlines() if 'oldabi.py' in line]
+        check('a Python plugin for another ABI is refused in one line',
+              len(old) == 1 and 'built for plugin ABI 2.0' in old[0], old)
+        check('a Python file without EXO_PLUGIN is not a plugin', 'helper.py' not in log)
+
+        node.send_signal(signal.SIGTERM)
+        code = node.wait(timeout=WAIT_S)
+        check('SIGTERM: exo-node exits 0', code == 0, code)
+        with open(log_path) as f:
+            lines = f.read().splitlines()
+
+        term = next((i for i, line in enumerate(lines) if 'SIGTERM' in line), len(lines))
+
+        def first(text):
+            return next((i for i, line in enumerate(lines) if i > term and text in line), None)
+        server_closed = first('server: closing -> closed')
+        py_closing = first('py: ready -> closing')
+        check('SIGTERM: the C resource is cleaned up before the Python one it depends on',
+              server_closed is not None and py_closing is not None and server_closed < py_closing,
+              (server_closed, py_closing))
+        with open(trace) as f:
+            cleanups = [line.strip() for line in f if line.strip() == 'py cleanup']
+        check('SIGTERM: the Python resource is cleaned up (after the Restart)',
+              len(cleanups) == 2, cleanups)
+    except Exception:
+        check('no exception', False, traceback.format_exc())
+    finally:
+        if node is not None and node.poll() is None:
+            node.kill()
+            node.wait()
+        bus_proc.kill()
+        bus_proc.wait()
+        if any(not ok for _, ok, _ in results):
+            try:
+                with open(log_path) as f:
+                    sys.stdout.write(''.join('# log: ' + line for line in f.readlines()[-40:]))
+            except OSError:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print('1..%d' % len(results))
+    for n, (name, ok, detail) in enumerate(results, 1):
+        print('%s %d - %s' % ('ok' if ok else 'not ok', n, name))
+        if not ok:
+            for line in str(detail).splitlines():
+                print('# ' + line)
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
