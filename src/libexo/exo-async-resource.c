@@ -15,8 +15,9 @@
  * any thread: it keeps the id in qdata, set with g_object_replace_qdata()
  * so that the first copy stored wins and a pointer returned earlier stays
  * valid; the quark is made under g_once_init_enter().  ensure_ready's
- * GTask completes in the caller's thread-default main context, at once
- * (inside the call) when the state decides it.
+ * GTask calls back in the caller's thread-default main context, never
+ * inside the call (GTask defers a return made in the iteration that made
+ * the task).
  */
 #include "exo-private.h"
 
