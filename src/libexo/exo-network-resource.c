@@ -13,10 +13,10 @@
  * counters and the address are plain fields written by the vfunc task
  * callbacks, the runner's observer and the setters, all there.  Unlike
  * exo_resource_report_error(), report_connection_lost() is not for other
- * threads (it counts and reads the state first).  exo_error_is_connection_
- * error() is a pure function: any thread.  Re-entrancy is the managed
- * resource's: a subclass's do_connect may complete its task at once, and
- * the runner's callbacks may call anything of the resource.
+ * threads (it counts and reads the state first).  The function
+ * exo_error_is_connection_error() is pure: any thread.  Re-entrancy is the
+ * managed resource's: a subclass's do_connect may complete its task at
+ * once, and the runner's callbacks may call anything of the resource.
  */
 #include "exo-private.h"
 
