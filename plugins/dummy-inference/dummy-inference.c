@@ -13,6 +13,13 @@
  * N−1 tokens, deterministic, whatever the partitioning — which is what the
  * multi-node tests check.  `latency-ms` simulates compute time per infer call.
  *
+ * Rules: everything runs in the engine's main context, with no thread and
+ * no lock: the vfuncs are called there, and a result delayed by latency-ms
+ * is completed by a timeout attached to the task's own context (checking
+ * its cancellable first).  encode, decode and sample are synchronous and
+ * keep no per-request state; end_request is the interface's default
+ * (nothing to free).
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <exo/exo.h>

@@ -1,6 +1,18 @@
 /* http-common.c: the wire format shared by the server and the peer handle.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: parsing JSON from outside (exo_http_parse_json(): exo_json_validate()
+ * first, so json-glib sees only strict JSON within EXO_HTTP_MAX_JSON_DEPTH)
+ * and the typed getters of its members; the JSON and text forms of shards,
+ * generation parameters and tensor shapes (docs/cluster-protocol.md); ids
+ * checked; text cut for error messages; and errors to HTTP statuses and
+ * back (a peer's error answer read as a GError that names the peer).
+ *
+ * Rules: pure functions of their arguments: no state, no main context, no
+ * lock, no logging; any thread may call them, and the fuzzers do, alone.
+ * Everything parsed is hostile: every getter checks the member's type and
+ * range and names the member in its G_IO_ERROR_INVALID_DATA.
  */
 #include "http-common.h"
 

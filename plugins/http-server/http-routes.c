@@ -48,6 +48,8 @@
  */
 #include "http-server-private.h"
 
+#include "exo-plugin-util.h"
+
 #include <string.h>
 
 /* --- responses ----------------------------------------------------------- */
@@ -354,21 +356,6 @@ request_timeout_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-static gboolean
-ready_time_dispatch (GSource     *source,
-                     GSourceFunc  callback,
-                     gpointer     user_data)
-{
-  return callback (user_data);
-}
-
-/* A source that fires at the ready time it is given: moved at each token,
- * not made anew (a stream of tokens on 256 connections would otherwise make
- * and destroy a timer per token). */
-static GSourceFuncs ready_time_funcs = {
-  .dispatch = ready_time_dispatch,
-};
-
 void
 http_server_request_restart_timer (Request *req)
 {
@@ -379,10 +366,10 @@ http_server_request_restart_timer (Request *req)
     }
   if (req->timer == NULL)
     {
-      req->timer = g_source_new (&ready_time_funcs, sizeof (GSource));
-      g_source_set_callback (req->timer, request_timeout_cb, req, NULL);
-      g_source_set_static_name (req->timer, "[exo-http] request timeout");
-      g_source_attach (req->timer, g_main_context_get_thread_default ());
+      /* moved at each token, not made anew (a stream of tokens on 256
+       * connections would otherwise make and destroy a timer per token) */
+      req->timer = exo_plugin_ready_time_source_new (request_timeout_cb, req,
+                                                     "[exo-http] request timeout");
     }
   g_source_set_ready_time (req->timer, g_get_monotonic_time () +
                                        (gint64) req->self->request_timeout_ms * 1000);

@@ -43,6 +43,8 @@
  */
 #include "http-server-private.h"
 
+#include "exo-plugin-util.h"
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -339,17 +341,6 @@ exo_http_server_get_property (GObject    *object,
     }
 }
 
-static gboolean
-set_string (char       **field,
-            const char  *value)
-{
-  if (g_strcmp0 (*field, value) == 0)
-    return FALSE;
-  g_free (*field);
-  *field = g_strdup (value);
-  return TRUE;
-}
-
 static void
 exo_http_server_set_property (GObject      *object,
                               guint         prop_id,
@@ -366,10 +357,10 @@ exo_http_server_set_property (GObject      *object,
       self->port = g_value_get_uint (value);
       break;
     case PROP_LISTEN_ADDRESS:
-      changed = set_string (&self->listen_address, g_value_get_string (value));
+      changed = exo_plugin_set_string (&self->listen_address, value);
       break;
     case PROP_NODE:
-      changed = set_string (&self->node_id, g_value_get_string (value));
+      changed = exo_plugin_set_string (&self->node_id, value);
       break;
     case PROP_MAX_BODY_BYTES:
       changed = self->max_body_bytes != g_value_get_uint64 (value);
@@ -396,7 +387,7 @@ exo_http_server_set_property (GObject      *object,
       }
       break;
     case PROP_API_KEY_FILE:
-      changed = set_string (&self->api_key_file, g_value_get_string (value));
+      changed = exo_plugin_set_string (&self->api_key_file, value);
       break;
     case PROP_MAX_CONNECTIONS:
       changed = self->max_connections != g_value_get_uint (value);

@@ -25,6 +25,7 @@
  */
 #include "llama-inference-private.h"
 #include "llama-sampler.h"
+#include "exo-plugin-util.h"
 
 #include <string.h>
 
@@ -692,31 +693,6 @@ llama_inference_get_property (GObject    *object,
     }
 }
 
-static gboolean
-set_string (char       **field,
-            const GValue *value)
-{
-  const char *s = g_value_get_string (value);
-
-  if (g_strcmp0 (*field, s) == 0)
-    return FALSE;
-  g_free (*field);
-  *field = g_strdup (s);
-  return TRUE;
-}
-
-static gboolean
-set_uint (guint        *field,
-          const GValue *value)
-{
-  guint v = g_value_get_uint (value);
-
-  if (*field == v)
-    return FALSE;
-  *field = v;
-  return TRUE;
-}
-
 static void
 llama_inference_set_property (GObject      *object,
                               guint         prop_id,
@@ -729,23 +705,23 @@ llama_inference_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_MODEL:
-      changed = set_string (&self->model_path, value);
+      changed = exo_plugin_set_string (&self->model_path, value);
       break;
     case PROP_TOKENIZER:
-      changed = set_string (&self->tokenizer_path, value);
+      changed = exo_plugin_set_string (&self->tokenizer_path, value);
       break;
     case PROP_MAX_SEQ_LEN:
-      changed = set_uint (&self->max_seq_len, value);
+      changed = exo_plugin_set_uint (&self->max_seq_len, value);
       break;
     case PROP_MAX_SESSIONS:
-      changed = set_uint (&self->max_sessions, value);
+      changed = exo_plugin_set_uint (&self->max_sessions, value);
       llama_sessions_set_limits (self->sessions, self->max_sessions, self->session_timeout_ms);
       break;
     case PROP_THREADS:
-      changed = set_uint (&self->threads, value);
+      changed = exo_plugin_set_uint (&self->threads, value);
       break;
     case PROP_SESSION_TIMEOUT_MS:
-      changed = set_uint (&self->session_timeout_ms, value);
+      changed = exo_plugin_set_uint (&self->session_timeout_ms, value);
       llama_sessions_set_limits (self->sessions, self->max_sessions, self->session_timeout_ms);
       break;
     default:

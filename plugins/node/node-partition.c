@@ -15,6 +15,9 @@
  * partition ends at n - 1, empty shards are skipped, the last shard is
  * extended to n - 1.
  *
+ * Rules: pure functions of their arguments, no state, no main context, no
+ * lock: any thread; the node calls them in its context, the tests alone.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "node-partition.h"

@@ -48,6 +48,8 @@
  */
 #include "node-private.h"
 
+#include "exo-plugin-util.h"
+
 /* --- requests ------------------------------------------------------------ */
 
 void
@@ -295,20 +297,6 @@ request_fail (ExoClusterNode *self,
 }
 
 static gboolean
-ready_time_dispatch (GSource     *source,
-                     GSourceFunc  callback,
-                     gpointer     user_data)
-{
-  return callback (user_data);
-}
-
-/* A source that fires at the ready time it is given: moved at each token
- * instead of a timer made and destroyed per token. */
-static GSourceFuncs ready_time_funcs = {
-  .dispatch = ready_time_dispatch,
-};
-
-static gboolean
 request_timeout_cb (gpointer user_data)
 {
   Request *req = user_data;
@@ -333,10 +321,9 @@ request_progress (ExoClusterNode *self,
     return;
   if (req->timeout == NULL)
     {
-      req->timeout = g_source_new (&ready_time_funcs, sizeof (GSource));
-      g_source_set_callback (req->timeout, request_timeout_cb, req, NULL);
-      g_source_set_static_name (req->timeout, "[exo-node] request timeout");
-      g_source_attach (req->timeout, g_main_context_get_thread_default ());
+      /* moved at each token instead of a timer made and destroyed per token */
+      req->timeout = exo_plugin_ready_time_source_new (request_timeout_cb, req,
+                                                       "[exo-node] request timeout");
     }
   g_source_set_ready_time (req->timeout, req->last_progress_us +
                                          (gint64) self->request_timeout_ms * 1000);

@@ -98,6 +98,8 @@
  */
 #include "node-private.h"
 
+#include "exo-plugin-util.h"
+
 enum {
   PROP_0,
   PROP_ENGINE,
@@ -733,31 +735,6 @@ exo_cluster_node_get_property (GObject    *object,
     }
 }
 
-static gboolean
-set_string (char       **field,
-            const GValue *value)
-{
-  const char *s = g_value_get_string (value);
-
-  if (g_strcmp0 (*field, s) == 0)
-    return FALSE;
-  g_free (*field);
-  *field = g_strdup (s);
-  return TRUE;
-}
-
-static gboolean
-set_uint (guint        *field,
-          const GValue *value)
-{
-  guint v = g_value_get_uint (value);
-
-  if (*field == v)
-    return FALSE;
-  *field = v;
-  return TRUE;
-}
-
 static void
 exo_cluster_node_set_property (GObject      *object,
                                guint         prop_id,
@@ -770,45 +747,45 @@ exo_cluster_node_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_ENGINE:
-      changed = set_string (&self->engine_id, value);
+      changed = exo_plugin_set_string (&self->engine_id, value);
       break;
     case PROP_SERVER:
-      changed = set_string (&self->server_id, value);
+      changed = exo_plugin_set_string (&self->server_id, value);
       break;
     case PROP_DISCOVERY:
-      changed = set_string (&self->discovery_id, value);
+      changed = exo_plugin_set_string (&self->discovery_id, value);
       break;
     case PROP_NODE_ID:
-      changed = set_string (&self->node_id_setting, value);
+      changed = exo_plugin_set_string (&self->node_id_setting, value);
       break;
     case PROP_MODEL_ID:
-      changed = set_string (&self->model_id, value);
+      changed = exo_plugin_set_string (&self->model_id, value);
       if (self->model_id == NULL)
         self->model_id = g_strdup ("dummy");
       break;
     case PROP_N_LAYERS:
-      changed = set_uint (&self->n_layers, value);
+      changed = exo_plugin_set_uint (&self->n_layers, value);
       break;
     case PROP_TOPOLOGY_INTERVAL_MS:
-      changed = set_uint (&self->topology_interval_ms, value);
+      changed = exo_plugin_set_uint (&self->topology_interval_ms, value);
       break;
     case PROP_TOPOLOGY_MAX_DEPTH:
-      changed = set_uint (&self->topology_max_depth, value);
+      changed = exo_plugin_set_uint (&self->topology_max_depth, value);
       break;
     case PROP_PEER_TIMEOUT_MS:
-      changed = set_uint (&self->peer_timeout_ms, value);
+      changed = exo_plugin_set_uint (&self->peer_timeout_ms, value);
       break;
     case PROP_REQUEST_TIMEOUT_MS:
-      changed = set_uint (&self->request_timeout_ms, value);
+      changed = exo_plugin_set_uint (&self->request_timeout_ms, value);
       break;
     case PROP_MAX_TOKENS:
-      changed = set_uint (&self->max_tokens, value);
+      changed = exo_plugin_set_uint (&self->max_tokens, value);
       break;
     case PROP_PEER_HEALTH_INTERVAL_MS:
-      changed = set_uint (&self->peer_health_interval_ms, value);
+      changed = exo_plugin_set_uint (&self->peer_health_interval_ms, value);
       break;
     case PROP_PEER_FAILURE_THRESHOLD:
-      changed = set_uint (&self->peer_failure_threshold, value);
+      changed = exo_plugin_set_uint (&self->peer_failure_threshold, value);
       break;
     case PROP_DEVICE_MEMORY_MIB:
       changed = self->device_memory_mib != g_value_get_uint64 (value);

@@ -4,6 +4,12 @@
  * when a peer is heard on several interfaces), detected from sysfs rather
  * than from name prefixes where Linux tells us.
  *
+ * Rules: no state kept, no lock: each call reads getifaddrs(), sysfs and
+ * (through exo_device_capabilities_probe()) /proc, so any thread may call
+ * it, but it blocks briefly: the discovery calls it in its main context,
+ * the device probe once at initialize and the interface list once per
+ * broadcast, never per datagram received.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "udp-discovery-private.h"

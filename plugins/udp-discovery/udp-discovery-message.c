@@ -5,6 +5,9 @@
  * The first problem found is the error message (kept as the metric
  * `last-drop-reason`), so it names the field.
  *
+ * Rules: pure functions of their arguments: no state, no main context, no
+ * lock, no logging; any thread may call them, and the fuzzers do, alone.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "udp-discovery-private.h"

@@ -32,6 +32,8 @@
  */
 #include "udp-discovery-resource-private.h"
 
+#include "exo-plugin-util.h"
+
 /* Nonces remembered (per node, within the clock skew) against replays. */
 #define MAX_REPLAY_ENTRIES 16384
 
@@ -561,19 +563,6 @@ udp_discovery_get_property (GObject    *object,
 }
 
 static gboolean
-set_string (char         **slot,
-            const GValue  *value)
-{
-  const char *s = g_value_get_string (value);
-
-  if (g_strcmp0 (*slot, s) == 0)
-    return FALSE;
-  g_free (*slot);
-  *slot = g_strdup (s);
-  return TRUE;
-}
-
-static gboolean
 set_strv (char         ***slot,
           const GValue   *value)
 {
@@ -584,16 +573,6 @@ set_strv (char         ***slot,
     return FALSE;
   g_strfreev (*slot);
   *slot = g_strdupv ((char **) v);
-  return TRUE;
-}
-
-static gboolean
-set_uint (guint        *slot,
-          const GValue *value)
-{
-  if (*slot == g_value_get_uint (value))
-    return FALSE;
-  *slot = g_value_get_uint (value);
   return TRUE;
 }
 
@@ -619,42 +598,42 @@ udp_discovery_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_PORT:
-      changed = set_uint (&self->port, value);
+      changed = exo_plugin_set_uint (&self->port, value);
       break;
     case PROP_LISTEN_ADDRESS:
-      changed = set_string (&self->listen_address, value);
+      changed = exo_plugin_set_string (&self->listen_address, value);
       break;
     case PROP_BROADCAST_ADDRESSES:
       changed = set_strv (&self->broadcast_addresses, value);
       break;
     case PROP_BROADCAST_INTERVAL_MS:
-      changed = set_uint (&self->broadcast_interval_ms, value);
+      changed = exo_plugin_set_uint (&self->broadcast_interval_ms, value);
       break;
     case PROP_PEER_TIMEOUT_MS:
-      changed = set_uint (&self->peer_timeout_ms, value);
+      changed = exo_plugin_set_uint (&self->peer_timeout_ms, value);
       break;
     case PROP_STATIC_PEERS:
       changed = set_strv (&self->static_peers, value);
       break;
     case PROP_PROBE_TIMEOUT_MS:
-      changed = set_uint (&self->probe_timeout_ms, value);
+      changed = exo_plugin_set_uint (&self->probe_timeout_ms, value);
       break;
     case PROP_NODE_ID:
-      changed = set_string (&self->node_id, value);
+      changed = exo_plugin_set_string (&self->node_id, value);
       if (changed)
         resolve_node_id (self);
       break;
     case PROP_SERVER_PORT:
-      changed = set_uint (&self->server_port, value);
+      changed = exo_plugin_set_uint (&self->server_port, value);
       break;
     case PROP_SERVER_ID:
-      changed = set_string (&self->server_id, value);
+      changed = exo_plugin_set_string (&self->server_id, value);
       break;
     case PROP_DEVICE_MODEL:
-      changed = set_string (&self->device_settings.model, value);
+      changed = exo_plugin_set_string (&self->device_settings.model, value);
       break;
     case PROP_DEVICE_CHIP:
-      changed = set_string (&self->device_settings.chip, value);
+      changed = exo_plugin_set_string (&self->device_settings.chip, value);
       break;
     case PROP_DEVICE_MEMORY:
       changed = self->device_settings.memory_mib != g_value_get_uint64 (value);
@@ -670,7 +649,7 @@ udp_discovery_set_property (GObject      *object,
       changed = set_double (&self->device_settings.int8, value);
       break;
     case PROP_INTERFACE_TYPE:
-      changed = set_string (&self->interface_type, value);
+      changed = exo_plugin_set_string (&self->interface_type, value);
       if (self->interface_type == NULL || *self->interface_type == '\0')
         udp_discovery_replace_string (&self->interface_type, "auto");
       break;
@@ -679,7 +658,7 @@ udp_discovery_set_property (GObject      *object,
       self->include_loopback = g_value_get_boolean (value);
       break;
     case PROP_MAX_PEERS:
-      changed = set_uint (&self->max_peers, value);
+      changed = exo_plugin_set_uint (&self->max_peers, value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);

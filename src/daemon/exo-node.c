@@ -15,6 +15,32 @@
  * (exo-sd-notify.c).  The node id without --node-id or node.id is kept in
  * the state directory (exo-node-state.c).
  *
+ * Owns: the command line, the daemon's one Daemon record (daemon_state),
+ * the log writer (rate-limited through exo-daemon-log.c; journald fields or
+ * one line on a terminal), the log lines of every resource's transitions,
+ * failures and results, the start (config, node id, cluster key, root
+ * group, bus, export, initialize) and the shutdown (signals, Shutdown(),
+ * the bus name lost, the shutdown timeout) and the teardown after the loop.
+ *
+ * Rules: one thread runs all of this, on the global default main context:
+ * the resources are made there (no thread-default context is pushed), so
+ * their signals, the export, the bus callbacks, the timers and the Unix
+ * signal sources (g_unix_signal_add(), not signal handlers) all run in
+ * g_main_loop_run() on the main thread; Daemon and the watched set are
+ * touched only there, with no lock.  Before any thread exists main() sets
+ * what is process-wide: the log writer, the sd_notify state (it unsets
+ * $NOTIFY_SOCKET) and the default node id.  The one exception to the one
+ * thread is the log writer: GLib calls it on whichever thread logs (a
+ * plugin's worker), so it reads only what is set before the loop and never
+ * changes (verbose_logging, log_limiter), the limiter takes its own mutex,
+ * and the local time zone is made once (g_once_init_enter()).
+ * Re-entrancy: begin_shutdown() may come from a signal, Shutdown() or the
+ * loss of the bus name, even during the start; shutting_down makes it run
+ * once, and a second SIGTERM/SIGINT exits at once.  The root's cleanup
+ * callback or the shutdown timer quits the loop; the teardown then
+ * unexports before it drops the root, and disconnects every handler it
+ * connected (unwatch_all()) before the resources go.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <exo/exo.h>
@@ -136,8 +162,9 @@ write_fields (GLogLevelFlags   log_level,
     static GTimeZone *local_zone;
     g_autoptr(GDateTime) now = NULL;
 
-    if (local_zone == NULL)
-      local_zone = g_time_zone_new_local ();
+    /* any thread may log first */
+    if (g_once_init_enter (&local_zone))
+      g_once_init_leave (&local_zone, g_time_zone_new_local ());
     now = g_date_time_new_now (local_zone);
     g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
 

@@ -1,6 +1,23 @@
 /* exo-async-resource.c: the lifecycle interface.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: the ExoAsyncResource interface (its state property and
+ * ::state-changed signal, with the hand-written marshallers every
+ * transition goes through) and its functions: get_id, get_state,
+ * initialize, cleanup, check_health, and ensure_ready built on them.
+ *
+ * Rules: no lock, no state of its own.  For an ExoResource the functions
+ * go straight to exo_resource_*(), whose rules hold: called in the
+ * resource's main context, ::state-changed emitted there.  For another
+ * implementation they call its vfuncs and properties under the same rule.
+ * The one exception is get_id on another implementation, which may run on
+ * any thread: it keeps the id in qdata, set with g_object_replace_qdata()
+ * so that the first copy stored wins and a pointer returned earlier stays
+ * valid; the quark is made under g_once_init_enter().  ensure_ready's
+ * GTask calls back in the caller's thread-default main context, never
+ * inside the call (GTask defers a return made in the iteration that made
+ * the task).
  */
 #include "exo-private.h"
 

@@ -1,6 +1,22 @@
 /* exo-cluster.c: the role interfaces of a cluster node.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: the interfaces ExoPeerHandle, ExoDiscovery (with its ::peer-found
+ * and ::peer-lost signals) and ExoServer, whose functions only check the
+ * instance and call the implementation; exo_device_capabilities_probe()
+ * (what this host is, read from /proc, /sys and uname); and the process's
+ * node id (exo_node_id_set_default(), exo_node_id_default()).
+ *
+ * Rules: no lock.  The interface functions keep no state: they are called,
+ * and the signals emitted, in the implementing resource's main context (the
+ * rule of every resource; the in-tree plugins run all of it there), and
+ * their re-entrancy is the implementation's.  The probe reads files and
+ * blocks briefly: any thread, at a resource's start, not per request.  The
+ * node id set is an atomic pointer, set once (compare-and-exchange) and
+ * never freed, so exo_node_id_default() may be called from any thread and
+ * the string it returns lives as long as the process; the random fallback
+ * is made once under g_once_init_enter().
  */
 #include "exo-private.h"
 

@@ -2,6 +2,10 @@
  * generated (see exo-generation-params.h).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: the boxed type and its new, copy and free.  Rules: a plain value
+ * with no lock and no global state; whoever holds a copy owns it, and any
+ * thread may copy one that nobody changes.
  */
 #include "exo-private.h"
 

@@ -1,6 +1,22 @@
 /* exo-inference.c: shards, tensors and the inference engine role.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: ExoShard (a plain boxed value), ExoTensor (immutable after
+ * exo_tensor_new(), shape-checked against its bytes, reference counted),
+ * the dtype names, and the ExoInferenceEngine interface: its functions
+ * check the instance and call the implementation, and infer_prompt is
+ * encode then infer_tensor, chained through one GTask.
+ *
+ * Rules: no lock, no global state but the constant dtype table.  Shards
+ * and tensors may be used from any thread: a tensor never changes after it
+ * is made and its reference count is atomic (an engine's worker thread
+ * holds tensors the main context also holds).  The engine functions are
+ * called in the engine's main context, where their GTasks call back (an
+ * engine that computes on a worker thread, as llama-inference does, returns
+ * there); the synchronous ones (decode, sample, sample_for_request,
+ * get_eos_token, end_request) run in the caller's thread, which is that
+ * context too.
  */
 #include "exo-private.h"
 

@@ -1,6 +1,22 @@
 /* exo-network-resource.c: a managed resource that is a connection.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: ExoNetworkResource — initialize as do_connect and cleanup as
+ * do_disconnect (through vfunc tasks), the address and its parsing, the
+ * connection counters and times (and their metrics), reporting a lost
+ * connection, and run_async (the managed runner with an observer that
+ * marks the connection lost on a connection error);
+ * exo_error_is_connection_error().
+ *
+ * Rules: everything runs in the resource's main context, with no lock: the
+ * counters and the address are plain fields written by the vfunc task
+ * callbacks, the runner's observer and the setters, all there.  Unlike
+ * exo_resource_report_error(), report_connection_lost() is not for other
+ * threads (it counts and reads the state first).  The function
+ * exo_error_is_connection_error() is pure: any thread.  Re-entrancy is the
+ * managed resource's: a subclass's do_connect may complete its task at
+ * once, and the runner's callbacks may call anything of the resource.
  */
 #include "exo-private.h"
 

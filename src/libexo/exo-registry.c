@@ -1,6 +1,23 @@
 /* exo-registry.c: the live resources of a process.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: the process-wide ExoRegistry (exo_registry_get_default()), its table
+ * of every ExoResource between constructed and dispose, by id (several
+ * resources may share an id: lookup gives the newest), and its signals
+ * ::resource-added and ::resource-removed.
+ *
+ * Rules: any thread.  The GMutex guards by_id and size, and nothing else
+ * here; every function takes it and releases it before it returns or emits,
+ * so a signal handler may call anything of the registry.  _exo_registry_add()
+ * and _exo_registry_remove() run from ExoResource's constructed and dispose,
+ * so the signals are emitted on whichever thread makes or drops a resource,
+ * not in any main context: a handler that touches main-context state must
+ * hand over itself (g_main_context_invoke()).  ::resource-removed comes
+ * during dispose: the handler must not keep a reference.  lookup and list
+ * hand out references only to resources whose ref_count is still above 0
+ * (one finalizing on another thread stays in the table until its dispose
+ * removes it).
  */
 #include "exo-private.h"
 

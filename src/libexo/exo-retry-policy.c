@@ -1,6 +1,19 @@
 /* exo-retry-policy.c: backoff delays with jitter, and restart limits.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: ExoRetryPolicy (a plain boxed value: defaults, copy, validation,
+ * the base delay and the next delay with jitter) and ExoRestartLimiter (a
+ * ring of the last burst restart times; its stamps are allocated by the
+ * first restart).
+ *
+ * Rules: no lock, no main context, no global state.  A policy is a value:
+ * the functions only read it, so any thread may use a policy nobody
+ * changes.  next_delay draws from the GRand given (not thread-safe: one
+ * per thread) or, given NULL, from g_random_*() (locked by GLib).  A
+ * limiter is not thread-safe: one owner (a managed resource, in its main
+ * context).  Callers pass the time (now_us) in, so nothing here reads a
+ * clock and the tests drive it.
  */
 #include "exo-private.h"
 

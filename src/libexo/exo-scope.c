@@ -1,6 +1,26 @@
 /* exo-scope.c: scoped use of a resource, and timeouts as cancellables.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: exo_cancellable_new_with_timeout() and exo_cancellable_timed_out()
+ * (a child GCancellable with a timer and a link to a parent, sharing a
+ * TimeoutData); exo_resource_use_async() and its _finish() functions
+ * (initialize, run the caller's operation, clean up, answer);
+ * exo_wait_for_result(), the bridge for synchronous callers.
+ *
+ * Rules: no lock.  The timer runs in the thread-default main context of
+ * the thread that made the cancellable.  The parent's ::cancelled handler
+ * (parent_cancelled_cb) runs on whichever thread cancels the parent, so the
+ * child may be cancelled, and its own handlers run, on that thread; the
+ * child may also be finalized there (timeout_data_detach).  Hence
+ * TimeoutData's reference count is atomic, the timer and the handler reach
+ * the child only through a GWeakRef, and detaching uses
+ * g_signal_handler_disconnect(), not g_cancellable_disconnect() (which
+ * would wait forever inside the parent's own emission).  The steps of a use
+ * are GTask callbacks: they run in the thread-default main context of the
+ * caller of exo_resource_use_async(), whichever thread the operation
+ * completes its task on.  exo_wait_for_result() iterates a context: never
+ * call it from a callback of a running loop on that context.
  */
 #include "exo-private.h"
 

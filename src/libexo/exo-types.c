@@ -1,6 +1,15 @@
 /* exo-types.c: enum types and their string tables.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Owns: the GTypes of ExoResourceState, ExoJitter, ExoResourceResult and
+ * ExoResourceError (with the error quark), their names to and from
+ * strings, exo_resource_state_is_usable() and exo_error_is_retryable().
+ *
+ * Rules: any thread, no lock.  The tables are constant; each GType is
+ * registered once under g_once_init_enter(); the quark (G_DEFINE_QUARK)
+ * is the same whichever thread makes it first.  Nothing here keeps state
+ * or calls out.
  */
 #include "exo-private.h"
 
