@@ -899,13 +899,24 @@ test_peer_topology (Fixture       *f,
     return;
 
   /* GET /v1/models: the text the node plugin wrote itself before plugin
-   * ABI 3.0, now the http-server's JSON of the node's typed models. */
+   * ABI 3.0, now the http-server's JSON of the node's typed models;
+   * "created" is when the node started serving (seconds). */
   {
     g_autofree char *models = NULL;
+    g_autofree char *expected = NULL;
+    gint64 created = 0;
+    const char *at;
 
     g_assert_cmpuint (http (f, "GET", "/v1/models", NULL, NULL, 0, NULL, &models), ==, 200);
-    g_assert_cmpstr (models, ==, "{\"object\":\"list\",\"data\":[{\"id\":\"dummy\",\"object\":\"model\","
-                                 "\"owned_by\":\"exo\",\"n_layers\":16,\"ready\":true}]}");
+    at = strstr (models, "\"created\":");
+    g_assert_nonnull (at);
+    created = g_ascii_strtoll (at + strlen ("\"created\":"), NULL, 10);
+    g_assert_cmpint (created, <=, g_get_real_time () / G_USEC_PER_SEC);
+    g_assert_cmpint (created, >, g_get_real_time () / G_USEC_PER_SEC - 600);
+    expected = g_strdup_printf ("{\"object\":\"list\",\"data\":[{\"id\":\"dummy\",\"object\":\"model\","
+                                "\"created\":%" G_GINT64_FORMAT ",\"owned_by\":\"exo\",\"n_layers\":16,"
+                                "\"ready\":true}]}", created);
+    g_assert_cmpstr (models, ==, expected);
   }
 
   for (gsize i = 0; i < G_N_ELEMENTS (answers); i++)

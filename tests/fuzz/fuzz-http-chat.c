@@ -23,7 +23,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   g_autoptr(GError) error = NULL;
 
   exo_fuzz_init ();
-  chat = exo_http_chat_request_parse ((const char *) data, size, &error);
+  chat = exo_http_chat_request_parse ((const char *) data, size, NULL, &error);
   if (chat == NULL)
     {
       exo_fuzz_check_error_answer (error);
