@@ -340,7 +340,12 @@ parse_common (JsonObject  *object,
   FIELD ("max_completion_tokens", get_optional_int (object, "max_completion_tokens", 1,
                                                     EXO_HTTP_MAX_TOKENS, &max_completion_tokens,
                                                     error));
-  FIELD ("n", get_optional_int (object, "n", 1, 1, &n, error));
+  FIELD ("n", get_optional_int (object, "n", 1, G_MAXINT64, &n, error));
+  if (n > 1)
+    {
+      INVALID (error, "field 'n' must be 1: one choice is generated (got %" G_GINT64_FORMAT ")", n);
+      FIELD ("n", FALSE);
+    }
   FIELD ("seed", get_optional_int (object, "seed", G_MININT64, G_MAXINT64, &seed, error));
   FIELD ("user", exo_http_get_string_member (object, "user", FALSE, &user, error));
 
