@@ -11,10 +11,11 @@
  *
  * /cluster/llama/identical: the shipped model (data/models/exo-fortunes.bin,
  *   4 layers) on loopback with static peers; then max-sessions (a ninth
- *   request is answered 429 while the middle shard is stopped); then llama-3
- *   is killed (SIGKILL) during a long request: it fails fast with the clear
- *   error, the ring re-partitions to two shards, the next request gives the
- *   same tokens as one node and no engine keeps the failed request's state.
+ *   request, whole or streamed, is answered 429 while the middle shard is
+ *   stopped); then llama-3 is killed (SIGKILL) during a long request: it
+ *   fails fast with the clear error, the ring re-partitions to two shards,
+ *   the next request gives the same tokens as one node and no engine keeps
+ *   the failed request's state.
  * /cluster/llama/stories260K: ../shared/models/stories260K.bin (written by
  *   llama2.c, 5 layers; $EXO_TEST_STORIES260K, skipped when absent).  Its
  *   512-token tokenizer is not at hand: the test writes one whose pieces
@@ -500,6 +501,26 @@ max_sessions (Cluster         *c,
         strstr (body, "\"rate_limit_error\"") == NULL || strstr (body, "text/event-stream") != NULL)
       {
         *why = g_strdup_printf ("the request past max-sessions: HTTP %u: %s", status, body);
+        goto out;
+      }
+  }
+  /* streamed the same: the stream opens at the first token, so the
+   * refusal before it is a 429 too, not an error event in a 200 */
+  {
+    g_autofree char *streamed = chat_request (lc, MAX_TOKENS, TRUE, settings[0]);
+    g_autoptr(GPtrArray) argv = curl_argv (c, &c->nodes[0], "POST", "/v1/chat/completions",
+                                           streamed, 10);
+    g_autofree char *out = NULL;
+    char *body;
+    guint status;
+
+    g_ptr_array_insert (argv, 1, g_strdup ("-i"));
+    out = run_capture ((const char * const *) argv->pdata, NULL, NULL);
+    body = split_status (out, &status);
+    if (status != 429 || body == NULL || strstr (body, "Retry-After: 1\r\n") == NULL ||
+        strstr (body, "\"rate_limit_exceeded\"") == NULL || strstr (body, "text/event-stream") != NULL)
+      {
+        *why = g_strdup_printf ("the streamed request past max-sessions: HTTP %u: %s", status, body);
         goto out;
       }
   }
