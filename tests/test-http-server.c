@@ -1947,6 +1947,8 @@ test_chat_timeout (Fixture       *fx,
   g_assert_true (exo_test_spin_until (chat_was_cancelled, fx->node, WAIT_MS));
 }
 
+static guint64 metric_u64 (ExoResource *resource, const char *name);
+
 /* A client that leaves in the middle of a stream cancels the generation. */
 static void
 test_chat_client_leaves (Fixture       *fx,
@@ -1980,6 +1982,29 @@ test_chat_client_leaves (Fixture       *fx,
   soup_session_abort (fx->session);
   g_assert_true (exo_test_spin_until (chat_was_cancelled, fx->node, WAIT_MS));
   g_assert_cmpuint (fx->node->n_chats_done, ==, 0);
+
+  /* and before its first token (no status sent yet): cancelled too; neither
+   * counts as an error of the server */
+  fx->node->chat_hang = TRUE;
+  g_clear_object (&result);
+  {
+    g_autoptr(SoupMessage) early = soup_message_new ("POST", uri);
+    g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+
+    soup_message_set_request_body_from_bytes (early, "application/json", body);
+    soup_session_send_async (fx->session, early, G_PRIORITY_DEFAULT, cancellable,
+                             exo_test_store_result, &result);
+    exo_test_spin (200);
+    g_assert_cmpuint (fx->node->n_chats, ==, 2);
+    g_cancellable_cancel (cancellable);
+    soup_session_abort (fx->session);
+    g_assert_true (exo_test_wait_result (&result, WAIT_MS));
+  }
+  fx->node->n_chats_cancelled = 0;
+  g_assert_true (exo_test_spin_until (chat_was_cancelled, fx->node, WAIT_MS));
+  exo_test_spin (50);
+  g_assert_cmpuint (metric_u64 (fx->server, "server-errors"), ==, 0);
+  g_assert_cmpuint (metric_u64 (fx->server, "client-errors"), ==, 0);
 }
 
 /* --- OpenAI's shapes -------------------------------------------------------- */
@@ -2388,7 +2413,6 @@ test_chat_usage_and_models (Fixture       *fx,
 
 #undef MSG
 
-static guint64 metric_u64 (ExoResource *resource, const char *name);
 static ExoResource *peer_new (Fixture *fx, const char *id, const char *peer_id);
 
 /* --- authentication -------------------------------------------------------- */
