@@ -20,16 +20,22 @@
  *    requests;
  *  - keep-alive for every client (HTTP/1.1 by default; an HTTP/1.0 client
  *    that asks gets it said back), within http-connections.c's limits;
+ *  - error answers: {"error": text} on peer paths (/peer/…), which peers
+ *    read; OpenAI's {"error": {"message", "type", "param", "code"}} on
+ *    every other path (exo_http_error_body(), http-common.c);
  *  - the node, looked up by id (setting `node`) at each request, and the
  *    check a handler starts with (REQUIRE_NODE in the private header):
- *    503 `{"error": "node not ready"}` while there is no usable node.  The
+ *    503 "node not ready" while there is no usable node.  The
  *    handlers call the node through libexo's exo_node_role_*() functions
  *    only; a call the node lacks fails with G_IO_ERROR_NOT_SUPPORTED,
  *    answered 501;
  *  - requests waiting for the node (Request): the message is paused until
- *    the answer; a request that makes no progress (no answer, no token)
- *    for `request-timeout-ms` is answered 504 (or, streamed, an SSE
- *    `error` event) and its node call cancelled.
+ *    the answer (a stream: until it is opened, http_server_stream_begin());
+ *    a request that makes no progress (no answer, no token) for
+ *    `request-timeout-ms` is answered 504 (or, in an open stream, an SSE
+ *    `error` event) and its node call cancelled;
+ *  - routes with an id at their end ("/v1/models/{id}"): the prefix and
+ *    anything after it.
  *
  * Rules: libsoup's handlers and the message's signals run in the server's
  * GMainContext (its initialize's), and so do the node's callbacks and the
