@@ -10,11 +10,13 @@
  * chat, not by two a token).
  *
  * /cluster/llama/identical: the shipped model (data/models/exo-fortunes.bin,
- *   4 layers) on loopback with static peers; then max-sessions (a ninth
- *   request is answered 429 while the middle shard is stopped); then llama-3
- *   is killed (SIGKILL) during a long request: it fails fast with the clear
- *   error, the ring re-partitions to two shards, the next request gives the
- *   same tokens as one node and no engine keeps the failed request's state.
+ *   4 layers) on loopback with static peers; then a stop string (the ring
+ *   is cancelled, every engine ends the request); then max-sessions (a ninth
+ *   request, whole or streamed, is answered 429 while the middle shard is
+ *   stopped); then llama-3 is killed (SIGKILL) during a long request: it
+ *   fails fast with the clear error, the ring re-partitions to two shards,
+ *   the next request gives the same tokens as one node and no engine keeps
+ *   the failed request's state.
  * /cluster/llama/stories260K: ../shared/models/stories260K.bin (written by
  *   llama2.c, 5 layers; $EXO_TEST_STORIES260K, skipped when absent).  Its
  *   512-token tokenizer is not at hand: the test writes one whose pieces
@@ -456,6 +458,75 @@ wait_double (Cluster    *c,
   return now;
 }
 
+/* A stop string through the ring of three: the answer is one node's text
+ * up to the string, "stop"; llama-1 tells both peers to cancel (the ring
+ * would otherwise run to MAX_TOKENS), and every engine ends the request
+ * (none holds a session, none expired). */
+static gboolean
+stop_in_ring (Cluster         *c,
+              const LlamaCase *lc,
+              char            *one[N_SETTINGS],
+              char           **why)
+{
+  gsize len = strlen (one[0]);
+  g_autofree char *stop = g_strndup (one[0] + len / 3, 3);
+  g_autoptr(JsonNode) quoted_node = json_node_init_string (json_node_alloc (), stop);
+  g_autofree char *quoted = json_to_string (quoted_node, FALSE);
+  g_autofree char *extra = g_strdup_printf ("%s, \"stop\": %s", settings[0], quoted);
+  g_autofree char *request = chat_request (lc, MAX_TOKENS, FALSE, extra);
+  const char *at = strstr (one[0], stop);
+  g_autofree char *expected = g_strndup (one[0], (gsize) (at - one[0]));
+  gint64 sent = live_node_metric (c, &c->nodes[0], "exo_node_cancels_sent_total");
+  double expired[N_NODES];
+  guint status = 0;
+  g_autofree char *body = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *choice;
+
+  for (guint i = 0; i < N_NODES; i++)
+    expired[i] = live_resource_metric_double (c, &c->nodes[i], "engine",
+                                              "exo_engine_sessions_expired_total");
+  body = http (c, &c->nodes[0], "POST", "/v1/chat/completions", request, &status);
+  root = parse_json (body);
+  if (status != 200 || root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      *why = g_strdup_printf ("stop \"%s\" through three nodes: HTTP %u: %s", stop, status, body);
+      return FALSE;
+    }
+  choice = json_array_get_object_element (json_object_get_array_member (json_node_get_object (root),
+                                                                        "choices"), 0);
+  if (g_strcmp0 (json_object_get_string_member (json_object_get_object_member (choice, "message"),
+                                                "content"), expected) != 0 ||
+      g_strcmp0 (json_object_get_string_member (choice, "finish_reason"), "stop") != 0)
+    {
+      *why = g_strdup_printf ("stop \"%s\" through three nodes: not \"%s\" and \"stop\": %s", stop,
+                              expected, body);
+      return FALSE;
+    }
+  if (live_node_metric (c, &c->nodes[0], "exo_node_cancels_sent_total") != sent + 2)
+    {
+      *why = g_strdup_printf ("stop \"%s\": llama-1 sent %" G_GINT64_FORMAT " cancels, not 2", stop,
+                              live_node_metric (c, &c->nodes[0], "exo_node_cancels_sent_total") - sent);
+      return FALSE;
+    }
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      double sessions = wait_double (c, &c->nodes[i], "engine", "exo_engine_sessions", -1, 0, 2000);
+      double now = live_resource_metric_double (c, &c->nodes[i], "engine",
+                                                "exo_engine_sessions_expired_total");
+
+      if (sessions != 0 || now != expired[i])
+        {
+          *why = g_strdup_printf ("%s's engine holds %g sessions after a stop string ended the "
+                                  "request (%g expired meanwhile)", c->nodes[i].id, sessions,
+                                  now - expired[i]);
+          return FALSE;
+        }
+    }
+  g_test_message ("stop \"%s\" through three nodes: \"%s\"", stop, expected);
+  return TRUE;
+}
+
 /* max-sessions: with the middle shard (llama-3) stopped, eight requests
  * through llama-1 hold its engine's eight sessions (their tensors wait on
  * the hop to llama-3); a ninth is answered 429 with Retry-After, not
@@ -500,6 +571,26 @@ max_sessions (Cluster         *c,
         strstr (body, "\"rate_limit_error\"") == NULL || strstr (body, "text/event-stream") != NULL)
       {
         *why = g_strdup_printf ("the request past max-sessions: HTTP %u: %s", status, body);
+        goto out;
+      }
+  }
+  /* streamed the same: the stream opens at the first token, so the
+   * refusal before it is a 429 too, not an error event in a 200 */
+  {
+    g_autofree char *streamed = chat_request (lc, MAX_TOKENS, TRUE, settings[0]);
+    g_autoptr(GPtrArray) argv = curl_argv (c, &c->nodes[0], "POST", "/v1/chat/completions",
+                                           streamed, 10);
+    g_autofree char *out = NULL;
+    char *body;
+    guint status;
+
+    g_ptr_array_insert (argv, 1, g_strdup ("-i"));
+    out = run_capture ((const char * const *) argv->pdata, NULL, NULL);
+    body = split_status (out, &status);
+    if (status != 429 || body == NULL || strstr (body, "Retry-After: 1\r\n") == NULL ||
+        strstr (body, "\"rate_limit_exceeded\"") == NULL || strstr (body, "text/event-stream") != NULL)
+      {
+        *why = g_strdup_printf ("the streamed request past max-sessions: HTTP %u: %s", status, body);
         goto out;
       }
   }
@@ -720,6 +811,7 @@ test_identical (void)
 
   llama_cluster_init (c, FALSE, &fortunes);
   CHECK (one_two_three (c, &fortunes, one, &why), "%s", why);
+  CHECK (stop_in_ring (c, &fortunes, one, &why), "%s", why);
   CHECK (max_sessions (c, &fortunes, one, &why), "%s", why);
   CHECK (kill_mid_request (c, &fortunes, one, &why), "%s", why);
 out:

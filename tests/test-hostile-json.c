@@ -646,7 +646,7 @@ test_http_values (Fixture       *f,
     { "/v1/chat/completions", "{" MSG ",\"max_completion_tokens\":-5}", "'max_completion_tokens' is out of range" },
     { "/v1/chat/completions", "{" MSG ",\"top_p\":1.5}", "'top_p' is out of range (0 to 1)" },
     { "/v1/chat/completions", "{" MSG ",\"top_p\":\"all\"}", "'top_p' must be a number" },
-    { "/v1/chat/completions", "{" MSG ",\"n\":3}", "'n' is out of range (1 to 1)" },
+    { "/v1/chat/completions", "{" MSG ",\"n\":3}", "'n' must be 1" },
     { "/v1/chat/completions", "{" MSG ",\"stop\":7}", "'stop' must be a string" },
     { "/v1/chat/completions", "{" MSG "}{" MSG "}", "after the top-level value" },
     { "/v1/chat/completions", "{" MSG "} // comment", "after the top-level value" },
@@ -899,13 +899,34 @@ test_peer_topology (Fixture       *f,
     return;
 
   /* GET /v1/models: the text the node plugin wrote itself before plugin
-   * ABI 3.0, now the http-server's JSON of the node's typed models. */
+   * ABI 3.0, now the http-server's JSON of the node's typed models;
+   * "created" is when the node started serving (seconds). */
   {
     g_autofree char *models = NULL;
+    g_autofree char *expected = NULL;
+    gint64 created = 0;
+    const char *at;
+    gint64 until = g_get_monotonic_time () + WAIT_MS * 1000;
+    guint status;
 
-    g_assert_cmpuint (http (f, "GET", "/v1/models", NULL, NULL, 0, NULL, &models), ==, 200);
-    g_assert_cmpstr (models, ==, "{\"object\":\"list\",\"data\":[{\"id\":\"dummy\",\"object\":\"model\","
-                                 "\"owned_by\":\"exo\",\"n_layers\":16,\"ready\":true}]}");
+    /* the fixture waited for /healthcheck, which answers before the node
+     * is ready (503 until then) */
+    while ((status = http (f, "GET", "/v1/models", NULL, NULL, 0, NULL, &models)) == 503 &&
+           g_get_monotonic_time () < until)
+      {
+        g_clear_pointer (&models, g_free);
+        g_usleep (20000);
+      }
+    g_assert_cmpuint (status, ==, 200);
+    at = strstr (models, "\"created\":");
+    g_assert_nonnull (at);
+    created = g_ascii_strtoll (at + strlen ("\"created\":"), NULL, 10);
+    g_assert_cmpint (created, <=, g_get_real_time () / G_USEC_PER_SEC);
+    g_assert_cmpint (created, >, g_get_real_time () / G_USEC_PER_SEC - 600);
+    expected = g_strdup_printf ("{\"object\":\"list\",\"data\":[{\"id\":\"dummy\",\"object\":\"model\","
+                                "\"created\":%" G_GINT64_FORMAT ",\"owned_by\":\"exo\",\"n_layers\":16,"
+                                "\"ready\":true}]}", created);
+    g_assert_cmpstr (models, ==, expected);
   }
 
   for (gsize i = 0; i < G_N_ELEMENTS (answers); i++)

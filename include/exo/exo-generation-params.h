@@ -27,17 +27,27 @@ G_BEGIN_DECLS
  *   probabilities add up to @top_p, greater than 0 and at most 1 (1: all)
  * @seed: the seed of the sampler's random numbers, when @has_seed
  * @has_seed: whether @seed is set; without it the sampler seeds itself
+ * @stop: (array zero-terminated=1) (nullable): the user's `stop`: at most
+ *   %EXO_GENERATION_MAX_STOP non-empty strings of at most
+ *   %EXO_GENERATION_MAX_STOP_LEN bytes; %NULL for none.  Owned by the
+ *   parameters: set it with exo_generation_params_set_stop().  New in
+ *   plugin ABI 3.1.
  *
  * How a request asks to be generated: the user API's `max_tokens`,
- * `temperature`, `top_p` and `seed`.  The API node gets them with
+ * `temperature`, `top_p`, `seed` and `stop`.  The API node gets them with
  * [vfunc@Exo.NodeRole.chat_async]; they travel with the request through
  * the ring (peer RPC) to the node of the last shard, which samples with
- * them and stops at @max_tokens.
+ * them and stops at @max_tokens.  @stop stays with the API node, which
+ * decodes the tokens: it ends the request as soon as the text contains
+ * one of the strings, answers the text before it (the string left out)
+ * with the finish reason `"stop"`, and cancels the request on every node
+ * of its ring.  Meanwhile the text it passes to the token callback holds
+ * back what may be the start of a stop string.
  *
  * Make one with exo_generation_params_new(), which fills in the defaults
- * (max_tokens 0, temperature 0, top_p 1, no seed), then set the fields.
- * Where a #ExoGenerationParams argument is %NULL, the defaults apply.
- * New in plugin ABI 2.0.
+ * (max_tokens 0, temperature 0, top_p 1, no seed, no stop strings), then
+ * set the fields.  Where a #ExoGenerationParams argument is %NULL, the
+ * defaults apply.  New in plugin ABI 2.0.
  */
 typedef struct {
   guint    max_tokens;
@@ -45,10 +55,26 @@ typedef struct {
   double   top_p;
   gint64   seed;
   gboolean has_seed;
+  char   **stop;
 
   /*< private >*/
-  gpointer padding[4];
+  gpointer padding[3];
 } ExoGenerationParams;
+
+/**
+ * EXO_GENERATION_MAX_STOP:
+ *
+ * The most stop strings a request carries (OpenAI's limit).  New in
+ * plugin ABI 3.1.
+ */
+#define EXO_GENERATION_MAX_STOP 4
+
+/**
+ * EXO_GENERATION_MAX_STOP_LEN:
+ *
+ * The longest stop string, in bytes.  New in plugin ABI 3.1.
+ */
+#define EXO_GENERATION_MAX_STOP_LEN 256
 
 EXO_AVAILABLE_IN_ALL
 GType                exo_generation_params_get_type (void) G_GNUC_CONST;
@@ -58,6 +84,10 @@ EXO_AVAILABLE_IN_ALL
 ExoGenerationParams *exo_generation_params_copy     (const ExoGenerationParams *params);
 EXO_AVAILABLE_IN_ALL
 void                 exo_generation_params_free     (ExoGenerationParams       *params);
+EXO_AVAILABLE_IN_ALL
+gboolean             exo_generation_params_set_stop (ExoGenerationParams       *params,
+                                                     const char * const        *stop,
+                                                     GError                   **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoGenerationParams, exo_generation_params_free)
 

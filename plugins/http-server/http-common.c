@@ -519,7 +519,84 @@ exo_http_status_for_error (const GError *error)
   return SOUP_STATUS_INTERNAL_SERVER_ERROR;
 }
 
-/* The "error" member of an error answer, or NULL. */
+const char *
+exo_http_error_code_for_status (guint status)
+{
+  switch (status)
+    {
+    case SOUP_STATUS_BAD_REQUEST:
+      return NULL;
+    case SOUP_STATUS_UNAUTHORIZED:
+      return "invalid_api_key";
+    case SOUP_STATUS_NOT_FOUND:
+      return "not_found";
+    case SOUP_STATUS_METHOD_NOT_ALLOWED:
+      return "method_not_allowed";
+    case SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE:
+      return "request_too_large";
+    case SOUP_STATUS_UNPROCESSABLE_ENTITY:
+      return "unprocessable";
+    case EXO_HTTP_STATUS_TOO_MANY_REQUESTS:
+      return "rate_limit_exceeded";     /* what OpenAI sends with 429 */
+    case SOUP_STATUS_NOT_IMPLEMENTED:
+      return "not_implemented";
+    case SOUP_STATUS_BAD_GATEWAY:
+      return "bad_gateway";
+    case SOUP_STATUS_SERVICE_UNAVAILABLE:
+      return "service_unavailable";
+    case SOUP_STATUS_GATEWAY_TIMEOUT:
+      return "timeout";
+    default:
+      return status >= 500 ? "server_error" : "invalid_request";
+    }
+}
+
+char *
+exo_http_error_body (const char *path,
+                     guint       status,
+                     const char *message,
+                     const char *param,
+                     const char *code)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *valid = g_utf8_make_valid (message != NULL ? message : "", -1);
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  if (path != NULL && g_str_has_prefix (path, "/peer/"))
+    json_builder_add_string_value (builder, valid);
+  else
+    {
+      if (code == NULL)
+        code = exo_http_error_code_for_status (status);
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "message");
+      json_builder_add_string_value (builder, valid);
+      json_builder_set_member_name (builder, "type");
+      json_builder_add_string_value (builder,
+                                     status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS ? "rate_limit_error"
+                                     : status >= 500 ? "server_error" : "invalid_request_error");
+      json_builder_set_member_name (builder, "param");
+      if (param != NULL)
+        json_builder_add_string_value (builder, param);
+      else
+        json_builder_add_null_value (builder);
+      json_builder_set_member_name (builder, "code");
+      if (code != NULL)
+        json_builder_add_string_value (builder, code);
+      else
+        json_builder_add_null_value (builder);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  return exo_http_node_to_string (root);
+}
+
+/* The message of an error answer, or NULL: the "error" member, or its
+ * "message" (OpenAI's shape, which a server answers before it knows the
+ * request is a peer's: a connection over max-connections). */
 static char *
 error_message_of (GBytes *body)
 {
@@ -535,6 +612,8 @@ error_message_of (GBytes *body)
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return NULL;
   member = json_object_get_member (json_node_get_object (root), "error");
+  if (member != NULL && JSON_NODE_HOLDS_OBJECT (member))
+    member = json_object_get_member (json_node_get_object (member), "message");
   if (member == NULL || !JSON_NODE_HOLDS_VALUE (member) ||
       json_node_get_value_type (member) != G_TYPE_STRING)
     return NULL;

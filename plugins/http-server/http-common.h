@@ -113,6 +113,24 @@ gboolean    exo_http_get_bool_member   (JsonObject     *object,
 char       *exo_http_shown_text        (const char     *text,
                                         gsize           max);
 
+/* The body of an error answer (JSON, to free).  Peer paths (/peer/…) get
+ * {"error": message}, which peers read (exo_http_error_for_status());
+ * every other path, and @path NULL (a connection refused before its
+ * request was read), OpenAI's {"error": {"message", "type", "param",
+ * "code"}}: the type from @status (rate_limit_error for 429,
+ * server_error for 5xx, invalid_request_error else), @param (nullable:
+ * the field at fault) and @code (nullable: a stable code for @status,
+ * exo_http_error_code_for_status()). */
+char       *exo_http_error_body        (const char     *path,
+                                        guint           status,
+                                        const char     *message,
+                                        const char     *param,
+                                        const char     *code);
+/* The code the user API's errors of @status have when the caller gives
+ * none: "rate_limit_exceeded", "not_found", "server_error", …; NULL for
+ * 400 (OpenAI's null: @param names the field). */
+const char *exo_http_error_code_for_status (guint       status);
+
 /* The HTTP status that tells a client about @error (a failure of the node). */
 guint       exo_http_status_for_error  (const GError   *error);
 /* The GError a client makes of an HTTP error answer (see the peer handle):

@@ -46,8 +46,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-connections.h"
+#include "http-common.h"
 
-#include <json-glib/json-glib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -549,9 +549,11 @@ static void
 reject (HttpConnections *self,
         GSocket         *socket)
 {
-  g_autofree char *body = g_strdup_printf ("{\"error\":\"too many connections "
-                                           "(max-connections %u); retry later\"}",
-                                           self->limits.max_connections);
+  g_autofree char *message = g_strdup_printf ("too many connections (max-connections %u); "
+                                              "retry later", self->limits.max_connections);
+  /* Its request is not read: OpenAI's shape, which peers read too. */
+  g_autofree char *body = exo_http_error_body (NULL, SOUP_STATUS_SERVICE_UNAVAILABLE, message,
+                                               NULL, "too_many_connections");
   g_autofree char *response = g_strdup_printf ("HTTP/1.1 503 Service Unavailable\r\n"
                                                "Server: exo-node\r\n"
                                                "Content-Type: application/json\r\n"
@@ -635,25 +637,16 @@ http_connections_refuse (HttpConnections   *self,
                          const char        *message)
 {
   Conn *conn = conn_for_message (self, msg);
-  g_autoptr(JsonBuilder) builder = NULL;
-  g_autoptr(JsonGenerator) generator = NULL;
-  g_autoptr(JsonNode) root = NULL;
+  GUri *uri = soup_server_message_get_uri (msg);
   g_autofree char *body = NULL;
   g_autofree char *response = NULL;
   GSocket *socket;
 
   if (conn == NULL || conn->refused || conn->closing)
     return;
-  builder = json_builder_new ();
-  /* the shape of every error of the server (http-routes.c's error_body) */
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "error");
-  json_builder_add_string_value (builder, message);
-  json_builder_end_object (builder);
-  root = json_builder_get_root (builder);
-  generator = json_generator_new ();
-  json_generator_set_root (generator, root);
-  body = json_generator_to_data (generator, NULL);
+  /* the shape of every error of the server for its path (http-routes.c) */
+  body = exo_http_error_body (uri != NULL ? g_uri_get_path (uri) : NULL, status, message, NULL,
+                              NULL);
   response = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
                               "Server: exo-node\r\n"
                               "Content-Type: application/json\r\n"

@@ -115,6 +115,33 @@ add_member_int (JsonBuilder *builder,
 
 /* --- models ------------------------------------------------------------- */
 
+/* One model (a{sv} with "id") as OpenAI's model object. */
+static void
+builder_add_model (JsonBuilder *builder,
+                   GVariant    *model,
+                   const char  *id)
+{
+  const char *owned_by;
+  gint64 count;
+  gboolean ready;
+
+  json_builder_begin_object (builder);
+  add_member_string (builder, "id", id);
+  add_member_string (builder, "object", "model");
+  if (lookup_count (model, "created", &count))
+    add_member_int (builder, "created", count);
+  if (g_variant_lookup (model, "owned-by", "&s", &owned_by))
+    add_member_string (builder, "owned_by", owned_by);
+  if (lookup_count (model, "n-layers", &count))
+    add_member_int (builder, "n_layers", count);
+  if (g_variant_lookup (model, "ready", "b", &ready))
+    {
+      json_builder_set_member_name (builder, "ready");
+      json_builder_add_boolean_value (builder, ready);
+    }
+  json_builder_end_object (builder);
+}
+
 JsonNode *
 http_node_models_to_json (GVariant *models)
 {
@@ -133,35 +160,45 @@ http_node_models_to_json (GVariant *models)
   g_variant_iter_init (&iter, models);
   while ((model = g_variant_iter_next_value (&iter)) != NULL)
     {
-      const char *id, *owned_by;
-      gint64 count;
-      gboolean ready;
+      const char *id;
 
-      if (!g_variant_lookup (model, "id", "&s", &id))
-        {
-          g_variant_unref (model);
-          continue;
-        }
-      json_builder_begin_object (builder);
-      add_member_string (builder, "id", id);
-      add_member_string (builder, "object", "model");
-      if (lookup_count (model, "created", &count))
-        add_member_int (builder, "created", count);
-      if (g_variant_lookup (model, "owned-by", "&s", &owned_by))
-        add_member_string (builder, "owned_by", owned_by);
-      if (lookup_count (model, "n-layers", &count))
-        add_member_int (builder, "n_layers", count);
-      if (g_variant_lookup (model, "ready", "b", &ready))
-        {
-          json_builder_set_member_name (builder, "ready");
-          json_builder_add_boolean_value (builder, ready);
-        }
-      json_builder_end_object (builder);
+      if (g_variant_lookup (model, "id", "&s", &id))
+        builder_add_model (builder, model, id);
       g_variant_unref (model);
     }
   json_builder_end_array (builder);
   json_builder_end_object (builder);
   return json_builder_get_root (builder);
+}
+
+JsonNode *
+http_node_model_to_json (GVariant   *models,
+                         const char *id)
+{
+  g_autoptr(JsonBuilder) builder = NULL;
+  GVariantIter iter;
+  GVariant *model;
+
+  g_return_val_if_fail (models != NULL &&
+                        g_variant_is_of_type (models, G_VARIANT_TYPE (EXO_NODE_ROLE_MODELS_TYPE)),
+                        NULL);
+  g_return_val_if_fail (id != NULL, NULL);
+
+  g_variant_iter_init (&iter, models);
+  while ((model = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      const char *model_id;
+
+      if (g_variant_lookup (model, "id", "&s", &model_id) && g_str_equal (model_id, id))
+        {
+          builder = json_builder_new_immutable ();
+          builder_add_model (builder, model, id);
+          g_variant_unref (model);
+          return json_builder_get_root (builder);
+        }
+      g_variant_unref (model);
+    }
+  return NULL;
 }
 
 char *

@@ -1,6 +1,6 @@
 /* http-node-json.h: the node's typed answers (ExoNodeRole, exo-node-role.h)
  * as the JSON of the wire (docs/cluster-protocol.md): the models of
- * GET /v1/models, the TOPOLOGY of POST /peer/v1/topology and
+ * GET /v1/models and GET /v1/models/{id}, the TOPOLOGY of POST /peer/v1/topology and
  * GET /v1/topology.  Pure: GLib, json-glib and libexo, no server, no
  * main context; the answers are built in the caller's thread.  Not
  * installed.
@@ -19,6 +19,12 @@ G_BEGIN_DECLS
  * "ready" when the node gave them (of the documented types)}.  A model
  * without a string `id` is left out. */
 JsonNode *http_node_models_to_json   (GVariant *models);
+
+/* The model @id of EXO_NODE_ROLE_MODELS_TYPE as one model object of
+ * GET /v1/models ({"id", "object": "model", …}: GET /v1/models/{id}), or
+ * NULL when @models has no model @id. */
+JsonNode *http_node_model_to_json    (GVariant   *models,
+                                      const char *id);
 
 /* The `id` of the first model of EXO_NODE_ROLE_MODELS_TYPE, or NULL. */
 char     *http_node_models_first_id  (GVariant *models);

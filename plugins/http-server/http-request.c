@@ -196,27 +196,33 @@ build_prompt (JsonObject  *object,
   return g_string_free (g_steal_pointer (&prompt), FALSE);
 }
 
-/* "stop": null, a string, or an array of at most EXO_HTTP_MAX_STOP strings. */
+/* "stop": null, a string, or an array of at most EXO_HTTP_MAX_STOP
+ * strings, each at most EXO_GENERATION_MAX_STOP_LEN bytes; set on
+ * @params (empty strings left out). */
 static gboolean
-check_stop (JsonObject  *object,
-            GError     **error)
+get_stop (JsonObject           *object,
+          ExoGenerationParams  *params,
+          GError              **error)
 {
   JsonNode *node = json_object_get_member (object, "stop");
+  const char *stop[EXO_HTTP_MAX_STOP + 1] = { NULL };
   JsonArray *array;
+  guint n;
 
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     return TRUE;
   if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
-    return TRUE;
-  if (JSON_NODE_HOLDS_ARRAY (node))
+    stop[0] = json_node_get_string (node);
+  else if (JSON_NODE_HOLDS_ARRAY (node))
     {
       array = json_node_get_array (node);
-      if (json_array_get_length (array) > EXO_HTTP_MAX_STOP)
+      n = json_array_get_length (array);
+      if (n > EXO_HTTP_MAX_STOP)
         {
           INVALID (error, "field 'stop' has more than %u strings", EXO_HTTP_MAX_STOP);
           return FALSE;
         }
-      for (guint i = 0; i < json_array_get_length (array); i++)
+      for (guint i = 0; i < n; i++)
         {
           JsonNode *element = json_array_get_element (array, i);
 
@@ -225,58 +231,129 @@ check_stop (JsonObject  *object,
               INVALID (error, "field 'stop': element %u is not a string", i);
               return FALSE;
             }
+          stop[i] = json_node_get_string (element);
         }
-      return TRUE;
     }
-  INVALID (error, "field 'stop' must be a string or an array of strings");
+  else
+    {
+      INVALID (error, "field 'stop' must be a string or an array of strings");
+      return FALSE;
+    }
+  for (guint i = 0; stop[i] != NULL; i++)
+    if (strlen (stop[i]) > EXO_GENERATION_MAX_STOP_LEN)
+      {
+        INVALID (error, "field 'stop': string %u is longer than %d bytes", i,
+                 EXO_GENERATION_MAX_STOP_LEN);
+        return FALSE;
+      }
+  return exo_generation_params_set_stop (params, stop, error);
+}
+
+/* "stream_options": null, or {"include_usage": bool} with "stream": true
+ * (as OpenAI, which refuses it without). */
+static gboolean
+get_stream_options (JsonObject          *object,
+                    ExoHttpChatRequest  *request,
+                    GError             **error)
+{
+  JsonNode *node = json_object_get_member (object, "stream_options");
+  JsonNode *include;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!request->stream)
+    {
+      INVALID (error, "field 'stream_options' is only allowed when 'stream' is true");
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    {
+      INVALID (error, "field 'stream_options' must be an object {\"include_usage\": bool}");
+      return FALSE;
+    }
+  include = json_object_get_member (json_node_get_object (node), "include_usage");
+  if (include == NULL || JSON_NODE_HOLDS_NULL (include))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (include) || json_node_get_value_type (include) != G_TYPE_BOOLEAN)
+    {
+      INVALID (error, "field 'stream_options.include_usage' must be a boolean");
+      return FALSE;
+    }
+  request->include_usage = json_node_get_boolean (include);
+  return TRUE;
+}
+
+/* Refuses @name unless it is absent, null, or @allowed (nullable: a JSON
+ * value of the same type and value); OpenAI's parameters we cannot honour. */
+static gboolean
+refuse_unless (JsonObject  *object,
+               const char  *name,
+               const char  *allowed,
+               const char  *why,
+               GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  g_autoptr(JsonNode) ok = NULL;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (allowed != NULL && (ok = json_from_string (allowed, NULL)) != NULL && json_node_equal (node, ok))
+    return TRUE;
+  INVALID (error, "field '%s' is not supported: %s", name, why);
   return FALSE;
 }
 
-ExoHttpChatRequest *
-exo_http_chat_request_parse (const char  *body,
-                             gsize        len,
-                             GError     **error)
+/* Fails with *param = @name when @check fails. */
+#define FIELD(name, check) \
+  G_STMT_START { if (!(check)) { if (param != NULL) *param = (name); return NULL; } } G_STMT_END
+
+/* What a chat and a completion share: model, stream, stream_options,
+ * sampling, length, n, seed, user, stop. */
+static ExoHttpChatRequest *
+parse_common (JsonObject  *object,
+              const char **param,
+              GError     **error)
 {
   g_autoptr(ExoHttpChatRequest) request = g_new0 (ExoHttpChatRequest, 1);
-  g_autoptr(JsonNode) root = parse_object (body, len, error);
-  JsonObject *object;
   JsonNode *seed_node;
   const char *model = NULL, *user = NULL;
   gint64 max_tokens = 0, max_completion_tokens = 0, n = 1, seed = 0;
   double penalty = 0, temperature = -1, top_p = -1;
 
-  if (root == NULL)
-    return NULL;
-  object = json_node_get_object (root);
-
-  if (!exo_http_get_string_member (object, "model", FALSE, &model, error) ||
-      !exo_http_get_bool_member (object, "stream", FALSE, &request->stream, error))
-    return NULL;
+  FIELD ("model", exo_http_get_string_member (object, "model", FALSE, &model, error));
   if (model != NULL && !exo_http_id_is_valid (model))
     {
       INVALID (error, "field 'model' must be 1 to %u printable ASCII characters", EXO_HTTP_MAX_ID_LEN);
-      return NULL;
+      FIELD ("model", FALSE);
     }
+  FIELD ("stream", exo_http_get_bool_member (object, "stream", FALSE, &request->stream, error));
+  FIELD ("stream_options", get_stream_options (object, request, error));
 
   /* OpenAI's sampling parameters: typed and in OpenAI's ranges. */
-  if (!get_number_member (object, "temperature", 0, EXO_HTTP_MAX_TEMPERATURE,
-                          &temperature, error) ||
-      !get_number_member (object, "top_p", 0, 1, &top_p, error) ||
-      !get_number_member (object, "presence_penalty", -2, 2, &penalty, error) ||
-      !get_number_member (object, "frequency_penalty", -2, 2, &penalty, error) ||
-      !get_optional_int (object, "max_tokens", 1, EXO_HTTP_MAX_TOKENS, &max_tokens, error) ||
-      !get_optional_int (object, "max_completion_tokens", 1, EXO_HTTP_MAX_TOKENS,
-                         &max_completion_tokens, error) ||
-      !get_optional_int (object, "n", 1, 1, &n, error) ||
-      !get_optional_int (object, "seed", G_MININT64, G_MAXINT64, &seed, error) ||
-      !exo_http_get_string_member (object, "user", FALSE, &user, error) ||
-      !check_stop (object, error))
-    return NULL;
+  FIELD ("temperature", get_number_member (object, "temperature", 0, EXO_HTTP_MAX_TEMPERATURE,
+                                           &temperature, error));
+  FIELD ("top_p", get_number_member (object, "top_p", 0, 1, &top_p, error));
+  FIELD ("presence_penalty", get_number_member (object, "presence_penalty", -2, 2, &penalty, error));
+  FIELD ("frequency_penalty", get_number_member (object, "frequency_penalty", -2, 2, &penalty, error));
+  FIELD ("max_tokens", get_optional_int (object, "max_tokens", 1, EXO_HTTP_MAX_TOKENS,
+                                         &max_tokens, error));
+  FIELD ("max_completion_tokens", get_optional_int (object, "max_completion_tokens", 1,
+                                                    EXO_HTTP_MAX_TOKENS, &max_completion_tokens,
+                                                    error));
+  FIELD ("n", get_optional_int (object, "n", 1, G_MAXINT64, &n, error));
+  if (n > 1)
+    {
+      INVALID (error, "field 'n' must be 1: one choice is generated (got %" G_GINT64_FORMAT ")", n);
+      FIELD ("n", FALSE);
+    }
+  FIELD ("seed", get_optional_int (object, "seed", G_MININT64, G_MAXINT64, &seed, error));
+  FIELD ("user", exo_http_get_string_member (object, "user", FALSE, &user, error));
 
-  /* What the node that samples gets (ExoGenerationParams; the defaults
-   * where absent).  max_completion_tokens is OpenAI's newer name; it wins
-   * when both are given. */
+  /* What the node gets (ExoGenerationParams; the defaults where absent).
+   * max_completion_tokens is OpenAI's newer name; it wins when both are
+   * given. */
   request->params = exo_generation_params_new ();
+  FIELD ("stop", get_stop (object, request->params, error));
   request->params->max_tokens = (guint) (max_completion_tokens > 0 ? max_completion_tokens
                                                                    : max_tokens);
   if (temperature >= 0)
@@ -293,13 +370,104 @@ exo_http_chat_request_parse (const char  *body,
   seed_node = json_object_get_member (object, "seed");
   request->params->has_seed = seed_node != NULL && !JSON_NODE_HOLDS_NULL (seed_node);
   request->params->seed = seed;
-
-  request->prompt = build_prompt (object, error);
-  if (request->prompt == NULL)
-    return NULL;
   request->model = g_strdup (model);
   return g_steal_pointer (&request);
 }
+
+ExoHttpChatRequest *
+exo_http_chat_request_parse (const char  *body,
+                             gsize        len,
+                             const char **param,
+                             GError     **error)
+{
+  g_autoptr(ExoHttpChatRequest) request = NULL;
+  g_autoptr(JsonNode) root = parse_object (body, len, error);
+  JsonObject *object;
+
+  if (param != NULL)
+    *param = NULL;
+  if (root == NULL)
+    return NULL;
+  object = json_node_get_object (root);
+  request = parse_common (object, param, error);
+  if (request == NULL)
+    return NULL;
+  FIELD ("logprobs", refuse_unless (object, "logprobs", "false", "log probabilities are not "
+                                    "computed", error));
+  FIELD ("top_logprobs", refuse_unless (object, "top_logprobs", "0", "log probabilities are not "
+                                        "computed", error));
+  request->prompt = build_prompt (object, error);
+  FIELD ("messages", request->prompt != NULL);
+  return g_steal_pointer (&request);
+}
+
+/* "prompt": absent or null (""), a string, or an array of one string.
+ * Several prompts and token ids are refused. */
+static char *
+get_prompt (JsonObject  *object,
+            GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, "prompt");
+  JsonArray *array;
+  JsonNode *first;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return g_strdup ("");
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+    return g_strdup (json_node_get_string (node));
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      INVALID (error, "field 'prompt' must be a string");
+      return NULL;
+    }
+  array = json_node_get_array (node);
+  first = json_array_get_length (array) > 0 ? json_array_get_element (array, 0) : NULL;
+  if (first != NULL && (JSON_NODE_HOLDS_ARRAY (first) ||
+                        (JSON_NODE_HOLDS_VALUE (first) &&
+                         json_node_get_value_type (first) == G_TYPE_INT64)))
+    {
+      INVALID (error, "field 'prompt': token ids are not supported; send the prompt as a string");
+      return NULL;
+    }
+  if (json_array_get_length (array) != 1 || !JSON_NODE_HOLDS_VALUE (first) ||
+      json_node_get_value_type (first) != G_TYPE_STRING)
+    {
+      INVALID (error, "field 'prompt' must be one string (several prompts are not supported; "
+               "got an array of %u elements)", json_array_get_length (array));
+      return NULL;
+    }
+  return g_strdup (json_node_get_string (first));
+}
+
+ExoHttpChatRequest *
+exo_http_completion_request_parse (const char  *body,
+                                   gsize        len,
+                                   const char **param,
+                                   GError     **error)
+{
+  g_autoptr(ExoHttpChatRequest) request = NULL;
+  g_autoptr(JsonNode) root = parse_object (body, len, error);
+  JsonObject *object;
+
+  if (param != NULL)
+    *param = NULL;
+  if (root == NULL)
+    return NULL;
+  object = json_node_get_object (root);
+  request = parse_common (object, param, error);
+  if (request == NULL)
+    return NULL;
+  FIELD ("echo", refuse_unless (object, "echo", "false", "the prompt is not echoed", error));
+  FIELD ("logprobs", refuse_unless (object, "logprobs", "0", "log probabilities are not computed",
+                                    error));
+  FIELD ("best_of", refuse_unless (object, "best_of", "1", "one completion is made", error));
+  FIELD ("suffix", refuse_unless (object, "suffix", "\"\"", "no text is inserted", error));
+  request->prompt = get_prompt (object, error);
+  FIELD ("prompt", request->prompt != NULL);
+  return g_steal_pointer (&request);
+}
+
+#undef FIELD
 
 void
 exo_http_chat_request_free (ExoHttpChatRequest *request)

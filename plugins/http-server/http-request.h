@@ -14,23 +14,34 @@ G_BEGIN_DECLS
 
 /* Limits of the user API (OpenAI's where it has one; the limits of the
  * generation parameters are in http-common.h). */
-#define EXO_HTTP_MAX_STOP          4           /* strings in "stop" */
+#define EXO_HTTP_MAX_STOP          EXO_GENERATION_MAX_STOP  /* strings in "stop" */
 #define EXO_HTTP_MAX_VISITED       1024        /* ids in a topology request */
 
-/* POST /v1/chat/completions */
+/* POST /v1/chat/completions and POST /v1/completions */
 typedef struct {
   char                *model;   /* NULL when absent (the node's first model) */
-  char                *prompt;  /* the messages as "role: content\n" lines */
+  /* chat: the messages as "role: content\n" lines (the template);
+   * completion: the prompt as given ("" when absent) */
+  char                *prompt;
   gboolean             stream;
+  gboolean             include_usage;  /* stream_options.include_usage */
   /* max_tokens (or max_completion_tokens; 0 when absent), temperature,
-   * top_p, seed: never NULL, the defaults where absent */
+   * top_p, seed, stop: never NULL, the defaults where absent */
   ExoGenerationParams *params;
 } ExoHttpChatRequest;
 
-ExoHttpChatRequest *exo_http_chat_request_parse (const char   *body,
-                                                 gsize         len,
-                                                 GError      **error);
-void                exo_http_chat_request_free  (ExoHttpChatRequest *request);
+/* NULL with the error (G_IO_ERROR_INVALID_DATA) and *@param (nullable)
+ * the field at fault (a static string; NULL when the body itself is
+ * wrong: no JSON, no object). */
+ExoHttpChatRequest *exo_http_chat_request_parse       (const char   *body,
+                                                       gsize         len,
+                                                       const char  **param,
+                                                       GError      **error);
+ExoHttpChatRequest *exo_http_completion_request_parse (const char   *body,
+                                                       gsize         len,
+                                                       const char  **param,
+                                                       GError      **error);
+void                exo_http_chat_request_free        (ExoHttpChatRequest *request);
 
 /* POST /peer/v1/prompt */
 typedef struct {

@@ -20,16 +20,22 @@
  *    requests;
  *  - keep-alive for every client (HTTP/1.1 by default; an HTTP/1.0 client
  *    that asks gets it said back), within http-connections.c's limits;
+ *  - error answers: {"error": text} on peer paths (/peer/…), which peers
+ *    read; OpenAI's {"error": {"message", "type", "param", "code"}} on
+ *    every other path (exo_http_error_body(), http-common.c);
  *  - the node, looked up by id (setting `node`) at each request, and the
  *    check a handler starts with (REQUIRE_NODE in the private header):
- *    503 `{"error": "node not ready"}` while there is no usable node.  The
+ *    503 "node not ready" while there is no usable node.  The
  *    handlers call the node through libexo's exo_node_role_*() functions
  *    only; a call the node lacks fails with G_IO_ERROR_NOT_SUPPORTED,
  *    answered 501;
  *  - requests waiting for the node (Request): the message is paused until
- *    the answer; a request that makes no progress (no answer, no token)
- *    for `request-timeout-ms` is answered 504 (or, streamed, an SSE
- *    `error` event) and its node call cancelled.
+ *    the answer (a stream: until it is opened, http_server_stream_begin());
+ *    a request that makes no progress (no answer, no token) for
+ *    `request-timeout-ms` is answered 504 (or, in an open stream, an SSE
+ *    `error` event) and its node call cancelled;
+ *  - routes with an id at their end ("/v1/models/{id}"): the prefix and
+ *    anything after it.
  *
  * Rules: libsoup's handlers and the message's signals run in the server's
  * GMainContext (its initialize's), and so do the node's callbacks and the
@@ -83,19 +89,35 @@ http_server_respond_node_error (SoupServerMessage *msg,
                              "%s", error->message);
 }
 
-static char *
-error_body (const char *message)
+static const char *
+message_path (SoupServerMessage *msg)
 {
-  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *valid = g_utf8_make_valid (message, -1);
+  GUri *uri = soup_server_message_get_uri (msg);
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "error");
-  json_builder_add_string_value (builder, valid);
-  json_builder_end_object (builder);
-  root = json_builder_get_root (builder);
-  return exo_http_node_to_string (root);
+  return uri != NULL ? g_uri_get_path (uri) : NULL;
+}
+
+static void
+respond_error_valist (SoupServerMessage *msg,
+                      guint              status,
+                      const char        *param,
+                      const char        *code,
+                      const char        *format,
+                      va_list            args) G_GNUC_PRINTF (5, 0);
+
+static void
+respond_error_valist (SoupServerMessage *msg,
+                      guint              status,
+                      const char        *param,
+                      const char        *code,
+                      const char        *format,
+                      va_list            args)
+{
+  g_autofree char *message = g_strdup_vprintf (format, args);
+
+  http_server_respond_string (msg, status, "application/json",
+                              exo_http_error_body (message_path (msg), status, message, param,
+                                                   code));
 }
 
 void
@@ -104,13 +126,26 @@ http_server_respond_error (SoupServerMessage *msg,
                            const char        *format,
                            ...)
 {
-  g_autofree char *message = NULL;
   va_list args;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  respond_error_valist (msg, status, NULL, NULL, format, args);
   va_end (args);
-  http_server_respond_string (msg, status, "application/json", error_body (message));
+}
+
+void
+http_server_respond_api_error (SoupServerMessage *msg,
+                               guint              status,
+                               const char        *param,
+                               const char        *code,
+                               const char        *format,
+                               ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  respond_error_valist (msg, status, param, code, format, args);
+  va_end (args);
 }
 
 void
@@ -256,89 +291,58 @@ http_server_stream_end (Request *req)
   soup_server_message_unpause (req->msg);
 }
 
+void
+http_server_stream_begin (Request *req)
+{
+  SoupMessageHeaders *headers;
+
+  if (req->stream_open || !http_server_request_can_answer (req))
+    return;
+  req->stream_open = TRUE;
+  req->self->n_streams++;
+  headers = soup_server_message_get_response_headers (req->msg);
+  soup_server_message_set_status (req->msg, SOUP_STATUS_OK, NULL);
+  soup_message_headers_set_content_type (headers, "text/event-stream", NULL);
+  soup_message_headers_replace (headers, "Cache-Control", "no-cache");
+  soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+  soup_server_message_unpause (req->msg);
+}
+
+/* Answers @req with an error: an SSE `error` event that ends a stream
+ * already open, else @status.  The body as exo_http_error_body() makes
+ * it for the request's path: the user API's in OpenAI's shape, with @code
+ * (NULL: the status's); the peer API's {"error": text}. */
 static void
 request_fail (Request      *req,
               guint         status,
+              const char   *code,
               const char   *message)
 {
+  g_autofree char *json = NULL;
+
   if (!http_server_request_can_answer (req))
     return;
-  if (req->stream)
+  json = exo_http_error_body (message_path (req->msg), status, message, NULL, code);
+  if (req->stream_open)
     {
-      g_autofree char *json = error_body (message);
       g_autofree char *event = g_strdup_printf ("event: error\ndata: %s\n\n", json);
 
       http_server_stream_append (req, event);
       http_server_stream_end (req);
       return;
     }
-  http_server_request_answer_string (req, status, error_body (message));
-}
-
-/* OpenAI's error object: {"error": {"message", "type", "param", "code"}}. */
-static char *
-openai_error_body (guint       status,
-                   const char *message)
-{
-  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *valid = g_utf8_make_valid (message, -1);
-  const char *type, *code;
-
-  switch (status)
-    {
-    case EXO_HTTP_STATUS_TOO_MANY_REQUESTS:
-      type = "rate_limit_error";      /* what OpenAI sends with 429 */
-      code = "rate_limit_exceeded";
-      break;
-    case SOUP_STATUS_BAD_REQUEST:
-      type = "invalid_request_error";
-      code = NULL;
-      break;
-    default:
-      type = status >= 500 ? "server_error" : "invalid_request_error";
-      code = NULL;
-      break;
-    }
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "error");
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "message");
-  json_builder_add_string_value (builder, valid);
-  json_builder_set_member_name (builder, "type");
-  json_builder_add_string_value (builder, type);
-  json_builder_set_member_name (builder, "param");
-  json_builder_add_null_value (builder);
-  json_builder_set_member_name (builder, "code");
-  if (code != NULL)
-    json_builder_add_string_value (builder, code);
-  else
-    json_builder_add_null_value (builder);
-  json_builder_end_object (builder);
-  json_builder_end_object (builder);
-  root = json_builder_get_root (builder);
-  return exo_http_node_to_string (root);
+  /* Busy (an engine holds max-sessions requests): when to try again. */
+  if (status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS)
+    soup_message_headers_replace (soup_server_message_get_response_headers (req->msg),
+                                  "Retry-After", "1");
+  http_server_request_answer_string (req, status, g_steal_pointer (&json));
 }
 
 void
 http_server_request_fail_error (Request      *req,
                                 const GError *error)
 {
-  guint status = exo_http_status_for_error (error);
-
-  if (status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS && http_server_request_can_answer (req) &&
-      !req->stream)
-    soup_message_headers_replace (soup_server_message_get_response_headers (req->msg),
-                                  "Retry-After", "1");
-  /* A chat's errors have OpenAI's shape; the peer API keeps {"error": text},
-   * which peers read (exo_http_error_for_status()). */
-  if (req->kind == REQUEST_CHAT && !req->stream)
-    {
-      if (http_server_request_can_answer (req))
-        http_server_request_answer_string (req, status, openai_error_body (status, error->message));
-      return;
-    }
-  request_fail (req, status, error->message);
+  request_fail (req, exo_http_status_for_error (error), NULL, error->message);
 }
 
 static gboolean
@@ -351,7 +355,7 @@ request_timeout_cb (gpointer data)
   req->self->n_timeouts++;
   message = g_strdup_printf ("the node made no progress within %u ms (request-timeout-ms)",
                              req->self->request_timeout_ms);
-  request_fail (req, SOUP_STATUS_GATEWAY_TIMEOUT, message);
+  request_fail (req, SOUP_STATUS_GATEWAY_TIMEOUT, NULL, message);
   g_cancellable_cancel (req->cancellable);
   return G_SOURCE_REMOVE;
 }
@@ -441,11 +445,28 @@ static const Route routes[] = {
   { "/peer/v1/topology",    "POST", BODY_JSON,   http_server_handle_peer_topology },
   { "/peer/v1/cancel",      "POST", BODY_JSON,   http_server_handle_peer_cancel },
   { "/v1/chat/completions", "POST", BODY_JSON,   http_server_handle_chat },
+  { "/v1/completions",      "POST", BODY_JSON,   http_server_handle_completion },
   { "/v1/models",           "GET",  BODY_NONE,   http_server_handle_models },
+  { "/v1/models/{id}",      "GET",  BODY_NONE,   http_server_handle_model },
   { "/v1/topology",         "GET",  BODY_NONE,   http_server_handle_topology },
   { "/healthcheck",         "GET",  BODY_NONE,   http_server_handle_healthcheck },
   { "/metrics",             "GET",  BODY_NONE,   http_server_handle_metrics },
 };
+
+/* A route's path matches itself; one that ends in "/{id}" matches its
+ * prefix and a slash followed by anything but nothing. */
+static gboolean
+route_matches (const Route *route,
+               const char  *path)
+{
+  const char *param = g_strrstr (route->path, "/{");
+  gsize prefix;
+
+  if (param == NULL)
+    return strcmp (route->path, path) == 0;
+  prefix = (gsize) (param - route->path) + 1;
+  return strncmp (route->path, path, prefix) == 0 && path[prefix] != '\0';
+}
 
 static const Route *
 find_route (const char *path)
@@ -453,7 +474,7 @@ find_route (const char *path)
   if (path == NULL)
     return NULL;
   for (gsize i = 0; i < G_N_ELEMENTS (routes); i++)
-    if (strcmp (routes[i].path, path) == 0)
+    if (route_matches (&routes[i], path))
       return &routes[i];
   return NULL;
 }
@@ -584,7 +605,8 @@ http_server_handler (SoupServer        *server,
   if (route == NULL)
     {
       g_autofree char *shown = exo_http_shown_text (path, 128);
-      http_server_respond_error (msg, SOUP_STATUS_NOT_FOUND, "no such path: %s", shown);
+      http_server_respond_api_error (msg, SOUP_STATUS_NOT_FOUND, NULL, "unknown_url",
+                                     "no such path: %s", shown);
       return;
     }
   if (!method_allowed (route, soup_server_message_get_method (msg)))

@@ -80,11 +80,22 @@ void         http_server_respond_string      (SoupServerMessage *msg,
 void         http_server_respond_json        (SoupServerMessage *msg,
                                               guint              status,
                                               JsonNode          *node);
-/* {"error": message} */
+/* An error answer, its body as exo_http_error_body() makes it for the
+ * request's path: {"error": message} on peer paths, OpenAI's
+ * {"error": {"message", "type", "param", "code"}} on the others (the
+ * code of @status). */
 void         http_server_respond_error       (SoupServerMessage *msg,
                                               guint              status,
                                               const char        *format,
                                               ...) G_GNUC_PRINTF (3, 4);
+/* The same with OpenAI's "param" (nullable: the field at fault) and
+ * "code" (nullable: the code of @status). */
+void         http_server_respond_api_error   (SoupServerMessage *msg,
+                                              guint              status,
+                                              const char        *param,
+                                              const char        *code,
+                                              const char        *format,
+                                              ...) G_GNUC_PRINTF (5, 6);
 /* A synchronous call of the node failed (exo_node_role_*()): 501 when the
  * node lacks the call (G_IO_ERROR_NOT_SUPPORTED), else 500; the error's
  * message. */
@@ -144,12 +155,15 @@ typedef struct
   guint              status_ok;     /* status of a successful peer call */
   guint              msg_gone : 1;  /* finished or disconnected: leave msg alone */
   guint              answered : 1;  /* the response (or the stream's end) is set */
-  guint              stream : 1;
+  guint              stream : 1;    /* asked for a stream */
+  guint              stream_open : 1; /* its status and headers are set (200) */
+  guint              include_usage : 1; /* stream_options.include_usage */
+  guint              is_text : 1;   /* POST /v1/completions, not a chat */
   guint              sent_role : 1;
   guint              is_tensor : 1;
   guint              first_token_seen : 1; /* chat: its time to first token is counted */
   char              *call_id;       /* peer calls: forgotten again if the call fails */
-  /* chat (http-user-api.c) */
+  /* chat and completion (http-user-api.c, http-completions.c) */
   char              *request_id;
   char              *model;
   GString           *text;
@@ -173,10 +187,15 @@ void         http_server_request_answer_json (Request           *req,
 void         http_server_request_answer_string (Request         *req,
                                                 guint            status,
                                                 char            *text);
-/* The status of @error and {"error": message}, or an SSE `error` event
- * that ends a stream. */
+/* The status of @error (429 with Retry-After) and the error body of the
+ * request's path, or an SSE `error` event that ends a stream already
+ * open. */
 void         http_server_request_fail_error  (Request           *req,
                                               const GError      *error);
+/* A streamed answer: 200, text/event-stream, chunked, sent now (once; a
+ * stream is opened at its first token, so that an error before it is
+ * answered with its own status). */
+void         http_server_stream_begin        (Request           *req);
 /* A streamed answer (chunked): append @chunk, and end it. */
 void         http_server_stream_append       (Request           *req,
                                               const char        *chunk);
@@ -226,7 +245,9 @@ void http_server_handle_peer_topology (ExoHttpServer *, SoupServerMessage *, con
 void http_server_handle_peer_cancel   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 /* http-user-api.c */
 void http_server_handle_chat          (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+void http_server_handle_completion    (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_models        (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+void http_server_handle_model         (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_topology      (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_healthcheck   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 /* http-metrics.c */

@@ -20,8 +20,10 @@
  *                       REQUIRE_NODE check, answers, and the requests
  *                       waiting for the node (Request)
  *   http-peer-rpc.c     the server side of peer RPC: the /peer/v1/ routes
- *   http-user-api.c     /v1/chat/completions (whole or streamed),
- *                       /v1/models, /v1/topology, /healthcheck
+ *   http-user-api.c     /v1/chat/completions and /v1/completions (whole
+ *                       or streamed), /v1/models[/{id}], /v1/topology,
+ *                       /healthcheck
+ *   http-completions.c  the JSON of their answers (OpenAI's objects)
  *   http-node-json.c    the node's typed models and topology (ExoNodeRole)
  *                       as the JSON of the wire
  *   http-metrics.c      /metrics, request counting and latencies, the

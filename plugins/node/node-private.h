@@ -91,6 +91,7 @@ struct _ExoClusterNode
   guint               pending_removals;
   GTask              *cleanup_task;
   GType               peer_type;
+  gint64              serving_since;  /* Unix seconds: the model's `created` (initialize) */
   gboolean            warned_no_peer_type;
   GError             *peer_type_error;
 
@@ -150,7 +151,9 @@ struct _Request
   ExoTokenFunc    on_token;
   gpointer        token_data;
   gsize           delivered;
-  GString        *text;
+  GString        *text;          /* decoded; cut before a stop string */
+  gsize           sent;          /* bytes of text given to on_token */
+  gboolean        stopped;       /* a stop string ended it */
   GPtrArray      *ring;          /* NodeShardAssignment: the ring at the start */
   GSource        *timeout;       /* no progress for request-timeout-ms (moved, not remade) */
   guint           cancel_idle;

@@ -18,7 +18,10 @@
  *   passes on what it got.
  * - Results: handle_result() gives the API node's caller the new tokens,
  *   decoded, and answers it with an ExoChatResult when the request is
- *   finished (request_complete()).
+ *   finished (request_complete()).  With the request's stop strings
+ *   (ExoGenerationParams.stop) it holds back text that may start one, and
+ *   the first one the text contains ends the request there: the text
+ *   before it is the answer ("stop"), and the ring is told to cancel.
  * - Failures: the API node fails its request with an error that names the
  *   node and its layers when a node of its ring is lost
  *   (fail_requests_using()), or after request-timeout-ms without progress
@@ -256,7 +259,9 @@ request_complete (ExoClusterNode *self,
 
   g_hash_table_steal (self->requests, req->id);
   engine_end_request (self, req->id);
-  if (error != NULL && req->is_api && self->running)
+  /* A request that failed, or that a stop string ended while its ring
+   * still generates, is cancelled on every node of the ring. */
+  if ((error != NULL || req->stopped) && req->is_api && self->running)
     request_abandon (self, req);
   if (task != NULL)
     {
@@ -272,12 +277,14 @@ request_complete (ExoClusterNode *self,
       else
         {
           /* "length" when the answer has as many tokens as the request
-           * could have (the last shard stopped at that count, not at EOS) */
+           * could have (the last shard stopped at that count, not at EOS
+           * or a stop string) */
           guint limit = max_tokens_for (self, request_params (req, NULL));
 
           g_task_return_pointer (task,
                                  exo_chat_result_new (req->text->str,
-                                                      req->delivered >= limit ? "length" : "stop",
+                                                      req->delivered >= limit && !req->stopped
+                                                      ? "length" : "stop",
                                                       req->prompt_tokens, (gint64) req->delivered),
                                  (GDestroyNotify) exo_chat_result_free);
         }
@@ -519,7 +526,55 @@ requests_in_flight (ExoClusterNode *self)
   return in_flight;
 }
 
-/* exo's on_token: the API node passes new tokens to its caller. */
+/* --- stop strings -------------------------------------------------------- */
+
+/* The first stop string in @text at or after @from: where it starts, or
+ * -1.  (None can start before @from: stop_hold() kept back every byte
+ * from where one might start.) */
+static gssize
+stop_find (const GString      *text,
+           gsize               from,
+           const char * const *stop)
+{
+  gssize found = -1;
+
+  for (guint i = 0; stop[i] != NULL; i++)
+    {
+      const char *at = g_strstr_len (text->str + from, (gssize) (text->len - from), stop[i]);
+
+      if (at != NULL && (found < 0 || at - text->str < found))
+        found = at - text->str;
+    }
+  return found;
+}
+
+/* How many bytes at the end of @text (after @from) may be the start of a
+ * stop string: the longest such end. */
+static gsize
+stop_hold (const GString      *text,
+           gsize               from,
+           const char * const *stop)
+{
+  gsize hold = 0;
+
+  for (guint i = 0; stop[i] != NULL; i++)
+    {
+      gsize len = strlen (stop[i]);
+
+      for (gsize n = MIN (len - 1, text->len - from); n > hold; n--)
+        if (memcmp (text->str + text->len - n, stop[i], n) == 0)
+          {
+            hold = n;
+            break;
+          }
+    }
+  return hold;
+}
+
+/* exo's on_token: the API node passes new tokens to its caller.  With stop
+ * strings, the text the caller gets lags behind the tokens by what may be
+ * the start of one; a stop string ends the request (answered "stop", its
+ * ring told to cancel: request_complete()). */
 void
 handle_result (ExoClusterNode *self,
                const char     *request_id,
@@ -546,7 +601,10 @@ handle_result (ExoClusterNode *self,
     {
       gsize n_new = n_tokens > req->delivered ? n_tokens - req->delivered : 0;
       const gint32 *fresh = tokens + req->delivered;
+      const char * const *stop = req->params != NULL ? (const char * const *) req->params->stop
+                                                     : NULL;
       g_autofree char *text = NULL;
+      gsize end;
 
       if (n_new > 0)
         {
@@ -554,20 +612,38 @@ handle_result (ExoClusterNode *self,
           g_autoptr(ExoShard) shard = exo_shard_new (self->model_id, 0, self->n_layers - 1,
                                                      self->n_layers);
           g_autoptr(GError) error = NULL;
+          char *decoded = exo_inference_engine_decode (self->engine, shard, t, &error);
 
-          text = exo_inference_engine_decode (self->engine, shard, t, &error);
-          if (text == NULL)
+          if (decoded == NULL)
             {
               request_fail (self, req,
                             g_error_new (error->domain, error->code,
                                          "request %s: decoding failed: %s", id, error->message));
               return;
             }
-          g_string_append (req->text, text);
+          g_string_append (req->text, decoded);
+          g_free (decoded);
           req->delivered = n_tokens;
         }
+      end = req->text->len;
+      if (stop != NULL && stop[0] != NULL)
+        {
+          gssize at = stop_find (req->text, req->sent, stop);
+
+          if (at >= 0)
+            {
+              g_string_truncate (req->text, (gsize) at);
+              end = (gsize) at;
+              req->stopped = TRUE;
+              is_finished = TRUE;
+            }
+          else if (!is_finished)
+            end -= stop_hold (req->text, req->sent, stop);
+        }
+      text = g_strndup (req->text->str + req->sent, end - req->sent);
+      req->sent = end;
       if (req->on_token != NULL)
-        req->on_token (id, fresh, n_new, text != NULL ? text : "", is_finished, req->token_data);
+        req->on_token (id, fresh, n_new, text, is_finished, req->token_data);
     }
 
   /* The callback may have ended the request. */

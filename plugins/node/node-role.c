@@ -61,6 +61,17 @@ check_params (const ExoGenerationParams  *params,
                    "top_p %g is out of range (more than 0, at most 1)", params->top_p);
       return FALSE;
     }
+  /* The stop strings as exo_generation_params_set_stop() leaves them (a
+   * caller may have set the field itself). */
+  for (guint i = 0; params->stop != NULL && params->stop[i] != NULL; i++)
+    if (i >= EXO_GENERATION_MAX_STOP || params->stop[i][0] == '\0' ||
+        strlen (params->stop[i]) > EXO_GENERATION_MAX_STOP_LEN)
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                     "stop strings: at most %d, each of 1 to %d bytes",
+                     EXO_GENERATION_MAX_STOP, EXO_GENERATION_MAX_STOP_LEN);
+        return FALSE;
+      }
   return TRUE;
 }
 
@@ -232,7 +243,8 @@ node_collect_topology_finish (ExoNodeRole   *role,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-/* EXO_NODE_ROLE_MODELS_TYPE: the one model the cluster serves. */
+/* EXO_NODE_ROLE_MODELS_TYPE: the one model the cluster serves; `created`
+ * is when this node started serving it (its engine had loaded it). */
 static GVariant *
 node_list_models (ExoNodeRole *role)
 {
@@ -242,6 +254,8 @@ node_list_models (ExoNodeRole *role)
 
   g_variant_dict_init (&model, NULL);
   g_variant_dict_insert (&model, "id", "s", self->model_id);
+  if (self->serving_since > 0)
+    g_variant_dict_insert (&model, "created", "x", self->serving_since);
   g_variant_dict_insert (&model, "owned-by", "s", "exo");
   g_variant_dict_insert (&model, "n-layers", "u", self->n_layers);
   g_variant_dict_insert (&model, "ready", "b", self->running);

@@ -42,6 +42,13 @@ local_failure (ExoClusterNode *self,
 
   if (!self->running || is_cancelled (error))
     return;
+  /* The request was cancelled (its client left, a stop string ended it)
+   * while this work ran: the engine may have freed its state already. */
+  if (drop_if_cancelled (self, request_id))
+    {
+      engine_end_request (self, request_id);
+      return;
+    }
   req = request_lookup (self, request_id);
   if (req != NULL && req->is_api && req->task != NULL)
     request_fail (self, req,

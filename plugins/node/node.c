@@ -483,6 +483,7 @@ exo_cluster_node_do_initialize (ExoResource *resource,
   self->requests = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                           (GDestroyNotify) request_free);
   self->topology = node_topology_new ();
+  self->serving_since = g_get_real_time () / G_USEC_PER_SEC;
   self->running = TRUE;
 
   if (self->discovery != NULL)

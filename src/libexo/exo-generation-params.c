@@ -9,6 +9,8 @@
  */
 #include "exo-private.h"
 
+#include <string.h>
+
 G_DEFINE_BOXED_TYPE (ExoGenerationParams, exo_generation_params,
                      exo_generation_params_copy, exo_generation_params_free)
 
@@ -17,7 +19,7 @@ G_DEFINE_BOXED_TYPE (ExoGenerationParams, exo_generation_params,
  *
  * Makes the parameters of a request that asks for nothing in particular:
  * max_tokens 0 (the node's `max-tokens`), temperature 0 (greedy), top_p 1,
- * no seed.
+ * no seed, no stop strings.
  *
  * Returns: (transfer full): new parameters; free them with
  *   exo_generation_params_free()
@@ -44,8 +46,12 @@ exo_generation_params_new (void)
 ExoGenerationParams *
 exo_generation_params_copy (const ExoGenerationParams *params)
 {
+  ExoGenerationParams *copy;
+
   g_return_val_if_fail (params != NULL, NULL);
-  return g_memdup2 (params, sizeof *params);
+  copy = g_memdup2 (params, sizeof *params);
+  copy->stop = g_strdupv (params->stop);
+  return copy;
 }
 
 /**
@@ -57,5 +63,68 @@ exo_generation_params_copy (const ExoGenerationParams *params)
 void
 exo_generation_params_free (ExoGenerationParams *params)
 {
+  if (params == NULL)
+    return;
+  g_strfreev (params->stop);
   g_free (params);
+}
+
+/**
+ * exo_generation_params_set_stop:
+ * @params: parameters
+ * @stop: (array zero-terminated=1) (nullable): the stop strings; %NULL or
+ *   empty for none
+ * @error: return location for a #GError
+ *
+ * Sets the strings that end the request's text (#ExoGenerationParams:stop),
+ * copied.  Empty strings are left out.  Refused, and @params left as it
+ * was, with %G_IO_ERROR_INVALID_ARGUMENT naming the limit: more than
+ * %EXO_GENERATION_MAX_STOP strings, one longer than
+ * %EXO_GENERATION_MAX_STOP_LEN bytes or not valid UTF-8.
+ *
+ * Returns: whether @stop was set
+ *
+ * Since: plugin ABI 3.1
+ */
+gboolean
+exo_generation_params_set_stop (ExoGenerationParams *params,
+                                const char * const  *stop,
+                                GError             **error)
+{
+  g_autoptr(GPtrArray) kept = NULL;
+  guint n = stop != NULL ? g_strv_length ((char **) stop) : 0;
+
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (n > EXO_GENERATION_MAX_STOP)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%u stop strings; at most %d", n, EXO_GENERATION_MAX_STOP);
+      return FALSE;
+    }
+  kept = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < n; i++)
+    {
+      gsize len = strlen (stop[i]);
+
+      if (len > EXO_GENERATION_MAX_STOP_LEN || !g_utf8_validate (stop[i], (gssize) len, NULL))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "stop string %u is longer than %d bytes or not UTF-8", i,
+                       EXO_GENERATION_MAX_STOP_LEN);
+          return FALSE;
+        }
+      if (len > 0)
+        g_ptr_array_add (kept, g_strdup (stop[i]));
+    }
+  g_strfreev (params->stop);
+  params->stop = NULL;
+  if (kept->len > 0)
+    {
+      g_ptr_array_add (kept, NULL);
+      g_ptr_array_set_free_func (kept, NULL);
+      params->stop = (char **) g_ptr_array_free (g_steal_pointer (&kept), FALSE);
+    }
+  return TRUE;
 }

@@ -23,7 +23,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   g_autoptr(GError) error = NULL;
 
   exo_fuzz_init ();
-  chat = exo_http_chat_request_parse ((const char *) data, size, &error);
+  chat = exo_http_chat_request_parse ((const char *) data, size, NULL, &error);
   if (chat == NULL)
     {
       exo_fuzz_check_error_answer (error);
@@ -31,6 +31,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     }
   EXO_FUZZ_CHECK (chat->prompt != NULL && g_utf8_validate (chat->prompt, -1, NULL), "prompt");
   EXO_FUZZ_CHECK (chat->model == NULL || exo_http_id_is_valid (chat->model), "model");
+  /* the stop strings as the node takes them (exo_generation_params_set_stop()) */
+  for (guint i = 0; chat->params->stop != NULL && chat->params->stop[i] != NULL; i++)
+    EXO_FUZZ_CHECK (i < EXO_GENERATION_MAX_STOP && chat->params->stop[i][0] != '\0' &&
+                    strlen (chat->params->stop[i]) <= EXO_GENERATION_MAX_STOP_LEN &&
+                    g_utf8_validate (chat->params->stop[i], -1, NULL), "stop string %u", i);
   /* what the node gets, and a peer too */
   exo_fuzz_check_params (chat->params);
   return 0;
