@@ -588,7 +588,7 @@ pipeline_processor_class_init (PipelineProcessorClass *klass)
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_READONLY_MS] =
     g_param_spec_uint ("readonly-ms", NULL, "How long the simulated read-only folder lasts (ms)",
-                       1, 60000, 400,
+                       1, 60000, 300,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -596,5 +596,5 @@ pipeline_processor_class_init (PipelineProcessorClass *klass)
 static void
 pipeline_processor_init (PipelineProcessor *self)
 {
-  self->readonly_ms = 400;
+  self->readonly_ms = 300;
 }

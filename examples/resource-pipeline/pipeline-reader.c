@@ -530,7 +530,7 @@ pipeline_reader_class_init (PipelineReaderClass *klass)
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_LOCK_MS] =
     g_param_spec_uint ("lock-ms", NULL, "How long the simulated lock is held (ms)",
-                       1, 60000, 500,
+                       1, 60000, 300,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -539,5 +539,5 @@ static void
 pipeline_reader_init (PipelineReader *self)
 {
   self->rows = 20000;
-  self->lock_ms = 500;
+  self->lock_ms = 300;
 }

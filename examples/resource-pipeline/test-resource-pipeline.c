@@ -23,9 +23,9 @@
 
 /* Every row uploaded exactly once through a locked database, a read-only
  * folder, 503s and dropped connections.  The retry budget (8 retries: at
- * least 1.9 s of backoff) is well beyond the 0.5 s lock and the 0.4 s
- * read-only folder, so that a loaded machine does not spend it; a failure
- * that lasts is still a failure.  An output file of an earlier, bigger run
+ * least 1.9 s of backoff) is well beyond the 0.3 s lock and read-only
+ * folder, so that a loaded machine does not spend it; a failure that lasts
+ * is still a failure.  An output file of an earlier, bigger run
  * is removed. */
 static void
 test_simulated_failures (PipelineFixture *f,
