@@ -188,15 +188,13 @@ service_kill (Demo     *demo,
   g_subprocess_force_exit (demo->service);
   g_subprocess_wait (demo->service, NULL, NULL);
   g_clear_object (&demo->service);
+  demo->unscheduled_start = FALSE;   /* what starts next is the schedule's */
   if (fault)
     {
       demo->kills++;
       demo->killed_at_us = g_get_monotonic_time ();
     }
 }
-
-static gboolean
-service_retry_cb (gpointer data);
 
 /* The service ended.  Ours to notice when it was not a kill of ours (that
  * one clears demo->service first) and it had said where it listens (before
