@@ -8,7 +8,12 @@
  * fault-injecting proxy (proxy.c) in front of it for each client, starts the
  * two client processes, injects the faults of the schedule (schedule.c) at
  * their times, and when both clients have reported prints the table; with
- * --check it exits 1 unless the claims hold.  See README.md.
+ * --check it exits 1 unless the claims hold.  A death of the service that is
+ * not a scheduled kill (its exit is watched) is reported, counted apart and
+ * the service started again; --check fails then, unless it was the one
+ * --kill-service-at asked for.  Ctrl-C (SIGINT, SIGTERM) stops the clients
+ * early: they report, and the table of the calls made so far is printed.
+ * See README.md.
  *
  * One thread, the default main context.  Child processes die with this one
  * (PR_SET_PDEATHSIG); the service is killed at the end.
@@ -16,6 +21,7 @@
 #include "before-after.h"
 #include "client-loc.h"
 
+#include <glib-unix.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -62,15 +68,24 @@ typedef struct
   GPtrArray   *timers;     /* GSource *, destroyed at the end */
 
   GSubprocess *service;
+  char         service_pid[24];    /* the current one's, kept: it is gone once it is reaped */
+  gboolean     service_listening;  /* it said its port */
+  gboolean     unscheduled_start;  /* it was started again after an unscheduled death */
   guint16      service_port;
   guint        service_failures;   /* starts in a row that did not listen */
   guint        reopen_failures;    /* the same for the proxies */
   guint        kills;
   guint        restarts;
+  guint        deaths;             /* outside the schedule */
+  guint        deaths_restarted;
+  guint        kill_at_ms;         /* --kill-service-at: one death outside the schedule */
+  guint        injected_kills;
   gint64       killed_at_us;
   gboolean     ending;
+  gboolean     interrupted;
 
   FaultProxy  *proxy[N_CLIENTS];
+  GSubprocess *client_process[N_CLIENTS];   /* while it runs (client_done_cb has the reference) */
   ClientRun    client[N_CLIENTS];
   guint        n_reported;
 } Demo;
@@ -83,6 +98,12 @@ typedef struct
 } FaultEvent;
 
 static void service_start (Demo *demo);
+
+static const char *
+plural (guint64 n)
+{
+  return n == 1 ? "" : "s";
+}
 
 static double
 since_start_s (Demo *demo)
@@ -155,17 +176,55 @@ service_kill (Demo     *demo,
 {
   if (demo->service == NULL)
     return;
-  if (fault)
-    printf ("%7.2f s  kill     service (pid %s) killed\n", since_start_s (demo),
-            g_subprocess_get_identifier (demo->service));
+  if (fault && g_subprocess_get_identifier (demo->service) == NULL)
+    {
+      /* it died by itself, and its exit is not seen yet: a death too */
+      demo->deaths++;
+      printf ("%7.2f s  kill     service (pid %s) had died already, outside the schedule\n",
+              since_start_s (demo), demo->service_pid);
+    }
+  else if (fault)
+    printf ("%7.2f s  kill     service (pid %s) killed\n", since_start_s (demo), demo->service_pid);
   g_subprocess_force_exit (demo->service);
   g_subprocess_wait (demo->service, NULL, NULL);
   g_clear_object (&demo->service);
+  demo->unscheduled_start = FALSE;   /* what starts next is the schedule's */
   if (fault)
     {
       demo->kills++;
       demo->killed_at_us = g_get_monotonic_time ();
     }
+}
+
+/* The service ended.  Ours to notice when it was not a kill of ours (that
+ * one clears demo->service first) and it had said where it listens (before
+ * that, service_line_cb sees its output end and starts it again). */
+static void
+service_exited_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      data)
+{
+  Demo *demo = data;
+  GSubprocess *process = G_SUBPROCESS (source);
+  g_autofree char *how = NULL;
+
+  if (!g_subprocess_wait_finish (process, result, NULL)
+      || process != demo->service || demo->ending || !demo->service_listening)
+    return;
+  how = g_subprocess_get_if_signaled (process)
+        ? g_strdup_printf ("killed by signal %d", g_subprocess_get_term_sig (process))
+        : g_strdup_printf ("exit status %d", g_subprocess_get_exit_status (process));
+  demo->deaths++;
+  printf ("%7.2f s  death    service (pid %s) died outside the schedule (%s)%s\n",
+          since_start_s (demo), demo->service_pid, how,
+          demo->interrupted ? "" : "; starting it again");
+  fflush (stdout);
+  g_clear_object (&demo->service);
+  if (demo->interrupted)
+    return;
+  demo->killed_at_us = g_get_monotonic_time ();
+  demo->unscheduled_start = TRUE;
+  service_start (demo);
 }
 
 static gboolean
@@ -203,16 +262,23 @@ service_line_cb (GObject      *source,
       return;
     }
   demo->service_failures = 0;
+  demo->service_listening = TRUE;
   if (demo->service_port == 0)
     {
       demo->service_port = port;
       start_clients (demo);
       return;
     }
-  demo->restarts++;
-  printf ("%7.2f s  kill     service back (pid %s), %.0f ms after the kill\n",
-          since_start_s (demo), g_subprocess_get_identifier (process),
-          (g_get_monotonic_time () - demo->killed_at_us) / 1000.0);
+  if (demo->unscheduled_start)
+    demo->deaths_restarted++;
+  else
+    demo->restarts++;
+  printf ("%7.2f s  %-8s service back (pid %s), %.0f ms after the %s\n", since_start_s (demo),
+          demo->unscheduled_start ? "death" : "kill", demo->service_pid,
+          (g_get_monotonic_time () - demo->killed_at_us) / 1000.0,
+          demo->unscheduled_start ? "death" : "kill");
+  demo->unscheduled_start = FALSE;
+  fflush (stdout);
 }
 
 /* Starts the service on its port (any port the first time) and reads the
@@ -224,6 +290,7 @@ service_start (Demo *demo)
   const char *args[] = { "--serve", port, NULL };
   g_autoptr(GError) error = NULL;
   GDataInputStream *out;
+  const char *pid;
 
   if (demo->ending || demo->service != NULL)
     return;
@@ -233,6 +300,10 @@ service_start (Demo *demo)
       fatal (demo, "cannot start the service: %s", error->message);
       return;
     }
+  pid = g_subprocess_get_identifier (demo->service);   /* NULL once it is reaped */
+  g_strlcpy (demo->service_pid, pid != NULL ? pid : "?", sizeof demo->service_pid);
+  demo->service_listening = FALSE;
+  g_subprocess_wait_async (demo->service, NULL, service_exited_cb, demo);
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (demo->service));
   g_object_set_data (G_OBJECT (out), "process", g_object_ref (demo->service));
   g_data_input_stream_read_line_async (out, G_PRIORITY_DEFAULT, NULL, service_line_cb, demo);
@@ -326,6 +397,33 @@ schedule_faults (Demo *demo)
     }
 }
 
+/* --kill-service-at: one SIGKILL the orchestrator does not account for,
+ * as `kill -9` from outside would; once the service listens. */
+static gboolean
+kill_service_cb (gpointer data)
+{
+  Demo *demo = data;
+
+  if (demo->service == NULL || !demo->service_listening)
+    return G_SOURCE_CONTINUE;   /* down (a scheduled kill), or starting: a moment later */
+  printf ("%7.2f s  death    sending SIGKILL to the service (pid %s), outside the schedule "
+          "(--kill-service-at)\n", since_start_s (demo), demo->service_pid);
+  fflush (stdout);
+  g_subprocess_send_signal (demo->service, SIGKILL);
+  demo->injected_kills++;
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+kill_service_at_cb (gpointer data)
+{
+  Demo *demo = data;
+
+  if (kill_service_cb (demo) == G_SOURCE_CONTINUE)
+    add_timer (demo, 50, kill_service_cb, demo, NULL);
+  return G_SOURCE_REMOVE;
+}
+
 /* --- the clients -------------------------------------------------------- */
 
 typedef struct
@@ -411,6 +509,7 @@ client_done_cb (GObject      *source,
     run->ok = TRUE;
 
   printf ("%7.2f s  client   %s done\n", since_start_s (demo), client_names[ref->index]);
+  demo->client_process[ref->index] = NULL;
   g_free (ref);
   g_object_unref (process);
   if (++demo->n_reported == N_CLIENTS)
@@ -442,7 +541,7 @@ start_clients (Demo *demo)
         }
     }
   printf ("service on 127.0.0.1:%u (pid %s); proxies on :%u (before) and :%u (after)\n",
-          demo->service_port, g_subprocess_get_identifier (demo->service),
+          demo->service_port, demo->service_pid,
           fault_proxy_get_port (demo->proxy[BEFORE]), fault_proxy_get_port (demo->proxy[AFTER]));
 
   demo->t0_us = g_get_monotonic_time ();
@@ -461,11 +560,14 @@ start_clients (Demo *demo)
       ref = g_new0 (ClientRef, 1);
       ref->demo = demo;
       ref->index = i;
+      demo->client_process[i] = process;
       g_subprocess_communicate_utf8_async (process, NULL, NULL, client_done_cb, ref);
     }
   printf ("%7.2f s  client   before and after started\n", since_start_s (demo));
   fflush (stdout);
   schedule_faults (demo);
+  if (demo->kill_at_ms > 0)
+    add_timer (demo, demo->kill_at_ms, kill_service_at_cb, demo, NULL);
   add_timer (demo, demo->duration_ms + GRACE_MS, watchdog_cb, demo, NULL);
 }
 
@@ -552,8 +654,13 @@ check_claims (Demo *demo)
          "both clients ran and reported (%" G_GUINT64_FORMAT " and %" G_GUINT64_FORMAT " calls)",
          b->attempted, a->attempted);
   CLAIM (demo->kills == kills && demo->restarts == kills,
-         "the service was killed %u times and came back %u times (scheduled: %u)",
-         demo->kills, demo->restarts, kills);
+         "the service was killed %u time%s and came back %u time%s (scheduled: %u)",
+         demo->kills, plural (demo->kills), demo->restarts, plural (demo->restarts), kills);
+  CLAIM (demo->deaths == demo->injected_kills && demo->deaths_restarted == demo->deaths,
+         "the service died %u time%s outside the schedule (%u asked for with --kill-service-at) "
+         "and came back %u time%s%s", demo->deaths, plural (demo->deaths), demo->injected_kills,
+         demo->deaths_restarted, plural (demo->deaths_restarted),
+         demo->deaths > demo->injected_kills ? ": the fault schedule was disturbed" : "");
   CLAIM (fault_proxy_get_resets (demo->proxy[BEFORE]) == resets &&
          fault_proxy_get_resets (demo->proxy[AFTER]) == resets,
          "each proxy reset the %u requests scheduled (before: %u, after: %u)", resets,
@@ -577,7 +684,13 @@ finish_run (Demo *demo)
   else
     {
       print_table (demo);
-      if (demo->check && !check_claims (demo))
+      if (demo->interrupted)
+        {
+          printf ("\ninterrupted: the table counts the calls made until then%s\n",
+                  demo->check ? "; the claims are not checked" : "");
+          demo->status = 130;
+        }
+      else if (demo->check && !check_claims (demo))
         demo->status = 1;
     }
   fflush (stdout);
@@ -585,6 +698,37 @@ finish_run (Demo *demo)
 }
 
 /* --- main --------------------------------------------------------------- */
+
+/* Ctrl-C: the clients stop early and report; the table of what they did
+ * is printed (finish_run). */
+static gboolean
+interrupt_cb (gpointer data)
+{
+  Demo *demo = data;
+  gboolean running = FALSE;
+
+  if (demo->interrupted || demo->ending)
+    return G_SOURCE_CONTINUE;
+  demo->interrupted = TRUE;
+  g_ptr_array_set_size (demo->timers, 0);   /* the faults still to come, the watchdog */
+  for (int i = 0; i < N_CLIENTS; i++)
+    if (demo->client_process[i] != NULL)
+      {
+        g_subprocess_send_signal (demo->client_process[i], SIGINT);
+        running = TRUE;
+      }
+  printf ("%7.2f s  interrupted%s\n", since_start_s (demo),
+          running ? ": the clients stop and report" : "");
+  fflush (stdout);
+  if (!running && demo->n_reported == 0)
+    {
+      demo->status = 130;   /* before the clients started */
+      g_main_loop_quit (demo->loop);
+    }
+  else
+    add_timer (demo, GRACE_MS, watchdog_cb, demo, NULL);
+  return G_SOURCE_CONTINUE;
+}
 
 static void
 timer_free (gpointer data)
@@ -625,7 +769,7 @@ main (int    argc,
       char **argv)
 {
   double duration_s = 20;
-  int every_ms = 1500, interval_ms = 10;
+  int every_ms = 1500, interval_ms = 10, kill_at_ms = 0;
   g_autofree char *seed_text = NULL;
   g_autofree char *faults_text = NULL;
   gboolean schedule_only = FALSE, check = FALSE;
@@ -640,6 +784,9 @@ main (int    argc,
       "Mean time from the end of a fault to the next (default 1500)", "MS" },
     { "interval", 'i', 0, G_OPTION_ARG_INT, &interval_ms,
       "Time between the calls of each client (default 10)", "MS" },
+    { "kill-service-at", 0, 0, G_OPTION_ARG_INT, &kill_at_ms,
+      "Also SIGKILL the service once at MS, outside the schedule, as `kill -9` from "
+      "outside would (--check expects that one death)", "MS" },
     { "schedule-only", 0, 0, G_OPTION_ARG_NONE, &schedule_only,
       "Print the fault schedule and exit", NULL },
     { "check", 0, 0, G_OPTION_ARG_NONE, &check,
@@ -651,6 +798,7 @@ main (int    argc,
   g_autoptr(GError) error = NULL;
   guint kinds = FAULT_KINDS_ALL;
   guint64 seed;
+  guint sigint_id, sigterm_id;
   Demo demo = { 0, };
 
   if (argc >= 2 && (g_str_equal (argv[1], "--serve") || g_str_equal (argv[1], "--client")))
@@ -663,11 +811,30 @@ main (int    argc,
       fprintf (stderr, "%s\n", error->message);
       return 2;
     }
-  if (!(duration_s >= 1 && duration_s <= 3600) || every_ms < 100 || every_ms > 600000 ||
-      interval_ms < 1 || interval_ms > 60000)
+  if (argc > 1)
     {
-      fprintf (stderr, "--duration must be 1 to 3600 s, --fault-every 100 to 600000 ms, "
-               "--interval 1 to 60000 ms\n");
+      fprintf (stderr, "unexpected argument '%s' (see --help)\n", argv[1]);
+      return 2;
+    }
+  if (!(duration_s >= 1 && duration_s <= 3600))
+    {
+      fprintf (stderr, "--duration: %g is out of range: 1 to 3600 s\n", duration_s);
+      return 2;
+    }
+  if (every_ms < 100 || every_ms > 600000)
+    {
+      fprintf (stderr, "--fault-every: %d is out of range: 100 to 600000 ms\n", every_ms);
+      return 2;
+    }
+  if (interval_ms < 1 || interval_ms > 60000)
+    {
+      fprintf (stderr, "--interval: %d is out of range: 1 to 60000 ms\n", interval_ms);
+      return 2;
+    }
+  if (kill_at_ms < 0 || kill_at_ms >= duration_s * 1000)
+    {
+      fprintf (stderr, "--kill-service-at: %d is out of range: 0 (never) to the duration, in ms\n",
+               kill_at_ms);
       return 2;
     }
   if (faults_text != NULL && !fault_kinds_parse (faults_text, &kinds, &error))
@@ -685,13 +852,14 @@ main (int    argc,
 
   demo.duration_ms = (guint) lround (duration_s * 1000);
   demo.interval_ms = interval_ms;
+  demo.kill_at_ms = kill_at_ms;
   demo.seed = seed;
   demo.check = check;
   demo.faults = fault_schedule_new (seed, demo.duration_ms, every_ms, kinds);
 
   printf ("before/after: seed %" G_GUINT32_FORMAT ", %.1f s, one call every %d ms per client\n"
-          "fault schedule (%u faults):\n", demo.seed, demo.duration_ms / 1000.0, interval_ms,
-          demo.faults->len);
+          "fault schedule (%u fault%s):\n", demo.seed, demo.duration_ms / 1000.0, interval_ms,
+          demo.faults->len, plural (demo.faults->len));
   for (guint i = 0; i < demo.faults->len; i++)
     {
       const Fault *fault = &g_array_index (demo.faults, Fault, i);
@@ -714,12 +882,17 @@ main (int    argc,
   for (int i = 0; i < N_CLIENTS; i++)
     demo.client[i].errors = g_ptr_array_new_with_free_func (g_free);
 
+  sigint_id = g_unix_signal_add (SIGINT, interrupt_cb, &demo);
+  sigterm_id = g_unix_signal_add (SIGTERM, interrupt_cb, &demo);
+
   printf ("\n");
   service_start (&demo);
   if (demo.status == 0)
     g_main_loop_run (demo.loop);
 
   demo.ending = TRUE;
+  g_source_remove (sigint_id);
+  g_source_remove (sigterm_id);
   service_kill (&demo, FALSE);
   g_ptr_array_unref (demo.timers);
   for (int i = 0; i < N_CLIENTS; i++)

@@ -6,10 +6,13 @@
  * 127.0.0.1:PORT that answers each line `ECHO <word>` with `OK <word>` (and
  * anything else with `ERR`).  It prints the port it listens on, then serves
  * until it is killed.  Lines are at most LINE_MAX_BYTES: a longer one ends the
- * connection.  One thread, the default main context.
+ * connection.  It ignores SIGINT: Ctrl-C on a terminal reaches the whole
+ * process group, and the clients still make their last calls then.  One
+ * thread, the default main context.
  */
 #include "before-after.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,6 +139,7 @@ service_main (guint16 port)
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   g_autoptr(GError) error = NULL;
 
+  signal (SIGINT, SIG_IGN);   /* ended by SIGKILL, by the orchestrator or with it */
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service), address,
                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
                                       NULL, &effective, &error))

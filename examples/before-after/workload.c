@@ -15,12 +15,16 @@
  *
  * The file descriptors are counted here, in the client's own process, before
  * the client is made and after it is gone.  A heartbeat on the main loop
- * measures the longest stall of the caller's thread.  One thread, the
- * default main context.
+ * measures the longest stall of the caller's thread.  SIGINT (Ctrl-C, or
+ * the orchestrator when it is interrupted) ends the workload early: no call
+ * starts after it, the one in flight is cancelled, and the report covers
+ * the calls made.  One thread, the default main context.
  */
 #include "before-after.h"
 #include "clients.h"
 
+#include <glib-unix.h>
+#include <signal.h>
 #include <stdio.h>
 
 #define HEARTBEAT_MS     10
@@ -43,6 +47,8 @@ typedef struct
   guint         seq;
   guint         heartbeat_id;
   guint         time_up_id;
+  guint         next_call_id;   /* while no call is in flight */
+  guint         interrupt_id;
   guint64       attempted;
   guint64       succeeded;
   guint64       connects;
@@ -124,6 +130,7 @@ finish (Workload *w)
   w->finished_us = g_get_monotonic_time ();
   g_clear_handle_id (&w->heartbeat_id, g_source_remove);
   g_clear_handle_id (&w->time_up_id, g_source_remove);
+  g_clear_handle_id (&w->interrupt_id, g_source_remove);
   if (w->before != NULL)
     {
       w->connects = before_client_get_connect_attempts (w->before);
@@ -164,7 +171,7 @@ call_done (Workload     *w,
       return;
     }
   w->next_due_us = MAX (w->next_due_us + w->interval_ms * 1000, now);
-  g_timeout_add ((w->next_due_us - now) / 1000, issue_call, w);
+  w->next_call_id = g_timeout_add ((w->next_due_us - now) / 1000, issue_call, w);
 }
 
 static void
@@ -184,6 +191,7 @@ issue_call (gpointer data)
   Workload *w = data;
   g_autofree char *request = NULL;
 
+  w->next_call_id = 0;
   w->call_start_us = g_get_monotonic_time ();
   if (w->call_start_us >= w->end_us)
     {
@@ -210,6 +218,24 @@ time_up_cb (gpointer data)
 
   w->time_up_id = 0;
   g_cancellable_cancel (w->stop);   /* a call still in flight ends now */
+  return G_SOURCE_REMOVE;
+}
+
+/* Ctrl-C: the end is now. */
+static gboolean
+interrupt_cb (gpointer data)
+{
+  Workload *w = data;
+
+  w->interrupt_id = 0;
+  w->end_us = MIN (w->end_us, g_get_monotonic_time ());
+  g_cancellable_cancel (w->stop);   /* the call in flight ends now */
+  if (w->next_call_id != 0)
+    {
+      /* between two calls */
+      g_clear_handle_id (&w->next_call_id, g_source_remove);
+      finish (w);
+    }
   return G_SOURCE_REMOVE;
 }
 
@@ -287,7 +313,8 @@ workload_main (const char *which,
   w.end_us = w.start_us + (gint64) duration_ms * 1000;
   w.heartbeat_id = g_timeout_add (HEARTBEAT_MS, heartbeat_cb, &w);
   w.time_up_id = g_timeout_add (duration_ms + CLIENT_TIMEOUT_MS, time_up_cb, &w);
-  g_idle_add (issue_call, &w);
+  w.interrupt_id = g_unix_signal_add (SIGINT, interrupt_cb, &w);
+  w.next_call_id = g_idle_add (issue_call, &w);
   g_main_loop_run (w.loop);
 
   /* let what the client left behind (idle callbacks, finalizers) run */

@@ -7,10 +7,14 @@
  *
  * Main context only.  The view reads the same figures exo-node exports on
  * D-Bus: each resource's state and its metrics (exo_resource_get_metrics()).
+ * On a terminal each line of the view is cut to the terminal's width (asked
+ * at each redraw), so that it takes one row and the redraw moves up by the
+ * number of lines it drew.
  */
 #include "pipeline-monitor.h"
 
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 struct _PipelineMonitor
@@ -25,6 +29,42 @@ struct _PipelineMonitor
 #define TTY_INTERVAL_MS   100
 #define PLAIN_INTERVAL_MS 500
 #define BAR_WIDTH         32
+#define MAX_COLUMNS       1000
+
+/* The terminal's width: its window size, else $COLUMNS, else 80. */
+static guint
+terminal_columns (void)
+{
+  struct winsize size;
+  const char *columns = g_getenv ("COLUMNS");
+  guint64 n;
+
+  if (ioctl (STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0)
+    return MIN (size.ws_col, MAX_COLUMNS);
+  if (columns != NULL && g_ascii_string_to_unsigned (columns, 10, 1, MAX_COLUMNS, &n, NULL))
+    return n;
+  return 80;
+}
+
+/* Prints @text as one row of a terminal @columns wide: at most @columns - 1
+ * characters (a full row would leave the cursor at its edge, where some
+ * terminals wrap), cut with "…".  The view's text is ASCII, one column a
+ * character. */
+static void
+print_row (const char *text,
+           guint       columns)
+{
+  glong room = MAX ((glong) columns - 1, 2);
+
+  if (g_utf8_strlen (text, -1) <= room)
+    printf ("%s\n", text);
+  else
+    {
+      const char *end = g_utf8_offset_to_pointer (text, room - 1);
+
+      printf ("%.*s…\n", (int) (end - text), text);
+    }
+}
 
 static guint64
 metric (GVariant   *metrics,
@@ -114,18 +154,22 @@ static void
 draw_view (PipelineMonitor *self)
 {
   g_autofree char *bar = progress (self, TRUE);
+  g_autofree char *last = g_strconcat ("  ", bar, NULL);
+  guint columns = terminal_columns ();
 
   for (guint i = 0; i < self->resources->len; i++)
     {
       ExoResource *resource = g_ptr_array_index (self->resources, i);
       g_autoptr(GVariant) metrics = exo_resource_get_metrics (resource);
       g_autofree char *what = describe (resource, metrics);
+      g_autofree char *line = g_strdup_printf ("  %-10s %-9s %s", exo_resource_get_id (resource),
+                                               exo_resource_state_to_string (exo_resource_get_state (resource)),
+                                               what);
 
-      printf ("  %-10s %-9s %s\n", exo_resource_get_id (resource),
-              exo_resource_state_to_string (exo_resource_get_state (resource)), what);
+      print_row (line, columns);
       self->lines_drawn++;
     }
-  printf ("  %s\n", bar);
+  print_row (last, columns);
   self->lines_drawn++;
 }
 

@@ -10,6 +10,10 @@
  * fails.  With simulate-failures, the output folder is made read-only
  * (mode 0555) when the fifth batch is written, for readonly-ms: the writes
  * fail with "Permission denied" and are retried until the mode is back.
+ * The mode to give back is kept in a marker file in the folder (see
+ * make_readonly()), so a run killed meanwhile leaves the next one a way
+ * back to it.  The output files are this stage's: rows-*.jsonl; a new run
+ * removes those of the one before (pipeline_processor_remove_output_files()).
  * (A process that may ignore file modes — root with CAP_DAC_OVERRIDE — is
  * not stopped by that; the program drops the capability, see README.md.)
  */
@@ -41,6 +45,9 @@ enum { PROP_0, PROP_OUTPUT_DIR, PROP_READONLY_MS, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
 #define TEMPORARY_SUFFIX ".tmp"
+#define OUTPUT_PREFIX    "rows-"
+#define OUTPUT_SUFFIX    ".jsonl"
+#define READONLY_MARKER  ".simulated-read-only"   /* the mode to restore, in octal */
 
 /* --- an output file that cannot leak ----------------------------------------- */
 
@@ -183,7 +190,7 @@ write_batch (PipelineProcessor  *self,
              PipelineBatch      *batch,
              GError            **error)
 {
-  g_autofree char *name = g_strconcat (batch->id, ".jsonl", NULL);
+  g_autofree char *name = g_strconcat (batch->id, OUTPUT_SUFFIX, NULL);
   g_autofree char *hidden = g_strconcat (".", name, TEMPORARY_SUFFIX, NULL);
   g_autofree char *path = g_build_filename (self->output_dir, name, NULL);
   g_autofree char *temporary = g_build_filename (self->output_dir, hidden, NULL);
@@ -204,13 +211,71 @@ write_batch (PipelineProcessor  *self,
 
 /* --- simulate-failures: the output folder is read-only for a while ------- */
 
+/* The mode to give the folder back is never read from the folder while it
+ * may be read-only because of us: before the chmod it is written to a marker
+ * file in the folder, and a marker found later (a run killed while the
+ * folder was read-only) says the mode to restore. */
+static char *
+marker_path (PipelineProcessor *self)
+{
+  return g_build_filename (self->output_dir, READONLY_MARKER, NULL);
+}
+
+/* The mode a marker holds, when there is one (a few bytes at most). */
+static gboolean
+read_marker (PipelineProcessor *self,
+             mode_t            *mode)
+{
+  g_autofree char *path = marker_path (self);
+  char text[16] = "";
+  guint64 value;
+  gssize n;
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0)
+    return FALSE;
+  n = read (fd, text, sizeof text - 1);
+  close (fd);
+  text[MAX (n, 0)] = '\0';
+  g_strstrip (text);
+  if (!g_ascii_string_to_unsigned (text, 8, 0, 07777, &value, NULL))
+    value = 0755;
+  *mode = (mode_t) value | S_IRWXU;   /* whatever it says, writable by us again */
+  return TRUE;
+}
+
+static gboolean
+write_marker (PipelineProcessor  *self,
+              mode_t              mode,
+              GError            **error)
+{
+  g_autofree char *path = marker_path (self);
+  char text[16];
+
+  g_snprintf (text, sizeof text, "%04o\n", (guint) mode);
+  return g_file_set_contents (path, text, -1, error);
+}
+
+/* Gives the folder its mode back, then drops the marker. */
+static gboolean
+give_mode_back (PipelineProcessor *self,
+                mode_t             mode)
+{
+  g_autofree char *path = marker_path (self);
+
+  if (g_chmod (self->output_dir, mode) != 0)
+    return FALSE;
+  g_unlink (path);
+  return TRUE;
+}
+
 static void
 restore_mode (PipelineProcessor *self)
 {
   if (self->restore_id == 0)
     return;
   g_clear_handle_id (&self->restore_id, g_source_remove);
-  g_chmod (self->output_dir, self->saved_mode);
+  give_mode_back (self, self->saved_mode);
 }
 
 static gboolean
@@ -219,7 +284,7 @@ restore_cb (gpointer user_data)
   PipelineProcessor *self = user_data;
 
   self->restore_id = 0;
-  g_chmod (self->output_dir, self->saved_mode);
+  give_mode_back (self, self->saved_mode);
   pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: %s is writable again",
                              exo_resource_get_id (EXO_RESOURCE (self)), self->output_dir);
   return G_SOURCE_REMOVE;
@@ -228,24 +293,66 @@ restore_cb (gpointer user_data)
 static void
 make_readonly (PipelineProcessor *self)
 {
+  g_autoptr(GError) error = NULL;
   GStatBuf st;
+  mode_t mode = 0755;
 
   self->readonly_done = TRUE;
-  if (g_stat (self->output_dir, &st) != 0 || g_chmod (self->output_dir, 0555) != 0)
+  /* a marker already there: the folder may be read-only now, it knows better */
+  if (!read_marker (self, &mode))
+    {
+      if (g_stat (self->output_dir, &st) != 0)
+        {
+          int saved = errno;
+
+          g_set_error (&error, G_IO_ERROR, g_io_error_from_errno (saved), "%s", g_strerror (saved));
+        }
+      else
+        {
+          mode = st.st_mode & 07777;
+          write_marker (self, mode, &error);
+        }
+    }
+  if (error == NULL && g_chmod (self->output_dir, 0555) != 0)
     {
       int saved = errno;
 
+      g_set_error (&error, G_IO_ERROR, g_io_error_from_errno (saved), "%s", g_strerror (saved));
+      give_mode_back (self, mode);   /* drops the marker */
+    }
+  if (error != NULL)
+    {
       pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: cannot make %s read-only: %s",
                                  exo_resource_get_id (EXO_RESOURCE (self)), self->output_dir,
-                                 g_strerror (saved));
+                                 error->message);
       return;
     }
-  self->saved_mode = st.st_mode & 07777;
+  self->saved_mode = mode;
   pipeline_stage_emit_event (PIPELINE_STAGE (self),
                              "%s: simulated failure: %s is read-only (mode 0555) for %u ms",
                              exo_resource_get_id (EXO_RESOURCE (self)), self->output_dir,
                              self->readonly_ms);
   self->restore_id = g_timeout_add (self->readonly_ms, restore_cb, self);
+}
+
+/* A marker at the start: a run that made the folder read-only did not end
+ * (killed): give the folder its mode back. */
+static void
+recover_mode (PipelineProcessor *self)
+{
+  mode_t mode;
+
+  if (!read_marker (self, &mode))
+    return;
+  if (give_mode_back (self, mode))
+    pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: %s was left read-only by a run that "
+                               "did not end: mode %04o restored",
+                               exo_resource_get_id (EXO_RESOURCE (self)), self->output_dir,
+                               (guint) mode);
+  else
+    pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: cannot give %s its mode back: %s",
+                               exo_resource_get_id (EXO_RESOURCE (self)), self->output_dir,
+                               g_strerror (errno));
 }
 
 /* --- the stage ------------------------------------------------------------------ */
@@ -317,6 +424,35 @@ pipeline_processor_count_temporary_files (PipelineProcessor *self)
   return sweep_temporary_files (self, FALSE);
 }
 
+/**
+ * pipeline_processor_remove_output_files:
+ *
+ * Removes the output files (rows-*.jsonl) of an earlier run, so that the
+ * folder holds those of the run that starts; other files are left alone.
+ *
+ * Returns: how many were removed
+ */
+guint
+pipeline_processor_remove_output_files (PipelineProcessor *self)
+{
+  g_autoptr(GDir) dir = g_dir_open (self->output_dir, 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (self->output_dir, name, NULL);
+
+      if (g_str_has_prefix (name, OUTPUT_PREFIX) && g_str_has_suffix (name, OUTPUT_SUFFIX)
+          && g_unlink (path) == 0)
+        n++;
+    }
+  if (n > 0)
+    pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: removed the %u output files of an "
+                               "earlier run", exo_resource_get_id (EXO_RESOURCE (self)), n);
+  return n;
+}
+
 static void
 pipeline_processor_do_initialize (ExoResource *resource,
                                   GTask       *task)
@@ -332,6 +468,7 @@ pipeline_processor_do_initialize (ExoResource *resource,
                                "cannot make %s: %s", self->output_dir, g_strerror (saved));
       return;
     }
+  recover_mode (self);
   stale = sweep_temporary_files (self, TRUE);
   if (stale > 0)
     pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: removed %u temporary files of an "
@@ -451,7 +588,7 @@ pipeline_processor_class_init (PipelineProcessorClass *klass)
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_READONLY_MS] =
     g_param_spec_uint ("readonly-ms", NULL, "How long the simulated read-only folder lasts (ms)",
-                       1, 60000, 400,
+                       1, 60000, 300,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -459,5 +596,5 @@ pipeline_processor_class_init (PipelineProcessorClass *klass)
 static void
 pipeline_processor_init (PipelineProcessor *self)
 {
-  self->readonly_ms = 400;
+  self->readonly_ms = 300;
 }

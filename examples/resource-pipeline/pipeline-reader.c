@@ -4,7 +4,12 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Main context of the resource only; SQLite is called synchronously there
- * (a batch is one indexed range query).  With simulate-failures, a second
+ * (a batch is one indexed range query).  Filling the database is one
+ * transaction written in slices of FILL_SLICE rows, one slice per idle
+ * callback, so that the context stays responsive (Ctrl-C, D-Bus) and a
+ * fill can be stopped (the initialize's cancellable, or
+ * pipeline_reader_stop_fill()): it is rolled back and the database keeps
+ * the rows it had.  With simulate-failures, a second
  * connection takes an exclusive lock when the third batch is read and
  * holds it for lock-ms: the reads fail with "database is locked" and are
  * retried until it lets go.
@@ -25,6 +30,12 @@ struct _PipelineReader
   sqlite3_stmt  *select;
   guint64        database_rows;
 
+  sqlite3_stmt  *insert;        /* while filling */
+  GTask         *fill_task;     /* the initialize waiting for the fill */
+  guint          fill_id;       /* the idle source of the next slice */
+  guint          fill_next;     /* the next row id to insert */
+  gboolean       fill_stop;
+
   sqlite3       *locker;        /* the other connection, while it holds its lock */
   guint          unlock_id;
   gboolean       lock_done;
@@ -35,7 +46,8 @@ G_DEFINE_FINAL_TYPE (PipelineReader, pipeline_reader, PIPELINE_TYPE_STAGE)
 enum { PROP_0, PROP_DATABASE, PROP_ROWS, PROP_LOCK_MS, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
-#define MAX_ROWS 1000000   /* what the receiver keeps track of */
+#define MAX_ROWS   1000000   /* what the receiver keeps track of */
+#define FILL_SLICE 10000     /* rows inserted in one go while filling */
 
 static GError *
 sqlite_error (sqlite3    *db,
@@ -124,49 +136,134 @@ count_rows (PipelineReader  *self,
   return TRUE;
 }
 
-/* Fills the table with `rows` rows in one transaction. */
+static void
+close_database (PipelineReader *self)
+{
+  g_clear_pointer (&self->insert, sqlite3_finalize);
+  g_clear_pointer (&self->select, sqlite3_finalize);
+  close_connection (&self->db);
+}
+
 static gboolean
-fill (PipelineReader  *self,
-      GError         **error)
+prepare_select (PipelineReader  *self,
+                GError         **error)
+{
+  int rc = sqlite3_prepare_v2 (self->db, "SELECT id, name, value FROM rows WHERE id > ?1"
+                                         " ORDER BY id LIMIT ?2", -1, &self->select, NULL);
+
+  if (rc != SQLITE_OK)
+    {
+      g_propagate_error (error, sqlite_error (self->db, rc, "cannot prepare the query"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Ends the initialize that waits for the fill: with @error (taken) the
+ * transaction is rolled back and the database closed. */
+static void
+fill_end (PipelineReader *self,
+          GError         *error)
+{
+  g_autoptr(GTask) task = g_steal_pointer (&self->fill_task);
+  guint64 before = self->database_rows;
+
+  g_clear_handle_id (&self->fill_id, g_source_remove);
+  g_clear_pointer (&self->insert, sqlite3_finalize);
+  if (error == NULL
+      && exec (self->db, "COMMIT", &error) && count_rows (self, &error)
+      && prepare_select (self, &error))
+    pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: filled %s with %" G_GUINT64_FORMAT
+                               " rows (it had %" G_GUINT64_FORMAT ")",
+                               exo_resource_get_id (EXO_RESOURCE (self)), self->database,
+                               self->database_rows, before);
+  if (error != NULL)
+    {
+      sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);   /* the rows from before stay */
+      self->database_rows = before;
+      close_database (self);
+      pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: %s",
+                                 exo_resource_get_id (EXO_RESOURCE (self)), error->message);
+    }
+  exo_task_return_result (task, error == NULL, error);
+}
+
+/* One slice of the fill; the next one in a later iteration of the context. */
+static gboolean
+fill_slice_cb (gpointer user_data)
 {
   static const char * const words[] = {
     "amber", "basalt", "cedar", "delta", "ember", "fjord", "garnet", "harbor",
   };
-  sqlite3_stmt *insert = NULL;
+  PipelineReader *self = user_data;
+  guint last = MIN ((guint64) self->fill_next + FILL_SLICE - 1, self->rows);
+  int rc = SQLITE_OK;
+
+  self->fill_id = 0;
+  if (self->fill_stop || g_cancellable_is_cancelled (g_task_get_cancellable (self->fill_task)))
+    {
+      fill_end (self, g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                   "filling %s was stopped after %u of %u rows (rolled back: it "
+                                   "keeps its %" G_GUINT64_FORMAT " rows)", self->database,
+                                   self->fill_next - 1, self->rows, self->database_rows));
+      return G_SOURCE_REMOVE;
+    }
+  for (guint i = self->fill_next; rc == SQLITE_OK && i <= last; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%s-%u", words[i % G_N_ELEMENTS (words)], i);
+
+      sqlite3_bind_int64 (self->insert, 1, i);
+      sqlite3_bind_text (self->insert, 2, name, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_double (self->insert, 3, (i * 37 % 1000) / 10.0);
+      rc = sqlite3_step (self->insert);
+      rc = rc == SQLITE_DONE ? sqlite3_reset (self->insert) : rc;
+    }
+  if (rc != SQLITE_OK)
+    fill_end (self, sqlite_error (self->db, rc, "cannot fill the database"));
+  else if ((self->fill_next = last + 1) > self->rows)
+    fill_end (self, NULL);
+  else
+    self->fill_id = g_idle_add (fill_slice_cb, self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Starts filling the table with `rows` rows, in one transaction; @task
+ * completes once it is done. */
+static gboolean
+fill_start (PipelineReader  *self,
+            GTask           *task,
+            GError         **error)
+{
   int rc;
 
   if (!exec (self->db, "BEGIN IMMEDIATE; DELETE FROM rows", error))
     return FALSE;
   rc = sqlite3_prepare_v2 (self->db, "INSERT INTO rows (id, name, value) VALUES (?1, ?2, ?3)",
-                           -1, &insert, NULL);
-  for (guint i = 1; rc == SQLITE_OK && i <= self->rows; i++)
-    {
-      g_autofree char *name = g_strdup_printf ("%s-%u", words[i % G_N_ELEMENTS (words)], i);
-
-      sqlite3_bind_int64 (insert, 1, i);
-      sqlite3_bind_text (insert, 2, name, -1, SQLITE_TRANSIENT);
-      sqlite3_bind_double (insert, 3, (i * 37 % 1000) / 10.0);
-      rc = sqlite3_step (insert);
-      rc = rc == SQLITE_DONE ? sqlite3_reset (insert) : rc;
-    }
+                           -1, &self->insert, NULL);
   if (rc != SQLITE_OK)
     {
       g_propagate_error (error, sqlite_error (self->db, rc, "cannot fill the database"));
-      sqlite3_finalize (insert);
       sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
       return FALSE;
     }
-  sqlite3_finalize (insert);
-  return exec (self->db, "COMMIT", error);
+  self->fill_task = g_object_ref (task);
+  self->fill_next = 1;
+  self->fill_stop = FALSE;
+  self->fill_id = g_idle_add (fill_slice_cb, self);
+  return TRUE;
 }
 
+/* Opens the database; when it does not hold `rows` rows, starts filling
+ * it and sets @filling: @task completes once the fill is done. */
 static gboolean
 open_database (PipelineReader  *self,
+               GTask           *task,
+               gboolean        *filling,
                GError         **error)
 {
   g_autofree char *folder = g_path_get_dirname (self->database);
-  int rc;
 
+  *filling = FALSE;
   if (g_mkdir_with_parents (folder, 0755) != 0)
     {
       int saved = errno;
@@ -181,31 +278,23 @@ open_database (PipelineReader  *self,
                           " id INTEGER PRIMARY KEY, name TEXT NOT NULL, value REAL NOT NULL)", error)
       || !count_rows (self, error))
     return FALSE;
-
-  if (self->database_rows != self->rows)
-    {
-      if (!fill (self, error) || !count_rows (self, error))
-        return FALSE;
-      pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: filled %s with %" G_GUINT64_FORMAT " rows",
-                                 exo_resource_get_id (EXO_RESOURCE (self)), self->database,
-                                 self->database_rows);
-    }
-
-  rc = sqlite3_prepare_v2 (self->db, "SELECT id, name, value FROM rows WHERE id > ?1"
-                                     " ORDER BY id LIMIT ?2", -1, &self->select, NULL);
-  if (rc != SQLITE_OK)
-    {
-      g_propagate_error (error, sqlite_error (self->db, rc, "cannot prepare the query"));
-      return FALSE;
-    }
-  return TRUE;
+  if (self->database_rows == self->rows)
+    return prepare_select (self, error);
+  *filling = fill_start (self, task, error);
+  return *filling;
 }
 
-static void
-close_database (PipelineReader *self)
+/**
+ * pipeline_reader_stop_fill:
+ *
+ * Stops a fill of the database in progress (Ctrl-C in the program): the
+ * initialize fails with %G_IO_ERROR_CANCELLED and the database keeps the
+ * rows it had.  Nothing happens when it is not filling.
+ */
+void
+pipeline_reader_stop_fill (PipelineReader *self)
 {
-  g_clear_pointer (&self->select, sqlite3_finalize);
-  close_connection (&self->db);
+  self->fill_stop = self->fill_task != NULL;
 }
 
 /* --- simulate-failures: another connection holds an exclusive lock ------- */
@@ -301,10 +390,12 @@ pipeline_reader_do_initialize (ExoResource *resource,
 {
   PipelineReader *self = PIPELINE_READER (resource);
   GError *error = NULL;
+  gboolean filling;
 
-  if (!open_database (self, &error))
+  if (!open_database (self, task, &filling, &error))
     close_database (self);
-  exo_task_return_result (task, error == NULL, error);
+  if (!filling)
+    exo_task_return_result (task, error == NULL, error);
 }
 
 static void
@@ -439,7 +530,7 @@ pipeline_reader_class_init (PipelineReaderClass *klass)
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_LOCK_MS] =
     g_param_spec_uint ("lock-ms", NULL, "How long the simulated lock is held (ms)",
-                       1, 60000, 500,
+                       1, 60000, 300,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -448,5 +539,5 @@ static void
 pipeline_reader_init (PipelineReader *self)
 {
   self->rows = 20000;
-  self->lock_ms = 500;
+  self->lock_ms = 300;
 }

@@ -5,15 +5,21 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Threads: initialize and cleanup run in the resource's main context; they
- * start the server thread and wait for it (it listens at once, and stops
- * when its loop is quit).  The SoupServer and its handlers live in the
+ * start the server thread and wait for it.  The handshake cannot lose a
+ * wakeup: the thread says "started" from an idle callback of its running
+ * loop (or, when it cannot listen, before it ends), and the loop is quit
+ * by an idle source attached to the thread's own context, which only the
+ * running loop dispatches.  The SoupServer and its handlers live in the
  * server thread only.  The counters and the two dedup tables are shared
  * and guarded by `lock`; pipeline_receiver_get_stats() may be called from
  * any thread.
  *
  * It stores each batch once: a batch id (X-Batch-Id) seen before is
  * answered 200 and counted as a duplicate, and every row id is counted once
- * whatever batch brings it.  Bodies, ids and tables are bounded (below); a
+ * whatever batch brings it.  The store (tables and counters) belongs to the
+ * object, not to one initialize: it survives a restart of the receiver (the
+ * port may change then; the uploader asks for the URL at each attempt), so
+ * "exactly once" holds across it.  Bodies, ids and tables are bounded (below); a
  * body too big, or without a Content-Length, is refused from the request's
  * head and its connection closed, unread.
  * With simulate-failures, the first SIMULATED_BATCHES batches meet a fixed
@@ -35,7 +41,8 @@ struct _PipelineReceiver
   gboolean         simulate_failures;
 
   GThread         *thread;
-  GMainLoop       *loop;          /* the server thread's */
+  GMainContext    *context;       /* the server thread's, while it serves */
+  GMainLoop       *loop;          /* runs in it */
 
   GMutex           lock;
   GCond            started_cond;
@@ -346,6 +353,26 @@ early_cb (SoupServer        *server,
     refuse_unread (user_data, message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
 }
 
+/* In the server thread, once its loop runs: what initialize waits for. */
+static gboolean
+started_cb (gpointer data)
+{
+  PipelineReceiver *self = data;
+
+  g_mutex_lock (&self->lock);
+  self->started = TRUE;
+  g_cond_signal (&self->started_cond);
+  g_mutex_unlock (&self->lock);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+quit_cb (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
 static gpointer
 server_thread (gpointer data)
 {
@@ -360,22 +387,34 @@ server_thread (gpointer data)
   soup_server_add_handler (server, "/batches", batches_cb, self, NULL);
   soup_server_listen_local (server, self->port, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
 
-  g_mutex_lock (&self->lock);
-  if (error == NULL)
+  if (error != NULL)
+    {
+      g_mutex_lock (&self->lock);
+      self->start_error = error;
+      self->started = TRUE;
+      g_cond_signal (&self->started_cond);
+      g_mutex_unlock (&self->lock);
+    }
+  else
     {
       GSList *uris = soup_server_get_uris (server);
+      GMainLoop *loop = g_main_loop_new (context, FALSE);
+      GSource *started = g_idle_source_new ();
 
+      /* read by the resource's context once started_cb said so */
+      g_mutex_lock (&self->lock);
       self->url = g_strdup_printf ("http://127.0.0.1:%d/batches", g_uri_get_port (uris->data));
+      self->context = g_main_context_ref (context);
+      self->loop = g_main_loop_ref (loop);
+      g_mutex_unlock (&self->lock);
       g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-      self->loop = g_main_loop_new (context, FALSE);
-    }
-  self->start_error = error;
-  self->started = TRUE;
-  g_cond_signal (&self->started_cond);
-  g_mutex_unlock (&self->lock);
 
-  if (error == NULL)
-    g_main_loop_run (self->loop);
+      g_source_set_callback (started, started_cb, self, NULL);
+      g_source_attach (started, context);
+      g_source_unref (started);
+      g_main_loop_run (loop);   /* until quit_cb */
+      g_main_loop_unref (loop);
+    }
 
   soup_server_disconnect (server);   /* the listener and every connection */
   g_clear_object (&server);
@@ -388,16 +427,27 @@ server_thread (gpointer data)
 
 /* --- in the resource's context --------------------------------------------------- */
 
+/* Called only once initialize saw the thread start (or fail to). */
 static void
 stop_thread (PipelineReceiver *self)
 {
   if (self->thread == NULL)
     return;
-  if (self->loop != NULL)
-    g_main_loop_quit (self->loop);   /* thread-safe */
+  if (self->context != NULL)
+    {
+      /* dispatched by the running loop, however soon after its start this comes */
+      GSource *quit = g_idle_source_new ();
+
+      g_source_set_priority (quit, G_PRIORITY_HIGH);
+      g_source_set_callback (quit, quit_cb, g_main_loop_ref (self->loop),
+                             (GDestroyNotify) g_main_loop_unref);
+      g_source_attach (quit, self->context);
+      g_source_unref (quit);
+    }
   g_thread_join (g_steal_pointer (&self->thread));
   pipeline_ledger_close (PIPELINE_HANDLE_SERVER_THREAD);
   g_clear_pointer (&self->loop, g_main_loop_unref);
+  g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->url, g_free);
 }
 
@@ -408,10 +458,9 @@ pipeline_receiver_do_initialize (ExoResource *resource,
   PipelineReceiver *self = PIPELINE_RECEIVER (resource);
   GError *error = NULL;
 
+  stop_thread (self);   /* initialized twice without a cleanup: one thread at a time */
+  /* the store is kept: a batch stored before a restart is still stored */
   g_mutex_lock (&self->lock);
-  memset (&self->stats, 0, sizeof self->stats);
-  g_hash_table_remove_all (self->batches);
-  g_hash_table_remove_all (self->rows);
   self->started = FALSE;
   g_mutex_unlock (&self->lock);
 
@@ -423,7 +472,7 @@ pipeline_receiver_do_initialize (ExoResource *resource,
     }
   pipeline_ledger_open (PIPELINE_HANDLE_SERVER_THREAD);
 
-  /* it listens (or fails to) at once */
+  /* it listens and runs its loop, or fails to listen, at once */
   g_mutex_lock (&self->lock);
   while (!self->started)
     g_cond_wait (&self->started_cond, &self->lock);

@@ -4,7 +4,8 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Main context of the resource only.  It finds its stages by id in the
+ * Main context of the resource only.  A run starts by removing the output
+ * files of the one before.  It finds its stages by id in the
  * process's ExoRegistry (a config names them; `depends-on` makes them ready
  * first).  Batches are read one at a time, in order; up to `in-flight` of
  * them are between reading and the end of their upload at once.  The first
@@ -360,6 +361,8 @@ pipeline_run_do_initialize (ExoResource *resource,
       g_task_return_error (task, error);
       return;
     }
+  /* the output folder holds this run's files only */
+  pipeline_processor_remove_output_files (PIPELINE_PROCESSOR (self->stages[PROCESSOR]));
   memset (&self->stats, 0, sizeof self->stats);
   self->stats.rows_total = pipeline_reader_get_database_rows (PIPELINE_READER (self->stages[READER]));
   g_clear_error (&self->error);

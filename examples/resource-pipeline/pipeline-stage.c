@@ -404,7 +404,9 @@ pipeline_stage_class_init (PipelineStageClass *klass)
 static void
 pipeline_stage_init (PipelineStage *self)
 {
-  /* 50 ms doubling to 800 ms: five retries wait at least 775 ms in all */
+  /* 50 ms doubling to 800 ms, equal jitter: the 5th attempt comes at least
+   * 375 ms after the first, the 6th (the last) at least 775 ms after it:
+   * both after the simulated failures (300 ms) end, with a spare attempt */
   ExoRetryPolicy policy = {
     .max_retries = 5, .initial_delay_ms = 50, .max_delay_ms = 800,
     .multiplier = 2.0, .jitter = EXO_JITTER_EQUAL,

@@ -9,7 +9,10 @@
  * X-Batch-Id, so sending a batch again is harmless: the receiver accepts it
  * once.  A 503 gives the session back to the pool; a failed connection
  * gives it back broken (exo_pool_lease_invalidate), and the pool makes a
- * new one.  Both errors are retried by the stage's retry policy.
+ * new one.  Both errors are retried by the stage's retry policy.  Each
+ * attempt asks the receiver where it listens (it may have been restarted on
+ * another port); while it does not listen, the attempt fails with a
+ * retryable error.
  */
 #include "pipeline.h"
 
@@ -93,7 +96,8 @@ struct _PipelineUploader
   char            *url;
   guint            sessions;      /* the pool's max-size */
 
-  GUri            *uri;           /* where to post, once initialized */
+  GUri            *uri;           /* where the last attempt posted */
+  char            *uri_text;      /* and as text, to see a change */
   ExoResourcePool *pool;
   guint64          unavailable;   /* 503 answers */
   guint64          connection_failures;
@@ -113,6 +117,7 @@ typedef struct
   GTask            *task;
   GCancellable     *cancellable;
   ExoPoolLease     *lease;
+  GUri             *uri;
   SoupMessage      *message;
 } Upload;
 
@@ -121,6 +126,7 @@ upload_free (Upload *upload)
 {
   g_clear_pointer (&upload->lease, exo_pool_lease_unref);   /* gives the session back */
   g_clear_object (&upload->message);
+  g_clear_pointer (&upload->uri, g_uri_unref);
   g_clear_object (&upload->cancellable);
   pipeline_batch_unref (upload->batch);
   g_object_unref (upload->task);
@@ -199,7 +205,7 @@ got_session_cb (GObject      *source,
     }
   session = PIPELINE_SESSION (exo_pool_lease_get_resource (upload->lease));
 
-  upload->message = soup_message_new_from_uri (SOUP_METHOD_POST, upload->self->uri);
+  upload->message = soup_message_new_from_uri (SOUP_METHOD_POST, upload->uri);
   /* the batch id makes this POST idempotent: the session may send it on
    * the connection it keeps (libsoup opens a new one for each other POST) */
   soup_message_add_flags (upload->message, SOUP_MESSAGE_IDEMPOTENT);
@@ -217,6 +223,49 @@ got_session_cb (GObject      *source,
                                     cancellable, sent_cb, g_steal_pointer (&upload));
 }
 
+/* Where to post now: the `url` setting, or where the receiver listens at
+ * this moment (a restarted receiver may listen on another port). */
+static gboolean
+resolve_url (PipelineUploader  *self,
+             GError           **error)
+{
+  const char *url = self->url;
+  g_autoptr(ExoResource) receiver = NULL;
+  gboolean changed;
+
+  if (url == NULL || *url == '\0')
+    {
+      receiver = exo_registry_lookup (exo_registry_get_default (), self->receiver);
+      if (receiver == NULL || !PIPELINE_IS_RECEIVER (receiver))
+        {
+          g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
+                       "no pipeline-receiver with id '%s' (setting `receiver`)", self->receiver);
+          return FALSE;
+        }
+      url = pipeline_receiver_get_url (PIPELINE_RECEIVER (receiver));
+      if (url == NULL)
+        {
+          /* retryable: it is being restarted, say */
+          g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
+                       "receiver '%s' is not listening", self->receiver);
+          return FALSE;
+        }
+    }
+  if (self->uri != NULL && g_str_equal (self->uri_text, url))
+    return TRUE;
+  changed = self->uri != NULL;
+  g_clear_pointer (&self->uri, g_uri_unref);
+  g_clear_pointer (&self->uri_text, g_free);
+  self->uri = g_uri_parse (url, SOUP_HTTP_URI_FLAGS, error);
+  if (self->uri == NULL)
+    return FALSE;
+  self->uri_text = g_strdup (url);
+  if (changed)
+    pipeline_stage_emit_event (PIPELINE_STAGE (self), "%s: posting to %s from now on",
+                               exo_resource_get_id (EXO_RESOURCE (self)), url);
+  return TRUE;
+}
+
 static void
 pipeline_uploader_run_attempt (PipelineStage *stage,
                                PipelineBatch *batch,
@@ -225,9 +274,17 @@ pipeline_uploader_run_attempt (PipelineStage *stage,
                                GTask         *task)
 {
   PipelineUploader *self = PIPELINE_UPLOADER (stage);
-  Upload *upload = g_new0 (Upload, 1);
+  GError *error = NULL;
+  Upload *upload;
 
+  if (!resolve_url (self, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  upload = g_new0 (Upload, 1);
   upload->self = self;
+  upload->uri = g_uri_ref (self->uri);
   upload->batch = pipeline_batch_ref (batch);
   upload->task = g_object_ref (task);
   upload->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
@@ -244,35 +301,6 @@ leak_detected_cb (ExoResourcePool *pool,
   pipeline_stage_emit_event (user_data, "%s: %s has been lent for %" G_GUINT64_FORMAT " ms",
                              exo_resource_get_id (EXO_RESOURCE (pool)),
                              exo_resource_get_id (resource), held_ms);
-}
-
-static gboolean
-resolve_url (PipelineUploader  *self,
-             GError           **error)
-{
-  const char *url = self->url;
-  g_autoptr(ExoResource) receiver = NULL;
-
-  if (url == NULL || *url == '\0')
-    {
-      receiver = exo_registry_lookup (exo_registry_get_default (), self->receiver);
-      if (receiver == NULL || !PIPELINE_IS_RECEIVER (receiver))
-        {
-          g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL,
-                       "no pipeline-receiver with id '%s' (setting `receiver`)", self->receiver);
-          return FALSE;
-        }
-      url = pipeline_receiver_get_url (PIPELINE_RECEIVER (receiver));
-      if (url == NULL)
-        {
-          g_set_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_DEPENDENCY,
-                       "receiver '%s' is not listening", self->receiver);
-          return FALSE;
-        }
-    }
-  g_clear_pointer (&self->uri, g_uri_unref);
-  self->uri = g_uri_parse (url, SOUP_HTTP_URI_FLAGS, error);
-  return self->uri != NULL;
 }
 
 static void
@@ -429,6 +457,7 @@ pipeline_uploader_finalize (GObject *object)
 
   g_clear_object (&self->pool);
   g_clear_pointer (&self->uri, g_uri_unref);
+  g_free (self->uri_text);
   g_free (self->receiver);
   g_free (self->url);
   G_OBJECT_CLASS (pipeline_uploader_parent_class)->finalize (object);

@@ -123,11 +123,13 @@ guint64  pipeline_stage_get_failed_attempts   (PipelineStage *self);
 G_DECLARE_FINAL_TYPE (PipelineReader, pipeline_reader, PIPELINE, READER, PipelineStage)
 
 guint64 pipeline_reader_get_database_rows (PipelineReader *self);
+void    pipeline_reader_stop_fill         (PipelineReader *self);
 
 #define PIPELINE_TYPE_PROCESSOR (pipeline_processor_get_type ())
 G_DECLARE_FINAL_TYPE (PipelineProcessor, pipeline_processor, PIPELINE, PROCESSOR, PipelineStage)
 
 guint pipeline_processor_count_temporary_files (PipelineProcessor *self);
+guint pipeline_processor_remove_output_files    (PipelineProcessor *self);
 
 #define PIPELINE_TYPE_UPLOADER (pipeline_uploader_get_type ())
 G_DECLARE_FINAL_TYPE (PipelineUploader, pipeline_uploader, PIPELINE, UPLOADER, PipelineStage)

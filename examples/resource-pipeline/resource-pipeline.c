@@ -11,11 +11,13 @@
 #include "pipeline-monitor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,7 +40,10 @@ typedef struct
   PipelineUploader  *uploader;
   PipelineRun       *run;
   PipelineMonitor   *monitor;
-  GString           *closed_order;   /* ids, as they closed */
+  GHashTable        *depends_on;     /* id -> GStrv, the ids it depends on */
+  GHashTable        *started;        /* ExoResource that were ready since their initialize */
+  GPtrArray         *closed;         /* ids of those, as they closed */
+  GPtrArray         *not_started;    /* ids closed without having been ready */
   GError            *error;          /* why it failed */
   gboolean           cleaning;
   gboolean           interrupted;
@@ -179,7 +184,118 @@ failed:
   }
 }
 
+/* --- one run at a time in a workdir ------------------------------------------------ */
+
+#define LOCK_FILE "resource-pipeline.lock"
+
+/* Takes the workdir's lock file (flock, released when the process ends,
+ * however it ends) and writes our pid in it: two runs in one workdir would
+ * refill each other's database and share the output folder.  Returns the
+ * descriptor to keep, or -1. */
+static int
+lock_workdir (const char  *workdir,
+              GError     **error)
+{
+  g_autofree char *path = g_build_filename (workdir, LOCK_FILE, NULL);
+  char pid[32];
+  int fd, saved;
+
+  if (g_mkdir_with_parents (workdir, 0755) != 0)
+    {
+      saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "cannot make workdir %s: %s",
+                   workdir, g_strerror (saved));
+      return -1;
+    }
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0)
+    {
+      saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "cannot open %s: %s",
+                   path, g_strerror (saved));
+      return -1;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) != 0)
+    {
+      gssize n;
+      guint64 holder = 0;
+
+      saved = errno;
+      if (saved != EWOULDBLOCK)
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "cannot lock %s: %s",
+                     path, g_strerror (saved));
+      else
+        {
+          /* its pid, when it has written it yet */
+          n = pread (fd, pid, sizeof pid - 1, 0);
+          pid[MAX (n, 0)] = '\0';
+          g_strstrip (pid);
+          if (g_ascii_string_to_unsigned (pid, 10, 1, G_MAXINT, &holder, NULL))
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "workdir %s is in use by pid %"
+                         G_GUINT64_FORMAT, workdir, holder);
+          else
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "workdir %s is in use by another "
+                         "process", workdir);
+        }
+      close (fd);
+      return -1;
+    }
+  g_snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+  if (ftruncate (fd, 0) != 0 || pwrite (fd, pid, strlen (pid), 0) != (gssize) strlen (pid))
+    {
+      saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "cannot write %s: %s",
+                   path, g_strerror (saved));
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
 /* --- the pipeline ------------------------------------------------------------------ */
+
+/* The order in which the resources that had started were cleaned up, as
+ * it was, and whether each closed before what it depends on. */
+static char *
+describe_cleanup_order (Pipeline *pipeline)
+{
+  g_autofree char *list = NULL;
+  GString *line = g_string_new (NULL);
+  const char *late = NULL, *dependency = NULL;
+
+  g_ptr_array_add (pipeline->closed, NULL);
+  list = g_strjoinv (", ", (char **) pipeline->closed->pdata);
+  g_ptr_array_set_size (pipeline->closed, pipeline->closed->len - 1);
+  /* a resource closed before one it depends on, when both had started */
+  for (guint i = 0; i < pipeline->closed->len && late == NULL; i++)
+    {
+      const char *id = g_ptr_array_index (pipeline->closed, i);
+      const char * const *deps = g_hash_table_lookup (pipeline->depends_on, id);
+
+      for (guint j = 0; j < i && late == NULL; j++)
+        if (deps != NULL && g_strv_contains (deps, g_ptr_array_index (pipeline->closed, j)))
+          {
+            late = id;
+            dependency = g_ptr_array_index (pipeline->closed, j);
+          }
+    }
+  if (late == NULL)
+    g_string_append_printf (line, "cleaned up in reverse dependency order: %s",
+                            pipeline->closed->len > 0 ? list : "nothing had started");
+  else
+    g_string_append_printf (line, "cleaned up NOT in reverse dependency order (%s closed after "
+                            "%s, which it depends on): %s", late, dependency, list);
+  if (pipeline->not_started->len > 0)
+    {
+      g_autofree char *others = NULL;
+
+      g_ptr_array_add (pipeline->not_started, NULL);
+      others = g_strjoinv (", ", (char **) pipeline->not_started->pdata);
+      g_ptr_array_set_size (pipeline->not_started, pipeline->not_started->len - 1);
+      g_string_append_printf (line, "; had not started: %s", others);
+    }
+  return g_string_free (line, FALSE);
+}
 
 static void
 group_closed_cb (GObject      *source,
@@ -189,9 +305,12 @@ group_closed_cb (GObject      *source,
   Pipeline *pipeline = user_data;
   g_autoptr(GError) error = NULL;
 
+  g_autofree char *order = NULL;
+
   if (!exo_resource_cleanup_finish (EXO_RESOURCE (source), result, &error))
     say (pipeline, "cleanup: %s", error->message);
-  say (pipeline, "cleaned up in reverse dependency order: %s", pipeline->closed_order->str);
+  order = describe_cleanup_order (pipeline);
+  say (pipeline, "%s", order);
   g_main_loop_quit (pipeline->loop);
 }
 
@@ -257,10 +376,14 @@ state_changed_cb (ExoResource      *resource,
                   gpointer          user_data)
 {
   Pipeline *pipeline = user_data;
+  const char *id = exo_resource_get_id (resource);
 
-  if (new_state == EXO_RESOURCE_STATE_CLOSED)
-    g_string_append_printf (pipeline->closed_order, "%s%s", pipeline->closed_order->len > 0 ? ", " : "",
-                            exo_resource_get_id (resource));
+  if (new_state == EXO_RESOURCE_STATE_READY || new_state == EXO_RESOURCE_STATE_DEGRADED)
+    g_hash_table_add (pipeline->started, resource);
+  else if (new_state == EXO_RESOURCE_STATE_CLOSED)
+    g_ptr_array_add (g_hash_table_remove (pipeline->started, resource) ? pipeline->closed
+                                                                        : pipeline->not_started,
+                     g_strdup (id));
 }
 
 static gboolean
@@ -275,6 +398,7 @@ interrupt_cb (gpointer user_data)
     }
   pipeline->interrupted = TRUE;
   say (pipeline, "interrupted: cleaning up");
+  pipeline_reader_stop_fill (pipeline->reader);   /* a fill in progress is rolled back */
   start_cleanup (pipeline);
   return G_SOURCE_CONTINUE;
 }
@@ -298,6 +422,8 @@ add_member (Pipeline    *pipeline,
 
   if (!exo_resource_group_add (pipeline->group, resource, (const char * const *) depends_on->pdata, &error))
     g_error ("%s", error->message);   /* a programming error: fixed ids */
+  g_hash_table_insert (pipeline->depends_on, g_strdup (exo_resource_get_id (resource)),
+                       g_strdupv ((char **) depends_on->pdata));
   if (PIPELINE_IS_STAGE (resource))
     {
       g_autoptr(ExoRetryPolicy) policy = exo_managed_resource_get_retry_policy (resource);
@@ -319,7 +445,11 @@ build (Pipeline *pipeline)
 
   pipeline->group = exo_resource_group_new ("pipeline");
   pipeline->members = g_ptr_array_new_with_free_func (g_object_unref);
-  pipeline->closed_order = g_string_new (NULL);
+  pipeline->depends_on = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                (GDestroyNotify) g_strfreev);
+  pipeline->started = g_hash_table_new (NULL, NULL);
+  pipeline->closed = g_ptr_array_new_with_free_func (g_free);
+  pipeline->not_started = g_ptr_array_new_with_free_func (g_free);
 
   pipeline->receiver = g_object_new (PIPELINE_TYPE_RECEIVER, "id", "receiver",
                                      "delay-ms", opt_receiver_delay_ms,
@@ -351,6 +481,10 @@ pipeline_clear (Pipeline *pipeline)
 {
   g_clear_pointer (&pipeline->monitor, pipeline_monitor_free);
   g_clear_pointer (&pipeline->members, g_ptr_array_unref);
+  g_clear_pointer (&pipeline->depends_on, g_hash_table_unref);
+  g_clear_pointer (&pipeline->started, g_hash_table_unref);
+  g_clear_pointer (&pipeline->closed, g_ptr_array_unref);
+  g_clear_pointer (&pipeline->not_started, g_ptr_array_unref);
   g_clear_object (&pipeline->receiver);
   g_clear_object (&pipeline->reader);
   g_clear_object (&pipeline->processor);
@@ -446,8 +580,10 @@ main (int    argc,
   PipelineReceiverStats received;
   Leftovers left = { 0, };
   Outcome outcome;
-  int status;
+  int status, lock_fd;
 
+  /* a line is out as soon as it is printed, also into a pipe or a file */
+  setvbuf (stdout, NULL, _IOLBF, 0);
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context, "Exit status: 0 every row uploaded, 1 failed, "
                                     "3 something was left open, 130 interrupted.");
@@ -464,8 +600,26 @@ main (int    argc,
                   "--sessions 1…16, --retries 0…100, --receiver-delay-ms 0…10000\n");
       return 2;
     }
+  if (argc > 1)
+    {
+      g_printerr ("unexpected argument '%s' (see --help)\n", argv[1]);
+      return 2;
+    }
+  if (opt_workdir != NULL && *opt_workdir == '\0')
+    {
+      g_printerr ("--workdir: an empty folder name (use . for the current folder)\n");
+      return 2;
+    }
   if (opt_workdir == NULL)
     opt_workdir = g_build_filename (g_get_user_cache_dir (), "exo-resource-pipeline", NULL);
+  lock_fd = lock_workdir (opt_workdir, &error);
+  if (lock_fd < 0)
+    {
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      g_free (opt_workdir);
+      g_free (opt_report);
+      return 1;
+    }
 
   if (opt_simulate_failures && geteuid () == 0)
     {
@@ -491,6 +645,8 @@ main (int    argc,
   g_main_loop_run (pipeline.loop);
 
   pipeline_run_get_stats (pipeline.run, &run_stats);
+  /* what the database holds, also when the run never started */
+  run_stats.rows_total = pipeline_reader_get_database_rows (pipeline.reader);
   pipeline_receiver_get_stats (pipeline.receiver, &received);
   outcome = pipeline.interrupted ? OUTCOME_INTERRUPTED
           : pipeline.error != NULL || !run_stats.finished ? OUTCOME_FAILED : OUTCOME_FINISHED;
@@ -518,7 +674,8 @@ main (int    argc,
          : outcome == OUTCOME_INTERRUPTED ? 130
          : outcome == OUTCOME_FAILED ? 1 : 0;
   g_string_free (left.details, TRUE);
-  g_string_free (pipeline.closed_order, TRUE);
+  if (lock_fd >= 0)
+    close (lock_fd);
   g_clear_error (&pipeline.error);
   g_free (opt_workdir);
   g_free (opt_report);

@@ -1,15 +1,16 @@
 /* test-resource-pipeline.c: the resource-pipeline example in its short mode,
  * so that it never rots: simulated failures that it recovers from (every row
  * uploaded exactly once, nothing left open), a spent retry budget, Ctrl-C,
- * the receiver's dedup and limits, and the same resources as an exo-node
- * config, read over D-Bus.
+ * the receiver's dedup, limits and restarts, and the same resources as an
+ * exo-node config, read over D-Bus while its receiver is restarted.  The
+ * program's failures are test-resource-pipeline-failures.c's.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The program and exo-node run as child processes ($EXO_PIPELINE_EXAMPLE,
  * $EXO_NODE with the plugin in $EXO_PIPELINE_PLUGIN_DIR); exo-node on a
  * private dbus-daemon (exo-test-bus.c).  Each case has a scratch folder of
- * its own.  Main thread only.
+ * its own (pipeline-test-util.c).  Main thread only.
  */
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -18,164 +19,36 @@
 
 #include "exo-test-bus.h"
 #include "pipeline.h"
-
-typedef struct
-{
-  char *tmpdir;
-  char *workdir;
-  char *report;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->tmpdir = g_dir_make_tmp ("exo-pipeline-XXXXXX", NULL);
-  g_assert_nonnull (f->tmpdir);
-  f->workdir = g_build_filename (f->tmpdir, "work", NULL);
-  f->report = g_build_filename (f->tmpdir, "report.json", NULL);
-}
-
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  rm_rf (f->tmpdir);
-  g_free (f->tmpdir);
-  g_free (f->workdir);
-  g_free (f->report);
-}
-
-static const char *
-example (void)
-{
-  const char *path = g_getenv ("EXO_PIPELINE_EXAMPLE");
-
-  if (path == NULL)
-    g_test_skip ("EXO_PIPELINE_EXAMPLE is not set (run by meson test)");
-  return path;
-}
-
-/* Runs the example to its end with the fixture's folder and report, and
- * the given options; returns its exit status. */
-static int
-run_example (Fixture     *f,
-             char       **out,
-             char       **err,
-             const char  *first_option,
-             ...)
-{
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *option = first_option;
-  va_list args;
-
-  g_ptr_array_add (argv, (gpointer) example ());
-  g_ptr_array_add (argv, (gpointer) "--workdir");
-  g_ptr_array_add (argv, f->workdir);
-  g_ptr_array_add (argv, (gpointer) "--report");
-  g_ptr_array_add (argv, f->report);
-  va_start (args, first_option);
-  for (; option != NULL; option = va_arg (args, const char *))
-    g_ptr_array_add (argv, (gpointer) option);
-  va_end (args);
-  g_ptr_array_add (argv, NULL);
-
-  proc = g_subprocess_newv ((const char * const *) argv->pdata,
-                            G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (proc, NULL, NULL, out, err, &error);
-  g_assert_no_error (error);
-  g_test_message ("stdout:\n%s\nstderr:\n%s", *out, *err);
-  g_assert_true (g_subprocess_get_if_exited (proc));
-  return g_subprocess_get_exit_status (proc);
-}
-
-static JsonObject *
-load_report (Fixture *f)
-{
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(GError) error = NULL;
-
-  json_parser_load_from_file (parser, f->report, &error);
-  g_assert_no_error (error);
-  return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
-}
-
-#define FIGURE(report, key) json_object_get_int_member (report, key)
-
-static void
-assert_nothing_left (JsonObject *report,
-                     const char *out)
-{
-  g_assert_cmpint (FIGURE (report, "leftover-fds"), ==, 0);
-  g_assert_cmpint (FIGURE (report, "leftover-handles"), ==, 0);
-  g_assert_cmpint (FIGURE (report, "temporary-files"), ==, 0);
-  g_assert_nonnull (strstr (out, "cleanup check: nothing left open"));
-}
-
-/* The output files: how many, how many lines in all, and no temporary one. */
-static void
-count_output (Fixture *f,
-              guint   *files,
-              guint   *lines)
-{
-  g_autofree char *folder = g_build_filename (f->workdir, "out", NULL);
-  g_autoptr(GDir) dir = g_dir_open (folder, 0, NULL);
-  const char *name;
-
-  g_assert_nonnull (dir);
-  *files = *lines = 0;
-  while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (folder, name, NULL);
-      g_autofree char *contents = NULL;
-
-      g_assert_true (g_str_has_prefix (name, "rows-") && g_str_has_suffix (name, ".jsonl"));
-      g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
-      (*files)++;
-      for (const char *p = contents; *p != '\0'; p++)
-        *lines += *p == '\n';
-    }
-}
+#include "pipeline-test-util.h"
 
 /* Every row uploaded exactly once through a locked database, a read-only
- * folder, 503s and dropped connections. */
+ * folder, 503s and dropped connections.  The retry budget (8 retries: at
+ * least 1.9 s of backoff) is well beyond the 0.3 s lock and read-only
+ * folder, so that a loaded machine does not spend it; a failure that lasts
+ * is still a failure.  An output file of an earlier, bigger run
+ * is removed. */
 static void
-test_simulated_failures (Fixture       *f,
-                         gconstpointer  data)
+test_simulated_failures (PipelineFixture *f,
+                         gconstpointer    data)
 {
   g_autofree char *out = NULL, *err = NULL;
   g_autoptr(JsonObject) report = NULL;
   g_autofree char *journal = g_build_filename (f->workdir, "pipeline.db-journal", NULL);
+  g_autofree char *old_output = g_build_filename (f->workdir, "out", "rows-999901-1000000.jsonl", NULL);
+  g_autofree char *marker = g_build_filename (f->workdir, "out", ".simulated-read-only", NULL);
+  g_autofree char *output_dir = g_build_filename (f->workdir, "out", NULL);
+  GStatBuf st;
   guint files, lines;
   int status;
 
-  if (example () == NULL)
+  if (pipeline_test_example () == NULL)
     return;
-  status = run_example (f, &out, &err, "--rows", "2000", "--batch-size", "100",
-                        "--receiver-delay-ms", "10", "--simulate-failures", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (output_dir, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (old_output, "{\"id\":999901,\"name\":\"OLD\"}\n", -1, NULL));
+  status = pipeline_test_run (f, &out, &err, "--rows", "2000", "--batch-size", "100",
+                        "--receiver-delay-ms", "10", "--simulate-failures", "--retries", "8", NULL);
   g_assert_cmpint (status, ==, 0);
-  report = load_report (f);
+  report = pipeline_test_load_report (f);
   g_assert_cmpstr (json_object_get_string_member (report, "outcome"), ==, "finished");
 
   /* exactly once: the receiver holds every row of the database, once */
@@ -200,39 +73,44 @@ test_simulated_failures (Fixture       *f,
   g_assert_nonnull (strstr (out, "503 Service Unavailable"));
 
   /* nothing left open, nothing half written */
-  assert_nothing_left (report, out);
-  count_output (f, &files, &lines);
+  pipeline_test_assert_nothing_left (report, out);
+  pipeline_test_count_output (f, &files, &lines);
   g_assert_cmpuint (files, ==, 20);
   g_assert_cmpuint (lines, ==, 2000);
+  g_assert_nonnull (strstr (out, "processor: removed the 1 output files of an earlier run"));
   g_assert_false (g_file_test (journal, G_FILE_TEST_EXISTS));
+  /* the folder has its mode back, and the marker that kept it is gone */
+  g_assert_cmpint (g_stat (output_dir, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0755);
+  g_assert_false (g_file_test (marker, G_FILE_TEST_EXISTS));
 }
 
 /* Without retries the first failure ends the run, with a clear error and
  * everything closed. */
 static void
-test_retry_budget_spent (Fixture       *f,
-                         gconstpointer  data)
+test_retry_budget_spent (PipelineFixture *f,
+                         gconstpointer    data)
 {
   g_autofree char *out = NULL, *err = NULL;
   g_autoptr(JsonObject) report = NULL;
 
-  if (example () == NULL)
+  if (pipeline_test_example () == NULL)
     return;
-  g_assert_cmpint (run_example (f, &out, &err, "--rows", "2000", "--receiver-delay-ms", "10",
+  g_assert_cmpint (pipeline_test_run (f, &out, &err, "--rows", "2000", "--receiver-delay-ms", "10",
                                 "--simulate-failures", "--retries", "0", NULL), ==, 1);
-  report = load_report (f);
+  report = pipeline_test_load_report (f);
   g_assert_cmpstr (json_object_get_string_member (report, "outcome"), ==, "failed");
   g_assert_nonnull (strstr (err, "the retry budget of 0 retries is spent"));
   g_assert_cmpint (FIGURE (report, "failures"), >=, 1);
   g_assert_cmpint (FIGURE (report, "rows-uploaded"), <, 2000);
   g_assert_cmpint (FIGURE (report, "receiver-duplicate-rows"), ==, 0);
-  assert_nothing_left (report, out);
+  pipeline_test_assert_nothing_left (report, out);
 }
 
 /* Ctrl-C while batches are in flight: cleaned up, exit status 130. */
 static void
-test_interrupted (Fixture       *f,
-                  gconstpointer  data)
+test_interrupted (PipelineFixture *f,
+                  gconstpointer    data)
 {
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GDataInputStream) lines = NULL;
@@ -243,10 +121,10 @@ test_interrupted (Fixture       *f,
   char *line;
   gboolean interrupted = FALSE;
 
-  if (example () == NULL)
+  if (pipeline_test_example () == NULL)
     return;
   proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE, &error,
-                           example (), "--workdir", f->workdir, "--report", f->report,
+                           pipeline_test_example (), "--workdir", f->workdir, "--report", f->report,
                            "--rows", "20000", "--receiver-delay-ms", "40", "--monitor-resources",
                            NULL);
   g_assert_no_error (error);
@@ -271,13 +149,13 @@ test_interrupted (Fixture       *f,
   g_assert_true (interrupted);
   g_assert_cmpint (g_subprocess_get_exit_status (proc), ==, 130);
   g_assert_nonnull (strstr (all, "interrupted: cleaning up"));
-  report = load_report (f);
+  report = pipeline_test_load_report (f);
   g_assert_cmpstr (json_object_get_string_member (report, "outcome"), ==, "interrupted");
   g_assert_cmpint (FIGURE (report, "rows-uploaded"), <, 20000);
   /* an upload cut short may have reached the receiver all the same */
   g_assert_cmpint (FIGURE (report, "receiver-rows"), >=, FIGURE (report, "rows-uploaded"));
   g_assert_cmpint (FIGURE (report, "receiver-duplicate-rows"), ==, 0);
-  assert_nothing_left (report, all);
+  pipeline_test_assert_nothing_left (report, all);
 }
 
 /* --- the receiver, in process ----------------------------------------------------- */
@@ -328,19 +206,11 @@ post (guint16     port,
   return http_status (port, request);
 }
 
-static void
-store_result (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* It stores a batch once, counts a row that comes in two batches, and
  * refuses what it cannot use, a body too big before reading it. */
 static void
-test_receiver (Fixture       *f,
-               gconstpointer  data)
+test_receiver (PipelineFixture *f,
+               gconstpointer    data)
 {
   g_autoptr(PipelineReceiver) receiver = g_object_new (PIPELINE_TYPE_RECEIVER, "id", "test-receiver", NULL);
   g_autoptr(GAsyncResult) result = NULL;
@@ -351,7 +221,7 @@ test_receiver (Fixture       *f,
   const char *overlapping = "{\"id\":2,\"name\":\"B\"}\n{\"id\":3,\"name\":\"C\"}\n";
   guint16 port;
 
-  exo_resource_initialize_async (EXO_RESOURCE (receiver), NULL, store_result, &result);
+  exo_resource_initialize_async (EXO_RESOURCE (receiver), NULL, pipeline_test_store_result, &result);
   g_assert_true (exo_wait_for_result (NULL, &result, 10000));
   g_assert_true (exo_resource_initialize_finish (EXO_RESOURCE (receiver), result, &error));
   g_assert_no_error (error);
@@ -382,12 +252,80 @@ test_receiver (Fixture       *f,
   g_assert_cmpuint (stats.duplicate_rows, ==, 1);
   g_assert_cmpuint (stats.refused, ==, 6);
 
-  exo_resource_cleanup_async (EXO_RESOURCE (receiver), NULL, store_result, &result);
+  exo_resource_cleanup_async (EXO_RESOURCE (receiver), NULL, pipeline_test_store_result, &result);
   g_assert_true (exo_wait_for_result (NULL, &result, 10000));
   g_assert_true (exo_resource_cleanup_finish (EXO_RESOURCE (receiver), result, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (pipeline_ledger_count (PIPELINE_HANDLE_SERVER_THREAD), ==, 0);
   g_assert_null (pipeline_receiver_get_url (PIPELINE_RECEIVER (receiver)));
+}
+
+static void
+receiver_call (PipelineReceiver *receiver,
+               gboolean          initialize)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (initialize)
+    exo_resource_initialize_async (EXO_RESOURCE (receiver), NULL, pipeline_test_store_result, &result);
+  else
+    exo_resource_cleanup_async (EXO_RESOURCE (receiver), NULL, pipeline_test_store_result, &result);
+  g_assert_true (exo_wait_for_result (NULL, &result, 10000));
+  if (initialize)
+    exo_resource_initialize_finish (EXO_RESOURCE (receiver), result, &error);
+  else
+    exo_resource_cleanup_finish (EXO_RESOURCE (receiver), result, &error);
+  g_assert_no_error (error);
+}
+
+static guint16
+receiver_port (PipelineReceiver *receiver)
+{
+  g_autoptr(GUri) uri = g_uri_parse (pipeline_receiver_get_url (receiver), G_URI_FLAGS_NONE, NULL);
+
+  g_assert_nonnull (uri);
+  return g_uri_get_port (uri);
+}
+
+/* Stopped as soon as it started, many times: the stop is never lost (it
+ * hung when the quit came before the thread's loop ran).  What it stored
+ * is still stored after a restart.  In a subprocess, so that a hang fails
+ * the test in bounded time. */
+static void
+test_receiver_restarts (PipelineFixture *f,
+                        gconstpointer    data)
+{
+  g_autoptr(PipelineReceiver) receiver = NULL;
+  PipelineReceiverStats stats;
+  const char *rows = "{\"id\":1,\"name\":\"A\"}\n{\"id\":2,\"name\":\"B\"}\n";
+
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 30 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+
+  receiver = g_object_new (PIPELINE_TYPE_RECEIVER, "id", "restarted-receiver", NULL);
+  receiver_call (receiver, TRUE);
+  g_assert_cmpuint (post (receiver_port (receiver), "rows-1-2", rows), ==, 200);
+  receiver_call (receiver, FALSE);
+  for (guint i = 0; i < 300; i++)
+    {
+      receiver_call (receiver, TRUE);
+      receiver_call (receiver, FALSE);
+    }
+  g_assert_cmpuint (pipeline_ledger_count (PIPELINE_HANDLE_SERVER_THREAD), ==, 0);
+
+  /* the batch is still known: sent again, it is accepted once */
+  receiver_call (receiver, TRUE);
+  g_assert_cmpuint (post (receiver_port (receiver), "rows-1-2", rows), ==, 200);
+  pipeline_receiver_get_stats (receiver, &stats);
+  g_assert_cmpuint (stats.batches, ==, 1);
+  g_assert_cmpuint (stats.rows, ==, 2);
+  g_assert_cmpuint (stats.duplicate_batches, ==, 1);
+  receiver_call (receiver, FALSE);
 }
 
 /* --- as an exo-node config ------------------------------------------------------ */
@@ -464,9 +402,41 @@ wait_for_name (GDBusConnection *bus,
   return FALSE;
 }
 
+/* Restart the receiver twice at once over D-Bus, as two `exoctl restart
+ * receiver` would: both calls are answered (the node's main thread does
+ * not hang stopping the receiver's thread).  The second cleanup may cancel
+ * the first restart's initialize; the last restart succeeds. */
 static void
-test_exo_node (Fixture       *f,
-               gconstpointer  data)
+restart_twice (GDBusConnection *bus,
+               const char      *path)
+{
+  g_autoptr(GAsyncResult) first = NULL, second = NULL;
+  GAsyncResult **results[] = { &first, &second };
+  guint succeeded = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    g_dbus_connection_call (bus, "org.exo.Test.Pipeline", path, "org.exo.Resource1", "Restart",
+                            NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, pipeline_test_store_result,
+                            results[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    {
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (exo_wait_for_result (NULL, results[i], 20000));
+      reply = g_dbus_connection_call_finish (bus, *results[i], &error);
+      g_test_message ("restart %u: %s", i + 1, error != NULL ? error->message : "done");
+      if (error == NULL)
+        succeeded++;
+      else
+        g_assert_nonnull (strstr (error->message, "cancelled"));
+    }
+  g_assert_cmpuint (succeeded, >=, 1);
+}
+
+static void
+test_exo_node (PipelineFixture *f,
+               gconstpointer    data)
 {
   const char *exo_node = g_getenv ("EXO_NODE");
   const char *plugin_dir = g_getenv ("EXO_PIPELINE_PLUGIN_DIR");
@@ -481,7 +451,7 @@ test_exo_node (Fixture       *f,
   g_autoptr(GVariant) run_metrics = NULL, receiver_metrics = NULL, uploader_metrics = NULL;
   g_autoptr(GError) error = NULL;
   const char * const ids[] = { "receiver", "reader", "processor", "uploader", "run" };
-  gboolean finished = FALSE;
+  gboolean finished = FALSE, restarted = FALSE;
 
   if (exo_node == NULL || plugin_dir == NULL || config == NULL)
     {
@@ -520,19 +490,27 @@ test_exo_node (Fixture       *f,
   receiver = resource_path (bus, "receiver");
   uploader = resource_path (bus, "uploader");
 
-  /* the run's figures, over D-Bus, until it is done (about 3 s) */
+  /* the run's figures, over D-Bus, until it is done (about 3 s); with
+   * 2000 rows uploaded, the receiver is restarted twice at once: it comes
+   * back on another port, and keeps what it stored */
   for (guint i = 0; i < 300 && !finished; i++)
     {
       g_clear_pointer (&run_metrics, g_variant_unref);
       run_metrics = get_property (bus, run, "Metrics");
       g_variant_lookup (run_metrics, "finished", "b", &finished);
-      if (!finished)
+      if (!restarted && !finished && metric (run_metrics, "rows-uploaded") >= 2000)
+        {
+          restart_twice (bus, receiver);
+          restarted = TRUE;
+        }
+      else if (!finished)
         g_usleep (100 * 1000);
     }
   printed = g_variant_print (run_metrics, TRUE);
   g_test_message ("run: %s", printed);
   g_clear_pointer (&printed, g_free);
   g_assert_true (finished);
+  g_assert_true (restarted);
   g_assert_cmpuint (metric (run_metrics, "rows-total"), ==, 20000);
   g_assert_cmpuint (metric (run_metrics, "rows-uploaded"), ==, 20000);
   g_assert_cmpuint (metric (run_metrics, "batches"), ==, 200);
@@ -542,7 +520,9 @@ test_exo_node (Fixture       *f,
   printed = g_variant_print (receiver_metrics, TRUE);
   g_test_message ("receiver: %s", printed);
   g_clear_pointer (&printed, g_free);
+  /* exactly once, across the restarts */
   g_assert_cmpuint (metric (receiver_metrics, "rows"), ==, 20000);
+  g_assert_cmpuint (metric (receiver_metrics, "batches"), ==, 200);
   g_assert_cmpuint (metric (receiver_metrics, "duplicate-rows"), ==, 0);
 
   /* the pool's counts, through the uploader */
@@ -571,6 +551,7 @@ test_exo_node (Fixture       *f,
   g_test_message ("node log:\n%s", log);
   g_assert_cmpint (g_subprocess_get_exit_status (node), ==, 0);
   g_assert_nonnull (strstr (log, "run: 20000 rows uploaded in 200 batches"));
+  g_assert_nonnull (strstr (log, "uploader: posting to http://127.0.0.1:"));   /* the new port */
 
   g_dbus_connection_close_sync (bus, NULL, NULL);
   g_subprocess_force_exit (bus_daemon);
@@ -583,11 +564,13 @@ main (int    argc,
 {
   g_test_init (&argc, &argv, NULL);
 
-#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+#define ADD(path, func) g_test_add (path, PipelineFixture, NULL, pipeline_fixture_setup, func, \
+                                    pipeline_fixture_teardown)
   ADD ("/resource-pipeline/simulated-failures", test_simulated_failures);
   ADD ("/resource-pipeline/retry-budget-spent", test_retry_budget_spent);
   ADD ("/resource-pipeline/interrupted", test_interrupted);
   ADD ("/resource-pipeline/receiver", test_receiver);
+  ADD ("/resource-pipeline/receiver-restarts", test_receiver_restarts);
   ADD ("/resource-pipeline/exo-node", test_exo_node);
 #undef ADD
 
