@@ -214,10 +214,12 @@ check_variant (ExoNodeRole  *self,
   return g_steal_pointer (&owned);
 }
 
-/* A boolean _finish vfunc, called when there is one: FALSE comes with an
- * error. */
+/* Finishes a boolean call: the NOT_SUPPORTED task the wrapper made itself
+ * (tagged with @source_tag), else the _finish vfunc when there is one;
+ * FALSE comes with an error. */
 static gboolean
 finish_boolean (ExoNodeRole   *self,
+                gpointer       source_tag,
                 gboolean     (*finish) (ExoNodeRole *, GAsyncResult *, GError **),
                 const char    *vfunc,
                 GAsyncResult  *result,
@@ -225,6 +227,8 @@ finish_boolean (ExoNodeRole   *self,
 {
   GError *local_error = NULL;
 
+  if (g_async_result_is_tagged (result, source_tag))
+    return g_task_propagate_boolean (G_TASK (result), error);
   if (finish == NULL)
     {
       g_propagate_error (error, not_supported (self, vfunc));
@@ -320,9 +324,9 @@ exo_node_role_process_prompt_finish (ExoNodeRole   *self,
   g_return_val_if_fail (G_IS_ASYNC_RESULT (result), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (g_async_result_is_tagged (result, exo_node_role_process_prompt_async))
-    return g_task_propagate_boolean (G_TASK (result), error);
-  return finish_boolean (self, NODE_IFACE (self)->process_prompt_finish, "process_prompt_finish", result, error);
+  return finish_boolean (self, exo_node_role_process_prompt_async,
+                         NODE_IFACE (self)->process_prompt_finish, "process_prompt_finish",
+                         result, error);
 }
 
 /**
@@ -384,9 +388,9 @@ exo_node_role_process_tensor_finish (ExoNodeRole   *self,
   g_return_val_if_fail (G_IS_ASYNC_RESULT (result), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (g_async_result_is_tagged (result, exo_node_role_process_tensor_async))
-    return g_task_propagate_boolean (G_TASK (result), error);
-  return finish_boolean (self, NODE_IFACE (self)->process_tensor_finish, "process_tensor_finish", result, error);
+  return finish_boolean (self, exo_node_role_process_tensor_async,
+                         NODE_IFACE (self)->process_tensor_finish, "process_tensor_finish",
+                         result, error);
 }
 
 /**
