@@ -228,6 +228,25 @@ llama_cluster_init (Cluster         *c,
     }
 }
 
+/* Result calls the first @n_nodes nodes made so far; -1 if one has no
+ * such metric. */
+static gint64
+results_sent (Cluster *c,
+              guint    n_nodes)
+{
+  gint64 total = 0;
+
+  for (guint i = 0; i < n_nodes; i++)
+    {
+      gint64 n = live_node_metric (c, &c->nodes[i], "exo_node_results_sent_total");
+
+      if (n < 0)
+        return -1;
+      total += n;
+    }
+  return total;
+}
+
 /* The chats of every setting through the ring of the first @n_nodes
  * nodes (started here), compared with @one (filled when @n_nodes is 1):
  * the same text, and every node's layers-computed grew. */
@@ -243,6 +262,7 @@ ring_gives_the_same (Cluster         *c,
   guint which = (1u << n_nodes) - 1;
   gint64 base[N_NODES];
   double closed[N_NODES];
+  gint64 results_base;
 
   if (!start_node (c, &c->nodes[n_nodes - 1], &error))
     {
@@ -269,6 +289,7 @@ ring_gives_the_same (Cluster         *c,
       }
   for (guint i = 0; i < n_nodes; i++)
     closed[i] = live_resource_metric_double (c, &c->nodes[i], "server", "exo_http_connections_closed_idle_total");
+  results_base = results_sent (c, n_nodes);
   for (guint k = 0; k < N_SETTINGS; k++)
     {
       g_autofree char *reason = NULL;
@@ -294,6 +315,26 @@ ring_gives_the_same (Cluster         *c,
           *why = g_strdup_printf ("%s: one node gave \"%s\", %u nodes \"%s\"", settings[k], a,
                                   n_nodes, b);
           return FALSE;
+        }
+      /* The last shard tells the API node (ours, node 1) alone each
+       * token, and nobody when node 1 holds the first shard (the token
+       * it gets as input is the news); the last result goes to every
+       * node.  exo's broadcast of every token to every node sent
+       * (n - 1) results a token. */
+      if (k == 0 && n_nodes > 1)
+        {
+          gint64 sent = results_sent (c, n_nodes) - results_base;
+          gint64 most = (g_str_has_prefix (ring, c->nodes[0].id) &&
+                         ring[strlen (c->nodes[0].id)] == ':' ? 0 : MAX_TOKENS) + n_nodes - 1;
+
+          if (results_base < 0 || sent > most)
+            {
+              *why = g_strdup_printf ("ring %s: %" G_GINT64_FORMAT " result calls for a chat of at "
+                                      "most %d tokens through %s (at most %" G_GINT64_FORMAT ")",
+                                      ring, sent, MAX_TOKENS, c->nodes[0].id, most);
+              return FALSE;
+            }
+          g_test_message ("ring %s: %" G_GINT64_FORMAT " result calls for the chat", ring, sent);
         }
       /* The peers keep their connections: a connection per peer call
        * (libsoup's default for a POST) closes about two on each node per

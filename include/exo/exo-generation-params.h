@@ -32,6 +32,13 @@ G_BEGIN_DECLS
  *   %EXO_GENERATION_MAX_STOP_LEN bytes; %NULL for none.  Owned by the
  *   parameters: set it with exo_generation_params_set_stop().  New in
  *   plugin ABI 3.1.
+ * @origin: (nullable): the id of the node that answers the request's
+ *   client (the API node), set by that node; %NULL when unknown.  The node
+ *   of the last shard sends each token's result to it alone (the ending
+ *   one to every node of the ring); without it, to every node.  At most
+ *   %EXO_GENERATION_MAX_ORIGIN_LEN bytes of UTF-8.  Owned by the
+ *   parameters: set it with exo_generation_params_set_origin().  New in
+ *   plugin ABI 3.2.
  *
  * How a request asks to be generated: the user API's `max_tokens`,
  * `temperature`, `top_p`, `seed` and `stop`.  The API node gets them with
@@ -56,9 +63,10 @@ typedef struct {
   gint64   seed;
   gboolean has_seed;
   char   **stop;
+  char    *origin;
 
   /*< private >*/
-  gpointer padding[3];
+  gpointer padding[2];
 } ExoGenerationParams;
 
 /**
@@ -76,6 +84,14 @@ typedef struct {
  */
 #define EXO_GENERATION_MAX_STOP_LEN 256
 
+/**
+ * EXO_GENERATION_MAX_ORIGIN_LEN:
+ *
+ * The longest #ExoGenerationParams:origin, in bytes.  New in plugin ABI
+ * 3.2.
+ */
+#define EXO_GENERATION_MAX_ORIGIN_LEN 128
+
 EXO_AVAILABLE_IN_ALL
 GType                exo_generation_params_get_type (void) G_GNUC_CONST;
 EXO_AVAILABLE_IN_ALL
@@ -88,6 +104,10 @@ EXO_AVAILABLE_IN_ALL
 gboolean             exo_generation_params_set_stop (ExoGenerationParams       *params,
                                                      const char * const        *stop,
                                                      GError                   **error);
+EXO_AVAILABLE_IN_ALL
+gboolean             exo_generation_params_set_origin (ExoGenerationParams     *params,
+                                                       const char              *origin,
+                                                       GError                 **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoGenerationParams, exo_generation_params_free)
 

@@ -337,7 +337,7 @@ exo_http_params_from_json (JsonNode    *node,
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                    "%s must be an object {\"max_tokens\", \"temperature\", \"top_p\", "
-                   "\"seed\"}, not %s", what, node_type_name (node));
+                   "\"seed\", \"origin\"}, not %s", what, node_type_name (node));
       return NULL;
     }
   object = json_node_get_object (node);
@@ -354,6 +354,22 @@ exo_http_params_from_json (JsonNode    *node,
     }
   params->max_tokens = (guint) max_tokens;
   params->has_seed = json_object_has_member (object, "seed");
+  if (json_object_has_member (object, "origin"))
+    {
+      JsonNode *origin = json_object_get_member (object, "origin");
+
+      if (!JSON_NODE_HOLDS_VALUE (origin) || json_node_get_value_type (origin) != G_TYPE_STRING)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s: field 'origin' must be a string, not %s", what, node_type_name (origin));
+          return NULL;
+        }
+      if (!exo_generation_params_set_origin (params, json_node_get_string (origin), &local_error))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", what, local_error->message);
+          return NULL;
+        }
+    }
   return g_steal_pointer (&params);
 }
 
@@ -395,6 +411,13 @@ exo_http_params_to_string (const ExoGenerationParams *params)
   append_number (out, isfinite (params->top_p) ? params->top_p : -1);
   if (params->has_seed)
     g_string_append_printf (out, ",\"seed\":%" G_GINT64_FORMAT, params->seed);
+  if (params->origin != NULL)
+    {
+      g_autoptr(JsonNode) origin = json_node_init_string (json_node_alloc (), params->origin);
+      g_autofree char *quoted = json_to_string (origin, FALSE);
+
+      g_string_append_printf (out, ",\"origin\":%s", quoted);
+    }
   g_string_append_c (out, '}');
   return g_string_free (out, FALSE);
 }

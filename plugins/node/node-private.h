@@ -106,6 +106,8 @@ struct _ExoClusterNode
   guint64       topology_errors;
   guint64       hop_failures;
   guint64       dropped_messages;
+  guint64       results_sent;      /* result calls to peers */
+  guint64       results_skipped;   /* tokens whose news was the tensor to the API node */
   guint64       cancels_sent;
   guint64       cancels_received;
   guint64       cancelled_dropped;
@@ -311,6 +313,11 @@ void       handle_result       (ExoClusterNode *self,
 
 /* --- node-work.c: the ring at work --------------------------------------- */
 
+void       take_tensor         (ExoClusterNode            *self,
+                                const char                *request_id,
+                                ExoShard                  *shard,
+                                ExoTensor                 *tensor,
+                                const ExoGenerationParams *params);
 void       run_infer           (ExoClusterNode            *self,
                                 const char                *request_id,
                                 ExoShard                  *shard,

@@ -376,6 +376,10 @@ request_start (ExoClusterNode            *self,
   req = request_ensure (self, id);
   req->is_api = TRUE;
   request_params (req, params);
+  /* the last shard tells us alone the tokens (docs/cluster-protocol.md);
+   * an id too long to carry leaves it to broadcast them */
+  if (!exo_generation_params_set_origin (req->params, self->node_id, NULL))
+    exo_generation_params_set_origin (req->params, NULL, NULL);
   req->task = task;
   req->on_token = on_token;
   req->token_data = token_data;

@@ -182,7 +182,7 @@ node_process_tensor_async (ExoNodeRole               *role,
   if (drop_if_cancelled (self, request_id))
     return;
   /* As exo: our own shard, whatever the sender thought it was. */
-  run_infer (self, request_id, shard_for (self, mine), tensor, params);
+  take_tensor (self, request_id, shard_for (self, mine), tensor, params);
 }
 
 static void

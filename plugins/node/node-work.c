@@ -228,7 +228,7 @@ send_to (ExoClusterNode            *self,
 
 /* Passes @tensor (and @params) to the node after @from_index in the ring
  * (the last shard's token goes back to the first). */
-static void
+static char *
 forward (ExoClusterNode            *self,
          const char                *request_id,
          gint                       from_index,
@@ -236,19 +236,22 @@ forward (ExoClusterNode            *self,
          const ExoGenerationParams *params)
 {
   NodeShardAssignment *next;
+  char *next_id;
 
   if (self->shards == NULL || self->shards->len == 0)
     {
       g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                                                      "the ring is empty");
       local_failure (self, request_id, "forwarding", error);
-      return;
+      return NULL;
     }
   next = g_ptr_array_index (self->shards, from_index < 0 ? 0 : (guint) (from_index + 1) % self->shards->len);
+  next_id = g_strdup (next->node_id);
   if (g_strcmp0 (next->node_id, self->node_id) == 0)
     run_infer (self, request_id, shard_for (self, next), tensor, params);
   else
     send_to (self, request_id, next, tensor, NULL, params);
+  return next_id;
 }
 
 typedef struct {
@@ -276,6 +279,24 @@ result_sent_cb (GObject      *source,
   g_free (send);
 }
 
+static void
+send_result (ExoClusterNode *self,
+             Peer           *peer,
+             const char     *request_id,
+             const gint32   *tokens,
+             gsize           n_tokens,
+             gboolean        is_finished)
+{
+  ResultSend *send = g_new0 (ResultSend, 1);
+
+  send->self = g_object_ref (self);
+  send->peer = peer_ref (peer);
+  self->results_sent++;
+  exo_peer_handle_send_result_async (EXO_PEER_HANDLE (peer->handle), request_id, tokens,
+                                     n_tokens, is_finished, self->cancellable,
+                                     result_sent_cb, send);
+}
+
 /* exo's broadcast_result: every peer, and ourselves. */
 static void
 broadcast_result (ExoClusterNode *self,
@@ -293,17 +314,33 @@ broadcast_result (ExoClusterNode *self,
     if (peer_is_usable (value))
       g_ptr_array_add (peers, peer_ref (value));
   for (guint i = 0; i < peers->len; i++)
-    {
-      Peer *peer = g_ptr_array_index (peers, i);
-      ResultSend *send = g_new0 (ResultSend, 1);
-
-      send->self = g_object_ref (self);
-      send->peer = peer_ref (peer);
-      exo_peer_handle_send_result_async (EXO_PEER_HANDLE (peer->handle), request_id, tokens,
-                                         n_tokens, is_finished, self->cancellable,
-                                         result_sent_cb, send);
-    }
+    send_result (self, g_ptr_array_index (peers, i), request_id, tokens, n_tokens, is_finished);
   handle_result (self, request_id, tokens, n_tokens, is_finished);
+}
+
+/* The tokens so far of an unfinished request, after its last token went
+ * to @next_id (the first shard): to the API node (@origin) alone — not at
+ * all when the API node is @next_id, for which that token is the news
+ * (take_tensor()).  Without an origin (a sender built before plugin ABI
+ * 3.2), or when the API node is not a usable peer, to every node. */
+static void
+report_tokens (ExoClusterNode *self,
+               const char     *request_id,
+               const char     *origin,
+               const char     *next_id,
+               const gint32   *tokens,
+               gsize           n_tokens)
+{
+  Peer *peer;
+
+  if (origin != NULL && g_strcmp0 (origin, self->node_id) == 0)
+    handle_result (self, request_id, tokens, n_tokens, FALSE);
+  else if (origin != NULL && g_strcmp0 (origin, next_id) == 0)
+    self->results_skipped++;
+  else if (origin != NULL && (peer = lookup_usable_peer (self, origin)) != NULL)
+    send_result (self, peer, request_id, tokens, n_tokens, FALSE);
+  else
+    broadcast_result (self, request_id, tokens, n_tokens, FALSE);
 }
 
 static gint32
@@ -343,6 +380,7 @@ process_inference_result (ExoClusterNode            *self,
       g_autoptr(ExoTensor) token = NULL;
       g_autoptr(GArray) tokens = NULL;
       g_autoptr(ExoGenerationParams) used = NULL;
+      g_autofree char *next_id = NULL;
       Request *req;
       gint32 value;
       gboolean finished;
@@ -384,12 +422,20 @@ process_inference_result (ExoClusterNode            *self,
       tokens = g_array_ref (req->tokens);
       if (finished && !req->is_api)
         g_hash_table_remove (self->requests, request_id);
-      if (!finished)
-        forward (self, request_id, index, token, used);
-      broadcast_result (self, request_id, (const gint32 *) (void *) tokens->data, tokens->len, finished);
+      if (finished)
+        {
+          /* every node of the ring hears the end: its part is done */
+          broadcast_result (self, request_id, (const gint32 *) (void *) tokens->data, tokens->len,
+                            TRUE);
+          return;
+        }
+      next_id = forward (self, request_id, index, token, used);
+      if (next_id != NULL)
+        report_tokens (self, request_id, used->origin, next_id,
+                       (const gint32 *) (void *) tokens->data, tokens->len);
     }
   else
-    forward (self, request_id, index, output, params_to_pass_on (self, request_id, params));
+    g_free (forward (self, request_id, index, output, params_to_pass_on (self, request_id, params)));
 }
 
 static void
@@ -433,6 +479,32 @@ run_infer (ExoClusterNode            *self,
 
   exo_inference_engine_infer_tensor_async (self->engine, request_id, shard, input,
                                            self->cancellable, infer_cb, work);
+}
+
+/* A tensor from a peer for our layers (@shard, taken): we run them; and
+ * when they are the first of the ring and the request is ours to answer,
+ * the tensor is the token the last shard sampled (report_tokens() sent no
+ * result for it): its news goes to our caller, after the work started. */
+void
+take_tensor (ExoClusterNode            *self,
+             const char                *request_id,
+             ExoShard                  *shard,
+             ExoTensor                 *tensor,
+             const ExoGenerationParams *params)
+{
+  gboolean first = shard->start_layer == 0;
+  Request *req;
+  gint32 token;
+
+  token = first ? tensor_first_int (tensor) : -1;
+  run_infer (self, request_id, shard, tensor, params);
+  req = first ? request_lookup (self, request_id) : NULL;
+  if (req == NULL || !req->is_api || req->task == NULL || token < 0 ||
+      exo_tensor_get_n_elements (tensor) != 1)
+    return;
+  g_array_append_val (req->tokens, token);
+  handle_result (self, request_id, (const gint32 *) (void *) req->tokens->data, req->tokens->len,
+                 FALSE);
 }
 
 /* The API node has the number of tokens of request @id's prompt. */

@@ -589,6 +589,8 @@ exo_cluster_node_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "failed-requests", "t", self->failed_requests);
   g_variant_dict_insert (metrics, "hop-failures", "t", self->hop_failures);
   g_variant_dict_insert (metrics, "dropped-messages", "t", self->dropped_messages);
+  g_variant_dict_insert (metrics, "results-sent", "t", self->results_sent);
+  g_variant_dict_insert (metrics, "results-skipped", "t", self->results_skipped);
   g_variant_dict_insert (metrics, "cancels-sent", "t", self->cancels_sent);
   g_variant_dict_insert (metrics, "cancels-received", "t", self->cancels_received);
   g_variant_dict_insert (metrics, "cancelled-work-dropped", "t", self->cancelled_dropped);
@@ -641,6 +643,10 @@ static const ExoMetricEntry node_metric_entries[] = {
     .help = "Calls to the next node of the ring that failed." },
   { .key = "dropped-messages", .kind = EXO_METRIC_COUNTER, .name = "exo_node_dropped_messages_total",
     .help = "Messages from peers the node dropped." },
+  { .key = "results-sent", .kind = EXO_METRIC_COUNTER, .name = "exo_node_results_sent_total",
+    .help = "Token results the node of the last shard sent to peers." },
+  { .key = "results-skipped", .kind = EXO_METRIC_COUNTER, .name = "exo_node_results_skipped_total",
+    .help = "Tokens the API node learnt from the next input it was sent, without a result call." },
   { .key = "cancels-sent", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_sent_total",
     .help = "Cancellations the node sent to its peers." },
   { .key = "cancels-received", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_received_total",

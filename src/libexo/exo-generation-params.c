@@ -51,6 +51,7 @@ exo_generation_params_copy (const ExoGenerationParams *params)
   g_return_val_if_fail (params != NULL, NULL);
   copy = g_memdup2 (params, sizeof *params);
   copy->stop = g_strdupv (params->stop);
+  copy->origin = g_strdup (params->origin);
   return copy;
 }
 
@@ -66,6 +67,7 @@ exo_generation_params_free (ExoGenerationParams *params)
   if (params == NULL)
     return;
   g_strfreev (params->stop);
+  g_free (params->origin);
   g_free (params);
 }
 
@@ -126,5 +128,50 @@ exo_generation_params_set_stop (ExoGenerationParams *params,
       g_ptr_array_set_free_func (kept, NULL);
       params->stop = (char **) g_ptr_array_free (g_steal_pointer (&kept), FALSE);
     }
+  return TRUE;
+}
+
+/**
+ * exo_generation_params_set_origin:
+ * @params: parameters
+ * @origin: (nullable): the id of the node that answers the request's
+ *   client; %NULL or empty for unknown
+ * @error: return location for a #GError
+ *
+ * Sets #ExoGenerationParams:origin, copied.  Refused, and @params left as
+ * it was, with %G_IO_ERROR_INVALID_ARGUMENT: longer than
+ * %EXO_GENERATION_MAX_ORIGIN_LEN bytes, not valid UTF-8, or holding a
+ * control character.
+ *
+ * Returns: whether @origin was set
+ *
+ * Since: plugin ABI 3.2
+ */
+gboolean
+exo_generation_params_set_origin (ExoGenerationParams *params,
+                                  const char          *origin,
+                                  GError             **error)
+{
+  gsize len = origin != NULL ? strlen (origin) : 0;
+
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (len > EXO_GENERATION_MAX_ORIGIN_LEN || !g_utf8_validate (origin, (gssize) len, NULL))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "the origin node id is longer than %d bytes or not UTF-8",
+                   EXO_GENERATION_MAX_ORIGIN_LEN);
+      return FALSE;
+    }
+  for (gsize i = 0; i < len; i++)
+    if ((guchar) origin[i] < 0x20 || origin[i] == 0x7f)
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                     "the origin node id holds a control character at byte %" G_GSIZE_FORMAT, i);
+        return FALSE;
+      }
+  g_free (params->origin);
+  params->origin = len > 0 ? g_strdup (origin) : NULL;
   return TRUE;
 }
