@@ -98,6 +98,13 @@ test_peer_prompt (Fixture       *fx,
     { P "{\"seed\":1.5}}", "field 'params': field 'seed' must be an integer" },
     { P "{\"seed\":\"42\"}}", "field 'params': field 'seed' must be an integer" },
     { P "{\"seed\":9223372036854775808}}", "64-bit" },
+    /* the API node's id (since plugin ABI 3.2): a bounded string */
+    { P "{\"origin\":7}}", "field 'params': field 'origin' must be a string" },
+    { P "{\"origin\":null}}", "field 'params': field 'origin' must be a string" },
+    { P "{\"origin\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
+        "0123456789012345678901234567890123456789012345678901234567890123" "x\"}}",
+      "longer than 128 bytes" },
+    { P "{\"origin\":\"a\\u0001b\"}}", "control character" },
 #undef P
   };
 
@@ -131,6 +138,8 @@ test_peer_prompt (Fixture       *fx,
       "\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16}}",
       "{\"params\":{},\"request_id\":\"r-4\",\"prompt\":\"p\","
       "\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16}}",
+      "{\"params\":{\"origin\":\"node-a\"},\"request_id\":\"r-5\",\"prompt\":\"p\","
+      "\"shard\":{\"model_id\":\"dummy\",\"start_layer\":0,\"end_layer\":7,\"n_layers\":16}}",
     };
 
     for (guint i = 0; i < G_N_ELEMENTS (with_params); i++)
@@ -144,8 +153,9 @@ test_peer_prompt (Fixture       *fx,
           assert_params (fx->node->last_params, 0, 2, 1, FALSE, 0);
         else
           assert_params (fx->node->last_params, 0, 0, 1, FALSE, 0);
+        g_assert_cmpstr (fx->node->last_params->origin, ==, i == 3 ? "node-a" : NULL);
       }
-    g_assert_cmpuint (fx->node->n_prompts, ==, 4);
+    g_assert_cmpuint (fx->node->n_prompts, ==, 5);
     fx->node->n_prompts = 1;
   }
 
