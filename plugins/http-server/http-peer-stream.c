@@ -94,7 +94,7 @@ log_stream (ExoHttpPeer *self,
   va_end (args);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
                     "EXO_RESOURCE_ID", exo_resource_get_id (EXO_RESOURCE (self)),
-                    "MESSAGE", "%s: peer stream to %s at %s: %s",
+                    "MESSAGE", "%s: refused the peer stream to %s at %s: %s",
                     exo_resource_get_id (EXO_RESOURCE (self)), peer_label_id (self),
                     peer_address (self), text);
 }
@@ -263,7 +263,7 @@ stream_refuse (ExoHttpPeer      *self,
                const char       *why)
 {
   self->stream_refused[reason]++;
-  log_stream (self, "closed: %s: %s", exo_stream_refused_to_string (reason), why);
+  log_stream (self, "a frame: %s: %s", exo_stream_refused_to_string (reason), why);
   stream_lost (self);
 }
 
@@ -407,7 +407,7 @@ stream_opened_cb (GObject      *source,
   if (!exo_http_auth_verify_answer (op->key, op->msg, op->nonce, NULL, &error))
     {
       self->stream_handshake_failures++;
-      log_stream (self, "refused: the upgrade's answer is not signed with this cluster's key: %s",
+      log_stream (self, "the upgrade's answer is not signed with this cluster's key: %s",
                   error->message);
       soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "unsigned upgrade");
       stream_schedule_retry (self, STREAM_BACKOFF_MAX_MS);

@@ -61,6 +61,7 @@ struct _ExoHttpServer
   GHashTable  *seen_calls;      /* call id -> the GList link in seen_order */
   GQueue       seen_order;      /* call ids, oldest first (owned) */
   GHashTable  *peer_streams;    /* StreamConn* set (http-stream-server.c) */
+  GHashTable  *stream_calls;    /* StreamCall* set: their node calls in flight */
 
   /* statistics */
   HttpMetrics *metrics;         /* http-metrics.c */
@@ -266,8 +267,10 @@ void http_server_call_forget          (ExoHttpServer *self,
 void http_server_handle_peer_stream   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 /* At listen: the WebSocket handler of the stream's path on @server. */
 void http_server_streams_listen       (ExoHttpServer *self);
-/* At cleanup: every stream closed, its calls cancelled. */
+/* At cleanup: every stream closed, their calls cancelled. */
 void http_server_streams_close        (ExoHttpServer *self);
+/* peer-stream turned off: every stream closed (their calls go on). */
+void http_server_streams_drop         (ExoHttpServer *self);
 void http_server_streams_collect_metrics (ExoHttpServer *self,
                                           GVariantDict  *metrics);
 void http_server_streams_add_metric_entries (ExoResourceClass *klass);

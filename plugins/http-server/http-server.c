@@ -295,6 +295,7 @@ exo_http_server_finalize (GObject *object)
   g_clear_pointer (&self->node_id, g_free);
   g_clear_pointer (&self->requests, g_hash_table_unref);
   g_clear_pointer (&self->seen_calls, g_hash_table_unref);
+  g_clear_pointer (&self->stream_calls, g_hash_table_unref);
   g_queue_clear_full (&self->seen_order, g_free);
   g_clear_pointer (&self->metrics, http_metrics_free);
   g_clear_pointer (&self->api_keys, g_strfreev);
@@ -418,6 +419,9 @@ exo_http_server_set_property (GObject      *object,
     case PROP_PEER_STREAM:
       changed = self->peer_stream != g_value_get_boolean (value);
       self->peer_stream = g_value_get_boolean (value);
+      /* at once: the streams open close, their peers go on over HTTP */
+      if (changed && !self->peer_stream)
+        http_server_streams_drop (self);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -577,7 +581,8 @@ exo_http_server_class_init (ExoHttpServerClass *klass)
    * Whether peers may open the peer stream (`GET /peer/v1/stream`, a
    * WebSocket for tensor, result and cancel calls); false: the upgrade is
    * answered 404, and the peer handles of this process never open one
-   * (their calls go over HTTP).
+   * (their calls go over HTTP).  Turned off, the streams open close at
+   * once (their calls in flight are re-sent over HTTP and run once).
    */
   properties[PROP_PEER_STREAM] =
     g_param_spec_boolean ("peer-stream", NULL, "Serve and use the peer stream",

@@ -14,7 +14,10 @@
  *    dispatch) completes the handshake;
  *  - each stream (StreamConn): the key and nonce of its upgrade, the
  *    sequence numbers both ways, its calls in flight (at most
- *    MAX_CALLS_PER_STREAM; more are answered 503 busy);
+ *    MAX_CALLS_PER_STREAM; more are answered 503 busy).  A stream that
+ *    closes leaves its calls running, answered nowhere (the peer re-sends
+ *    them over HTTP, answered as duplicates); the server's cleanup
+ *    cancels them;
  *  - the frames: read and checked at once in libsoup's "message" handler
  *    and the node called from there (no main-loop hop); a frame refused
  *    (bad MAC, sequence, version, type, malformed, too big, not binary)
@@ -30,9 +33,10 @@
  * Rules: everything runs in the server's GMainContext (libsoup's signals,
  * the node's callbacks); no locks.  A StreamConn is owned by
  * self->peer_streams; it holds the WebSocket connection.  A StreamCall is
- * owned by its node call (the callback's user_data) and points back at its
- * stream without a reference: the stream, when it closes, cancels its
- * calls and clears that pointer, so their ends are answered nowhere.
+ * owned by its node call (the callback's user_data), holds the server, is
+ * listed in self->stream_calls and points back at its stream without a
+ * reference: the stream, when it closes, clears that pointer, so its end
+ * is answered nowhere.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -56,20 +60,26 @@ typedef struct
   char                    *remote;
   guint64                  in_seq;   /* the last frame's number received */
   guint64                  out_seq;  /* the last one sent */
-  GHashTable              *calls;    /* StreamCall* set: node calls in flight */
+  guint                    n_calls;  /* node calls in flight for it */
 } StreamConn;
 
 typedef struct
 {
-  StreamConn   *conn;                /* NULL once the stream is gone */
-  char         *call_id;             /* as sent ("" none) */
-  char         *seen_id;             /* registered in seen_calls; NULL: none */
-  GCancellable *cancellable;
+  ExoHttpServer *self;               /* strong */
+  StreamConn    *conn;               /* NULL once the stream is gone */
+  char          *call_id;            /* as sent ("" none) */
+  char          *seen_id;            /* registered in seen_calls; NULL: none */
+  GCancellable  *cancellable;
 } StreamCall;
 
 static void
 stream_call_free (StreamCall *call)
 {
+  if (call->self->stream_calls != NULL)
+    g_hash_table_remove (call->self->stream_calls, call);
+  if (call->conn != NULL)
+    call->conn->n_calls--;
+  g_object_unref (call->self);
   g_free (call->call_id);
   g_free (call->seen_id);
   g_clear_object (&call->cancellable);
@@ -143,7 +153,7 @@ stream_refuse (StreamConn       *conn,
                                 self->stream_suppressed[reason], (int) (LOG_INTERVAL_US / G_USEC_PER_SEC));
       g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
                         "EXO_RESOURCE_ID", exo_resource_get_id (EXO_RESOURCE (self)),
-                        "MESSAGE", "%s: closed the peer stream from %s: %s: %s%s",
+                        "MESSAGE", "%s: refused a frame of the peer stream from %s, closed it: %s: %s%s",
                         exo_resource_get_id (EXO_RESOURCE (self)), conn->remote,
                         exo_stream_refused_to_string (reason), shown, more != NULL ? more : "");
       self->stream_logged_at[reason] = now;
@@ -171,16 +181,13 @@ stream_tensor_done (GObject      *source,
 
   if (!exo_node_role_process_tensor_finish (EXO_NODE_ROLE (source), result, &error))
     {
+      /* failed here: its retry must run (as POST /peer/v1/tensor's) */
+      http_server_call_forget (call->self, call->seen_id);
       if (conn != NULL)
-        {
-          http_server_call_forget (conn->self, call->seen_id);
-          stream_send_answer (conn, call->call_id, exo_http_status_for_error (error), error->message);
-        }
+        stream_send_answer (conn, call->call_id, exo_http_status_for_error (error), error->message);
     }
   else if (conn != NULL)
     stream_send_answer (conn, call->call_id, SOUP_STATUS_ACCEPTED, "");
-  if (conn != NULL)
-    g_hash_table_remove (conn->calls, call);
   stream_call_free (call);
 }
 
@@ -209,7 +216,7 @@ stream_on_tensor (StreamConn     *conn,
       stream_send_answer (conn, frame->call_id, SOUP_STATUS_SERVICE_UNAVAILABLE, NODE_NOT_READY);
       return;
     }
-  if (g_hash_table_size (conn->calls) >= MAX_CALLS_PER_STREAM)
+  if (conn->n_calls >= MAX_CALLS_PER_STREAM)
     {
       g_autofree char *message = g_strdup_printf ("busy: %u calls in flight on this peer stream",
                                                   MAX_CALLS_PER_STREAM);
@@ -224,11 +231,13 @@ stream_on_tensor (StreamConn     *conn,
     }
 
   call = g_new0 (StreamCall, 1);
+  call->self = g_object_ref (self);
   call->conn = conn;
+  conn->n_calls++;
+  g_hash_table_add (self->stream_calls, call);
   call->call_id = g_strdup (frame->call_id);
   call->seen_id = seen_id;
   call->cancellable = g_cancellable_new ();
-  g_hash_table_add (conn->calls, call);
   exo_node_role_process_tensor_async (node, tensor->shard, tensor->tensor, tensor->request_id,
                                       tensor->params, call->cancellable, stream_tensor_done, call);
 }
@@ -338,16 +347,13 @@ stream_conn_free (StreamConn *conn)
   GHashTableIter iter;
   gpointer key;
 
-  /* its calls go on, answered nowhere; the node stops working for them */
-  g_hash_table_iter_init (&iter, conn->calls);
+  /* Its calls go on, answered nowhere: the peer re-sends them over HTTP
+   * with their call ids, answered as duplicates, so that each runs once.
+   * (The server's cleanup cancels them.) */
+  g_hash_table_iter_init (&iter, conn->self->stream_calls);
   while (g_hash_table_iter_next (&iter, &key, NULL))
-    {
-      StreamCall *call = key;
-
-      call->conn = NULL;
-      g_cancellable_cancel (call->cancellable);
-    }
-  g_hash_table_unref (conn->calls);
+    if (((StreamCall *) key)->conn == conn)
+      ((StreamCall *) key)->conn = NULL;
   g_signal_handlers_disconnect_by_data (conn->ws, conn);
   if (soup_websocket_connection_get_state (conn->ws) == SOUP_WEBSOCKET_STATE_OPEN)
     soup_websocket_connection_close (conn->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, NULL);
@@ -397,7 +403,6 @@ stream_upgraded_cb (SoupServer              *server,
   conn->key = exo_cluster_key_ref (key);
   conn->nonce = g_strdup (nonce);
   conn->remote = g_strdup (host != NULL ? host : "?");
-  conn->calls = g_hash_table_new (NULL, NULL);
   /* a bigger message is refused by libsoup before it is read ("error") */
   soup_websocket_connection_set_max_incoming_payload_size (ws, self->max_body_bytes + FRAME_OVERHEAD);
   /* peers are checked by their calls and health probes */
@@ -448,6 +453,8 @@ http_server_streams_listen (ExoHttpServer *self)
 {
   if (self->peer_streams == NULL)
     self->peer_streams = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) stream_conn_free, NULL);
+  if (self->stream_calls == NULL)
+    self->stream_calls = g_hash_table_new (NULL, NULL);
   /* A handler of its own path hides the server's defaults from libsoup:
    * the same dispatch is registered for it, then the WebSocket one. */
   soup_server_add_early_handler (self->server, EXO_STREAM_PATH, http_server_early_handler, self, NULL);
@@ -459,9 +466,26 @@ http_server_streams_listen (ExoHttpServer *self)
 }
 
 void
+http_server_streams_drop (ExoHttpServer *self)
+{
+  if (self->peer_streams != NULL)
+    g_hash_table_remove_all (self->peer_streams);
+}
+
+void
 http_server_streams_close (ExoHttpServer *self)
 {
+  GHashTableIter iter;
+  gpointer key;
+
   g_clear_pointer (&self->peer_streams, g_hash_table_unref);
+  /* the node stops working for them; each is freed when its call ends */
+  if (self->stream_calls != NULL)
+    {
+      g_hash_table_iter_init (&iter, self->stream_calls);
+      while (g_hash_table_iter_next (&iter, &key, NULL))
+        g_cancellable_cancel (((StreamCall *) key)->cancellable);
+    }
 }
 
 /* --- metrics ------------------------------------------------------------------- */
