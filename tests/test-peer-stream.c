@@ -360,9 +360,11 @@ raw_free (Raw *raw)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Raw, raw_free)
 
-/* An upgrade signed with the cluster key, its 101 checked. */
+/* An upgrade signed with the cluster key, its 101 checked; NULL with the
+ * status in @status when the server refuses it. */
 static Raw *
-raw_open (Fixture *fx)
+raw_try_open (Fixture *fx,
+              guint   *status)
 {
   g_autofree char *uri = g_strdup_printf ("ws://%s%s", fx->address, EXO_STREAM_PATH);
   g_autoptr(SoupMessage) msg = soup_message_new ("GET", uri);
@@ -380,7 +382,13 @@ raw_open (Fixture *fx)
                                         exo_test_store_result, &result);
   g_assert_true (exo_test_wait_result (&result, WAIT_MS));
   raw->ws = soup_session_websocket_connect_finish (fx->session, result, &error);
-  g_assert_no_error (error);
+  *status = soup_message_get_status (msg);
+  if (raw->ws == NULL)
+    {
+      g_free (raw->nonce);
+      g_free (raw);
+      return NULL;
+    }
   g_assert_true (exo_cluster_key_verify_response (test_key,
                                                   soup_message_headers_get_one (soup_message_get_response_headers (msg),
                                                                                 "X-Exo-Auth"),
@@ -389,6 +397,17 @@ raw_open (Fixture *fx)
   raw->answers = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_signal_connect (raw->ws, "message", G_CALLBACK (raw_message_cb), raw);
   g_signal_connect (raw->ws, "closed", G_CALLBACK (raw_closed_cb), raw);
+  return raw;
+}
+
+static Raw *
+raw_open (Fixture *fx)
+{
+  guint status = 0;
+  Raw *raw = raw_try_open (fx, &status);
+
+  g_assert_nonnull (raw);
+  g_assert_cmpuint (status, ==, 101);
   return raw;
 }
 
@@ -420,6 +439,12 @@ result_frame (ExoClusterKey *key,
 
   return exo_stream_build_result (key, raw->nonce, EXO_STREAM_FROM_CLIENT, seq, "call-1",
                                   "req-raw", &token, 1, FALSE);
+}
+
+static gboolean
+fewer_than_64_streams (gpointer data)
+{
+  return metric_u64 (((Fixture *) data)->server, "peer-streams-open") < 64;
 }
 
 /* After @raw was closed for @reason: counted, and the server serves. */
@@ -561,6 +586,30 @@ test_stream_hostile (Fixture       *fx,
   exo_test_spin (20);
 }
 
+/* at most 64 streams: the 65th upgrade is refused 503; one closed makes room */
+static void
+test_stream_limit (Fixture       *fx,
+                   gconstpointer  data)
+{
+  g_autoptr(GPtrArray) open = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  guint status = 0;
+  Raw *raw;
+
+  for (guint i = 0; i < 64; i++)
+    g_ptr_array_add (open, raw_open (fx));
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-open"), ==, 64);
+  g_assert_null (raw_try_open (fx, &status));
+  g_assert_cmpuint (status, ==, 503);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-rejected"), ==, 1);
+
+  g_ptr_array_remove_index (open, 0);
+  g_assert_true (wait_for (fewer_than_64_streams, fx));
+  raw = raw_open (fx);
+  raw_free (raw);
+  g_ptr_array_set_size (open, 0);
+  exo_test_spin (50);
+}
+
 /* --- the stream cut with a call in flight ------------------------------------------ */
 
 /* A node whose tensor calls wait until the test lets them finish. */
@@ -688,6 +737,50 @@ test_stream_cut (Fixture       *fx,
   exo_test_spin (20);
 }
 
+/* call-timeout-ms holds for a call over the stream: an attempt whose answer
+ * does not come in time is given up and retried with its call id, which
+ * the server takes as a duplicate: the node runs it once. */
+static void
+test_stream_timeout (Fixture       *fx,
+                     gconstpointer  data)
+{
+  g_autoptr(TestHoldNode) node = g_object_new (TEST_TYPE_HOLD_NODE, "id", "hold-node", NULL);
+  g_autoptr(ExoResource) peer = NULL;
+  g_autoptr(ExoShard) shard = exo_shard_new ("dummy", 4, 11, 16);
+  g_autoptr(ExoTensor) tensor = small_tensor ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (node), &error));
+  g_assert_no_error (error);
+  g_object_set (fx->server, "node", "hold-node", NULL);
+  peer = connected_peer (fx, "peer-timeout", "hold-node-1");
+  g_object_set (peer, "call-timeout-ms", 300, NULL);
+  g_assert_true (wait_for (stream_is_open, peer));
+
+  start = g_get_monotonic_time ();
+  exo_peer_handle_send_tensor_async (EXO_PEER_HANDLE (peer), shard, tensor, "req-slow", NULL, NULL,
+                                     exo_test_store_result, &result);
+  g_assert_true (exo_test_wait_result (&result, WAIT_MS));
+  g_assert_true (exo_peer_handle_send_tensor_finish (EXO_PEER_HANDLE (peer), result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 300 * 1000);
+  g_assert_cmpuint (node->n_tensors, ==, 1);
+  g_assert_cmpuint (metric_u64 (fx->server, "duplicate-peer-calls"), ==, 1);
+
+  {
+    GTask *held = g_steal_pointer (&node->held);
+
+    g_task_return_boolean (held, TRUE);
+    g_object_unref (held);
+  }
+  exo_test_spin (20);
+  exo_test_cleanup (peer, NULL);
+  exo_test_cleanup (EXO_RESOURCE (node), NULL);
+  exo_test_spin (20);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -710,6 +803,10 @@ main (int   argc,
   g_test_add ("/peer-stream/unsigned-101", Fixture, NULL, fixture_setup, test_stream_unsigned_101,
               fixture_teardown);
   g_test_add ("/peer-stream/hostile-frames", Fixture, NULL, fixture_setup, test_stream_hostile,
+              fixture_teardown);
+  g_test_add ("/peer-stream/limit", Fixture, NULL, fixture_setup, test_stream_limit,
+              fixture_teardown);
+  g_test_add ("/peer-stream/call-timeout", Fixture, NULL, fixture_setup, test_stream_timeout,
               fixture_teardown);
   g_test_add ("/peer-stream/cut-in-flight", Fixture, NULL, fixture_setup, test_stream_cut,
               fixture_teardown);
