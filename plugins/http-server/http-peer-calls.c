@@ -7,11 +7,15 @@
  * with a call id that stays the same on every attempt, so the server can
  * drop a duplicate.  Each call runs through exo_network_resource_run_async()
  * with call-timeout-ms per attempt and the retry policy; each attempt is one
- * exchange (http-peer-exchange.c).  http-peer-private.h lists the other
- * files.
+ * exchange (http-peer-exchange.c), or, for tensor, result and cancel calls
+ * while the peer stream is open, one frame and its answer
+ * (http-peer-stream.c); a stream that closes before the answer has the
+ * attempt re-sent over HTTP at once, with the same call id.
+ * http-peer-private.h lists the other files.
  *
  * Rules: everything runs in the peer's main context; no locks.  The Call
- * is the call's GTask data: it lives until the runner's callback has run.
+ * is the call's GTask data: it lives until the runner's callback has run,
+ * so an attempt (and its Attempt over the stream) may point at it.
  * A topology answer is checked to be a JSON object before it is handed on.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later

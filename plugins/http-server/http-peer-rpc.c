@@ -17,6 +17,7 @@
  * every retry: a call seen before is answered 202 `{"duplicate":true}`
  * without being done again (the last EXO_HTTP_MAX_SEEN_CALLS ids are
  * remembered), and a call that fails is forgotten, so that its retry runs.
+ * The peer stream's tensor calls (http-stream-server.c) share the table.
  *
  * Rules: handlers and the node's callbacks run in the server's
  * GMainContext; no locks.  Prompt, tensor and topology calls make a
@@ -154,11 +155,11 @@ peer_request_new (ExoHttpServer     *self,
                   SoupServerMessage *msg,
                   ExoNodeRole       *node)
 {
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   char *call_id = NULL;
   Request *req;
 
-  if (http_server_call_seen (self, soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
-                                                                 EXO_HTTP_HEADER_CALL_ID),
+  if (http_server_call_seen (self, soup_message_headers_get_one (headers, EXO_HTTP_HEADER_CALL_ID),
                              &call_id))
     {
       http_server_respond_string (msg, SOUP_STATUS_ACCEPTED, "application/json",
@@ -174,7 +175,7 @@ peer_request_new (ExoHttpServer     *self,
 /* The call failed here: a retry must be done, not skipped. */
 void
 http_server_call_forget (ExoHttpServer *self,
-             const char    *call_id)
+                         const char    *call_id)
 {
   GList *link;
 

@@ -48,6 +48,7 @@
 #define MAX_STREAMS           64
 #define MAX_CALLS_PER_STREAM  64
 #define LOG_INTERVAL_US       (10 * G_USEC_PER_SEC)
+#define KEEPALIVE_S           30
 /* What a frame holds beside a tensor's data, at most. */
 #define FRAME_OVERHEAD        (64 * 1024)
 
@@ -405,8 +406,9 @@ stream_upgraded_cb (SoupServer              *server,
   conn->remote = g_strdup (host != NULL ? host : "?");
   /* a bigger message is refused by libsoup before it is read ("error") */
   soup_websocket_connection_set_max_incoming_payload_size (ws, self->max_body_bytes + FRAME_OVERHEAD);
-  /* peers are checked by their calls and health probes */
-  soup_websocket_connection_set_keepalive_interval (ws, 0);
+  /* a ping now and then: a peer gone without a word (no FIN) is noticed
+   * when the write fails, and its stream leaves room for a new one */
+  soup_websocket_connection_set_keepalive_interval (ws, KEEPALIVE_S);
   g_signal_connect (ws, "message", G_CALLBACK (stream_message_cb), conn);
   g_signal_connect (ws, "error", G_CALLBACK (stream_error_cb), conn);
   g_signal_connect (ws, "closed", G_CALLBACK (stream_closed_cb), conn);
