@@ -150,6 +150,14 @@ test_stream_calls (Fixture       *fx,
   g_assert_cmpuint (metric_u64 (peer, "stream-fallbacks"), ==, 0);
   g_assert_cmpuint (metric_u64 (fx->server, "peer-stream-frames"), ==, 7);
   g_assert_cmpuint (metric_u64 (fx->server, "requests"), ==, http_requests);
+  {
+    g_autoptr(Reply) reply = http_get (fx, "/metrics");
+    g_autofree char *text = reply_text (reply);
+
+    g_assert_cmpuint (reply->status, ==, 200);
+    g_assert_nonnull (strstr (text, "exo_http_peer_stream_frames_total{id=\"test-http\"} 7"));
+    g_assert_nonnull (strstr (text, "exo_http_peer_stream_refused_total{id=\"test-http\",reason=\"bad-mac\"} 0"));
+  }
 
   /* a refusal by the node is the HTTP path's error */
   fx->node->fail_with = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no such layer");
