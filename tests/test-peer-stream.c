@@ -168,6 +168,21 @@ test_stream_calls (Fixture       *fx,
   g_clear_error (&error);
   g_clear_error (&fx->node->fail_with);
 
+  /* a long message, not UTF-8: cut to what an answer frame holds, the
+   * stream stays open */
+  {
+    g_autofree char *junk = g_strnfill (1500, '\xff');
+
+    fx->node->fail_with = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", junk);
+    g_assert_false (send_tensor (peer, "req-junk", &error));
+    g_assert_error (error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL);
+    g_clear_error (&error);
+    g_clear_error (&fx->node->fail_with);
+    g_assert_cmpuint (metric_u64 (peer, "stream-refused-malformed"), ==, 0);
+    g_assert_cmpuint (metric_u64 (peer, "stream-open"), ==, 1);
+    g_assert_cmpuint (metric_u64 (peer, "stream-fallbacks"), ==, 0);
+  }
+
   exo_test_cleanup (peer, NULL);
   exo_test_spin (20);
   g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-open"), ==, 0);

@@ -229,6 +229,9 @@ exo_stream_build_answer (ExoClusterKey *key,
   GByteArray *out = frame_begin (nonce, from, EXO_STREAM_VERSION, EXO_STREAM_ANSWER, seq, call_id);
   g_autofree char *shown = exo_http_shown_text (message, EXO_STREAM_MAX_MESSAGE);
 
+  /* made valid, it may have grown (U+FFFD for a byte): cut at a character */
+  if (strlen (shown) > EXO_STREAM_MAX_MESSAGE)
+    *g_utf8_find_prev_char (shown, shown + EXO_STREAM_MAX_MESSAGE + 1) = '\0';
   put_u16 (out, (guint16) MIN (status, 999));
   put_str (out, shown);
   return frame_end (key, out, nonce);
