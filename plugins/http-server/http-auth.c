@@ -572,6 +572,20 @@ exo_http_auth_sign_response (SoupServerMessage *msg,
                                 EXO_CLUSTER_AUTH_HEADER, auth);
 }
 
+gboolean
+exo_http_auth_get_verified (SoupServerMessage  *msg,
+                            ExoClusterKey     **key,
+                            const char        **nonce)
+{
+  PeerMsgData *data = g_object_get_data (G_OBJECT (msg), MSG_DATA_KEY);
+
+  if (data == NULL)
+    return FALSE;
+  *key = data->key;
+  *nonce = data->nonce;
+  return TRUE;
+}
+
 void
 exo_http_auth_collect_metrics (ExoHttpAuth  *auth,
                                GVariantDict *metrics)

@@ -60,6 +60,11 @@ void         exo_http_auth_sign_response   (SoupServerMessage   *msg,
                                             guint                status,
                                             const char          *body,
                                             gsize                body_length);
+/* The key and the nonce of a peer request verified by
+ * exo_http_auth_check_peer() (both owned by @msg); FALSE for any other. */
+gboolean     exo_http_auth_get_verified    (SoupServerMessage   *msg,
+                                            ExoClusterKey      **key,
+                                            const char         **nonce);
 void         exo_http_auth_collect_metrics (ExoHttpAuth         *auth,
                                             GVariantDict        *metrics);
 /* Declares what the keys of exo_http_auth_collect_metrics() are (the

@@ -632,6 +632,7 @@ http_server_collect_metrics (ExoHttpServer *self,
   g_variant_dict_insert (metrics, "duplicate-peer-calls", "t", self->n_duplicate_calls);
   g_variant_dict_insert (metrics, "keep-alive", "b", self->keepalive_socket != NULL);
   exo_http_auth_collect_metrics (self->auth, metrics);
+  http_server_streams_collect_metrics (self, metrics);
 }
 
 /* What the keys above are in /metrics (docs/metrics.md); requests are
@@ -689,4 +690,5 @@ http_server_add_metric_entries (ExoResourceClass *klass)
   exo_resource_class_add_metric_entries (klass, server_metric_entries,
                                          G_N_ELEMENTS (server_metric_entries));
   exo_http_auth_add_metric_entries (klass);
+  http_server_streams_add_metric_entries (klass);
 }

@@ -7,11 +7,15 @@
  * with a call id that stays the same on every attempt, so the server can
  * drop a duplicate.  Each call runs through exo_network_resource_run_async()
  * with call-timeout-ms per attempt and the retry policy; each attempt is one
- * exchange (http-peer-exchange.c).  http-peer-private.h lists the other
- * files.
+ * exchange (http-peer-exchange.c), or, for tensor, result and cancel calls
+ * while the peer stream is open, one frame and its answer
+ * (http-peer-stream.c); a stream that closes before the answer has the
+ * attempt re-sent over HTTP at once, with the same call id.
+ * http-peer-private.h lists the other files.
  *
  * Rules: everything runs in the peer's main context; no locks.  The Call
- * is the call's GTask data: it lives until the runner's callback has run.
+ * is the call's GTask data: it lives until the runner's callback has run,
+ * so an attempt (and its Attempt over the stream) may point at it.
  * A topology answer is checked to be a JSON object before it is handed on.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -29,7 +33,26 @@ typedef struct
   GBytes  *body;
   GStrv    headers;      /* name, value, name, value, …, NULL */
   char    *call_id;      /* the same on every attempt (EXO_HTTP_HEADER_CALL_ID) */
+  /* over the peer stream while it is open (0: HTTP only); the frame's
+   * fields (a tensor's data is @body) */
+  ExoStreamType stream_type;
+  char    *request_id;
+  char    *shard;
+  char    *dtype;
+  char    *shape;
+  char    *params;
+  gint32  *tokens;
+  gsize    n_tokens;
+  gboolean is_finished;
 } Call;
+
+/* One attempt's state while it runs over the stream. */
+typedef struct
+{
+  GTask        *task;    /* the runner's attempt task */
+  Call         *call;    /* the call task's data: outlives the attempt */
+  GCancellable *cancellable;
+} Attempt;
 
 static void
 call_free (Call *call)
@@ -39,6 +62,12 @@ call_free (Call *call)
   g_bytes_unref (call->body);
   g_strfreev (call->headers);
   g_free (call->call_id);
+  g_free (call->request_id);
+  g_free (call->shard);
+  g_free (call->dtype);
+  g_free (call->shape);
+  g_free (call->params);
+  g_free (call->tokens);
   g_free (call);
 }
 
@@ -60,7 +89,7 @@ call_exchange_done (GObject      *source,
                     GAsyncResult *result,
                     gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;   /* the runner's attempt task */
+  g_autoptr(GTask) task = user_data;   /* the runner's attempt task (taken) */
   GError *error = NULL;
   GBytes *body = http_peer_exchange_finish (EXO_HTTP_PEER (source), result, &error);
 
@@ -70,21 +99,20 @@ call_exchange_done (GObject      *source,
     g_task_return_pointer (task, body, (GDestroyNotify) g_bytes_unref);
 }
 
-/* One attempt (ExoOperationFunc): the runner made sure we are connected. */
+/* One attempt over HTTP: a signed POST. */
 static void
-call_attempt (ExoResource  *resource,
-              GCancellable *cancellable,
-              GTask        *task,
-              gpointer      user_data)
+call_attempt_http (ExoHttpPeer  *self,
+                   Call         *call,
+                   GCancellable *cancellable,
+                   GTask        *task)   /* taken */
 {
-  ExoHttpPeer *self = EXO_HTTP_PEER (resource);
-  Call *call = user_data;
   g_autoptr(GError) error = NULL;
   SoupMessage *msg = http_peer_new_message (self, "POST", call->path, &error);
 
   if (msg == NULL)
     {
       g_task_return_error (task, g_steal_pointer (&error));
+      g_object_unref (task);
       return;
     }
   if (call->headers != NULL)
@@ -100,7 +128,99 @@ call_attempt (ExoResource  *resource,
   soup_message_set_request_body_from_bytes (msg, call->content_type, call->body);
   /* The runner times each attempt (call-timeout-ms) through @cancellable. */
   http_peer_exchange_async (self, msg, call->body, call->path, 0, cancellable,
-                            call_exchange_done, g_object_ref (task));
+                            call_exchange_done, task);
+}
+
+/* The frame of @data (a Call) on the stream (HttpPeerFrameFunc). */
+static GBytes *
+call_build_frame (ExoClusterKey *key,
+                  const char    *nonce,
+                  guint64        seq,
+                  const char    *call_id,
+                  gpointer       data)
+{
+  Call *call = data;
+
+  switch (call->stream_type)
+    {
+    case EXO_STREAM_TENSOR:
+      return exo_stream_build_tensor (key, nonce, EXO_STREAM_FROM_CLIENT, seq, call_id,
+                                      call->request_id, call->shard, call->dtype, call->shape,
+                                      call->params, call->body);
+    case EXO_STREAM_RESULT:
+      return exo_stream_build_result (key, nonce, EXO_STREAM_FROM_CLIENT, seq, call_id,
+                                      call->request_id, call->tokens, call->n_tokens,
+                                      call->is_finished);
+    case EXO_STREAM_CANCEL:
+      return exo_stream_build_cancel (key, nonce, EXO_STREAM_FROM_CLIENT, seq, call_id,
+                                      call->request_id);
+    case EXO_STREAM_ANSWER:
+    default:
+      g_assert_not_reached ();
+    }
+  return NULL;
+}
+
+static void
+call_stream_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Attempt *attempt = user_data;
+  ExoHttpPeer *self = EXO_HTTP_PEER (source);
+  GTask *task = g_steal_pointer (&attempt->task);
+  GError *error = NULL;
+  GBytes *body = http_peer_stream_call_finish (self, result, &error);
+
+  if (body == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+    {
+      /* the stream closed before the answer: the same call id over HTTP,
+       * which the peer runs once whether the frame arrived or not */
+      g_clear_error (&error);
+      self->stream_fallbacks++;
+      call_attempt_http (self, attempt->call, attempt->cancellable, task);
+    }
+  else
+    {
+      if (body == NULL)
+        g_task_return_error (task, error);
+      else
+        g_task_return_pointer (task, body, (GDestroyNotify) g_bytes_unref);
+      g_object_unref (task);
+    }
+  g_clear_object (&attempt->cancellable);
+  g_free (attempt);
+}
+
+/* One attempt (ExoOperationFunc): the runner made sure we are connected.
+ * Over the peer stream when the call may go there and it is open. */
+static void
+call_attempt (ExoResource  *resource,
+              GCancellable *cancellable,
+              GTask        *task,
+              gpointer      user_data)
+{
+  ExoHttpPeer *self = EXO_HTTP_PEER (resource);
+  Call *call = user_data;
+  Attempt *attempt;
+
+  if (call->stream_type == 0)
+    {
+      call_attempt_http (self, call, cancellable, g_object_ref (task));
+      return;
+    }
+  if (!http_peer_stream_can_call (self))
+    {
+      self->stream_fallbacks++;
+      call_attempt_http (self, call, cancellable, g_object_ref (task));
+      return;
+    }
+  attempt = g_new0 (Attempt, 1);
+  attempt->task = g_object_ref (task);
+  attempt->call = call;
+  attempt->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
+  http_peer_stream_call_async (self, call_build_frame, call, call->call_id, call->path,
+                               cancellable, call_stream_done, attempt);
 }
 
 static void
@@ -251,6 +371,7 @@ exo_http_peer_send_tensor_async (ExoPeerHandle             *peer,
   g_autofree char *shard_json = exo_http_shard_to_string (shard);
   g_autofree char *shape = exo_http_shape_to_string (exo_tensor_get_shape (tensor),
                                                      exo_tensor_get_n_dims (tensor));
+  g_autofree char *params_json = params != NULL ? exo_http_params_to_string (params) : NULL;
 
   g_strv_builder_add_many (headers,
                            EXO_HTTP_HEADER_REQUEST_ID, request_id,
@@ -258,17 +379,19 @@ exo_http_peer_send_tensor_async (ExoPeerHandle             *peer,
                            EXO_HTTP_HEADER_DTYPE, exo_dtype_to_string (exo_tensor_get_dtype (tensor)),
                            EXO_HTTP_HEADER_SHAPE, shape,
                            NULL);
-  if (params != NULL)
-    {
-      g_autofree char *params_json = exo_http_params_to_string (params);
-
-      g_strv_builder_add_many (headers, EXO_HTTP_HEADER_PARAMS, params_json, NULL);
-    }
+  if (params_json != NULL)
+    g_strv_builder_add_many (headers, EXO_HTTP_HEADER_PARAMS, params_json, NULL);
   call->headers = g_strv_builder_end (headers);
   g_strv_builder_unref (headers);
   call->path = g_strdup ("/peer/v1/tensor");
   call->content_type = g_strdup ("application/octet-stream");
   call->body = g_bytes_ref (exo_tensor_get_data (tensor));
+  call->stream_type = EXO_STREAM_TENSOR;
+  call->request_id = g_strdup (request_id);
+  call->shard = g_steal_pointer (&shard_json);
+  call->dtype = g_strdup (exo_dtype_to_string (exo_tensor_get_dtype (tensor)));
+  call->shape = g_steal_pointer (&shape);
+  call->params = g_steal_pointer (&params_json);
 
   call_start (EXO_HTTP_PEER (peer), call, exo_http_peer_send_tensor_async,
               cancellable, callback, user_data);
@@ -294,6 +417,7 @@ exo_http_peer_send_result_async (ExoPeerHandle       *peer,
 {
   g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
   g_autoptr(JsonNode) root = NULL;
+  Call *call;
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "request_id");
@@ -308,8 +432,14 @@ exo_http_peer_send_result_async (ExoPeerHandle       *peer,
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
 
-  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/result", root),
-              exo_http_peer_send_result_async, cancellable, callback, user_data);
+  call = call_new_json ("/peer/v1/result", root);
+  call->stream_type = EXO_STREAM_RESULT;
+  call->request_id = g_strdup (request_id);
+  call->tokens = g_memdup2 (tokens, MAX (n_tokens, 1) * sizeof (gint32));
+  call->n_tokens = n_tokens;
+  call->is_finished = is_finished;
+  call_start (EXO_HTTP_PEER (peer), call, exo_http_peer_send_result_async, cancellable,
+              callback, user_data);
 }
 
 static gboolean
@@ -387,6 +517,7 @@ exo_http_peer_send_cancel_async (ExoPeerHandle       *peer,
 {
   g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
   g_autoptr(JsonNode) root = NULL;
+  Call *call;
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "request_id");
@@ -394,8 +525,11 @@ exo_http_peer_send_cancel_async (ExoPeerHandle       *peer,
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
 
-  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/cancel", root),
-              exo_http_peer_send_cancel_async, cancellable, callback, user_data);
+  call = call_new_json ("/peer/v1/cancel", root);
+  call->stream_type = EXO_STREAM_CANCEL;
+  call->request_id = g_strdup (request_id);
+  call_start (EXO_HTTP_PEER (peer), call, exo_http_peer_send_cancel_async, cancellable,
+              callback, user_data);
 }
 
 static gboolean

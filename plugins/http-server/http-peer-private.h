@@ -13,7 +13,12 @@
  *                         signature, map transport errors; the time limit
  *   http-peer-calls.c     the ExoPeerHandle calls (prompt, tensor, result,
  *                         topology, cancel): each a POST run through
- *                         exo_network_resource_run_async() with retries
+ *                         exo_network_resource_run_async() with retries,
+ *                         tensor, result and cancel over the peer stream
+ *                         while it is open
+ *   http-peer-stream.c    the peer stream: the signed WebSocket upgrade,
+ *                         its reopening with backoff, a call's frame sent
+ *                         and its answer frame read
  *
  * Rules: the same in every file: everything runs in the GMainContext the
  * peer belongs to (exo_resource_get_context(), the node's): libsoup's
@@ -30,6 +35,7 @@
 
 #include "http-common.h"
 #include "http-auth.h"
+#include "http-stream-frame.h"
 
 G_BEGIN_DECLS
 
@@ -50,7 +56,22 @@ struct _ExoHttpPeer
   SoupSession *session;
   char        *base_uri;          /* "http://host:port" */
 
+  /* the peer stream (http-peer-stream.c), while connected */
+  SoupWebsocketConnection *stream;      /* open and verified, else NULL */
+  char        *stream_nonce;            /* of its upgrade */
+  guint64      stream_in_seq;
+  guint64      stream_out_seq;
+  GHashTable  *stream_calls;            /* call id -> StreamPending: answers awaited */
+  GCancellable *stream_opening;         /* while an upgrade runs */
+  GSource     *stream_retry;            /* the next upgrade, after a backoff */
+  guint        stream_backoff_ms;
+
   /* statistics */
+  guint64      stream_opens;
+  guint64      stream_call_count;
+  guint64      stream_fallbacks;
+  guint64      stream_handshake_failures;
+  guint64      stream_refused[EXO_STREAM_N_REFUSED];
   guint64      rtt[RTT_WINDOW];
   guint        rtt_count;
   guint        rtt_next;
@@ -99,6 +120,39 @@ SoupMessage *http_peer_new_message      (ExoHttpPeer          *self,
                                          const char           *method,
                                          const char           *path,
                                          GError              **error);
+
+/* http-peer-stream.c */
+/* Opens the stream unless it is open or opening, or this process's server
+ * says peer-stream: false (the peer is connected). */
+void         http_peer_stream_start     (ExoHttpPeer          *self);
+/* Closes it (disconnect, dispose): awaited answers end as dropped. */
+void         http_peer_stream_stop      (ExoHttpPeer          *self);
+/* Whether a call may go over the stream now (open, room for one more). */
+gboolean     http_peer_stream_can_call  (ExoHttpPeer          *self);
+/* Makes a call's frame with the stream's key, nonce and next number. */
+typedef GBytes *(*HttpPeerFrameFunc)    (ExoClusterKey        *key,
+                                         const char           *nonce,
+                                         guint64               seq,
+                                         const char           *call_id,
+                                         gpointer              data);
+/* Sends a call's frame and waits for its answer: a GBytes (a JSON object)
+ * for 2xx, the error of the HTTP path for the status otherwise; the
+ * stream closed before the answer: G_IO_ERROR_CONNECTION_CLOSED (the
+ * caller re-sends over HTTP).  @path names the call in errors. */
+void         http_peer_stream_call_async (ExoHttpPeer         *self,
+                                          HttpPeerFrameFunc    build,
+                                          gpointer             build_data,
+                                          const char          *call_id,
+                                          const char          *path,
+                                          GCancellable        *cancellable,
+                                          GAsyncReadyCallback  callback,
+                                          gpointer             user_data);
+GBytes      *http_peer_stream_call_finish (ExoHttpPeer         *self,
+                                           GAsyncResult        *result,
+                                           GError             **error);
+void         http_peer_stream_collect_metrics (ExoHttpPeer     *self,
+                                               GVariantDict    *metrics);
+void         http_peer_stream_add_metric_entries (ExoResourceClass *klass);
 
 /* http-peer-calls.c: fills ExoPeerHandle's vtable */
 void         exo_http_peer_peer_handle_init (ExoPeerHandleInterface *iface);

@@ -17,6 +17,7 @@
  * every retry: a call seen before is answered 202 `{"duplicate":true}`
  * without being done again (the last EXO_HTTP_MAX_SEEN_CALLS ids are
  * remembered), and a call that fails is forgotten, so that its retry runs.
+ * The peer stream's tensor calls (http-stream-server.c) share the table.
  *
  * Rules: handlers and the node's callbacks run in the server's
  * GMainContext; no locks.  Prompt, tensor and topology calls make a
@@ -117,14 +118,13 @@ http_server_handle_peer_status (ExoHttpServer     *self,
 /* --- prompts and tensors, once per call id ------------------------------- */
 
 /* A peer call seen before (a retry of an attempt that timed out on the
- * caller's side while we worked on it) is answered without doing it again. */
-static gboolean
-call_seen_before (ExoHttpServer     *self,
-                  SoupServerMessage *msg,
-                  char             **out_call_id)
+ * caller's side while we worked on it, over HTTP or the peer stream) is
+ * answered without doing it again. */
+gboolean
+http_server_call_seen (ExoHttpServer  *self,
+                       const char     *call_id,
+                       char          **out_call_id)
 {
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
-  const char *call_id = soup_message_headers_get_one (headers, EXO_HTTP_HEADER_CALL_ID);
   char *copy;
 
   *out_call_id = NULL;
@@ -155,10 +155,12 @@ peer_request_new (ExoHttpServer     *self,
                   SoupServerMessage *msg,
                   ExoNodeRole       *node)
 {
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   char *call_id = NULL;
   Request *req;
 
-  if (call_seen_before (self, msg, &call_id))
+  if (http_server_call_seen (self, soup_message_headers_get_one (headers, EXO_HTTP_HEADER_CALL_ID),
+                             &call_id))
     {
       http_server_respond_string (msg, SOUP_STATUS_ACCEPTED, "application/json",
                                   g_strdup ("{\"duplicate\":true}"));
@@ -171,9 +173,9 @@ peer_request_new (ExoHttpServer     *self,
 }
 
 /* The call failed here: a retry must be done, not skipped. */
-static void
-call_forget (ExoHttpServer *self,
-             const char    *call_id)
+void
+http_server_call_forget (ExoHttpServer *self,
+                         const char    *call_id)
 {
   GList *link;
 
@@ -204,7 +206,7 @@ peer_call_done (GObject      *source,
 
   if (!ok)
     {
-      call_forget (req->self, req->call_id);
+      http_server_call_forget (req->self, req->call_id);
       http_server_request_fail_error (req, error);
       return;
     }

@@ -14,7 +14,11 @@
  *   (503 → BUSY, others FAILED); 4xx → EXO_RESOURCE_ERROR_FATAL with the
  *   server's message;
  * - metrics: round trips of the last 256 exchanges that got an answer
- *   (last, median, p99, in µs), calls, call failures, probes;
+ *   (last, median, p99, in µs), calls, call failures, probes, and the
+ *   peer stream's (http-peer-stream.c);
+ * - the peer stream: opened once connected (and after a healthy probe if
+ *   it is not), closed at disconnect; tensor, result and cancel calls go
+ *   over it while it is open;
  * - authentication (http-auth.c): every request is signed with the cluster
  *   key (exo_cluster_key_get_default(), read at connect) just before it is
  *   sent, so each retry gets a fresh time and nonce; a 2xx answer counts
@@ -184,7 +188,11 @@ probe_task_done (GObject      *source,
   GError *error = NULL;
 
   if (g_task_propagate_boolean (G_TASK (result), &error))
-    g_task_return_boolean (task, TRUE);
+    {
+      /* connected or healthy: the peer stream opens (again) unless it is */
+      http_peer_stream_start (EXO_HTTP_PEER (source));
+      g_task_return_boolean (task, TRUE);
+    }
   else
     g_task_return_error (task, error);
 }
@@ -194,6 +202,7 @@ probe_task_done (GObject      *source,
 static void
 drop_session (ExoHttpPeer *self)
 {
+  http_peer_stream_stop (self);
   if (self->session != NULL)
     soup_session_abort (self->session);
   g_clear_object (&self->session);
@@ -241,6 +250,8 @@ exo_http_peer_do_connect (ExoNetworkResource *resource,
                                                  "user-agent", "exo-node ",
                                                  "proxy-resolver", NULL,
                                                  NULL);
+  /* the peer stream's frames are small and many: no compression */
+  soup_session_remove_feature_by_type (self->session, SOUP_TYPE_WEBSOCKET_EXTENSION_MANAGER);
 
   probe_async (self, self->call_timeout_ms, g_task_get_cancellable (task),
                probe_task_done, g_object_ref (task));
@@ -280,6 +291,7 @@ exo_http_peer_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "call-failures", "t", self->call_failures);
   g_variant_dict_insert (metrics, "health-probes", "t", self->probes);
   g_variant_dict_insert (metrics, "health-probe-failures", "t", self->probe_failures);
+  http_peer_stream_collect_metrics (self, metrics);
 }
 
 /* What the keys above are in /metrics (docs/metrics.md); the connection's
@@ -322,6 +334,7 @@ exo_http_peer_finalize (GObject *object)
   g_clear_pointer (&self->peer_id, g_free);
   g_clear_pointer (&self->capabilities, g_variant_unref);
   g_clear_pointer (&self->key, exo_cluster_key_unref);
+  g_clear_pointer (&self->stream_calls, g_hash_table_unref);
 
   G_OBJECT_CLASS (exo_http_peer_parent_class)->finalize (object);
 }
@@ -413,6 +426,7 @@ exo_http_peer_class_init (ExoHttpPeerClass *klass)
   resource_class->collect_metrics = exo_http_peer_collect_metrics;
   exo_resource_class_add_metric_entries (resource_class, peer_metric_entries,
                                          G_N_ELEMENTS (peer_metric_entries));
+  http_peer_stream_add_metric_entries (resource_class);
   exo_resource_class_set_resource_type (resource_class, "http-peer");
 
   network_class->do_connect = exo_http_peer_do_connect;

@@ -444,6 +444,8 @@ static const Route routes[] = {
   { "/peer/v1/result",      "POST", BODY_JSON,   http_server_handle_peer_result },
   { "/peer/v1/topology",    "POST", BODY_JSON,   http_server_handle_peer_topology },
   { "/peer/v1/cancel",      "POST", BODY_JSON,   http_server_handle_peer_cancel },
+  /* the upgrade to the peer stream (http-stream-server.c) */
+  { EXO_STREAM_PATH,        "GET",  BODY_NONE,   http_server_handle_peer_stream },
   { "/v1/chat/completions", "POST", BODY_JSON,   http_server_handle_chat },
   { "/v1/completions",      "POST", BODY_JSON,   http_server_handle_completion },
   { "/v1/models",           "GET",  BODY_NONE,   http_server_handle_models },

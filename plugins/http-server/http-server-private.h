@@ -20,6 +20,7 @@
 #include "http-common.h"
 #include "http-auth.h"
 #include "http-connections.h"
+#include "http-stream-frame.h"
 
 G_BEGIN_DECLS
 
@@ -43,6 +44,8 @@ struct _ExoHttpServer
   char       **api_keys;
   char        *api_key_file;
 
+  gboolean     peer_stream;     /* /peer/v1/stream is served (setting peer-stream) */
+
   ExoHttpAuth *auth;            /* for the server's life; configured per initialize */
   guint        max_connections;
   guint        header_timeout_ms;
@@ -57,6 +60,8 @@ struct _ExoHttpServer
   GHashTable  *requests;        /* Request* set: node calls in flight */
   GHashTable  *seen_calls;      /* call id -> the GList link in seen_order */
   GQueue       seen_order;      /* call ids, oldest first (owned) */
+  GHashTable  *peer_streams;    /* StreamConn* set (http-stream-server.c) */
+  GHashTable  *stream_calls;    /* StreamCall* set: their node calls in flight */
 
   /* statistics */
   HttpMetrics *metrics;         /* http-metrics.c */
@@ -67,6 +72,12 @@ struct _ExoHttpServer
   guint64      n_timeouts;
   guint64      n_duplicate_calls;
   HttpConnectionStats last_connection_stats; /* kept across cleanup */
+  guint64      n_stream_opens;
+  guint64      n_stream_frames;
+  guint64      n_stream_rejected;            /* upgrades refused at the limit */
+  guint64      n_stream_refused[EXO_STREAM_N_REFUSED];
+  gint64       stream_logged_at[EXO_STREAM_N_REFUSED];
+  guint64      stream_suppressed[EXO_STREAM_N_REFUSED];
 };
 
 /* --- http-routes.c: answers ------------------------------------------------ */
@@ -243,6 +254,26 @@ void http_server_handle_peer_tensor   (ExoHttpServer *, SoupServerMessage *, con
 void http_server_handle_peer_result   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_peer_topology (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_peer_cancel   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+/* A prompt or tensor call id seen before (TRUE: counted, answer it as a
+ * duplicate); else it is remembered and copied to @out_call_id (NULL when
+ * there is no valid one). */
+gboolean http_server_call_seen        (ExoHttpServer *self,
+                                       const char    *call_id,
+                                       char         **out_call_id);
+/* The call failed here: its retry must run. */
+void http_server_call_forget          (ExoHttpServer *self,
+                                       const char    *call_id);
+/* http-stream-server.c: the peer stream (GET /peer/v1/stream) */
+void http_server_handle_peer_stream   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+/* At listen: the WebSocket handler of the stream's path on @server. */
+void http_server_streams_listen       (ExoHttpServer *self);
+/* At cleanup: every stream closed, their calls cancelled. */
+void http_server_streams_close        (ExoHttpServer *self);
+/* peer-stream turned off: every stream closed (their calls go on). */
+void http_server_streams_drop         (ExoHttpServer *self);
+void http_server_streams_collect_metrics (ExoHttpServer *self,
+                                          GVariantDict  *metrics);
+void http_server_streams_add_metric_entries (ExoResourceClass *klass);
 /* http-user-api.c */
 void http_server_handle_chat          (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_completion    (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);

@@ -20,6 +20,10 @@
  *                       REQUIRE_NODE check, answers, and the requests
  *                       waiting for the node (Request)
  *   http-peer-rpc.c     the server side of peer RPC: the /peer/v1/ routes
+ *   http-stream-server.c the peer stream: the WebSocket upgrade of
+ *                       /peer/v1/stream and the calls' frames on it
+ *   http-stream-frame.c the stream's frames, built and checked (shared
+ *                       with the peer handle)
  *   http-user-api.c     /v1/chat/completions and /v1/completions (whole
  *                       or streamed), /v1/models[/{id}], /v1/topology,
  *                       /healthcheck
@@ -59,6 +63,7 @@
 #define DEFAULT_MAX_CONNECTIONS    1024
 #define DEFAULT_HEADER_TIMEOUT_MS  10000
 #define DEFAULT_IDLE_TIMEOUT_MS    60000
+#define DEFAULT_PEER_STREAM        TRUE
 
 enum {
   PROP_0,
@@ -73,6 +78,7 @@ enum {
   PROP_MAX_CONNECTIONS,
   PROP_HEADER_TIMEOUT_MS,
   PROP_IDLE_TIMEOUT_MS,
+  PROP_PEER_STREAM,
   N_PROPS,
 };
 
@@ -124,6 +130,8 @@ stop_listening (ExoHttpServer *self)
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_cancellable_cancel (((Request *) key)->cancellable);
 
+  /* the peer streams' calls are cancelled like the requests' */
+  http_server_streams_close (self);
   http_server_connection_stats (self, &self->last_connection_stats);
   self->last_connection_stats.open = 0;
   self->last_connection_stats.accept_paused = FALSE;
@@ -234,6 +242,7 @@ exo_http_server_do_initialize (ExoResource *resource,
   self->server = soup_server_new ("server-header", "exo-node ", NULL);
   soup_server_add_early_handler (self->server, NULL, http_server_early_handler, self, NULL);
   soup_server_add_handler (self->server, NULL, http_server_handler, self, NULL);
+  http_server_streams_listen (self);
   g_signal_connect (self->server, "request-started", G_CALLBACK (http_server_request_started_cb), self);
   g_signal_connect (self->server, "request-finished", G_CALLBACK (http_server_request_finished_cb), self);
   g_signal_connect (self->server, "request-aborted", G_CALLBACK (http_server_request_aborted_cb), self);
@@ -286,6 +295,7 @@ exo_http_server_finalize (GObject *object)
   g_clear_pointer (&self->node_id, g_free);
   g_clear_pointer (&self->requests, g_hash_table_unref);
   g_clear_pointer (&self->seen_calls, g_hash_table_unref);
+  g_clear_pointer (&self->stream_calls, g_hash_table_unref);
   g_queue_clear_full (&self->seen_order, g_free);
   g_clear_pointer (&self->metrics, http_metrics_free);
   g_clear_pointer (&self->api_keys, g_strfreev);
@@ -337,6 +347,9 @@ exo_http_server_get_property (GObject    *object,
       break;
     case PROP_IDLE_TIMEOUT_MS:
       g_value_set_uint (value, self->idle_timeout_ms);
+      break;
+    case PROP_PEER_STREAM:
+      g_value_set_boolean (value, self->peer_stream);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -402,6 +415,13 @@ exo_http_server_set_property (GObject      *object,
     case PROP_IDLE_TIMEOUT_MS:
       changed = self->idle_timeout_ms != g_value_get_uint (value);
       self->idle_timeout_ms = g_value_get_uint (value);
+      break;
+    case PROP_PEER_STREAM:
+      changed = self->peer_stream != g_value_get_boolean (value);
+      self->peer_stream = g_value_get_boolean (value);
+      /* at once: the streams open close, their peers go on over HTTP */
+      if (changed && !self->peer_stream)
+        http_server_streams_drop (self);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -555,6 +575,20 @@ exo_http_server_class_init (ExoHttpServerClass *klass)
                        100, 3600000, DEFAULT_IDLE_TIMEOUT_MS,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
+  /**
+   * ExoHttpServer:peer-stream:
+   *
+   * Whether peers may open the peer stream (`GET /peer/v1/stream`, a
+   * WebSocket for tensor, result and cancel calls); false: the upgrade is
+   * answered 404, and the peer handles of this process never open one
+   * (their calls go over HTTP).  Turned off, the streams open close at
+   * once (their calls in flight are re-sent over HTTP and run once).
+   */
+  properties[PROP_PEER_STREAM] =
+    g_param_spec_boolean ("peer-stream", NULL, "Serve and use the peer stream",
+                          DEFAULT_PEER_STREAM,
+                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -570,6 +604,7 @@ exo_http_server_init (ExoHttpServer *self)
   self->max_connections = DEFAULT_MAX_CONNECTIONS;
   self->header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
   self->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+  self->peer_stream = DEFAULT_PEER_STREAM;
   self->requests = g_hash_table_new (NULL, NULL);
   self->seen_calls = g_hash_table_new (g_str_hash, g_str_equal);
   g_queue_init (&self->seen_order);
