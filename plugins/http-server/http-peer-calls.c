@@ -219,7 +219,7 @@ call_attempt (ExoResource  *resource,
   attempt->task = g_object_ref (task);
   attempt->call = call;
   attempt->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
-  http_peer_stream_call_async (self, call_build_frame, call, call->call_id, call->path,
+  http_peer_stream_call_async (self, call_build_frame, call, call->call_id, call->path, 0,
                                cancellable, call_stream_done, attempt);
 }
 
@@ -247,6 +247,49 @@ call_run_done (GObject      *source,
 }
 
 static void
+call_run (ExoHttpPeer *self,
+          GTask       *task)   /* taken */
+{
+  /* @call is the task's data: it lives until call_run_done has run */
+  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (self), call_attempt,
+                                  g_task_get_task_data (task), NULL, self->call_timeout_ms,
+                                  g_task_get_cancellable (task), call_run_done, task);
+}
+
+static void
+call_direct_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  GTask *task = user_data;   /* the call's task (taken) */
+  ExoHttpPeer *self = EXO_HTTP_PEER (source);
+  GError *error = NULL;
+  GBytes *body = http_peer_stream_call_finish (self, result, &error);
+
+  if (body != NULL)
+    {
+      self->calls++;
+      g_task_return_pointer (task, body, (GDestroyNotify) g_bytes_unref);
+      g_object_unref (task);
+    }
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      self->calls++;
+      self->call_failures++;
+      g_task_return_error (task, error);
+      g_object_unref (task);
+    }
+  else
+    {
+      /* closed, timed out or refused: the runner takes the call over
+       * (its retries, over HTTP while the stream is down), with the same
+       * call id, which the peer runs once whether the frame arrived or not */
+      g_error_free (error);
+      call_run (self, task);
+    }
+}
+
+static void
 call_start (ExoHttpPeer         *self,
             Call                *call,          /* taken */
             gpointer             source_tag,
@@ -260,9 +303,19 @@ call_start (ExoHttpPeer         *self,
   if (call->call_id == NULL)
     call->call_id = g_uuid_string_random ();
   g_task_set_task_data (task, call, (GDestroyNotify) call_free);
-  /* @call is the task's data: it lives until call_run_done has run */
-  exo_network_resource_run_async (EXO_NETWORK_RESOURCE (self), call_attempt, call, NULL,
-                                  self->call_timeout_ms, cancellable, call_run_done, task);
+  /* The hot path (a tensor or a result a token): a ready peer with its
+   * stream open gets the frame now, not after a main-loop iteration of
+   * the runner's; only a call that fails there goes to the runner. */
+  if (call->stream_type != 0 &&
+      exo_resource_get_state (EXO_RESOURCE (self)) == EXO_RESOURCE_STATE_READY &&
+      http_peer_stream_can_call (self))
+    {
+      self->stream_direct_calls++;
+      http_peer_stream_call_async (self, call_build_frame, call, call->call_id, call->path,
+                                   self->call_timeout_ms, cancellable, call_direct_done, task);
+      return;
+    }
+  call_run (self, task);
 }
 
 static gboolean

@@ -70,6 +70,7 @@ struct _ExoHttpPeer
   guint64      stream_opens;
   guint64      stream_call_count;
   guint64      stream_fallbacks;
+  guint64      stream_direct_calls;   /* sent at once, without the runner */
   guint64      stream_handshake_failures;
   guint64      stream_refused[EXO_STREAM_N_REFUSED];
   guint64      rtt[RTT_WINDOW];
@@ -144,6 +145,7 @@ void         http_peer_stream_call_async (ExoHttpPeer         *self,
                                           gpointer             build_data,
                                           const char          *call_id,
                                           const char          *path,
+                                          guint                timeout_ms,
                                           GCancellable        *cancellable,
                                           GAsyncReadyCallback  callback,
                                           gpointer             user_data);

@@ -45,6 +45,7 @@ typedef struct
   char    *call_id;
   char    *path;
   GSource *cancel_source;
+  GSource *timer;                /* the call's own limit; NULL: the caller's */
   gint64   started;
 } StreamPending;
 
@@ -109,6 +110,11 @@ pending_free (StreamPending *pending)
       g_source_destroy (pending->cancel_source);
       g_source_unref (pending->cancel_source);
     }
+  if (pending->timer != NULL)
+    {
+      g_source_destroy (pending->timer);
+      g_source_unref (pending->timer);
+    }
   g_clear_object (&pending->task);
   g_free (pending->call_id);
   g_free (pending->path);
@@ -144,6 +150,23 @@ pending_cancelled_cb (GCancellable *cancellable,
                                                 "peer %s at %s: %s: cancelled",
                                                 peer_label_id (self), peer_address (self),
                                                 pending->path));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+pending_timed_out_cb (gpointer data)
+{
+  StreamPending *pending = data;
+  ExoHttpPeer *self = g_task_get_source_object (pending->task);
+  gint64 waited_ms = (g_get_monotonic_time () - pending->started) / 1000;
+
+  g_clear_pointer (&pending->timer, g_source_unref);
+  g_hash_table_remove (self->stream_calls, pending->call_id);
+  pending_complete (pending, NULL, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                                "peer %s at %s: %s: no answer on the peer "
+                                                "stream within %" G_GINT64_FORMAT " ms",
+                                                peer_label_id (self), peer_address (self),
+                                                pending->path, waited_ms));
   return G_SOURCE_REMOVE;
 }
 
@@ -183,6 +206,7 @@ http_peer_stream_call_async (ExoHttpPeer         *self,
                              gpointer             build_data,
                              const char          *call_id,
                              const char          *path,
+                             guint                timeout_ms,
                              GCancellable        *cancellable,
                              GAsyncReadyCallback  callback,
                              gpointer             user_data)
@@ -213,6 +237,13 @@ http_peer_stream_call_async (ExoHttpPeer         *self,
                              pending, NULL);
       g_source_set_static_name (pending->cancel_source, "[exo-http] peer stream call cancelled");
       g_source_attach (pending->cancel_source, g_task_get_context (pending->task));
+    }
+  if (timeout_ms > 0)
+    {
+      pending->timer = g_timeout_source_new (timeout_ms);
+      g_source_set_callback (pending->timer, pending_timed_out_cb, pending, NULL);
+      g_source_set_static_name (pending->timer, "[exo-http] peer stream call timeout");
+      g_source_attach (pending->timer, g_task_get_context (pending->task));
     }
   g_hash_table_insert (self->stream_calls, pending->call_id, pending);
   self->stream_call_count++;
@@ -486,6 +517,7 @@ http_peer_stream_collect_metrics (ExoHttpPeer  *self,
   g_variant_dict_insert (metrics, "stream-open-failures", "t", self->stream_handshake_failures);
   g_variant_dict_insert (metrics, "stream-calls", "t", self->stream_call_count);
   g_variant_dict_insert (metrics, "stream-fallbacks", "t", self->stream_fallbacks);
+  g_variant_dict_insert (metrics, "stream-direct-calls", "t", self->stream_direct_calls);
   for (guint i = 0; i < EXO_STREAM_N_REFUSED; i++)
     {
       g_autofree char *key = g_strdup_printf ("stream-refused-%s", exo_stream_refused_to_string (i));
@@ -510,6 +542,9 @@ static const ExoMetricEntry stream_metric_entries[] = {
     .help = "Call attempts sent over the peer stream." },
   { .key = "stream-fallbacks", .kind = EXO_METRIC_COUNTER, .name = "exo_peer_stream_fallbacks_total",
     .help = "Tensor, result and cancel attempts sent over HTTP: no stream open, or it closed with the call in flight." },
+  { .key = "stream-direct-calls", .kind = EXO_METRIC_COUNTER,
+    .name = "exo_peer_stream_direct_calls_total",
+    .help = "Calls sent over the open peer stream at once, without the retrying runner (which takes over a call that fails there)." },
   REFUSED ("bad-mac"),
   REFUSED ("sequence"),
   REFUSED ("version"),
