@@ -8,7 +8,9 @@
  *                              `data: [DONE]`
  *   POST /v1/completions       a prompt as given, no chat template
  *                              ("text_completion"), whole or streamed the
- *                              same way
+ *                              same way; 16 tokens without max_tokens
+ *                              (OpenAI's default); the text of "" without
+ *                              the leading space of its first piece
  *   GET  /v1/models            the node's models
  *   GET  /v1/models/{id}       one of them (404 for another id)
  *   GET  /v1/topology          the node's topology
