@@ -439,7 +439,40 @@ test_chat_timeout (Fixture       *fx,
   g_assert_true (exo_test_spin_until (chat_was_cancelled, fx->node, WAIT_MS));
 }
 
-/* A client that leaves in the middle of a stream cancels the generation. */
+/* exo_http_requests_total of @route and @code in /metrics (0: none). */
+static guint64
+requests_total (Fixture    *fx,
+                const char *route,
+                guint       code)
+{
+  g_autoptr(Reply) reply = http_get (fx, "/metrics");
+  g_autofree char *text = reply_text (reply);
+  g_autofree char *needle = g_strdup_printf ("\nexo_http_requests_total{id=\"test-http\",route=\"%s\","
+                                             "code=\"%u\"} ", route, code);
+  const char *line = strstr (text, needle);
+
+  g_assert_cmpuint (reply->status, ==, 200);
+  return line != NULL ? g_ascii_strtoull (line + strlen (needle), NULL, 10) : 0;
+}
+
+typedef struct {
+  Fixture    *fx;
+  const char *route;
+  guint       code;
+  guint64     expected;
+} CountWait;
+
+static gboolean
+count_reached (gpointer data)
+{
+  CountWait *w = data;
+
+  return requests_total (w->fx, w->route, w->code) >= w->expected;
+}
+
+/* A client that leaves in the middle of a stream cancels the generation;
+ * it, one that leaves before the first token and one that leaves in the
+ * middle of its body are each counted once, as 499 (not 500). */
 static void
 test_chat_client_leaves (Fixture       *fx,
                          gconstpointer  data)
@@ -493,6 +526,34 @@ test_chat_client_leaves (Fixture       *fx,
   fx->node->n_chats_cancelled = 0;
   g_assert_true (exo_test_spin_until (chat_was_cancelled, fx->node, WAIT_MS));
   exo_test_spin (50);
+  g_assert_cmpuint (metric_u64 (fx->server, "server-errors"), ==, 0);
+  g_assert_cmpuint (metric_u64 (fx->server, "client-errors"), ==, 0);
+
+  /* in the middle of its body */
+  {
+    g_autoptr(GSocketClient) client = g_socket_client_new ();
+    g_autoptr(GSocketConnection) conn = NULL;
+    g_autoptr(GError) local_error = NULL;
+    static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                               "{\"messages\":";
+    CountWait wait = { fx, "/v1/chat/completions", 499, 3 };
+
+    conn = g_socket_client_connect_to_host (client, fx->address, 0, NULL, &local_error);
+    g_assert_no_error (local_error);
+    g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), head,
+                               sizeof head - 1, NULL, NULL, &local_error);
+    g_assert_no_error (local_error);
+    exo_test_spin (100);
+    g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+    g_assert_true (exo_test_spin_until (count_reached, &wait, WAIT_MS));
+  }
+  exo_test_spin (100);
+  /* each once, none as 200 or 500 */
+  g_assert_cmpuint (requests_total (fx, "/v1/chat/completions", 499), ==, 3);
+  g_assert_cmpuint (requests_total (fx, "/v1/chat/completions", 200), ==, 0);
+  g_assert_cmpuint (requests_total (fx, "/v1/chat/completions", 500), ==, 0);
+  g_assert_cmpuint (metric_u64 (fx->server, "requests"), >=, 3);
   g_assert_cmpuint (metric_u64 (fx->server, "server-errors"), ==, 0);
   g_assert_cmpuint (metric_u64 (fx->server, "client-errors"), ==, 0);
 }

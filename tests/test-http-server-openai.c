@@ -1,5 +1,6 @@
 /* test-http-server-openai.c: OpenAI's shapes — error objects, refused
- * streams, /v1/completions, usage and the models list.
+ * streams, 503 with Retry-After, /v1/completions (OpenAI's default of 16
+ * tokens), usage and the models list.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -232,6 +233,57 @@ test_stream_refused (Fixture       *fx,
   g_assert_cmpuint (streams, ==, 0);
 }
 
+/* No node to run on is "not now": 503 in OpenAI's shape with Retry-After,
+ * streamed or not, whether the ring has no node holding layers (the
+ * node's EXO_RESOURCE_ERROR_INVALID_STATE "the ring is empty",
+ * node-work.c; it was G_IO_ERROR_NOT_FOUND, answered 404) or there is no
+ * usable node. */
+static void
+test_unavailable (Fixture       *fx,
+                  gconstpointer  data)
+{
+  static const struct { const char *path, *body; } requests[] = {
+    { "/v1/chat/completions", MSG ("") },
+    { "/v1/chat/completions", MSG (",\"stream\":true") },
+    { "/v1/completions", "{\"prompt\":\"\"}" },
+    { "/v1/completions", "{\"prompt\":\"\",\"stream\":true}" },
+  };
+
+  if (!have_curl ())
+    {
+      g_test_skip ("curl is not installed");
+      return;
+    }
+  fx->node->chat_refuse = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
+                                       "request r1: processing the prompt on node node-1 failed: "
+                                       "the ring is empty");
+  for (gsize i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autofree char *head = NULL, *rest = NULL;
+
+      g_assert_cmpuint (curl_status (fx, requests[i].path, requests[i].body, &head, &rest), ==, 503);
+      g_assert_nonnull (strstr (head, "\r\nRetry-After: 1"));
+      g_assert_nonnull (strstr (head, "\r\nContent-Type: application/json"));
+      g_assert_cmpstr (rest, ==, "{\"error\":{\"message\":\"request r1: processing the prompt on node "
+                                 "node-1 failed: the ring is empty\",\"type\":\"server_error\","
+                                 "\"param\":null,\"code\":\"service_unavailable\"}}");
+    }
+  g_assert_cmpuint (fx->node->n_chats, ==, G_N_ELEMENTS (requests));
+
+  /* no usable node: the same, before the node is asked */
+  g_object_set (fx->server, "node", "no-such-node", NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autofree char *head = NULL, *rest = NULL;
+
+      g_assert_cmpuint (curl_status (fx, requests[i].path, requests[i].body, &head, &rest), ==, 503);
+      g_assert_nonnull (strstr (head, "\r\nRetry-After: 1"));
+      g_assert_cmpstr (rest, ==, "{\"error\":{\"message\":\"node not ready\",\"type\":\"server_error\","
+                                 "\"param\":null,\"code\":\"service_unavailable\"}}");
+    }
+  g_assert_cmpuint (fx->node->n_chats, ==, G_N_ELEMENTS (requests));
+}
+
 /* The SSE events of a finished curl: the JSON of each "data: {…}" line
  * (parsed), and whether "data: [DONE]" came last. */
 static GPtrArray *
@@ -307,7 +359,21 @@ test_completions (Fixture       *fx,
         g_assert_cmpuint (r->status, ==, 200);
         g_assert_cmpstr (fx->node->last_prompt, ==, "");
         g_assert_null (fx->node->last_params->stop);
+        /* without max_tokens: OpenAI's default of /v1/completions */
+        g_assert_cmpuint (fx->node->last_params->max_tokens, ==, 16);
       }
+  }
+  /* max_completion_tokens counts too; a chat without either: the node's
+   * own max-tokens (0 on the wire) */
+  {
+    g_autoptr(Reply) newer = http_post_json (fx, "/v1/completions", "{\"max_completion_tokens\":40}");
+    g_autoptr(Reply) chat = NULL;
+
+    g_assert_cmpuint (newer->status, ==, 200);
+    g_assert_cmpuint (fx->node->last_params->max_tokens, ==, 40);
+    chat = http_post_json (fx, "/v1/chat/completions", MSG (""));
+    g_assert_cmpuint (chat->status, ==, 200);
+    g_assert_cmpuint (fx->node->last_params->max_tokens, ==, 0);
   }
 
   /* streamed, with the usage as OpenAI sends it: every chunk "usage":
@@ -420,6 +486,7 @@ test_http_server_register_openai (void)
 {
   ADD ("api/openai-errors", test_openai_errors);
   ADD ("api/stream-refused", test_stream_refused);
+  ADD ("api/unavailable", test_unavailable);
   ADD ("api/completions", test_completions);
   ADD ("api/chat-usage-and-models", test_chat_usage_and_models);
 }

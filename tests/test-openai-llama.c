@@ -12,7 +12,11 @@
  *   end; "finish_reason" is "stop"; the engine keeps no session after.
  * /openai/llama/completions: POST /v1/completions without a chat template:
  *   "" generates from BOS alone (usage.prompt_tokens 1), whole and
- *   streamed with stream_options.include_usage; the same text both ways.
+ *   streamed with stream_options.include_usage; the same text both ways,
+ *   without the leading space of the first piece (as llama2.c decodes
+ *   after BOS), while the answer to a prompt of text keeps it; without
+ *   max_tokens a completion generates OpenAI's 16 tokens, a chat the
+ *   node's max-tokens.
  * /openai/llama/errors: n > 1, an unknown model, bad fields: OpenAI's
  *   error object with "param" and "code".
  * /openai/llama/quiet-log: the node logged no warning meanwhile; it stops.
@@ -420,6 +424,9 @@ test_completions (void)
   g_assert_cmpint (completion_tokens, ==, 16);
   g_assert_cmpstr (finish, ==, "length");
   g_assert_cmpuint (strlen (text), >, 0);
+  /* the piece after BOS without its leading space (" One" at the start of
+   * a text is "One", as llama2.c prints it) */
+  g_assert_true (text[0] != ' ');
 
   if (!ask_stream ("/v1/completions", "{\"prompt\": \"\", \"max_tokens\": 16, \"temperature\": 0, "
                    "\"stream\": true, \"stream_options\": {\"include_usage\": true}}",
@@ -430,6 +437,44 @@ test_completions (void)
   g_assert_cmpstr (streamed.finish, ==, "length");
   g_assert_cmpint (streamed.prompt_tokens, ==, 1);
   g_assert_cmpint (streamed.completion_tokens, ==, 16);
+  g_assert_cmpuint (streamed.pieces->len, >, 0);
+  g_assert_true (((const char *) g_ptr_array_index (streamed.pieces, 0))[0] != ' ');
+
+  /* without max_tokens: OpenAI's 16 tokens, the same greedy text */
+  {
+    g_autoptr(JsonNode) unbounded = ask ("/v1/completions", "{\"prompt\": \"\", \"temperature\": 0}", 200);
+    g_autofree char *same = NULL;
+
+    if (unbounded == NULL)
+      return;
+    same = answer_text (unbounded, &finish, &prompt_tokens, &completion_tokens);
+    g_assert_cmpint (completion_tokens, ==, 16);
+    g_assert_cmpstr (finish, ==, "length");
+    g_assert_cmpstr (same, ==, text);
+  }
+  /* a chat without max_tokens: the node's max-tokens (64 here) */
+  {
+    g_autoptr(JsonNode) chat = ask ("/v1/chat/completions", CHAT (""), 200);
+    g_autofree char *reply = NULL;
+
+    if (chat == NULL)
+      return;
+    reply = answer_text (chat, &finish, &prompt_tokens, &completion_tokens);
+    g_assert_cmpint (completion_tokens, >, 16);
+  }
+  /* a prompt of text: its answer keeps the space of its first piece
+   * ("The" goes on with " Universe") */
+  {
+    g_autoptr(JsonNode) the = ask ("/v1/completions", "{\"prompt\": \"The\", \"max_tokens\": 4, "
+                                   "\"temperature\": 0}", 200);
+    g_autofree char *goes_on = NULL;
+
+    if (the == NULL)
+      return;
+    goes_on = answer_text (the, &finish, &prompt_tokens, &completion_tokens);
+    g_test_message ("after \"The\": \"%s\"", goes_on);
+    g_assert_true (goes_on[0] == ' ');
+  }
 
   /* no chat template: "In the" is fewer tokens than the chat's 9 */
   prompted = ask ("/v1/completions", "{\"prompt\": \"In the\", \"max_tokens\": 4}", 200);

@@ -531,6 +531,8 @@ exo_http_status_for_error (const GError *error)
         case EXO_RESOURCE_ERROR_NOT_FOUND:
           return SOUP_STATUS_NOT_FOUND;
         case EXO_RESOURCE_ERROR_INVALID_STATE:
+          /* not now: a node not ready, a ring that no node holds layers
+           * of ("the ring is empty"); answered with Retry-After */
         case EXO_RESOURCE_ERROR_CLOSED:
         case EXO_RESOURCE_ERROR_EXHAUSTED:
         case EXO_RESOURCE_ERROR_UNHEALTHY:

@@ -2,10 +2,17 @@
  *
  * Owns:
  *  - request counting: every answered request (libsoup's
- *    "request-finished" and "request-aborted"), by route ("other" for a
- *    path no route serves) and status, and the client and server errors;
- *    a request whose client left before any status was set is not counted
- *    (each request is also logged, http-access-log.c);
+ *    "request-finished"), by route ("other" for a path no route serves)
+ *    and status, and the client and server errors.  A request whose
+ *    client left before its answer was all sent (in the middle of its
+ *    body, while it waited for the node, in the middle of a stream) is
+ *    counted as 499, nginx's "client closed request", whatever status it
+ *    had (libsoup sets 500 on a broken connection), and as neither kind
+ *    of error: from libsoup's "request-aborted", or from the request
+ *    noticing it first (http_server_request_client_left(): a connection
+ *    that http-connections.c takes back from libsoup gets neither
+ *    signal).  Each request is counted and logged (http-access-log.c)
+ *    once; a connection closed before a request line is no request;
  *  - the latency histograms: each request's duration from libsoup's
  *    "request-started" (the time is kept on the message) to its end, by
  *    route; a chat's time to its first token (http-user-api.c calls
@@ -107,10 +114,16 @@ seconds_since_start (SoupServerMessage *msg)
   return (double) MAX (g_get_monotonic_time () - *started, 0) / G_USEC_PER_SEC;
 }
 
+/* nginx's status for a request whose client closed the connection before
+ * the answer was sent (no HTTP status: never sent to anyone). */
+#define STATUS_CLIENT_CLOSED_REQUEST 499
+
+/* Counts @msg with its status, or 499 when @client_left. */
 static void
 count_request (ExoHttpServer     *self,
                SoupServerMessage *msg,
-               double             seconds)
+               double             seconds,
+               gboolean           client_left)
 {
   GUri *uri = soup_server_message_get_uri (msg);
   const char *route = uri != NULL ? http_server_route_path (g_uri_get_path (uri)) : NULL;
@@ -119,8 +132,15 @@ count_request (ExoHttpServer     *self,
   guint64 *count;
   HttpHistogram *duration;
 
+  if (client_left)
+    {
+      /* a connection closed before its request line: no request */
+      if (soup_server_message_get_method (msg) == NULL || uri == NULL)
+        return;
+      status = STATUS_CLIENT_CLOSED_REQUEST;
+    }
   if (status == 0)
-    return;   /* the client left before anything was answered */
+    return;   /* nothing was answered */
   if (route == NULL)
     route = "other";
   key = g_strdup_printf ("%s\n%u", route, status);
@@ -133,7 +153,8 @@ count_request (ExoHttpServer     *self,
     }
   (*count)++;
   self->n_requests++;
-  if (status >= 400 && status < 500)
+  /* (a 499 is not an answer of ours: neither kind of error) */
+  if (status >= 400 && status < 500 && !client_left)
     self->n_client_errors++;
   else if (status >= 500)
     self->n_server_errors++;
@@ -149,15 +170,40 @@ count_request (ExoHttpServer     *self,
   http_histogram_observe (duration, seconds);
 }
 
+static GQuark
+counted_quark (void)
+{
+  static GQuark quark;
+
+  if (G_UNLIKELY (quark == 0))
+    quark = g_quark_from_static_string ("exo-http-request-counted");
+  return quark;
+}
+
+/* Counts and logs @msg, once: libsoup's "request-finished" or
+ * "request-aborted", or the client leaving first (of a stream that
+ * http-connections.c takes back from libsoup, neither comes). */
+static void
+request_done (ExoHttpServer     *self,
+              SoupServerMessage *msg,
+              gboolean           client_left)
+{
+  double seconds;
+
+  if (g_object_get_qdata (G_OBJECT (msg), counted_quark ()) != NULL)
+    return;
+  g_object_set_qdata (G_OBJECT (msg), counted_quark (), GINT_TO_POINTER (TRUE));
+  seconds = seconds_since_start (msg);
+  count_request (self, msg, seconds, client_left);
+  http_server_access_log (self, msg, seconds, client_left);
+}
+
 void
 http_server_request_finished_cb (SoupServer        *server,
                                  SoupServerMessage *msg,
                                  ExoHttpServer     *self)
 {
-  double seconds = seconds_since_start (msg);
-
-  count_request (self, msg, seconds);
-  http_server_access_log (self, msg, seconds, FALSE);
+  request_done (self, msg, FALSE);
 }
 
 void
@@ -165,10 +211,14 @@ http_server_request_aborted_cb (SoupServer        *server,
                                 SoupServerMessage *msg,
                                 ExoHttpServer     *self)
 {
-  double seconds = seconds_since_start (msg);
+  request_done (self, msg, TRUE);
+}
 
-  count_request (self, msg, seconds);
-  http_server_access_log (self, msg, seconds, TRUE);
+void
+http_server_request_client_left (ExoHttpServer     *self,
+                                 SoupServerMessage *msg)
+{
+  request_done (self, msg, TRUE);
 }
 
 void
@@ -448,7 +498,7 @@ add_server_requests (HttpExposition *expo,
   HttpFamily *requests =
     http_exposition_family (expo, "exo_http_requests_total", "counter",
                             "HTTP requests answered, by route (\"other\": a path no route serves) and "
-                            "status code.");
+                            "status code (499: the client left before the answer was sent).");
   HttpFamily *durations =
     http_exposition_family (expo, "exo_http_request_duration_seconds", "histogram",
                             "Time from the start of a request to the end of its answer (of a stream: "

@@ -22,7 +22,8 @@
  *    that asks gets it said back), within http-connections.c's limits;
  *  - error answers: {"error": text} on peer paths (/peer/…), which peers
  *    read; OpenAI's {"error": {"message", "type", "param", "code"}} on
- *    every other path (exo_http_error_body(), http-common.c);
+ *    every other path (exo_http_error_body(), http-common.c); 429 (busy)
+ *    and 503 (no usable node, no ring to run on) carry `Retry-After`;
  *  - the node, looked up by id (setting `node`) at each request, and the
  *    check a handler starts with (REQUIRE_NODE in the private header):
  *    503 "node not ready" while there is no usable node.  The
@@ -58,6 +59,10 @@
 
 #include <string.h>
 
+/* Retry-After of 429 and 503 answers, in seconds: a ring re-partitions and
+ * an engine's sessions end within about that. */
+#define RETRY_AFTER_S "1"
+
 /* --- responses ----------------------------------------------------------- */
 
 void
@@ -67,6 +72,12 @@ http_server_respond_string (SoupServerMessage *msg,
                             char              *text)   /* owned */
 {
   exo_http_auth_sign_response (msg, status, text, strlen (text));
+  /* Busy (an engine at max-sessions: 429) or unavailable for now (no
+   * usable node, a ring that no node holds layers of: 503): when to try
+   * again. */
+  if (status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS || status == SOUP_STATUS_SERVICE_UNAVAILABLE)
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After",
+                                  RETRY_AFTER_S);
   soup_server_message_set_status (msg, status,
                                   status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS ? "Too Many Requests" : NULL);
   soup_server_message_set_response (msg, content_type, SOUP_MEMORY_TAKE, text, strlen (text));
@@ -206,6 +217,9 @@ request_msg_gone_cb (SoupServerMessage *msg,
                      Request           *req)
 {
   req->msg_gone = TRUE;
+  /* Before its answer was all given to libsoup: the client left (499). */
+  if (!req->answered)
+    http_server_request_client_left (req->self, msg);
   /* The caller went away: stop working for it. */
   g_cancellable_cancel (req->cancellable);
 }
@@ -331,10 +345,7 @@ request_fail (Request      *req,
       http_server_stream_end (req);
       return;
     }
-  /* Busy (an engine holds max-sessions requests): when to try again. */
-  if (status == EXO_HTTP_STATUS_TOO_MANY_REQUESTS)
-    soup_message_headers_replace (soup_server_message_get_response_headers (req->msg),
-                                  "Retry-After", "1");
+  /* (429 and 503 get Retry-After: http_server_respond_string()) */
   http_server_request_answer_string (req, status, g_steal_pointer (&json));
 }
 

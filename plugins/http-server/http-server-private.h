@@ -173,6 +173,7 @@ typedef struct
   guint              sent_role : 1;
   guint              is_tensor : 1;
   guint              first_token_seen : 1; /* chat: its time to first token is counted */
+  guint              from_bos : 1;  /* a completion of "": its text loses a leading space */
   char              *call_id;       /* peer calls: forgotten again if the call fails */
   /* chat and completion (http-user-api.c, http-completions.c) */
   char              *request_id;
@@ -198,7 +199,7 @@ void         http_server_request_answer_json (Request           *req,
 void         http_server_request_answer_string (Request         *req,
                                                 guint            status,
                                                 char            *text);
-/* The status of @error (429 with Retry-After) and the error body of the
+/* The status of @error (429 and 503 with Retry-After) and the error body of the
  * request's path, or an SSE `error` event that ends a stream already
  * open. */
 void         http_server_request_fail_error  (Request           *req,
@@ -293,15 +294,20 @@ void         http_metrics_free               (HttpMetrics       *metrics);
 void         http_server_request_started_cb  (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
-/* The server's "request-finished" and "request-aborted": counts the answer
- * by route and status, and its duration by route, and logs the request
- * (http_server_access_log()). */
+/* The server's "request-finished" and "request-aborted" (as 499): counts
+ * the answer by route and status, and its duration by route, and logs the
+ * request (http_server_access_log()), once. */
 void         http_server_request_finished_cb (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
 void         http_server_request_aborted_cb  (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
+/* @msg's client left before its answer was all given to libsoup (a
+ * stream cut, a request that waited for the node): counted as 499 and
+ * logged now, unless libsoup's signals did first (once either way). */
+void         http_server_request_client_left (ExoHttpServer     *self,
+                                              SoupServerMessage *msg);
 /* A chat's token callback got @n_tokens: the first time some come, the
  * chat's time to first token is counted. */
 void         http_server_request_observe_tokens (Request         *req,

@@ -8,7 +8,9 @@
  *                              `data: [DONE]`
  *   POST /v1/completions       a prompt as given, no chat template
  *                              ("text_completion"), whole or streamed the
- *                              same way
+ *                              same way; 16 tokens without max_tokens
+ *                              (OpenAI's default); the text of "" without
+ *                              the leading space of its first piece
  *   GET  /v1/models            the node's models
  *   GET  /v1/models/{id}       one of them (404 for another id)
  *   GET  /v1/topology          the node's topology
@@ -148,7 +150,12 @@ generation_token_cb (const char   *request_id,
 {
   Request *req = user_data;
   g_autofree char *valid = g_utf8_make_valid (text != NULL ? text : "", -1);
+  const char *shown = valid;
 
+  /* The first text of a completion from BOS alone: see start_generation().
+   * (req->text holds the text as the node decoded it: empty until then.) */
+  if (req->from_bos && req->text->len == 0 && valid[0] == ' ')
+    shown = valid + 1;
   http_server_request_observe_tokens (req, n_tokens);
   req->n_tokens += n_tokens;
   g_string_append (req->text, valid);
@@ -159,8 +166,8 @@ generation_token_cb (const char   *request_id,
     {
       /* The node is generating: the request can no longer be refused. */
       http_server_stream_begin (req);
-      if (valid[0] != '\0')
-        http_completion_stream_chunk (req, valid, NULL);
+      if (shown[0] != '\0')
+        http_completion_stream_chunk (req, shown, NULL);
     }
 }
 
@@ -194,7 +201,8 @@ generation_done (GObject      *source,
       return;
     }
   text = g_utf8_make_valid (exo_chat_result_get_text (chat), -1);
-  http_completion_answer (req, text, exo_chat_result_get_finish_reason (chat));
+  http_completion_answer (req, req->from_bos && text[0] == ' ' ? text + 1 : text,
+                          exo_chat_result_get_finish_reason (chat));
 }
 
 /* Both routes: the parsed request (@parsed, NULL when http-request.c
@@ -240,6 +248,14 @@ start_generation (ExoHttpServer      *self,
     req->stream = parsed->stream;
     req->include_usage = parsed->include_usage;
     req->is_text = is_text;
+    /* A completion of "" generates from BOS alone.  The text of the piece
+     * after BOS starts without its leading space (sentencepiece's and
+     * llama2.c's decode: " One" is "One" at the start of a text), but the
+     * node decodes each token's piece on its own, without the prompt
+     * before it: that space is dropped here, from the first text.  A
+     * prompt of text ends in a token of it, and its answer keeps its
+     * space (" of" after "The"). */
+    req->from_bos = is_text && parsed->prompt[0] == '\0';
     req->request_id = g_uuid_string_random ();
     req->model = parsed->model != NULL ? g_strdup (parsed->model) : NULL;
     if (req->model == NULL && models != NULL)
@@ -271,7 +287,11 @@ http_server_handle_chat (ExoHttpServer     *self,
 
 /* The prompt goes to the node as given: no chat template.  The engine
  * encodes it as it encodes every prompt (the llama engine with BOS first,
- * as llama2.c does), so "" generates from BOS alone. */
+ * as llama2.c does), so "" generates from BOS alone.  Without max_tokens
+ * it generates OpenAI's default of /v1/completions (a chat: the node's
+ * max-tokens). */
+#define COMPLETION_DEFAULT_MAX_TOKENS 16
+
 void
 http_server_handle_completion (ExoHttpServer     *self,
                                SoupServerMessage *msg,
@@ -284,5 +304,7 @@ http_server_handle_completion (ExoHttpServer     *self,
                                                                             body_len, &param,
                                                                             &error);
 
+  if (parsed != NULL && parsed->params->max_tokens == 0)
+    parsed->params->max_tokens = COMPLETION_DEFAULT_MAX_TOKENS;
   start_generation (self, msg, parsed, param, error, TRUE);
 }

@@ -240,7 +240,7 @@ forward (ExoClusterNode            *self,
 
   if (self->shards == NULL || self->shards->len == 0)
     {
-      g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_autoptr(GError) error = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
                                                      "the ring is empty");
       local_failure (self, request_id, "forwarding", error);
       return NULL;
@@ -583,7 +583,7 @@ start_prompt (ExoClusterNode            *self,
     return;
   if (self->shards == NULL || self->shards->len == 0)
     {
-      g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+      g_autoptr(GError) error = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
                                                      "the ring is empty");
       local_failure (self, request_id, "processing the prompt", error);
       return;
