@@ -16,9 +16,12 @@
 #    prefix is /usr), and the installed exo-node, seen at its real prefix in a
 #    private mount namespace, finds libexo-1, its plugins and its model without
 #    LD_LIBRARY_PATH, EXO_PLUGIN_PATH or EXO_MODEL_PATH;
-#  - with introspection, Exo-1.typelib is in $libdir/girepository-1.0 and
-#    loads from Python with the installed overrides; with the Python loader
-#    built, libexo-python-loader.so is in $libdir/exo-1 (RUNPATH too);
+#  - with introspection, the PyGObject overrides (gi/overrides/Exo.py) are
+#    in the folder of /usr/bin/python3's own sys.path for the prefix (for
+#    /usr and /usr/local; the Python loader is built with that folder), and
+#    Exo-1.typelib is in $libdir/girepository-1.0 and loads from Python with
+#    those overrides; with the Python loader built,
+#    libexo-python-loader.so is in $libdir/exo-1 (RUNPATH too);
 #  - -Dtests=false configures no test program.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
@@ -51,7 +54,7 @@ if ! out=$(meson install -C "$build" --no-rebuild --destdir "$root" 2>&1); then
   not_ok "meson install --destdir" "$(tail -5 <<<"$out")"
   exit 1
 fi
-echo "1..12"
+echo "1..13"
 
 # --- man pages ----------------------------------------------------------------
 problems=()
@@ -137,23 +140,48 @@ check "a program including <exo/exo.h> compiles with pkg-config --cflags exo-1" 
 
 # --- GObject-Introspection and the Python loader -------------------------------------
 typelib=$root$libdir/girepository-1.0/Exo-1.typelib
+overrides=$(find "$root" -path '*/gi/overrides/Exo.py' | head -1)
+pypath=${overrides%/gi/overrides/Exo.py}
+site=${pypath#"$root"}
 if [[ ! -f $build/src/libexo/Exo-1.typelib ]]; then
+  skip "the PyGObject overrides are where python3 finds them" "built without introspection"
   skip "Exo-1.typelib installed and loads from Python" "built without introspection"
-elif [[ ! -f $typelib ]]; then
-  not_ok "Exo-1.typelib installed in $libdir/girepository-1.0" "$(find "$root" -name '*.typelib' | head)"
+elif [[ -z $overrides ]]; then
+  not_ok "the PyGObject overrides (gi/overrides/Exo.py) are installed" "$(find "$root" -name '*.py' | head)"
+  skip "Exo-1.typelib installed and loads from Python" "no overrides installed"
 else
-  overrides=$(find "$root" -path '*/gi/overrides/Exo.py' | head -1)
-  pypath=${overrides%/gi/overrides/Exo.py}
-  check "Exo-1.typelib installed in $libdir/girepository-1.0 and loads from Python (overrides from ${pypath#"$root"})" \
-    env GI_TYPELIB_PATH="$root$libdir/girepository-1.0" LD_LIBRARY_PATH="$root$libdir" \
-      PYTHONPATH="$pypath" /usr/bin/python3 -c \
-      'import gi; gi.require_version("Exo", "1"); from gi.repository import Exo; assert Exo._exo_overrides; Exo.RetryPolicy.new()'
+  if [[ $prefix != /usr && $prefix != /usr/local ]]; then
+    skip "the PyGObject overrides are on python3's sys.path" \
+      "python3 searches no folder under $prefix; the Python loader adds $site"
+  else
+    # gi.overrides is extended over sys.path: a plain python3's own entry
+    # for the prefix, not one that PYTHONPATH adds
+    check "the PyGObject overrides are in $site, on /usr/bin/python3's own sys.path" \
+      /usr/bin/python3 -E -s -c 'import sys; assert sys.argv[1] in sys.path, sys.path' "$site"
+  fi
+  if [[ ! -f $typelib ]]; then
+    not_ok "Exo-1.typelib installed in $libdir/girepository-1.0" "$(find "$root" -name '*.typelib' | head)"
+  else
+    # the installed overrides, not the source tree's or another install's
+    check "Exo-1.typelib installed in $libdir/girepository-1.0 and loads from Python with the overrides of $site" \
+      env GI_TYPELIB_PATH="$root$libdir/girepository-1.0" LD_LIBRARY_PATH="$root$libdir" \
+        PYTHONPATH="$pypath" /usr/bin/python3 -c '
+import sys, gi
+gi.require_version("Exo", "1")
+from gi.repository import Exo
+import gi.overrides.Exo as overrides
+assert overrides.__file__ == sys.argv[1], "overrides from %s, not %s" % (overrides.__file__, sys.argv[1])
+assert Exo._exo_overrides
+Exo.RetryPolicy.new()' "$overrides"
+  fi
 fi
 loader=$root$libdir/exo-1/libexo-python-loader.so
 if [[ ! -f $build/src/python-loader/libexo-python-loader.so ]]; then
   skip "the Python loader module is installed" "not built (no python3-embed, PyGObject or typelib)"
+elif [[ -f $loader ]] && grep -qaF -- "$site" "$loader"; then
+  ok "the Python loader module is installed in $libdir/exo-1 and looks for the overrides in $site"
 elif [[ -f $loader ]]; then
-  ok "the Python loader module is installed in $libdir/exo-1"
+  not_ok "the Python loader looks for the overrides in $site" "$(strings "$loader" | grep -F -- '-packages' | head -3)"
 else
   not_ok "the Python loader module is installed in $libdir/exo-1" "$(ls "$root$libdir/exo-1" 2>&1)"
 fi

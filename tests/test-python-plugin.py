@@ -7,20 +7,25 @@
 # Python plugins of tests/python-plugins/ (copied into a private folder,
 # mode 0700/0600, as the loader demands) next to the built C plugins
 # ($EXO_TEST_PLUGIN_DIR), and checks: the Python resource reaches `ready`
-# with its setting, is on D-Bus with its own metric, Restart works; a
+# with its setting, is on D-Bus with its own metric, in `exoctl status`
+# ($EXOCTL) and in the http-server's /metrics, Restart works; a package
+# plugin (pypkg/, a folder with __init__.py) is loaded with its module; a
 # raising do_initialize is retried (`flaky` succeeds on its third attempt)
 # or ends in `error` with the exception's message (`bad`); a plugin with a
 # syntax error and one for another ABI are refused in one line each, a
 # Python file without the marker is not touched, and the rest starts; on
 # SIGTERM the C resource that depends on the Python one is cleaned up
 # first.  Exits 77 (skipped) where there is no Python loader (no
-# python3-embed, no typelib: -Dintrospection=disabled, sanitizer builds)
-# and under valgrind.
+# python3-embed, no typelib: -Dintrospection=disabled) and under valgrind.
+# In the ASan build exo-node's leaks are checked when it exits (tests/
+# meson.build, tests/lsan-python.supp): a report makes its exit status
+# non-zero, and the SIGTERM case fails.
 #
 # Prints TAP; exits 1 if any check fails.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.request
 
 SKIP = 77
 WAIT_S = 20
@@ -62,6 +68,7 @@ CONFIG = {
         {'id': 'bad', 'type': 'py-hello', 'settings': {'fail-times': -1},
          'retry': {'max-retries': 1, 'initial-delay-ms': 10, 'max-delay-ms': 20000,
                    'jitter': 'none'}},
+        {'id': 'pkg', 'type': 'py-pkg', 'settings': {'start': 7}},
         {'id': 'server', 'type': 'http-server', 'depends-on': ['py'],
          'settings': {'port': 0, 'listen-address': '127.0.0.1'}},
     ],
@@ -106,6 +113,11 @@ def main():
     for name in ('pyhello.py', 'broken.py', 'oldabi.py', 'helper.py'):
         shutil.copy(os.path.join(SRC, 'python-plugins', name), plugins)
         os.chmod(os.path.join(plugins, name), 0o600)
+    pkg_dir = os.path.join(plugins, 'pypkg')
+    os.mkdir(pkg_dir, 0o700)
+    for name in ('__init__.py', 'counter.py'):
+        shutil.copy(os.path.join(SRC, 'python-plugins', 'pypkg', name), pkg_dir)
+        os.chmod(os.path.join(pkg_dir, name), 0o600)
     config = os.path.join(tmp, 'node.json')
     with open(config, 'w') as f:
         json.dump(CONFIG, f)
@@ -139,6 +151,36 @@ def main():
         check('it is on D-Bus with its config type', rtype == 'py-hello', rtype)
         metrics, _ = resource_prop(bus, 'py', 'Metrics')
         check('its Python metric is in Metrics', metrics.get('py-attempts') == 1, metrics)
+
+        exoctl = os.environ.get('EXOCTL')
+        if exoctl:
+            status = subprocess.run([exoctl, '--bus-name', BUS_NAME, '--no-pager', 'status', 'py'],
+                                    env=env, capture_output=True, text=True, timeout=WAIT_S)
+            out = status.stdout
+            check('exoctl status shows the Python resource, ready, with its metric',
+                  status.returncode == 0 and re.search(r'Type: py-hello\n', out) and
+                  re.search(r'State: ready\n', out) and re.search(r'py-attempts: 1\n', out),
+                  (status.returncode, out, status.stderr))
+
+        server_metrics, _ = resource_prop(bus, 'server', 'Metrics')
+        url = 'http://127.0.0.1:%d/metrics' % server_metrics['port']
+        # straight to the node, whatever http_proxy says
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=WAIT_S) as reply:
+            exposition = reply.read().decode()
+        check('/metrics has the Python resource with its type and state',
+              'exo_resource_state{id="py",type="py-hello",state="ready"} 1\n' in exposition,
+              [line for line in exposition.splitlines() if 'py' in line])
+        check("/metrics has the metrics its base class declares (Exo.ManagedResource's)",
+              'exo_resource_restarts_total{id="py"} 0\n' in exposition and
+              'exo_resource_errors_total{id="py"} 0\n' in exposition,
+              [line for line in exposition.splitlines() if 'id="py"' in line])
+
+        wait_until('pkg ready', lambda: resource_prop(bus, 'pkg', 'State')[0] == 'ready')
+        pkg_metrics, _ = resource_prop(bus, 'pkg', 'Metrics')
+        check('a package plugin is imported as a package, with its setting',
+              re.fullmatch(r'exo_plugin_[0-9]+_pypkg\.counter', pkg_metrics.get('pkg-module', ''))
+              and pkg_metrics.get('pkg-start') == 7, pkg_metrics)
 
         wait_until('flaky ready', lambda: resource_prop(bus, 'flaky', 'State')[0] == 'ready')
         with open(trace) as f:

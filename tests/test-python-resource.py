@@ -6,8 +6,10 @@
 # Run by meson (suite core) with GI_TYPELIB_PATH and LD_LIBRARY_PATH set to
 # the build's src/libexo and PYTHONPATH to the PyGObject overrides
 # (src/libexo/python).  Exits 77 (skipped) without python3-gi or without the
-# typelib (a build with -Dintrospection=disabled, or a sanitizer build), and
-# under valgrind (it checks C code, not the Python interpreter).
+# typelib (a build with -Dintrospection=disabled), in a sanitizer build made
+# with another compiler than gcc ($EXO_TEST_PYTHON_SKIP; with gcc meson
+# preloads the runtimes), and under valgrind (it checks C code, not the
+# Python interpreter).
 #
 # Prints TAP; exits 1 if any case fails.
 
@@ -28,6 +30,8 @@ def skip(reason):
 
 if os.environ.get('EXO_TEST_UNDER_VALGRIND'):
     skip('not under valgrind')
+if os.environ.get('EXO_TEST_PYTHON_SKIP'):
+    skip(os.environ['EXO_TEST_PYTHON_SKIP'])
 
 typelib_dir = os.environ.get('EXO_TEST_TYPELIB_DIR')
 if not typelib_dir or not os.path.exists(os.path.join(typelib_dir, 'Exo-1.typelib')):

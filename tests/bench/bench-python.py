@@ -10,7 +10,10 @@
 # Exo.Resource.transition(); the median of RUNS runs, one JSON line as
 # exo-bench prints.  PyGObject 3.42 does not pass None for a nullable GError
 # in-argument (Exo.Resource.transition's @error), so each transition here
-# also records one preallocated error as the last error.  Needs the typelib and the overrides, as
+# also records one preallocated error as the last error.  exo-bench runs it
+# (`exo-bench python_transition_ns`, tests/bench/bench-python.c) with the
+# build's typelib and overrides and puts the C floor, transition_ns of the
+# same run, and the ratio in its line.  By hand, as
 # tests/test-python-resource.py:
 #   GI_TYPELIB_PATH=build/src/libexo LD_LIBRARY_PATH=build/src/libexo \
 #   PYTHONPATH=src/libexo/python python3 tests/bench/bench-python.py [N]

@@ -43,3 +43,4 @@ extern const BenchEntry bench_cluster_entries[];
 extern const BenchEntry bench_recovery_entries[];
 extern const BenchEntry bench_http_entries[];
 extern const BenchEntry bench_llama_entries[];
+extern const BenchEntry bench_python_entries[];

@@ -17,6 +17,7 @@ extern const BenchEntry bench_cluster_entries[] __attribute__((weak));
 extern const BenchEntry bench_recovery_entries[] __attribute__((weak));
 extern const BenchEntry bench_http_entries[] __attribute__((weak));
 extern const BenchEntry bench_llama_entries[] __attribute__((weak));
+extern const BenchEntry bench_python_entries[] __attribute__((weak));
 
 void
 bench_report (const char *name,
@@ -82,7 +83,7 @@ wanted (int argc, char **argv, const char *name)
 int
 main (int argc, char **argv)
 {
-  const BenchEntry *tables[8];
+  const BenchEntry *tables[9];
   guint n_tables = 0;
   guint ran = 0;
 
@@ -107,6 +108,8 @@ main (int argc, char **argv)
     tables[n_tables++] = bench_http_entries;
   if (bench_llama_entries != NULL)
     tables[n_tables++] = bench_llama_entries;
+  if (bench_python_entries != NULL)
+    tables[n_tables++] = bench_python_entries;
 
   if (argv[1] != NULL && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "--list") == 0))
     {
