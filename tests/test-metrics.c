@@ -658,6 +658,48 @@ test_derived_init (TestDerived *self)
 {
 }
 
+/* A class whose table is gone (and overwritten) after its class_init. */
+typedef ExoResource      TestTemp;
+typedef ExoResourceClass TestTempClass;
+static GType test_temp_get_type (void);
+G_DEFINE_TYPE (TestTemp, test_temp, EXO_TYPE_RESOURCE)
+
+static void
+test_temp_class_init (TestTempClass *klass)
+{
+  ExoMetricEntry *table = g_new0 (ExoMetricEntry, 1);
+  char *key = g_strdup ("temp"), *name = g_strdup ("exo_test_temp_total");
+  char *help = g_strdup ("From a table gone since.");
+
+  table[0].key = key;
+  table[0].kind = EXO_METRIC_COUNTER;
+  table[0].name = name;
+  table[0].help = help;
+  exo_resource_class_add_metric_entries (klass, table, 1);
+  memset (key, 'x', strlen (key));
+  memset (name, 'x', strlen (name));
+  g_free (key);
+  g_free (name);
+  g_free (help);
+  g_free (table);
+}
+
+static void
+test_temp_init (TestTemp *self)
+{
+}
+
+/* @found declares what @expected does (the table is copied: not the same
+ * pointer) */
+static gboolean
+entry_is (const ExoMetricEntry *found,
+          const ExoMetricEntry *expected)
+{
+  return found != NULL && found != expected && g_strcmp0 (found->key, expected->key) == 0 &&
+         found->kind == expected->kind && g_strcmp0 (found->name, expected->name) == 0 &&
+         found->scale == expected->scale && g_strcmp0 (found->help, expected->help) == 0;
+}
+
 static void
 test_entries_lookup (void)
 {
@@ -665,15 +707,24 @@ test_entries_lookup (void)
   g_autoptr(GTypeClass) derived = g_type_class_ref (test_derived_get_type ());
   g_autoptr(GTypeClass) managed = g_type_class_ref (EXO_TYPE_MANAGED_RESOURCE);
 
-  g_assert_true (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (base), "calls") == &base_entries[0]);
-  g_assert_true (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (base), "busy") == &base_entries[1]);
+  g_assert_true (entry_is (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (base), "calls"), &base_entries[0]));
+  g_assert_true (entry_is (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (base), "busy"), &base_entries[1]));
   g_assert_null (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (base), "wait-us"));
   g_assert_null (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (base), "nothing"));
   /* the parent's, unless the class declares the key itself */
-  g_assert_true (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (derived), "calls") == &base_entries[0]);
-  g_assert_true (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (derived), "busy") == &derived_entries[0]);
-  g_assert_true (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (derived), "wait-us") ==
-                 &derived_entries[1]);
+  g_assert_true (entry_is (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (derived), "calls"), &base_entries[0]));
+  g_assert_true (entry_is (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (derived), "busy"), &derived_entries[0]));
+  g_assert_true (entry_is (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (derived), "wait-us"), &derived_entries[1]));
+  /* a temporary table (a binding's) is as good as a static one */
+  {
+    g_autoptr(GTypeClass) temp = g_type_class_ref (test_temp_get_type ());
+    const ExoMetricEntry *e = exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (temp), "temp");
+
+    g_assert_nonnull (e);
+    g_assert_cmpstr (e->name, ==, "exo_test_temp_total");
+    g_assert_cmpstr (e->help, ==, "From a table gone since.");
+    g_assert_cmpint (e->kind, ==, EXO_METRIC_COUNTER);
+  }
   /* libexo's own classes declare theirs */
   g_assert_cmpint (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (managed), "restarts")->kind, ==,
                    EXO_METRIC_COUNTER);
@@ -709,7 +760,7 @@ test_entries_refused (void)
       g_assert_null (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (klass), bad[i].key));
     }
   exo_resource_class_add_metric_entries (EXO_RESOURCE_CLASS (klass), good, G_N_ELEMENTS (good));
-  g_assert_true (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (klass), "k") == &good[0]);
+  g_assert_true (entry_is (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (klass), "k"), &good[0]));
 }
 
 int

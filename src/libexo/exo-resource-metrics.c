@@ -152,8 +152,8 @@ entry_problem (const ExoMetricEntry *entry)
  * exo_resource_class_add_metric_entries:
  * @klass: a resource class, in its class_init
  * @entries: (array length=n_entries): what the keys of @klass's
- *   #ExoResourceClass.collect_metrics are; kept, not copied (a static
- *   table)
+ *   #ExoResourceClass.collect_metrics are; copied (a binding's temporary
+ *   table does as well as a static one)
  * @n_entries: the length of @entries
  *
  * Declares what the metric keys of @klass are, for exporters: which is a
@@ -182,8 +182,9 @@ exo_resource_class_add_metric_entries (ExoResourceClass     *klass,
   table = g_type_get_qdata (type, entries_quark ());
   if (table == NULL)
     {
-      /* lives as long as the type: types are never unloaded */
-      table = g_hash_table_new (g_str_hash, g_str_equal);
+      /* lives as long as the type: types are never unloaded; the copies
+       * of the entries are its values, their strings interned */
+      table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
       g_type_set_qdata (type, entries_quark (), table);
     }
   for (guint i = 0; i < n_entries; i++)
@@ -197,7 +198,16 @@ exo_resource_class_add_metric_entries (ExoResourceClass     *klass,
                       entries[i].name != NULL ? entries[i].name : "(null)", problem);
           continue;
         }
-      g_hash_table_insert (table, (gpointer) entries[i].key, (gpointer) &entries[i]);
+      {
+        ExoMetricEntry *copy = g_new0 (ExoMetricEntry, 1);
+
+        copy->key = g_intern_string (entries[i].key);
+        copy->kind = entries[i].kind;
+        copy->name = g_intern_string (entries[i].name);
+        copy->scale = entries[i].scale;
+        copy->help = g_intern_string (entries[i].help);
+        g_hash_table_insert (table, (gpointer) copy->key, copy);
+      }
     }
 }
 
