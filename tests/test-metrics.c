@@ -730,6 +730,85 @@ test_entries_lookup (void)
                    EXO_METRIC_COUNTER);
 }
 
+/* A class whose metrics hold what D-Bus cannot carry or is too big. */
+typedef ExoResource      TestWild;
+typedef ExoResourceClass TestWildClass;
+static GType test_wild_get_type (void);
+G_DEFINE_TYPE (TestWild, test_wild, EXO_TYPE_RESOURCE)
+
+static void
+test_wild_collect_metrics (ExoResource  *resource,
+                           GVariantDict *metrics)
+{
+  GVariant *deep = g_variant_new_uint32 (1);
+  g_autoptr(GPtrArray) many = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *long_string = g_strnfill (EXO_RESOURCE_MAX_METRIC_STRING + 1, 'x');
+
+  for (guint i = 0; i < 100; i++)
+    deep = g_variant_new_variant (deep);
+  for (guint i = 0; i <= EXO_RESOURCE_MAX_METRIC_ARRAY; i++)
+    g_ptr_array_add (many, g_strdup_printf ("%u", i));
+  g_ptr_array_add (many, NULL);
+  g_variant_dict_insert (metrics, "fine", "u", 7);
+  g_variant_dict_insert (metrics, "targets", "^as", (char *[]) { "a", "b", NULL });
+  g_variant_dict_insert_value (metrics, "deep", deep);
+  g_variant_dict_insert (metrics, "long", "s", long_string);
+  g_variant_dict_insert (metrics, "many", "^as", (char **) many->pdata);
+  g_variant_dict_insert (metrics, "dict", "@a{sv}", g_variant_new ("a{sv}", NULL));
+}
+
+static void
+test_wild_class_init (TestWildClass *klass)
+{
+  klass->collect_metrics = test_wild_collect_metrics;
+}
+
+static void
+test_wild_init (TestWild *self)
+{
+}
+
+/* What a plugin (a Python one: any value) puts in its metrics never
+ * reaches D-Bus unchecked: a variant nested deeper than D-Bus allows made
+ * GDBus drop the daemon's bus connection. */
+static void
+test_metrics_checked (void)
+{
+  g_autoptr(ExoResource) wild = g_object_new (test_wild_get_type (), "id", "wild", NULL);
+  g_autoptr(GVariant) metrics = NULL;
+  g_autoptr(GVariant) again = NULL;
+  g_autoptr(GVariant) targets = NULL;
+  guint32 fine = 0;
+
+  if (!g_test_subprocess ())
+    {
+      /* the warnings come in the dictionary's order: read them whole */
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+      g_test_trap_assert_passed ();
+      g_test_trap_assert_stderr ("*wild: metric 'deep' (type 'v') left out: not a plain value*");
+      g_test_trap_assert_stderr ("*wild: metric 'dict' (type 'a{sv}') left out*");
+      g_test_trap_assert_stderr ("*wild: metric 'long' (type 's') left out: a string longer*");
+      g_test_trap_assert_stderr ("*wild: metric 'many' (type 'as') left out: an array longer*");
+      g_test_trap_assert_stderr_unmatched ("*'fine'*");
+      g_test_trap_assert_stderr_unmatched ("*'deep'*'deep'*");
+      return;
+    }
+  g_log_set_always_fatal (G_LOG_FATAL_MASK);
+  metrics = exo_resource_get_metrics (wild);
+  g_assert_true (g_variant_lookup (metrics, "fine", "u", &fine));
+  g_assert_cmpuint (fine, ==, 7);
+  targets = g_variant_lookup_value (metrics, "targets", G_VARIANT_TYPE_STRING_ARRAY);
+  g_assert_nonnull (targets);
+  g_assert_false (g_variant_lookup (metrics, "deep", "v", NULL));
+  g_assert_null (g_variant_lookup_value (metrics, "long", NULL));
+  g_assert_null (g_variant_lookup_value (metrics, "many", NULL));
+  g_assert_null (g_variant_lookup_value (metrics, "dict", NULL));
+  g_assert_true (g_variant_is_normal_form (metrics));
+  /* said once: a scrape a second must not flood the log */
+  again = exo_resource_get_metrics (wild);
+  g_assert_cmpuint (g_variant_n_children (again), ==, g_variant_n_children (metrics));
+}
+
 static void
 test_entries_refused (void)
 {
@@ -772,6 +851,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/metrics/entries/lookup", test_entries_lookup);
   g_test_add_func ("/metrics/entries/refused", test_entries_refused);
+  g_test_add_func ("/metrics/checked", test_metrics_checked);
   g_test_add_func ("/metrics/promtool", test_promtool);
   g_test_add_func ("/metrics/types", test_types);
   g_test_add_func ("/metrics/declared", test_declared);

@@ -14,6 +14,28 @@ G_BEGIN_DECLS
 
 #define EXO_TYPE_RESOURCE (exo_resource_get_type ())
 
+/**
+ * EXO_RESOURCE_MAX_METRICS:
+ *
+ * The most metric keys exo_resource_get_metrics() passes on for one
+ * resource.  New in plugin ABI 3.2.
+ */
+#define EXO_RESOURCE_MAX_METRICS 1024
+
+/**
+ * EXO_RESOURCE_MAX_METRIC_STRING:
+ *
+ * The longest string metric value, in bytes.  New in plugin ABI 3.2.
+ */
+#define EXO_RESOURCE_MAX_METRIC_STRING 4096
+
+/**
+ * EXO_RESOURCE_MAX_METRIC_ARRAY:
+ *
+ * The most items of an array metric value.  New in plugin ABI 3.2.
+ */
+#define EXO_RESOURCE_MAX_METRIC_ARRAY 256
+
 EXO_AVAILABLE_IN_ALL
 G_DECLARE_DERIVABLE_TYPE (ExoResource, exo_resource, EXO, RESOURCE, GObject)
 

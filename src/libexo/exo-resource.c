@@ -174,9 +174,69 @@ exo_resource_check_settings (ExoResource  *self,
 G_STATIC_ASSERT (sizeof (ExoResourceClass) ==
                  sizeof (GObjectClass) + 18 * sizeof (gpointer));
 
+/* Why the metric @value cannot be passed on (D-Bus, /metrics), or NULL:
+ * only plain values and arrays of them, bounded.  A value nested deeper
+ * than D-Bus allows would make GDBus drop the bus connection of whoever
+ * sends it (the daemon's). */
+static const char *
+metric_value_problem (GVariant *value)
+{
+  const GVariantType *type = g_variant_get_type (value);
+
+  if (g_variant_type_is_basic (type))
+    {
+      if ((g_variant_is_of_type (value, G_VARIANT_TYPE_STRING) ||
+           g_variant_is_of_type (value, G_VARIANT_TYPE_OBJECT_PATH) ||
+           g_variant_is_of_type (value, G_VARIANT_TYPE_SIGNATURE)) &&
+          g_variant_get_size (value) > EXO_RESOURCE_MAX_METRIC_STRING + 1)
+        return "a string longer than " G_STRINGIFY (EXO_RESOURCE_MAX_METRIC_STRING) " bytes";
+      return NULL;
+    }
+  if (g_variant_type_is_array (type) &&
+      g_variant_type_is_basic (g_variant_type_element (type)))
+    {
+      if (g_variant_n_children (value) > EXO_RESOURCE_MAX_METRIC_ARRAY ||
+          g_variant_get_size (value) > 64 * EXO_RESOURCE_MAX_METRIC_STRING)
+        return "an array longer than " G_STRINGIFY (EXO_RESOURCE_MAX_METRIC_ARRAY) " items or 256 KiB";
+      return NULL;
+    }
+  return "not a plain value or an array of them";
+}
+
+/* Logs once per process and key (a scrape a second must not flood). */
+static void
+metric_dropped (ExoResource *self,
+                const char  *key,
+                GVariant    *value,
+                const char  *why)
+{
+  static GMutex lock;
+  static GHashTable *logged;   /* "id\nkey" */
+  g_autofree char *which = g_strdup_printf ("%s\n%s", exo_resource_get_id (self), key);
+  gboolean first;
+
+  g_mutex_lock (&lock);
+  if (logged == NULL)
+    logged = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  first = g_hash_table_size (logged) < 1024 && g_hash_table_add (logged, g_steal_pointer (&which));
+  g_mutex_unlock (&lock);
+  if (first)
+    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+                      "EXO_RESOURCE_ID", exo_resource_get_id (self),
+                      "MESSAGE", "%s: metric '%.64s' (type '%.32s') left out: %s",
+                      exo_resource_get_id (self), key, g_variant_get_type_string (value), why);
+}
+
 /**
  * exo_resource_get_metrics:
  * @self: a resource
+ *
+ * The metrics #ExoResourceClass.collect_metrics gives, checked: only plain
+ * values (numbers, booleans, strings of at most
+ * %EXO_RESOURCE_MAX_METRIC_STRING bytes) and arrays of them (at most
+ * %EXO_RESOURCE_MAX_METRIC_ARRAY items), at most
+ * %EXO_RESOURCE_MAX_METRICS keys; anything else is left out, and a
+ * warning names it once.
  *
  * Returns: (transfer full): the type-specific metrics as an `a{sv}` dictionary
  */
@@ -184,6 +244,12 @@ GVariant *
 exo_resource_get_metrics (ExoResource *self)
 {
   g_autoptr(GVariantDict) dict = NULL;
+  g_autoptr(GVariant) collected = NULL;
+  GVariantBuilder builder;
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+  guint kept = 0;
 
   g_return_val_if_fail (EXO_IS_RESOURCE (self), NULL);
 
@@ -192,7 +258,26 @@ exo_resource_get_metrics (ExoResource *self)
   dict = g_variant_dict_new (NULL);
   if (EXO_RESOURCE_GET_CLASS (self)->collect_metrics != NULL)
     EXO_RESOURCE_GET_CLASS (self)->collect_metrics (self, dict);
-  return g_variant_ref_sink (g_variant_dict_end (dict));
+  collected = g_variant_ref_sink (g_variant_dict_end (dict));
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  g_variant_iter_init (&iter, collected);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
+    {
+      const char *why = kept >= EXO_RESOURCE_MAX_METRICS
+                        ? "more than " G_STRINGIFY (EXO_RESOURCE_MAX_METRICS) " metrics"
+                        : metric_value_problem (value);
+
+      if (why == NULL)
+        {
+          g_variant_builder_add (&builder, "{sv}", key, value);
+          kept++;
+        }
+      else
+        metric_dropped (self, key, value, why);
+      g_variant_unref (value);
+    }
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
 }
 
 const char *
