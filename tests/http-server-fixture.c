@@ -230,6 +230,19 @@ test_node_cancel_request (ExoNodeRole *role,
 }
 
 static void
+test_node_process_failure (ExoNodeRole  *role,
+                           const char   *request_id,
+                           const GError *failure)
+{
+  TestNode *self = TEST_NODE (role);
+
+  self->n_failures++;
+  remember (&self->last_request_id, request_id);
+  g_clear_error (&self->last_failure);
+  self->last_failure = g_error_copy (failure);
+}
+
+static void
 test_node_collect_topology_async (ExoNodeRole         *role,
                                   const char * const  *visited,
                                   guint                max_depth,
@@ -391,6 +404,7 @@ test_node_role_init (ExoNodeRoleInterface *iface)
   iface->chat_async = test_node_chat_async;
   iface->chat_finish = test_node_chat_finish;
   iface->cancel_request = test_node_cancel_request;
+  iface->process_failure = test_node_process_failure;
 }
 
 static void

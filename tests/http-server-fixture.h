@@ -70,6 +70,8 @@ struct _TestNode
   guint      n_chats_cancelled;
   guint      n_chats_done;
   guint      n_cancels;
+  guint      n_failures;
+  GError    *last_failure;
   ExoShard  *last_shard;
   ExoGenerationParams *last_params;  /* of the last prompt, tensor or chat; NULL: none given */
   char      *last_prompt;

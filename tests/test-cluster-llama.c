@@ -383,6 +383,32 @@ ring_gives_the_same (Cluster         *c,
         return FALSE;
       }
   }
+  /* A prompt the first shard refuses (longer than max-seq-len), sent to
+   * a node that is not the first shard: that node (its API node) is told
+   * at once and answers 400 with the reason, not a 504 after
+   * request-timeout-ms. */
+  if (n_nodes > 1)
+    {
+      g_autoptr(GString) request = g_string_new ("{\"model\": \"");
+      g_autofree char *body = NULL;
+      gint64 started = g_get_monotonic_time ();
+      guint status = 0;
+
+      g_string_append_printf (request, "%s\", \"max_tokens\": 2, \"prompt\": \"", lc->model_id);
+      for (guint i = 0; i < 600; i++)
+        g_string_append (request, "x y ");
+      g_string_append (request, "\"}");
+      body = http (c, &c->nodes[n_nodes - 1], "POST", "/v1/completions", request->str, &status);
+      if (status != 400 || body == NULL || strstr (body, "max-seq-len") == NULL ||
+          g_get_monotonic_time () - started > 5 * G_USEC_PER_SEC)
+        {
+          *why = g_strdup_printf ("%u nodes: a prompt too long through %s: status %u after %.1f s: %s",
+                                  n_nodes, c->nodes[n_nodes - 1].id, status,
+                                  (g_get_monotonic_time () - started) / 1e6,
+                                  body != NULL ? body : "(nothing)");
+          return FALSE;
+        }
+    }
   /* through the last node too (not the first shard when n > 1): it
    * counts the prompt's tokens with its own engine */
   if (n_nodes > 1)

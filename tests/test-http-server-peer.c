@@ -86,6 +86,17 @@ finish_boolean_call (ExoResource *peer,
   return finish (EXO_PEER_HANDLE (peer), result, error);
 }
 
+/* A /peer/v1/failure body the server refuses (400 naming @needle). */
+static void
+assert_failure_refused (Fixture    *fx,
+                        const char *body,
+                        const char *needle)
+{
+  g_autoptr(Reply) reply = http_post_json (fx, "/peer/v1/failure", body);
+
+  assert_error_reply (reply, 400, needle);
+}
+
 static void
 test_peer_calls (Fixture       *fx,
                  gconstpointer  data)
@@ -178,6 +189,43 @@ test_peer_calls (Fixture       *fx,
     g_assert_cmpstr (fx->node->last_request_id, ==, "req-2");
   }
 
+  /* failures (/peer/v1/failure): the status stands for the error, so
+   * that the API node answers as the failing node would have */
+  {
+    static const struct { GQuark domain; gint code; } errors[] = {
+      { 0, G_IO_ERROR_INVALID_ARGUMENT }, { 0, G_IO_ERROR_BUSY }, { 0, G_IO_ERROR_HOST_UNREACHABLE },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (errors); i++)
+      {
+        g_autoptr(GAsyncResult) result = NULL;
+        g_autoptr(GError) failure = g_error_new (G_IO_ERROR, errors[i].code, "failed %u \xe2\x98\x83", i);
+
+        exo_peer_handle_send_failure_async (handle, "req-3", failure, NULL, exo_test_store_result, &result);
+        g_assert_true (exo_test_wait_result (&result, WAIT_MS));
+        g_assert_true (finish_boolean_call (peer, result, exo_peer_handle_send_failure_finish, &error));
+        g_assert_no_error (error);
+        g_assert_cmpuint (fx->node->n_failures, ==, i + 1);
+        g_assert_cmpstr (fx->node->last_request_id, ==, "req-3");
+        g_assert_error (fx->node->last_failure, G_IO_ERROR, errors[i].code);
+        g_assert_cmpstr (fx->node->last_failure->message, ==, failure->message);
+      }
+    /* hostile bodies: refused, the field named */
+    {
+      g_autoptr(GString) long_message = g_string_new ("{\"request_id\":\"r\",\"status\":400,\"message\":\"");
+
+      for (guint i = 0; i < 1100; i++)
+        g_string_append_c (long_message, 'm');
+      g_string_append (long_message, "\"}");
+      assert_failure_refused (fx, "{\"request_id\":\"r\",\"status\":200,\"message\":\"m\"}", "'status'");
+      assert_failure_refused (fx, "{\"request_id\":\"r\",\"status\":\"400\",\"message\":\"m\"}", "'status'");
+      assert_failure_refused (fx, "{\"request_id\":\"r\",\"status\":400}", "'message'");
+      assert_failure_refused (fx, "{\"status\":400,\"message\":\"m\"}", "'request_id'");
+      assert_failure_refused (fx, long_message->str, "longer than 1024 bytes");
+      g_assert_cmpuint (fx->node->n_failures, ==, G_N_ELEMENTS (errors));
+    }
+  }
+
   /* results */
   {
     gint32 tokens[] = { 2, 3, 4, G_MAXINT32, G_MININT32 };
@@ -210,9 +258,9 @@ test_peer_calls (Fixture       *fx,
     g_assert_cmpuint (fx->node->last_max_depth, ==, 3);
   }
 
-  g_assert_cmpuint (metric_u64 (peer, "calls"), ==, 6);
+  g_assert_cmpuint (metric_u64 (peer, "calls"), ==, 9);         /* 6, and 3 failures told */
   g_assert_cmpuint (metric_u64 (peer, "call-failures"), ==, 0);
-  g_assert_cmpuint (metric_u64 (peer, "rtt-samples"), ==, 7);   /* + the connect probe */
+  g_assert_cmpuint (metric_u64 (peer, "rtt-samples"), ==, 10);  /* + the connect probe */
 
   /* a 4xx is fatal: one attempt, the server's message */
   fx->node->fail_with = g_error_new (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_FATAL, "no such shard here");

@@ -107,9 +107,18 @@ struct _ExoPeerHandleInterface
   gboolean    (*send_cancel_finish)        (ExoPeerHandle       *self,
                                             GAsyncResult        *result,
                                             GError             **error);
+  void        (*send_failure_async)        (ExoPeerHandle       *self,
+                                            const char          *request_id,
+                                            const GError        *failure,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+  gboolean    (*send_failure_finish)       (ExoPeerHandle       *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
 
   /*< private >*/
-  gpointer padding[6];
+  gpointer padding[4];
 };
 
 EXO_AVAILABLE_IN_ALL
@@ -157,6 +166,14 @@ void        exo_peer_handle_send_cancel_async       (ExoPeerHandle *self, const 
                                                      GAsyncReadyCallback callback, gpointer user_data);
 EXO_AVAILABLE_IN_ALL
 gboolean    exo_peer_handle_send_cancel_finish      (ExoPeerHandle *self, GAsyncResult *result,
+                                                     GError **error);
+EXO_AVAILABLE_IN_ALL
+void        exo_peer_handle_send_failure_async      (ExoPeerHandle *self, const char *request_id,
+                                                     const GError *failure,
+                                                     GCancellable *cancellable,
+                                                     GAsyncReadyCallback callback, gpointer user_data);
+EXO_AVAILABLE_IN_ALL
+gboolean    exo_peer_handle_send_failure_finish     (ExoPeerHandle *self, GAsyncResult *result,
                                                      GError **error);
 
 /* --- ExoDiscovery -------------------------------------------------------- */

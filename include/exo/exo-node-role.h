@@ -251,9 +251,13 @@ struct _ExoNodeRoleInterface
   ExoChatResult *(*chat_finish)             (ExoNodeRole               *self,
                                              GAsyncResult              *result,
                                              GError                   **error);
+  /* peer RPC, plugin ABI 3.2 */
+  void           (*process_failure)         (ExoNodeRole               *self,
+                                             const char                *request_id,
+                                             const GError              *failure);
 
   /*< private >*/
-  gpointer padding[8];
+  gpointer padding[7];
 };
 
 EXO_AVAILABLE_IN_ALL
@@ -306,6 +310,11 @@ GVariant      *exo_node_role_collect_topology_finish (ExoNodeRole               
 EXO_AVAILABLE_IN_ALL
 gboolean       exo_node_role_cancel_request          (ExoNodeRole               *self,
                                                       const char                *request_id,
+                                                      GError                   **error);
+EXO_AVAILABLE_IN_ALL
+gboolean       exo_node_role_process_failure         (ExoNodeRole               *self,
+                                                      const char                *request_id,
+                                                      const GError              *failure,
                                                       GError                   **error);
 
 EXO_AVAILABLE_IN_ALL

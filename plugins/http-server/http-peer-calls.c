@@ -21,6 +21,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "http-peer-private.h"
+#include "http-request.h"
 
 #include <string.h>
 
@@ -593,6 +594,46 @@ exo_http_peer_send_cancel_finish (ExoPeerHandle  *peer,
   return call_finish_boolean (peer, result, exo_http_peer_send_cancel_async, error);
 }
 
+/* Rare (a request that failed): over HTTP, not the stream. */
+static void
+exo_http_peer_send_failure_async (ExoPeerHandle       *peer,
+                                  const char          *request_id,
+                                  const GError        *failure,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *message = NULL;
+  guint status = exo_http_status_for_error (failure);
+  const char *end;
+
+  /* cut at a character within the peer's limit */
+  message = g_strndup (failure->message, EXO_HTTP_MAX_FAILURE_MESSAGE);
+  if (!g_utf8_validate (message, -1, &end))
+    message[end - message] = '\0';
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "request_id");
+  json_builder_add_string_value (builder, request_id);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_int_value (builder, status >= 400 && status <= 599 ? status : 500);
+  json_builder_set_member_name (builder, "message");
+  json_builder_add_string_value (builder, message);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  call_start (EXO_HTTP_PEER (peer), call_new_json ("/peer/v1/failure", root),
+              exo_http_peer_send_failure_async, cancellable, callback, user_data);
+}
+
+static gboolean
+exo_http_peer_send_failure_finish (ExoPeerHandle  *peer,
+                                   GAsyncResult   *result,
+                                   GError        **error)
+{
+  return call_finish_boolean (peer, result, exo_http_peer_send_failure_async, error);
+}
+
 void
 exo_http_peer_peer_handle_init (ExoPeerHandleInterface *iface)
 {
@@ -609,4 +650,6 @@ exo_http_peer_peer_handle_init (ExoPeerHandleInterface *iface)
   iface->collect_topology_finish = exo_http_peer_collect_topology_finish;
   iface->send_cancel_async = exo_http_peer_send_cancel_async;
   iface->send_cancel_finish = exo_http_peer_send_cancel_finish;
+  iface->send_failure_async = exo_http_peer_send_failure_async;
+  iface->send_failure_finish = exo_http_peer_send_failure_finish;
 }

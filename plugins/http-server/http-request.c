@@ -539,6 +539,48 @@ exo_http_cancel_request_parse (const char  *body,
   return g_strdup (request_id);
 }
 
+/* --- POST /peer/v1/failure ---------------------------------------------- */
+
+ExoHttpFailureRequest *
+exo_http_failure_request_parse (const char  *body,
+                                gsize        len,
+                                GError     **error)
+{
+  g_autoptr(JsonNode) root = parse_object (body, len, error);
+  g_autoptr(ExoHttpFailureRequest) request = NULL;
+  JsonObject *object;
+  const char *request_id, *message;
+  gint64 status;
+
+  if (root == NULL)
+    return NULL;
+  object = json_node_get_object (root);
+  if (!get_request_id (object, &request_id, error) ||
+      !exo_http_get_int_member (object, "status", TRUE, 400, 599, &status, error) ||
+      !exo_http_get_string_member (object, "message", TRUE, &message, error))
+    return NULL;
+  if (strlen (message) > EXO_HTTP_MAX_FAILURE_MESSAGE)
+    {
+      INVALID (error, "field 'message' is longer than %d bytes", EXO_HTTP_MAX_FAILURE_MESSAGE);
+      return NULL;
+    }
+  request = g_new0 (ExoHttpFailureRequest, 1);
+  request->request_id = g_strdup (request_id);
+  request->status = (guint) status;
+  request->message = g_strdup (message);
+  return g_steal_pointer (&request);
+}
+
+void
+exo_http_failure_request_free (ExoHttpFailureRequest *request)
+{
+  if (request == NULL)
+    return;
+  g_free (request->request_id);
+  g_free (request->message);
+  g_free (request);
+}
+
 /* --- POST /peer/v1/result ----------------------------------------------- */
 
 ExoHttpResultRequest *

@@ -73,6 +73,21 @@ char                 *exo_http_cancel_request_parse (const char  *body,
                                                      gsize        len,
                                                      GError     **error);
 
+/* POST /peer/v1/failure: {"request_id", "status" (400-599), "message"
+ * (at most EXO_HTTP_MAX_FAILURE_MESSAGE bytes)} */
+#define EXO_HTTP_MAX_FAILURE_MESSAGE 1024
+typedef struct {
+  char  *request_id;
+  guint  status;
+  char  *message;
+} ExoHttpFailureRequest;
+
+ExoHttpFailureRequest *exo_http_failure_request_parse (const char  *body,
+                                                       gsize        len,
+                                                       GError     **error);
+void                   exo_http_failure_request_free  (ExoHttpFailureRequest *request);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoHttpFailureRequest, exo_http_failure_request_free)
+
 /* POST /peer/v1/topology */
 typedef struct {
   GStrv  visited;         /* NULL-terminated */

@@ -455,6 +455,7 @@ static const Route routes[] = {
   { "/peer/v1/result",      "POST", BODY_JSON,   http_server_handle_peer_result },
   { "/peer/v1/topology",    "POST", BODY_JSON,   http_server_handle_peer_topology },
   { "/peer/v1/cancel",      "POST", BODY_JSON,   http_server_handle_peer_cancel },
+  { "/peer/v1/failure",     "POST", BODY_JSON,   http_server_handle_peer_failure },
   /* the upgrade to the peer stream (http-stream-server.c) */
   { EXO_STREAM_PATH,        "GET",  BODY_NONE,   http_server_handle_peer_stream },
   { "/v1/chat/completions", "POST", BODY_JSON,   http_server_handle_chat },

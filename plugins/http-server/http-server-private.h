@@ -255,6 +255,7 @@ void http_server_handle_peer_tensor   (ExoHttpServer *, SoupServerMessage *, con
 void http_server_handle_peer_result   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_peer_topology (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 void http_server_handle_peer_cancel   (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
+void http_server_handle_peer_failure  (ExoHttpServer *, SoupServerMessage *, const guint8 *, gsize);
 /* A prompt or tensor call id seen before (TRUE: counted, answer it as a
  * duplicate); else it is remembered and copied to @out_call_id (NULL when
  * there is no valid one). */

@@ -108,6 +108,8 @@ struct _ExoClusterNode
   guint64       dropped_messages;
   guint64       results_sent;      /* result calls to peers */
   guint64       results_skipped;   /* tokens whose news was the tensor to the API node */
+  guint64       failures_reported; /* to API nodes: work of theirs failed here */
+  guint64       failures_received; /* from peers: work of our requests failed there */
   guint64       cancels_sent;
   guint64       cancels_received;
   guint64       cancelled_dropped;

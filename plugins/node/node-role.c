@@ -211,6 +211,26 @@ node_cancel_request (ExoNodeRole *role,
   request_cancel_from_peer (self, request_id);
 }
 
+/* A peer's work on @request_id failed (/peer/v1/failure): when we answer
+ * the request, its caller gets @failure now, and the ring is told to drop
+ * it; else nothing. */
+static void
+node_process_failure (ExoNodeRole  *role,
+                      const char   *request_id,
+                      const GError *failure)
+{
+  ExoClusterNode *self = EXO_CLUSTER_NODE (role);
+  Request *req;
+
+  if (!self->running || !node_id_is_valid (request_id) || failure == NULL)
+    return;
+  req = request_lookup (self, request_id);
+  if (req == NULL || !req->is_api || req->task == NULL)
+    return;
+  self->failures_received++;
+  request_fail (self, req, g_error_new_literal (failure->domain, failure->code, failure->message));
+}
+
 static void
 node_collect_topology_async (ExoNodeRole         *role,
                              const char *const   *visited,
@@ -362,6 +382,7 @@ exo_cluster_node_role_init (ExoNodeRoleInterface *iface)
   iface->collect_topology_async = node_collect_topology_async;
   iface->collect_topology_finish = node_collect_topology_finish;
   iface->cancel_request = node_cancel_request;
+  iface->process_failure = node_process_failure;
   iface->list_models = node_list_models;
   iface->get_topology = node_get_topology;
   iface->chat_async = node_chat_async;

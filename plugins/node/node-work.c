@@ -31,12 +31,49 @@
  */
 #include "node-private.h"
 
-/* Something failed here while working on @request_id. */
 static void
-local_failure (ExoClusterNode *self,
-               const char     *request_id,
-               const char     *what,
-               const GError   *error)
+failure_sent_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(ExoClusterNode) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  /* best effort: without it the API node gives up after request-timeout-ms */
+  if (!exo_peer_handle_send_failure_finish (EXO_PEER_HANDLE (source), result, &error) &&
+      self->running && !is_cancelled (error))
+    log_event (self, G_LOG_LEVEL_INFO, "could not report a failure to its API node: %s",
+               error->message);
+}
+
+/* Work of @request_id failed here, on a node that does not answer it:
+ * its API node (@params' origin) is told at once, so that the caller gets
+ * @failure (a prompt too long, an engine full: 400, 429) instead of a
+ * timeout. */
+static void
+tell_origin (ExoClusterNode            *self,
+             const char                *request_id,
+             const ExoGenerationParams *params,
+             const GError              *failure)
+{
+  Peer *peer;
+
+  if (params == NULL || params->origin == NULL || g_strcmp0 (params->origin, self->node_id) == 0 ||
+      (peer = lookup_usable_peer (self, params->origin)) == NULL)
+    return;
+  self->failures_reported++;
+  exo_peer_handle_send_failure_async (EXO_PEER_HANDLE (peer->handle), request_id, failure,
+                                      self->cancellable, failure_sent_cb, g_object_ref (self));
+}
+
+/* Something failed here while working on @request_id (which came with
+ * @params). */
+static void
+local_failure (ExoClusterNode            *self,
+               const char                *request_id,
+               const ExoGenerationParams *params,
+               const char                *what,
+               const GError              *error)
 {
   Request *req;
 
@@ -56,10 +93,15 @@ local_failure (ExoClusterNode *self,
                                request_id, what, self->node_id, error->message));
   else
     {
+      g_autoptr(GError) failure = g_error_new (error->domain, error->code,
+                                               "request %s: %s on node %s failed: %s",
+                                               request_id, what, self->node_id, error->message);
+
       self->dropped_messages++;
       engine_end_request (self, request_id);
       log_event (self, G_LOG_LEVEL_WARNING, "request %s: %s failed: %s", request_id, what,
                  error->message);
+      tell_origin (self, request_id, params, failure);
     }
 }
 
@@ -108,6 +150,7 @@ typedef struct {
   char           *request_id;
   char           *target_id;
   char           *what;
+  ExoGenerationParams *params;   /* nullable */
   guint           start_layer;
   guint           end_layer;
   guint           generation;
@@ -120,17 +163,19 @@ hop_free (Hop *hop)
   g_free (hop->request_id);
   g_free (hop->target_id);
   g_free (hop->what);
+  g_clear_pointer (&hop->params, exo_generation_params_free);
   g_free (hop);
 }
 
 static void
-hop_failed (ExoClusterNode *self,
-            const char     *request_id,
-            const char     *target_id,
-            guint           start_layer,
-            guint           end_layer,
-            const char     *what,
-            const GError   *error)
+hop_failed (ExoClusterNode            *self,
+            const char                *request_id,
+            const ExoGenerationParams *params,
+            const char                *target_id,
+            guint                      start_layer,
+            guint                      end_layer,
+            const char                *what,
+            const GError              *error)
 {
   Peer *peer;
   Request *req;
@@ -162,6 +207,7 @@ hop_failed (ExoClusterNode *self,
     {
       engine_end_request (self, request_id);
       log_event (self, G_LOG_LEVEL_WARNING, "%s", failure->message);
+      tell_origin (self, request_id, params, failure);
     }
 }
 
@@ -181,8 +227,8 @@ hop_cb (GObject      *source,
     ok = exo_peer_handle_send_tensor_finish (handle, result, &error);
 
   if (!ok && hop->self->running && hop->generation == hop->self->generation)
-    hop_failed (hop->self, hop->request_id, hop->target_id, hop->start_layer, hop->end_layer,
-                hop->what, error);
+    hop_failed (hop->self, hop->request_id, hop->params, hop->target_id, hop->start_layer,
+                hop->end_layer, hop->what, error);
   hop_free (hop);
 }
 
@@ -205,8 +251,8 @@ send_to (ExoClusterNode            *self,
     {
       g_autoptr(GError) error = g_error_new (G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE,
                                              "no usable connection to it");
-      hop_failed (self, request_id, target->node_id, target->start_layer, target->end_layer,
-                  what, error);
+      hop_failed (self, request_id, params, target->node_id, target->start_layer,
+                  target->end_layer, what, error);
       return;
     }
 
@@ -218,6 +264,7 @@ send_to (ExoClusterNode            *self,
   hop->start_layer = target->start_layer;
   hop->end_layer = target->end_layer;
   hop->generation = self->generation;
+  hop->params = params != NULL ? exo_generation_params_copy (params) : NULL;
   if (prompt != NULL)
     exo_peer_handle_send_prompt_async (EXO_PEER_HANDLE (peer->handle), shard, prompt, request_id,
                                        params, self->cancellable, hop_cb, hop);
@@ -242,7 +289,7 @@ forward (ExoClusterNode            *self,
     {
       g_autoptr(GError) error = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
                                                      "the ring is empty");
-      local_failure (self, request_id, "forwarding", error);
+      local_failure (self, request_id, params, "forwarding", error);
       return NULL;
     }
   next = g_ptr_array_index (self->shards, from_index < 0 ? 0 : (guint) (from_index + 1) % self->shards->len);
@@ -403,7 +450,7 @@ process_inference_result (ExoClusterNode            *self,
         {
           gboolean drop = !req->is_api && req->tokens->len == 0;
 
-          local_failure (self, request_id, "sampling", error);
+          local_failure (self, request_id, used, "sampling", error);
           /* The record was made for this token: it ends here. */
           if (drop)
             g_hash_table_remove (self->requests, request_id);
@@ -451,7 +498,7 @@ infer_cb (GObject      *source,
   if (work_is_current (work))
     {
       if (output == NULL)
-        local_failure (work->self, work->request_id, "inference", error);
+        local_failure (work->self, work->request_id, work->params, "inference", error);
       else
         {
           Request *req = request_lookup (work->self, work->request_id);
@@ -560,7 +607,7 @@ encode_cb (GObject      *source,
   if (work_is_current (work))
     {
       if (tokens == NULL)
-        local_failure (work->self, work->request_id, "encoding the prompt", error);
+        local_failure (work->self, work->request_id, work->params, "encoding the prompt", error);
       else if ((note_prompt_tokens (work->self, work->request_id, tokens),
                 !drop_if_cancelled (work->self, work->request_id)))
         run_infer (work->self, work->request_id, g_steal_pointer (&work->shard), tokens,
@@ -585,7 +632,7 @@ start_prompt (ExoClusterNode            *self,
     {
       g_autoptr(GError) error = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
                                                      "the ring is empty");
-      local_failure (self, request_id, "processing the prompt", error);
+      local_failure (self, request_id, params, "processing the prompt", error);
       return;
     }
   first = g_ptr_array_index (self->shards, 0);

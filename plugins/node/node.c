@@ -591,6 +591,8 @@ exo_cluster_node_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "dropped-messages", "t", self->dropped_messages);
   g_variant_dict_insert (metrics, "results-sent", "t", self->results_sent);
   g_variant_dict_insert (metrics, "results-skipped", "t", self->results_skipped);
+  g_variant_dict_insert (metrics, "failures-reported", "t", self->failures_reported);
+  g_variant_dict_insert (metrics, "failures-received", "t", self->failures_received);
   g_variant_dict_insert (metrics, "cancels-sent", "t", self->cancels_sent);
   g_variant_dict_insert (metrics, "cancels-received", "t", self->cancels_received);
   g_variant_dict_insert (metrics, "cancelled-work-dropped", "t", self->cancelled_dropped);
@@ -647,6 +649,10 @@ static const ExoMetricEntry node_metric_entries[] = {
     .help = "Token results the node of the last shard sent to peers." },
   { .key = "results-skipped", .kind = EXO_METRIC_COUNTER, .name = "exo_node_results_skipped_total",
     .help = "Tokens the API node learnt from the next input it was sent, without a result call." },
+  { .key = "failures-reported", .kind = EXO_METRIC_COUNTER, .name = "exo_node_failures_reported_total",
+    .help = "Failures of other nodes' requests reported to their API node." },
+  { .key = "failures-received", .kind = EXO_METRIC_COUNTER, .name = "exo_node_failures_received_total",
+    .help = "Failures of this node's requests that peers reported." },
   { .key = "cancels-sent", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_sent_total",
     .help = "Cancellations the node sent to its peers." },
   { .key = "cancels-received", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_received_total",

@@ -209,6 +209,57 @@ exo_peer_handle_send_cancel_finish (ExoPeerHandle *self, GAsyncResult *result, G
   return PEER_IFACE (self)->send_cancel_finish (self, result, error);
 }
 
+/**
+ * exo_peer_handle_send_failure_async:
+ * @self: a peer (the API node of @request_id)
+ * @request_id: the request whose work failed here
+ * @failure: what failed, for the request's caller
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the peer has it (or the call failed)
+ * @user_data: data for @callback
+ *
+ * Tells the API node of @request_id that its work failed on this node
+ * (the prompt too long for the engine, the engine full, the next hop
+ * gone): it fails the request with @failure at once instead of waiting
+ * for progress that will not come.  A peer handle without this call fails
+ * it with %G_IO_ERROR_NOT_SUPPORTED.  New in plugin ABI 3.2.
+ */
+void
+exo_peer_handle_send_failure_async (ExoPeerHandle *self, const char *request_id,
+                                    const GError *failure, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (EXO_IS_PEER_HANDLE (self));
+  g_return_if_fail (request_id != NULL && failure != NULL);
+  if (PEER_IFACE (self)->send_failure_async == NULL)
+    {
+      g_task_report_new_error (self, callback, user_data, exo_peer_handle_send_failure_async,
+                               G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               "peer handle %s cannot report failures",
+                               G_OBJECT_TYPE_NAME (self));
+      return;
+    }
+  PEER_IFACE (self)->send_failure_async (self, request_id, failure, cancellable, callback,
+                                         user_data);
+}
+
+/**
+ * exo_peer_handle_send_failure_finish:
+ * @self: a peer
+ * @result: the result
+ * @error: return location for an error
+ *
+ * Returns: whether the peer has it.  New in plugin ABI 3.2.
+ */
+gboolean
+exo_peer_handle_send_failure_finish (ExoPeerHandle *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (EXO_IS_PEER_HANDLE (self), FALSE);
+  if (g_async_result_is_tagged (result, exo_peer_handle_send_failure_async))
+    return g_task_propagate_boolean (G_TASK (result), error);
+  return PEER_IFACE (self)->send_failure_finish (self, result, error);
+}
+
 /* --- ExoDiscovery -------------------------------------------------------- */
 
 G_DEFINE_INTERFACE (ExoDiscovery, exo_discovery, EXO_TYPE_RESOURCE)

@@ -532,6 +532,39 @@ exo_node_role_cancel_request (ExoNodeRole  *self,
   return TRUE;
 }
 
+/**
+ * exo_node_role_process_failure:
+ * @self: a node
+ * @request_id: a request this node answers
+ * @failure: what failed on a peer (peer RPC `/peer/v1/failure`)
+ * @error: return location for an error
+ *
+ * A peer's work on @request_id failed: the node fails the request with
+ * @failure when it is its API node, and ignores it otherwise.  New in
+ * plugin ABI 3.2.
+ *
+ * Returns: %TRUE; %FALSE with %G_IO_ERROR_NOT_SUPPORTED when the node
+ *   cannot take failures
+ */
+gboolean
+exo_node_role_process_failure (ExoNodeRole   *self,
+                               const char    *request_id,
+                               const GError  *failure,
+                               GError       **error)
+{
+  g_return_val_if_fail (EXO_IS_NODE_ROLE (self), FALSE);
+  g_return_val_if_fail (request_id != NULL && failure != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (NODE_IFACE (self)->process_failure == NULL)
+    {
+      g_propagate_error (error, not_supported (self, "process_failure"));
+      return FALSE;
+    }
+  NODE_IFACE (self)->process_failure (self, request_id, failure);
+  return TRUE;
+}
+
 /* --- ExoNodeRole: user API ----------------------------------------------- */
 
 /**
