@@ -409,6 +409,28 @@ ring_gives_the_same (Cluster         *c,
           return FALSE;
         }
     }
+  /* A generation that fills the context (max-seq-len) on a peer's engine
+   * ends for "length" with the text so far at the API node (told by the
+   * peer), as on one node. */
+  if (n_nodes > 1 && g_strcmp0 (lc->model_id, "exo-fortunes") == 0)
+    {
+      g_autoptr(GString) request = g_string_new ("{\"model\": \"exo-fortunes\", \"prompt\": \"");
+      g_autofree char *body = NULL;
+      guint status = 0;
+
+      for (guint i = 0; i < 115; i++)
+        g_string_append (request, "q ");
+      g_string_append (request, "\", \"max_tokens\": 60, \"temperature\": 2, \"seed\": 5}");
+      body = http (c, &c->nodes[n_nodes - 1], "POST", "/v1/completions", request->str, &status);
+      if (status != 200 || body == NULL || strstr (body, "\"finish_reason\":\"length\"") == NULL ||
+          strstr (body, "\"completion_tokens\":25") == NULL)
+        {
+          *why = g_strdup_printf ("%u nodes: a generation that fills the context through %s: "
+                                  "status %u: %s", n_nodes, c->nodes[n_nodes - 1].id, status,
+                                  body != NULL ? body : "(nothing)");
+          return FALSE;
+        }
+    }
   /* through the last node too (not the first shard when n > 1): it
    * counts the prompt's tokens with its own engine */
   if (n_nodes > 1)

@@ -84,7 +84,7 @@ check_against_reference (TinyFormat format, gboolean shared, int dim, int hidden
     g_autoptr(ExoTensor) out = llama_test_infer (engine, "r", shard, in, &error);
 
     g_assert_null (out);
-    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE);
     g_assert_nonnull (strstr (error->message, "reached max-seq-len 8"));
   }
   tiny_ref_free (ref);

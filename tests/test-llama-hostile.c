@@ -333,7 +333,7 @@ test_too_long (void)
   g_assert_cmpuint (metric (engine, "kv-cache-bytes"), ==, 2 * 2 * 4 * 4 * 4);
   g_clear_pointer (&out, exo_tensor_unref);
   out = step (engine, "gen", shard, 4, &error);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE);
   g_assert_nonnull (strstr (error->message, "request gen reached max-seq-len 4"));
   g_clear_error (&error);
   out = step (engine, "other", shard, 4, &error);

@@ -487,6 +487,53 @@ test_completions (void)
   engine_idle ();
 }
 
+/* A generation that fills the model's context (max-seq-len 256) ends
+ * with the text so far and the finish reason "length", whole and
+ * streamed, as OpenAI's does at a model's context length; not with an
+ * error that loses the text. */
+static void
+test_context_full (void)
+{
+  g_autoptr(GString) body = g_string_new ("{\"prompt\": \"");
+  g_autoptr(JsonNode) whole = NULL;
+  g_auto(Stream) streamed = { 0 };
+  g_autofree char *text = NULL, *again = NULL;
+  const char *finish;
+  gint64 prompt_tokens, completion_tokens;
+
+  for (guint i = 0; i < 115; i++)
+    g_string_append (body, "q ");
+  g_string_append (body, "\", \"max_tokens\": 60, \"temperature\": 2, \"seed\": 5");
+  {
+    g_autofree char *request = g_strdup_printf ("%s}", body->str);
+
+    whole = ask ("/v1/completions", request, 200);
+  }
+  if (whole == NULL)
+    return;
+  text = answer_text (whole, &finish, &prompt_tokens, &completion_tokens);
+  g_test_message ("%" G_GINT64_FORMAT " + %" G_GINT64_FORMAT " tokens, %s", prompt_tokens,
+                  completion_tokens, finish);
+  g_assert_cmpstr (finish, ==, "length");
+  g_assert_cmpint (prompt_tokens, >, 196);
+  g_assert_cmpint (completion_tokens, <, 60);
+  /* 256 positions computed; the token sampled from the last is the
+   * answer's last */
+  g_assert_cmpint (prompt_tokens + completion_tokens, ==, 257);
+  {
+    g_autofree char *request = g_strdup_printf ("%s, \"stream\": true, "
+                                                "\"stream_options\": {\"include_usage\": true}}",
+                                                body->str);
+
+    if (!ask_stream ("/v1/completions", request, "text_completion", &streamed))
+      return;
+  }
+  again = stream_text (&streamed);
+  g_assert_cmpstr (again, ==, text);
+  g_assert_cmpstr (streamed.finish, ==, "length");
+  g_assert_cmpint (streamed.completion_tokens, ==, completion_tokens);
+}
+
 static void
 test_errors (void)
 {
@@ -559,6 +606,7 @@ main (int argc, char **argv)
   g_test_add_func ("/openai/llama/models", test_models);
   g_test_add_func ("/openai/llama/stop", test_stop);
   g_test_add_func ("/openai/llama/completions", test_completions);
+  g_test_add_func ("/openai/llama/context-full", test_context_full);
   g_test_add_func ("/openai/llama/errors", test_errors);
   g_test_add_func ("/openai/llama/quiet-log", test_quiet_log);
   return g_test_run ();

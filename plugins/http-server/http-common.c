@@ -512,6 +512,11 @@ exo_http_status_for_error (const GError *error)
           return EXO_HTTP_STATUS_TOO_MANY_REQUESTS;
         case G_IO_ERROR_CANCELLED:
           return SOUP_STATUS_SERVICE_UNAVAILABLE;
+        case G_IO_ERROR_MESSAGE_TOO_LARGE:
+          /* an engine's context (max-seq-len) is full; the API node ends
+           * such a request for "length" itself, so this is how a peer
+           * tells it (/peer/v1/failure) */
+          return SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE;
         case G_IO_ERROR_NOT_SUPPORTED:
           /* the node lacks the call (exo_node_role_*()), or its engine
            * cannot do what was asked */

@@ -351,6 +351,9 @@ failure_error (const ExoHttpFailureRequest *failure)
     case SOUP_STATUS_NOT_IMPLEMENTED:
       code = G_IO_ERROR_NOT_SUPPORTED;
       break;
+    case SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE:
+      code = G_IO_ERROR_MESSAGE_TOO_LARGE;
+      break;
     case SOUP_STATUS_BAD_GATEWAY:
       code = G_IO_ERROR_HOST_UNREACHABLE;
       break;

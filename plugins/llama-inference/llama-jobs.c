@@ -129,7 +129,9 @@ check_input (LlamaInference     *self,
                      "the prompt is %" G_GSIZE_FORMAT " tokens, longer than max-seq-len %u",
                      n, self->seq_limit);
       else
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        /* the context is full: the node ends the request with the finish
+         * reason "length" (node-requests.c) */
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
                      "request %s reached max-seq-len %u (%u positions done, %" G_GSIZE_FORMAT
                      " more asked for)", request_id != NULL ? request_id : "(one-off)",
                      self->seq_limit, pos, n);

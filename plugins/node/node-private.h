@@ -158,6 +158,7 @@ struct _Request
   GString        *text;          /* decoded; cut before a stop string */
   gsize           sent;          /* bytes of text given to on_token */
   gboolean        stopped;       /* a stop string ended it */
+  gboolean        context_full;  /* an engine's max-seq-len ended it ("length") */
   GPtrArray      *ring;          /* NodeShardAssignment: the ring at the start */
   GSource        *timeout;       /* no progress for request-timeout-ms (moved, not remade) */
   guint           cancel_idle;

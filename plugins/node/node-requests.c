@@ -257,11 +257,21 @@ request_complete (ExoClusterNode *self,
 {
   GTask *task = g_steal_pointer (&req->task);
 
+  /* The context of an engine of the ring is full (G_IO_ERROR_MESSAGE_TOO_LARGE,
+   * here or told by a peer): the answer so far, finished for "length", as
+   * OpenAI ends a generation at the model's context; the ring drops it. */
+  if (req->is_api && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE))
+    {
+      log_event (self, G_LOG_LEVEL_INFO, "%s: the answer so far, finish reason \"length\"",
+                 error->message);
+      g_clear_error (&error);
+      req->context_full = TRUE;
+    }
   g_hash_table_steal (self->requests, req->id);
   engine_end_request (self, req->id);
   /* A request that failed, or that a stop string ended while its ring
    * still generates, is cancelled on every node of the ring. */
-  if ((error != NULL || req->stopped) && req->is_api && self->running)
+  if ((error != NULL || req->stopped || req->context_full) && req->is_api && self->running)
     request_abandon (self, req);
   if (task != NULL)
     {
@@ -283,7 +293,8 @@ request_complete (ExoClusterNode *self,
 
           g_task_return_pointer (task,
                                  exo_chat_result_new (req->text->str,
-                                                      req->delivered >= limit && !req->stopped
+                                                      req->context_full ||
+                                                      (req->delivered >= limit && !req->stopped)
                                                       ? "length" : "stop",
                                                       req->prompt_tokens, (gint64) req->delivered),
                                  (GDestroyNotify) exo_chat_result_free);

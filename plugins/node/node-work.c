@@ -273,6 +273,19 @@ send_to (ExoClusterNode            *self,
                                        params, self->cancellable, hop_cb, hop);
 }
 
+/* The id of the node after @from_index in the ring; NULL if it is empty. */
+static char *
+next_node_id (ExoClusterNode *self,
+              gint            from_index)
+{
+  NodeShardAssignment *next;
+
+  if (self->shards == NULL || self->shards->len == 0)
+    return NULL;
+  next = g_ptr_array_index (self->shards, from_index < 0 ? 0 : (guint) (from_index + 1) % self->shards->len);
+  return g_strdup (next->node_id);
+}
+
 /* Passes @tensor (and @params) to the node after @from_index in the ring
  * (the last shard's token goes back to the first). */
 static char *
@@ -476,8 +489,19 @@ process_inference_result (ExoClusterNode            *self,
                             TRUE);
           return;
         }
+      /* An API node that is neither us nor the first shard hears of the
+       * token before the first shard gets it: a failure the first shard
+       * tells it of (its context full) comes after the token, not before. */
+      next_id = next_node_id (self, index);
+      if (next_id != NULL && used->origin != NULL && g_strcmp0 (used->origin, self->node_id) != 0 &&
+          g_strcmp0 (used->origin, next_id) != 0)
+        report_tokens (self, request_id, used->origin, next_id,
+                       (const gint32 *) (void *) tokens->data, tokens->len);
+      g_free (next_id);
       next_id = forward (self, request_id, index, token, used);
-      if (next_id != NULL)
+      if (next_id != NULL &&
+          (used->origin == NULL || g_strcmp0 (used->origin, self->node_id) == 0 ||
+           g_strcmp0 (used->origin, next_id) == 0))
         report_tokens (self, request_id, used->origin, next_id,
                        (const gint32 *) (void *) tokens->data, tokens->len);
     }
