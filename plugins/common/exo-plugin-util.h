@@ -6,8 +6,8 @@
  * Owns: the property setters of a set_property() that tell whether the
  * value changed (exo_plugin_set_string(), exo_plugin_set_uint()), and a
  * GSource that fires at the ready time it is given
- * (exo_plugin_ready_time_source_new()), which a per-request timeout moves
- * at each token instead of making and destroying a timer per token.
+ * (exo_plugin_ready_time_source_new()), which a per-request timeout keeps
+ * for the request instead of making and destroying a timer per token.
  * Private to plugins/ (found through plugin_common_inc in
  * plugins/meson.build): never installed, not libexo API, no symbols (static
  * inline only).
@@ -18,8 +18,10 @@
  * context of its maker and dispatches there; it is not ready until
  * g_source_set_ready_time() gives it a time, and the time stays set: a
  * callback that returns G_SOURCE_CONTINUE must move it (or set -1), else
- * the source fires again at once.  The in-tree callbacks return
- * G_SOURCE_REMOVE and drop their reference.
+ * the source fires again at once.  A new ready time wakes the context
+ * (GLib writes its eventfd), so a timeout that progress pushes back is
+ * set once and, when it fires early, moved to the deadline of the last
+ * progress (the request timers do so).
  */
 #pragma once
 

@@ -360,8 +360,15 @@ static gboolean
 request_timeout_cb (gpointer data)
 {
   Request *req = data;
+  gint64 deadline = req->progress_us + (gint64) req->self->request_timeout_ms * 1000;
   g_autofree char *message = NULL;
 
+  /* progress since it was set: on to the deadline of the last progress */
+  if (g_get_monotonic_time () < deadline)
+    {
+      g_source_set_ready_time (req->timer, deadline);
+      return G_SOURCE_CONTINUE;
+    }
   g_clear_pointer (&req->timer, g_source_unref);
   req->self->n_timeouts++;
   message = g_strdup_printf ("the node made no progress within %u ms (request-timeout-ms)",
@@ -379,15 +386,17 @@ http_server_request_restart_timer (Request *req)
       request_stop_timer (req);
       return;
     }
+  req->progress_us = g_get_monotonic_time ();
+  /* One timer, set once (not made anew per token, nor moved: a new ready
+   * time wakes the main loop through its eventfd); it looks at the last
+   * progress when it fires (request_timeout_cb). */
   if (req->timer == NULL)
     {
-      /* moved at each token, not made anew (a stream of tokens on 256
-       * connections would otherwise make and destroy a timer per token) */
       req->timer = exo_plugin_ready_time_source_new (request_timeout_cb, req,
                                                      "[exo-http] request timeout");
+      g_source_set_ready_time (req->timer, req->progress_us +
+                                           (gint64) req->self->request_timeout_ms * 1000);
     }
-  g_source_set_ready_time (req->timer, g_get_monotonic_time () +
-                                       (gint64) req->self->request_timeout_ms * 1000);
 }
 
 /* --- request bodies ------------------------------------------------------ */

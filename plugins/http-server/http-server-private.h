@@ -160,6 +160,7 @@ typedef struct
   ExoNodeRole       *node;          /* strong */
   GCancellable      *cancellable;
   GSource           *timer;
+  gint64             progress_us;   /* the last progress: the timer's deadline from it */
   gulong             finished_id;
   gulong             disconnected_id;
   RequestKind        kind;

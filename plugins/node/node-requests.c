@@ -319,8 +319,16 @@ request_timeout_cb (gpointer user_data)
 {
   Request *req = user_data;
   ExoClusterNode *self = req->self;
-  g_autofree char *ring = node_partition_shards_to_string (req->ring);
+  gint64 deadline = req->last_progress_us + (gint64) self->request_timeout_ms * 1000;
+  g_autofree char *ring = NULL;
 
+  /* progress since it was set: on to the deadline of the last progress */
+  if (g_get_monotonic_time () < deadline)
+    {
+      g_source_set_ready_time (req->timeout, deadline);
+      return G_SOURCE_CONTINUE;
+    }
+  ring = node_partition_shards_to_string (req->ring);
   g_clear_pointer (&req->timeout, g_source_unref);
   request_fail (self, req,
                 g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
@@ -337,14 +345,17 @@ request_progress (ExoClusterNode *self,
   req->touched_us = req->last_progress_us;
   if (self->request_timeout_ms == 0)
     return;
+  /* Set once, not moved at each token: a new ready time wakes the main
+   * loop (GLib signals its context's eventfd), a syscall and a loop
+   * iteration a token; the timer looks at the last progress when it fires
+   * (request_timeout_cb). */
   if (req->timeout == NULL)
     {
-      /* moved at each token instead of a timer made and destroyed per token */
       req->timeout = exo_plugin_ready_time_source_new (request_timeout_cb, req,
                                                        "[exo-node] request timeout");
+      g_source_set_ready_time (req->timeout, req->last_progress_us +
+                                             (gint64) self->request_timeout_ms * 1000);
     }
-  g_source_set_ready_time (req->timeout, req->last_progress_us +
-                                         (gint64) self->request_timeout_ms * 1000);
 }
 
 static gboolean
