@@ -736,13 +736,15 @@ exo_http_tensor_request_parse (const char   *request_id,
       return NULL;
     }
   shard_node = exo_http_parse_json (shard_text, strlen (shard_text), &local_error);
-  if (shard_node == NULL ||
-      (request->shard = exo_http_shard_from_json (shard_node, "header " EXO_HTTP_HEADER_SHARD,
-                                                  &local_error)) == NULL)
+  if (shard_node == NULL)
     {
       INVALID (error, "header %s: %s", EXO_HTTP_HEADER_SHARD, local_error->message);
       return NULL;
     }
+  /* from_json names the header already */
+  request->shard = exo_http_shard_from_json (shard_node, "header " EXO_HTTP_HEADER_SHARD, error);
+  if (request->shard == NULL)
+    return NULL;
   if (dtype_text == NULL || !exo_dtype_from_string (dtype_text, &dtype))
     {
       g_autofree char *shown = exo_http_shown_text (dtype_text, 32);
