@@ -371,6 +371,28 @@ ring_gives_the_same (Cluster         *c,
           return FALSE;
         }
     }
+  /* The decode steps of the shards without the classifier ran on their
+   * node's main thread (no hand-off to the worker and back); the last
+   * shard's (with the classifier) on its worker: the same tokens either
+   * way (above). */
+  if (n_nodes > 1)
+    for (guint i = 0; i < n_nodes; i++)
+      {
+        double steps = live_resource_metric_double (c, &c->nodes[i], "engine",
+                                                    "exo_engine_inline_steps_total");
+        g_autofree char *last = g_strdup_printf (",%s:", c->nodes[i].id);
+        gboolean is_last = g_str_has_suffix (ring, "") && strstr (ring, last) != NULL &&
+                           strchr (strstr (ring, last) + 1, ',') == NULL;
+
+        if (is_last ? steps != 0 : !(steps > 0))
+          {
+            *why = g_strdup_printf ("ring %s: %s ran %g decode steps inline (%s)", ring,
+                                    c->nodes[i].id, steps,
+                                    is_last ? "none expected: it holds the classifier"
+                                            : "some expected: no classifier");
+            return FALSE;
+          }
+      }
   /* answered whole: the same text */
   {
     g_autofree char *reason = NULL;

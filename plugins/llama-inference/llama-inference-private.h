@@ -51,6 +51,10 @@ struct _LlamaInference
   guint64         positions;
   guint64         tokens_sampled;
   guint64         forward_us;
+  guint64         inline_steps;    /* decode steps run on the caller's thread */
+
+  /* jobs pushed to the worker and not done (atomic) */
+  gint            jobs_queued;
 };
 
 typedef enum
@@ -70,6 +74,13 @@ typedef struct
   ExoTensor    *input;
   char         *prompt;
 } LlamaJob;
+
+/* The most multiply-adds of a decode step run on the caller's thread
+ * instead of the worker (llama_job_push()). */
+#define LLAMA_INLINE_STEP_MAX_MACS (4u * 1000 * 1000)
+
+void      llama_job_run_inline (LlamaInference *self,
+                                LlamaJob       *job);
 
 LlamaJob *llama_job_new  (LlamaInference      *self,
                           LlamaJobKind         kind,

@@ -309,6 +309,7 @@ llama_inference_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "positions", "t", self->positions);
   g_variant_dict_insert (metrics, "tokens-sampled", "t", self->tokens_sampled);
   g_variant_dict_insert (metrics, "forward-us", "t", self->forward_us);
+  g_variant_dict_insert (metrics, "inline-steps", "t", self->inline_steps);
   g_variant_dict_insert (metrics, "kernels", "s", llama_kernels_to_string (llama_kernels_get ()));
   for (guint i = 0; i < self->views->len; i++)
     {
@@ -355,6 +356,8 @@ static const ExoMetricEntry llama_metric_entries[] = {
     .help = "Tokens the engine sampled." },
   { .key = "forward-us", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_forward_seconds_total",
     .scale = 1e-6, .help = "Time the engine spent in forward passes." },
+  { .key = "inline-steps", .kind = EXO_METRIC_COUNTER, .name = "exo_engine_inline_steps_total",
+    .help = "Decode steps of a few layers run on the node's main thread instead of the worker (no classifier, the worker idle)." },
   { .key = "start-layer", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_shard_start_layer",
     .help = "The first layer of the engine's shard." },
   { .key = "end-layer", .kind = EXO_METRIC_GAUGE, .name = "exo_engine_shard_end_layer",

@@ -1,10 +1,15 @@
 /* llama-jobs.c: the worker of the llama engine — forward passes, encodes
  * and prefetches, run one at a time on the engine's worker thread, in the
- * order they were queued.
+ * order they were queued; a small decode step (a shard without the
+ * classifier, at most LLAMA_INLINE_STEP_MAX_MACS) runs at once on the
+ * engine's main context instead, when the worker has nothing queued.
  *
  * It owns nothing long-lived: each LlamaJob is freed when its task is
  * completed.  Thread rules: llama_job_new and llama_job_push run on the
- * engine's main context; llama_job_run on the worker.  The worker reads
+ * engine's main context; llama_job_run on the worker, or (a small step)
+ * in llama_job_push, while `jobs_queued` (atomic: pushed, not done) is 0,
+ * so that the worker and the main context never run jobs at once (only
+ * the main context pushes).  The worker reads
  * the model, tokenizer and team (read-only while the engine is usable),
  * takes self->lock for the shard views, counters and `closing`, and holds a
  * request's session (llama-sessions.c) only between begin and finish.
@@ -58,14 +63,50 @@ llama_job_free (LlamaJob *job)
   g_free (job);
 }
 
+/* Multiply-adds of one position through @shard's layers, when it is a
+ * small step: no classifier (not the last layer), one position; else 0. */
+static guint64
+small_step_macs (LlamaInference *self,
+                 LlamaJob       *job)
+{
+  const LlamaConfig *cfg = llama_model_get_config (self->model);
+  guint64 kv_dim, per_layer;
+
+  if (job->kind != LLAMA_JOB_INFER || job->request_id == NULL || job->shard == NULL ||
+      job->shard->end_layer + 1 >= cfg->n_layers || job->input == NULL)
+    return 0;
+  if (job->shard->start_layer == 0 ? exo_tensor_get_n_elements (job->input) != 1
+                                   : exo_tensor_get_n_elements (job->input) != cfg->dim)
+    return 0;
+  kv_dim = (guint64) cfg->dim * cfg->n_kv_heads / cfg->n_heads;
+  per_layer = (guint64) cfg->dim * (2 * cfg->dim + 2 * kv_dim) + 3 * (guint64) cfg->dim * cfg->hidden_dim;
+  return per_layer * (job->shard->end_layer - job->shard->start_layer + 1);
+}
+
 void
 llama_job_push (LlamaInference *self,
                 LlamaJob       *job)
 {
   GError *error = NULL;
+  guint64 macs = small_step_macs (self, job);
 
+  /* A decode step of a few layers (a shard of a ring, not the last) costs
+   * less than waking the worker and being woken back (two thread
+   * hand-offs, ~0.1-0.2 ms each here): it runs now, on this thread, when
+   * the worker has nothing queued (it is the only other user of the
+   * sessions and the team).  Its task completes in the next iteration. */
+  if (macs > 0 && macs <= LLAMA_INLINE_STEP_MAX_MACS && g_atomic_int_get (&self->jobs_queued) == 0)
+    {
+      g_mutex_lock (&self->lock);
+      self->inline_steps++;
+      g_mutex_unlock (&self->lock);
+      llama_job_run_inline (self, job);
+      return;
+    }
+  g_atomic_int_inc (&self->jobs_queued);
   if (!g_thread_pool_push (self->pool, job, &error))
     {
+      g_atomic_int_add (&self->jobs_queued, -1);
       g_task_return_error (job->task, error);
       llama_job_free (job);
     }
@@ -231,12 +272,10 @@ run_encode (LlamaInference  *self,
   return exo_tensor_new_int32 ((const gint32 *) (void *) ids->data, ids->len);
 }
 
-void
-llama_job_run (gpointer data,
-               gpointer user_data)
+static void
+job_run (LlamaInference *self,
+         LlamaJob       *job)
 {
-  LlamaJob *job = data;
-  LlamaInference *self = user_data;
   GError *error = NULL;
   ExoTensor *out = NULL;
   gboolean closing;
@@ -281,6 +320,23 @@ llama_job_run (gpointer data,
   else
     g_task_return_error (job->task, error);
   llama_job_free (job);
+}
+
+void
+llama_job_run (gpointer data,
+               gpointer user_data)
+{
+  LlamaInference *self = user_data;
+
+  job_run (self, data);
+  g_atomic_int_add (&self->jobs_queued, -1);
+}
+
+void
+llama_job_run_inline (LlamaInference *self,
+                      LlamaJob       *job)
+{
+  job_run (self, job);
 }
 
 LlamaJob *

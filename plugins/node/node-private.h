@@ -162,6 +162,7 @@ struct _Request
   GPtrArray      *ring;          /* NodeShardAssignment: the ring at the start */
   GSource        *timeout;       /* no progress for request-timeout-ms (moved, not remade) */
   guint           cancel_idle;
+  guint           context_full_grace;  /* the "length" end, after results in flight */
   GCancellable   *cancellable;
   gulong          cancel_handler;
   gint64          started_us;

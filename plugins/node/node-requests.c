@@ -55,6 +55,10 @@
 
 /* --- requests ------------------------------------------------------------ */
 
+/* How long the API node of a request whose context is full waits for a
+ * result still in flight before it answers "length". */
+#define CONTEXT_FULL_GRACE_MS 100
+
 void
 request_free (Request *req)
 {
@@ -64,6 +68,7 @@ request_free (Request *req)
       g_clear_pointer (&req->timeout, g_source_unref);
     }
   g_clear_handle_id (&req->cancel_idle, g_source_remove);
+  g_clear_handle_id (&req->context_full_grace, g_source_remove);
   if (req->cancellable != NULL)
     {
       g_cancellable_disconnect (req->cancellable, req->cancel_handler);
@@ -257,16 +262,6 @@ request_complete (ExoClusterNode *self,
 {
   GTask *task = g_steal_pointer (&req->task);
 
-  /* The context of an engine of the ring is full (G_IO_ERROR_MESSAGE_TOO_LARGE,
-   * here or told by a peer): the answer so far, finished for "length", as
-   * OpenAI ends a generation at the model's context; the ring drops it. */
-  if (req->is_api && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE))
-    {
-      log_event (self, G_LOG_LEVEL_INFO, "%s: the answer so far, finish reason \"length\"",
-                 error->message);
-      g_clear_error (&error);
-      req->context_full = TRUE;
-    }
   g_hash_table_steal (self->requests, req->id);
   engine_end_request (self, req->id);
   /* A request that failed, or that a stop string ended while its ring
@@ -306,11 +301,41 @@ request_complete (ExoClusterNode *self,
   request_free (req);
 }
 
+static gboolean
+context_full_grace_cb (gpointer user_data)
+{
+  Request *req = user_data;
+
+  req->context_full_grace = 0;
+  request_complete (req->self, req, NULL);
+  return G_SOURCE_REMOVE;
+}
+
 void
 request_fail (ExoClusterNode *self,
               Request        *req,
               GError         *error)
 {
+  /* The context of an engine of the ring is full (G_IO_ERROR_MESSAGE_TOO_LARGE,
+   * here or told by a peer): the answer so far, finished for "length", as
+   * OpenAI ends a generation at the model's context; the ring drops it.
+   * The last token's result may still be on its way from the last shard
+   * (sent before the token went to the first shard, whose engine found the
+   * context full and told us by another path): it is awaited a moment. */
+  if (req->is_api && (req->context_full ||
+                      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE)))
+    {
+      if (!req->context_full)
+        {
+          log_event (self, G_LOG_LEVEL_INFO, "%s: the answer so far, finish reason \"length\"",
+                     error->message);
+          req->context_full = TRUE;
+          req->context_full_grace = g_timeout_add (CONTEXT_FULL_GRACE_MS, context_full_grace_cb,
+                                                   req);
+        }
+      g_error_free (error);
+      return;
+    }
   request_complete (self, req, error);
 }
 
