@@ -190,6 +190,34 @@ def test_managed_initialize_raises():
     call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
 
 
+class Exits(Exo.Resource):
+    """do_initialize raises what it is given: SystemExit, KeyboardInterrupt..."""
+
+    def __init__(self, exc, **kwargs):
+        super().__init__(**kwargs)
+        self.exc = exc
+
+    def do_do_initialize(self, task):
+        raise self.exc
+
+    def do_do_cleanup(self, task):
+        task.return_boolean(True)
+
+
+def test_base_exceptions_fail_the_attempt():
+    """sys.exit() and KeyboardInterrupt in a vfunc fail that attempt, like any exception."""
+    for exc, message in ((SystemExit(3), 'SystemExit: 3'),
+                         (KeyboardInterrupt(), 'KeyboardInterrupt'),
+                         (GeneratorExit('odd'), 'GeneratorExit: odd')):
+        rid = 'py-exits-%s' % type(exc).__name__
+        r = Exits(exc, id=rid)
+        ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+        assert error is not None and error.message == message, (message, error)
+        assert r.get_state() == Exo.ResourceState.ERROR, r.get_state()
+        logged = [f for f in LOG if f.get('EXO_RESOURCE_ID') == rid]
+        assert len(logged) == 1 and type(exc).__name__ in logged[0]['MESSAGE'], logged
+
+
 def test_health_and_cleanup_raise():
     """(a) do_check_health and do_cleanup that raise fail too."""
     r = Raises(id='py-raises-later')
@@ -482,6 +510,7 @@ CASES = [
     test_every_class_constructible,
     test_initialize_raises,
     test_managed_initialize_raises,
+    test_base_exceptions_fail_the_attempt,
     test_health_and_cleanup_raise,
     test_initialize_completes,
     test_run_async_from_python,

@@ -19,8 +19,10 @@ goes to the log once, as a warning in the domain ``Exo-Python`` with the
 field ``EXO_RESOURCE_ID``, and the frames' locals are cleared.
 
 An exception raised after the task was completed can only be logged (the
-task's error is the first result it was given).  Only ``Exception`` is
-caught: ``KeyboardInterrupt`` and ``SystemExit`` are not.
+task's error is the first result it was given).  Every ``BaseException`` is
+caught, ``SystemExit`` and ``KeyboardInterrupt`` too: ``sys.exit(3)`` in a
+vfunc fails that attempt with ``"SystemExit: 3"`` instead of ending the
+program that hosts the plugin.
 
 They also let ``run_async``/``use_async`` take any ``func_data`` (PyGObject
 wants a tuple there, because the trailing ``user_data`` is variadic).
@@ -96,7 +98,7 @@ def _guard_vfunc(vfunc):
     def guarded(self, task):
         try:
             vfunc(self, task)
-        except Exception as exc:
+        except BaseException as exc:    # SystemExit too: it must not end the host
             _fail(task, exc, self, where)
     guarded._exo_guarded = True
     return guarded
@@ -110,7 +112,7 @@ def _guard_operation(func):
     def guarded(resource, cancellable, task, *func_data):
         try:
             func(resource, cancellable, task, *func_data)
-        except Exception as exc:
+        except BaseException as exc:
             _fail(task, exc, resource, 'operation')
     guarded._exo_guarded = True
     return guarded
