@@ -13,7 +13,9 @@
 # raising do_initialize is retried (`flaky` succeeds on its third attempt)
 # or ends in `error` with the exception's message (`bad`); a plugin with a
 # syntax error and one for another ABI are refused in one line each, a
-# Python file without the marker is not touched, and the rest starts; on
+# Python file without the marker is not touched, a package with a module
+# that anyone may write is refused before any of it runs, and the rest
+# starts; on
 # SIGTERM the C resource that depends on the Python one is cleaned up
 # first.  Exits 77 (skipped) where there is no Python loader (no
 # python3-embed, no typelib: -Dintrospection=disabled) and under valgrind.
@@ -118,6 +120,16 @@ def main():
     for name in ('__init__.py', 'counter.py'):
         shutil.copy(os.path.join(SRC, 'python-plugins', 'pypkg', name), pkg_dir)
         os.chmod(os.path.join(pkg_dir, name), 0o600)
+    # evilpkg/: a package whose __init__.py and folder are fine, but one of
+    # its other modules is writable by anyone: refused, none of it imported
+    evil_dir = os.path.join(plugins, 'evilpkg')
+    os.mkdir(evil_dir, 0o755)
+    with open(os.path.join(evil_dir, '__init__.py'), 'w') as f:
+        f.write('from . import helper\nEXO_PLUGIN = {}\n')
+    os.chmod(os.path.join(evil_dir, '__init__.py'), 0o644)
+    with open(os.path.join(evil_dir, 'helper.py'), 'w') as f:
+        f.write('open(%r, "w").close()\n' % os.path.join(tmp, 'evil-ran'))
+    os.chmod(os.path.join(evil_dir, 'helper.py'), 0o666)
     config = os.path.join(tmp, 'node.json')
     with open(config, 'w') as f:
         json.dump(CONFIG, f)
@@ -209,7 +221,13 @@ def main():
         old = [line for line in log.splitlines() if 'oldabi.py' in line]
         check('a Python plugin for another ABI is refused in one line',
               len(old) == 1 and 'built for plugin ABI 2.0' in old[0], old)
-        check('a Python file without EXO_PLUGIN is not a plugin', 'helper.py' not in log)
+        check('a Python file without EXO_PLUGIN is not a plugin',
+              '%s/helper.py' % plugins not in log)
+        evil = [line for line in log.splitlines() if 'evilpkg' in line]
+        check('a package with a group/world-writable module is refused in one line naming it',
+              len(evil) == 1 and '%s/evilpkg/helper.py in its package is writable by group or '
+              'others (mode 0666)' % plugins in evil[0] and
+              not os.path.exists(os.path.join(tmp, 'evil-ran')), evil)
 
         node.send_signal(signal.SIGTERM)
         code = node.wait(timeout=WAIT_S)
