@@ -14,7 +14,8 @@
 # or ends in `error` with the exception's message (`bad`); a plugin with a
 # syntax error and one for another ABI are refused in one line each, a
 # Python file without the marker is not touched, a package with a module
-# that anyone may write is refused before any of it runs, and the rest
+# that anyone may write is refused before any of it runs, a planted .pyc
+# beside a plugin is not run and none is written there, and the rest
 # starts; on
 # SIGTERM the C resource that depends on the Python one is cleaned up
 # first.  Exits 77 (skipped) where there is no Python loader (no
@@ -25,6 +26,7 @@
 #
 # Prints TAP; exits 1 if any check fails.
 
+import importlib.util
 import json
 import os
 import re
@@ -107,6 +109,37 @@ def wait_until(what, fn):
     raise AssertionError('%s: not within %d s (last: %r)' % (what, WAIT_S, last))
 
 
+PLANTED = """import gi
+gi.require_version('Exo', '1')
+from gi.repository import Exo
+
+
+class Planted(Exo.Resource):
+    __gtype_name__ = 'PyPlantedResource'
+
+
+EXO_PLUGIN = {'name': 'planted', 'version': '1', 'abi': '3.0', 'types': {'py-planted': Planted}}
+"""
+
+
+def plant_bytecode(plugins, marker):
+    """planted.py, and beside it in a 0777 __pycache__ a .pyc of other code
+    whose header matches the source's mtime and size: Python would run it."""
+    import importlib._bootstrap_external as bootstrap
+    import importlib.util
+    source = os.path.join(plugins, 'planted.py')
+    with open(source, 'w') as f:
+        f.write(PLANTED)
+    os.chmod(source, 0o600)
+    st = os.stat(source)
+    evil = compile(PLANTED + 'open(%r, "w").close()\n' % marker, source, 'exec')
+    cache = importlib.util.cache_from_source(source)
+    os.mkdir(os.path.dirname(cache))
+    os.chmod(os.path.dirname(cache), 0o777)
+    with open(cache, 'wb') as f:
+        f.write(bootstrap._code_to_timestamp_pyc(evil, int(st.st_mtime), st.st_size))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix='exo-py-plugin.')
     os.chmod(tmp, 0o700)
@@ -130,6 +163,7 @@ def main():
     with open(os.path.join(evil_dir, 'helper.py'), 'w') as f:
         f.write('open(%r, "w").close()\n' % os.path.join(tmp, 'evil-ran'))
     os.chmod(os.path.join(evil_dir, 'helper.py'), 0o666)
+    plant_bytecode(plugins, os.path.join(tmp, 'planted-ran'))
     config = os.path.join(tmp, 'node.json')
     with open(config, 'w') as f:
         json.dump(CONFIG, f)
@@ -145,6 +179,8 @@ def main():
         env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address, PYHELLO_TRACE=trace,
                    STATE_DIRECTORY=os.path.join(tmp, 'state'))
         env.pop('EXO_PLUGIN_PATH', None)
+        # the loader itself must not write bytecode beside plugins
+        env.pop('PYTHONDONTWRITEBYTECODE', None)
         with open(log_path, 'w') as log:
             node = subprocess.Popen([os.environ['EXO_NODE'], '--config', config,
                                      '--plugin-dir', plugins,
@@ -223,6 +259,14 @@ def main():
               len(old) == 1 and 'built for plugin ABI 2.0' in old[0], old)
         check('a Python file without EXO_PLUGIN is not a plugin',
               '%s/helper.py' % plugins not in log)
+        check('a planted .pyc beside a plugin is not run (its source is)',
+              not os.path.exists(os.path.join(tmp, 'planted-ran')) and 'planted' not in log,
+              [line for line in log.splitlines() if 'planted' in line])
+        check('no bytecode is written beside plugins',
+              not os.path.exists(os.path.join(pkg_dir, '__pycache__')) and
+              os.listdir(os.path.join(plugins, '__pycache__')) ==
+              [os.path.basename(importlib.util.cache_from_source('planted.py'))],
+              os.listdir(os.path.join(plugins, '__pycache__')))
         evil = [line for line in log.splitlines() if 'evilpkg' in line]
         check('a package with a group/world-writable module is refused in one line naming it',
               len(evil) == 1 and '%s/evilpkg/helper.py in its package is writable by group or '

@@ -16,6 +16,13 @@
  * it: for exo-node, its main context.  The interpreter is never finalized:
  * the plugins' GTypes stay registered, like a shared object's.
  *
+ * Bytecode: the plugins' modules (the plugin, a package's modules) are
+ * compiled from their source by the helper's own loader every time, which
+ * never reads nor writes `__pycache__` beside a plugin (a planted `.pyc`
+ * would otherwise run instead of the checked source), and refuses a module
+ * file or folder that anyone but root or us may change; and nothing of the
+ * interpreter writes bytecode (sys.dont_write_bytecode).
+ *
  * The Python half of an import (HELPER below) makes the module, reads and
  * checks its EXO_PLUGIN declaration and never raises: it returns either
  * (code, message) or the declaration.  Everything a plugin gives is checked
@@ -48,10 +55,39 @@ G_MODULE_EXPORT gboolean exo_python_loader_import (const char       *real_path,
  * (code, message) for a refusal, or (abi_major, abi_minor, name, version,
  * description, ((config_name, gtype_name), ...)). */
 static const char HELPER[] =
-"import importlib.util, os, sys\n"
+"import importlib.machinery, importlib.util, os, sys\n"
 "_MAX_TYPES = " G_STRINGIFY (EXO_PYTHON_LOADER_MAX_TYPES) "\n"
 "_MAX_TEXT = 1024\n"
 "_state = {'n': 0, 'ready': False}\n"
+"_roots = []\n"
+"\n"
+"def _unsafe(st):\n"
+"    return st.st_mode & 0o022 or st.st_uid not in (0, os.geteuid())\n"
+"\n"
+"class _SourceLoader(importlib.machinery.SourceFileLoader):\n"
+"    # Compiles from the source every time: never reads or writes bytecode\n"
+"    # (__pycache__) beside a plugin, and reads only a file and folder that\n"
+"    # nobody but root or us can change.\n"
+"    def get_code(self, fullname):\n"
+"        with open(self.path, 'rb') as f:\n"
+"            if _unsafe(os.fstat(f.fileno())) or _unsafe(os.stat(os.path.dirname(self.path))):\n"
+"                raise ImportError('%s (or its folder) is writable by group or others or not '\n"
+"                                  'owned by root or this user; not imported' % self.path)\n"
+"            data = f.read()\n"
+"        return compile(data, self.path, 'exec', dont_inherit=True)\n"
+"\n"
+"def _path_hook(entry):\n"
+"    real = os.path.realpath(entry)\n"
+"    if not any(real == r or real.startswith(r + os.sep) for r in _roots):\n"
+"        raise ImportError('not a plugin folder')\n"
+"    return importlib.machinery.FileFinder(entry, (_SourceLoader, importlib.machinery.SOURCE_SUFFIXES))\n"
+"\n"
+"def _add_root(folder):\n"
+"    real = os.path.realpath(folder)\n"
+"    if real not in _roots:\n"
+"        _roots.append(real)\n"
+"        for k in [k for k in sys.path_importer_cache if os.path.realpath(k).startswith(real)]:\n"
+"            del sys.path_importer_cache[k]\n"
 "\n"
 "class _Refused(Exception):\n"
 "    pass\n"
@@ -63,6 +99,9 @@ static const char HELPER[] =
 "def _prepare(typelib_dir, overrides_dir):\n"
 "    if overrides_dir and os.path.isdir(overrides_dir) and overrides_dir not in sys.path:\n"
 "        sys.path.append(overrides_dir)\n"
+"    sys.dont_write_bytecode = True\n"
+"    if _path_hook not in sys.path_hooks:\n"
+"        sys.path_hooks.insert(0, _path_hook)\n"
 "    import gi\n"
 "    if typelib_dir and not os.environ.get('GI_TYPELIB_PATH') and os.path.isdir(typelib_dir):\n"
 "        gi.require_version('GIRepository', '2.0')\n"
@@ -119,9 +158,12 @@ static const char HELPER[] =
 "    stem = os.path.basename(os.path.dirname(path)) if pkg else os.path.basename(path)[:-3]\n"
 "    _state['n'] += 1\n"
 "    modname = 'exo_plugin_%d_%s' % (_state['n'], ''.join(c if c.isalnum() else '_' for c in stem[:64]))\n"
+"    folder = os.path.dirname(path)\n"
+"    _add_root(folder)\n"
 "    try:\n"
 "        spec = importlib.util.spec_from_file_location(\n"
-"            modname, path, submodule_search_locations=[os.path.dirname(path)] if pkg else None)\n"
+"            modname, path, loader=_SourceLoader(modname, path),\n"
+"            submodule_search_locations=[folder] if pkg else None)\n"
 "        module = importlib.util.module_from_spec(spec)\n"
 "        sys.modules[modname] = module\n"
 "        spec.loader.exec_module(module)\n"
