@@ -218,6 +218,44 @@ def test_base_exceptions_fail_the_attempt():
         assert len(logged) == 1 and type(exc).__name__ in logged[0]['MESSAGE'], logged
 
 
+class BadStr(Exception):
+    def __str__(self):
+        raise RuntimeError('no str for you')
+
+
+class WorseStr(Exception):
+    def __str__(self):
+        raise RuntimeError('no str')
+
+    def __repr__(self):
+        raise RuntimeError('no repr')
+
+
+def test_hostile_exception_messages():
+    """An exception whose str() raises, or whose message is no valid UTF-8,
+    or is huge, still fails the attempt with a safe, bounded message."""
+    cases = (
+        (BadStr('x'), lambda m: m == "BadStr: BadStr('x')"),
+        (WorseStr('x'), lambda m: m == 'WorseStr'),
+        (ValueError('bad \udcff byte'), lambda m: m == 'ValueError: bad \\udcff byte'),
+        (ValueError('\u00e9' * 5000),
+         lambda m: len(m.encode()) <= 1024 + 3 and m.endswith('...')),
+        (GLib.Error.new_literal(Exo.resource_error_quark(), 'x' * 5000, 0),
+         lambda m: len(m.encode()) <= 1024 + 3),
+    )
+    for n, (exc, good) in enumerate(cases):
+        rid = 'py-hostile-%d' % n
+        r = Exits(exc, id=rid)
+        ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+        assert error is not None and good(error.message), (n, error and error.message[:80])
+        logged = [f for f in LOG if f.get('EXO_RESOURCE_ID') == rid]
+        assert len(logged) == 1, (n, logged)
+    # the traceback logged is cut at 8 KiB, and says so
+    record = [f for f in LOG if f.get('EXO_RESOURCE_ID') == 'py-hostile-3'][0]
+    assert len(record['MESSAGE'].encode()) < 8 * 1024 + 200, len(record['MESSAGE'])
+    assert record['MESSAGE'].endswith('[traceback cut at 8192 bytes]'), record['MESSAGE'][-80:]
+
+
 def test_health_and_cleanup_raise():
     """(a) do_check_health and do_cleanup that raise fail too."""
     r = Raises(id='py-raises-later')
@@ -511,6 +549,7 @@ CASES = [
     test_initialize_raises,
     test_managed_initialize_raises,
     test_base_exceptions_fail_the_attempt,
+    test_hostile_exception_messages,
     test_health_and_cleanup_raise,
     test_initialize_completes,
     test_run_async_from_python,

@@ -13,10 +13,13 @@ referenced until the next uncaught exception, and the attempt would wait for
 ever.  The wrappers below catch the exception instead and complete the task
 with it: a ``GLib.Error`` as it is, any other exception as
 ``Exo.ResourceError.FAILED`` (retryable) whose message is
-``"<ExceptionType>: <message>"``.  The attempt fails with that error, and
+``"<ExceptionType>: <message>"`` (at most 1 KiB, valid UTF-8: a lone
+surrogate is backslash-escaped; ``repr()`` if ``str()`` raises, the type's
+name if both do).  The attempt fails with that error, and
 retries and supervision go on as for an implementation in C.  The traceback
 goes to the log once, as a warning in the domain ``Exo-Python`` with the
-field ``EXO_RESOURCE_ID``, and the frames' locals are cleared.
+field ``EXO_RESOURCE_ID``, cut at 8 KiB (saying so), and the frames'
+locals are cleared.
 
 An exception raised after the task was completed can only be logged (the
 task's error is the first result it was given).  Every ``BaseException`` is
@@ -39,8 +42,10 @@ Exo = get_introspection_module('Exo')
 __all__ = []
 
 LOG_DOMAIN = 'Exo-Python'
-# The longest error message made of an exception (the log has the rest).
+# The longest error message made of an exception, in bytes (the log has the
+# rest), and the longest traceback logged.
 _MAX_MESSAGE = 1024
+_MAX_TRACEBACK = 8 * 1024
 
 # The vfuncs whose argument is a Gio.Task the implementation must complete.
 _TASK_VFUNCS = frozenset((
@@ -52,33 +57,77 @@ _TASK_VFUNCS = frozenset((
 ))
 
 
+def _bounded(text, limit, note):
+    """text as valid UTF-8 (a lone surrogate backslash-escaped), cut to at
+    most limit bytes (on a character boundary) with note added if cut."""
+    data = text.encode('utf-8', 'backslashreplace')
+    if len(data) <= limit:
+        return data.decode('utf-8')
+    return data[:limit].decode('utf-8', 'ignore') + note
+
+
+def _exc_text(exc):
+    """str(exc), or repr(exc) if that raises, or '' if both do."""
+    for fn in (str, repr):
+        try:
+            text = fn(exc)
+            if isinstance(text, str):
+                return text
+        except BaseException:
+            pass
+    return ''
+
+
 def _as_error(exc):
     """The GLib.Error an attempt that raised exc fails with."""
     if isinstance(exc, GLib.Error):
-        return exc
-    text = str(exc)
-    message = '%s: %s' % (type(exc).__name__, text) if text else type(exc).__name__
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + '...'
+        message = exc.message if isinstance(exc.message, str) else ''
+        safe = _bounded(message, _MAX_MESSAGE, '...')
+        if safe == message and isinstance(exc.domain, str) and isinstance(exc.code, int):
+            return exc
+        return GLib.Error.new_literal(GLib.quark_from_string(str(exc.domain)), safe,
+                                      int(exc.code))
+    name = _bounded(type(exc).__name__, 128, '...')
+    text = _exc_text(exc)
+    message = _bounded('%s: %s' % (name, text) if text else name, _MAX_MESSAGE, '...')
     return GLib.Error.new_literal(Exo.resource_error_quark(), message,
                                   int(Exo.ResourceError.FAILED))
 
 
-def _report(exc, resource, where):
-    """Logs exc's traceback once, without keeping its frames alive."""
+def _resource_id(resource):
     try:
-        rid = resource.get_id() if isinstance(resource, Exo.Resource) else None
-    except Exception:
-        rid = None
-    text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    traceback.clear_frames(exc.__traceback__)
-    fields = {
-        'MESSAGE': GLib.Variant('s', '%s of %r raised: %s' % (where, rid or '?', text)),
-    }
-    if rid:
-        fields['EXO_RESOURCE_ID'] = GLib.Variant('s', rid)
-    GLib.log_variant(LOG_DOMAIN, GLib.LogLevelFlags.LEVEL_WARNING,
-                     GLib.Variant('a{sv}', fields))
+        return resource.get_id() if isinstance(resource, Exo.Resource) else None
+    except BaseException:
+        return None
+
+
+def _report(exc, resource, where):
+    """Logs exc's traceback once, through GLib's log (so the program's own
+    writer, and its rate limit, see it), without keeping its frames alive.
+    Never raises."""
+    try:
+        rid = _resource_id(resource)
+        try:
+            text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        except BaseException:
+            text = _exc_text(exc)
+        text = _bounded(text.rstrip(), _MAX_TRACEBACK,
+                        '\n[traceback cut at %d bytes]' % _MAX_TRACEBACK)
+        rid = _bounded(rid, 256, '...') if rid else None
+        fields = {
+            'MESSAGE': GLib.Variant('s', '%s of %r raised: %s' % (where, rid or '?', text)),
+        }
+        if rid:
+            fields['EXO_RESOURCE_ID'] = GLib.Variant('s', rid)
+        GLib.log_variant(LOG_DOMAIN, GLib.LogLevelFlags.LEVEL_WARNING,
+                         GLib.Variant('a{sv}', fields))
+    except BaseException:
+        pass
+    finally:
+        try:
+            traceback.clear_frames(exc.__traceback__)
+        except BaseException:
+            pass
 
 
 def _fail(task, exc, resource, where):
@@ -87,7 +136,7 @@ def _fail(task, exc, resource, where):
     del exc
     try:
         task.return_error(error)
-    except Exception as late:        # pragma: no cover - already returned
+    except BaseException as late:    # pragma: no cover - already returned
         _report(late, resource, where)
 
 
