@@ -16,7 +16,8 @@
 # Python file without the marker is not touched, a package with a module
 # that anyone may write is refused before any of it runs, a planted .pyc
 # beside a plugin is not run and none is written there, and the rest
-# starts; on
+# starts; tracebacks of a plugin's GLib callbacks and collect_metrics go to
+# the log with the resource's id, the base metrics kept; on
 # SIGTERM the C resource that depends on the Python one is cleaned up
 # first.  Exits 77 (skipped) where there is no Python loader (no
 # python3-embed, no typelib: -Dintrospection=disabled) and under valgrind.
@@ -73,6 +74,7 @@ CONFIG = {
          'retry': {'max-retries': 1, 'initial-delay-ms': 10, 'max-delay-ms': 20000,
                    'jitter': 'none'}},
         {'id': 'pkg', 'type': 'py-pkg', 'settings': {'start': 7}},
+        {'id': 'noisy', 'type': 'py-hello', 'settings': {'noisy': True}},
         {'id': 'server', 'type': 'http-server', 'depends-on': ['py'],
          'settings': {'port': 0, 'listen-address': '127.0.0.1'}},
     ],
@@ -239,6 +241,23 @@ def main():
         last_error, _ = resource_prop(bus, 'bad', 'LastError')
         check('a raising do_initialize gives error with the exception message',
               last_error.startswith('RuntimeError: hello refuses attempt '), last_error)
+
+        wait_until('noisy ready', lambda: resource_prop(bus, 'noisy', 'State')[0] == 'ready')
+        noisy_metrics, _ = resource_prop(bus, 'noisy', 'Metrics')
+        check('a raising do_collect_metrics keeps the base class metrics',
+              'restarts' in noisy_metrics and 'py-attempts' not in noisy_metrics, noisy_metrics)
+
+        def noisy_logged():
+            with open(log_path) as f:
+                text = f.read()
+            return ("Exo-Python: a callback of 'noisy' raised: Traceback" in text and
+                    "Exo-Python: collect_metrics of 'noisy' raised: Traceback" in text and
+                    text)
+        text = wait_until('the noisy tracebacks in the log', noisy_logged)
+        check("tracebacks of a plugin's GLib callback and collect_metrics go to the log "
+              "with the resource id, none raw to stderr",
+              not any(line.startswith('Traceback') for line in text.splitlines()),
+              [line for line in text.splitlines() if line.startswith('Traceback')])
 
         bus.call_sync(BUS_NAME, py_path, 'org.exo.Resource1', 'Restart', None, None,
                       Gio.DBusCallFlags.NONE, 10000, None)

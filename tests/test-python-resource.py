@@ -256,6 +256,26 @@ def test_hostile_exception_messages():
     assert record['MESSAGE'].endswith('[traceback cut at 8192 bytes]'), record['MESSAGE'][-80:]
 
 
+class MetricsRaise(Exo.ManagedResource):
+    def do_do_initialize(self, task):
+        task.return_boolean(True)
+
+    def do_collect_metrics(self, metrics):
+        raise RuntimeError('metrics boom')
+
+
+def test_collect_metrics_raises():
+    """A raising do_collect_metrics is logged with the resource's id, and
+    the base class's metrics are kept."""
+    base = Works(id='py-metrics-base').get_metrics().unpack()
+    r = MetricsRaise(id='py-metrics-raise')
+    metrics = r.get_metrics().unpack()
+    assert base and set(base) <= set(metrics), (base, metrics)
+    logged = [f for f in LOG if f.get('EXO_RESOURCE_ID') == 'py-metrics-raise']
+    assert len(logged) == 1 and 'collect_metrics' in logged[0]['MESSAGE'] and \
+        'metrics boom' in logged[0]['MESSAGE'], logged
+
+
 def test_health_and_cleanup_raise():
     """(a) do_check_health and do_cleanup that raise fail too."""
     r = Raises(id='py-raises-later')
@@ -550,6 +570,7 @@ CASES = [
     test_managed_initialize_raises,
     test_base_exceptions_fail_the_attempt,
     test_hostile_exception_messages,
+    test_collect_metrics_raises,
     test_health_and_cleanup_raise,
     test_initialize_completes,
     test_run_async_from_python,

@@ -16,6 +16,11 @@
  * it: for exo-node, its main context.  The interpreter is never finalized:
  * the plugins' GTypes stay registered, like a shared object's.
  *
+ * What PyGObject prints (an exception in a plugin's GLib callback or in a
+ * vfunc without a guard) reaches sys.excepthook, which the helper sets to
+ * the overrides' report_exception(): GLib's log, through the program's
+ * writer and its rate limit, with EXO_RESOURCE_ID where a resource raised.
+ *
  * Bytecode: the plugins' modules (the plugin, a package's modules) are
  * compiled from their source by the helper's own loader every time, which
  * never reads nor writes `__pycache__` beside a plugin (a planted `.pyc`
@@ -111,6 +116,9 @@ static const char HELPER[] =
 "    from gi.repository import Exo\n"
 "    if not getattr(Exo, '_exo_overrides', False):\n"
 "        raise ImportError('the PyGObject overrides of Exo (gi/overrides/Exo.py) are not installed')\n"
+"    report = getattr(Exo, '_exo_report_exception', None)\n"
+"    if report is not None:\n"
+"        sys.excepthook = lambda t, v, tb: report(v if v is not None else t())\n"
 "    _state['ready'] = True\n"
 "\n"
 "def _text(decl, key, required):\n"

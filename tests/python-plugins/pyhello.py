@@ -4,7 +4,9 @@
 #
 # Registers "py-hello", an Exo.ManagedResource written in Python with two
 # settings (GObject properties): `greeting`, and `fail-times`, the number
-# of initialize attempts that raise before one succeeds (-1: all of them).
+# of initialize attempts that raise before one succeeds (-1: all of them),
+# and `noisy`: once ready, a GLib callback of it raises, and so does its
+# do_collect_metrics (before it chains up).
 # Each lifecycle call is appended to the file named by $PYHELLO_TRACE, one
 # line "<id> <what>", so the test sees the order of cleanups.  Runs on the
 # daemon's main context, like every Python plugin.
@@ -29,6 +31,7 @@ class PyHello(Exo.ManagedResource):
     greeting = GObject.Property(type=str, default='hello')
     fail_times = GObject.Property(type=int, default=0, minimum=-1, maximum=1000,
                                   nick='fail-times')
+    noisy = GObject.Property(type=bool, default=False)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -44,7 +47,12 @@ class PyHello(Exo.ManagedResource):
 
     def _ready(self, task):
         task.return_boolean(True)
+        if self.noisy:
+            GLib.idle_add(self._boom)
         return GLib.SOURCE_REMOVE
+
+    def _boom(self):
+        raise RuntimeError('callback boom')
 
     def do_do_cleanup(self, task):
         trace(self, 'cleanup')
@@ -54,6 +62,8 @@ class PyHello(Exo.ManagedResource):
         task.return_boolean(True)
 
     def do_collect_metrics(self, metrics):
+        if self.noisy:
+            raise RuntimeError('metrics boom')
         Exo.ManagedResource.do_collect_metrics(self, metrics)
         metrics.insert_value('py-attempts', GLib.Variant('u', self.attempts_made))
 

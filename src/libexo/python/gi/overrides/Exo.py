@@ -27,6 +27,11 @@ caught, ``SystemExit`` and ``KeyboardInterrupt`` too: ``sys.exit(3)`` in a
 vfunc fails that attempt with ``"SystemExit: 3"`` instead of ending the
 program that hosts the plugin.
 
+A ``do_collect_metrics`` that raises is logged the same way, and the
+metrics of the class it derives from are kept.  exo-node's Python loader
+sends what reaches ``sys.excepthook`` (an exception in a plugin's own GLib
+callback) to the same log, naming the resource whose method raised.
+
 They also let ``run_async``/``use_async`` take any ``func_data`` (PyGObject
 wants a tuple there, because the trailing ``user_data`` is variadic).
 """
@@ -101,11 +106,25 @@ def _resource_id(resource):
         return None
 
 
+def _resource_in(tb):
+    """The innermost Exo.Resource that is the ``self`` of a frame of tb."""
+    found = None
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get('self')
+        if isinstance(candidate, Exo.Resource):
+            found = candidate
+        tb = tb.tb_next
+    return found
+
+
 def _report(exc, resource, where):
     """Logs exc's traceback once, through GLib's log (so the program's own
     writer, and its rate limit, see it), without keeping its frames alive.
+    Without a resource, the one whose method raised, if any, is named.
     Never raises."""
     try:
+        if resource is None:
+            resource = _resource_in(exc.__traceback__)
         rid = _resource_id(resource)
         try:
             text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -114,9 +133,9 @@ def _report(exc, resource, where):
         text = _bounded(text.rstrip(), _MAX_TRACEBACK,
                         '\n[traceback cut at %d bytes]' % _MAX_TRACEBACK)
         rid = _bounded(rid, 256, '...') if rid else None
-        fields = {
-            'MESSAGE': GLib.Variant('s', '%s of %r raised: %s' % (where, rid or '?', text)),
-        }
+        line = '%s of %r raised: %s' % (where, rid, text) if rid else \
+            '%s raised: %s' % (where, text)
+        fields = {'MESSAGE': GLib.Variant('s', line)}
         if rid:
             fields['EXO_RESOURCE_ID'] = GLib.Variant('s', rid)
         GLib.log_variant(LOG_DOMAIN, GLib.LogLevelFlags.LEVEL_WARNING,
@@ -153,6 +172,31 @@ def _guard_vfunc(vfunc):
     return guarded
 
 
+def _guard_metrics(cls, vfunc):
+    # A do_collect_metrics that raises: the traceback is logged with the
+    # resource's id, and the metrics of the class it derives from are kept
+    # (collected again: inserting a key twice keeps the last value).
+    @functools.wraps(vfunc)
+    def guarded(self, metrics):
+        try:
+            vfunc(self, metrics)
+        except BaseException as exc:
+            _report(exc, self, 'collect_metrics')
+            del exc
+            try:
+                getattr(cls.__mro__[1], 'do_collect_metrics')(self, metrics)
+            except BaseException as exc:
+                _report(exc, self, 'collect_metrics')
+    guarded._exo_guarded = True
+    return guarded
+
+
+def report_exception(exc, where='a callback'):
+    """Logs exc's traceback as the guards do (for a program's sys.excepthook:
+    exo-node's Python loader sends what PyGObject prints there)."""
+    _report(exc, None, where)
+
+
 def _guard_operation(func):
     if getattr(func, '_exo_guarded', False):
         return func
@@ -183,6 +227,9 @@ def _init_subclass(cls, **kwargs):
         vfunc = cls.__dict__.get(name)
         if callable(vfunc) and not getattr(vfunc, '_exo_guarded', False):
             setattr(cls, name, _guard_vfunc(vfunc))
+    vfunc = cls.__dict__.get('do_collect_metrics')
+    if callable(vfunc) and not getattr(vfunc, '_exo_guarded', False):
+        setattr(cls, 'do_collect_metrics', _guard_metrics(cls, vfunc))
 
 
 def _runner(method, doc):
@@ -211,5 +258,7 @@ Exo.NetworkResource.run_async = _runner(
     'run_async(self, func, func_data=None, attempt_timeout_ms=0, cancellable=None, '
     'callback=None, *user_data)')
 
-# The Python loader of exo-node (src/python-loader/) checks for this.
+# The Python loader of exo-node (src/python-loader/) checks for this, and
+# sends what reaches sys.excepthook (a raising GLib callback) to the log.
 Exo._exo_overrides = True
+Exo._exo_report_exception = report_exception
