@@ -15,7 +15,8 @@
 # syntax error and one for another ABI are refused in one line each, a
 # Python file without the marker is not touched, a package with a module
 # that anyone may write is refused before any of it runs, a planted .pyc
-# beside a plugin is not run and none is written there, and the rest
+# beside a plugin is not run and none is written there, a copy of a plugin
+# in a later folder is skipped before it runs, and the rest
 # starts; tracebacks of a plugin's GLib callbacks and collect_metrics go to
 # the log with the resource's id, the base metrics kept; on
 # SIGTERM the C resource that depends on the Python one is cleaned up
@@ -166,6 +167,10 @@ def main():
         f.write('open(%r, "w").close()\n' % os.path.join(tmp, 'evil-ran'))
     os.chmod(os.path.join(evil_dir, 'helper.py'), 0o666)
     plant_bytecode(plugins, os.path.join(tmp, 'planted-ran'))
+    # the same plugin again in a later --plugin-dir: skipped before it runs
+    later = os.path.join(tmp, 'later-plugins')
+    os.mkdir(later, 0o700)
+    shutil.copy(os.path.join(plugins, 'pyhello.py'), later)
     config = os.path.join(tmp, 'node.json')
     with open(config, 'w') as f:
         json.dump(CONFIG, f)
@@ -187,6 +192,7 @@ def main():
             node = subprocess.Popen([os.environ['EXO_NODE'], '--config', config,
                                      '--plugin-dir', plugins,
                                      '--plugin-dir', os.environ['EXO_TEST_PLUGIN_DIR'],
+                                     '--plugin-dir', later,
                                      '--bus-name', BUS_NAME],
                                     env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         bus = Gio.DBusConnection.new_for_address_sync(
@@ -286,6 +292,11 @@ def main():
               os.listdir(os.path.join(plugins, '__pycache__')) ==
               [os.path.basename(importlib.util.cache_from_source('planted.py'))],
               os.listdir(os.path.join(plugins, '__pycache__')))
+        with open(trace) as f:
+            imports = [line.strip() for line in f if line.startswith('imported ')]
+        check('the same plugin in a later folder is skipped quietly, before its code runs',
+              imports == ['imported %s/pyhello.py' % os.path.realpath(plugins)] and
+              later not in log, (imports, [line for line in log.splitlines() if later in line]))
         evil = [line for line in log.splitlines() if 'evilpkg' in line]
         check('a package with a group/world-writable module is refused in one line naming it',
               len(evil) == 1 and '%s/evilpkg/helper.py in its package is writable by group or '

@@ -219,6 +219,34 @@ get_import_func (const char  *path,
   return import_func;
 }
 
+typedef struct
+{
+  ExoPluginLoader *loader;
+  const char      *path;
+} SkipData;
+
+/* The rule of _exo_plugin_loader_register() for a plugin found again,
+ * applied to the name a Python plugin's source declares before any of its
+ * code runs: a plugin of that name loaded from an earlier search folder
+ * wins, and this one is skipped (EXO_PLUGIN_ERROR_SHADOWED).  Any other
+ * clash is left to the register step, which says it after the import. */
+static gboolean
+skip_shadowed (const char  *name,
+               gpointer     user_data,
+               GError     **error)
+{
+  const SkipData *data = user_data;
+  ExoPluginLoader *self = data->loader;
+  ExoPluginInfo *existing = g_hash_table_lookup (self->plugins_by_name, name);
+
+  if (existing == NULL || self->scanning == G_MAXUINT || existing->search_index >= self->scanning)
+    return FALSE;
+  g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_SHADOWED,
+               "%s: skipped: the plugin '%s' is already loaded from %s, earlier in "
+               "the search path", data->path, existing->name, existing->path);
+  return TRUE;
+}
+
 static void
 register_python_types (ExoPluginRegistrar *registrar,
                        gpointer            user_data)
@@ -238,6 +266,7 @@ _exo_plugin_python_load (ExoPluginLoader  *self,
 {
   ExoPythonPlugin plugin = { 0, };
   ExoPluginDescriptor descriptor = { 0, };
+  SkipData skip_data = { self, path };
   ExoPythonLoaderImportFunc func;
   ExoPluginInfo *info = NULL;
   gboolean register_ran;
@@ -248,7 +277,7 @@ _exo_plugin_python_load (ExoPluginLoader  *self,
 
   G_LOCK (python_loader);
   func = get_import_func (path, error);
-  imported = func != NULL && func (real_path, path, &plugin, error);
+  imported = func != NULL && func (real_path, path, skip_shadowed, &skip_data, &plugin, error);
   G_UNLOCK (python_loader);
 
   if (!imported)

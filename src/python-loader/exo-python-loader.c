@@ -51,16 +51,20 @@
 # define EXO_PYTHON_OVERRIDES_DIR ""
 #endif
 
-G_MODULE_EXPORT gboolean exo_python_loader_import (const char       *real_path,
-                                                   const char       *shown_path,
-                                                   ExoPythonPlugin  *plugin,
-                                                   GError          **error);
+G_MODULE_EXPORT gboolean exo_python_loader_import (const char               *real_path,
+                                                   const char               *shown_path,
+                                                   ExoPythonLoaderSkipFunc   skip,
+                                                   gpointer                  skip_data,
+                                                   ExoPythonPlugin          *plugin,
+                                                   GError                  **error);
 
 /* The Python half.  _exo_load(path, typelib_dir, overrides_dir) returns
  * (code, message) for a refusal, or (abi_major, abi_minor, name, version,
- * description, ((config_name, gtype_name), ...)). */
+ * description, ((config_name, gtype_name), ...)).  _exo_peek_name(path)
+ * returns the name the source declares, read with ast (nothing of the file
+ * runs; at most 1 MiB), or None. */
 static const char HELPER[] =
-"import importlib.machinery, importlib.util, os, sys\n"
+"import ast, importlib.machinery, importlib.util, os, sys\n"
 "_MAX_TYPES = " G_STRINGIFY (EXO_PYTHON_LOADER_MAX_TYPES) "\n"
 "_MAX_TEXT = 1024\n"
 "_state = {'n': 0, 'ready': False}\n"
@@ -156,6 +160,23 @@ static const char HELPER[] =
 "    return (int(parts[0]), int(parts[1]), _text(decl, 'name', True),\n"
 "            _text(decl, 'version', False), _text(decl, 'description', False), tuple(out))\n"
 "\n"
+"def _exo_peek_name(path):\n"
+"    try:\n"
+"        with open(path, 'rb') as f:\n"
+"            data = f.read(1 << 20)\n"
+"        name = None\n"
+"        for node in ast.parse(data).body:\n"
+"            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and\n"
+"                    any(isinstance(t, ast.Name) and t.id == 'EXO_PLUGIN' for t in node.targets)):\n"
+"                for k, v in zip(node.value.keys, node.value.values):\n"
+"                    if (isinstance(k, ast.Constant) and k.value == 'name' and\n"
+"                            isinstance(v, ast.Constant) and isinstance(v.value, str) and\n"
+"                            0 < len(v.value) <= _MAX_TEXT):\n"
+"                        name = v.value\n"
+"        return name\n"
+"    except BaseException:\n"
+"        return None\n"
+"\n"
 "def _exo_load(path, typelib_dir, overrides_dir):\n"
 "    try:\n"
 "        if not _state['ready']:\n"
@@ -186,6 +207,7 @@ static const char HELPER[] =
 "        return (2, 'invalid plugin declaration: %s: %s' % (type(e).__name__, _line(e)))\n";
 
 static PyObject *load_func;     /* the helper's _exo_load; under the GIL */
+static PyObject *peek_func;     /* the helper's _exo_peek_name; under the GIL */
 static gboolean started;
 
 /* Starts the interpreter and the helper; returns with the GIL released. */
@@ -238,7 +260,11 @@ ensure_python (const char  *shown_path,
     {
       Py_DECREF (ran);
       load_func = PyDict_GetItemString (globals, "_exo_load");
+      peek_func = PyDict_GetItemString (globals, "_exo_peek_name");
+      if (peek_func == NULL)
+        load_func = NULL;
       Py_XINCREF (load_func);
+      Py_XINCREF (peek_func);
     }
   if (load_func == NULL)
     {
@@ -312,11 +338,33 @@ take_declaration (PyObject        *result,
   return TRUE;
 }
 
+/* Whether @skip says not to import @real_path, by the name its source
+ * declares; under the GIL. */
+static gboolean
+skipped (const char               *real_path,
+         ExoPythonLoaderSkipFunc   skip,
+         gpointer                  skip_data,
+         GError                  **error)
+{
+  PyObject *name;
+  g_autofree char *text = NULL;
+
+  if (skip == NULL)
+    return FALSE;
+  name = PyObject_CallFunction (peek_func, "s", real_path);
+  text = dup_str (name);
+  Py_XDECREF (name);
+  PyErr_Clear ();
+  return text != NULL && skip (text, skip_data, error);
+}
+
 gboolean
-exo_python_loader_import (const char       *real_path,
-                          const char       *shown_path,
-                          ExoPythonPlugin  *plugin,
-                          GError          **error)
+exo_python_loader_import (const char               *real_path,
+                          const char               *shown_path,
+                          ExoPythonLoaderSkipFunc   skip,
+                          gpointer                  skip_data,
+                          ExoPythonPlugin          *plugin,
+                          GError                  **error)
 {
   PyGILState_STATE gil;
   PyObject *result;
@@ -328,6 +376,11 @@ exo_python_loader_import (const char       *real_path,
     return FALSE;
 
   gil = PyGILState_Ensure ();
+  if (skipped (real_path, skip, skip_data, error))
+    {
+      PyGILState_Release (gil);
+      return FALSE;
+    }
   result = PyObject_CallFunction (load_func, "sss", real_path, EXO_TYPELIB_DIR,
                                   EXO_PYTHON_OVERRIDES_DIR);
   if (result != NULL && PyTuple_Check (result) && PyTuple_GET_SIZE (result) == 2)

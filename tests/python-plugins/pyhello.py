@@ -25,6 +25,13 @@ def trace(resource, what):
             f.write('%s %s\n' % (resource.get_id(), what))
 
 
+# its top-level code ran: once per process, the test checks (a copy of this
+# file in a later plugin folder is skipped before it runs)
+if os.environ.get('PYHELLO_TRACE'):
+    with open(os.environ['PYHELLO_TRACE'], 'a') as f:
+        f.write('imported %s\n' % __file__)
+
+
 class PyHello(Exo.ManagedResource):
     __gtype_name__ = 'PyHelloResource'
 
