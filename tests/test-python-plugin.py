@@ -148,7 +148,7 @@ def main():
     os.chmod(tmp, 0o700)
     plugins = os.path.join(tmp, 'plugins')
     os.mkdir(plugins, 0o700)
-    for name in ('pyhello.py', 'broken.py', 'oldabi.py', 'helper.py'):
+    for name in ('pyhello.py', 'pyhello_util.py', 'broken.py', 'oldabi.py', 'helper.py'):
         shutil.copy(os.path.join(SRC, 'python-plugins', name), plugins)
         os.chmod(os.path.join(plugins, name), 0o600)
     pkg_dir = os.path.join(plugins, 'pypkg')

@@ -16,6 +16,10 @@
  * it: for exo-node, its main context.  The interpreter is never finalized:
  * the plugins' GTypes stay registered, like a shared object's.
  *
+ * A single-file plugin's folder is on sys.path (last) while the plugin is
+ * imported, so that it can import helper modules beside it; they are read
+ * by the same loader and checks.
+ *
  * What PyGObject prints (an exception in a plugin's GLib callback or in a
  * vfunc without a guard) reaches sys.excepthook, which the helper sets to
  * the overrides' report_exception(): GLib's log, through the program's
@@ -195,7 +199,15 @@ static const char HELPER[] =
 "            submodule_search_locations=[folder] if pkg else None)\n"
 "        module = importlib.util.module_from_spec(spec)\n"
 "        sys.modules[modname] = module\n"
-"        spec.loader.exec_module(module)\n"
+"        # a single-file plugin's helper modules, beside it, are importable\n"
+"        # while it is imported (last on sys.path: they shadow nothing)\n"
+"        if not pkg:\n"
+"            sys.path.append(folder)\n"
+"        try:\n"
+"            spec.loader.exec_module(module)\n"
+"        finally:\n"
+"            if not pkg and folder in sys.path:\n"
+"                del sys.path[len(sys.path) - 1 - sys.path[::-1].index(folder)]\n"
 "    except BaseException as e:\n"
 "        sys.modules.pop(modname, None)\n"
 "        return (1, 'cannot import it: %s: %s' % (type(e).__name__, _line(e)))\n"

@@ -8,8 +8,9 @@
 # and `noisy`: once ready, a GLib callback of it raises, and so does its
 # do_collect_metrics (before it chains up).
 # Each lifecycle call is appended to the file named by $PYHELLO_TRACE, one
-# line "<id> <what>", so the test sees the order of cleanups.  Runs on the
-# daemon's main context, like every Python plugin.
+# line "<id> <what>" (by pyhello_util.trace: a helper module beside the
+# plugin, imported as a top-level module), so the test sees the order of
+# cleanups.  Runs on the daemon's main context, like every Python plugin.
 
 import os
 
@@ -17,12 +18,8 @@ import gi
 gi.require_version('Exo', '1')
 from gi.repository import Exo, GLib, GObject
 
-
-def trace(resource, what):
-    path = os.environ.get('PYHELLO_TRACE')
-    if path:
-        with open(path, 'a') as f:
-            f.write('%s %s\n' % (resource.get_id(), what))
+# a helper module beside the plugin
+from pyhello_util import trace
 
 
 # its top-level code ran: once per process, the test checks (a copy of this
