@@ -257,6 +257,7 @@ def main():
             with open(log_path) as f:
                 text = f.read()
             return ("Exo-Python: a callback of 'noisy' raised: Traceback" in text and
+                    'SystemExit: 5' in text and
                     "Exo-Python: collect_metrics of 'noisy' raised: Traceback" in text and
                     text)
         text = wait_until('the noisy tracebacks in the log', noisy_logged)

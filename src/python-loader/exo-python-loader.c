@@ -247,6 +247,11 @@ ensure_python (const char  *shown_path,
 
       PyConfig_InitPythonConfig (&config);
       config.install_signal_handlers = 0;
+      /* What PyGObject prints with PyErr_Print() (a raising GLib callback
+       * of a plugin) goes to sys.excepthook even for SystemExit, instead of
+       * ending the node: CPython only exits there when inspect is off.  It
+       * changes nothing else for an embedded interpreter (no Py_RunMain). */
+      config.inspect = 1;
       config.parse_argv = 0;
       config.site_import = 1;
       status = PyConfig_SetString (&config, &config.program_name, L"exo-python-loader");

@@ -5,14 +5,15 @@
 # Registers "py-hello", an Exo.ManagedResource written in Python with two
 # settings (GObject properties): `greeting`, and `fail-times`, the number
 # of initialize attempts that raise before one succeeds (-1: all of them),
-# and `noisy`: once ready, a GLib callback of it raises, and so does its
-# do_collect_metrics (before it chains up).
+# and `noisy`: once ready, a GLib callback of it raises, another calls
+# sys.exit(5), and its do_collect_metrics raises (before it chains up).
 # Each lifecycle call is appended to the file named by $PYHELLO_TRACE, one
 # line "<id> <what>" (by pyhello_util.trace: a helper module beside the
 # plugin, imported as a top-level module), so the test sees the order of
 # cleanups.  Runs on the daemon's main context, like every Python plugin.
 
 import os
+import sys
 
 import gi
 gi.require_version('Exo', '1')
@@ -53,10 +54,14 @@ class PyHello(Exo.ManagedResource):
         task.return_boolean(True)
         if self.noisy:
             GLib.idle_add(self._boom)
+            GLib.idle_add(self._exit)
         return GLib.SOURCE_REMOVE
 
     def _boom(self):
         raise RuntimeError('callback boom')
+
+    def _exit(self):
+        sys.exit(5)          # must not end the node
 
     def do_do_cleanup(self, task):
         trace(self, 'cleanup')
