@@ -76,6 +76,7 @@ CONFIG = {
                    'jitter': 'none'}},
         {'id': 'pkg', 'type': 'py-pkg', 'settings': {'start': 7}},
         {'id': 'noisy', 'type': 'py-hello', 'settings': {'noisy': True}},
+        {'id': 'helped', 'type': 'py-helped'},
         {'id': 'server', 'type': 'http-server', 'depends-on': ['py'],
          'settings': {'port': 0, 'listen-address': '127.0.0.1'}},
     ],
@@ -148,7 +149,8 @@ def main():
     os.chmod(tmp, 0o700)
     plugins = os.path.join(tmp, 'plugins')
     os.mkdir(plugins, 0o700)
-    for name in ('pyhello.py', 'pyhello_util.py', 'broken.py', 'oldabi.py', 'helper.py'):
+    for name in ('pyhello.py', 'pyhelped.py', 'pyhelped_util.py', 'broken.py', 'oldabi.py',
+                 'helper.py'):
         shutil.copy(os.path.join(SRC, 'python-plugins', name), plugins)
         os.chmod(os.path.join(plugins, name), 0o600)
     pkg_dir = os.path.join(plugins, 'pypkg')
@@ -298,6 +300,11 @@ def main():
         check('the same plugin in a later folder is skipped quietly, before its code runs',
               imports == ['imported %s/pyhello.py' % os.path.realpath(plugins)] and
               later not in log, (imports, [line for line in log.splitlines() if later in line]))
+        check('a plugin imports a helper module beside it by its name',
+              'pyhelped' not in log and
+              wait_until('helped ready',
+                         lambda: resource_prop(bus, 'helped', 'State')[0] == 'ready'),
+              [line for line in log.splitlines() if 'pyhelped' in line])
         evil = [line for line in log.splitlines() if 'evilpkg' in line]
         check('a package with a group/world-writable module is refused in one line naming it',
               len(evil) == 1 and '%s/evilpkg/helper.py in its package is writable by group or '

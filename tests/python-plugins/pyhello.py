@@ -8,9 +8,8 @@
 # and `noisy`: once ready, a GLib callback of it raises, another calls
 # sys.exit(5), and its do_collect_metrics raises (before it chains up).
 # Each lifecycle call is appended to the file named by $PYHELLO_TRACE, one
-# line "<id> <what>" (by pyhello_util.trace: a helper module beside the
-# plugin, imported as a top-level module), so the test sees the order of
-# cleanups.  Runs on the daemon's main context, like every Python plugin.
+# line "<id> <what>", so the test sees the order of cleanups.  Runs on the
+# daemon's main context, like every Python plugin.
 
 import os
 import sys
@@ -19,8 +18,12 @@ import gi
 gi.require_version('Exo', '1')
 from gi.repository import Exo, GLib, GObject
 
-# a helper module beside the plugin
-from pyhello_util import trace
+
+def trace(resource, what):
+    path = os.environ.get('PYHELLO_TRACE')
+    if path:
+        with open(path, 'a') as f:
+            f.write('%s %s\n' % (resource.get_id(), what))
 
 
 # its top-level code ran: once per process, the test checks (a copy of this
