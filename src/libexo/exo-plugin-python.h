@@ -20,7 +20,9 @@
 
 G_BEGIN_DECLS
 
-#define EXO_PYTHON_LOADER_SYMBOL "exo_python_loader_import"
+/* "2": the function takes a skip callback; a module of the old interface
+ * (another build's, through EXO_PYTHON_LOADER) is refused for want of it. */
+#define EXO_PYTHON_LOADER_SYMBOL "exo_python_loader_import2"
 #define EXO_PYTHON_LOADER_MAX_TYPES 64
 
 typedef struct

@@ -3,7 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Owns the embedded CPython interpreter of a program that loads Python
- * plugins, and the import of one plugin file: exo_python_loader_import(),
+ * plugins, and the import of one plugin file: exo_python_loader_import2(),
  * the only exported function, called by libexo (exo-plugin-python.c), which
  * dlopens this module the first time it meets a Python plugin.  The
  * interface is src/libexo/exo-plugin-python.h.
@@ -55,12 +55,12 @@
 # define EXO_PYTHON_OVERRIDES_DIR ""
 #endif
 
-G_MODULE_EXPORT gboolean exo_python_loader_import (const char               *real_path,
-                                                   const char               *shown_path,
-                                                   ExoPythonLoaderSkipFunc   skip,
-                                                   gpointer                  skip_data,
-                                                   ExoPythonPlugin          *plugin,
-                                                   GError                  **error);
+G_MODULE_EXPORT gboolean exo_python_loader_import2 (const char               *real_path,
+                                                    const char               *shown_path,
+                                                    ExoPythonLoaderSkipFunc   skip,
+                                                    gpointer                  skip_data,
+                                                    ExoPythonPlugin          *plugin,
+                                                    GError                  **error);
 
 /* The Python half.  _exo_load(path, typelib_dir, overrides_dir) returns
  * (code, message) for a refusal, or (abi_major, abi_minor, name, version,
@@ -376,12 +376,12 @@ skipped (const char               *real_path,
 }
 
 gboolean
-exo_python_loader_import (const char               *real_path,
-                          const char               *shown_path,
-                          ExoPythonLoaderSkipFunc   skip,
-                          gpointer                  skip_data,
-                          ExoPythonPlugin          *plugin,
-                          GError                  **error)
+exo_python_loader_import2 (const char               *real_path,
+                           const char               *shown_path,
+                           ExoPythonLoaderSkipFunc   skip,
+                           gpointer                  skip_data,
+                           ExoPythonPlugin          *plugin,
+                           GError                  **error)
 {
   PyGILState_STATE gil;
   PyObject *result;
