@@ -13,7 +13,12 @@
 # raising do_initialize is retried (`flaky` succeeds on its third attempt)
 # or ends in `error` with the exception's message (`bad`); a plugin with a
 # syntax error and one for another ABI are refused in one line each, a
-# Python file without the marker is not touched, and the rest starts; on
+# Python file without the marker is not touched, a package with a module
+# that anyone may write is refused before any of it runs, a planted .pyc
+# beside a plugin is not run and none is written there, a copy of a plugin
+# in a later folder is skipped before it runs, and the rest
+# starts; tracebacks of a plugin's GLib callbacks and collect_metrics go to
+# the log with the resource's id, the base metrics kept; on
 # SIGTERM the C resource that depends on the Python one is cleaned up
 # first.  Exits 77 (skipped) where there is no Python loader (no
 # python3-embed, no typelib: -Dintrospection=disabled) and under valgrind.
@@ -23,6 +28,7 @@
 #
 # Prints TAP; exits 1 if any check fails.
 
+import importlib.util
 import json
 import os
 import re
@@ -69,6 +75,8 @@ CONFIG = {
          'retry': {'max-retries': 1, 'initial-delay-ms': 10, 'max-delay-ms': 20000,
                    'jitter': 'none'}},
         {'id': 'pkg', 'type': 'py-pkg', 'settings': {'start': 7}},
+        {'id': 'noisy', 'type': 'py-hello', 'settings': {'noisy': True}},
+        {'id': 'helped', 'type': 'py-helped'},
         {'id': 'server', 'type': 'http-server', 'depends-on': ['py'],
          'settings': {'port': 0, 'listen-address': '127.0.0.1'}},
     ],
@@ -105,12 +113,44 @@ def wait_until(what, fn):
     raise AssertionError('%s: not within %d s (last: %r)' % (what, WAIT_S, last))
 
 
+PLANTED = """import gi
+gi.require_version('Exo', '1')
+from gi.repository import Exo
+
+
+class Planted(Exo.Resource):
+    __gtype_name__ = 'PyPlantedResource'
+
+
+EXO_PLUGIN = {'name': 'planted', 'version': '1', 'abi': '3.0', 'types': {'py-planted': Planted}}
+"""
+
+
+def plant_bytecode(plugins, marker):
+    """planted.py, and beside it in a 0777 __pycache__ a .pyc of other code
+    whose header matches the source's mtime and size: Python would run it."""
+    import importlib._bootstrap_external as bootstrap
+    import importlib.util
+    source = os.path.join(plugins, 'planted.py')
+    with open(source, 'w') as f:
+        f.write(PLANTED)
+    os.chmod(source, 0o600)
+    st = os.stat(source)
+    evil = compile(PLANTED + 'open(%r, "w").close()\n' % marker, source, 'exec')
+    cache = importlib.util.cache_from_source(source)
+    os.mkdir(os.path.dirname(cache))
+    os.chmod(os.path.dirname(cache), 0o777)
+    with open(cache, 'wb') as f:
+        f.write(bootstrap._code_to_timestamp_pyc(evil, int(st.st_mtime), st.st_size))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix='exo-py-plugin.')
     os.chmod(tmp, 0o700)
     plugins = os.path.join(tmp, 'plugins')
     os.mkdir(plugins, 0o700)
-    for name in ('pyhello.py', 'broken.py', 'oldabi.py', 'helper.py'):
+    for name in ('pyhello.py', 'pyhelped.py', 'pyhelped_util.py', 'broken.py', 'oldabi.py',
+                 'helper.py'):
         shutil.copy(os.path.join(SRC, 'python-plugins', name), plugins)
         os.chmod(os.path.join(plugins, name), 0o600)
     pkg_dir = os.path.join(plugins, 'pypkg')
@@ -118,6 +158,21 @@ def main():
     for name in ('__init__.py', 'counter.py'):
         shutil.copy(os.path.join(SRC, 'python-plugins', 'pypkg', name), pkg_dir)
         os.chmod(os.path.join(pkg_dir, name), 0o600)
+    # evilpkg/: a package whose __init__.py and folder are fine, but one of
+    # its other modules is writable by anyone: refused, none of it imported
+    evil_dir = os.path.join(plugins, 'evilpkg')
+    os.mkdir(evil_dir, 0o755)
+    with open(os.path.join(evil_dir, '__init__.py'), 'w') as f:
+        f.write('from . import helper\nEXO_PLUGIN = {}\n')
+    os.chmod(os.path.join(evil_dir, '__init__.py'), 0o644)
+    with open(os.path.join(evil_dir, 'helper.py'), 'w') as f:
+        f.write('open(%r, "w").close()\n' % os.path.join(tmp, 'evil-ran'))
+    os.chmod(os.path.join(evil_dir, 'helper.py'), 0o666)
+    plant_bytecode(plugins, os.path.join(tmp, 'planted-ran'))
+    # the same plugin again in a later --plugin-dir: skipped before it runs
+    later = os.path.join(tmp, 'later-plugins')
+    os.mkdir(later, 0o700)
+    shutil.copy(os.path.join(plugins, 'pyhello.py'), later)
     config = os.path.join(tmp, 'node.json')
     with open(config, 'w') as f:
         json.dump(CONFIG, f)
@@ -133,10 +188,13 @@ def main():
         env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address, PYHELLO_TRACE=trace,
                    STATE_DIRECTORY=os.path.join(tmp, 'state'))
         env.pop('EXO_PLUGIN_PATH', None)
+        # the loader itself must not write bytecode beside plugins
+        env.pop('PYTHONDONTWRITEBYTECODE', None)
         with open(log_path, 'w') as log:
             node = subprocess.Popen([os.environ['EXO_NODE'], '--config', config,
                                      '--plugin-dir', plugins,
                                      '--plugin-dir', os.environ['EXO_TEST_PLUGIN_DIR'],
+                                     '--plugin-dir', later,
                                      '--bus-name', BUS_NAME],
                                     env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         bus = Gio.DBusConnection.new_for_address_sync(
@@ -192,6 +250,24 @@ def main():
         check('a raising do_initialize gives error with the exception message',
               last_error.startswith('RuntimeError: hello refuses attempt '), last_error)
 
+        wait_until('noisy ready', lambda: resource_prop(bus, 'noisy', 'State')[0] == 'ready')
+        noisy_metrics, _ = resource_prop(bus, 'noisy', 'Metrics')
+        check('a raising do_collect_metrics keeps the base class metrics',
+              'restarts' in noisy_metrics and 'py-attempts' not in noisy_metrics, noisy_metrics)
+
+        def noisy_logged():
+            with open(log_path) as f:
+                text = f.read()
+            return ("Exo-Python: a callback of 'noisy' raised: Traceback" in text and
+                    'SystemExit: 5' in text and
+                    "Exo-Python: collect_metrics of 'noisy' raised: Traceback" in text and
+                    text)
+        text = wait_until('the noisy tracebacks in the log', noisy_logged)
+        check("tracebacks of a plugin's GLib callback and collect_metrics go to the log "
+              "with the resource id, none raw to stderr",
+              not any(line.startswith('Traceback') for line in text.splitlines()),
+              [line for line in text.splitlines() if line.startswith('Traceback')])
+
         bus.call_sync(BUS_NAME, py_path, 'org.exo.Resource1', 'Restart', None, None,
                       Gio.DBusCallFlags.NONE, 10000, None)
         wait_until('py ready again', lambda: resource_prop(bus, 'py', 'State')[0] == 'ready')
@@ -209,7 +285,31 @@ def main():
         old = [line for line in log.splitlines() if 'oldabi.py' in line]
         check('a Python plugin for another ABI is refused in one line',
               len(old) == 1 and 'built for plugin ABI 2.0' in old[0], old)
-        check('a Python file without EXO_PLUGIN is not a plugin', 'helper.py' not in log)
+        check('a Python file without EXO_PLUGIN is not a plugin',
+              '%s/helper.py' % plugins not in log)
+        check('a planted .pyc beside a plugin is not run (its source is)',
+              not os.path.exists(os.path.join(tmp, 'planted-ran')) and 'planted' not in log,
+              [line for line in log.splitlines() if 'planted' in line])
+        check('no bytecode is written beside plugins',
+              not os.path.exists(os.path.join(pkg_dir, '__pycache__')) and
+              os.listdir(os.path.join(plugins, '__pycache__')) ==
+              [os.path.basename(importlib.util.cache_from_source('planted.py'))],
+              os.listdir(os.path.join(plugins, '__pycache__')))
+        with open(trace) as f:
+            imports = [line.strip() for line in f if line.startswith('imported ')]
+        check('the same plugin in a later folder is skipped quietly, before its code runs',
+              imports == ['imported %s/pyhello.py' % os.path.realpath(plugins)] and
+              later not in log, (imports, [line for line in log.splitlines() if later in line]))
+        check('a plugin imports a helper module beside it by its name',
+              'pyhelped' not in log and
+              wait_until('helped ready',
+                         lambda: resource_prop(bus, 'helped', 'State')[0] == 'ready'),
+              [line for line in log.splitlines() if 'pyhelped' in line])
+        evil = [line for line in log.splitlines() if 'evilpkg' in line]
+        check('a package with a group/world-writable module is refused in one line naming it',
+              len(evil) == 1 and '%s/evilpkg/helper.py in its package is writable by group or '
+              'others (mode 0666)' % plugins in evil[0] and
+              not os.path.exists(os.path.join(tmp, 'evil-ran')), evil)
 
         node.send_signal(signal.SIGTERM)
         code = node.wait(timeout=WAIT_S)

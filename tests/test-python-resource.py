@@ -190,6 +190,92 @@ def test_managed_initialize_raises():
     call(lambda cb: r.cleanup_async(None, cb), r.cleanup_finish)
 
 
+class Exits(Exo.Resource):
+    """do_initialize raises what it is given: SystemExit, KeyboardInterrupt..."""
+
+    def __init__(self, exc, **kwargs):
+        super().__init__(**kwargs)
+        self.exc = exc
+
+    def do_do_initialize(self, task):
+        raise self.exc
+
+    def do_do_cleanup(self, task):
+        task.return_boolean(True)
+
+
+def test_base_exceptions_fail_the_attempt():
+    """sys.exit() and KeyboardInterrupt in a vfunc fail that attempt, like any exception."""
+    for exc, message in ((SystemExit(3), 'SystemExit: 3'),
+                         (KeyboardInterrupt(), 'KeyboardInterrupt'),
+                         (GeneratorExit('odd'), 'GeneratorExit: odd')):
+        rid = 'py-exits-%s' % type(exc).__name__
+        r = Exits(exc, id=rid)
+        ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+        assert error is not None and error.message == message, (message, error)
+        assert r.get_state() == Exo.ResourceState.ERROR, r.get_state()
+        logged = [f for f in LOG if f.get('EXO_RESOURCE_ID') == rid]
+        assert len(logged) == 1 and type(exc).__name__ in logged[0]['MESSAGE'], logged
+
+
+class BadStr(Exception):
+    def __str__(self):
+        raise RuntimeError('no str for you')
+
+
+class WorseStr(Exception):
+    def __str__(self):
+        raise RuntimeError('no str')
+
+    def __repr__(self):
+        raise RuntimeError('no repr')
+
+
+def test_hostile_exception_messages():
+    """An exception whose str() raises, or whose message is no valid UTF-8,
+    or is huge, still fails the attempt with a safe, bounded message."""
+    cases = (
+        (BadStr('x'), lambda m: m == "BadStr: BadStr('x')"),
+        (WorseStr('x'), lambda m: m == 'WorseStr'),
+        (ValueError('bad \udcff byte'), lambda m: m == 'ValueError: bad \\udcff byte'),
+        (ValueError('\u00e9' * 5000),
+         lambda m: len(m.encode()) <= 1024 + 3 and m.endswith('...')),
+        (GLib.Error.new_literal(Exo.resource_error_quark(), 'x' * 5000, 0),
+         lambda m: len(m.encode()) <= 1024 + 3),
+    )
+    for n, (exc, good) in enumerate(cases):
+        rid = 'py-hostile-%d' % n
+        r = Exits(exc, id=rid)
+        ok, error = call(lambda cb: r.initialize_async(None, cb), r.initialize_finish)
+        assert error is not None and good(error.message), (n, error and error.message[:80])
+        logged = [f for f in LOG if f.get('EXO_RESOURCE_ID') == rid]
+        assert len(logged) == 1, (n, logged)
+    # the traceback logged is cut at 8 KiB, and says so
+    record = [f for f in LOG if f.get('EXO_RESOURCE_ID') == 'py-hostile-3'][0]
+    assert len(record['MESSAGE'].encode()) < 8 * 1024 + 200, len(record['MESSAGE'])
+    assert record['MESSAGE'].endswith('[traceback cut at 8192 bytes]'), record['MESSAGE'][-80:]
+
+
+class MetricsRaise(Exo.ManagedResource):
+    def do_do_initialize(self, task):
+        task.return_boolean(True)
+
+    def do_collect_metrics(self, metrics):
+        raise RuntimeError('metrics boom')
+
+
+def test_collect_metrics_raises():
+    """A raising do_collect_metrics is logged with the resource's id, and
+    the base class's metrics are kept."""
+    base = Works(id='py-metrics-base').get_metrics().unpack()
+    r = MetricsRaise(id='py-metrics-raise')
+    metrics = r.get_metrics().unpack()
+    assert base and set(base) <= set(metrics), (base, metrics)
+    logged = [f for f in LOG if f.get('EXO_RESOURCE_ID') == 'py-metrics-raise']
+    assert len(logged) == 1 and 'collect_metrics' in logged[0]['MESSAGE'] and \
+        'metrics boom' in logged[0]['MESSAGE'], logged
+
+
 def test_health_and_cleanup_raise():
     """(a) do_check_health and do_cleanup that raise fail too."""
     r = Raises(id='py-raises-later')
@@ -482,6 +568,9 @@ CASES = [
     test_every_class_constructible,
     test_initialize_raises,
     test_managed_initialize_raises,
+    test_base_exceptions_fail_the_attempt,
+    test_hostile_exception_messages,
+    test_collect_metrics_raises,
     test_health_and_cleanup_raise,
     test_initialize_completes,
     test_run_async_from_python,

@@ -7,6 +7,14 @@
 # and whose health check asks again.  Everything runs on the daemon's main
 # context with Gio's asynchronous sockets: no thread, no blocking call.
 # Bounds: `timeout-ms` per request, at most 64 KiB of answer read.
+#
+# Run it from the source folder, on the build tree (meson devenv sets
+# EXO_PYTHON_LOADER, GI_TYPELIB_PATH and PYTHONPATH for the Python loader):
+#   meson devenv -C build -w . exo-node --plugin-dir examples/python-plugin \
+#            --config examples/python-plugin/node.json
+# or `./bootstrap run --plugin-dir examples/python-plugin --config
+# examples/python-plugin/node.json`; installed, plain `exo-node` with the
+# same arguments (share/doc/exo-node/examples/python-plugin/).
 
 import gi
 gi.require_version('Exo', '1')

@@ -9,7 +9,8 @@
  * what the module imported through the loader's common checks
  * (_exo_plugin_loader_register: ABI, name clash, the types).  The file and
  * folder permissions are checked by exo_plugin_loader_load_file() before
- * this file sees the path.
+ * this file sees the path; for a package this file checks every other file
+ * and folder in it the same way (check_package()), before its code runs.
  *
  * Rules: the module is opened once per process, and every import runs,
  * under the python_loader lock (the interpreter is the process's, as GTypes
@@ -23,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef EXO_PYTHON_LOADER_PATH
@@ -82,6 +84,105 @@ _exo_plugin_python_is_candidate (const char *path)
   return g_strstr_len (buf, got, "EXO_PLUGIN") != NULL;
 }
 
+/* How deep, and how many entries, check_package() looks into a package
+ * before it refuses it as too big to check. */
+#define PACKAGE_MAX_DEPTH 8
+#define PACKAGE_MAX_ENTRIES 4096
+
+/* Whether everything under @dir (a package's folder, already checked
+ * itself) is safe by the rule for plugin files: not writable by group or
+ * others, owned by root or this user.  Links are followed (what they point
+ * to is what Python reads), bounded by PACKAGE_MAX_DEPTH. */
+static gboolean
+check_package_dir (const char  *path,
+                   const char  *dir,
+                   guint        depth,
+                   guint       *n_entries,
+                   GError     **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GDir) d = g_dir_open (dir, 0, &local_error);
+  uid_t euid = geteuid ();
+  const char *name;
+
+  if (d == NULL)
+    {
+      g_autofree char *reason = _exo_plugin_one_line (local_error->message);
+      g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                   "%s: cannot read its package folder %s: %s", path, dir, reason);
+      return FALSE;
+    }
+
+  while ((name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *entry = g_build_filename (dir, name, NULL);
+      struct stat st;
+
+      if (++*n_entries > PACKAGE_MAX_ENTRIES)
+        {
+          g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                       "%s: its package has more than %u files and folders; refusing to load",
+                       path, (guint) PACKAGE_MAX_ENTRIES);
+          return FALSE;
+        }
+      if (stat (entry, &st) != 0)
+        {
+          int saved_errno = errno;
+          g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                       "%s: cannot read %s in its package: %s", path, entry,
+                       g_strerror (saved_errno));
+          return FALSE;
+        }
+      if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        {
+          g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                       "%s: %s in its package is writable by group or others (mode %04o); "
+                       "refusing to load", path, entry, (guint) (st.st_mode & 07777));
+          return FALSE;
+        }
+      if (st.st_uid != 0 && st.st_uid != euid)
+        {
+          g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                       "%s: %s in its package is owned by uid %u, neither root nor this "
+                       "user (uid %u); refusing to load",
+                       path, entry, (guint) st.st_uid, (guint) euid);
+          return FALSE;
+        }
+      if (S_ISDIR (st.st_mode))
+        {
+          if (depth + 1 > PACKAGE_MAX_DEPTH)
+            {
+              g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                           "%s: its package is nested deeper than %u folders (%s); "
+                           "refusing to load", path, (guint) PACKAGE_MAX_DEPTH, entry);
+              return FALSE;
+            }
+          if (!check_package_dir (path, entry, depth + 1, n_entries, error))
+            return FALSE;
+        }
+    }
+
+  return TRUE;
+}
+
+/* For a package (@real_path is its `__init__.py`): the other files and
+ * folders of it, which its import may read, are checked as the plugin file
+ * itself was.  TRUE for a single-file plugin. */
+static gboolean
+check_package (const char  *path,
+               const char  *real_path,
+               GError     **error)
+{
+  g_autofree char *base = g_path_get_basename (real_path);
+  g_autofree char *dir = NULL;
+  guint n_entries = 0;
+
+  if (strcmp (base, "__init__.py") != 0)
+    return TRUE;
+  dir = g_path_get_dirname (real_path);
+  return check_package_dir (path, dir, 0, &n_entries, error);
+}
+
 /* The module's import function, opened on first use; NULL with @error if
  * this program has none.  Called with python_loader held. */
 static ExoPythonLoaderImportFunc
@@ -118,6 +219,34 @@ get_import_func (const char  *path,
   return import_func;
 }
 
+typedef struct
+{
+  ExoPluginLoader *loader;
+  const char      *path;
+} SkipData;
+
+/* The rule of _exo_plugin_loader_register() for a plugin found again,
+ * applied to the name a Python plugin's source declares before any of its
+ * code runs: a plugin of that name loaded from an earlier search folder
+ * wins, and this one is skipped (EXO_PLUGIN_ERROR_SHADOWED).  Any other
+ * clash is left to the register step, which says it after the import. */
+static gboolean
+skip_shadowed (const char  *name,
+               gpointer     user_data,
+               GError     **error)
+{
+  const SkipData *data = user_data;
+  ExoPluginLoader *self = data->loader;
+  ExoPluginInfo *existing = g_hash_table_lookup (self->plugins_by_name, name);
+
+  if (existing == NULL || self->scanning == G_MAXUINT || existing->search_index >= self->scanning)
+    return FALSE;
+  g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_SHADOWED,
+               "%s: skipped: the plugin '%s' is already loaded from %s, earlier in "
+               "the search path", data->path, existing->name, existing->path);
+  return TRUE;
+}
+
 static void
 register_python_types (ExoPluginRegistrar *registrar,
                        gpointer            user_data)
@@ -137,14 +266,18 @@ _exo_plugin_python_load (ExoPluginLoader  *self,
 {
   ExoPythonPlugin plugin = { 0, };
   ExoPluginDescriptor descriptor = { 0, };
+  SkipData skip_data = { self, path };
   ExoPythonLoaderImportFunc func;
   ExoPluginInfo *info = NULL;
   gboolean register_ran;
   gboolean imported;
 
+  if (!check_package (path, real_path, error))
+    return NULL;
+
   G_LOCK (python_loader);
   func = get_import_func (path, error);
-  imported = func != NULL && func (real_path, path, &plugin, error);
+  imported = func != NULL && func (real_path, path, skip_shadowed, &skip_data, &plugin, error);
   G_UNLOCK (python_loader);
 
   if (!imported)

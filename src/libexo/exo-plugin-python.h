@@ -20,7 +20,9 @@
 
 G_BEGIN_DECLS
 
-#define EXO_PYTHON_LOADER_SYMBOL "exo_python_loader_import"
+/* "2": the function takes a skip callback; a module of the old interface
+ * (another build's, through EXO_PYTHON_LOADER) is refused for want of it. */
+#define EXO_PYTHON_LOADER_SYMBOL "exo_python_loader_import2"
 #define EXO_PYTHON_LOADER_MAX_TYPES 64
 
 typedef struct
@@ -35,13 +37,24 @@ typedef struct
   GType    *types;        /* the GTypes of the Python classes */
 } ExoPythonPlugin;
 
+/* Asked, before any code of a plugin runs, with the name its source
+ * declares (a literal `'name'` in a top-level `EXO_PLUGIN = {...}`, read
+ * without running it): TRUE, with @error set, if the plugin must not be
+ * imported (a plugin of that name was loaded from an earlier folder). */
+typedef gboolean (*ExoPythonLoaderSkipFunc) (const char  *name,
+                                             gpointer     user_data,
+                                             GError     **error);
+
 /* Imports @real_path (a `*.py` file or a package's `__init__.py`) and fills
- * @plugin from its EXO_PLUGIN declaration.  On failure sets @error, in
- * EXO_PLUGIN_ERROR, one line starting with @shown_path. */
-typedef gboolean (*ExoPythonLoaderImportFunc) (const char       *real_path,
-                                               const char       *shown_path,
-                                               ExoPythonPlugin  *plugin,
-                                               GError          **error);
+ * @plugin from its EXO_PLUGIN declaration, unless @skip (called first, when
+ * the name can be read from the source) says not to.  On failure sets
+ * @error, in EXO_PLUGIN_ERROR, one line starting with @shown_path. */
+typedef gboolean (*ExoPythonLoaderImportFunc) (const char               *real_path,
+                                               const char               *shown_path,
+                                               ExoPythonLoaderSkipFunc   skip,
+                                               gpointer                  skip_data,
+                                               ExoPythonPlugin          *plugin,
+                                               GError                  **error);
 
 static inline void
 _exo_python_plugin_clear (ExoPythonPlugin *plugin)
