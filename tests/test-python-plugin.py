@@ -233,6 +233,10 @@ def main():
               'exo_resource_restarts_total{id="py"} 0\n' in exposition and
               'exo_resource_errors_total{id="py"} 0\n' in exposition,
               [line for line in exposition.splitlines() if 'id="py"' in line])
+        check('/metrics has the metric the Python class declares itself',
+              'exo_py_hello_attempts_total{id="py"} 1\n' in exposition and
+              '# TYPE exo_py_hello_attempts_total counter\n' in exposition,
+              [line for line in exposition.splitlines() if 'py_hello' in line])
 
         wait_until('pkg ready', lambda: resource_prop(bus, 'pkg', 'State')[0] == 'ready')
         pkg_metrics, _ = resource_prop(bus, 'pkg', 'Metrics')

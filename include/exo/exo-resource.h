@@ -216,6 +216,13 @@ void                  exo_resource_class_add_metric_entries (ExoResourceClass   
 EXO_AVAILABLE_IN_ALL
 const ExoMetricEntry *exo_resource_class_find_metric_entry  (ExoResourceClass     *klass,
                                                              const char           *key);
+EXO_AVAILABLE_IN_ALL
+gboolean              exo_resource_type_declare_metric      (GType                 type,
+                                                             const char           *key,
+                                                             ExoMetricKind         kind,
+                                                             const char           *name,
+                                                             double                scale,
+                                                             const char           *help);
 
 EXO_AVAILABLE_IN_ALL
 const char       *exo_resource_get_id               (ExoResource  *self);

@@ -241,3 +241,50 @@ exo_resource_class_find_metric_entry (ExoResourceClass *klass,
     }
   return NULL;
 }
+
+/**
+ * exo_resource_type_declare_metric:
+ * @type: a resource type (a subtype of #ExoResource), its class made
+ * @key: a key of its metrics
+ * @kind: what it is
+ * @name: (nullable): the exported family, as #ExoMetricEntry.name
+ * @scale: as #ExoMetricEntry.scale; 0 means 1
+ * @help: (nullable): the `# HELP` text
+ *
+ * Declares one metric key of @type, as exo_resource_class_add_metric_entries()
+ * does for a table, for code that has the type but not its class
+ * structure: a language binding (Python: call it after the class
+ * statement, `Exo.Resource.type_declare_metric (MyResource, 'queue-length',
+ * Exo.MetricKind.GAUGE, 'exo_my_queue_length', 0, 'Items waiting.')`).
+ * An entry whose name does not follow Prometheus' conventions is refused
+ * with a critical warning.  New in plugin ABI 3.2.
+ *
+ * Returns: whether the key was declared
+ */
+gboolean
+exo_resource_type_declare_metric (GType          type,
+                                  const char    *key,
+                                  ExoMetricKind  kind,
+                                  const char    *name,
+                                  double         scale,
+                                  const char    *help)
+{
+  ExoMetricEntry entry = { 0 };
+  ExoResourceClass *klass;
+  gboolean declared;
+
+  g_return_val_if_fail (g_type_is_a (type, EXO_TYPE_RESOURCE), FALSE);
+  g_return_val_if_fail (key != NULL, FALSE);
+
+  entry.key = key;
+  entry.kind = kind;
+  entry.name = name;
+  entry.scale = scale;
+  entry.help = help;
+  klass = g_type_class_ref (type);
+  exo_resource_class_add_metric_entries (klass, &entry, 1);
+  declared = exo_resource_class_find_metric_entry (klass, key) != NULL &&
+             g_strcmp0 (exo_resource_class_find_metric_entry (klass, key)->name, name) == 0;
+  g_type_class_unref (klass);
+  return declared;
+}

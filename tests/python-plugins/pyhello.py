@@ -80,6 +80,11 @@ class PyHello(Exo.ManagedResource):
         metrics.insert_value('py-attempts', GLib.Variant('u', self.attempts_made))
 
 
+# its own key in /metrics too (plugin ABI 3.2)
+Exo.Resource.type_declare_metric(PyHello, 'py-attempts', Exo.MetricKind.COUNTER,
+                                   'exo_py_hello_attempts_total', 0,
+                                   'Initialize attempts of the Python test resource.')
+
 EXO_PLUGIN = {
     'name': 'pyhello',
     'version': '1.0',
