@@ -824,6 +824,11 @@ test_entries_refused (void)
     { .key = "h", .kind = EXO_METRIC_COUNTER, .name = "exo_test_h_total{id=\"x\"}", .help = "id taken" },
     { .key = "i", .kind = EXO_METRIC_COUNTER, .name = "exo_test_i_total{why=\"a\"b\"}", .help = "quote" },
     { .key = "j", .kind = EXO_METRIC_GAUGE, .name = "exo_test_j_seconds", .scale = -1, .help = "scale" },
+    /* the family of the parent's "calls": the series would be doubled */
+    { .key = "l", .kind = EXO_METRIC_COUNTER, .name = "exo_test_calls_total", .help = "a clash" },
+    { .key = "m", .kind = EXO_METRIC_COUNTER, .name = "exo_test_calls_total{why=\"x\"}", .help = "a clash" },
+    /* one line of text, bounded */
+    { .key = "n", .kind = EXO_METRIC_GAUGE, .name = "exo_test_n", .help = "carriage\rreturn" },
   };
   static const ExoMetricEntry good[] = {
     { .key = "k", .kind = EXO_METRIC_COUNTER, .name = "exo_test_k_total{why=\"x-y\",how=\"z\"}",
@@ -838,6 +843,24 @@ test_entries_refused (void)
       g_test_assert_expected_messages ();
       g_assert_null (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (klass), bad[i].key));
     }
+  {
+    g_autofree char *long_name = g_strdup_printf ("exo_test_%0300d", 0);
+    g_autofree char *long_help = g_strnfill (1025, 'h');
+    ExoMetricEntry too_long[] = {
+      { .key = "o", .kind = EXO_METRIC_GAUGE, .name = long_name, .help = "long name" },
+      { .key = "p", .kind = EXO_METRIC_GAUGE, .name = "exo_test_p", .help = long_help },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (too_long); i++)
+      {
+        g_test_expect_message ("Exo", G_LOG_LEVEL_CRITICAL, "*longer than*not added*");
+        exo_resource_class_add_metric_entries (EXO_RESOURCE_CLASS (klass), &too_long[i], 1);
+        g_test_assert_expected_messages ();
+      }
+  }
+  /* the same family again for the same key (a subclass saying better) is fine */
+  g_assert_true (exo_resource_type_declare_metric (test_derived_get_type (), "calls", EXO_METRIC_COUNTER,
+                                                   "exo_test_calls_total", 0, "Calls, said again."));
   exo_resource_class_add_metric_entries (EXO_RESOURCE_CLASS (klass), good, G_N_ELEMENTS (good));
   g_assert_true (entry_is (exo_resource_class_find_metric_entry (EXO_RESOURCE_CLASS (klass), "k"), &good[0]));
 }

@@ -168,6 +168,20 @@ def main():
     with open(os.path.join(evil_dir, 'helper.py'), 'w') as f:
         f.write('open(%r, "w").close()\n' % os.path.join(tmp, 'evil-ran'))
     os.chmod(os.path.join(evil_dir, 'helper.py'), 0o666)
+    # linkpkg/: a package whose module is a link to a fine file (0644,
+    # ours) in a folder anyone can write (the file could be swapped there)
+    link_dir = os.path.join(plugins, 'linkpkg')
+    os.mkdir(link_dir, 0o755)
+    with open(os.path.join(link_dir, '__init__.py'), 'w') as f:
+        f.write('from . import lnf\nEXO_PLUGIN = {}\n')
+    os.chmod(os.path.join(link_dir, '__init__.py'), 0o644)
+    open_dir = os.path.join(tmp, 'open')
+    os.mkdir(open_dir)
+    os.chmod(open_dir, 0o777)
+    with open(os.path.join(open_dir, 'f.py'), 'w') as f:
+        f.write('open(%r, "w").close()\n' % os.path.join(tmp, 'link-ran'))
+    os.chmod(os.path.join(open_dir, 'f.py'), 0o644)
+    os.symlink(os.path.join(open_dir, 'f.py'), os.path.join(link_dir, 'lnf.py'))
     plant_bytecode(plugins, os.path.join(tmp, 'planted-ran'))
     # the same plugin again in a later --plugin-dir: skipped before it runs
     later = os.path.join(tmp, 'later-plugins')
@@ -314,6 +328,10 @@ def main():
               len(evil) == 1 and '%s/evilpkg/helper.py in its package is writable by group or '
               'others (mode 0666)' % plugins in evil[0] and
               not os.path.exists(os.path.join(tmp, 'evil-ran')), evil)
+        linked = [line for line in log.splitlines() if 'linkpkg' in line]
+        check('a package with a module linked into a folder others can write is refused',
+              len(linked) == 1 and 'lnf.py in its package links into %s' % open_dir in linked[0] and
+              not os.path.exists(os.path.join(tmp, 'link-ran')), linked)
 
         node.send_signal(signal.SIGTERM)
         code = node.wait(timeout=WAIT_S)

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -89,6 +90,43 @@ _exo_plugin_python_is_candidate (const char *path)
 #define PACKAGE_MAX_DEPTH 8
 #define PACKAGE_MAX_ENTRIES 4096
 
+/* For @entry of a package that is a symbolic link: the folder its target
+ * is in must be safe as well (others could swap the target there), as for
+ * a plugin file that is a link (exo-plugin-checks.c). */
+static gboolean
+check_link_folder (const char  *path,
+                   const char  *entry,
+                   GError     **error)
+{
+  struct stat st;
+  char *real;
+  g_autofree char *folder = NULL;
+  uid_t euid = geteuid ();
+
+  if (lstat (entry, &st) != 0 || !S_ISLNK (st.st_mode))
+    return TRUE;
+  real = realpath (entry, NULL);
+  if (real == NULL)
+    {
+      int saved_errno = errno;
+      g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                   "%s: cannot follow the link %s in its package: %s", path, entry,
+                   g_strerror (saved_errno));
+      return FALSE;
+    }
+  folder = g_path_get_dirname (real);
+  free (real);
+  if (stat (folder, &st) != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
+      (st.st_uid != 0 && st.st_uid != euid))
+    {
+      g_set_error (error, EXO_PLUGIN_ERROR, EXO_PLUGIN_ERROR_UNSAFE_FILE,
+                   "%s: %s in its package links into %s, which is writable by group or others "
+                   "or not owned by root or this user; refusing to load", path, entry, folder);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Whether everything under @dir (a package's folder, already checked
  * itself) is safe by the rule for plugin files: not writable by group or
  * others, owned by root or this user.  Links are followed (what they point
@@ -148,6 +186,8 @@ check_package_dir (const char  *path,
                        path, entry, (guint) st.st_uid, (guint) euid);
           return FALSE;
         }
+      if (!check_link_folder (path, entry, error))
+        return FALSE;
       if (S_ISDIR (st.st_mode))
         {
           if (depth + 1 > PACKAGE_MAX_DEPTH)

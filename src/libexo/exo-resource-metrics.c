@@ -90,6 +90,51 @@ is_info_label_key (const char *key)
          !g_str_has_prefix (label, "__") && strcmp (label, "id") != 0;
 }
 
+/* The family of @name: up to its constant labels. */
+static gsize
+family_len (const char *name)
+{
+  const char *labels = strchr (name, '{');
+
+  return labels != NULL ? (gsize) (labels - name) : strlen (name);
+}
+
+/* Whether @type or a parent declares another key than @key whose name is
+ * @name (the same family, with or without the same labels: a family
+ * with constant labels is one per label set, which is allowed when the
+ * labels differ). */
+static gboolean
+family_taken (GType       type,
+              const char *key,
+              const char *name)
+{
+  for (; type != 0 && g_type_is_a (type, EXO_TYPE_RESOURCE); type = g_type_parent (type))
+    {
+      GHashTable *table = g_type_get_qdata (type, entries_quark ());
+      GHashTableIter iter;
+      gpointer value;
+
+      if (table == NULL)
+        continue;
+      g_hash_table_iter_init (&iter, table);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        {
+          const ExoMetricEntry *e = value;
+
+          /* the keys of an _info family are its labels: many a family */
+          if (e->kind == EXO_METRIC_HIDDEN || e->kind == EXO_METRIC_INFO || e->name == NULL ||
+              g_strcmp0 (e->key, key) == 0)
+            continue;
+          if (family_len (e->name) == family_len (name) &&
+              strncmp (e->name, name, family_len (name)) == 0 &&
+              (strchr (name, '{') == NULL || strchr (e->name, '{') == NULL ||
+               strcmp (e->name, name) == 0))
+            return TRUE;
+        }
+    }
+  return FALSE;
+}
+
 /* Why @entry is not usable, or NULL. */
 static const char *
 entry_problem (const ExoMetricEntry *entry)
@@ -100,14 +145,19 @@ entry_problem (const ExoMetricEntry *entry)
 
   if (entry->key == NULL || entry->key[0] == '\0')
     return "no key";
+  if (strlen (entry->key) > 128)
+    return "a key longer than 128 bytes";
   if ((guint) entry->kind > EXO_METRIC_INFO)
     return "an unknown kind";
   if (entry->kind == EXO_METRIC_HIDDEN)
     return NULL;
   if (name == NULL || entry->help == NULL || entry->help[0] == '\0')
     return "no name or no help";
-  if (strchr (entry->help, '\n') != NULL)
-    return "a help of more than one line";
+  if (strlen (name) > 256 || strlen (entry->help) > 1024)
+    return "a name longer than 256 bytes or a help longer than 1024";
+  for (const char *c = entry->help; *c != '\0'; c++)
+    if ((guchar) *c < 0x20 || *c == 0x7f)
+      return "a help with a control character (one line of text)";
   if (!isfinite (entry->scale) || entry->scale < 0)
     return "a scale that is not a finite number >= 0";
   labels = strchr (name, '{');
@@ -190,6 +240,11 @@ exo_resource_class_add_metric_entries (ExoResourceClass     *klass,
   for (guint i = 0; i < n_entries; i++)
     {
       const char *problem = entry_problem (&entries[i]);
+
+      if (problem == NULL && entries[i].kind != EXO_METRIC_HIDDEN &&
+          entries[i].kind != EXO_METRIC_INFO &&
+          family_taken (type, entries[i].key, entries[i].name))
+        problem = "the family of another key of this class or a parent class (the series would be doubled)";
 
       if (problem != NULL)
         {
