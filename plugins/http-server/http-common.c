@@ -624,6 +624,54 @@ exo_http_error_body (const char *path,
   return exo_http_node_to_string (root);
 }
 
+/* The inverse of exo_http_status_for_error() for a failure a peer relays
+ * (/peer/v1/failure): the error its @status stands for here, so that the
+ * request's caller gets the same status as from the peer itself. */
+GError *
+exo_http_error_for_failure (guint       status,
+                            const char *message)
+{
+  GQuark domain = G_IO_ERROR;
+  gint code;
+
+  switch (status)
+    {
+    case SOUP_STATUS_BAD_REQUEST:
+      code = G_IO_ERROR_INVALID_ARGUMENT;
+      break;
+    case SOUP_STATUS_NOT_FOUND:
+      code = G_IO_ERROR_NOT_FOUND;
+      break;
+    case EXO_HTTP_STATUS_TOO_MANY_REQUESTS:
+      code = G_IO_ERROR_BUSY;
+      break;
+    case SOUP_STATUS_GATEWAY_TIMEOUT:
+      code = G_IO_ERROR_TIMED_OUT;
+      break;
+    case SOUP_STATUS_NOT_IMPLEMENTED:
+      code = G_IO_ERROR_NOT_SUPPORTED;
+      break;
+    case SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE:
+      code = G_IO_ERROR_MESSAGE_TOO_LARGE;
+      break;
+    case SOUP_STATUS_BAD_GATEWAY:
+      code = G_IO_ERROR_HOST_UNREACHABLE;
+      break;
+    case SOUP_STATUS_UNPROCESSABLE_ENTITY:
+      domain = EXO_RESOURCE_ERROR;
+      code = EXO_RESOURCE_ERROR_FATAL;
+      break;
+    case SOUP_STATUS_SERVICE_UNAVAILABLE:
+      domain = EXO_RESOURCE_ERROR;
+      code = EXO_RESOURCE_ERROR_INVALID_STATE;
+      break;
+    default:
+      code = G_IO_ERROR_FAILED;
+      break;
+    }
+  return g_error_new_literal (domain, code, message);
+}
+
 /* The message of an error answer, or NULL: the "error" member, or its
  * "message" (OpenAI's shape, which a server answers before it knows the
  * request is a peer's: a connection over max-connections). */

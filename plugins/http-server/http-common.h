@@ -135,6 +135,8 @@ const char *exo_http_error_code_for_status (guint       status);
 guint       exo_http_status_for_error  (const GError   *error);
 /* The GError a client makes of an HTTP error answer (see the peer handle):
  * 5xx → retryable G_IO_ERROR, 4xx → EXO_RESOURCE_ERROR_FATAL. */
+GError     *exo_http_error_for_failure (guint           status,
+                                        const char     *message);
 GError     *exo_http_error_for_status  (guint           status,
                                         const char     *peer,
                                         const char     *path,

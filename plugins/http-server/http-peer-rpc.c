@@ -325,53 +325,6 @@ http_server_handle_peer_cancel (ExoHttpServer     *self,
   respond_empty_object (msg, SOUP_STATUS_OK);
 }
 
-/* The error a peer's failure (its status, as exo_http_status_for_error()
- * made it) stands for here, so that the request's caller gets the same
- * status as from the peer itself. */
-static GError *
-failure_error (const ExoHttpFailureRequest *failure)
-{
-  GQuark domain = G_IO_ERROR;
-  gint code;
-
-  switch (failure->status)
-    {
-    case SOUP_STATUS_BAD_REQUEST:
-      code = G_IO_ERROR_INVALID_ARGUMENT;
-      break;
-    case SOUP_STATUS_NOT_FOUND:
-      code = G_IO_ERROR_NOT_FOUND;
-      break;
-    case EXO_HTTP_STATUS_TOO_MANY_REQUESTS:
-      code = G_IO_ERROR_BUSY;
-      break;
-    case SOUP_STATUS_GATEWAY_TIMEOUT:
-      code = G_IO_ERROR_TIMED_OUT;
-      break;
-    case SOUP_STATUS_NOT_IMPLEMENTED:
-      code = G_IO_ERROR_NOT_SUPPORTED;
-      break;
-    case SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE:
-      code = G_IO_ERROR_MESSAGE_TOO_LARGE;
-      break;
-    case SOUP_STATUS_BAD_GATEWAY:
-      code = G_IO_ERROR_HOST_UNREACHABLE;
-      break;
-    case SOUP_STATUS_UNPROCESSABLE_ENTITY:
-      domain = EXO_RESOURCE_ERROR;
-      code = EXO_RESOURCE_ERROR_FATAL;
-      break;
-    case SOUP_STATUS_SERVICE_UNAVAILABLE:
-      domain = EXO_RESOURCE_ERROR;
-      code = EXO_RESOURCE_ERROR_INVALID_STATE;
-      break;
-    default:
-      code = G_IO_ERROR_FAILED;
-      break;
-    }
-  return g_error_new_literal (domain, code, failure->message);
-}
-
 /* A peer's work on a request of ours failed. */
 void
 http_server_handle_peer_failure (ExoHttpServer     *self,
@@ -390,7 +343,7 @@ http_server_handle_peer_failure (ExoHttpServer     *self,
       http_server_respond_bad_request (msg, error);
       return;
     }
-  reported = failure_error (failure);
+  reported = exo_http_error_for_failure (failure->status, failure->message);
   if (!exo_node_role_process_failure (node, failure->request_id, reported, &error))
     {
       http_server_respond_node_error (msg, error);

@@ -75,6 +75,7 @@ local_failure (ExoClusterNode            *self,
                const char                *what,
                const GError              *error)
 {
+  g_autoptr(GError) failure = NULL;
   Request *req;
 
   if (!self->running || is_cancelled (error))
@@ -86,17 +87,13 @@ local_failure (ExoClusterNode            *self,
       engine_end_request (self, request_id);
       return;
     }
+  failure = g_error_new (error->domain, error->code, "request %s: %s on node %s failed: %s",
+                         request_id, what, self->node_id, error->message);
   req = request_lookup (self, request_id);
   if (req != NULL && req->is_api && req->task != NULL)
-    request_fail (self, req,
-                  g_error_new (error->domain, error->code, "request %s: %s on node %s failed: %s",
-                               request_id, what, self->node_id, error->message));
+    request_fail (self, req, g_steal_pointer (&failure));
   else
     {
-      g_autoptr(GError) failure = g_error_new (error->domain, error->code,
-                                               "request %s: %s on node %s failed: %s",
-                                               request_id, what, self->node_id, error->message);
-
       self->dropped_messages++;
       engine_end_request (self, request_id);
       log_event (self, G_LOG_LEVEL_WARNING, "request %s: %s failed: %s", request_id, what,
@@ -273,45 +270,40 @@ send_to (ExoClusterNode            *self,
                                        params, self->cancellable, hop_cb, hop);
 }
 
-/* The id of the node after @from_index in the ring; NULL if it is empty. */
-static char *
-next_node_id (ExoClusterNode *self,
-              gint            from_index)
+/* The shard after @from_index in the ring (the last one's next is the
+ * first); NULL when the ring is empty. */
+static NodeShardAssignment *
+next_shard (ExoClusterNode *self,
+            gint            from_index)
 {
-  NodeShardAssignment *next;
-
   if (self->shards == NULL || self->shards->len == 0)
     return NULL;
-  next = g_ptr_array_index (self->shards, from_index < 0 ? 0 : (guint) (from_index + 1) % self->shards->len);
-  return g_strdup (next->node_id);
+  return g_ptr_array_index (self->shards,
+                            from_index < 0 ? 0 : (guint) (from_index + 1) % self->shards->len);
 }
 
 /* Passes @tensor (and @params) to the node after @from_index in the ring
  * (the last shard's token goes back to the first). */
-static char *
+static void
 forward (ExoClusterNode            *self,
          const char                *request_id,
          gint                       from_index,
          ExoTensor                 *tensor,
          const ExoGenerationParams *params)
 {
-  NodeShardAssignment *next;
-  char *next_id;
+  NodeShardAssignment *next = next_shard (self, from_index);
 
-  if (self->shards == NULL || self->shards->len == 0)
+  if (next == NULL)
     {
       g_autoptr(GError) error = g_error_new_literal (EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_INVALID_STATE,
                                                      "the ring is empty");
       local_failure (self, request_id, params, "forwarding", error);
-      return NULL;
+      return;
     }
-  next = g_ptr_array_index (self->shards, from_index < 0 ? 0 : (guint) (from_index + 1) % self->shards->len);
-  next_id = g_strdup (next->node_id);
   if (g_strcmp0 (next->node_id, self->node_id) == 0)
     run_infer (self, request_id, shard_for (self, next), tensor, params);
   else
     send_to (self, request_id, next, tensor, NULL, params);
-  return next_id;
 }
 
 typedef struct {
@@ -441,6 +433,8 @@ process_inference_result (ExoClusterNode            *self,
       g_autoptr(GArray) tokens = NULL;
       g_autoptr(ExoGenerationParams) used = NULL;
       g_autofree char *next_id = NULL;
+      NodeShardAssignment *next;
+      gboolean report_first;
       Request *req;
       gint32 value;
       gboolean finished;
@@ -491,22 +485,23 @@ process_inference_result (ExoClusterNode            *self,
         }
       /* An API node that is neither us nor the first shard hears of the
        * token before the first shard gets it: a failure the first shard
-       * tells it of (its context full) comes after the token, not before. */
-      next_id = next_node_id (self, index);
-      if (next_id != NULL && used->origin != NULL && g_strcmp0 (used->origin, self->node_id) != 0 &&
-          g_strcmp0 (used->origin, next_id) != 0)
+       * tells it of (its context full) comes after the token, not before.
+       * (The id is copied: sending may fail a peer and change the ring.) */
+      next = next_shard (self, index);
+      next_id = next != NULL ? g_strdup (next->node_id) : NULL;
+      report_first = next_id != NULL && used->origin != NULL &&
+                     g_strcmp0 (used->origin, self->node_id) != 0 &&
+                     g_strcmp0 (used->origin, next_id) != 0;
+      if (report_first)
         report_tokens (self, request_id, used->origin, next_id,
                        (const gint32 *) (void *) tokens->data, tokens->len);
-      g_free (next_id);
-      next_id = forward (self, request_id, index, token, used);
-      if (next_id != NULL &&
-          (used->origin == NULL || g_strcmp0 (used->origin, self->node_id) == 0 ||
-           g_strcmp0 (used->origin, next_id) == 0))
+      forward (self, request_id, index, token, used);
+      if (next_id != NULL && !report_first)
         report_tokens (self, request_id, used->origin, next_id,
                        (const gint32 *) (void *) tokens->data, tokens->len);
     }
   else
-    g_free (forward (self, request_id, index, output, params_to_pass_on (self, request_id, params)));
+    forward (self, request_id, index, output, params_to_pass_on (self, request_id, params));
 }
 
 static void

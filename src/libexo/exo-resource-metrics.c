@@ -326,6 +326,7 @@ exo_resource_type_declare_metric (GType          type,
 {
   ExoMetricEntry entry = { 0 };
   ExoResourceClass *klass;
+  const ExoMetricEntry *found;
   gboolean declared;
 
   g_return_val_if_fail (g_type_is_a (type, EXO_TYPE_RESOURCE), FALSE);
@@ -338,8 +339,8 @@ exo_resource_type_declare_metric (GType          type,
   entry.help = help;
   klass = g_type_class_ref (type);
   exo_resource_class_add_metric_entries (klass, &entry, 1);
-  declared = exo_resource_class_find_metric_entry (klass, key) != NULL &&
-             g_strcmp0 (exo_resource_class_find_metric_entry (klass, key)->name, name) == 0;
+  found = exo_resource_class_find_metric_entry (klass, key);
+  declared = found != NULL && g_strcmp0 (found->name, name) == 0;
   g_type_class_unref (klass);
   return declared;
 }
