@@ -259,6 +259,91 @@ test_sharded (gconstpointer data)
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (b), NULL));
 }
 
+/* ExoInferenceEngine.try_infer_tensor (plugin ABI 3.3): a decode step of a
+ * shard without the classifier runs at once, on this thread, with the
+ * same output as through the task; a prompt's several positions, the
+ * shard with the classifier and a request the engine refuses are not
+ * taken, or fail with the step's error. */
+static void
+test_try_infer (void)
+{
+  g_autoptr(TinyModel) m = tiny_model_new (32, 96, 2, 4, 2, 64, 128, FALSE, 5);
+  g_autofree char *path = tiny_model_write (m, TINY_V1, tmpdir, "try.bin");
+  g_autoptr(ExoInferenceEngine) a = llama_test_engine_new (path, NULL, NULL);
+  g_autoptr(ExoInferenceEngine) twin = llama_test_engine_new (path, NULL, NULL);
+  g_autoptr(ExoInferenceEngine) b = llama_test_engine_new (path, NULL, NULL);
+  g_autoptr(ExoShard) first = exo_shard_new ("m", 0, 0, 2);
+  g_autoptr(ExoShard) second = exo_shard_new ("m", 1, 1, 2);
+  const gint32 prompt[] = { 1, 17, 33, 5 }, next = 9;
+  g_autoptr(ExoTensor) in = llama_test_tokens (prompt, 4);
+  g_autoptr(ExoTensor) one = llama_test_tokens (&next, 1);
+  g_autoptr(ExoTensor) out = NULL, via_task = NULL, hidden = NULL, logits = NULL;
+  g_autoptr(GVariant) metrics = NULL;
+  g_autoptr(GError) error = NULL;
+  guint64 inline_steps = 0;
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (a), NULL));
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (twin), NULL));
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (b), NULL));
+
+  /* a prompt (four positions): not taken, nothing set */
+  g_assert_false (exo_inference_engine_try_infer_tensor (a, "r", first, in, &out, &error));
+  g_assert_no_error (error);
+  g_assert_null (out);
+  hidden = llama_test_infer (a, "r", first, in, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&hidden, exo_tensor_unref);
+  via_task = llama_test_infer (twin, "r", first, in, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&via_task, exo_tensor_unref);
+
+  /* the next token through the first shard: taken, the task's output */
+  g_assert_true (exo_inference_engine_try_infer_tensor (a, "r", first, one, &out, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (out);
+  via_task = llama_test_infer (twin, "r", first, one, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (exo_tensor_get_data (out), exo_tensor_get_data (via_task)));
+  metrics = exo_resource_get_metrics (EXO_RESOURCE (a));
+  g_assert_true (g_variant_lookup (metrics, "inline-steps", "t", &inline_steps));
+  g_assert_cmpuint (inline_steps, ==, 1);
+
+  /* the shard with the classifier: never on the caller's thread */
+  logits = llama_test_infer (b, "r", second, hidden = llama_test_infer (twin, "x", first, in, NULL), &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&logits, exo_tensor_unref);
+  g_assert_false (exo_inference_engine_try_infer_tensor (b, "r", second, out, &logits, &error));
+  g_assert_no_error (error);
+  g_assert_null (logits);
+
+  /* a step the engine refuses (a token past the vocabulary): taken, with
+   * the error the task would give; the request's state is unchanged */
+  g_clear_pointer (&out, exo_tensor_unref);
+  {
+    const gint32 past = 1000;
+    g_autoptr(ExoTensor) bad = llama_test_tokens (&past, 1);
+    g_autoptr(ExoTensor) again = NULL;
+
+    g_assert_true (exo_inference_engine_try_infer_tensor (a, "r", first, bad, &out, &error));
+    g_assert_nonnull (error);
+    g_assert_null (out);
+    g_assert_nonnull (strstr (error->message, "1000"));
+    g_clear_error (&error);
+    again = llama_test_infer (a, "r", first, bad, &error);
+    g_assert_nonnull (error);
+    g_assert_null (again);
+    g_clear_error (&error);
+  }
+  exo_inference_engine_end_request (a, "r");
+
+  exo_inference_engine_end_request (twin, "r");
+  exo_inference_engine_end_request (twin, "x");
+  exo_inference_engine_end_request (b, "r");
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (a), NULL));
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (twin), NULL));
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (b), NULL));
+}
+
 /* A long prompt (more than one chunk of the batched pass) through two
  * shards = through one, and = one token at a time. */
 static void
@@ -648,6 +733,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/llama/forward/sharded/v1", GINT_TO_POINTER (TINY_V1), test_sharded);
   g_test_add_data_func ("/llama/forward/sharded/v2", GINT_TO_POINTER (TINY_V2), test_sharded);
   g_test_add_func ("/llama/forward/long-prefill", test_long_prefill);
+  g_test_add_func ("/llama/forward/try-infer", test_try_infer);
   g_test_add_func ("/llama/forward/pages", test_pages);
   g_test_add_func ("/llama/sampling", test_sampling);
   g_test_add_func ("/llama/tokenizer", test_tokenizer);

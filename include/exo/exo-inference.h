@@ -145,6 +145,12 @@ G_DECLARE_INTERFACE (ExoInferenceEngine, exo_inference_engine, EXO, INFERENCE_EN
  *   called and the seed is ignored); since 0.3
  * @end_request: @request_id is over (finished, failed, cancelled or timed
  *   out): free its state (KV cache, random state).  Optional; since 0.3
+ * @try_infer_tensor: as @infer_tensor_async, but now, on the caller's
+ *   thread, when the engine finds the step cheap enough (a decode step of
+ *   a few layers costs less than a hand-off to a worker and back): %TRUE
+ *   when it took the step, with *@output set (it ran) or @error (it
+ *   refused it); %FALSE, setting neither, when it would rather not (the
+ *   caller then calls @infer_tensor_async).  Optional; plugin ABI 3.3
  *
  * The role of an inference engine, as exo's `InferenceEngine`.  An engine
  * is a resource: its initialize loads nothing yet; load_checkpoint or the
@@ -210,8 +216,16 @@ struct _ExoInferenceEngineInterface
   void       (*end_request)            (ExoInferenceEngine  *self,
                                         const char          *request_id);
 
+  /* plugin ABI 3.3 */
+  gboolean   (*try_infer_tensor)       (ExoInferenceEngine  *self,
+                                        const char          *request_id,
+                                        const ExoShard      *shard,
+                                        ExoTensor           *input,
+                                        ExoTensor          **output,
+                                        GError             **error);
+
   /*< private >*/
-  gpointer padding[6];
+  gpointer padding[5];
 };
 
 EXO_AVAILABLE_IN_ALL
@@ -285,5 +299,12 @@ ExoTensor *exo_inference_engine_sample_for_request    (ExoInferenceEngine  *self
 EXO_AVAILABLE_IN_ALL
 void       exo_inference_engine_end_request           (ExoInferenceEngine  *self,
                                                        const char          *request_id);
+EXO_AVAILABLE_IN_ALL
+gboolean   exo_inference_engine_try_infer_tensor      (ExoInferenceEngine  *self,
+                                                       const char          *request_id,
+                                                       const ExoShard      *shard,
+                                                       ExoTensor           *input,
+                                                       ExoTensor          **output,
+                                                       GError             **error);
 
 G_END_DECLS

@@ -81,6 +81,12 @@ typedef struct
 
 void      llama_job_run_inline (LlamaInference *self,
                                 LlamaJob       *job);
+gboolean  llama_job_try_now    (LlamaInference  *self,
+                                const char      *request_id,
+                                const ExoShard  *shard,
+                                ExoTensor       *input,
+                                ExoTensor      **output,
+                                GError         **error);
 
 LlamaJob *llama_job_new  (LlamaInference      *self,
                           LlamaJobKind         kind,

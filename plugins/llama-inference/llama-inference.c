@@ -452,6 +452,22 @@ llama_infer_tensor_async (ExoInferenceEngine  *engine,
   llama_job_push (self, job);
 }
 
+static gboolean
+llama_try_infer_tensor (ExoInferenceEngine  *engine,
+                        const char          *request_id,
+                        const ExoShard      *shard,
+                        ExoTensor           *input,
+                        ExoTensor          **output,
+                        GError             **error)
+{
+  LlamaInference *self = LLAMA_INFERENCE (engine);
+
+  /* not usable: infer_tensor_async says why */
+  if (!ensure_usable (self, NULL))
+    return FALSE;
+  return llama_job_try_now (self, request_id, shard, input, output, error);
+}
+
 static char *
 llama_decode (ExoInferenceEngine  *engine,
               const ExoShard      *shard,
@@ -631,6 +647,7 @@ llama_inference_engine_init (ExoInferenceEngineInterface *iface)
   iface->get_eos_token = llama_get_eos_token;
   iface->sample_for_request = llama_sample_for_request;
   iface->end_request = llama_end_request;
+  iface->try_infer_tensor = llama_try_infer_tensor;
 }
 
 /* --- GObject ------------------------------------------------------------------ */

@@ -332,6 +332,36 @@ llama_job_run (gpointer data,
   g_atomic_int_add (&self->jobs_queued, -1);
 }
 
+/* ExoInferenceEngine.try_infer_tensor: a small decode step (as
+ * llama_job_push() runs inline) now, on the caller's thread, with no task:
+ * its output is back before this returns.  FALSE (nothing set) for any
+ * other step, while the worker has jobs, or while the engine closes. */
+gboolean
+llama_job_try_now (LlamaInference  *self,
+                   const char      *request_id,
+                   const ExoShard  *shard,
+                   ExoTensor       *input,
+                   ExoTensor      **output,
+                   GError         **error)
+{
+  LlamaJob job = { .kind = LLAMA_JOB_INFER, .request_id = (char *) request_id,
+                   .shard = (ExoShard *) shard, .input = input };
+  guint64 macs = small_step_macs (self, &job);
+  gboolean closing;
+
+  if (macs == 0 || macs > LLAMA_INLINE_STEP_MAX_MACS || g_atomic_int_get (&self->jobs_queued) != 0)
+    return FALSE;
+  g_mutex_lock (&self->lock);
+  closing = self->closing;
+  if (!closing)
+    self->inline_steps++;
+  g_mutex_unlock (&self->lock);
+  if (closing)
+    return FALSE;     /* the task path says so */
+  *output = run_infer (self, &job, error);
+  return TRUE;
+}
+
 void
 llama_job_run_inline (LlamaInference *self,
                       LlamaJob       *job)

@@ -504,6 +504,29 @@ process_inference_result (ExoClusterNode            *self,
     forward (self, request_id, index, output, params_to_pass_on (self, request_id, params));
 }
 
+/* What our layers gave for @work: the next hop, or the failure. */
+static void
+infer_done (Work      *work,
+            ExoTensor *output,
+            GError    *error)
+{
+  if (!work_is_current (work))
+    return;
+  if (output == NULL)
+    local_failure (work->self, work->request_id, work->params, "inference", error);
+  else
+    {
+      Request *req = request_lookup (work->self, work->request_id);
+
+      work->self->layers_computed++;
+      if (req != NULL)
+        req->touched_us = g_get_monotonic_time ();
+      if (!drop_if_cancelled (work->self, work->request_id))
+        process_inference_result (work->self, work->request_id, work->shard, output,
+                                  work->params);
+    }
+}
+
 static void
 infer_cb (GObject      *source,
           GAsyncResult *result,
@@ -514,26 +537,14 @@ infer_cb (GObject      *source,
   g_autoptr(ExoTensor) output = exo_inference_engine_infer_tensor_finish (EXO_INFERENCE_ENGINE (source),
                                                                           result, &error);
 
-  if (work_is_current (work))
-    {
-      if (output == NULL)
-        local_failure (work->self, work->request_id, work->params, "inference", error);
-      else
-        {
-          Request *req = request_lookup (work->self, work->request_id);
-
-          work->self->layers_computed++;
-          if (req != NULL)
-            req->touched_us = g_get_monotonic_time ();
-          if (!drop_if_cancelled (work->self, work->request_id))
-            process_inference_result (work->self, work->request_id, work->shard, output,
-                                      work->params);
-        }
-    }
+  infer_done (work, output, error);
   work_free (work);
 }
 
-/* Runs our layers (@shard, taken) on @input of a request with @params. */
+/* Runs our layers (@shard, taken) on @input of a request with @params: at
+ * once when the engine takes a small step on this thread (the next hop
+ * leaves in this main-loop iteration, not the next one), else through its
+ * task. */
 void
 run_infer (ExoClusterNode            *self,
            const char                *request_id,
@@ -542,7 +553,16 @@ run_infer (ExoClusterNode            *self,
            const ExoGenerationParams *params)
 {
   Work *work = work_new (self, request_id, shard, params);
+  g_autoptr(ExoTensor) output = NULL;
+  g_autoptr(GError) error = NULL;
 
+  if (exo_inference_engine_try_infer_tensor (self->engine, request_id, work->shard, input,
+                                             &output, &error))
+    {
+      infer_done (work, output, error);
+      work_free (work);
+      return;
+    }
   exo_inference_engine_infer_tensor_async (self->engine, request_id, shard, input,
                                            self->cancellable, infer_cb, work);
 }

@@ -631,6 +631,63 @@ exo_inference_engine_end_request (ExoInferenceEngine *self,
     iface->end_request (self, request_id);
 }
 
-/* The vfuncs of 0.3 took two padding slots: the struct keeps its size. */
+/**
+ * exo_inference_engine_try_infer_tensor:
+ * @self: an engine
+ * @request_id: (nullable): the request, as for infer_tensor_async
+ * @shard: the layers to run
+ * @input: their input
+ * @output: (out) (transfer full) (nullable): where the output goes
+ * @error: return location for an error
+ *
+ * Runs @shard's layers on @input now, on this thread, when the engine
+ * finds the step cheap enough (a decode step of a few layers, its worker
+ * idle) — without the main-loop iteration a #GTask's callback waits for.
+ *
+ * Returns: %TRUE when the engine took the step now: *@output is set (it
+ *   ran), or @error (it refused it: the step's failure); %FALSE, setting
+ *   neither, when it would rather run it asynchronously or has no such
+ *   path: then call exo_inference_engine_infer_tensor_async().
+ *
+ * Since: 0.4 (plugin ABI 3.3)
+ */
+gboolean
+exo_inference_engine_try_infer_tensor (ExoInferenceEngine  *self,
+                                       const char          *request_id,
+                                       const ExoShard      *shard,
+                                       ExoTensor           *input,
+                                       ExoTensor          **output,
+                                       GError             **error)
+{
+  ExoInferenceEngineInterface *iface;
+  GError *local = NULL;
+
+  g_return_val_if_fail (EXO_IS_INFERENCE_ENGINE (self), FALSE);
+  g_return_val_if_fail (shard != NULL, FALSE);
+  g_return_val_if_fail (input != NULL, FALSE);
+  g_return_val_if_fail (output != NULL && *output == NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  iface = EXO_INFERENCE_ENGINE_GET_IFACE (self);
+  if (iface->try_infer_tensor == NULL)
+    return FALSE;
+  if (!iface->try_infer_tensor (self, request_id, shard, input, output, &local))
+    {
+      /* not taken: whatever it left behind is dropped */
+      g_clear_pointer (output, exo_tensor_unref);
+      g_clear_error (&local);
+      return FALSE;
+    }
+  if (*output != NULL)
+    g_clear_error (&local);
+  else if (local == NULL)
+    local = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED,
+                                 "the engine took the step but gave neither an output nor an error");
+  if (local != NULL)
+    g_propagate_error (error, local);
+  return TRUE;
+}
+
+/* The vfuncs of 0.3 and 3.3 took three padding slots: the struct keeps its size. */
 G_STATIC_ASSERT (sizeof (ExoInferenceEngineInterface) ==
                  sizeof (GTypeInterface) + 17 * sizeof (gpointer));
