@@ -272,12 +272,45 @@ exo_http_shard_to_json (const ExoShard *shard)
   return json_builder_get_root (builder);
 }
 
+/* @text as a JSON string, quoted, appended to @out: every control
+ * character, quote and backslash escaped (what json-glib does, and
+ * U+001F too); text that is not UTF-8 has its invalid bytes replaced.
+ * Written here because a ring's every tensor call carries a shard and
+ * params: a JsonBuilder and a JsonGenerator per call cost more than the
+ * rest of the frame. */
+static void
+append_json_string (GString    *out,
+                    const char *text)
+{
+  g_autofree char *valid = g_utf8_validate (text, -1, NULL) ? NULL : g_utf8_make_valid (text, -1);
+
+  g_string_append_c (out, '"');
+  for (const char *p = valid != NULL ? valid : text; *p != '\0'; p++)
+    {
+      guchar c = (guchar) *p;
+
+      if (c == '"' || c == '\\')
+        {
+          g_string_append_c (out, '\\');
+          g_string_append_c (out, (char) c);
+        }
+      else if (c < 0x20 || c == 0x7f)
+        g_string_append_printf (out, "\\u%04x", c);
+      else
+        g_string_append_c (out, (char) c);
+    }
+  g_string_append_c (out, '"');
+}
+
 char *
 exo_http_shard_to_string (const ExoShard *shard)
 {
-  g_autoptr(JsonNode) node = exo_http_shard_to_json (shard);
+  GString *out = g_string_new ("{\"model_id\":");
 
-  return exo_http_node_to_string (node);
+  append_json_string (out, shard->model_id);
+  g_string_append_printf (out, ",\"start_layer\":%u,\"end_layer\":%u,\"n_layers\":%u}",
+                          shard->start_layer, shard->end_layer, shard->n_layers);
+  return g_string_free (out, FALSE);
 }
 
 /* --- generation parameters -------------------------------------------- */
@@ -413,10 +446,8 @@ exo_http_params_to_string (const ExoGenerationParams *params)
     g_string_append_printf (out, ",\"seed\":%" G_GINT64_FORMAT, params->seed);
   if (params->origin != NULL)
     {
-      g_autoptr(JsonNode) origin = json_node_init_string (json_node_alloc (), params->origin);
-      g_autofree char *quoted = json_to_string (origin, FALSE);
-
-      g_string_append_printf (out, ",\"origin\":%s", quoted);
+      g_string_append (out, ",\"origin\":");
+      append_json_string (out, params->origin);
     }
   g_string_append_c (out, '}');
   return g_string_free (out, FALSE);

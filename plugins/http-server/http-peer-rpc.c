@@ -256,7 +256,7 @@ http_server_handle_peer_tensor (ExoHttpServer     *self,
                                           soup_message_headers_get_one (headers, EXO_HTTP_HEADER_DTYPE),
                                           soup_message_headers_get_one (headers, EXO_HTTP_HEADER_SHAPE),
                                           soup_message_headers_get_one (headers, EXO_HTTP_HEADER_PARAMS),
-                                          body, body_len, &error);
+                                          body, body_len, NULL, &error);
   if (tensor == NULL)
     {
       http_server_respond_bad_request (msg, error);

@@ -703,15 +703,25 @@ exo_http_topology_request_free (ExoHttpTopologyRequest *request)
 
 /* --- POST /peer/v1/tensor ----------------------------------------------- */
 
+void
+exo_http_tensor_parse_cache_clear (ExoHttpTensorParseCache *cache)
+{
+  g_clear_pointer (&cache->shard_text, g_free);
+  g_clear_pointer (&cache->shard, exo_shard_free);
+  g_clear_pointer (&cache->params_text, g_free);
+  g_clear_pointer (&cache->params, exo_generation_params_free);
+}
+
 ExoHttpTensorRequest *
-exo_http_tensor_request_parse (const char   *request_id,
-                               const char   *shard_text,
-                               const char   *dtype_text,
-                               const char   *shape_text,
-                               const char   *params_text,
-                               const guint8 *body,
-                               gsize         body_len,
-                               GError      **error)
+exo_http_tensor_request_parse (const char              *request_id,
+                               const char              *shard_text,
+                               const char              *dtype_text,
+                               const char              *shape_text,
+                               const char              *params_text,
+                               const guint8            *body,
+                               gsize                    body_len,
+                               ExoHttpTensorParseCache *cache,
+                               GError                 **error)
 {
   g_autoptr(ExoHttpTensorRequest) request = g_new0 (ExoHttpTensorRequest, 1);
   g_autoptr(GError) local_error = NULL;
@@ -735,16 +745,28 @@ exo_http_tensor_request_parse (const char   *request_id,
                EXO_HTTP_HEADER_SHARD, EXO_HTTP_MAX_HEADER_LEN);
       return NULL;
     }
-  shard_node = exo_http_parse_json (shard_text, strlen (shard_text), &local_error);
-  if (shard_node == NULL)
+  if (cache != NULL && cache->shard != NULL && strcmp (cache->shard_text, shard_text) == 0)
+    request->shard = exo_shard_copy (cache->shard);
+  else
     {
-      INVALID (error, "header %s: %s", EXO_HTTP_HEADER_SHARD, local_error->message);
-      return NULL;
+      shard_node = exo_http_parse_json (shard_text, strlen (shard_text), &local_error);
+      if (shard_node == NULL)
+        {
+          INVALID (error, "header %s: %s", EXO_HTTP_HEADER_SHARD, local_error->message);
+          return NULL;
+        }
+      /* from_json names the header already */
+      request->shard = exo_http_shard_from_json (shard_node, "header " EXO_HTTP_HEADER_SHARD, error);
+      if (request->shard == NULL)
+        return NULL;
+      if (cache != NULL)
+        {
+          g_free (cache->shard_text);
+          g_clear_pointer (&cache->shard, exo_shard_free);
+          cache->shard_text = g_strdup (shard_text);
+          cache->shard = exo_shard_copy (request->shard);
+        }
     }
-  /* from_json names the header already */
-  request->shard = exo_http_shard_from_json (shard_node, "header " EXO_HTTP_HEADER_SHARD, error);
-  if (request->shard == NULL)
-    return NULL;
   if (dtype_text == NULL || !exo_dtype_from_string (dtype_text, &dtype))
     {
       g_autofree char *shown = exo_http_shown_text (dtype_text, 32);
@@ -764,17 +786,29 @@ exo_http_tensor_request_parse (const char   *request_id,
                    EXO_HTTP_HEADER_PARAMS, EXO_HTTP_MAX_HEADER_LEN);
           return NULL;
         }
-      params_node = exo_http_parse_json (params_text, strlen (params_text), &local_error);
-      if (params_node == NULL ||
-          (request->params = exo_http_params_from_json (params_node, "header " EXO_HTTP_HEADER_PARAMS,
-                                                        &local_error)) == NULL)
+      if (cache != NULL && cache->params != NULL && strcmp (cache->params_text, params_text) == 0)
+        request->params = exo_generation_params_copy (cache->params);
+      else
         {
-          /* from_json names the header already */
-          if (params_node == NULL)
-            INVALID (error, "header %s: %s", EXO_HTTP_HEADER_PARAMS, local_error->message);
-          else
-            g_propagate_error (error, g_steal_pointer (&local_error));
-          return NULL;
+          params_node = exo_http_parse_json (params_text, strlen (params_text), &local_error);
+          if (params_node == NULL ||
+              (request->params = exo_http_params_from_json (params_node, "header " EXO_HTTP_HEADER_PARAMS,
+                                                            &local_error)) == NULL)
+            {
+              /* from_json names the header already */
+              if (params_node == NULL)
+                INVALID (error, "header %s: %s", EXO_HTTP_HEADER_PARAMS, local_error->message);
+              else
+                g_propagate_error (error, g_steal_pointer (&local_error));
+              return NULL;
+            }
+          if (cache != NULL)
+            {
+              g_free (cache->params_text);
+              g_clear_pointer (&cache->params, exo_generation_params_free);
+              cache->params_text = g_strdup (params_text);
+              cache->params = exo_generation_params_copy (request->params);
+            }
         }
     }
   n_bytes = exo_dtype_get_size (dtype);

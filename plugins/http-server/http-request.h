@@ -108,14 +108,30 @@ typedef struct {
   ExoGenerationParams *params;    /* NULL when absent (an older peer) */
 } ExoHttpTensorRequest;
 
-ExoHttpTensorRequest *exo_http_tensor_request_parse (const char   *request_id,
-                                                     const char   *shard,
-                                                     const char   *dtype,
-                                                     const char   *shape,
-                                                     const char   *params,
-                                                     const guint8 *body,
-                                                     gsize         body_len,
-                                                     GError      **error);
+/* The shard and params texts a peer stream parsed last, and what they
+ * gave: a ring's tensor calls repeat them token after token, and json-glib
+ * costs more than the rest of a decode-step frame.  Owned by one stream. */
+typedef struct
+{
+  char                *shard_text;
+  ExoShard            *shard;
+  char                *params_text;
+  ExoGenerationParams *params;
+} ExoHttpTensorParseCache;
+
+void                  exo_http_tensor_parse_cache_clear (ExoHttpTensorParseCache *cache);
+
+/* @cache: NULL, or the caller's (see above): texts equal to the last ones
+ * parsed give copies of what they gave, with no parse. */
+ExoHttpTensorRequest *exo_http_tensor_request_parse (const char              *request_id,
+                                                     const char              *shard,
+                                                     const char              *dtype,
+                                                     const char              *shape,
+                                                     const char              *params,
+                                                     const guint8            *body,
+                                                     gsize                    body_len,
+                                                     ExoHttpTensorParseCache *cache,
+                                                     GError                 **error);
 void                  exo_http_tensor_request_free  (ExoHttpTensorRequest *request);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoHttpChatRequest, exo_http_chat_request_free)

@@ -62,6 +62,7 @@ typedef struct
   guint64                  in_seq;   /* the last frame's number received */
   guint64                  out_seq;  /* the last one sent */
   guint                    n_calls;  /* node calls in flight for it */
+  ExoHttpTensorParseCache  parsed;   /* its last tensor frame's shard and params */
 } StreamConn;
 
 typedef struct
@@ -205,7 +206,7 @@ stream_on_tensor (StreamConn     *conn,
 
   tensor = exo_http_tensor_request_parse (frame->request_id, frame->shard, frame->dtype,
                                           frame->shape, frame->params, frame->data,
-                                          frame->data_len, &error);
+                                          frame->data_len, &conn->parsed, &error);
   if (tensor == NULL)
     {
       stream_send_answer (conn, frame->call_id, SOUP_STATUS_BAD_REQUEST, error->message);
@@ -366,6 +367,7 @@ stream_conn_free (StreamConn *conn)
   exo_cluster_key_unref (conn->key);
   g_free (conn->nonce);
   g_free (conn->remote);
+  exo_http_tensor_parse_cache_clear (&conn->parsed);
   g_free (conn);
 }
 

@@ -23,6 +23,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   g_autoptr(ExoHttpTensorRequest) tensor = NULL;
   g_autoptr(GError) error = NULL;
   gsize pos = 0;
+  ExoHttpTensorParseCache cache = { NULL, };
 
   exo_fuzz_init ();
   for (guint i = 0; i < G_N_ELEMENTS (fields) && pos < size; i++)
@@ -38,7 +39,37 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   if (fields[4] != NULL && fields[4][0] == '\0')
     g_clear_pointer (&fields[4], g_free);
   tensor = exo_http_tensor_request_parse (fields[0], fields[1], fields[2], fields[3], fields[4],
-                                          data + pos, size - pos, &error);
+                                          data + pos, size - pos, NULL, &error);
+  /* through a peer stream's cache, twice: the same answer as without,
+   * parsed then remembered */
+  for (guint round = 0; round < 2; round++)
+    {
+      g_autoptr(GError) cached_error = NULL;
+      g_autoptr(ExoHttpTensorRequest) cached =
+        exo_http_tensor_request_parse (fields[0], fields[1], fields[2], fields[3], fields[4],
+                                       data + pos, size - pos, &cache, &cached_error);
+
+      EXO_FUZZ_CHECK ((cached == NULL) == (tensor == NULL), "the cache changed the outcome");
+      if (cached == NULL)
+        EXO_FUZZ_CHECK (g_strcmp0 (cached_error->message, error->message) == 0,
+                        "the cache changed the error");
+      else
+        {
+          g_autofree char *a = exo_http_shard_to_string (tensor->shard);
+          g_autofree char *b = exo_http_shard_to_string (cached->shard);
+
+          EXO_FUZZ_CHECK (g_str_equal (a, b), "the cache changed the shard");
+          EXO_FUZZ_CHECK ((cached->params == NULL) == (tensor->params == NULL), "params");
+          if (cached->params != NULL)
+            {
+              g_autofree char *pa = exo_http_params_to_string (tensor->params);
+              g_autofree char *pb = exo_http_params_to_string (cached->params);
+
+              EXO_FUZZ_CHECK (g_str_equal (pa, pb), "the cache changed the params");
+            }
+        }
+    }
+  exo_http_tensor_parse_cache_clear (&cache);
   for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
     g_clear_pointer (&fields[i], g_free);
   if (tensor == NULL)
