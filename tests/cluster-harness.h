@@ -187,4 +187,28 @@ char        *wait_common_ring            (Cluster             *c,
 gboolean     netns_begin                 (char               **why);
 void         netns_teardown              (void);
 
+/* --- chats in the background (cluster-calls.c) --- */
+gboolean     start_curl                  (Cluster             *c,
+                                          Node                *n,
+                                          const char          *request,
+                                          AsyncCurl           *ac,
+                                          char               **why);
+void         end_curls                   (AsyncCurl           *curls,
+                                          guint                n);
+gboolean     flow_through                (Cluster             *c,
+                                          Node                *api,
+                                          Node                *through,
+                                          const char          *request,
+                                          AsyncCurl           *inflight,
+                                          gint64              *base,
+                                          gint64              *now,
+                                          char               **why);
+double       wait_double                 (Cluster             *c,
+                                          Node                *n,
+                                          const char          *id,
+                                          const char          *name,
+                                          int                  cmp,
+                                          double               value,
+                                          guint                timeout_ms);
+
 G_END_DECLS

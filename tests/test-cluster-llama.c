@@ -16,7 +16,8 @@
  *   stopped); then llama-3 is killed (SIGKILL) during a long request: it
  *   fails fast with the clear error, the ring re-partitions to two shards,
  *   the next request gives the same tokens as one node and no engine keeps
- *   the failed request's state.
+ *   the failed request's state; then llama-3 rejoins and llama-1, the API
+ *   node, is killed during a long request: the others end it at once.
  * /cluster/llama/stories260K: ../shared/models/stories260K.bin (written by
  *   llama2.c, 5 layers; $EXO_TEST_STORIES260K, skipped when absent).  Its
  *   512-token tokenizer is not at hand: the test writes one whose pieces
@@ -508,67 +509,6 @@ clear_texts (char *one[N_SETTINGS])
     g_clear_pointer (&one[k], g_free);
 }
 
-static void
-end_curls (AsyncCurl *curls,
-           guint      n)
-{
-  for (guint i = 0; i < n; i++)
-    {
-      if (curls[i].proc != NULL)
-        {
-          end_process (&curls[i].proc, SIGKILL, 2000);
-          while (!curls[i].done)
-            g_main_context_iteration (NULL, TRUE);
-        }
-      g_clear_pointer (&curls[i].out, g_free);
-    }
-}
-
-static gboolean
-start_curl (Cluster    *c,
-            Node       *n,
-            const char *request,
-            AsyncCurl  *ac,
-            char      **why)
-{
-  g_autoptr(GPtrArray) argv = curl_argv (c, n, "POST", "/v1/chat/completions", request, 30);
-  g_autoptr(GError) error = NULL;
-
-  ac->proc = spawn ((const char * const *) argv->pdata, NULL, NULL,
-                    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
-  if (ac->proc == NULL)
-    {
-      *why = g_strdup_printf ("curl: %s", error->message);
-      return FALSE;
-    }
-  g_subprocess_communicate_utf8_async (ac->proc, NULL, NULL, async_curl_done, ac);
-  return TRUE;
-}
-
-/* Until the live double metric @name of resource @id of @n is @cmp @value
- * (cmp 1: at least, -1: at most), at most @timeout_ms; the last value. */
-static double
-wait_double (Cluster    *c,
-             Node       *n,
-             const char *id,
-             const char *name,
-             int         cmp,
-             double      value,
-             guint       timeout_ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-  double now;
-
-  while (now = live_resource_metric_double (c, n, id, name),
-         !(cmp > 0 ? now >= value : now <= value) && g_get_monotonic_time () < deadline)
-    {
-      while (g_main_context_iteration (NULL, FALSE))
-        ;
-      g_usleep (10 * 1000);
-    }
-  return now;
-}
-
 /* A stop string through the ring of three: the answer is one node's text
  * up to the string, "stop"; llama-1 tells both peers to cancel (the ring
  * would otherwise run to MAX_TOKENS), and every engine ends the request
@@ -801,32 +741,8 @@ kill_mid_request (Cluster         *c,
   for (guint i = 0; i < 2; i++)
     expired_before[i] = live_resource_metric_double (c, &c->nodes[i], "engine",
                                                      "exo_engine_sessions_expired_total");
-  base = live_node_metric (c, &c->nodes[2], "exo_node_layers_computed_total");
-  if (base < 0 || !start_curl (c, &c->nodes[0], request, &inflight, why))
-    {
-      if (*why == NULL)
-        *why = g_strdup ("llama-3 has no layers-computed metric");
-      goto out;
-    }
-  /* until the request has gone through llama-3 a few times */
-  {
-    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-
-    while (!inflight.done && g_get_monotonic_time () < deadline &&
-           (now = live_node_metric (c, &c->nodes[2], "exo_node_layers_computed_total")) < base + 8)
-      {
-        while (g_main_context_iteration (NULL, FALSE))
-          ;
-        g_usleep (2 * 1000);
-      }
-  }
-  if (inflight.done || now < base + 8)
-    {
-      *why = g_strdup_printf ("the request did not flow through llama-3 (layers-computed %"
-                              G_GINT64_FORMAT " → %" G_GINT64_FORMAT ") or ended before the "
-                              "kill: %s", base, now, inflight.out ? inflight.out : "");
-      goto out;
-    }
+  if (!flow_through (c, &c->nodes[0], &c->nodes[2], request, &inflight, &base, &now, why))
+    goto out;
   t_kill = g_get_monotonic_time ();
   end_process (&c->nodes[2].proc, SIGKILL, 5000);
   {
@@ -913,6 +829,65 @@ out:
   return ok;
 }
 
+/* Then llama-3 starts again (a ring of three), and llama-1, the API node,
+ * is killed while a long request of its flows through the ring: the middle
+ * shard, whose next hop is alive, ends the request at once (nobody is left
+ * to end it) instead of keeping its session until session-timeout-ms;
+ * requests-orphaned counts it and no session expired. */
+static gboolean
+kill_api_node (Cluster         *c,
+               const LlamaCase *lc,
+               char           **why)
+{
+  AsyncCurl inflight = { 0 };
+  g_autofree char *request = chat_request (lc, KILL_MAX_TOKENS, FALSE, settings[0]);
+  g_autofree char *ring = NULL;
+  g_autoptr(GError) error = NULL;
+  double expired_before[2], sessions[2];
+  gint64 base, now, t_kill, orphaned = 0;
+  gboolean ok = FALSE;
+
+  if (!start_node (c, &c->nodes[2], &error) || (ring = wait_common_ring (c, 0x7, 3, 15000)) == NULL)
+    {
+      *why = g_strdup_printf ("llama-3 did not rejoin a ring of three: %s",
+                              error != NULL ? error->message : "no common ring within 15 s");
+      goto out;
+    }
+  for (guint i = 0; i < 2; i++)
+    expired_before[i] = live_resource_metric_double (c, &c->nodes[i + 1], "engine",
+                                                     "exo_engine_sessions_expired_total");
+  if (!flow_through (c, &c->nodes[0], &c->nodes[2], request, &inflight, &base, &now, why))
+    goto out;
+  t_kill = g_get_monotonic_time ();
+  end_process (&c->nodes[0].proc, SIGKILL, 5000);
+  for (guint i = 0; i < 2; i++)
+    {
+      sessions[i] = wait_double (c, &c->nodes[i + 1], "engine", "exo_engine_sessions", -1, 0,
+                                 SESSION_TIMEOUT_MS / 2);
+      orphaned += live_node_metric (c, &c->nodes[i + 1], "exo_node_requests_orphaned_total");
+      if (sessions[i] != 0 ||
+          live_resource_metric_double (c, &c->nodes[i + 1], "engine",
+                                       "exo_engine_sessions_expired_total") != expired_before[i])
+        {
+          *why = g_strdup_printf ("ring %s: %s kept the request of its dead API node: %g sessions "
+                                  "%d ms after the kill", ring, c->nodes[i + 1].id, sessions[i],
+                                  SESSION_TIMEOUT_MS / 2);
+          goto out;
+        }
+    }
+  g_test_message ("ring %s, llama-1 killed: no session left after %.0f ms, requests-orphaned %"
+                  G_GINT64_FORMAT, ring, (g_get_monotonic_time () - t_kill) / 1000.0, orphaned);
+  if (orphaned < 1)
+    {
+      *why = g_strdup ("no node counted the request of its dead API node (requests-orphaned)");
+      goto out;
+    }
+  ok = TRUE;
+out:
+  end_curls (&inflight, 1);
+  return ok;
+}
+
 static void
 test_identical (void)
 {
@@ -925,6 +900,7 @@ test_identical (void)
   CHECK (stop_in_ring (c, &fortunes, one, &why), "%s", why);
   CHECK (max_sessions (c, &fortunes, one, &why), "%s", why);
   CHECK (kill_mid_request (c, &fortunes, one, &why), "%s", why);
+  CHECK (kill_api_node (c, &fortunes, &why), "%s", why);
 out:
   clear_texts (one);
   cluster_clear (c);

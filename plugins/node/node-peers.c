@@ -535,6 +535,7 @@ discovery_peer_lost (ExoDiscovery *discovery,
                        "discovery lost node %s", node_id);
   log_event (self, G_LOG_LEVEL_MESSAGE, "peer %s (%s) lost by discovery", node_id, peer->address);
   fail_requests_using (self, node_id, error);
+  end_requests_of (self, node_id);
   peer_remove (self, peer);
   if (self->topology != NULL)
     node_topology_remove_node (self->topology, node_id);
@@ -583,6 +584,7 @@ reap_cb (gpointer user_data)
       g_hash_table_replace (self->failed, failed->node_id, failed);
 
       fail_requests_using (self, peer->node_id, peer->fail_error);
+      end_requests_of (self, peer->node_id);
       peer_remove (self, peer);
       if (self->topology != NULL)
         node_topology_remove_node (self->topology, peer->node_id);

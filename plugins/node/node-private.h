@@ -76,6 +76,7 @@ struct _ExoClusterNode
   GHashTable         *peers;          /* node id → Peer */
   GHashTable         *failed;         /* node id → FailedPeer */
   GHashTable         *requests;       /* request id → Request */
+  GHashTable         *origins;        /* request id → its API node, for work of others' requests here */
   GHashTable         *cancelled;      /* request ids abandoned (set, ids owned by the queue) */
   GQueue              cancelled_order;/* the same ids, oldest first */
   NodeTopology       *topology;       /* the last merged topology */
@@ -113,6 +114,7 @@ struct _ExoClusterNode
   guint64       cancels_sent;
   guint64       cancels_received;
   guint64       cancelled_dropped;
+  guint64       orphans_ended;     /* requests ended here because their API node went */
   gint64        last_failure_detect_ms;
   char         *last_failed_peer;
 };
@@ -301,6 +303,12 @@ void       request_cancel_from_peer (ExoClusterNode *self,
                                      const char     *request_id);
 gboolean   drop_if_cancelled   (ExoClusterNode *self,
                                 const char     *id);
+void       origin_free         (gpointer                   data);
+void       request_note_origin (ExoClusterNode            *self,
+                                const char                *request_id,
+                                const ExoGenerationParams *params);
+void       end_requests_of (ExoClusterNode *self,
+                            const char     *node_id);
 void       fail_requests_using (ExoClusterNode *self,
                                 const char     *node_id,
                                 const GError   *error);

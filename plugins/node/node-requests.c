@@ -28,6 +28,12 @@
  *   (one GSource per request, its ready time moved at each token);
  *   node-work.c fails it through request_fail() when sending to the next
  *   hop or work here fails.
+ * - Others' requests: a node that runs work of another node's request
+ *   remembers which node is its API node (self->origins, from the params'
+ *   origin, at most MAX_ORIGINS); when that node fails or leaves, the
+ *   request ends here at once (end_requests_of(): engine state freed,
+ *   late work dropped) instead of waiting for the engine's session
+ *   timeout, since nobody is left to end it.
  * - Cancellation: a request the API node abandons (its caller's
  *   cancellable fired, or it failed) is remembered as cancelled and every
  *   other node of its ring is told, best effort (request_abandon()); each
@@ -58,6 +64,8 @@
 /* How long the API node of a request whose context is full waits for a
  * result still in flight before it answers "length". */
 #define CONTEXT_FULL_GRACE_MS 100
+/* Others' requests whose API node is remembered (request_note_origin()). */
+#define MAX_ORIGINS           4096
 
 void
 request_free (Request *req)
@@ -108,6 +116,87 @@ engine_end_request (ExoClusterNode *self,
 {
   if (self->engine != NULL && id != NULL)
     exo_inference_engine_end_request (self->engine, id);
+  if (self->origins != NULL && id != NULL)
+    g_hash_table_remove (self->origins, id);
+}
+
+/* --- others' requests whose API node goes -------------------------------- */
+
+static void remember_cancelled (ExoClusterNode *self,
+                                const char     *id);
+
+/* Work of another node's request (@params' origin) runs here: which node
+ * that is, so that its end comes when that node goes (end_requests_of()),
+ * not after the engine's session timeout.  At most MAX_ORIGINS requests
+ * are remembered (then the session timeout alone frees the rest). */
+typedef struct
+{
+  char   *node_id;      /* the API node */
+  gint64  touched_us;   /* the last work of the request here */
+} Origin;
+
+void
+origin_free (gpointer data)
+{
+  Origin *origin = data;
+
+  g_free (origin->node_id);
+  g_free (origin);
+}
+
+void
+request_note_origin (ExoClusterNode            *self,
+                     const char                *request_id,
+                     const ExoGenerationParams *params)
+{
+  Origin *origin;
+
+  if (self->origins == NULL || request_id == NULL || params == NULL || params->origin == NULL ||
+      g_strcmp0 (params->origin, self->node_id) == 0)
+    return;
+  origin = g_hash_table_lookup (self->origins, request_id);
+  if (origin == NULL)
+    {
+      if (g_hash_table_size (self->origins) >= MAX_ORIGINS)
+        return;
+      origin = g_new0 (Origin, 1);
+      origin->node_id = g_strdup (params->origin);
+      g_hash_table_insert (self->origins, g_strdup (request_id), origin);
+    }
+  origin->touched_us = g_get_monotonic_time ();
+}
+
+/* @node_id failed or left: the requests it was the API node of end here —
+ * nobody is left to hear their tokens or to end them.  Their KV caches are
+ * freed now, and late work for them is dropped. */
+void
+end_requests_of (ExoClusterNode *self,
+                 const char     *node_id)
+{
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer key, value;
+
+  if (self->origins == NULL)
+    return;
+  g_hash_table_iter_init (&iter, self->origins);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (g_str_equal (((Origin *) value)->node_id, node_id))
+      g_ptr_array_add (ids, g_strdup (key));
+  for (guint i = 0; i < ids->len; i++)
+    {
+      const char *id = g_ptr_array_index (ids, i);
+      Request *req = request_lookup (self, id);
+
+      remember_cancelled (self, id);
+      engine_end_request (self, id);
+      if (req != NULL && !req->is_api)
+        g_hash_table_remove (self->requests, id);   /* the last shard's tokens */
+      self->orphans_ended++;
+    }
+  if (ids->len > 0)
+    log_event (self, G_LOG_LEVEL_INFO, "%u request(s) of %s ended here: their API node is gone",
+               ids->len, node_id);
 }
 
 /* --- cancelled requests -------------------------------------------------- */
@@ -531,6 +620,15 @@ requests_gc (ExoClusterNode *self,
       engine_end_request (self, req->id);
       g_hash_table_remove (self->requests, req->id);
     }
+  /* others' requests with no work here for as long: their end went
+   * elsewhere (or the engine's session timeout freed them) */
+  if (self->origins != NULL)
+    {
+      g_hash_table_iter_init (&iter, self->origins);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        if (now - ((Origin *) value)->touched_us > limit)
+          g_hash_table_iter_remove (&iter);
+    }
 }
 
 void
@@ -557,6 +655,7 @@ requests_close (ExoClusterNode *self)
         }
       g_clear_pointer (&self->requests, g_hash_table_unref);
     }
+  g_clear_pointer (&self->origins, g_hash_table_unref);
 }
 
 /* The requests of our callers under way. */

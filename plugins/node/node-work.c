@@ -583,6 +583,7 @@ take_tensor (ExoClusterNode            *self,
   gint32 token;
 
   token = first ? tensor_first_int (tensor) : -1;
+  request_note_origin (self, request_id, params);
   run_infer (self, request_id, shard, tensor, params);
   req = first ? request_lookup (self, request_id) : NULL;
   if (req == NULL || !req->is_api || req->task == NULL || token < 0 ||
@@ -678,6 +679,7 @@ start_prompt (ExoClusterNode            *self,
   params = params_to_pass_on (self, request_id, params);
   if (g_strcmp0 (first->node_id, self->node_id) == 0)
     {
+      request_note_origin (self, request_id, params);
       Work *work = work_new (self, request_id, shard_for (self, first), params);
 
       exo_inference_engine_encode_async (self->engine, work->shard, prompt, self->cancellable,

@@ -482,6 +482,7 @@ exo_cluster_node_do_initialize (ExoResource *resource,
                                         (GDestroyNotify) failed_peer_free);
   self->requests = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                           (GDestroyNotify) request_free);
+  self->origins = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, origin_free);
   self->topology = node_topology_new ();
   self->serving_since = g_get_real_time () / G_USEC_PER_SEC;
   self->running = TRUE;
@@ -595,6 +596,7 @@ exo_cluster_node_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "failures-received", "t", self->failures_received);
   g_variant_dict_insert (metrics, "cancels-sent", "t", self->cancels_sent);
   g_variant_dict_insert (metrics, "cancels-received", "t", self->cancels_received);
+  g_variant_dict_insert (metrics, "requests-orphaned", "t", self->orphans_ended);
   g_variant_dict_insert (metrics, "cancelled-work-dropped", "t", self->cancelled_dropped);
 }
 
@@ -657,6 +659,8 @@ static const ExoMetricEntry node_metric_entries[] = {
     .help = "Cancellations the node sent to its peers." },
   { .key = "cancels-received", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_received_total",
     .help = "Cancellations the node received." },
+  { .key = "requests-orphaned", .kind = EXO_METRIC_COUNTER, .name = "exo_node_requests_orphaned_total",
+    .help = "Other nodes' requests ended here because their API node failed or left." },
   { .key = "cancelled-work-dropped", .kind = EXO_METRIC_COUNTER,
     .name = "exo_node_cancelled_work_dropped_total",
     .help = "Work for cancelled requests the node dropped." },
@@ -672,6 +676,7 @@ exo_cluster_node_finalize (GObject *object)
   g_assert (self->cleanup_task == NULL);
   drop_running_state (self);
   g_clear_pointer (&self->requests, g_hash_table_unref);
+  g_clear_pointer (&self->origins, g_hash_table_unref);
   g_clear_pointer (&self->peers, g_hash_table_unref);
   g_clear_pointer (&self->cancelled, g_hash_table_unref);
   g_queue_clear_full (&self->cancelled_order, g_free);
