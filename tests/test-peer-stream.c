@@ -11,7 +11,9 @@
  *
  * One thread: the server, the nodes and the clients run in the main
  * context of the test's thread; the test spins it until what it waits for
- * happened (bounded by WAIT_MS).
+ * happened (bounded by WAIT_MS).  One exception, the hung peer: its client
+ * has a context of its own, pushed as thread-default only while the test
+ * iterates it (wait_for_two()).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -383,11 +385,43 @@ raw_free (Raw *raw)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Raw, raw_free)
 
+/* Waits until @predicate holds, iterating in turn @client (a client's own
+ * context, pushed as thread-default while it runs, so that what libsoup
+ * makes there stays there) and the server's (the global default). */
+static gboolean
+wait_for_two (GMainContext *client,
+              Predicate     predicate,
+              gpointer      data)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+
+  while (!predicate (data))
+    {
+      if (g_get_monotonic_time () > end)
+        return FALSE;
+      g_main_context_push_thread_default (client);
+      g_main_context_iteration (client, FALSE);
+      g_main_context_pop_thread_default (client);
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (200);
+    }
+  return TRUE;
+}
+
+static gboolean
+result_set (gpointer data)
+{
+  return *(GAsyncResult **) data != NULL;
+}
+
 /* An upgrade signed with the cluster key, its 101 checked; NULL with the
- * status in @status when the server refuses it. */
+ * status in @status when the server refuses it.  @session runs in @client
+ * (NULL: the test's context). */
 static Raw *
-raw_try_open (Fixture *fx,
-              guint   *status)
+raw_try_open_with (Fixture      *fx,
+                   SoupSession  *session,
+                   GMainContext *client,
+                   guint        *status)
 {
   g_autofree char *uri = g_strdup_printf ("ws://%s%s", fx->address, EXO_STREAM_PATH);
   g_autoptr(SoupMessage) msg = soup_message_new ("GET", uri);
@@ -401,10 +435,21 @@ raw_try_open (Fixture *fx,
   auth = exo_cluster_key_sign_request (test_key, "GET", EXO_STREAM_PATH, pairs, NULL, 0,
                                        g_get_real_time (), &raw->nonce);
   soup_message_headers_replace (soup_message_get_request_headers (msg), "X-Exo-Auth", auth);
-  soup_session_websocket_connect_async (fx->session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
-                                        exo_test_store_result, &result);
-  g_assert_true (exo_test_wait_result (&result, WAIT_MS));
-  raw->ws = soup_session_websocket_connect_finish (fx->session, result, &error);
+  if (client == NULL)
+    {
+      soup_session_websocket_connect_async (session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
+                                            exo_test_store_result, &result);
+      g_assert_true (exo_test_wait_result (&result, WAIT_MS));
+    }
+  else
+    {
+      g_main_context_push_thread_default (client);
+      soup_session_websocket_connect_async (session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
+                                            exo_test_store_result, &result);
+      g_main_context_pop_thread_default (client);
+      g_assert_true (wait_for_two (client, result_set, &result));
+    }
+  raw->ws = soup_session_websocket_connect_finish (session, result, &error);
   *status = soup_message_get_status (msg);
   if (raw->ws == NULL)
     {
@@ -421,6 +466,13 @@ raw_try_open (Fixture *fx,
   g_signal_connect (raw->ws, "message", G_CALLBACK (raw_message_cb), raw);
   g_signal_connect (raw->ws, "closed", G_CALLBACK (raw_closed_cb), raw);
   return raw;
+}
+
+static Raw *
+raw_try_open (Fixture *fx,
+              guint   *status)
+{
+  return raw_try_open_with (fx, fx->session, NULL, status);
 }
 
 static Raw *
@@ -804,6 +856,111 @@ test_stream_timeout (Fixture       *fx,
   exo_test_spin (20);
 }
 
+/* --- a hung peer ------------------------------------------------------------------- */
+
+/* The server's lines about streams that timed out (the rest goes on to
+ * capture_writer()). */
+static GPtrArray *timeouts;
+
+static GLogWriterOutput
+timeout_writer (GLogLevelFlags   log_level,
+                const GLogField *fields,
+                gsize            n_fields,
+                gpointer         user_data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_str_equal (fields[i].key, "MESSAGE") && fields[i].length < 0 &&
+        strstr (fields[i].value, "no answer to pings") != NULL)
+      {
+        g_ptr_array_add (timeouts, g_strdup (fields[i].value));
+        return G_LOG_WRITER_HANDLED;
+      }
+  return capture_writer (log_level, fields, n_fields, user_data);
+}
+
+static gboolean
+one_stream_open (gpointer data)
+{
+  return metric_u64 (((Fixture *) data)->server, "peer-streams-open") == 1;
+}
+
+/* A peer that hangs with its socket open (stopped, a wedged main loop):
+ * its stream's client runs in a context of its own that the test never
+ * iterates once the upgrade is done, so it never reads the pings nor
+ * answers them.  With peer-stream-keepalive-ms 200 the server pings every
+ * second (libsoup's whole seconds) and closes the stream after three
+ * pings without an answer.  A stream of a live client, pinged too, sends
+ * no frame but its pongs: it stays. */
+static void
+test_stream_hung_peer (Fixture       *fx,
+                       gconstpointer  data)
+{
+  GMainContext *client = g_main_context_new ();
+  SoupSession *session;
+  Raw *hung, *alive;
+  guint status = 0;
+  gint64 start, took;
+
+  g_object_set (fx->server, "peer-stream-keepalive-ms", 200, NULL);
+  g_main_context_push_thread_default (client);
+  session = soup_session_new ();
+  g_main_context_pop_thread_default (client);
+
+  start = g_get_monotonic_time ();
+  hung = raw_try_open_with (fx, session, client, &status);
+  g_assert_nonnull (hung);
+  g_assert_cmpuint (status, ==, 101);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-open"), ==, 1);
+  alive = raw_open (fx);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-open"), ==, 2);
+
+  /* closed after three unanswered pings of 1 s, within the watchdog's
+   * tick (half an interval) and some slack */
+  g_assert_true (wait_for (one_stream_open, fx));
+  took = g_get_monotonic_time () - start;
+  g_test_message ("the hung peer's stream closed after %" G_GINT64_FORMAT " ms", took / 1000);
+  g_assert_cmpint (took, >=, 3 * G_USEC_PER_SEC);
+  g_assert_cmpint (took, <, (gint64) 5 * G_USEC_PER_SEC * exo_test_slow_factor ());
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-timed-out"), ==, 1);
+  g_assert_cmpuint (timeouts->len, ==, 1);
+  g_assert_nonnull (strstr (g_ptr_array_index (timeouts, 0),
+                            "test-http: closed the peer stream from 127.0.0.1: no answer to pings for 3."));
+  {
+    g_autoptr(Reply) reply = http_get (fx, "/metrics");
+    g_autofree char *text = reply_text (reply);
+
+    g_assert_nonnull (strstr (text, "exo_http_peer_streams_timed_out_total{id=\"test-http\"} 1"));
+  }
+
+  /* the live one: answered every ping, kept past the limit (3 s) and
+   * the ticks after it */
+  took = g_get_monotonic_time () - start;
+  if (took < 4500 * 1000)
+    exo_test_spin ((guint) (4500 - took / 1000));
+  g_assert_false (alive->closed);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-open"), ==, 1);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-timed-out"), ==, 1);
+  raw_free (alive);
+
+  /* the hung client wakes up: it reads the server's close, answers it,
+   * and both ends finish */
+  g_assert_true (wait_for_two (client, raw_closed, hung));
+  g_assert_cmpuint (soup_websocket_connection_get_close_code (hung->ws), ==,
+                    SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION);
+  g_assert_nonnull (strstr (soup_websocket_connection_get_close_data (hung->ws),
+                            "no answer to pings for 3 s"));
+  raw_free (hung);
+  g_main_context_push_thread_default (client);
+  soup_session_abort (session);
+  g_object_unref (session);
+  for (guint i = 0; i < 10 && g_main_context_pending (client); i++)
+    g_main_context_iteration (client, FALSE);
+  g_main_context_pop_thread_default (client);
+  g_main_context_unref (client);
+  exo_test_spin (20);
+  g_assert_cmpuint (metric_u64 (fx->server, "peer-streams-open"), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -813,7 +970,8 @@ main (int   argc,
   test_key = exo_cluster_key_new_random ();
   exo_cluster_key_set_default (test_key);
   refusals = g_ptr_array_new_with_free_func (g_free);
-  g_log_set_writer_func (capture_writer, NULL, NULL);
+  timeouts = g_ptr_array_new_with_free_func (g_free);
+  g_log_set_writer_func (timeout_writer, NULL, NULL);
   if (g_getenv ("G_MESSAGES_DEBUG") == NULL)
     {
       g_log_set_handler ("GLib-GIO", G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO, discard_log, NULL);
@@ -832,6 +990,8 @@ main (int   argc,
   g_test_add ("/peer-stream/call-timeout", Fixture, NULL, fixture_setup, test_stream_timeout,
               fixture_teardown);
   g_test_add ("/peer-stream/cut-in-flight", Fixture, NULL, fixture_setup, test_stream_cut,
+              fixture_teardown);
+  g_test_add ("/peer-stream/hung-peer", Fixture, NULL, fixture_setup, test_stream_hung_peer,
               fixture_teardown);
   return g_test_run ();
 }

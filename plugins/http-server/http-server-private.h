@@ -45,6 +45,7 @@ struct _ExoHttpServer
   char        *api_key_file;
 
   gboolean     peer_stream;     /* /peer/v1/stream is served (setting peer-stream) */
+  guint        peer_stream_keepalive_ms; /* its pings (in whole seconds) */
 
   ExoHttpAuth *auth;            /* for the server's life; configured per initialize */
   guint        max_connections;
@@ -62,6 +63,7 @@ struct _ExoHttpServer
   GQueue       seen_order;      /* call ids, oldest first (owned) */
   GHashTable  *peer_streams;    /* StreamConn* set (http-stream-server.c) */
   GHashTable  *stream_calls;    /* StreamCall* set: their node calls in flight */
+  GSource     *stream_watchdog; /* while streams are open: closes the silent ones */
 
   /* statistics */
   HttpMetrics *metrics;         /* http-metrics.c */
@@ -78,6 +80,9 @@ struct _ExoHttpServer
   guint64      n_stream_refused[EXO_STREAM_N_REFUSED];
   gint64       stream_logged_at[EXO_STREAM_N_REFUSED];
   guint64      stream_suppressed[EXO_STREAM_N_REFUSED];
+  guint64      n_stream_timed_out;           /* closed: no answer to pings */
+  gint64       stream_timeout_logged_at;
+  guint64      stream_timeout_suppressed;
 };
 
 /* --- http-routes.c: answers ------------------------------------------------ */

@@ -64,6 +64,7 @@
 #define DEFAULT_HEADER_TIMEOUT_MS  10000
 #define DEFAULT_IDLE_TIMEOUT_MS    60000
 #define DEFAULT_PEER_STREAM        TRUE
+#define DEFAULT_PEER_STREAM_KEEPALIVE_MS 30000
 
 enum {
   PROP_0,
@@ -79,6 +80,7 @@ enum {
   PROP_HEADER_TIMEOUT_MS,
   PROP_IDLE_TIMEOUT_MS,
   PROP_PEER_STREAM,
+  PROP_PEER_STREAM_KEEPALIVE_MS,
   N_PROPS,
 };
 
@@ -351,6 +353,9 @@ exo_http_server_get_property (GObject    *object,
     case PROP_PEER_STREAM:
       g_value_set_boolean (value, self->peer_stream);
       break;
+    case PROP_PEER_STREAM_KEEPALIVE_MS:
+      g_value_set_uint (value, self->peer_stream_keepalive_ms);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -422,6 +427,10 @@ exo_http_server_set_property (GObject      *object,
       /* at once: the streams open close, their peers go on over HTTP */
       if (changed && !self->peer_stream)
         http_server_streams_drop (self);
+      break;
+    case PROP_PEER_STREAM_KEEPALIVE_MS:
+      changed = self->peer_stream_keepalive_ms != g_value_get_uint (value);
+      self->peer_stream_keepalive_ms = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -588,6 +597,19 @@ exo_http_server_class_init (ExoHttpServerClass *klass)
     g_param_spec_boolean ("peer-stream", NULL, "Serve and use the peer stream",
                           DEFAULT_PEER_STREAM,
                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  /**
+   * ExoHttpServer:peer-stream-keepalive-ms:
+   *
+   * How often the server pings each peer stream.  libsoup pings in whole
+   * seconds: the value is rounded up to them (at least 1 s).  A stream
+   * whose peer sends nothing, not even the pong, for three such intervals
+   * is closed (a peer hung with its socket open).  A change holds for the
+   * streams opened after it.
+   */
+  properties[PROP_PEER_STREAM_KEEPALIVE_MS] =
+    g_param_spec_uint ("peer-stream-keepalive-ms", NULL, "Ping interval of a peer stream",
+                       100, 3600000, DEFAULT_PEER_STREAM_KEEPALIVE_MS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -605,6 +627,7 @@ exo_http_server_init (ExoHttpServer *self)
   self->header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
   self->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
   self->peer_stream = DEFAULT_PEER_STREAM;
+  self->peer_stream_keepalive_ms = DEFAULT_PEER_STREAM_KEEPALIVE_MS;
   self->requests = g_hash_table_new (NULL, NULL);
   self->seen_calls = g_hash_table_new (g_str_hash, g_str_equal);
   g_queue_init (&self->seen_order);

@@ -23,6 +23,13 @@
  *    (bad MAC, sequence, version, type, malformed, too big, not binary)
  *    closes the stream with 1008 and a reason, is counted by reason and
  *    logged, at most once per 10 s per reason;
+ *  - the watchdog: libsoup pings each stream every
+ *    `peer-stream-keepalive-ms` (in whole seconds, at least 1 s) but
+ *    libsoup 3.2 never gives up waiting for the pong; each stream notes when
+ *    it last heard from its peer (a frame, a pong), and one timer per
+ *    server, running while streams are open, closes those silent for
+ *    SILENT_PINGS ping intervals (1008 "no answer to pings for N s"),
+ *    counted (`peer-streams-timed-out`) and logged at most once per 10 s;
  *  - tensor calls register their call id in the server's seen calls
  *    (http-peer-rpc.c), the same table as POST /peer/v1/tensor, so a call
  *    re-sent over HTTP after the stream broke runs once; a failed call is
@@ -31,7 +38,9 @@
  *    streams (no server here has `peer-stream: false`).
  *
  * Rules: everything runs in the server's GMainContext (libsoup's signals,
- * the node's callbacks); no locks.  A StreamConn is owned by
+ * the node's callbacks, the watchdog); no locks.  Signal handlers of the
+ * WebSocket ("pong") only note the time: the watchdog closes streams from
+ * its own callback.  A StreamConn is owned by
  * self->peer_streams; it holds the WebSocket connection.  A StreamCall is
  * owned by its node call (the callback's user_data), holds the server, is
  * listed in self->stream_calls and points back at its stream without a
@@ -48,7 +57,8 @@
 #define MAX_STREAMS           64
 #define MAX_CALLS_PER_STREAM  64
 #define LOG_INTERVAL_US       (10 * G_USEC_PER_SEC)
-#define KEEPALIVE_S           30
+/* Ping intervals without a word from the peer before its stream is closed. */
+#define SILENT_PINGS          3
 /* What a frame holds beside a tensor's data, at most. */
 #define FRAME_OVERHEAD        (64 * 1024)
 
@@ -63,6 +73,8 @@ typedef struct
   guint64                  out_seq;  /* the last one sent */
   guint                    n_calls;  /* node calls in flight for it */
   ExoHttpTensorParseCache  parsed;   /* its last tensor frame's shard and params */
+  gint64                   heard_at; /* monotonic: its last frame or pong (or the upgrade) */
+  guint                    ping_s;   /* libsoup's keepalive interval for it */
 } StreamConn;
 
 typedef struct
@@ -136,34 +148,59 @@ node_error_status (const GError *error)
 static void
 stream_detach (StreamConn *conn);
 
+/* A warning line about a stream, at most one per LOG_INTERVAL_US for each
+ * kind of event (@logged_at, @suppressed: that kind's); it says how many
+ * were not logged since the last. */
+static void
+stream_log_limited (ExoHttpServer *self,
+                    gint64        *logged_at,
+                    guint64       *suppressed,
+                    const char    *format,
+                    ...) G_GNUC_PRINTF (4, 5);
+
+static void
+stream_log_limited (ExoHttpServer *self,
+                    gint64        *logged_at,
+                    guint64       *suppressed,
+                    const char    *format,
+                    ...)
+{
+  gint64 now = g_get_monotonic_time ();
+  g_autofree char *text = NULL;
+  g_autofree char *more = NULL;
+  va_list args;
+
+  if (*logged_at != 0 && now - *logged_at < LOG_INTERVAL_US)
+    {
+      (*suppressed)++;
+      return;
+    }
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (*suppressed > 0)
+    more = g_strdup_printf (" (%" G_GUINT64_FORMAT " more like it not logged in the last %d s)",
+                            *suppressed, (int) (LOG_INTERVAL_US / G_USEC_PER_SEC));
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+                    "EXO_RESOURCE_ID", exo_resource_get_id (EXO_RESOURCE (self)),
+                    "MESSAGE", "%s: %s%s", exo_resource_get_id (EXO_RESOURCE (self)), text,
+                    more != NULL ? more : "");
+  *logged_at = now;
+  *suppressed = 0;
+}
+
 static void
 stream_refuse (StreamConn       *conn,
                ExoStreamRefused  reason,
                const char       *why)
 {
   ExoHttpServer *self = conn->self;
-  gint64 now = g_get_monotonic_time ();
   g_autofree char *shown = exo_http_shown_text (why, 200);
 
   self->n_stream_refused[reason]++;
-  if (self->stream_logged_at[reason] == 0 || now - self->stream_logged_at[reason] >= LOG_INTERVAL_US)
-    {
-      g_autofree char *more = NULL;
-
-      if (self->stream_suppressed[reason] > 0)
-        more = g_strdup_printf (" (%" G_GUINT64_FORMAT " more like it not logged in the last %d s)",
-                                self->stream_suppressed[reason], (int) (LOG_INTERVAL_US / G_USEC_PER_SEC));
-      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-                        "EXO_RESOURCE_ID", exo_resource_get_id (EXO_RESOURCE (self)),
-                        "MESSAGE", "%s: refused a frame of the peer stream from %s, closed it: %s: %s%s",
-                        exo_resource_get_id (EXO_RESOURCE (self)), conn->remote,
-                        exo_stream_refused_to_string (reason), shown, more != NULL ? more : "");
-      self->stream_logged_at[reason] = now;
-      self->stream_suppressed[reason] = 0;
-    }
-  else
-    self->stream_suppressed[reason]++;
-
+  stream_log_limited (self, &self->stream_logged_at[reason], &self->stream_suppressed[reason],
+                      "refused a frame of the peer stream from %s, closed it: %s: %s",
+                      conn->remote, exo_stream_refused_to_string (reason), shown);
   if (soup_websocket_connection_get_state (conn->ws) == SOUP_WEBSOCKET_STATE_OPEN)
     soup_websocket_connection_close (conn->ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
                                      exo_stream_refused_to_string (reason));
@@ -282,6 +319,7 @@ stream_message_cb (SoupWebsocketConnection *ws,
   const guint8 *data;
   gsize len = 0;
 
+  conn->heard_at = g_get_monotonic_time ();
   if (type != SOUP_WEBSOCKET_DATA_BINARY)
     {
       stream_refuse (conn, EXO_STREAM_REFUSED_PROTOCOL, "a text message");
@@ -327,6 +365,15 @@ stream_closed_cb (SoupWebsocketConnection *ws,
                   StreamConn              *conn)
 {
   stream_detach (conn);
+}
+
+/* The answer to a ping: only noted (the watchdog acts on it). */
+static void
+stream_pong_cb (SoupWebsocketConnection *ws,
+                GBytes                  *message,
+                StreamConn              *conn)
+{
+  conn->heard_at = g_get_monotonic_time ();
 }
 
 static gboolean
@@ -379,6 +426,94 @@ stream_detach (StreamConn *conn)
     g_hash_table_remove (conn->self->peer_streams, conn);
 }
 
+/* --- the watchdog ------------------------------------------------------------- */
+
+/* libsoup's keepalive interval: the setting in whole seconds (rounded up). */
+static guint
+stream_ping_seconds (ExoHttpServer *self)
+{
+  return MAX (1, (self->peer_stream_keepalive_ms + 999) / 1000);
+}
+
+static gboolean stream_watchdog_cb (gpointer data);
+
+/* Twice per ping interval, while streams are open. */
+static void
+stream_watchdog_arm (ExoHttpServer *self)
+{
+  if (self->stream_watchdog != NULL)
+    return;
+  self->stream_watchdog = g_timeout_source_new (stream_ping_seconds (self) * 1000 / 2);
+  g_source_set_static_name (self->stream_watchdog, "exo peer stream watchdog");
+  g_source_set_callback (self->stream_watchdog, stream_watchdog_cb, self, NULL);
+  g_source_attach (self->stream_watchdog, exo_resource_get_context (EXO_RESOURCE (self)));
+}
+
+static void
+stream_watchdog_stop (ExoHttpServer *self)
+{
+  if (self->stream_watchdog != NULL)
+    g_source_destroy (self->stream_watchdog);
+  g_clear_pointer (&self->stream_watchdog, g_source_unref);
+}
+
+/* The peer answered no ping for SILENT_PINGS intervals: hung (stopped, a
+ * wedged main loop) with its socket open.  Its stream is closed and
+ * forgotten like any stream that closes; its calls go on. */
+static void
+stream_time_out (StreamConn *conn,
+                 gint64      silent_us)
+{
+  ExoHttpServer *self = conn->self;
+  g_autofree char *reason = g_strdup_printf ("no answer to pings for %" G_GINT64_FORMAT " s",
+                                             silent_us / G_USEC_PER_SEC);
+
+  self->n_stream_timed_out++;
+  stream_log_limited (self, &self->stream_timeout_logged_at, &self->stream_timeout_suppressed,
+                      "closed the peer stream from %s: no answer to pings for %.1f s "
+                      "(a ping every %u s)",
+                      conn->remote, (double) silent_us / G_USEC_PER_SEC, conn->ping_s);
+  /* no handler of ours runs inside the close */
+  g_signal_handlers_disconnect_by_data (conn->ws, conn);
+  if (soup_websocket_connection_get_state (conn->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close (conn->ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, reason);
+  stream_detach (conn);
+}
+
+static gboolean
+stream_watchdog_cb (gpointer data)
+{
+  ExoHttpServer *self = data;
+  gint64 now = g_get_monotonic_time ();
+  g_autoptr(GPtrArray) silent = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+
+  /* one-shot: armed again below with the setting of now */
+  g_clear_pointer (&self->stream_watchdog, g_source_unref);
+  if (self->peer_streams == NULL)
+    return G_SOURCE_REMOVE;
+  g_hash_table_iter_init (&iter, self->peer_streams);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      StreamConn *conn = key;
+
+      if (now - conn->heard_at > (gint64) SILENT_PINGS * conn->ping_s * G_USEC_PER_SEC)
+        g_ptr_array_add (silent, conn);
+    }
+  for (guint i = 0; i < silent->len; i++)
+    {
+      StreamConn *conn = g_ptr_array_index (silent, i);
+
+      stream_time_out (conn, now - conn->heard_at);
+    }
+  if (g_hash_table_size (self->peer_streams) > 0)
+    stream_watchdog_arm (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* --- the upgrade --------------------------------------------------------------- */
+
 static void
 stream_upgraded_cb (SoupServer              *server,
                     SoupServerMessage       *msg,
@@ -406,19 +541,22 @@ stream_upgraded_cb (SoupServer              *server,
   conn->key = exo_cluster_key_ref (key);
   conn->nonce = g_strdup (nonce);
   conn->remote = g_strdup (host != NULL ? host : "?");
+  conn->heard_at = g_get_monotonic_time ();
+  conn->ping_s = stream_ping_seconds (self);
   /* a bigger message is refused by libsoup before it is read ("error") */
   soup_websocket_connection_set_max_incoming_payload_size (ws, self->max_body_bytes + FRAME_OVERHEAD);
   /* a ping now and then: a peer gone without a word (no FIN) is noticed
-   * when the write fails, and its stream leaves room for a new one */
-  soup_websocket_connection_set_keepalive_interval (ws, KEEPALIVE_S);
+   * when the write fails; one that hangs with its socket open, by the
+   * watchdog (no pong) */
+  soup_websocket_connection_set_keepalive_interval (ws, conn->ping_s);
   g_signal_connect (ws, "message", G_CALLBACK (stream_message_cb), conn);
   g_signal_connect (ws, "error", G_CALLBACK (stream_error_cb), conn);
   g_signal_connect (ws, "closed", G_CALLBACK (stream_closed_cb), conn);
+  g_signal_connect (ws, "pong", G_CALLBACK (stream_pong_cb), conn);
   g_hash_table_add (self->peer_streams, conn);
   self->n_stream_opens++;
+  stream_watchdog_arm (self);
 }
-
-/* --- the upgrade --------------------------------------------------------------- */
 
 void
 http_server_handle_peer_stream (ExoHttpServer     *self,
@@ -482,6 +620,7 @@ http_server_streams_close (ExoHttpServer *self)
   GHashTableIter iter;
   gpointer key;
 
+  stream_watchdog_stop (self);
   g_clear_pointer (&self->peer_streams, g_hash_table_unref);
   /* the node stops working for them; each is freed when its call ends */
   if (self->stream_calls != NULL)
@@ -503,6 +642,7 @@ http_server_streams_collect_metrics (ExoHttpServer *self,
   g_variant_dict_insert (metrics, "peer-stream-opens", "t", self->n_stream_opens);
   g_variant_dict_insert (metrics, "peer-stream-frames", "t", self->n_stream_frames);
   g_variant_dict_insert (metrics, "peer-streams-rejected", "t", self->n_stream_rejected);
+  g_variant_dict_insert (metrics, "peer-streams-timed-out", "t", self->n_stream_timed_out);
   for (guint i = 0; i < EXO_STREAM_N_REFUSED; i++)
     {
       g_autofree char *key = g_strdup_printf ("peer-stream-refused-%s", exo_stream_refused_to_string (i));
@@ -525,6 +665,9 @@ static const ExoMetricEntry stream_metric_entries[] = {
   { .key = "peer-streams-rejected", .kind = EXO_METRIC_COUNTER,
     .name = "exo_http_peer_streams_rejected_total",
     .help = "Upgrades to a peer stream refused at the limit of streams." },
+  { .key = "peer-streams-timed-out", .kind = EXO_METRIC_COUNTER,
+    .name = "exo_http_peer_streams_timed_out_total",
+    .help = "Peer streams closed after no answer to 3 pings in a row (a hung peer)." },
   REFUSED ("bad-mac"),
   REFUSED ("sequence"),
   REFUSED ("version"),
