@@ -4,7 +4,9 @@
  *
  * The program is test-http-server.c (main()) and
  * test-http-server-{server,rpc,chat,openai,peer,auth}.c; each part registers
- * its cases through the test_http_server_register_*() function below.
+ * its cases through the test_http_server_register_*() function below.  The
+ * peer-stream programs (test-peer-stream.c, test-peer-stream-hostile.c,
+ * with peer-stream-fixture.c) use the fixture too.
  * http-server-fixture.c loads the plugin, captures the server's refusals in
  * the log, and holds the fake node (TestNode), the fixture (a node and a
  * server on 127.0.0.1, port 0) and the HTTP and curl clients.  Everything
