@@ -558,6 +558,63 @@ test_chat_client_leaves (Fixture       *fx,
   g_assert_cmpuint (metric_u64 (fx->server, "client-errors"), ==, 0);
 }
 
+/* Clients that close their connection as soon as a stream's last chunk
+ * is in (curl does): every request is counted once, as 200, and logged —
+ * not lost between the client's EOF and libsoup's "finished", nor taken
+ * for a client that left. */
+static void
+test_chat_stream_counted (Fixture       *fx,
+                          gconstpointer  data)
+{
+  static const char json[] = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+  g_autofree char *request = g_strdup_printf ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                                              "Content-Type: application/json\r\n"
+                                              "Content-Length: %zu\r\n\r\n%s",
+                                              sizeof json - 1, json);
+  guint64 before = requests_total (fx, "/v1/chat/completions", 200);
+  guint64 gone_before = metric_u64 (fx->server, "connections-client-gone");
+  CountWait wait = { fx, "/v1/chat/completions", 200, before + 20 };
+
+  fx->node->chat_tokens = 3;
+  for (guint i = 0; i < 20; i++)
+    {
+      g_autoptr(GSocketClient) client = g_socket_client_new ();
+      g_autoptr(GSocketConnection) conn = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GString) got = g_string_new (NULL);
+      GSocket *socket;
+      gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+
+      conn = g_socket_client_connect_to_host (client, fx->address, 0, NULL, &error);
+      g_assert_no_error (error);
+      socket = g_socket_connection_get_socket (conn);
+      g_assert_cmpint (g_socket_send (socket, request, strlen (request), NULL, &error), ==,
+                       (gssize) strlen (request));
+      g_socket_set_blocking (socket, FALSE);
+      /* until the stream's terminating chunk, then hang up at once */
+      while (strstr (got->str, "[DONE]") == NULL || !g_str_has_suffix (got->str, "0\r\n\r\n"))
+        {
+          char buf[4096];
+          gssize n;
+
+          g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+          g_main_context_iteration (NULL, FALSE);
+          n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+          if (n > 0)
+            g_string_append_len (got, buf, n);
+          else
+            g_assert_cmpint (n, !=, 0);
+        }
+      g_socket_close (socket, NULL);
+    }
+  g_assert_true (exo_test_spin_until (count_reached, &wait, WAIT_MS));
+  exo_test_spin (50);
+  g_assert_cmpuint (requests_total (fx, "/v1/chat/completions", 200), ==, before + 20);
+  g_assert_cmpuint (requests_total (fx, "/v1/chat/completions", 499), ==, 0);
+  /* and their connections closed between requests, not during one */
+  g_assert_cmpuint (metric_u64 (fx->server, "connections-client-gone"), ==, gone_before);
+}
+
 void
 test_http_server_register_chat (void)
 {
@@ -570,4 +627,5 @@ test_http_server_register_chat (void)
   ADD ("api/chat-stream-error", test_chat_stream_error);
   ADD ("api/chat-timeout", test_chat_timeout);
   ADD ("api/chat-client-leaves", test_chat_client_leaves);
+  ADD ("api/chat-stream-counted", test_chat_stream_counted);
 }

@@ -34,8 +34,10 @@
  * libsoup closes itself (Connection: close, an error) announces it through
  * "disconnected" on its messages: never stolen after that.  The same watch
  * runs while a request is being answered: a client that goes away (a cut
- * stream) is noticed at once, not at the next write, and the request's
- * message is disconnected, which cancels its work.
+ * stream) is noticed within EOF_GRACE_MS, not at the next write, and the
+ * request's message is disconnected, which cancels its work (the grace
+ * lets libsoup finish a request whose client hung up as soon as it had
+ * the last chunk: that one is counted as done, not as a client gone).
  *
  * Connections are found from a message through the remote address object
  * given to libsoup (qdata on it): libsoup hands that same object back.
@@ -66,6 +68,10 @@
 #define MIN_BODY_BYTES_PER_S 16384
 /* Above libsoup's sources (G_PRIORITY_DEFAULT): see the comment above. */
 #define WATCH_PRIORITY       (G_PRIORITY_DEFAULT - 10)
+/* A client's EOF while its answer is being sent: libsoup gets this long to
+ * finish the request (a client that hangs up as soon as a stream's last
+ * chunk is in — curl does — is a request done, not a client gone). */
+#define EOF_GRACE_MS         50
 
 typedef enum {
   CONN_READING,      /* waiting for, or reading, a request */
@@ -109,6 +115,7 @@ struct _Conn
   gboolean           soup_gone;   /* libsoup closed it: never steal */
   gboolean           closing;
   gboolean           refused;     /* answered from its head; closes at its deadline */
+  gboolean           eof_seen;    /* the client's EOF while answering: closes at its deadline */
   gint64             body_start;  /* monotonic µs: the head was read */
   guint64            body_read;   /* bytes of the body so far */
 };
@@ -275,6 +282,8 @@ deadlines_dispatch (GSource     *source,
       conn->deadline = 0;
       if (conn->refused)
         ;   /* answered already: counted as refused */
+      else if (conn->eof_seen)
+        self->stats.client_gone++;   /* libsoup did not finish within EOF_GRACE_MS */
       else if (conn->state == CONN_IDLE)
         self->stats.idle_timeouts++;
       else if (conn->body_start != 0)
@@ -315,8 +324,17 @@ conn_watch_cb (GSocket      *socket,
       return G_SOURCE_REMOVE;
     }
 
-  /* EOF or an error: the client is gone. */
+  /* EOF or an error: the client is gone.  While its answer is being sent,
+   * libsoup may be about to finish it (the client had all it wanted):
+   * closed at a deadline EOF_GRACE_MS away unless request_finished_cb()
+   * comes first. */
   g_clear_pointer (&conn->watch, g_source_unref);
+  if (conn->state == CONN_PROCESSING && !conn->eof_seen)
+    {
+      conn->eof_seen = TRUE;
+      conn_set_timer (conn, EOF_GRACE_MS);
+      return G_SOURCE_REMOVE;
+    }
   if (conn->state == CONN_IDLE)
     conn->owner->stats.closed_idle++;
   else
@@ -503,8 +521,11 @@ request_finished_cb (SoupServer        *server,
   if (conn == NULL || conn->msg != msg)
     return;
   /* If libsoup keeps it alive, it now waits for the next request; if not,
-   * "disconnected" follows at once and removes it. */
+   * "disconnected" follows at once and removes it.  (A client whose EOF
+   * came meanwhile is found by the watch again, as closed between
+   * requests.) */
   conn->state = CONN_IDLE;
+  conn->eof_seen = FALSE;
   conn_set_timer (conn, self->limits.idle_timeout_ms);
   conn_watch (conn);
 }

@@ -221,6 +221,16 @@ http_server_request_client_left (ExoHttpServer     *self,
   request_done (self, msg, TRUE);
 }
 
+/* Its whole answer was given to libsoup, then the connection was taken
+ * back (the client hung up as soon as it had it, before libsoup's
+ * "request-finished"): counted and logged with its status. */
+void
+http_server_request_answered_gone (ExoHttpServer     *self,
+                                   SoupServerMessage *msg)
+{
+  request_done (self, msg, FALSE);
+}
+
 void
 http_server_request_observe_tokens (Request *req,
                                     gsize    n_tokens)

@@ -217,9 +217,13 @@ request_msg_gone_cb (SoupServerMessage *msg,
                      Request           *req)
 {
   req->msg_gone = TRUE;
-  /* Before its answer was all given to libsoup: the client left (499). */
+  /* Before its answer was all given to libsoup: the client left (499);
+   * after it, gone before libsoup's "request-finished" (a client that
+   * hangs up at the stream's last chunk): counted with its status. */
   if (!req->answered)
     http_server_request_client_left (req->self, msg);
+  else
+    http_server_request_answered_gone (req->self, msg);
   /* The caller went away: stop working for it. */
   g_cancellable_cancel (req->cancellable);
 }

@@ -315,6 +315,8 @@ void         http_server_request_aborted_cb  (SoupServer        *server,
  * logged now, unless libsoup's signals did first (once either way). */
 void         http_server_request_client_left (ExoHttpServer     *self,
                                               SoupServerMessage *msg);
+void         http_server_request_answered_gone (ExoHttpServer     *self,
+                                                SoupServerMessage *msg);
 /* A chat's token callback got @n_tokens: the first time some come, the
  * chat's time to first token is counted. */
 void         http_server_request_observe_tokens (Request         *req,
