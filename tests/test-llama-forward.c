@@ -336,6 +336,21 @@ test_try_infer (void)
   }
   exo_inference_engine_end_request (a, "r");
 
+  /* right after a step through the task (the worker's), the next small
+   * step is taken: the worker counts itself done before its task returns */
+  for (guint k = 0; k < 20; k++)
+    {
+      g_autofree char *id = g_strdup_printf ("k%u", k);
+      g_autoptr(ExoTensor) prefilled = llama_test_infer (a, id, first, in, &error);
+      g_autoptr(ExoTensor) next_out = NULL;
+
+      g_assert_no_error (error);
+      g_assert_true (exo_inference_engine_try_infer_tensor (a, id, first, one, &next_out, &error));
+      g_assert_no_error (error);
+      g_assert_nonnull (next_out);
+      exo_inference_engine_end_request (a, id);
+    }
+
   exo_inference_engine_end_request (twin, "r");
   exo_inference_engine_end_request (twin, "x");
   exo_inference_engine_end_request (b, "r");

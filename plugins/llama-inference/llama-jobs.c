@@ -274,22 +274,21 @@ run_encode (LlamaInference  *self,
 
 static void
 job_run (LlamaInference *self,
-         LlamaJob       *job)
+         LlamaJob       *job,
+         gboolean        queued)
 {
   GError *error = NULL;
   ExoTensor *out = NULL;
-  gboolean closing;
+  gboolean closing, cancelled, prefetched = FALSE;
 
   g_mutex_lock (&self->lock);
   closing = self->closing;
   g_mutex_unlock (&self->lock);
 
-  if (g_task_return_error_if_cancelled (job->task))
-    {
-      llama_job_free (job);
-      return;
-    }
-  if (closing)
+  cancelled = g_cancellable_is_cancelled (g_task_get_cancellable (job->task));
+  if (cancelled)
+    ;
+  else if (closing)
     g_set_error (&error, EXO_RESOURCE_ERROR, EXO_RESOURCE_ERROR_CLOSED,
                  "inference engine '%s' is closing", exo_resource_get_id (EXO_RESOURCE (self)));
   else if (job->kind == LLAMA_JOB_INFER)
@@ -309,13 +308,21 @@ job_run (LlamaInference *self,
         {
           llama_shard_weights_prefetch (w);
           llama_shard_weights_unref (w);
-          g_task_return_boolean (job->task, TRUE);
-          llama_job_free (job);
-          return;
+          prefetched = TRUE;
         }
     }
 
-  if (out != NULL)
+  /* The worker is done with the sessions and the team: a small step may
+   * run on the main context from now on (llama_job_try_now() waits for
+   * jobs_queued 0) — before the task returns, whose callback may be the
+   * caller of the next step. */
+  if (queued)
+    g_atomic_int_add (&self->jobs_queued, -1);
+  if (cancelled)
+    g_task_return_error_if_cancelled (job->task);
+  else if (prefetched)
+    g_task_return_boolean (job->task, TRUE);
+  else if (out != NULL)
     g_task_return_pointer (job->task, out, (GDestroyNotify) exo_tensor_unref);
   else
     g_task_return_error (job->task, error);
@@ -326,10 +333,7 @@ void
 llama_job_run (gpointer data,
                gpointer user_data)
 {
-  LlamaInference *self = user_data;
-
-  job_run (self, data);
-  g_atomic_int_add (&self->jobs_queued, -1);
+  job_run (user_data, data, TRUE);
 }
 
 /* ExoInferenceEngine.try_infer_tensor: a small decode step (as
@@ -366,7 +370,7 @@ void
 llama_job_run_inline (LlamaInference *self,
                       LlamaJob       *job)
 {
-  job_run (self, job);
+  job_run (self, job, FALSE);
 }
 
 LlamaJob *
