@@ -581,7 +581,32 @@ test_sampling (void)
 
     g_assert_null (t);
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_clear_error (&error);
   }
+  /* no finite logit (a checkpoint with NaN or infinite weights): an error
+   * that says so, greedy or sampled — not token 0 */
+  for (guint k = 0; k < 2; k++)
+    {
+      float broken[16];
+      g_autoptr(GBytes) b = NULL;
+      g_autoptr(ExoTensor) bx = NULL;
+
+      for (guint i = 0; i < 16; i++)
+        broken[i] = k == 0 ? NAN : (i == 5 ? INFINITY : 1.0f);
+      b = g_bytes_new (broken, sizeof broken);
+      bx = exo_tensor_new (EXO_DTYPE_FLOAT32, shape, 1, b, NULL);
+      for (guint mode = 0; mode < 2; mode++)
+        {
+          g_autoptr(ExoTensor) t = exo_inference_engine_sample_for_request (engine, "r", bx,
+                                                                            mode ? 0.8 : 0.0, 0.9,
+                                                                            1, TRUE, &error);
+
+          g_assert_null (t);
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_FAILED);
+          g_assert_nonnull (strstr (error->message, "not finite"));
+          g_clear_error (&error);
+        }
+    }
   exo_inference_engine_end_request (engine, "q");
   exo_inference_engine_end_request (engine, "r");
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (engine), NULL));

@@ -554,6 +554,17 @@ llama_sample_for_request (ExoInferenceEngine  *engine,
     }
 
   token = llama_sample (logits, vocab, temperature, top_p, &state);
+  if (token < 0)
+    {
+      if (temperature > 0.0 && request_id != NULL)
+        llama_sessions_put_rng (self->sessions, request_id, state);
+      /* the server's fault, not the request's: 500 */
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "engine '%s': the model's output is not finite (NaN or infinite logits): "
+                   "the checkpoint '%s' may be corrupt", exo_resource_get_id (EXO_RESOURCE (self)),
+                   llama_model_get_path (self->model));
+      return NULL;
+    }
   /* llama2.c's models end a text by predicting BOS (they were trained on
    * BOS + text + BOS + …, never on EOS): BOS is reported as EOS, the token
    * get_eos_token() names, so a caller that stops on EOS stops there. */

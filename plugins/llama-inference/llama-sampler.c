@@ -79,15 +79,21 @@ llama_sample (const float *logits,
   g_autofree float *probs = NULL;
   float max, sum = 0.0f, coin, cdf = 0.0f;
   float inv_t;
+  gint32 best;
 
   g_assert (n > 0);
+  /* no finite largest logit (all NaN, or infinite): nothing to sample
+   * from — a corrupt checkpoint, not a token */
+  best = argmax (logits, n);
+  if (!isfinite (logits[best]))
+    return -1;
   if (!(temperature > 0.0))
-    return argmax (logits, n);
+    return best;
 
   /* softmax of logits / temperature; NaN becomes probability 0 */
   probs = g_new (float, n);
   inv_t = (float) (1.0 / temperature);
-  max = logits[argmax (logits, n)] * inv_t;
+  max = logits[best] * inv_t;
   for (guint i = 0; i < n; i++)
     {
       float v = expf (logits[i] * inv_t - max);
