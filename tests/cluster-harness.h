@@ -48,6 +48,7 @@ typedef struct {
   guint16      capture_port; /* also broadcast there (0: no) */
   GSubprocess *proc;
   guint        starts;
+  const char  *model;        /* its engine's checkpoint; NULL: the cluster's */
 } Node;
 
 typedef struct {

@@ -512,7 +512,20 @@ infer_done (Work      *work,
 {
   if (!work_is_current (work))
     return;
-  if (output == NULL)
+  if (output == NULL && work->shard->start_layer > 0 &&
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT))
+    {
+      /* Our layers refused what a peer computed, not what the user sent:
+       * the ring's fault (a 500, not a 400), most likely nodes that run
+       * different checkpoints under one model id. */
+      g_autoptr(GError) ring = g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED,
+                                            "%s (the activations came from the previous node "
+                                            "of the ring: do its nodes run the same checkpoint?)",
+                                            error->message);
+
+      local_failure (work->self, work->request_id, work->params, "inference", ring);
+    }
+  else if (output == NULL)
     local_failure (work->self, work->request_id, work->params, "inference", error);
   else
     {
