@@ -143,6 +143,21 @@ append_content (GString    *prompt,
   return FALSE;
 }
 
+/* OpenAI's roles ("function" is its deprecated name of "tool"): anything
+ * else (a line break in a role would write its own template lines) is
+ * refused, as OpenAI does. */
+static gboolean
+role_is_known (const char *role)
+{
+  static const char * const roles[] = { "system", "developer", "user", "assistant", "tool",
+                                        "function" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (roles); i++)
+    if (g_str_equal (role, roles[i]))
+      return TRUE;
+  return FALSE;
+}
+
 /* exo's dummy tokenizer's chat template: "role: content\n" per message. */
 static char *
 build_prompt (JsonObject  *object,
@@ -185,6 +200,14 @@ build_prompt (JsonObject  *object,
                                        &local_error))
         {
           INVALID (error, "messages[%u]: %s", i, local_error->message);
+          return NULL;
+        }
+      if (!role_is_known (role))
+        {
+          g_autofree char *shown = exo_http_shown_text (role, 32);
+
+          INVALID (error, "messages[%u].role must be one of system, developer, user, assistant, "
+                   "tool (got \"%s\")", i, shown);
           return NULL;
         }
       g_string_append_printf (prompt, "%s: ", role);

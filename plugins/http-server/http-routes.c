@@ -552,6 +552,30 @@ respond_too_big (SoupServerMessage *msg,
                                 "Connection", "close");
 }
 
+/* libsoup answers a head it will not route (a path with a NUL byte or a
+ * dot segment above the root, no Host) 400 before any handler, with no
+ * body: that answer gets OpenAI's error shape too.  Runs after libsoup's
+ * own "got-headers" handler, which it connects before "request-started". */
+static void
+head_refused_cb (SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  if (soup_server_message_get_status (msg) != SOUP_STATUS_BAD_REQUEST ||
+      soup_server_message_get_response_body (msg)->length > 0)
+    return;
+  http_server_respond_api_error (msg, SOUP_STATUS_BAD_REQUEST, NULL, "invalid_request",
+                                 "the request cannot be routed: its path holds a NUL byte or a "
+                                 "dot segment above the root, or it has no Host");
+}
+
+void
+http_server_watch_head_cb (SoupServer        *server,
+                           SoupServerMessage *msg,
+                           ExoHttpServer     *self)
+{
+  g_signal_connect (msg, "got-headers", G_CALLBACK (head_refused_cb), NULL);
+}
+
 void
 http_server_early_handler (SoupServer        *server,
                            SoupServerMessage *msg,
@@ -649,6 +673,22 @@ http_server_handler (SoupServer        *server,
       respond_too_big (msg, route, collector->limit);
       return;
     }
+  /* A compressed body would be read as if it were not: refused, named. */
+  {
+    const char *encoding = soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
+                                                          "Content-Encoding");
+
+    if (encoding != NULL && g_ascii_strcasecmp (encoding, "identity") != 0)
+      {
+        g_autofree char *shown = exo_http_shown_text (encoding, 64);
+
+        http_server_respond_api_error (msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, NULL,
+                                       "unsupported_content_encoding",
+                                       "Content-Encoding %s is not supported: send the body "
+                                       "uncompressed", shown);
+        return;
+      }
+  }
   if (exo_http_auth_is_peer_path (route->path) &&
       !exo_http_auth_check_peer (self->auth, msg,
                                  collector != NULL ? collector->data->data : NULL,

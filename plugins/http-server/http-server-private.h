@@ -313,6 +313,9 @@ void         http_server_request_aborted_cb  (SoupServer        *server,
 /* @msg's client left before its answer was all given to libsoup (a
  * stream cut, a request that waited for the node): counted as 499 and
  * logged now, unless libsoup's signals did first (once either way). */
+void         http_server_watch_head_cb       (SoupServer        *server,
+                                              SoupServerMessage *msg,
+                                              ExoHttpServer     *self);
 void         http_server_request_client_left (ExoHttpServer     *self,
                                               SoupServerMessage *msg);
 void         http_server_request_answered_gone (ExoHttpServer     *self,

@@ -246,6 +246,7 @@ exo_http_server_do_initialize (ExoResource *resource,
   soup_server_add_handler (self->server, NULL, http_server_handler, self, NULL);
   http_server_streams_listen (self);
   g_signal_connect (self->server, "request-started", G_CALLBACK (http_server_request_started_cb), self);
+  g_signal_connect (self->server, "request-started", G_CALLBACK (http_server_watch_head_cb), self);
   g_signal_connect (self->server, "request-finished", G_CALLBACK (http_server_request_finished_cb), self);
   g_signal_connect (self->server, "request-aborted", G_CALLBACK (http_server_request_aborted_cb), self);
   add_keepalive_listener (self);
