@@ -1,14 +1,21 @@
-/* test-cluster-mismatch.c: a ring whose nodes run different checkpoints
- * under one model id (an operator's mistake) through real exo-node
- * processes, with the harness of cluster-harness.c.
+/* test-cluster-mismatch.c: nodes that run different checkpoints under one
+ * model id (an operator's mistake) through real exo-node processes, with
+ * the harness of cluster-harness.c.
  *
- * /cluster/mismatch/dims: llama-1 serves the shipped model (dim 128,
- *   4 layers); llama-2 the same model id with a checkpoint the test writes
- *   (dim 32, 4 layers, the same vocabulary).  They form a ring of two; a
- *   chat through llama-1 reaches llama-2's layers with activations they
- *   cannot take.  The user gets a server error (500, type server_error)
- *   that names the node and asks whether the nodes run the same
- *   checkpoint — not a 400 blaming the request.
+ * llama-1 serves the shipped model (data/models/exo-fortunes.bin, dim 128,
+ * 4 layers) and answers a chat alone; then llama-2 starts with the same
+ * model id and another checkpoint.  The two find each other, and each
+ * keeps the other out of its ring (their engines' model digests differ,
+ * plugin ABI 3.3): llama-1 counts one peer of another model
+ * (exo_node_peers_other_model), logs it, keeps a ring of itself alone, and
+ * answers the same chat with the same text as before.
+ *
+ * /cluster/mismatch/dims: llama-2's checkpoint is one the test writes:
+ *   dim 32, 4 layers, the same vocabulary (its layers could not take
+ *   llama-1's activations).
+ * /cluster/mismatch/int8: llama-2 runs the shipped int8 export of the same
+ *   model (data/models/exo-fortunes-q8.bin): the same shapes, other
+ *   numbers — it would answer other tokens without an error.
  *
  * Environment (set by meson): EXO_NODE, EXO_TEST_PLUGIN_DIR, G_TEST_SRCDIR.
  *
@@ -21,19 +28,41 @@
 
 #include <string.h>
 
+static const char request[] = "{\"model\": \"exo-fortunes\", \"messages\": [{\"role\": \"user\", "
+                              "\"content\": \"In the\"}], \"max_tokens\": 16, \"temperature\": 0}";
+
+/* The answer's text of the chat through @n; NULL unless 200. */
+static char *
+chat_text (Cluster *c,
+           Node    *n)
+{
+  guint status = 0;
+  g_autofree char *body = http (c, n, "POST", "/v1/chat/completions", request, &status);
+  g_autoptr(JsonNode) root = status == 200 ? parse_json (body) : NULL;
+  JsonObject *choice;
+
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_test_message ("HTTP %u %s", status, body != NULL ? body : "");
+      return NULL;
+    }
+  choice = json_array_get_object_element (json_object_get_array_member (json_node_get_object (root),
+                                                                        "choices"), 0);
+  return g_strdup (json_object_get_string_member (json_object_get_object_member (choice, "message"),
+                                                  "content"));
+}
+
 static void
-test_dims (void)
+run_case (const char *other_model)
 {
   Cluster cl, *c = &cl;
   g_autoptr(GError) error = NULL;
-  g_autoptr(TinyModel) other = NULL;
-  g_autofree char *other_path = NULL;
+  g_autoptr(TinyModel) tiny = NULL;
+  g_autofree char *tiny_path = NULL;
+  g_autofree char *alone = NULL;
+  g_autofree char *after = NULL;
   g_autofree char *ring = NULL;
-  g_autofree char *out = NULL;
-  const char *request = "{\"model\": \"exo-fortunes\", \"messages\": [{\"role\": \"user\", "
-                        "\"content\": \"In the\"}], \"max_tokens\": 8, \"temperature\": 0}";
-  guint status = 0;
-  char *body;
+  gint64 deadline, other = -1;
 
   cluster_init (c, FALSE);
   c->template_name = "node-llama.json.in";
@@ -50,35 +79,59 @@ test_dims (void)
       g_test_skip ("EXO_NODE and EXO_TEST_PLUGIN_DIR must be set");
       goto out;
     }
-  /* the shipped model's shape but dim 32: 4 layers, vocab 512 */
-  other = tiny_model_new (32, 96, 4, 4, 2, 512, 256, TRUE, 17);
-  other_path = tiny_model_write (other, TINY_LEGACY, c->tmpdir, "other.bin");
-  c->nodes[1].model = other_path;
+  if (other_model == NULL)
+    {
+      /* the shipped model's shape but dim 32: 4 layers, vocab 512 */
+      tiny = tiny_model_new (32, 96, 4, 4, 2, 512, 256, TRUE, 17);
+      other_model = tiny_path = tiny_model_write (tiny, TINY_LEGACY, c->tmpdir, "other.bin");
+    }
+  c->nodes[1].model = other_model;
   g_assert_true (write_configs (c, 0, 0, &error));
   g_assert_no_error (error);
   g_assert_true (start_bus (c, &error));
   g_assert_no_error (error);
-  for (guint i = 0; i < 2; i++)
-    {
-      g_assert_true (start_node (c, &c->nodes[i], &error));
-      g_assert_no_error (error);
-    }
-  g_assert_true (wait_metric_at_least (c, 0x3, "peers", 1, 20000));
-  ring = wait_common_ring (c, 0x3, 2, 20000);
-  g_assert_nonnull (ring);
-  g_test_message ("ring: %s", ring);
 
-  out = http (c, &c->nodes[0], "POST", "/v1/chat/completions", request, &status);
-  body = out != NULL ? strchr (out, '{') : NULL;
-  g_test_message ("HTTP %u %s", status, body != NULL ? body : "");
-  g_assert_cmpuint (status, ==, 500);
-  g_assert_nonnull (body);
-  g_assert_nonnull (strstr (body, "\"server_error\""));
-  g_assert_nonnull (strstr (body, "llama-2"));
-  g_assert_nonnull (strstr (body, "same checkpoint"));
+  g_assert_true (start_node (c, &c->nodes[0], &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (wait_common_ring (c, 0x1, 1, 20000));
+  alone = chat_text (c, &c->nodes[0]);
+  g_assert_nonnull (alone);
+
+  g_assert_true (start_node (c, &c->nodes[1], &error));
+  g_assert_no_error (error);
+  g_assert_true (wait_metric_at_least (c, 0x3, "peers", 1, 20000));
+  /* they found each other; once their topologies are in, each keeps the
+   * other out */
+  deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < deadline &&
+         ((other = live_node_metric (c, &c->nodes[0], "exo_node_peers_other_model")) < 1 ||
+          live_node_metric (c, &c->nodes[1], "exo_node_peers_other_model") < 1))
+    g_usleep (100 * 1000);
+  g_assert_cmpint (other, ==, 1);
+  g_assert_cmpint (live_node_metric (c, &c->nodes[1], "exo_node_peers_other_model"), ==, 1);
+  ring = node_ring (c, &c->nodes[0]);
+  g_test_message ("llama-1's ring: %s", ring);
+  g_assert_cmpstr (ring, ==, "llama-1:0-3");
+  after = chat_text (c, &c->nodes[0]);
+  g_assert_cmpstr (after, ==, alone);
 
 out:
   cluster_clear (c);
+}
+
+static void
+test_dims (void)
+{
+  run_case (NULL);
+}
+
+static void
+test_int8 (void)
+{
+  g_autofree char *q8 = g_test_build_filename (G_TEST_DIST, "..", "data", "models",
+                                               "exo-fortunes-q8.bin", NULL);
+
+  run_case (q8);
 }
 
 int
@@ -88,5 +141,6 @@ main (int argc, char **argv)
   harness_init ();
 
   g_test_add_func ("/cluster/mismatch/dims", test_dims);
+  g_test_add_func ("/cluster/mismatch/int8", test_int8);
   return g_test_run ();
 }

@@ -123,6 +123,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExoTensor, exo_tensor_unref)
 
 /* --- ExoInferenceEngine -------------------------------------------------- */
 
+/**
+ * EXO_MODEL_DIGEST_MAX_LEN:
+ *
+ * The longest model digest (exo_inference_engine_get_model_digest()), in
+ * bytes.  New in plugin ABI 3.3.
+ */
+#define EXO_MODEL_DIGEST_MAX_LEN 128
+
 #define EXO_TYPE_INFERENCE_ENGINE (exo_inference_engine_get_type ())
 
 EXO_AVAILABLE_IN_ALL
@@ -151,6 +159,10 @@ G_DECLARE_INTERFACE (ExoInferenceEngine, exo_inference_engine, EXO, INFERENCE_EN
  *   when it took the step, with *@output set (it ran) or @error (it
  *   refused it); %FALSE, setting neither, when it would rather not (the
  *   caller then calls @infer_tensor_async).  Optional; plugin ABI 3.3
+ * @get_model_digest: a short text that is the same on two engines exactly
+ *   when they compute the same model (a digest of its checkpoint), or
+ *   %NULL when unknown: nodes put in one ring only engines whose digests
+ *   match.  Optional; plugin ABI 3.3
  *
  * The role of an inference engine, as exo's `InferenceEngine`.  An engine
  * is a resource: its initialize loads nothing yet; load_checkpoint or the
@@ -223,9 +235,10 @@ struct _ExoInferenceEngineInterface
                                         ExoTensor           *input,
                                         ExoTensor          **output,
                                         GError             **error);
+  char      *(*get_model_digest)       (ExoInferenceEngine  *self);
 
   /*< private >*/
-  gpointer padding[5];
+  gpointer padding[4];
 };
 
 EXO_AVAILABLE_IN_ALL
@@ -299,6 +312,8 @@ ExoTensor *exo_inference_engine_sample_for_request    (ExoInferenceEngine  *self
 EXO_AVAILABLE_IN_ALL
 void       exo_inference_engine_end_request           (ExoInferenceEngine  *self,
                                                        const char          *request_id);
+EXO_AVAILABLE_IN_ALL
+char      *exo_inference_engine_get_model_digest      (ExoInferenceEngine  *self);
 EXO_AVAILABLE_IN_ALL
 gboolean   exo_inference_engine_try_infer_tensor      (ExoInferenceEngine  *self,
                                                        const char          *request_id,

@@ -289,6 +289,15 @@ add_nodes (JsonBuilder *builder,
       json_builder_set_member_name (builder, "int8");
       json_builder_add_double_value (builder, lookup_flops (entry->value, "flops-int8"));
       json_builder_end_object (builder);
+      /* the engine's model digest (plugin ABI 3.3), when the node has one:
+       * a peer's node keeps nodes of another digest out of its ring */
+      {
+        const char *digest = NULL;
+
+        if (g_variant_lookup (entry->value, "model-digest", "&s", &digest) &&
+            digest[0] != '\0' && strlen (digest) <= EXO_MODEL_DIGEST_MAX_LEN)
+          add_member_string (builder, "model_digest", digest);
+      }
       json_builder_end_object (builder);
     }
   json_builder_end_object (builder);

@@ -452,6 +452,14 @@ llama_infer_tensor_async (ExoInferenceEngine  *engine,
   llama_job_push (self, job);
 }
 
+static char *
+llama_get_model_digest (ExoInferenceEngine *engine)
+{
+  LlamaInference *self = LLAMA_INFERENCE (engine);
+
+  return self->model != NULL ? g_strdup (llama_model_get_digest (self->model)) : NULL;
+}
+
 static gboolean
 llama_try_infer_tensor (ExoInferenceEngine  *engine,
                         const char          *request_id,
@@ -659,6 +667,7 @@ llama_inference_engine_init (ExoInferenceEngineInterface *iface)
   iface->sample_for_request = llama_sample_for_request;
   iface->end_request = llama_end_request;
   iface->try_infer_tensor = llama_try_infer_tensor;
+  iface->get_model_digest = llama_get_model_digest;
 }
 
 /* --- GObject ------------------------------------------------------------------ */

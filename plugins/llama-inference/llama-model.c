@@ -106,6 +106,7 @@ struct _LlamaModel
   Span          final_norm;
   Span          classifier;
   Span         *layers;        /* n_layers × N_LAYER_TENSORS */
+  char         *digest;        /* llama_model_get_digest () */
 };
 
 typedef struct
@@ -480,6 +481,45 @@ truncated:
  *
  * Returns: (transfer full) (nullable): the model
  */
+#define DIGEST_EDGE    (64 * 1024)
+#define DIGEST_BLOCK   4096
+#define DIGEST_SAMPLES 16
+
+/* A digest of the checkpoint that does not read all of it (a node holding
+ * a few layers of a big model touches only those): SHA-256 over the file's
+ * size, its first and last 64 KiB (the header, the start of the
+ * embedding, the end of the last tensor) and 16 blocks of 4 KiB spread
+ * evenly between.  Checkpoints trained, exported or quantized apart differ
+ * in every block; two files that differ only between the blocks are taken
+ * for the same (not a defence against a forged file: peers hold the
+ * cluster key). */
+static char *
+compute_digest (LlamaModel *model)
+{
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree char *size = g_strdup_printf ("%" G_GUINT64_FORMAT, model->size);
+  guint64 head = MIN (model->size, DIGEST_EDGE);
+
+  g_checksum_update (sum, (const guchar *) size, -1);
+  g_checksum_update (sum, model->data, (gssize) head);
+  for (guint i = 1; i <= DIGEST_SAMPLES; i++)
+    {
+      guint64 offset = model->size / (DIGEST_SAMPLES + 1) * i;
+
+      if (offset >= head && offset < model->size)
+        g_checksum_update (sum, model->data + offset,
+                           (gssize) MIN ((guint64) DIGEST_BLOCK, model->size - offset));
+    }
+  if (model->size > head)
+    {
+      guint64 start = MAX (head, model->size - DIGEST_EDGE);
+
+      g_checksum_update (sum, model->data + start, (gssize) (model->size - start));
+    }
+  /* 128 bits of it are plenty to tell checkpoints apart */
+  return g_strdup_printf ("llama2c-sha256:%.32s", g_checksum_get_string (sum));
+}
+
 LlamaModel *
 llama_model_open (const char  *path,
                   GError     **error)
@@ -502,6 +542,7 @@ llama_model_open (const char  *path,
 
   if (!parse_header (model, error))
     return NULL;
+  model->digest = compute_digest (model);
   return g_steal_pointer (&model);
 }
 
@@ -520,6 +561,7 @@ llama_model_unref (LlamaModel *model)
   g_clear_pointer (&model->file, g_mapped_file_unref);
   g_free (model->layers);
   g_free (model->path);
+  g_free (model->digest);
   g_free (model);
 }
 
@@ -539,6 +581,12 @@ const char *
 llama_model_get_path (LlamaModel *model)
 {
   return model->path;
+}
+
+const char *
+llama_model_get_digest (LlamaModel *model)
+{
+  return model->digest;
 }
 
 guint64

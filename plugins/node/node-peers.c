@@ -96,6 +96,7 @@ peer_unref (Peer *peer)
   node_caps_free (peer->caps);
   g_clear_object (&peer->handle);
   g_clear_error (&peer->fail_error);
+  g_free (peer->warned_digest);
   g_free (peer);
 }
 

@@ -115,6 +115,7 @@ struct _ExoClusterNode
   guint64       cancels_received;
   guint64       cancelled_dropped;
   guint64       orphans_ended;     /* requests ended here because their API node went */
+  guint         peers_other_model; /* usable peers left out of the ring: another model digest */
   gint64        last_failure_detect_ms;
   char         *last_failed_peer;
 };
@@ -139,6 +140,7 @@ struct _Peer
   gboolean        verifying;
   gboolean        ever_ready;
   GError         *fail_error;  /* set when it is to be failed (by the reaper) */
+  char           *warned_digest; /* its model digest we logged as not ours (node-ring.c) */
 };
 
 /* The record of a request (node-requests.c keeps them; node-work.c reads

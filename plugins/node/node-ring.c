@@ -73,6 +73,34 @@ peer_best_caps (ExoClusterNode *self,
   return caps != NULL ? caps : peer->caps;
 }
 
+/* A peer whose engine computes another model — its digest, as it said in
+ * the topology or else as discovery told, differs from ours — stays out
+ * of our ring (its layers would refuse our activations, or take them and
+ * answer other tokens); an unknown digest (an engine without one, a node
+ * built before plugin ABI 3.3) is taken as the same.  Logged once per
+ * peer and digest. */
+static gboolean
+same_model (ExoClusterNode *self,
+            Peer           *peer)
+{
+  const NodeCaps *caps = peer_best_caps (self, peer);
+  const char *ours = self->caps != NULL ? self->caps->digest : NULL;
+  const char *theirs = caps != NULL ? caps->digest : NULL;
+
+  if (ours == NULL || theirs == NULL || g_str_equal (ours, theirs))
+    return TRUE;
+  if (g_strcmp0 (peer->warned_digest, theirs) != 0)
+    {
+      log_event (self, G_LOG_LEVEL_WARNING,
+                 "peer %s runs another checkpoint of model %s (digest %s, ours %s): left out "
+                 "of the ring; give every node the same model file",
+                 peer->node_id, self->model_id, theirs, ours);
+      g_free (peer->warned_digest);
+      peer->warned_digest = g_strdup (theirs);
+    }
+  return FALSE;
+}
+
 static gboolean
 shards_equal (GPtrArray *a,
               GPtrArray *b)
@@ -289,10 +317,16 @@ ring_recompute (ExoClusterNode *self,
     return;
 
   g_ptr_array_add (ids, self->node_id);
+  self->peers_other_model = 0;
   g_hash_table_iter_init (&iter, self->peers);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     if (peer_is_usable (value))
-      g_ptr_array_add (ids, ((Peer *) value)->node_id);
+      {
+        if (same_model (self, value))
+          g_ptr_array_add (ids, ((Peer *) value)->node_id);
+        else
+          self->peers_other_model++;
+      }
 
   inputs = g_new0 (NodePartitionInput, ids->len);
   for (guint i = 0; i < ids->len; i++)

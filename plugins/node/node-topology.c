@@ -40,7 +40,21 @@ node_caps_copy (const NodeCaps *caps)
   copy->fp32 = caps->fp32;
   copy->fp16 = caps->fp16;
   copy->int8 = caps->int8;
+  copy->digest = g_strdup (caps->digest);
   return copy;
+}
+
+const char *
+node_caps_valid_digest (const char *digest)
+{
+  gsize n = 0;
+
+  if (digest == NULL || digest[0] == '\0')
+    return NULL;
+  for (const char *p = digest; *p != '\0'; p++, n++)
+    if (*p < 0x21 || *p > 0x7e || n >= EXO_MODEL_DIGEST_MAX_LEN)
+      return NULL;
+  return digest;
 }
 
 void
@@ -50,6 +64,7 @@ node_caps_free (NodeCaps *caps)
     return;
   g_free (caps->model);
   g_free (caps->chip);
+  g_free (caps->digest);
   g_free (caps);
 }
 
@@ -61,7 +76,7 @@ node_caps_equal (const NodeCaps *a,
     return a == b;
   return g_strcmp0 (a->model, b->model) == 0 && g_strcmp0 (a->chip, b->chip) == 0 &&
          a->memory == b->memory && a->fp32 == b->fp32 && a->fp16 == b->fp16 &&
-         a->int8 == b->int8;
+         a->int8 == b->int8 && g_strcmp0 (a->digest, b->digest) == 0;
 }
 
 /* Memory in MiB from a double of unknown origin: a cast of NaN, a negative
@@ -122,6 +137,12 @@ node_caps_from_variant (GVariant *variant)
   g_variant_dict_lookup (&dict, "model", "&s", &model);
   g_variant_dict_lookup (&dict, "chip", "&s", &chip);
   caps = node_caps_new (model, chip, 0);
+  {
+    const char *digest = NULL;
+
+    if (g_variant_dict_lookup (&dict, "model-digest", "&s", &digest))
+      caps->digest = g_strdup (node_caps_valid_digest (digest));
+  }
 
   memory = g_variant_dict_lookup_value (&dict, "memory", NULL);
   if (memory != NULL)
@@ -155,6 +176,8 @@ node_caps_to_variant (const NodeCaps *caps)
   g_variant_dict_insert (&dict, "flops-fp32", "d", caps->fp32);
   g_variant_dict_insert (&dict, "flops-fp16", "d", caps->fp16);
   g_variant_dict_insert (&dict, "flops-int8", "d", caps->int8);
+  if (caps->digest != NULL)
+    g_variant_dict_insert (&dict, "model-digest", "s", caps->digest);
   return g_variant_dict_end (&dict);
 }
 
@@ -414,6 +437,11 @@ node_topology_build_json (const NodeTopology *topology,
       json_builder_set_member_name (builder, "int8");
       json_builder_add_double_value (builder, flops_clamp (caps->int8));
       json_builder_end_object (builder);
+      if (caps->digest != NULL)
+        {
+          json_builder_set_member_name (builder, "model_digest");
+          json_builder_add_string_value (builder, caps->digest);
+        }
       json_builder_end_object (builder);
     }
   json_builder_end_object (builder);
@@ -546,6 +574,7 @@ caps_from_json (JsonNode    *node,
   if (!get_number (object, "memory", 0, 9223372036854774784.0, &memory))
     goto bad;
   caps = node_caps_new (model, chip, (guint64) memory);
+  caps->digest = g_strdup (node_caps_valid_digest (get_string (object, "model_digest")));
   flops_node = json_object_get_member (object, "flops");
   if (flops_node != NULL && JSON_NODE_HOLDS_OBJECT (flops_node))
     {

@@ -25,6 +25,7 @@ typedef struct {
   double   fp32;
   double   fp16;
   double   int8;
+  char    *digest;     /* its engine's model digest; NULL: unknown */
 } NodeCaps;
 
 NodeCaps *node_caps_new           (const char *model,
@@ -33,11 +34,15 @@ NodeCaps *node_caps_new           (const char *model,
 NodeCaps *node_caps_copy          (const NodeCaps *caps);
 void      node_caps_free          (NodeCaps       *caps);
 /* From/to the a{sv} of ExoPeerHandle (model s, chip s, memory t,
- * flops-fp32 d, flops-fp16 d, flops-int8 d).  Missing keys: "", 0. */
+ * flops-fp32 d, flops-fp16 d, flops-int8 d, model-digest s).  Missing keys:
+ * "", 0, NULL; a digest that is not printable ASCII of at most
+ * EXO_MODEL_DIGEST_MAX_LEN bytes is dropped (unknown). */
 NodeCaps *node_caps_from_variant  (GVariant       *variant);
 GVariant *node_caps_to_variant    (const NodeCaps *caps);
 gboolean  node_caps_equal         (const NodeCaps *a,
                                    const NodeCaps *b);
+/* @digest if it is a model digest (see above), else NULL. */
+const char *node_caps_valid_digest (const char *digest);
 
 typedef struct {
   GHashTable *nodes;          /* id → NodeCaps */

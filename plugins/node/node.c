@@ -380,11 +380,16 @@ own_caps (ExoClusterNode *self)
   g_autoptr(GVariant) host = exo_device_capabilities_probe ();
   const char *model = "Linux", *chip = "unknown";
   guint64 memory = 0;
+  NodeCaps *caps;
 
   g_variant_lookup (host, "model", "&s", &model);
   g_variant_lookup (host, "chip", "&s", &chip);
   g_variant_lookup (host, "memory", "t", &memory);
-  return node_caps_new (model, chip, self->device_memory_mib > 0 ? self->device_memory_mib : memory);
+  caps = node_caps_new (model, chip, self->device_memory_mib > 0 ? self->device_memory_mib : memory);
+  /* what our engine computes: peers of another digest stay out of our ring */
+  if (self->engine != NULL)
+    caps->digest = exo_inference_engine_get_model_digest (self->engine);
+  return caps;
 }
 
 static void
@@ -597,6 +602,7 @@ exo_cluster_node_collect_metrics (ExoResource  *resource,
   g_variant_dict_insert (metrics, "cancels-sent", "t", self->cancels_sent);
   g_variant_dict_insert (metrics, "cancels-received", "t", self->cancels_received);
   g_variant_dict_insert (metrics, "requests-orphaned", "t", self->orphans_ended);
+  g_variant_dict_insert (metrics, "peers-other-model", "u", self->peers_other_model);
   g_variant_dict_insert (metrics, "cancelled-work-dropped", "t", self->cancelled_dropped);
 }
 
@@ -661,6 +667,8 @@ static const ExoMetricEntry node_metric_entries[] = {
     .help = "Cancellations the node received." },
   { .key = "requests-orphaned", .kind = EXO_METRIC_COUNTER, .name = "exo_node_requests_orphaned_total",
     .help = "Other nodes' requests ended here because their API node failed or left." },
+  { .key = "peers-other-model", .kind = EXO_METRIC_GAUGE, .name = "exo_node_peers_other_model",
+    .help = "Usable peers left out of the ring: their engine's model digest is not ours." },
   { .key = "cancelled-work-dropped", .kind = EXO_METRIC_COUNTER,
     .name = "exo_node_cancelled_work_dropped_total",
     .help = "Work for cancelled requests the node dropped." },

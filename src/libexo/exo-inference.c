@@ -688,6 +688,39 @@ exo_inference_engine_try_infer_tensor (ExoInferenceEngine  *self,
   return TRUE;
 }
 
-/* The vfuncs of 0.3 and 3.3 took three padding slots: the struct keeps its size. */
+/**
+ * exo_inference_engine_get_model_digest:
+ * @self: an engine
+ *
+ * What the engine computes, as a short printable text (a digest of its
+ * checkpoint): two engines with the same text compute the same model.
+ * The node puts only engines whose digests match in one ring.
+ *
+ * Returns: (transfer full) (nullable): the digest (printable ASCII, at
+ *   most %EXO_MODEL_DIGEST_MAX_LEN bytes), or %NULL when the engine has
+ *   none (or gave one that is not such a text)
+ *
+ * Since: 0.4 (plugin ABI 3.3)
+ */
+char *
+exo_inference_engine_get_model_digest (ExoInferenceEngine *self)
+{
+  ExoInferenceEngineInterface *iface;
+  g_autofree char *digest = NULL;
+
+  g_return_val_if_fail (EXO_IS_INFERENCE_ENGINE (self), NULL);
+
+  iface = EXO_INFERENCE_ENGINE_GET_IFACE (self);
+  if (iface->get_model_digest == NULL || (digest = iface->get_model_digest (self)) == NULL)
+    return NULL;
+  if (digest[0] == '\0' || strlen (digest) > EXO_MODEL_DIGEST_MAX_LEN)
+    return NULL;
+  for (const char *p = digest; *p != '\0'; p++)
+    if (*p < 0x21 || *p > 0x7e)
+      return NULL;
+  return g_steal_pointer (&digest);
+}
+
+/* The vfuncs of 0.3 and 3.3 took four padding slots: the struct keeps its size. */
 G_STATIC_ASSERT (sizeof (ExoInferenceEngineInterface) ==
                  sizeof (GTypeInterface) + 17 * sizeof (gpointer));
