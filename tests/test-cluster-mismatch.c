@@ -62,6 +62,7 @@ run_case (const char *other_model)
   g_autofree char *alone = NULL;
   g_autofree char *after = NULL;
   g_autofree char *ring = NULL;
+  g_autofree char *first_ring = NULL;
   gint64 deadline, other = -1;
 
   cluster_init (c, FALSE);
@@ -93,7 +94,8 @@ run_case (const char *other_model)
 
   g_assert_true (start_node (c, &c->nodes[0], &error));
   g_assert_no_error (error);
-  g_assert_nonnull (wait_common_ring (c, 0x1, 1, 20000));
+  first_ring = wait_common_ring (c, 0x1, 1, 20000);
+  g_assert_nonnull (first_ring);
   alone = chat_text (c, &c->nodes[0]);
   g_assert_nonnull (alone);
 

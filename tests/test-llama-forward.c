@@ -359,6 +359,49 @@ test_try_infer (void)
   g_assert_true (exo_test_cleanup (EXO_RESOURCE (b), NULL));
 }
 
+/* The model digest (ExoInferenceEngine.get_model_digest): the same for
+ * copies of a checkpoint, another one when any tensor differs (a
+ * fine-tune of the value projections only, one norm weight), or the same
+ * model in another format. */
+static gchar *
+digest_of (const char *path)
+{
+  g_autoptr(ExoInferenceEngine) engine = llama_test_engine_new (path, NULL, NULL);
+  char *digest;
+
+  g_assert_true (exo_test_initialize (EXO_RESOURCE (engine), NULL));
+  digest = exo_inference_engine_get_model_digest (engine);
+  g_assert_true (exo_test_cleanup (EXO_RESOURCE (engine), NULL));
+  g_assert_nonnull (digest);
+  g_assert_true (g_str_has_prefix (digest, "llama2c-sha256:"));
+  return digest;
+}
+
+static void
+test_digest (void)
+{
+  g_autoptr(TinyModel) m = tiny_model_new (64, 160, 2, 4, 2, 64, 128, FALSE, 21);
+  g_autofree char *a = tiny_model_write (m, TINY_V1, tmpdir, "digest-a.bin");
+  g_autofree char *b = tiny_model_write (m, TINY_V1, tmpdir, "digest-b.bin");
+  g_autofree char *q = tiny_model_write (m, TINY_V2, tmpdir, "digest-q.bin");
+  g_autofree char *da = digest_of (a), *db = digest_of (b), *dq = digest_of (q);
+  g_autofree char *dv = NULL, *dn = NULL, *v = NULL, *n = NULL;
+
+  g_assert_cmpstr (da, ==, db);
+  g_assert_cmpstr (da, !=, dq);
+  /* the second layer's value projection, scaled (all of it) */
+  for (guint i = 0; i < 64u * 32u; i++)
+    m->wv[64u * 32u + i] *= 1.5f;
+  v = tiny_model_write (m, TINY_V1, tmpdir, "digest-v.bin");
+  dv = digest_of (v);
+  g_assert_cmpstr (dv, !=, da);
+  /* one weight of the final norm */
+  m->final_norm[7] += 0.25f;
+  n = tiny_model_write (m, TINY_V1, tmpdir, "digest-n.bin");
+  dn = digest_of (n);
+  g_assert_cmpstr (dn, !=, dv);
+}
+
 /* A long prompt (more than one chunk of the batched pass) through two
  * shards = through one, and = one token at a time. */
 static void
@@ -774,6 +817,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/llama/forward/sharded/v2", GINT_TO_POINTER (TINY_V2), test_sharded);
   g_test_add_func ("/llama/forward/long-prefill", test_long_prefill);
   g_test_add_func ("/llama/forward/try-infer", test_try_infer);
+  g_test_add_func ("/llama/forward/digest", test_digest);
   g_test_add_func ("/llama/forward/pages", test_pages);
   g_test_add_func ("/llama/sampling", test_sampling);
   g_test_add_func ("/llama/tokenizer", test_tokenizer);

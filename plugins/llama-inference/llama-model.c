@@ -10,6 +10,8 @@
  * (LlamaShardWeights) points only at the tensors of its layers (plus the
  * embedding on the first shard, the final norm and classifier on the last),
  * so a node never touches the pages of the layers it does not compute.
+ * The model digest (compute_digest(): a few KiB of every tensor) is read
+ * through a descriptor of its own, not the mapping, for the same reason.
  *
  * The three formats (llama2.c's run.c and export.py):
  *  - legacy: int32 dim, hidden_dim, n_layers, n_heads, n_kv_heads,
@@ -30,6 +32,8 @@
 #include "llama-model.h"
 
 #include <gio/gio.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -481,41 +485,108 @@ truncated:
  *
  * Returns: (transfer full) (nullable): the model
  */
-#define DIGEST_EDGE    (64 * 1024)
+#define DIGEST_HEAD    (64 * 1024)
 #define DIGEST_BLOCK   4096
-#define DIGEST_SAMPLES 16
 
-/* A digest of the checkpoint that does not read all of it (a node holding
- * a few layers of a big model touches only those): SHA-256 over the file's
- * size, its first and last 64 KiB (the header, the start of the
- * embedding, the end of the last tensor) and 16 blocks of 4 KiB spread
- * evenly between.  Checkpoints trained, exported or quantized apart differ
- * in every block; two files that differ only between the blocks are taken
- * for the same (not a defence against a forged file: peers hold the
- * cluster key). */
+/* Reads go through their own descriptor, not the mapping: the pages the
+ * digest reads stay out of this process's resident set (a shard maps in
+ * only its layers).  FALSE when a read fails (the file changed under us). */
+typedef struct
+{
+  GChecksum *sum;
+  int        fd;
+  gboolean   ok;
+} Digest;
+
+static void
+digest_bytes (Digest  *d,
+              guint64  offset,
+              guint64  length)
+{
+  guchar buf[DIGEST_BLOCK];
+
+  while (d->ok && length > 0)
+    {
+      gssize n = pread (d->fd, buf, MIN (length, sizeof buf), (off_t) offset);
+
+      if (n <= 0)
+        {
+          if (n < 0 && errno == EINTR)
+            continue;
+          d->ok = FALSE;
+          return;
+        }
+      g_checksum_update (d->sum, buf, n);
+      offset += (guint64) n;
+      length -= (guint64) n;
+    }
+}
+
+/* The first, middle and last DIGEST_BLOCK bytes of a region (all of a
+ * small one) and where it is. */
+static void
+digest_region (Digest  *d,
+               guint64  offset,
+               guint64  length)
+{
+  guint64 at[3] = { offset, offset + length / 2 - MIN (length / 2, DIGEST_BLOCK / 2),
+                    offset + length - MIN (length, DIGEST_BLOCK) };
+  char where[64];
+
+  g_snprintf (where, sizeof where, "%" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT ";", offset, length);
+  g_checksum_update (d->sum, (const guchar *) where, -1);
+  if (length <= 3 * DIGEST_BLOCK)
+    {
+      digest_bytes (d, offset, length);
+      return;
+    }
+  for (guint i = 0; i < 3; i++)
+    digest_bytes (d, at[i], DIGEST_BLOCK);
+}
+
+static void
+digest_span (Digest     *d,
+             LlamaModel *model,
+             const Span *span)
+{
+  guint64 values = (guint64) span->rows * span->cols *
+                   (model->format == LLAMA_FORMAT_V2 && span->scales_offset != 0 ? 1 : sizeof (float));
+
+  if (span->bytes == 0)
+    return;
+  digest_region (d, span->offset, MIN (values, span->bytes));
+  if (span->scales_offset != 0 && span->bytes > values)
+    digest_region (d, span->scales_offset, span->bytes - values);
+}
+
+/* A digest of the checkpoint that reads a little of every tensor, not all
+ * of the file (a node holding a few layers of a big model reads little
+ * more): SHA-256 over the file's size, its first 64 KiB (the header) and,
+ * for each tensor, where it is and its first, middle and last 4 KiB (all
+ * of a tensor up to 12 KiB: the norms).  Checkpoints trained, fine-tuned
+ * (any tensor), exported or quantized apart differ; two files that differ
+ * only inside a big tensor's unread part are taken for the same (not a
+ * defence against a forged file: peers hold the cluster key).  NULL when
+ * the file cannot be read again. */
 static char *
 compute_digest (LlamaModel *model)
 {
   g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
-  g_autofree char *size = g_strdup_printf ("%" G_GUINT64_FORMAT, model->size);
-  guint64 head = MIN (model->size, DIGEST_EDGE);
+  g_autofree char *size = g_strdup_printf ("%" G_GUINT64_FORMAT ";", model->size);
+  Digest d = { sum, open (model->path, O_RDONLY | O_CLOEXEC), TRUE };
 
+  if (d.fd < 0)
+    return NULL;
   g_checksum_update (sum, (const guchar *) size, -1);
-  g_checksum_update (sum, model->data, (gssize) head);
-  for (guint i = 1; i <= DIGEST_SAMPLES; i++)
-    {
-      guint64 offset = model->size / (DIGEST_SAMPLES + 1) * i;
-
-      if (offset >= head && offset < model->size)
-        g_checksum_update (sum, model->data + offset,
-                           (gssize) MIN ((guint64) DIGEST_BLOCK, model->size - offset));
-    }
-  if (model->size > head)
-    {
-      guint64 start = MAX (head, model->size - DIGEST_EDGE);
-
-      g_checksum_update (sum, model->data + start, (gssize) (model->size - start));
-    }
+  digest_bytes (&d, 0, MIN (model->size, DIGEST_HEAD));
+  digest_span (&d, model, &model->embedding);
+  for (guint i = 0; i < model->config.n_layers * N_LAYER_TENSORS; i++)
+    digest_span (&d, model, &model->layers[i]);
+  digest_span (&d, model, &model->final_norm);
+  digest_span (&d, model, &model->classifier);
+  close (d.fd);
+  if (!d.ok)
+    return NULL;
   /* 128 bits of it are plenty to tell checkpoints apart */
   return g_strdup_printf ("llama2c-sha256:%.32s", g_checksum_get_string (sum));
 }

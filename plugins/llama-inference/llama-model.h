@@ -82,7 +82,7 @@ const LlamaConfig *llama_model_get_config         (LlamaModel   *model);
 LlamaFormat        llama_model_get_format         (LlamaModel   *model);
 const char        *llama_model_get_path           (LlamaModel   *model);
 /* "llama2c-sha256:" and 32 hex digits: a digest of the checkpoint's size,
- * its first and last 64 KiB and 16 blocks between (not all of it). */
+ * its first 64 KiB and a few KiB of every tensor (not all of it). */
 const char        *llama_model_get_digest         (LlamaModel   *model);
 guint64            llama_model_get_file_size      (LlamaModel   *model);
 const char        *llama_format_to_string         (LlamaFormat   format);
