@@ -16,8 +16,13 @@
  * /cluster/mismatch/int8: llama-2 runs the shipped int8 export of the same
  *   model (data/models/exo-fortunes-q8.bin): the same shapes, other
  *   numbers — it would answer other tokens without an error.
+ * /cluster/mismatch/restart: two nodes on one model form a ring; llama-2's
+ *   file is replaced by the int8 export and its engine restarted
+ *   (`exoctl restart engine`): the node takes the new digest and the two
+ *   part.
  *
- * Environment (set by meson): EXO_NODE, EXO_TEST_PLUGIN_DIR, G_TEST_SRCDIR.
+ * Environment (set by meson): EXO_NODE, EXO_TEST_PLUGIN_DIR, EXOCTL,
+ * G_TEST_SRCDIR.
  *
  * Thread rules: one thread, the test's.
  *
@@ -121,6 +126,78 @@ out:
   cluster_clear (c);
 }
 
+/* A node of a ring of two whose engine restarts on another checkpoint (the
+ * operator replaced the file, then `exoctl restart engine`): the node takes
+ * the engine's new digest, and the two part. */
+static void
+test_restart (void)
+{
+  Cluster cl, *c = &cl;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *shipped = g_test_build_filename (G_TEST_DIST, "..", "data", "models",
+                                                    "exo-fortunes.bin", NULL);
+  g_autofree char *q8 = g_test_build_filename (G_TEST_DIST, "..", "data", "models",
+                                               "exo-fortunes-q8.bin", NULL);
+  g_autofree char *path = NULL, *contents = NULL, *ring = NULL, *out = NULL;
+  gsize length = 0;
+  gint64 deadline, other = -1;
+  int rc = -1;
+
+  cluster_init (c, FALSE);
+  c->template_name = "node-llama.json.in";
+  c->model_id = "exo-fortunes";
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      g_free (c->nodes[i].id);
+      c->nodes[i].id = g_strdup_printf ("llama-%u", i + 1);
+      g_free (c->nodes[i].bus_name);
+      c->nodes[i].bus_name = g_strdup_printf ("org.exo.Test.ClusterMismatch.N%u", i + 1);
+    }
+  if (c->exo_node == NULL || c->plugin_dir == NULL || c->tmpdir == NULL || c->exoctl == NULL)
+    {
+      g_test_skip ("EXO_NODE, EXO_TEST_PLUGIN_DIR and EXOCTL must be set");
+      goto out;
+    }
+  /* llama-2 runs a copy of the shipped model: the same digest */
+  path = g_build_filename (c->tmpdir, "m2.bin", NULL);
+  g_assert_true (g_file_get_contents (shipped, &contents, &length, NULL));
+  g_assert_true (g_file_set_contents (path, contents, (gssize) length, NULL));
+  c->nodes[1].model = path;
+  g_assert_true (write_configs (c, 0, 0, &error));
+  g_assert_no_error (error);
+  g_assert_true (start_bus (c, &error));
+  for (guint i = 0; i < 2; i++)
+    g_assert_true (start_node (c, &c->nodes[i], &error));
+  g_assert_no_error (error);
+  ring = wait_common_ring (c, 0x3, 2, 20000);
+  g_assert_nonnull (ring);
+  g_test_message ("one model: %s", ring);
+
+  /* the file becomes the int8 export; the engine restarts */
+  g_clear_pointer (&contents, g_free);
+  g_assert_true (g_file_get_contents (q8, &contents, &length, NULL));
+  g_assert_true (g_file_set_contents (path, contents, (gssize) length, NULL));
+  {
+    const char *argv[] = { c->exoctl, "--bus-name", c->nodes[1].bus_name, "restart", "engine", NULL };
+
+    out = run_capture (argv, c->bus_address, &rc);
+    g_assert_cmpint (rc, ==, 0);
+  }
+  deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < deadline &&
+         ((other = live_node_metric (c, &c->nodes[0], "exo_node_peers_other_model")) < 1 ||
+          live_node_metric (c, &c->nodes[1], "exo_node_peers_other_model") < 1))
+    g_usleep (100 * 1000);
+  g_assert_cmpint (other, ==, 1);
+  g_clear_pointer (&ring, g_free);
+  ring = node_ring (c, &c->nodes[0]);
+  g_test_message ("after the restart on the int8 file: llama-1's ring %s", ring);
+  g_assert_cmpstr (ring, ==, "llama-1:0-3");
+
+out:
+  cluster_clear (c);
+}
+
 static void
 test_dims (void)
 {
@@ -144,5 +221,6 @@ main (int argc, char **argv)
 
   g_test_add_func ("/cluster/mismatch/dims", test_dims);
   g_test_add_func ("/cluster/mismatch/int8", test_int8);
+  g_test_add_func ("/cluster/mismatch/restart", test_restart);
   return g_test_run ();
 }

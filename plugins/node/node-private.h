@@ -88,6 +88,8 @@ struct _ExoClusterNode
   guint               health_timer;
   guint               collect_soon;
   guint               reap_idle;
+  guint               engine_idle;    /* engine_back_idle(), node.c */
+  gulong              engine_handler; /* notify::state of the engine */
   gboolean            collecting;
   guint               pending_removals;
   GTask              *cleanup_task;
@@ -311,6 +313,11 @@ void       request_note_origin (ExoClusterNode            *self,
                                 const ExoGenerationParams *params);
 void       end_requests_of (ExoClusterNode *self,
                             const char     *node_id);
+/* node-metrics.c */
+void       node_collect_metrics    (ExoResource      *resource,
+                                    GVariantDict     *metrics);
+void       node_add_metric_entries (ExoResourceClass *klass);
+
 void       fail_requests_using (ExoClusterNode *self,
                                 const char     *node_id,
                                 const GError   *error);

@@ -38,8 +38,10 @@
  *
  * This file owns the ExoClusterNode object: its settings (properties),
  * its life as an ExoResource (initialize: the engine, server and discovery
- * it uses, its node id and capabilities, the tables and timers; cleanup;
- * health; metrics), the topology property and ::topology-changed, the
+ * it uses, its node id and capabilities — the engine's model digest and
+ * layer count, taken again when the engine comes back from a restart —
+ * the tables and timers; cleanup; health), the topology property and
+ * ::topology-changed, the
  * helpers every file uses (log_event(), node_id_is_valid(), Deadline), and
  * the plugin's entry point.  The other files of the node:
  *
@@ -53,7 +55,8 @@
  *   node-work.c      the ring at work: prompts, tensors, sampling,
  *                    forwarding, broadcasting results
  *   node-role.c      ExoNodeRole: the vfuncs the http-server calls
- *   node-private.h   what these six share
+ *   node-metrics.c   the metrics: their values and names in /metrics
+ *   node-private.h   what these seven share
  *
  * and under them the pure data code, which knows nothing of the node:
  * node-topology.c (the topology, its JSON, merging) and node-partition.c
@@ -374,6 +377,70 @@ resolve_node_id (ExoClusterNode  *self,
   return TRUE;
 }
 
+/* An engine that knows its model's layer count (the llama engine's
+ * read-only `n-layers`) rules over our own `n-layers` setting.  TRUE when
+ * that changed ours. */
+static gboolean
+take_engine_layers (ExoClusterNode *self)
+{
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (self->engine), "n-layers");
+  guint engine_layers = 0;
+
+  if (pspec == NULL || G_PARAM_SPEC_VALUE_TYPE (pspec) != G_TYPE_UINT ||
+      (pspec->flags & G_PARAM_READABLE) == 0)
+    return FALSE;
+  g_object_get (self->engine, "n-layers", &engine_layers, NULL);
+  if (engine_layers == 0 || engine_layers == self->n_layers)
+    return FALSE;
+  log_event (self, G_LOG_LEVEL_INFO, "the engine's model has %u layers (was %u)",
+             engine_layers, self->n_layers);
+  self->n_layers = engine_layers;
+  return TRUE;
+}
+
+/* The engine came back (restarted, perhaps on another checkpoint): its
+ * model digest and layer count are taken again, and a change re-partitions
+ * the ring and tells the peers (the next topology they collect).  From an
+ * idle: not from inside the engine's notify emission. */
+static gboolean
+engine_back_idle (gpointer data)
+{
+  ExoClusterNode *self = data;
+  g_autofree char *digest = NULL;
+  gboolean changed;
+
+  self->engine_idle = 0;
+  if (!self->running || self->engine == NULL || self->caps == NULL ||
+      !exo_resource_is_usable (EXO_RESOURCE (self->engine)))
+    return G_SOURCE_REMOVE;
+  digest = exo_inference_engine_get_model_digest (self->engine);
+  changed = take_engine_layers (self);
+  if (g_strcmp0 (digest, self->caps->digest) != 0)
+    {
+      log_event (self, G_LOG_LEVEL_MESSAGE, "the engine's model changed (digest %s, was %s)",
+                 digest != NULL ? digest : "none",
+                 self->caps->digest != NULL ? self->caps->digest : "none");
+      g_free (self->caps->digest);
+      self->caps->digest = g_steal_pointer (&digest);
+      changed = TRUE;
+    }
+  if (changed)
+    {
+      ring_recompute (self, "the engine's model changed");
+      schedule_collect (self, 0);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+engine_state_cb (GObject        *engine,
+                 GParamSpec     *pspec,
+                 ExoClusterNode *self)
+{
+  if (self->engine_idle == 0 && exo_resource_is_usable (EXO_RESOURCE (engine)))
+    self->engine_idle = g_idle_add (engine_back_idle, self);
+}
+
 static NodeCaps *
 own_caps (ExoClusterNode *self)
 {
@@ -404,7 +471,10 @@ drop_running_state (ExoClusterNode *self)
   g_clear_handle_id (&self->health_timer, g_source_remove);
   g_clear_handle_id (&self->collect_soon, g_source_remove);
   g_clear_handle_id (&self->reap_idle, g_source_remove);
+  g_clear_handle_id (&self->engine_idle, g_source_remove);
   self->collecting = FALSE;
+  if (self->engine != NULL)
+    g_clear_signal_handler (&self->engine_handler, self->engine);
   g_clear_object (&self->engine);
   g_clear_object (&self->server);
   g_clear_object (&self->discovery);
@@ -443,25 +513,7 @@ exo_cluster_node_do_initialize (ExoResource *resource,
       return;
     }
   self->engine = EXO_INFERENCE_ENGINE (g_steal_pointer (&engine));
-  /* An engine that knows its model's layer count (the llama engine's
-   * read-only `n-layers`) rules over our own `n-layers` setting. */
-  {
-    GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (self->engine), "n-layers");
-
-    if (pspec != NULL && G_PARAM_SPEC_VALUE_TYPE (pspec) == G_TYPE_UINT &&
-        (pspec->flags & G_PARAM_READABLE) != 0)
-      {
-        guint engine_layers = 0;
-
-        g_object_get (self->engine, "n-layers", &engine_layers, NULL);
-        if (engine_layers > 0 && engine_layers != self->n_layers)
-          {
-            log_event (self, G_LOG_LEVEL_INFO, "the engine's model has %u layers (setting n-layers: %u)",
-                       engine_layers, self->n_layers);
-            self->n_layers = engine_layers;
-          }
-      }
-  }
+  take_engine_layers (self);
   self->server = g_steal_pointer (&server);
   self->discovery = discovery != NULL ? EXO_DISCOVERY (g_steal_pointer (&discovery)) : NULL;
 
@@ -481,6 +533,8 @@ exo_cluster_node_do_initialize (ExoResource *resource,
     }
 
   self->caps = own_caps (self);
+  self->engine_handler = g_signal_connect (self->engine, "notify::state",
+                                           G_CALLBACK (engine_state_cb), self);
   self->cancellable = g_cancellable_new ();
   self->peers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) peer_unref);
   self->failed = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
@@ -556,123 +610,9 @@ static void
 exo_cluster_node_collect_metrics (ExoResource  *resource,
                                   GVariantDict *metrics)
 {
-  ExoClusterNode *self = EXO_CLUSTER_NODE (resource);
-  NodeShardAssignment *mine = ring_find (self->shards, self->node_id);
-  guint usable = 0;
-  GHashTableIter iter;
-  gpointer value;
-
   EXO_RESOURCE_CLASS (exo_cluster_node_parent_class)->collect_metrics (resource, metrics);
-
-  if (self->peers != NULL)
-    {
-      g_hash_table_iter_init (&iter, self->peers);
-      while (g_hash_table_iter_next (&iter, NULL, &value))
-        if (peer_is_usable (value))
-          usable++;
-    }
-
-  g_variant_dict_insert (metrics, "node-id", "s", self->node_id != NULL ? self->node_id : "");
-  g_variant_dict_insert (metrics, "model-id", "s", self->model_id);
-  g_variant_dict_insert (metrics, "n-layers", "u", self->n_layers);
-  g_variant_dict_insert (metrics, "memory-mib", "t", self->caps != NULL ? self->caps->memory : 0);
-  g_variant_dict_insert (metrics, "requests", "t", self->requests_total);
-  g_variant_dict_insert (metrics, "requests-in-flight", "u", requests_in_flight (self));
-  g_variant_dict_insert (metrics, "tokens-generated", "t", self->tokens_generated);
-  g_variant_dict_insert (metrics, "layers-computed", "t", self->layers_computed);
-  g_variant_dict_insert (metrics, "shard-start", "i", mine != NULL ? (gint32) mine->start_layer : -1);
-  g_variant_dict_insert (metrics, "shard-end", "i", mine != NULL ? (gint32) mine->end_layer : -1);
-  g_variant_dict_insert (metrics, "ring-size", "u", self->shards != NULL ? self->shards->len : 0);
-  g_variant_dict_insert (metrics, "peers", "u", usable);
-  g_variant_dict_insert (metrics, "peers-known", "u", self->peers != NULL ? g_hash_table_size (self->peers) : 0);
-  g_variant_dict_insert (metrics, "peers-failed", "t", self->peers_failed);
-  g_variant_dict_insert (metrics, "peers-joined", "t", self->peers_joined);
-  g_variant_dict_insert (metrics, "last-failed-peer", "s",
-                         self->last_failed_peer != NULL ? self->last_failed_peer : "");
-  g_variant_dict_insert (metrics, "last-failure-silence-ms", "x", self->last_failure_detect_ms);
-  g_variant_dict_insert (metrics, "topology-version", "t", self->topology_version);
-  g_variant_dict_insert (metrics, "topology-errors", "t", self->topology_errors);
-  g_variant_dict_insert (metrics, "failed-requests", "t", self->failed_requests);
-  g_variant_dict_insert (metrics, "hop-failures", "t", self->hop_failures);
-  g_variant_dict_insert (metrics, "dropped-messages", "t", self->dropped_messages);
-  g_variant_dict_insert (metrics, "results-sent", "t", self->results_sent);
-  g_variant_dict_insert (metrics, "results-skipped", "t", self->results_skipped);
-  g_variant_dict_insert (metrics, "failures-reported", "t", self->failures_reported);
-  g_variant_dict_insert (metrics, "failures-received", "t", self->failures_received);
-  g_variant_dict_insert (metrics, "cancels-sent", "t", self->cancels_sent);
-  g_variant_dict_insert (metrics, "cancels-received", "t", self->cancels_received);
-  g_variant_dict_insert (metrics, "requests-orphaned", "t", self->orphans_ended);
-  g_variant_dict_insert (metrics, "peers-other-model", "u", self->peers_other_model);
-  g_variant_dict_insert (metrics, "cancelled-work-dropped", "t", self->cancelled_dropped);
+  node_collect_metrics (resource, metrics);   /* node-metrics.c */
 }
-
-/* What the keys above are in /metrics (docs/metrics.md). */
-static const ExoMetricEntry node_metric_entries[] = {
-  { .key = "node-id", .kind = EXO_METRIC_INFO, .name = "exo_node_info",
-    .help = "The node's id and model (value 1); `exoctl node` shows the topology." },
-  { .key = "model-id", .kind = EXO_METRIC_INFO, .name = "exo_node_info",
-    .help = "The node's id and model (value 1); `exoctl node` shows the topology." },
-  { .key = "n-layers", .kind = EXO_METRIC_GAUGE, .name = "exo_node_model_layers",
-    .help = "Layers of the node's model." },
-  { .key = "memory-mib", .kind = EXO_METRIC_GAUGE, .name = "exo_node_memory_bytes",
-    .scale = 1024.0 * 1024.0, .help = "The memory the node announces to its peers." },
-  { .key = "requests", .kind = EXO_METRIC_COUNTER, .name = "exo_node_requests_total",
-    .help = "Requests the node started." },
-  { .key = "requests-in-flight", .kind = EXO_METRIC_GAUGE, .name = "exo_node_requests_in_flight",
-    .help = "Requests the node is working on." },
-  { .key = "tokens-generated", .kind = EXO_METRIC_COUNTER, .name = "exo_node_tokens_generated_total",
-    .help = "Tokens the node's requests generated." },
-  { .key = "layers-computed", .kind = EXO_METRIC_COUNTER, .name = "exo_node_layers_computed_total",
-    .help = "Layers this node computed (each layer of each position)." },
-  { .key = "shard-start", .kind = EXO_METRIC_GAUGE, .name = "exo_node_shard_start_layer",
-    .help = "The first layer of the node's shard (-1: none)." },
-  { .key = "shard-end", .kind = EXO_METRIC_GAUGE, .name = "exo_node_shard_end_layer",
-    .help = "The last layer of the node's shard (-1: none)." },
-  { .key = "ring-size", .kind = EXO_METRIC_GAUGE, .name = "exo_node_ring_nodes",
-    .help = "Nodes in the ring the model is split over." },
-  { .key = "peers", .kind = EXO_METRIC_GAUGE, .name = "exo_node_peers_usable",
-    .help = "Peers the node can use now." },
-  { .key = "peers-known", .kind = EXO_METRIC_GAUGE, .name = "exo_node_peers_known",
-    .help = "Peers the node knows of." },
-  { .key = "peers-failed", .kind = EXO_METRIC_COUNTER, .name = "exo_node_peer_failures_total",
-    .help = "Peers found failed." },
-  { .key = "peers-joined", .kind = EXO_METRIC_COUNTER, .name = "exo_node_peers_joined_total",
-    .help = "Peers that joined." },
-  /* a changing id: a label would make a new series at every failure */
-  { .key = "last-failed-peer", .kind = EXO_METRIC_HIDDEN },
-  { .key = "last-failure-silence-ms", .kind = EXO_METRIC_GAUGE,
-    .name = "exo_node_last_failure_silence_seconds", .scale = 1e-3,
-    .help = "How long the last failed peer was silent before it was found failed." },
-  { .key = "topology-version", .kind = EXO_METRIC_GAUGE, .name = "exo_node_topology_version",
-    .help = "The version of the node's topology." },
-  { .key = "topology-errors", .kind = EXO_METRIC_COUNTER, .name = "exo_node_topology_errors_total",
-    .help = "Topology updates that failed." },
-  { .key = "failed-requests", .kind = EXO_METRIC_COUNTER, .name = "exo_node_request_failures_total",
-    .help = "Requests that failed." },
-  { .key = "hop-failures", .kind = EXO_METRIC_COUNTER, .name = "exo_node_hop_failures_total",
-    .help = "Calls to the next node of the ring that failed." },
-  { .key = "dropped-messages", .kind = EXO_METRIC_COUNTER, .name = "exo_node_dropped_messages_total",
-    .help = "Messages from peers the node dropped." },
-  { .key = "results-sent", .kind = EXO_METRIC_COUNTER, .name = "exo_node_results_sent_total",
-    .help = "Token results the node of the last shard sent to peers." },
-  { .key = "results-skipped", .kind = EXO_METRIC_COUNTER, .name = "exo_node_results_skipped_total",
-    .help = "Tokens the API node learnt from the next input it was sent, without a result call." },
-  { .key = "failures-reported", .kind = EXO_METRIC_COUNTER, .name = "exo_node_failures_reported_total",
-    .help = "Failures of other nodes' requests reported to their API node." },
-  { .key = "failures-received", .kind = EXO_METRIC_COUNTER, .name = "exo_node_failures_received_total",
-    .help = "Failures of this node's requests that peers reported." },
-  { .key = "cancels-sent", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_sent_total",
-    .help = "Cancellations the node sent to its peers." },
-  { .key = "cancels-received", .kind = EXO_METRIC_COUNTER, .name = "exo_node_cancels_received_total",
-    .help = "Cancellations the node received." },
-  { .key = "requests-orphaned", .kind = EXO_METRIC_COUNTER, .name = "exo_node_requests_orphaned_total",
-    .help = "Other nodes' requests ended here because their API node failed or left." },
-  { .key = "peers-other-model", .kind = EXO_METRIC_GAUGE, .name = "exo_node_peers_other_model",
-    .help = "Usable peers left out of the ring: their engine's model digest is not ours." },
-  { .key = "cancelled-work-dropped", .kind = EXO_METRIC_COUNTER,
-    .name = "exo_node_cancelled_work_dropped_total",
-    .help = "Work for cancelled requests the node dropped." },
-};
 
 /* --- GObject ------------------------------------------------------------- */
 
@@ -863,8 +803,7 @@ exo_cluster_node_class_init (ExoClusterNodeClass *klass)
   resource_class->do_check_health = exo_cluster_node_do_check_health;
   resource_class->collect_metrics = exo_cluster_node_collect_metrics;
   resource_class->check_settings = exo_cluster_node_check_settings;
-  exo_resource_class_add_metric_entries (resource_class, node_metric_entries,
-                                         G_N_ELEMENTS (node_metric_entries));
+  node_add_metric_entries (resource_class);
   exo_resource_class_set_resource_type (resource_class, "node");
 
   /**
