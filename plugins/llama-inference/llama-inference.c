@@ -569,7 +569,8 @@ llama_sample_for_request (ExoInferenceEngine  *engine,
       /* the server's fault, not the request's: 500 */
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
                    "engine '%s': the model's output is not finite (NaN or infinite logits): "
-                   "the checkpoint '%s' may be corrupt", exo_resource_get_id (EXO_RESOURCE (self)),
+                   "a checkpoint may be corrupt ('%s' here, or one of a node before this one "
+                   "in the ring)", exo_resource_get_id (EXO_RESOURCE (self)),
                    llama_model_get_path (self->model));
       return NULL;
     }

@@ -82,11 +82,12 @@ llama_sample (const float *logits,
   gint32 best;
 
   g_assert (n > 0);
-  /* no finite largest logit (all NaN, or infinite): nothing to sample
-   * from — a corrupt checkpoint, not a token */
+  /* a logit that is not finite (NaN, infinite): the output is broken — a
+   * corrupt checkpoint here or before us in the ring — not a token */
+  for (guint i = 0; i < n; i++)
+    if (!isfinite (logits[i]))
+      return -1;
   best = argmax (logits, n);
-  if (!isfinite (logits[best]))
-    return -1;
   if (!(temperature > 0.0))
     return best;
 

@@ -17,8 +17,8 @@ float   llama_rng_next_float (guint64       *state);
 
 /* Greedy (the first maximum) when @temperature <= 0; otherwise softmax of
  * @logits / @temperature, then nucleus sampling when 0 < @top_p < 1.
- * @logits (n values) is left untouched.  -1 when the largest logit is not
- * finite (every one NaN, or one infinite): the model's output is broken. */
+ * @logits (n values) is left untouched.  -1 when a logit is not finite
+ * (NaN or infinite): the model's output is broken. */
 gint32  llama_sample         (const float   *logits,
                               guint          n,
                               double         temperature,
