@@ -387,7 +387,10 @@ msg_disconnected_cb (SoupServerMessage *msg,
   /* During our own steal: conn_close() goes on. */
   if (conn->closing)
     return;
-  /* libsoup closed the connection itself (our stream too). */
+  /* libsoup closed the connection itself (our stream too): after the
+   * client's EOF during the grace, a client gone all the same. */
+  if (conn->eof_seen)
+    conn->owner->stats.client_gone++;
   conn->soup_gone = TRUE;
   conn_remove (conn);
 }
@@ -528,6 +531,23 @@ request_finished_cb (SoupServer        *server,
   conn->eof_seen = FALSE;
   conn_set_timer (conn, self->limits.idle_timeout_ms);
   conn_watch (conn);
+}
+
+/* libsoup gave the request up (a write failed): after the client's EOF,
+ * a client gone during the request; then as finished. */
+static void
+request_aborted_cb (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    HttpConnections   *self)
+{
+  Conn *conn = conn_for_message (self, msg);
+
+  if (conn != NULL && conn->msg == msg && conn->eof_seen)
+    {
+      self->stats.client_gone++;
+      conn->eof_seen = FALSE;
+    }
+  request_finished_cb (server, msg, self);
 }
 
 /* --- refusing a client over the limit ------------------------------------ */
@@ -838,7 +858,7 @@ http_connections_new (SoupServer                 *server,
   g_signal_connect (server, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (server, "request-read", G_CALLBACK (request_read_cb), self);
   g_signal_connect (server, "request-finished", G_CALLBACK (request_finished_cb), self);
-  g_signal_connect (server, "request-aborted", G_CALLBACK (request_finished_cb), self);
+  g_signal_connect (server, "request-aborted", G_CALLBACK (request_aborted_cb), self);
   return self;
 }
 

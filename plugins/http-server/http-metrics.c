@@ -193,6 +193,14 @@ request_done (ExoHttpServer     *self,
   if (g_object_get_qdata (G_OBJECT (msg), counted_quark ()) != NULL)
     return;
   g_object_set_qdata (G_OBJECT (msg), counted_quark (), GINT_TO_POINTER (TRUE));
+  /* A stream whose last event (`[DONE]`) was written, cut before the
+   * chunked body's terminator: the client had its answer, under the status
+   * of the head it got long before (libsoup's abort set 500 since). */
+  if (client_left && http_server_stream_was_ended (msg))
+    {
+      client_left = FALSE;
+      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+    }
   seconds = seconds_since_start (msg);
   count_request (self, msg, seconds, client_left);
   http_server_access_log (self, msg, seconds, client_left);

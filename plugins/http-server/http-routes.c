@@ -300,9 +300,27 @@ http_server_stream_append (Request    *req,
   soup_server_message_unpause (req->msg);
 }
 
+static GQuark
+stream_ended_quark (void)
+{
+  static GQuark quark;
+
+  if (G_UNLIKELY (quark == 0))
+    quark = g_quark_from_static_string ("exo-http-stream-ended");
+  return quark;
+}
+
+/* Whether @msg's stream was ended (its last event given to libsoup). */
+gboolean
+http_server_stream_was_ended (SoupServerMessage *msg)
+{
+  return g_object_get_qdata (G_OBJECT (msg), stream_ended_quark ()) != NULL;
+}
+
 void
 http_server_stream_end (Request *req)
 {
+  g_object_set_qdata (G_OBJECT (req->msg), stream_ended_quark (), GINT_TO_POINTER (TRUE));
   req->answered = TRUE;
   request_stop_timer (req);
   soup_message_body_complete (soup_server_message_get_response_body (req->msg));

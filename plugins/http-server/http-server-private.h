@@ -313,6 +313,7 @@ void         http_server_request_aborted_cb  (SoupServer        *server,
 /* @msg's client left before its answer was all given to libsoup (a
  * stream cut, a request that waited for the node): counted as 499 and
  * logged now, unless libsoup's signals did first (once either way). */
+gboolean     http_server_stream_was_ended    (SoupServerMessage *msg);
 void         http_server_watch_head_cb       (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
