@@ -207,7 +207,7 @@ build_prompt (JsonObject  *object,
           g_autofree char *shown = exo_http_shown_text (role, 32);
 
           INVALID (error, "messages[%u].role must be one of system, developer, user, assistant, "
-                   "tool (got \"%s\")", i, shown);
+                   "tool, function (got \"%s\")", i, shown);
           return NULL;
         }
       g_string_append_printf (prompt, "%s: ", role);

@@ -571,19 +571,27 @@ respond_too_big (SoupServerMessage *msg,
 }
 
 /* libsoup answers a head it will not route (a path with a NUL byte or a
- * dot segment above the root, no Host) 400 before any handler, with no
- * body: that answer gets OpenAI's error shape too.  Runs after libsoup's
+ * dot segment above the root) 400 before any handler, with no body: that
+ * answer (and any other error status libsoup set by then) gets OpenAI's
+ * error shape too.  (What libsoup refuses while parsing the head — no
+ * Host, a bad Content-Length, Expect, Transfer-Encoding or version — is
+ * written before any signal and keeps its empty body.)  Runs after libsoup's
  * own "got-headers" handler, which it connects before "request-started". */
 static void
 head_refused_cb (SoupServerMessage *msg,
                  gpointer           user_data)
 {
-  if (soup_server_message_get_status (msg) != SOUP_STATUS_BAD_REQUEST ||
-      soup_server_message_get_response_body (msg)->length > 0)
+  guint status = soup_server_message_get_status (msg);
+
+  if (status < 400 || soup_server_message_get_response_body (msg)->length > 0)
     return;
-  http_server_respond_api_error (msg, SOUP_STATUS_BAD_REQUEST, NULL, "invalid_request",
-                                 "the request cannot be routed: its path holds a NUL byte or a "
-                                 "dot segment above the root, or it has no Host");
+  if (status == SOUP_STATUS_BAD_REQUEST)
+    http_server_respond_api_error (msg, status, NULL, "invalid_request",
+                                   "the request cannot be routed: its path holds a NUL byte or "
+                                   "a dot segment above the root");
+  else
+    http_server_respond_api_error (msg, status, NULL, NULL, "the request's head was refused: %s",
+                                   soup_status_get_phrase (status));
 }
 
 void
@@ -696,7 +704,8 @@ http_server_handler (SoupServer        *server,
     const char *encoding = soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
                                                           "Content-Encoding");
 
-    if (encoding != NULL && g_ascii_strcasecmp (encoding, "identity") != 0)
+    if (encoding != NULL && encoding[strspn (encoding, " \t")] != '\0' &&
+        g_ascii_strcasecmp (encoding, "identity") != 0)
       {
         g_autofree char *shown = exo_http_shown_text (encoding, 64);
 
