@@ -57,6 +57,22 @@ chat_text (Cluster *c,
                                                   "content"));
 }
 
+/* llama-1 … llama-3 serving exo-fortunes (llama-1 the shipped file). */
+static void
+mismatch_cluster_init (Cluster *c)
+{
+  cluster_init (c, FALSE);
+  c->template_name = "node-llama.json.in";
+  c->model_id = "exo-fortunes";
+  for (guint i = 0; i < N_NODES; i++)
+    {
+      g_free (c->nodes[i].id);
+      c->nodes[i].id = g_strdup_printf ("llama-%u", i + 1);
+      g_free (c->nodes[i].bus_name);
+      c->nodes[i].bus_name = g_strdup_printf ("org.exo.Test.ClusterMismatch.N%u", i + 1);
+    }
+}
+
 static void
 run_case (const char *other_model)
 {
@@ -70,16 +86,7 @@ run_case (const char *other_model)
   g_autofree char *first_ring = NULL;
   gint64 deadline, other = -1;
 
-  cluster_init (c, FALSE);
-  c->template_name = "node-llama.json.in";
-  c->model_id = "exo-fortunes";
-  for (guint i = 0; i < N_NODES; i++)
-    {
-      g_free (c->nodes[i].id);
-      c->nodes[i].id = g_strdup_printf ("llama-%u", i + 1);
-      g_free (c->nodes[i].bus_name);
-      c->nodes[i].bus_name = g_strdup_printf ("org.exo.Test.ClusterMismatch.N%u", i + 1);
-    }
+  mismatch_cluster_init (c);
   if (c->exo_node == NULL || c->plugin_dir == NULL || c->tmpdir == NULL)
     {
       g_test_skip ("EXO_NODE and EXO_TEST_PLUGIN_DIR must be set");
@@ -143,16 +150,7 @@ test_restart (void)
   gint64 deadline, other = -1;
   int rc = -1;
 
-  cluster_init (c, FALSE);
-  c->template_name = "node-llama.json.in";
-  c->model_id = "exo-fortunes";
-  for (guint i = 0; i < N_NODES; i++)
-    {
-      g_free (c->nodes[i].id);
-      c->nodes[i].id = g_strdup_printf ("llama-%u", i + 1);
-      g_free (c->nodes[i].bus_name);
-      c->nodes[i].bus_name = g_strdup_printf ("org.exo.Test.ClusterMismatch.N%u", i + 1);
-    }
+  mismatch_cluster_init (c);
   if (c->exo_node == NULL || c->plugin_dir == NULL || c->tmpdir == NULL || c->exoctl == NULL)
     {
       g_test_skip ("EXO_NODE, EXO_TEST_PLUGIN_DIR and EXOCTL must be set");
