@@ -189,17 +189,20 @@ request_done (ExoHttpServer     *self,
               gboolean           client_left)
 {
   double seconds;
+  guint answered;
 
   if (g_object_get_qdata (G_OBJECT (msg), counted_quark ()) != NULL)
     return;
   g_object_set_qdata (G_OBJECT (msg), counted_quark (), GINT_TO_POINTER (TRUE));
-  /* A stream whose last event (`[DONE]`) was written, cut before the
-   * chunked body's terminator: the client had its answer, under the status
-   * of the head it got long before (libsoup's abort set 500 since). */
-  if (client_left && http_server_stream_was_ended (msg))
+  /* Its answer was all given to libsoup (a stream's last event, `[DONE]`,
+   * written) and the client hung up before libsoup finished (before the
+   * chunked body's terminator): the client had its answer, under the
+   * status it was given (libsoup's abort may have set 500 since). */
+  answered = http_server_answered_status (msg);
+  if (client_left && answered != 0)
     {
       client_left = FALSE;
-      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+      soup_server_message_set_status (msg, answered, NULL);
     }
   seconds = seconds_since_start (msg);
   count_request (self, msg, seconds, client_left);
@@ -227,16 +230,6 @@ http_server_request_client_left (ExoHttpServer     *self,
                                  SoupServerMessage *msg)
 {
   request_done (self, msg, TRUE);
-}
-
-/* Its whole answer was given to libsoup, then the connection was taken
- * back (the client hung up as soon as it had it, before libsoup's
- * "request-finished"): counted and logged with its status. */
-void
-http_server_request_answered_gone (ExoHttpServer     *self,
-                                   SoupServerMessage *msg)
-{
-  request_done (self, msg, FALSE);
 }
 
 void

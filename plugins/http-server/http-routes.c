@@ -217,13 +217,9 @@ request_msg_gone_cb (SoupServerMessage *msg,
                      Request           *req)
 {
   req->msg_gone = TRUE;
-  /* Before its answer was all given to libsoup: the client left (499);
-   * after it, gone before libsoup's "request-finished" (a client that
-   * hangs up at the stream's last chunk): counted with its status. */
-  if (!req->answered)
-    http_server_request_client_left (req->self, msg);
-  else
-    http_server_request_answered_gone (req->self, msg);
+  /* Gone before libsoup's "request-finished": 499, unless its answer was
+   * all given to libsoup first (http-metrics.c counts its status then). */
+  http_server_request_client_left (req->self, msg);
   /* The caller went away: stop working for it. */
   g_cancellable_cancel (req->cancellable);
 }
@@ -261,6 +257,32 @@ request_stop_timer (Request *req)
     }
 }
 
+static GQuark
+answered_quark (void)
+{
+  static GQuark quark;
+
+  if (G_UNLIKELY (quark == 0))
+    quark = g_quark_from_static_string ("exo-http-answered");
+  return quark;
+}
+
+/* @req's answer is all given to libsoup, under @status (a stream's: the
+ * 200 of its head): kept on the message for http-metrics.c. */
+static void
+request_mark_answered (Request *req,
+                       guint    status)
+{
+  req->answered = TRUE;
+  g_object_set_qdata (G_OBJECT (req->msg), answered_quark (), GUINT_TO_POINTER (status));
+}
+
+guint
+http_server_answered_status (SoupServerMessage *msg)
+{
+  return GPOINTER_TO_UINT (g_object_get_qdata (G_OBJECT (msg), answered_quark ()));
+}
+
 void
 http_server_request_answer_json (Request  *req,
                                  guint     status,
@@ -268,7 +290,7 @@ http_server_request_answer_json (Request  *req,
 {
   if (!http_server_request_can_answer (req))
     return;
-  req->answered = TRUE;
+  request_mark_answered (req, status);
   request_stop_timer (req);
   http_server_respond_json (req->msg, status, node);
   soup_server_message_unpause (req->msg);
@@ -284,7 +306,7 @@ http_server_request_answer_string (Request    *req,
       g_free (text);
       return;
     }
-  req->answered = TRUE;
+  request_mark_answered (req, status);
   request_stop_timer (req);
   http_server_respond_string (req->msg, status, "application/json", text);
   soup_server_message_unpause (req->msg);
@@ -300,28 +322,10 @@ http_server_stream_append (Request    *req,
   soup_server_message_unpause (req->msg);
 }
 
-static GQuark
-stream_ended_quark (void)
-{
-  static GQuark quark;
-
-  if (G_UNLIKELY (quark == 0))
-    quark = g_quark_from_static_string ("exo-http-stream-ended");
-  return quark;
-}
-
-/* Whether @msg's stream was ended (its last event given to libsoup). */
-gboolean
-http_server_stream_was_ended (SoupServerMessage *msg)
-{
-  return g_object_get_qdata (G_OBJECT (msg), stream_ended_quark ()) != NULL;
-}
-
 void
 http_server_stream_end (Request *req)
 {
-  g_object_set_qdata (G_OBJECT (req->msg), stream_ended_quark (), GINT_TO_POINTER (TRUE));
-  req->answered = TRUE;
+  request_mark_answered (req, SOUP_STATUS_OK);
   request_stop_timer (req);
   soup_message_body_complete (soup_server_message_get_response_body (req->msg));
   soup_server_message_unpause (req->msg);

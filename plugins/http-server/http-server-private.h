@@ -313,14 +313,14 @@ void         http_server_request_aborted_cb  (SoupServer        *server,
 /* @msg's client left before its answer was all given to libsoup (a
  * stream cut, a request that waited for the node): counted as 499 and
  * logged now, unless libsoup's signals did first (once either way). */
-gboolean     http_server_stream_was_ended    (SoupServerMessage *msg);
+/* The status a request's whole answer was given to libsoup with; 0: not
+ * (yet) answered whole. */
+guint        http_server_answered_status     (SoupServerMessage *msg);
 void         http_server_watch_head_cb       (SoupServer        *server,
                                               SoupServerMessage *msg,
                                               ExoHttpServer     *self);
 void         http_server_request_client_left (ExoHttpServer     *self,
                                               SoupServerMessage *msg);
-void         http_server_request_answered_gone (ExoHttpServer     *self,
-                                                SoupServerMessage *msg);
 /* A chat's token callback got @n_tokens: the first time some come, the
  * chat's time to first token is counted. */
 void         http_server_request_observe_tokens (Request         *req,
