@@ -83,23 +83,37 @@ small_step_macs (LlamaInference *self,
   return per_layer * (job->shard->end_layer - job->shard->start_layer + 1);
 }
 
+/* A decode step of a few layers (a shard of a ring, not the last) costs
+ * less than waking the worker and being woken back (two thread hand-offs,
+ * ~0.1-0.2 ms each here): it runs on the caller's thread when the worker
+ * has nothing queued (it is the only other user of the sessions and the
+ * team), and the engine is not closing.  TRUE (counted) when @job may. */
+static gboolean
+take_inline (LlamaInference *self,
+             LlamaJob       *job)
+{
+  guint64 macs = small_step_macs (self, job);
+  gboolean take;
+
+  if (macs == 0 || macs > LLAMA_INLINE_STEP_MAX_MACS || g_atomic_int_get (&self->jobs_queued) != 0)
+    return FALSE;
+  g_mutex_lock (&self->lock);
+  take = !self->closing;
+  if (take)
+    self->inline_steps++;
+  g_mutex_unlock (&self->lock);
+  return take;
+}
+
 void
 llama_job_push (LlamaInference *self,
                 LlamaJob       *job)
 {
   GError *error = NULL;
-  guint64 macs = small_step_macs (self, job);
 
-  /* A decode step of a few layers (a shard of a ring, not the last) costs
-   * less than waking the worker and being woken back (two thread
-   * hand-offs, ~0.1-0.2 ms each here): it runs now, on this thread, when
-   * the worker has nothing queued (it is the only other user of the
-   * sessions and the team).  Its task completes in the next iteration. */
-  if (macs > 0 && macs <= LLAMA_INLINE_STEP_MAX_MACS && g_atomic_int_get (&self->jobs_queued) == 0)
+  /* its task completes in the next iteration */
+  if (take_inline (self, job))
     {
-      g_mutex_lock (&self->lock);
-      self->inline_steps++;
-      g_mutex_unlock (&self->lock);
       llama_job_run_inline (self, job);
       return;
     }
@@ -350,18 +364,10 @@ llama_job_try_now (LlamaInference  *self,
 {
   LlamaJob job = { .kind = LLAMA_JOB_INFER, .request_id = (char *) request_id,
                    .shard = (ExoShard *) shard, .input = input };
-  guint64 macs = small_step_macs (self, &job);
-  gboolean closing;
 
-  if (macs == 0 || macs > LLAMA_INLINE_STEP_MAX_MACS || g_atomic_int_get (&self->jobs_queued) != 0)
+  /* closing: the task path says so */
+  if (!take_inline (self, &job))
     return FALSE;
-  g_mutex_lock (&self->lock);
-  closing = self->closing;
-  if (!closing)
-    self->inline_steps++;
-  g_mutex_unlock (&self->lock);
-  if (closing)
-    return FALSE;     /* the task path says so */
   *output = run_infer (self, &job, error);
   return TRUE;
 }
