@@ -169,6 +169,27 @@ request_note_origin (ExoClusterNode            *self,
 /* @node_id failed or left: the requests it was the API node of end here —
  * nobody is left to hear their tokens or to end them.  Their KV caches are
  * freed now, and late work for them is dropped. */
+/* The work of request @id on this node ends: it is remembered as
+ * cancelled (late work for it is dropped), the engine frees its state and
+ * the last shard's record goes.  Returns the record when we are its API
+ * node (the caller answers it), else NULL. */
+static Request *
+end_work_here (ExoClusterNode *self,
+               const char     *id)
+{
+  Request *req;
+
+  remember_cancelled (self, id);
+  engine_end_request (self, id);
+  req = request_lookup (self, id);
+  if (req != NULL && !req->is_api)
+    {
+      g_hash_table_remove (self->requests, id);   /* the last shard's tokens */
+      return NULL;
+    }
+  return req;
+}
+
 void
 end_requests_of (ExoClusterNode *self,
                  const char     *node_id)
@@ -185,13 +206,7 @@ end_requests_of (ExoClusterNode *self,
       g_ptr_array_add (ids, g_strdup (key));
   for (guint i = 0; i < ids->len; i++)
     {
-      const char *id = g_ptr_array_index (ids, i);
-      Request *req = request_lookup (self, id);
-
-      remember_cancelled (self, id);
-      engine_end_request (self, id);
-      if (req != NULL && !req->is_api)
-        g_hash_table_remove (self->requests, id);   /* the last shard's tokens */
+      end_work_here (self, g_ptr_array_index (ids, i));
       self->orphans_ended++;
     }
   if (ids->len > 0)
@@ -551,16 +566,10 @@ request_cancel_from_peer (ExoClusterNode *self,
   Request *req;
 
   self->cancels_received++;
-  remember_cancelled (self, request_id);
-  engine_end_request (self, request_id);
-  req = request_lookup (self, request_id);
-  if (req == NULL)
-    return;
-  if (req->is_api && req->task != NULL)
+  req = end_work_here (self, request_id);
+  if (req != NULL && req->task != NULL)
     request_fail (self, req, g_error_new (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                           "request %s: cancelled by a peer", request_id));
-  else if (!req->is_api)
-    g_hash_table_remove (self->requests, request_id);   /* the last shard's tokens */
 }
 
 /* A node of the ring is gone: every request of ours that needs it fails. */
